@@ -1,0 +1,49 @@
+"""The log: event catalogue, codec, stores (DESIGN §3).
+
+Every state change of a run is an event appended here; nothing is ever updated or
+deleted. Everything else in smithers is a fold of this log.
+"""
+
+from __future__ import annotations
+
+from . import events as events
+from ._codec import EVENT_TYPES as EVENT_TYPES
+from ._codec import decode_event as decode_event
+from ._codec import decode_json as decode_json
+from ._codec import encode_event as encode_event
+from ._codec import encode_json as encode_json
+from ._codec import to_raw as to_raw
+from ._envelope import RunRecord as RunRecord
+from ._envelope import StoredEvent as StoredEvent
+from ._locate import resolve_db_path as resolve_db_path
+from ._memory import MemoryEventStore as MemoryEventStore
+from ._protocol import EventStore as EventStore
+from ._sqlite import SQLiteEventStore as SQLiteEventStore
+from .errors import DatabaseQueryError as DatabaseQueryError
+from .errors import DatabaseWriteError as DatabaseWriteError
+from .errors import EventStoreError as EventStoreError
+from .errors import RunAlreadyExistsError as RunAlreadyExistsError
+from .errors import SmithersError as SmithersError
+from .errors import StreamVersionConflictError as StreamVersionConflictError
+
+__all__ = (
+    "EVENT_TYPES",
+    "DatabaseQueryError",
+    "DatabaseWriteError",
+    "EventStore",
+    "EventStoreError",
+    "MemoryEventStore",
+    "RunAlreadyExistsError",
+    "RunRecord",
+    "SQLiteEventStore",
+    "SmithersError",
+    "StoredEvent",
+    "StreamVersionConflictError",
+    "decode_event",
+    "decode_json",
+    "encode_event",
+    "encode_json",
+    "events",
+    "resolve_db_path",
+    "to_raw",
+)

@@ -1,0 +1,43 @@
+"""The stored-event envelope: what the log keeps for each event, whatever its type."""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = ("StoredEvent", "RunRecord")
+
+
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of `_smithers_events`.
+
+    Storage does not interpret `data`; readers decode it with `decode_event`, which
+    skips types this version does not know.
+    """
+
+    position: int
+    """Global order across all runs, from 1."""
+    run_id: str
+    """Run (stream) id."""
+    seq: int
+    """Per-run sequence number, contiguous from 1."""
+    type: str
+    """Event type tag, e.g. ``"NodeFinished"``."""
+    timestamp_ms: int
+    """Unix epoch milliseconds when the event was recorded."""
+    data: bytes
+    """The encoded event (camelCase JSON)."""
+
+
+class RunRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One row of the runs index: a cache of each run's summary, rebuildable from the log."""
+
+    run_id: str
+    workflow_name: str
+    status: str
+    """Last recorded `RunStatus`."""
+    created_at_ms: int
+    """Timestamp of the run's first event, Unix epoch ms."""
+    updated_at_ms: int
+    """Timestamp of the run's last event, Unix epoch ms."""
+    last_seq: int
+    """Seq of the run's last event."""

@@ -1,0 +1,53 @@
+"""Where the database lives: ``--db``, else ``SMITHERS_DB``, else the nearest ``.smithers``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import SmithersError
+
+__all__ = ("DEFAULT_DB_DIR", "DEFAULT_DB_NAME", "resolve_db_path")
+
+DEFAULT_DB_DIR = ".smithers"
+DEFAULT_DB_NAME = "smithers.db"
+
+
+def resolve_db_path(
+    db: str | os.PathLike[str] | None = None,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    must_exist: bool = False,
+) -> Path:
+    """Return the database path to use (DESIGN §3).
+
+    Order: `db` if given; else the ``SMITHERS_DB`` environment variable; else the nearest
+    ``.smithers/smithers.db`` walking up from `cwd`; else ``<cwd>/.smithers/smithers.db``.
+
+    Raises:
+        SmithersError: ``CLI_DB_NOT_FOUND`` if `must_exist` and the chosen file is missing.
+    """
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    chosen: Path | None = None
+    if db is not None:
+        chosen = Path(db)
+    elif os.environ.get("SMITHERS_DB"):
+        chosen = Path(os.environ["SMITHERS_DB"])
+    else:
+        for folder in (base, *base.parents):
+            candidate = folder / DEFAULT_DB_DIR / DEFAULT_DB_NAME
+            if candidate.is_file():
+                chosen = candidate
+                break
+    if chosen is None:
+        chosen = base / DEFAULT_DB_DIR / DEFAULT_DB_NAME
+    if not chosen.is_absolute():
+        chosen = base / chosen
+    if must_exist and not chosen.is_file():
+        raise SmithersError(
+            f"No smithers database at {chosen}. Start a run with `smithers up FILE` "
+            "first, or point at one with --db PATH or SMITHERS_DB.",
+            code="CLI_DB_NOT_FOUND",
+            details={"dbPath": str(chosen)},
+        )
+    return chosen

@@ -1,0 +1,124 @@
+"""An in-memory event store with the same contract as the SQLite one (for tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ._codec import encode_event
+from ._envelope import RunRecord, StoredEvent
+from .errors import RunAlreadyExistsError, StreamVersionConflictError
+
+if TYPE_CHECKING:
+    from .events import Event
+
+__all__ = ("MemoryEventStore",)
+
+
+class MemoryEventStore:
+    """`EventStore` kept in process memory; lost when the process ends.
+
+    Events are encoded on append exactly as the SQLite store encodes them, so a test
+    on this store sees the same bytes and the same unknown-type handling.
+    """
+
+    def __init__(self) -> None:
+        self._events: list[StoredEvent] = []
+        self._by_run: dict[str, list[StoredEvent]] = {}
+        self._runs: dict[str, RunRecord] = {}
+        self._closed = False
+
+    async def __aenter__(self) -> MemoryEventStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the event store is closed")
+
+    async def append(
+        self,
+        run_id: str,
+        events: Sequence[Event],
+        *,
+        expected_seq: int,
+        status: str | None = None,
+        workflow_name: str | None = None,
+    ) -> int:
+        """Append a batch atomically (see `EventStore.append`)."""
+        self._check_open()
+        stream = self._by_run.get(run_id, [])
+        actual = stream[-1].seq if stream else 0
+        if actual != expected_seq:
+            if expected_seq == 0:
+                raise RunAlreadyExistsError(run_id, actual_seq=actual)
+            raise StreamVersionConflictError(run_id, expected_seq=expected_seq, actual_seq=actual)
+        if not events:
+            return expected_seq
+        # Encode everything first so a bad event leaves the log untouched (atomic batch).
+        encoded = [encode_event(e) for e in events]
+        base = len(self._events)
+        new = [
+            StoredEvent(
+                position=base + i,
+                run_id=run_id,
+                seq=expected_seq + i,
+                type=type(e).__name__,
+                timestamp_ms=e.timestamp_ms,
+                data=data,
+            )
+            for i, (e, data) in enumerate(zip(events, encoded, strict=True), 1)
+        ]
+        self._events.extend(new)
+        self._by_run.setdefault(run_id, []).extend(new)
+        last = new[-1]
+        old = self._runs.get(run_id)
+        self._runs[run_id] = RunRecord(
+            run_id=run_id,
+            workflow_name=workflow_name or (old.workflow_name if old else ""),
+            status=status or (old.status if old else "running"),
+            created_at_ms=old.created_at_ms if old else new[0].timestamp_ms,
+            updated_at_ms=last.timestamp_ms,
+            last_seq=last.seq,
+        )
+        return last.seq
+
+    async def read(
+        self, run_id: str, *, after_seq: int = 0, upto_seq: int | None = None
+    ) -> list[StoredEvent]:
+        """Return the run's events with ``after_seq < seq <= upto_seq``."""
+        self._check_open()
+        stream = self._by_run.get(run_id, [])
+        end = len(stream) if upto_seq is None else max(0, min(upto_seq, len(stream)))
+        return stream[max(after_seq, 0) : end]
+
+    async def read_all(
+        self, *, after_position: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """Return events of all runs with ``position > after_position``."""
+        self._check_open()
+        tail = self._events[max(after_position, 0) :]
+        return tail if limit is None else tail[:limit]
+
+    async def last_seq(self, run_id: str) -> int:
+        """Return the run's last seq, 0 if it has no events."""
+        self._check_open()
+        stream = self._by_run.get(run_id)
+        return stream[-1].seq if stream else 0
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """Return the run's index row, or None."""
+        self._check_open()
+        return self._runs.get(run_id)
+
+    async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
+        """Return runs, newest first."""
+        self._check_open()
+        runs = sorted(self._runs.values(), key=lambda r: r.created_at_ms, reverse=True)
+        return runs if limit is None else runs[:limit]
+
+    async def close(self) -> None:
+        """Mark the store closed."""
+        self._closed = True

@@ -1,0 +1,383 @@
+"""Smithers errors: one root class, typed codes, JSON serialisation.
+
+As Smithers' `SmithersErrorInstance`: every error carries a SCREAMING_SNAKE `code`,
+a `summary` (the message without the docs suffix), a `docs_url` and a `details`
+mapping. Codes and their "when"/"details" come from Smithers' error reference; the
+catalogue in `ERROR_DEFINITIONS` is designed to hold all of it (later issues complete it).
+
+The root lives in the lowest layer (`eventstore`) so every layer can raise and catch it.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import msgspec
+
+__all__ = (
+    "ERROR_REFERENCE_URL",
+    "ErrorDefinition",
+    "ERROR_DEFINITIONS",
+    "SmithersError",
+    "EventStoreError",
+    "StreamVersionConflictError",
+    "RunAlreadyExistsError",
+    "DatabaseWriteError",
+    "DatabaseQueryError",
+    "error_to_json",
+    "is_smithers_error",
+    "is_known_error_code",
+    "known_error_codes",
+    "get_error_definition",
+    "get_error_docs_url",
+)
+
+ERROR_REFERENCE_URL = "https://smithers.sh/reference/errors"
+
+
+class ErrorDefinition(msgspec.Struct, frozen=True, kw_only=True):
+    """Documentation metadata of one known error code.
+
+    Attributes are Smithers' error-reference columns.
+    """
+
+    code: str
+    """The SCREAMING_SNAKE code, e.g. ``"INVALID_INPUT"``."""
+    category: str
+    """Reference section: engine, components, tools, agents, database, runtime, cli, http."""
+    when: str
+    """When the error is raised."""
+    details: tuple[str, ...] = ()
+    """Keys of the `details` mapping the error carries."""
+    retryable: bool = False
+    """Whether a task failing with this code may be retried by its retry policy."""
+
+
+def _d(
+    category: str, code: str, when: str, details: tuple[str, ...] = (), *, retryable: bool = False
+) -> ErrorDefinition:
+    return ErrorDefinition(
+        code=code, category=category, when=when, details=details, retryable=retryable
+    )
+
+
+_DEFINITIONS: tuple[ErrorDefinition, ...] = (
+    # Engine
+    _d("engine", "INVALID_INPUT", "Workflow input fails validation or is not a JSON object."),
+    _d("engine", "MISSING_INPUT", "A resume references an input that is missing from the log."),
+    _d(
+        "engine",
+        "RESUME_METADATA_MISMATCH",
+        "Stored run metadata no longer matches the workflow being resumed.",
+        ("mismatches", "existing", "current"),
+    ),
+    _d(
+        "engine",
+        "INVALID_OUTPUT",
+        "Task output cannot be parsed or validated against the declared output schema.",
+        ("nodeId", "schema"),
+        retryable=True,
+    ),
+    _d(
+        "engine",
+        "SNAPSHOT_NOT_FOUND",
+        "A requested time-travel frame does not exist.",
+        ("runId", "frameNo"),
+    ),
+    _d(
+        "engine",
+        "TASK_TIMEOUT",
+        "A task callback exceeds its configured timeout.",
+        ("nodeId", "attempt", "timeoutMs"),
+        retryable=True,
+    ),
+    _d("engine", "TASK_ABORTED", "A running task is aborted through cancellation or shutdown."),
+    _d("engine", "RUN_NOT_FOUND", "A command references a run id that does not exist.", ("runId",)),
+    _d(
+        "engine",
+        "NODE_NOT_FOUND",
+        "A command references a node id that does not exist for the run.",
+        ("runId", "nodeId"),
+    ),
+    _d(
+        "engine",
+        "WORKFLOW_EXECUTION_FAILED",
+        "A workflow exits unsuccessfully without a typed error payload.",
+        ("status",),
+    ),
+    _d(
+        "engine",
+        "TASK_HEARTBEAT_TIMEOUT",
+        "A task heartbeat timeout is exceeded while the task is still in progress.",
+        ("nodeId", "iteration", "attempt", "timeoutMs", "staleForMs", "lastHeartbeatAtMs"),
+        retryable=True,
+    ),
+    _d(
+        "engine",
+        "HEARTBEAT_PAYLOAD_TOO_LARGE",
+        "A task heartbeat payload exceeds the maximum persisted checkpoint size.",
+        ("dataSizeBytes", "maxBytes"),
+    ),
+    _d(
+        "engine",
+        "HEARTBEAT_PAYLOAD_NOT_JSON_SERIALIZABLE",
+        "A task heartbeat payload contains values that cannot be serialized to JSON.",
+        ("path", "valueType"),
+    ),
+    _d("engine", "RUN_CANCELLED", "A run is cancelled while runtime work is active.", ("runId",)),
+    _d(
+        "engine",
+        "RUN_NOT_RESUMABLE",
+        "A resume request targets a run state that cannot be resumed.",
+        ("runId", "status"),
+    ),
+    _d(
+        "engine",
+        "RUN_OWNER_ALIVE",
+        "A resume is refused because the process that owns the run is still alive.",
+        ("runId", "runtimeOwnerId"),
+    ),
+    _d(
+        "engine",
+        "RUN_STILL_RUNNING",
+        "A recovery or resume operation finds a run that is still active.",
+        ("runId",),
+    ),
+    _d(
+        "engine",
+        "RUN_RESUME_CLAIM_LOST",
+        "A runtime loses the resume claim before it can update the run.",
+        ("runId", "runtimeOwnerId"),
+    ),
+    _d(
+        "engine",
+        "RUN_RESUME_CLAIM_FAILED",
+        "A runtime cannot claim a stale run for resume.",
+        ("runId", "runtimeOwnerId"),
+    ),
+    _d(
+        "engine",
+        "RUN_ALREADY_EXISTS",
+        "A new run is started with a run id that is already in the log.",
+        ("runId",),
+    ),
+    _d(
+        "engine",
+        "RALPH_MAX_REACHED",
+        "A loop reaches max_iterations with fail-on-max behaviour.",
+        ("ralphId", "maxIterations"),
+    ),
+    _d("engine", "SCHEDULER_ERROR", "The scheduler cannot produce a valid execution decision."),
+    # Components
+    _d("components", "TASK_ID_REQUIRED", "A Task is missing a valid string id."),
+    _d("components", "TASK_MISSING_OUTPUT", "A Task is missing its output schema.", ("nodeId",)),
+    _d(
+        "components",
+        "DUPLICATE_ID",
+        "Two nodes with the same id are mounted in one workflow graph.",
+        ("kind", "id"),
+    ),
+    _d("components", "NESTED_LOOP", "A Loop is nested inside another loop."),
+    _d(
+        "components",
+        "CONTEXT_OUTSIDE_WORKFLOW",
+        "Workflow context access happens outside an active workflow render.",
+    ),
+    _d(
+        "components",
+        "MISSING_OUTPUT",
+        "Code calls ctx.output() for a node result that does not exist.",
+        ("nodeId", "iteration"),
+    ),
+    _d(
+        "components",
+        "WORKFLOW_MISSING_DEFAULT",
+        "A workflow file does not define a workflow.",
+        ("path",),
+    ),
+    # Runtime
+    _d("runtime", "INTERNAL_ERROR", "An unexpected internal exception without a specific code."),
+    # Database
+    _d(
+        "database",
+        "DB_QUERY_FAILED",
+        "A database read fails (corrupt, locked or non-SQLite file).",
+        ("dbPath",),
+    ),
+    _d(
+        "database",
+        "DB_WRITE_FAILED",
+        "A database write fails, including after SQLite lock-retry exhaustion.",
+        ("dbPath",),
+    ),
+    _d("database", "STORAGE_ERROR", "A storage operation fails without a more specific code."),
+    # CLI
+    _d("cli", "INVALID_EVENTS_OPTIONS", "The events command receives invalid filter options."),
+    _d("cli", "CLI_DB_NOT_FOUND", "A CLI command cannot find a smithers database."),
+)
+
+ERROR_DEFINITIONS: Mapping[str, ErrorDefinition] = {d.code: d for d in _DEFINITIONS}
+"""Every known error code mapped to its definition (Smithers' `getSmithersErrorDefinition`)."""
+
+
+def known_error_codes() -> tuple[str, ...]:
+    """Return every built-in error code, as Smithers' `knownSmithersErrorCodes`."""
+    return tuple(ERROR_DEFINITIONS)
+
+
+def is_known_error_code(code: object) -> bool:
+    """Return True if `code` is one of the built-in error codes."""
+    return isinstance(code, str) and code in ERROR_DEFINITIONS
+
+
+def get_error_definition(code: str) -> ErrorDefinition | None:
+    """Return the documentation metadata of `code`, or None for an unknown or custom code."""
+    return ERROR_DEFINITIONS.get(code)
+
+
+def get_error_docs_url(code: str) -> str:
+    """Return the reference URL appended to built-in error messages."""
+    return f"{ERROR_REFERENCE_URL}#{code.lower().replace('_', '-')}"
+
+
+class SmithersError(Exception):
+    """Root of every error Smithers raises on purpose.
+
+    Args:
+        summary: Human-readable description without the docs suffix.
+        code: Overrides the class's `default_code` (for custom, user-defined codes).
+        details: Structured context; keys are listed by the code's definition.
+        hint: The next step to take, appended to the message.
+
+    Attributes:
+        code: SCREAMING_SNAKE string, e.g. ``"RUN_NOT_FOUND"``.
+        summary: The message without the docs URL.
+        details: Mapping of structured context (camelCase keys, as in Smithers).
+        hint: What to do next, or None.
+        docs_url: Reference URL for the code.
+    """
+
+    default_code: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        code: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.code = code or self.default_code
+        self.summary = summary
+        self.details: dict[str, Any] = dict(details or {})
+        self.hint = hint
+        self.docs_url = get_error_docs_url(self.code)
+        super().__init__(summary)
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a task failing with this error may be retried (from the code's definition)."""
+        definition = get_error_definition(self.code)
+        return definition.retryable if definition else True
+
+    @property
+    def message(self) -> str:
+        """The summary followed by the docs URL, as Smithers' `message`."""
+        return f"{self.summary} See {self.docs_url}"
+
+
+class EventStoreError(SmithersError):
+    """Base class of errors raised by the event log."""
+
+    default_code = "STORAGE_ERROR"
+
+
+class StreamVersionConflictError(EventStoreError):
+    """An append found the run's last seq different from `expected_seq`.
+
+    Raised by `EventStore.append`; nothing of the batch was written. Details:
+    `runId`, `expectedSeq`, `actualSeq`.
+    """
+
+    default_code = "RUN_RESUME_CLAIM_LOST"
+
+    def __init__(self, run_id: str, *, expected_seq: int, actual_seq: int) -> None:
+        super().__init__(
+            f"Run {run_id!r} is at seq {actual_seq}, not {expected_seq}: another writer "
+            "appended to it. Re-read the run and decide again.",
+            details={"runId": run_id, "expectedSeq": expected_seq, "actualSeq": actual_seq},
+        )
+        self.run_id = run_id
+        self.expected_seq = expected_seq
+        self.actual_seq = actual_seq
+
+
+class RunAlreadyExistsError(StreamVersionConflictError):
+    """A new run was started (expected_seq 0) with a run id already in the log."""
+
+    default_code = "RUN_ALREADY_EXISTS"
+
+    def __init__(self, run_id: str, *, actual_seq: int) -> None:
+        super().__init__(run_id, expected_seq=0, actual_seq=actual_seq)
+        self.summary = (
+            f"Run {run_id!r} already exists. Pick another --run-id, or resume it with "
+            f"`smithers up --resume {run_id}`."
+        )
+        self.args = (self.summary,)
+
+
+class DatabaseWriteError(EventStoreError, OSError):
+    """A write to the database failed (locked past the retry budget, disk full, read-only).
+
+    Nothing of the failed transaction was kept. Details: `dbPath`, `reason`.
+    """
+
+    default_code = "DB_WRITE_FAILED"
+
+
+class DatabaseQueryError(EventStoreError, OSError):
+    """A read from the database failed (corrupt or non-SQLite file, unreadable file).
+
+    Details: `dbPath`, `reason`.
+    """
+
+    default_code = "DB_QUERY_FAILED"
+
+
+def is_smithers_error(err: object) -> bool:
+    """Return True for values carrying a Smithers-style string `code` (Smithers' type guard)."""
+    return isinstance(err, SmithersError) or isinstance(getattr(err, "code", None), str)
+
+
+def error_to_json(err: BaseException, *, include_stack: bool = False) -> dict[str, Any]:
+    """Serialise an exception as Smithers' `errorToJson` does.
+
+    Args:
+        err: Any exception; non-Smithers exceptions get `code` None.
+        include_stack: Add the formatted traceback under ``"stack"``.
+
+    Returns:
+        A JSON-ready dict with `name`, `message`, `summary`, `code`, `docsUrl`,
+        `details` and, when present, `cause` (recursively) and `stack`.
+    """
+    out: dict[str, Any] = {"name": type(err).__name__}
+    if isinstance(err, SmithersError):
+        out.update(
+            message=err.message,
+            summary=err.summary,
+            code=err.code,
+            docsUrl=err.docs_url,
+            details=err.details,
+        )
+        if err.hint:
+            out["hint"] = err.hint
+    else:
+        out.update(message=str(err), summary=str(err), code=getattr(err, "code", None))
+    cause = err.__cause__
+    if cause is not None:
+        out["cause"] = error_to_json(cause)
+    if include_stack:
+        out["stack"] = "".join(traceback.format_exception(err))
+    return out

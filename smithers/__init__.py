@@ -1,0 +1,1 @@
+"""smithers: durable workflows for AI agents, on an append-only event log."""
