@@ -1,0 +1,300 @@
+"""The authoring API: `workflow`, `Task`, `Sequence`, `Parallel`, `Branch` (DESIGN §12).
+
+A workflow is a function of `ctx` returning a tree of these components. Components are
+plain descriptions; the engine renders, schedules and executes them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import msgspec
+
+from .errors import TaskIdRequiredError, TaskMissingOutputError, UnsupportedFeatureError
+
+__all__ = (
+    "Backoff",
+    "Branch",
+    "Component",
+    "Parallel",
+    "Sequence",
+    "Task",
+    "Workflow",
+    "workflow",
+)
+
+_UNSET: Any = object()
+
+
+class Backoff(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Delay between a failed attempt and the next one.
+
+    ``delay_ms(n)`` after the n-th failed attempt: fixed ``initial_ms``; linear
+    ``initial_ms * n``; exponential ``initial_ms * factor ** (n - 1)``; capped at ``max_ms``.
+    """
+
+    kind: Literal["fixed", "linear", "exponential"] = "exponential"
+    initial_ms: int = 1_000
+    """Delay after the first failure, in milliseconds."""
+    max_ms: int = 60_000
+    """Cap on any delay, in milliseconds."""
+    factor: float = 2.0
+    """Growth factor for exponential backoff."""
+
+    def delay_ms(self, failed_attempt: int) -> int:
+        """Return the delay in ms before the attempt following `failed_attempt` (from 1)."""
+        n = max(failed_attempt, 1)
+        if self.kind == "fixed":
+            delay = float(self.initial_ms)
+        elif self.kind == "linear":
+            delay = float(self.initial_ms * n)
+        else:
+            delay = self.initial_ms * self.factor ** (n - 1)
+        return int(min(delay, self.max_ms))
+
+
+DEFAULT_BACKOFF = Backoff()
+
+
+class Component:
+    """Base of everything a workflow builder may return."""
+
+    __slots__ = ()
+
+
+def _schema_name(schema: Any) -> str:
+    return getattr(schema, "__name__", None) or repr(schema)
+
+
+def _arity(fn: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 0
+    positional = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    return 1 if positional else 0
+
+
+class Task(Component):
+    """One unit of work with a validated output, as Smithers' ``<Task>``.
+
+    Exactly one of `value` (static), `run` (compute) or `agent` (agent) says what it does.
+
+    Args:
+        id: Node id, unique within the workflow (``TASK_ID_REQUIRED`` if empty).
+        output: msgspec Struct type (or ``dict``) the output must validate against
+            (``TASK_MISSING_OUTPUT`` if missing).
+        value: Static output (a dict or an instance of `output`).
+        run: Callable returning the output; sync or async, with no argument or one
+            `TaskContext`. Sync callables run in a worker thread.
+        agent: An object with ``async generate(request)``; not supported yet.
+        prompt: Prompt for `agent`.
+        retries: Extra attempts after a failure (default 0 for static/compute, 2 for
+            agent tasks). Non-retryable errors (e.g. bad configuration) are not retried.
+        backoff: Delay policy between attempts (default exponential from 1 s, cap 60 s).
+        timeout_ms: Fail an attempt after this many milliseconds (``TASK_TIMEOUT``).
+        continue_on_fail: Let the workflow go on when this task finally fails.
+        skip_if: Skip the task when true at the render that mounts it (``NodeSkipped``);
+            once skipped it stays skipped.
+        depends_on: Node ids that must be done before this task starts, beyond its
+            position in the tree.
+        label: Human-readable label shown by ``inspect``.
+        heartbeat_timeout_ms, needs_approval, cache: not supported yet (raise).
+
+    Raises:
+        TaskIdRequiredError: if `id` is not a non-empty string.
+        TaskMissingOutputError: if `output` is missing.
+        UnsupportedFeatureError: for an option this version does not implement.
+    """
+
+    __slots__ = (
+        "agent",
+        "backoff",
+        "continue_on_fail",
+        "depends_on",
+        "id",
+        "kind",
+        "label",
+        "output",
+        "prompt",
+        "retries",
+        "run",
+        "run_arity",
+        "skip_if",
+        "timeout_ms",
+        "value",
+    )
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002 - the reference's name
+        *,
+        output: Any = None,
+        value: Any = _UNSET,
+        run: Callable[..., Any] | None = None,
+        agent: Any = None,
+        prompt: str | None = None,
+        retries: int | None = None,
+        backoff: Backoff | None = None,
+        timeout_ms: int | None = None,
+        heartbeat_timeout_ms: int | None = None,
+        continue_on_fail: bool = False,
+        skip_if: bool = False,
+        needs_approval: bool = False,
+        depends_on: Iterable[str] = (),
+        cache: Any = None,
+        label: str | None = None,
+    ) -> None:
+        if not isinstance(id, str) or not id:
+            raise TaskIdRequiredError(id)
+        if output is None:
+            raise TaskMissingOutputError(id)
+        given = sum(x is not None for x in (run, agent)) + (value is not _UNSET)
+        if given != 1:
+            raise UnsupportedFeatureError(
+                f"Task {id!r} needs exactly one of value=, run= or agent= (got {given}).",
+                details={"nodeId": id},
+            )
+        unsupported = {
+            "agent": agent is not None,
+            "heartbeat_timeout_ms": heartbeat_timeout_ms is not None,
+            "needs_approval": bool(needs_approval),
+            "cache": cache is not None,
+        }
+        for name, used in unsupported.items():
+            if used:
+                raise UnsupportedFeatureError(
+                    f"Task {id!r}: {name}= is not supported by this version of smithers-py yet.",
+                    details={"nodeId": id, "option": name},
+                )
+        if retries is not None and (not isinstance(retries, int) or retries < 0):
+            raise UnsupportedFeatureError(
+                f"Task {id!r}: retries must be an int >= 0, got {retries!r}.",
+                details={"nodeId": id},
+            )
+        if timeout_ms is not None and timeout_ms <= 0:
+            raise UnsupportedFeatureError(
+                f"Task {id!r}: timeout_ms must be > 0, got {timeout_ms!r}.",
+                details={"nodeId": id},
+            )
+        self.id = id
+        self.output = output
+        self.value = value
+        self.run = run
+        self.agent = agent
+        self.prompt = prompt
+        self.kind: Literal["static", "compute", "agent"] = (
+            "compute" if run is not None else "agent" if agent is not None else "static"
+        )
+        self.retries = retries if retries is not None else (2 if self.kind == "agent" else 0)
+        self.backoff = backoff or DEFAULT_BACKOFF
+        self.timeout_ms = timeout_ms
+        self.continue_on_fail = bool(continue_on_fail)
+        self.skip_if = bool(skip_if)
+        self.depends_on = tuple(depends_on)
+        self.label = label
+        self.run_arity = _arity(run) if run is not None else 0
+
+    @property
+    def output_name(self) -> str:
+        """Name of the output schema, e.g. ``"Count"``."""
+        return _schema_name(self.output)
+
+    def __repr__(self) -> str:
+        return f"Task({self.id!r}, kind={self.kind!r}, output={self.output_name})"
+
+
+def _children(items: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(items)
+
+
+class Sequence(Component):
+    """Children run one after another, as Smithers' ``<Sequence>``. A list means the same.
+
+    ``None`` and ``False`` children are skipped (conditional mounting).
+    """
+
+    __slots__ = ("children",)
+
+    def __init__(self, *children: Any) -> None:
+        self.children = _children(children)
+
+
+class Parallel(Component):
+    """Children run concurrently, at most `max_concurrency` at once (None: run-wide cap)."""
+
+    __slots__ = ("children", "max_concurrency")
+
+    def __init__(self, *children: Any, max_concurrency: int | None = None) -> None:
+        if max_concurrency is not None and max_concurrency < 1:
+            raise UnsupportedFeatureError(
+                f"Parallel max_concurrency must be >= 1, got {max_concurrency!r}."
+            )
+        self.children = _children(children)
+        self.max_concurrency = max_concurrency
+
+
+class Branch(Component):
+    """Mounts `then` when `condition` is truthy at render time, else `else_`."""
+
+    __slots__ = ("condition", "else_", "then")
+
+    def __init__(self, condition: Any, *, then: Any = None, else_: Any = None) -> None:
+        self.condition = bool(condition)
+        self.then = then
+        self.else_ = else_
+
+
+class Workflow:
+    """A named workflow: a builder function of `ctx` returning a component tree.
+
+    Made by the `workflow` decorator. Attributes: `name`, `build`, `input_type` (a
+    msgspec Struct type or None), `source_path` (file defining the builder, or None).
+    """
+
+    __slots__ = ("build", "input_type", "name", "source_path")
+
+    def __init__(
+        self, name: str, build: Callable[[Any], Any], *, input_type: type[Any] | None = None
+    ) -> None:
+        self.name = name
+        self.build = build
+        self.input_type = input_type
+        module = sys.modules.get(getattr(build, "__module__", ""), None)
+        path = getattr(module, "__file__", None)
+        self.source_path: str | None = str(path) if path else None
+
+    def __call__(self, ctx: Any) -> Any:
+        """Render the tree for `ctx` (calls the builder)."""
+        return self.build(ctx)
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r})"
+
+
+def workflow(
+    name: str | Callable[[Any], Any] | None = None, *, input: type[Any] | None = None
+) -> Any:
+    """Declare a workflow, as Smithers' ``smithers(...)``.
+
+    Usable as ``@workflow``, ``@workflow("count")`` or
+    ``@workflow(name="count", input=InputStruct)``. The name defaults to the function's.
+
+    Returns:
+        A `Workflow` (or a decorator producing one).
+    """
+    if callable(name):
+        fn = name
+        return Workflow(fn.__name__, fn, input_type=input)
+
+    def decorate(fn: Callable[[Any], Any]) -> Workflow:
+        return Workflow(name or fn.__name__, fn, input_type=input)
+
+    return decorate

@@ -1,0 +1,113 @@
+"""Execute one attempt of a task: the only place user task code runs.
+
+An attempt returns an `Outcome` (validated output JSON, or an `ErrorInfo`); it never
+raises for a task failure. Cancellation is never swallowed: it propagates to the engine,
+which records NodeCancelled.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+
+from smithers.eventstore import encode_json, to_raw
+from smithers.eventstore.errors import SmithersError
+from smithers.eventstore.events import NULL_RAW, ErrorInfo
+
+from ._context import TaskContext
+from .errors import InvalidOutputError, TaskTimeoutError
+
+if TYPE_CHECKING:
+    from ._components import Task
+
+__all__ = ("Outcome", "error_info", "execute_attempt", "validate_output")
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """Result of one attempt: `output` JSON when `error` is None."""
+
+    output: msgspec.Raw = NULL_RAW
+    error: ErrorInfo | None = None
+
+
+def error_info(err: BaseException) -> ErrorInfo:
+    """Turn an exception into an `ErrorInfo` (failure as data, never pickled)."""
+    if isinstance(err, SmithersError):
+        details = NULL_RAW
+        if err.details:
+            try:
+                details = to_raw(err.details)
+            except (TypeError, msgspec.EncodeError):
+                details = to_raw({k: repr(v) for k, v in err.details.items()})
+        return ErrorInfo(
+            name=type(err).__name__,
+            message=err.summary,
+            code=err.code,
+            retryable=err.retryable,
+            details=details,
+        )
+    code = getattr(err, "code", None)
+    return ErrorInfo(
+        name=type(err).__name__,
+        message=str(err) or type(err).__name__,
+        code=code if isinstance(code, str) else None,
+        retryable=True,
+    )
+
+
+def validate_output(task: Task, value: Any) -> msgspec.Raw:
+    """Validate `value` against the task's output schema and encode it as JSON.
+
+    Raises:
+        InvalidOutputError: if `value` does not fit the schema or is not JSON-encodable.
+    """
+    schema = task.output
+    try:
+        if not (isinstance(schema, type) and isinstance(value, schema)):
+            value = msgspec.convert(value, type=schema, from_attributes=True)
+        return msgspec.Raw(encode_json(value))
+    except (msgspec.ValidationError, msgspec.EncodeError, TypeError) as e:
+        raise InvalidOutputError(task.id, task.output_name, str(e)) from e
+
+
+async def _call(task: Task, tctx: TaskContext) -> Any:
+    fn = task.run
+    assert fn is not None
+    args = (tctx,) if task.run_arity else ()
+    if inspect.iscoroutinefunction(fn):
+        result = await fn(*args)
+    else:
+        result = await anyio.to_thread.run_sync(lambda: fn(*args), abandon_on_cancel=True)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def execute_attempt(task: Task, tctx: TaskContext) -> Outcome:
+    """Run one attempt of `task` and validate its output.
+
+    Awaits the task's own work. Sync callables run in a worker thread (abandoned on
+    timeout or cancellation, since a thread cannot be interrupted).
+
+    Returns:
+        An `Outcome` with the output JSON, or with the error (``TASK_TIMEOUT``,
+        ``INVALID_OUTPUT``, or what the callable raised).
+    """
+    try:
+        if task.kind == "static":
+            return Outcome(output=validate_output(task, task.value))
+        if task.timeout_ms is not None:
+            with anyio.move_on_after(task.timeout_ms / 1000) as scope:
+                value = await _call(task, tctx)
+            if scope.cancelled_caught:
+                raise TaskTimeoutError(task.id, tctx.attempt, task.timeout_ms)
+        else:
+            value = await _call(task, tctx)
+        return Outcome(output=validate_output(task, value))
+    except anyio.get_cancelled_exc_class():
+        raise
+    except Exception as e:
+        return Outcome(error=error_info(e))

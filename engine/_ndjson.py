@@ -1,0 +1,60 @@
+"""Best-effort NDJSON mirror of a run's events (``stream.ndjson``, DESIGN §3).
+
+True append, never a rewrite. The log table is the truth: a failure here is logged once
+and the mirror turns itself off; the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+from smithers.eventstore import encode_event
+from smithers.eventstore.events import Event
+
+__all__ = ("NdjsonMirror", "STREAM_FILE")
+
+log = logging.getLogger("smithers.engine")
+STREAM_FILE = "stream.ndjson"
+
+
+def ndjson_line(event_json: bytes, seq: int) -> bytes:
+    """Return one NDJSON line: the event's JSON with ``seq`` added after ``type``."""
+    # event_json starts with {"type":"X", — insert seq right after the opening brace.
+    return b'{"seq":' + str(seq).encode() + b"," + event_json[1:] + b"\n"
+
+
+class NdjsonMirror:
+    """Appends events to ``<log_dir>/stream.ndjson``."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.path = log_dir / STREAM_FILE
+        self._file: IO[bytes] | None = None
+        self._broken = False
+
+    def write(self, events: Iterable[Event], first_seq: int) -> None:
+        """Append `events` (seqs from `first_seq`) and flush; never raises."""
+        if self._broken:
+            return
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("ab")
+            self._file.write(
+                b"".join(ndjson_line(encode_event(e), s) for s, e in enumerate(events, first_seq))
+            )
+            self._file.flush()
+        except OSError as e:
+            self._broken = True
+            log.warning("NDJSON mirror %s disabled: %s (the database keeps every event)", self.path, e)
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
