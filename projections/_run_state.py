@@ -237,6 +237,7 @@ def _run_started(s: RunState, e: RunStarted, seq: int) -> None:
     s.status = "running"
     s.owner_id, s.pid, s.host = e.owner_id, e.pid, e.host
     s.finished_at_ms = None
+    s.error = None
     if s.activation == 1 or not s.workflow_name:
         s.workflow_name = e.workflow_name
         s.workflow_path = e.workflow_path
@@ -376,7 +377,7 @@ def apply_event(state: RunState, event: Event, *, seq: int) -> RunState:
     Args:
         state: The state after seq ``seq - 1``.
         event: The event recorded at `seq`. Types this projection does not handle only
-            advance `state.seq`.
+            advance `state.seq` and `state.updated_at_ms`.
         seq: The event's per-run sequence number.
 
     Returns:

@@ -1,1 +1,46 @@
-"""smithers: durable workflows for AI agents, on an append-only event log."""
+"""smithers: durable workflows for AI agents, on an append-only event log.
+
+The public facade: re-exports only (DESIGN §2, §12)::
+
+    from smithers import workflow, Task, Sequence, Parallel, Branch, run_workflow
+"""
+
+from __future__ import annotations
+
+from smithers.engine import SMITHERS_VERSION as __version__
+from smithers.engine import Backoff as Backoff
+from smithers.engine import Branch as Branch
+from smithers.engine import Parallel as Parallel
+from smithers.engine import RunResult as RunResult
+from smithers.engine import Sequence as Sequence
+from smithers.engine import Task as Task
+from smithers.engine import TaskContext as TaskContext
+from smithers.engine import Workflow as Workflow
+from smithers.engine import WorkflowContext as WorkflowContext
+from smithers.engine import run_workflow as run_workflow
+from smithers.engine import workflow as workflow
+from smithers.eventstore.errors import SmithersError as SmithersError
+from smithers.eventstore.errors import error_to_json as error_to_json
+from smithers.eventstore.errors import get_error_definition as get_error_definition
+from smithers.eventstore.errors import is_smithers_error as is_smithers_error
+from smithers.eventstore.errors import known_error_codes as known_error_codes
+
+__all__ = (
+    "Backoff",
+    "Branch",
+    "Parallel",
+    "RunResult",
+    "Sequence",
+    "SmithersError",
+    "Task",
+    "TaskContext",
+    "Workflow",
+    "WorkflowContext",
+    "__version__",
+    "error_to_json",
+    "get_error_definition",
+    "is_smithers_error",
+    "known_error_codes",
+    "run_workflow",
+    "workflow",
+)

@@ -150,10 +150,6 @@ def test_resume_after_finish_clears_finished_at() -> None:
     assert s.finished_at_ms is None
 
 
-@pytest.mark.xfail(
-    reason="projection bug: RunStarted (resume) after RunFailed keeps state.error, so a "
-    "running run still reports the previous failure",
-)
 def test_resume_after_failure_clears_error() -> None:
     s = fold(
         RUN,
@@ -619,3 +615,29 @@ def test_fold_stored_raises_on_malformed_known_event() -> None:
     )
     with pytest.raises(msgspec.ValidationError, match="attempt"):
         fold_stored(RUN, [row])
+
+
+def test_attempt_abandoned_by_a_crash_is_cancelled_then_rerun() -> None:
+    # DESIGN §6: on resume, attempts left open are closed (NodeCancelled "abandoned") and
+    # re-run.
+    s = fold(
+        RUN,
+        seqd(
+            started(0),
+            NodePending(run_id=RUN, timestamp_ms=at(1), node_id="n"),
+            NodeStarted(run_id=RUN, timestamp_ms=at(2), node_id="n", attempt=1),
+            started(100, activation=2, owner_id="owner-b"),
+            NodeCancelled(run_id=RUN, timestamp_ms=at(101), node_id="n", reason="abandoned"),
+            NodeStarted(run_id=RUN, timestamp_ms=at(102), node_id="n", attempt=2),
+            NodeFinished(run_id=RUN, timestamp_ms=at(110), node_id="n", attempt=2),
+        ),
+    )
+    rec = s.node("n")
+    assert rec is not None
+    assert rec.state == "finished"
+    assert [(a.attempt, a.state, a.cancel_reason, a.finished_at_ms) for a in rec.attempts] == [
+        (1, "cancelled", "abandoned", at(101)),
+        (2, "finished", None, at(110)),
+    ]
+    assert s.activation == 2
+    assert s.owner_id == "owner-b"
