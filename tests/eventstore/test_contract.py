@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from contextlib import closing
+from typing import TYPE_CHECKING
 
 import anyio
 import msgspec
 import pytest
-
 from smithers.eventstore import (
     DatabaseQueryError,
     DatabaseWriteError,
@@ -33,6 +32,10 @@ from smithers.eventstore.events import (
     RunStarted,
     RunStatusChanged,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+    from pathlib import Path
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -217,9 +220,7 @@ async def test_read_all_keeps_the_global_order_of_interleaved_runs(store: EventS
     seqs: dict[str, int] = {}
     for run_id, n in [("a", 2), ("b", 1), ("a", 1), ("c", 3), ("b", 2), ("a", 1)]:
         start = seqs.get(run_id, 0)
-        seqs[run_id] = await store.append(
-            run_id, status_events(run_id, n), expected_seq=start
-        )
+        seqs[run_id] = await store.append(run_id, status_events(run_id, n), expected_seq=start)
         appended += [(run_id, seq) for seq in range(start + 1, seqs[run_id] + 1)]
 
     everything = await store.read_all()
@@ -332,7 +333,7 @@ async def test_readers_skip_rows_of_an_unknown_type(tmp_path: Path) -> None:
     known = status_events("r1", 2)
     async with await SQLiteEventStore.open(path) as store:
         await store.append("r1", known[:1], expected_seq=0)
-        with sqlite3.connect(path) as other:
+        with closing(sqlite3.connect(path, isolation_level=None)) as other:
             other.execute(
                 "INSERT INTO _smithers_events (run_id, seq, type, timestamp_ms, payload) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -464,7 +465,7 @@ async def test_a_batch_failing_midway_leaves_nothing_behind(tmp_path: Path) -> N
     async with await SQLiteEventStore.open(path) as store:
         await store.append("r1", status_events("r1", 1), expected_seq=0, workflow_name="wf")
         before = await store.get_run("r1")
-        with sqlite3.connect(path) as other:
+        with closing(sqlite3.connect(path, isolation_level=None)) as other:
             other.execute(
                 "CREATE TRIGGER refuse_node_started BEFORE INSERT ON _smithers_events "
                 "WHEN NEW.type = 'NodeStarted' BEGIN SELECT RAISE(ABORT, 'refused'); END"
