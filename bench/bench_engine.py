@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sqlite3
 import sys
@@ -43,8 +42,10 @@ def make_workflow(n: int, shape: str, kind: str):
         if kind == "static":
             return Task(f"t{i}", output=Out, value={"i": i})
         if kind == "async":
+
             async def run(i: int = i) -> dict[str, int]:
                 return {"i": i}
+
             return Task(f"t{i}", output=Out, run=run)
         return Task(f"t{i}", output=Out, run=_noop_factory(i))
 
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.json:
                     r = rows[-1]
                     print(
-                        f"{r['kind']:8} {r['shape']:10} N={r['n']:>6}  {r['ms_per_task']:8.4f} ms/task"
+                        f"{r['kind']:8} {r['shape']:10} N={r['n']:>6}"
+                        f"  {r['ms_per_task']:8.4f} ms/task"
                         f"  {r['events_per_task']:5.2f} ev/task  {r['db_bytes_per_task']:6} B/task"
                         f"  peak RSS {r['peak_rss_mb']} MB",
                         flush=True,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
 from .errors import TaskIdRequiredError, TaskMissingOutputError, UnsupportedFeatureError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 __all__ = (
     "Backoff",
@@ -134,7 +136,7 @@ class Task(Component):
 
     def __init__(
         self,
-        id: str,  # noqa: A002 - the reference's name
+        id: str,
         *,
         output: Any = None,
         value: Any = _UNSET,

@@ -34,7 +34,7 @@ class WorkflowContext:
 
     __slots__ = ("_cache", "_state", "input", "iteration", "reads", "run_id")
 
-    def __init__(self, *, run_id: str, input: Any, state: RunState, iteration: int = 0) -> None:  # noqa: A002
+    def __init__(self, *, run_id: str, input: Any, state: RunState, iteration: int = 0) -> None:
         self.run_id = run_id
         self.input = input
         self.iteration = iteration
@@ -107,7 +107,7 @@ class TaskContext:
     __slots__ = ("attempt", "idempotency_key", "input", "iteration", "node_id", "run_id")
 
     def __init__(
-        self, *, run_id: str, node_id: str, iteration: int, attempt: int, input: Any  # noqa: A002
+        self, *, run_id: str, node_id: str, iteration: int, attempt: int, input: Any
     ) -> None:
         self.run_id = run_id
         self.node_id = node_id

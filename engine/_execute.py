@@ -12,16 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-
 from smithers.eventstore import encode_json, to_raw
 from smithers.eventstore.errors import SmithersError
 from smithers.eventstore.events import NULL_RAW, ErrorInfo
 
-from ._context import TaskContext
 from .errors import InvalidOutputError, TaskTimeoutError
 
 if TYPE_CHECKING:
     from ._components import Task
+    from ._context import TaskContext
 
 __all__ = ("Outcome", "error_info", "execute_attempt", "validate_output")
 

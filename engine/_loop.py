@@ -15,12 +15,10 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from anyio.abc import TaskGroup
-
 from smithers.eventstore import (
     EventStore,
     SQLiteEventStore,
@@ -50,13 +48,17 @@ from smithers.eventstore.events import (
 from smithers.projections import RunState, apply_event
 
 from ._clock import Clock, SystemClock
-from ._components import Workflow
 from ._context import TaskContext, WorkflowContext
 from ._execute import Outcome, error_info, execute_attempt
 from ._ndjson import NdjsonMirror
 from ._render import Leaf, Plan, compile_tree
 from ._schedule import Scheduler
 from .errors import InvalidInputError, SchedulerError, UnsupportedFeatureError
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+    from ._components import Workflow
 
 __all__ = ("RunResult", "run_workflow", "SMITHERS_VERSION", "new_run_id")
 
@@ -100,6 +102,11 @@ def _error_dict(info: ErrorInfo) -> dict[str, Any]:
     if details is not None:
         out["details"] = details
     return out
+
+
+def _abspath(path: str | os.PathLike[str] | None) -> str | None:
+    """Absolute form of `path` (no filesystem access beyond the cwd)."""
+    return os.path.abspath(path) if path else None
 
 
 def _check_input(wf: Workflow, value: Any) -> tuple[Any, bytes]:
@@ -243,7 +250,9 @@ class _Run:
                     )
             elif rec.state == "pending" and task.skip_if and not self._is_busy(node_id):
                 self.emit(
-                    NodeSkipped(run_id=self.run_id, timestamp_ms=now, node_id=node_id, reason="skip_if")
+                    NodeSkipped(
+                        run_id=self.run_id, timestamp_ms=now, node_id=node_id, reason="skip_if"
+                    )
                 )
         for node_id, (_, scope) in self.running.items():
             if node_id not in plan.leaves:
@@ -341,7 +350,9 @@ class _Run:
             scope.cancel()
             del self.backoff[node_id]
             self.emit(
-                NodeCancelled(run_id=self.run_id, timestamp_ms=now, node_id=node_id, reason="cancelled")
+                NodeCancelled(
+                    run_id=self.run_id, timestamp_ms=now, node_id=node_id, reason="cancelled"
+                )
             )
 
     # ------------------------------------------------------------------ the tick
@@ -400,7 +411,10 @@ class _Run:
                 attempt = (rec.attempt_count if rec is not None else 0) + 1
                 self.emit(
                     NodeStarted(
-                        run_id=self.run_id, timestamp_ms=self.now(), node_id=node_id, attempt=attempt
+                        run_id=self.run_id,
+                        timestamp_ms=self.now(),
+                        node_id=node_id,
+                        attempt=attempt,
                     )
                 )
                 if leaf.task.kind == "static":
@@ -436,8 +450,10 @@ class _Run:
             err = SchedulerError(
                 "The workflow cannot make progress: "
                 + (
-                    "; ".join(f"{', '.join(ts)} depend on {dep!r}, which is never mounted"
-                              for dep, ts in waiting.items())
+                    "; ".join(
+                        f"{', '.join(ts)} depend on {dep!r}, which is never mounted"
+                        for dep, ts in waiting.items()
+                    )
                     if waiting
                     else "no task is ready and nothing is running"
                 )
@@ -527,7 +543,11 @@ class _Run:
         for node_id, (attempt, _) in self.running.items():
             self.emit(
                 NodeCancelled(
-                    run_id=self.run_id, timestamp_ms=now, node_id=node_id, attempt=attempt, reason=reason
+                    run_id=self.run_id,
+                    timestamp_ms=now,
+                    node_id=node_id,
+                    attempt=attempt,
+                    reason=reason,
                 )
             )
         self.running.clear()
@@ -542,7 +562,7 @@ class _Run:
 async def run_workflow(
     wf: Workflow,
     *,
-    input: Any = None,  # noqa: A002 - the reference's name
+    input: Any = None,
     run_id: str | None = None,
     resume: bool = False,
     db: str | os.PathLike[str] | None = None,
@@ -574,8 +594,10 @@ async def run_workflow(
         on_progress: Called with every event after it is recorded.
         cancel: An object with ``async wait()`` (e.g. `anyio.Event`); when it returns,
             running tasks are cancelled and the run ends ``"cancelled"``.
-        root_dir, allow_network, max_output_bytes, tool_timeout_ms: tool sandbox options
-            (for agent tools; recorded in the run's config).
+        root_dir: Root of the tool sandbox for agent tools (recorded in the run's config).
+        allow_network: Whether agent tools may use the network (recorded).
+        max_output_bytes: Cap on one tool call's output, in bytes (recorded).
+        tool_timeout_ms: Cap on one tool call's duration, in ms (recorded).
         log_dir: Directory of the NDJSON mirror ``stream.ndjson``; None disables it.
             Default: ``<db dir>/executions/<run_id>/logs`` for a SQLite database.
         workflow_path: Workflow file path to record (default: the builder's module file).
@@ -635,7 +657,7 @@ async def run_workflow(
                 run_id=run_id,
                 timestamp_ms=now,
                 workflow_name=wf.name,
-                workflow_path=str(Path(path).resolve()) if path else None,
+                workflow_path=_abspath(path),
                 input=msgspec.Raw(input_raw),
                 config=to_raw(config),
                 smithers_version=SMITHERS_VERSION,

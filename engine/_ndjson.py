@@ -6,13 +6,17 @@ and the mirror turns itself off; the run goes on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
-from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from smithers.eventstore import encode_event
-from smithers.eventstore.events import Event
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from smithers.eventstore.events import Event
 
 __all__ = ("NdjsonMirror", "STREAM_FILE")
 
@@ -48,13 +52,13 @@ class NdjsonMirror:
             self._file.flush()
         except OSError as e:
             self._broken = True
-            log.warning("NDJSON mirror %s disabled: %s (the database keeps every event)", self.path, e)
+            log.warning(
+                "NDJSON mirror %s disabled: %s (the database keeps every event)", self.path, e
+            )
 
     def close(self) -> None:
         """Close the file."""
         if self._file is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._file.close()
-            except OSError:
-                pass
             self._file = None

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
 from ._components import Branch, Parallel, Sequence, Task
 from .errors import DuplicateIdError, EngineError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ("Group", "Leaf", "Plan", "compile_tree")
 
@@ -39,7 +41,11 @@ class Group:
     )
 
     def __init__(
-        self, kind: Literal["sequence", "parallel"], parent: Group | None, index: int, cap: int | None
+        self,
+        kind: Literal["sequence", "parallel"],
+        parent: Group | None,
+        index: int,
+        cap: int | None,
     ) -> None:
         self.kind = kind
         self.parent = parent
@@ -97,7 +103,8 @@ def _flatten(items: Iterable[Any]) -> list[Any]:
         if item is None or item is False or item is True:
             continue
         if isinstance(item, list | tuple) or (
-            hasattr(item, "__iter__") and not isinstance(item, str | bytes | dict)
+            hasattr(item, "__iter__")
+            and not isinstance(item, str | bytes | dict)
             and not isinstance(item, Task | Sequence | Parallel | Branch)
         ):
             stack.append(iter(item))
@@ -107,7 +114,12 @@ def _flatten(items: Iterable[Any]) -> list[Any]:
 
 
 def _task_tree(task: Task) -> dict[str, Any]:
-    node: dict[str, Any] = {"tag": "task", "id": task.id, "kind": task.kind, "output": task.output_name}
+    node: dict[str, Any] = {
+        "tag": "task",
+        "id": task.id,
+        "kind": task.kind,
+        "output": task.output_name,
+    }
     if task.label:
         node["label"] = task.label
     if task.skip_if:
@@ -156,18 +168,20 @@ def compile_tree(root_value: Any, *, max_concurrency: int | None = None) -> Plan
             continue
         if isinstance(value, Branch):
             chosen = value.then if value.condition else value.else_
-            tree = {"tag": "branch", "if": value.condition, "children": []}
+            kids: list[dict[str, Any]] = []
+            tree: dict[str, Any] = {"tag": "branch", "if": value.condition, "children": kids}
             siblings.append(tree)
             group = Group("sequence", parent, index, None)
             parent.children.append(group)
-            work.extend((c, group, tree["children"], capped) for c in reversed(_flatten([chosen])))
+            work.extend((c, group, kids, capped) for c in reversed(_flatten([chosen])))
             continue
         if isinstance(value, Sequence | Parallel):
             kind: Literal["sequence", "parallel"] = (
                 "parallel" if isinstance(value, Parallel) else "sequence"
             )
             cap = value.max_concurrency if isinstance(value, Parallel) else None
-            tree = {"tag": kind, "children": []}
+            kids = []
+            tree = {"tag": kind, "children": kids}
             if cap is not None:
                 tree["maxConcurrency"] = cap
             siblings.append(tree)
@@ -175,16 +189,15 @@ def compile_tree(root_value: Any, *, max_concurrency: int | None = None) -> Plan
             parent.children.append(group)
             child_caps = (*capped, group) if cap is not None else capped
             work.extend(
-                (c, group, tree["children"], child_caps)
-                for c in reversed(_flatten(value.children))
+                (c, group, tree["children"], child_caps) for c in reversed(_flatten(value.children))
             )
             continue
         if isinstance(value, list | tuple):
             group = Group("sequence", parent, index, None)
             parent.children.append(group)
-            tree = {"tag": "sequence", "children": []}
-            siblings.append(tree)
-            work.extend((c, group, tree["children"], capped) for c in reversed(_flatten(value)))
+            kids = []
+            siblings.append({"tag": "sequence", "children": kids})
+            work.extend((c, group, kids, capped) for c in reversed(_flatten(value)))
             continue
         raise EngineError(
             f"A workflow returned {value!r}, which is not a Task, Sequence, Parallel, Branch "

@@ -9,11 +9,14 @@ tells it which tasks are done and which are busy (running or backing off).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ._render import Leaf
+
 if TYPE_CHECKING:
-    from ._render import Group, Leaf, Plan
+    from collections.abc import Callable
+
+    from ._render import Group, Plan
 
 __all__ = ("Scheduler",)
 
@@ -73,8 +76,8 @@ class Scheduler:
         if node.activated:
             return
         node.activated = True
-        if hasattr(node, "task"):
-            leaf: Leaf = node  # type: ignore[assignment]
+        if isinstance(node, Leaf):
+            leaf = node
             if self._is_done(leaf.node_id):
                 self._complete(leaf)
                 return
@@ -85,7 +88,7 @@ class Scheduler:
             if not self._is_busy(leaf.node_id):
                 self.ready.append(leaf)
             return
-        group: Group = node  # type: ignore[assignment]
+        group = node
         if not group.children:
             self._complete(group)
         elif group.kind == "sequence":
@@ -98,8 +101,8 @@ class Scheduler:
         if node.done:
             return
         node.done = True
-        if hasattr(node, "task"):
-            waiting = self._waiting_deps.pop(node.task.id, None)  # type: ignore[union-attr]
+        if isinstance(node, Leaf):
+            waiting = self._waiting_deps.pop(node.task.id, None)
             for leaf in waiting or ():
                 leaf.activated = False
                 self._activate(leaf)

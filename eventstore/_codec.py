@@ -15,7 +15,7 @@ EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in typing.get_a
 """Every known event class by its ``type`` tag."""
 
 _encoder = msgspec.json.Encoder()
-_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(AnyEvent)  # type: ignore[arg-type]
+_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(AnyEvent)
 _any_decoder = msgspec.json.Decoder()
 
 
@@ -40,7 +40,7 @@ def encode_json(value: Any) -> bytes:
     return _encoder.encode(value)
 
 
-def decode_json(data: bytes | msgspec.Raw, type: Any = Any) -> Any:  # noqa: A002
+def decode_json(data: bytes | msgspec.Raw, type: Any = Any) -> Any:
     """Decode JSON bytes, optionally validating against `type` (a Struct, dict, …).
 
     Raises:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._codec import encode_event
@@ -10,6 +9,8 @@ from ._envelope import RunRecord, StoredEvent
 from .errors import RunAlreadyExistsError, StreamVersionConflictError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .events import Event
 
 __all__ = ("MemoryEventStore",)
@@ -49,14 +50,14 @@ class MemoryEventStore:
     ) -> int:
         """Append a batch atomically (see `EventStore.append`)."""
         self._check_open()
+        if not events:
+            return expected_seq
         stream = self._by_run.get(run_id, [])
         actual = stream[-1].seq if stream else 0
         if actual != expected_seq:
             if expected_seq == 0:
                 raise RunAlreadyExistsError(run_id, actual_seq=actual)
             raise StreamVersionConflictError(run_id, expected_seq=expected_seq, actual_seq=actual)
-        if not events:
-            return expected_seq
         # Encode everything first so a bad event leaves the log untouched (atomic batch).
         encoded = [encode_event(e) for e in events]
         base = len(self._events)
@@ -116,7 +117,9 @@ class MemoryEventStore:
     async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
         """Return runs, newest first."""
         self._check_open()
-        runs = sorted(self._runs.values(), key=lambda r: r.created_at_ms, reverse=True)
+        # Newest first; ties broken by creation order, newest first (as SQLite's rowid).
+        runs = list(reversed(self._runs.values()))
+        runs.sort(key=lambda r: r.created_at_ms, reverse=True)
         return runs if limit is None else runs[:limit]
 
     async def close(self) -> None:

@@ -11,10 +11,12 @@ The root lives in the lowest layer (`eventstore`) so every layer can raise and c
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = (
     "ERROR_REFERENCE_URL",

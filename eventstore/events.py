@@ -64,8 +64,12 @@ class Event(
     """Unix epoch milliseconds when the engine recorded the fact."""
 
 
-class NodeEvent(Event, frozen=True, kw_only=True):
-    """Base of events about one node in one loop iteration."""
+class NodeEvent(Event, frozen=True, kw_only=True, omit_defaults=False):
+    """Base of events about one node in one loop iteration.
+
+    Node events always carry every field (``iteration`` included, even 0), as Smithers'
+    NDJSON does, so tools matching on ``iteration`` see it.
+    """
 
     node_id: str
     """Task node id."""

@@ -11,11 +11,9 @@ size (a fully persistent copy per event would make a 10,000-task run quadratic).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
-
 from smithers.eventstore import decode_event
 from smithers.eventstore.events import (
     NULL_RAW,
@@ -40,6 +38,8 @@ from smithers.eventstore.events import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from smithers.eventstore import StoredEvent
 
 __all__ = (

@@ -1,0 +1,1 @@
+../../smithers/__init__.py
