@@ -1,0 +1,124 @@
+"""The public surface: facade exports, `__all__` completeness, layering of imports."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ("eventstore", "projections", "engine", "cli")
+# Which layers each layer may import (DESIGN §2: eventstore <- projections <- engine <- cli).
+ALLOWED = {
+    "eventstore": set(),
+    "projections": {"eventstore"},
+    "engine": {"eventstore", "projections"},
+    "cli": {"eventstore", "projections", "engine"},
+}
+PACKAGES = ("smithers", *(f"smithers.{layer}" for layer in LAYERS))
+
+CONTRACT_NAMES = (  # DESIGN §12
+    "workflow",
+    "Task",
+    "Sequence",
+    "Parallel",
+    "Branch",
+    "run_workflow",
+    "SmithersError",
+    "is_smithers_error",
+    "error_to_json",
+    "known_error_codes",
+    "get_error_definition",
+)
+
+
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
+def test_facade_exports_the_contract(name: str) -> None:
+    smithers = importlib.import_module("smithers")
+    assert hasattr(smithers, name)
+    assert name in smithers.__all__
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_all_is_a_tuple_of_existing_names(package: str) -> None:
+    module = importlib.import_module(package)
+    assert isinstance(module.__all__, tuple)
+    assert len(set(module.__all__)) == len(module.__all__)
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_public_attribute_is_in_all(package: str) -> None:
+    module = importlib.import_module(package)
+    public = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and not isinstance(value, type(importlib))
+    }
+    public -= {"annotations"}
+    assert sorted(public - set(module.__all__)) == []
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append(node.module)
+    return out
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_imports_flow_one_way(layer: str) -> None:
+    bad: list[str] = []
+    for path in sorted((ROOT / layer).rglob("*.py")):
+        for module in _imports(path):
+            parts = module.split(".")
+            if parts[0] in LAYERS:
+                bad.append(f"{path.name}: bare import {module} (use smithers.{module})")
+            if parts[0] == "smithers" and len(parts) > 1 and parts[1] in LAYERS:
+                target = parts[1]
+                if target != layer and target not in ALLOWED[layer]:
+                    bad.append(f"{path.name}: {layer} imports {module}")
+            if parts[0] == "smithers" and len(parts) == 1:
+                bad.append(f"{path.name}: imports the facade")
+    assert bad == []
+
+
+@pytest.mark.parametrize("layer", ("projections", "engine", "cli"))
+def test_no_database_driver_outside_eventstore(layer: str) -> None:
+    drivers = {"sqlite3", "aiosqlite"}
+    hits = [
+        f"{path.name}: {module}"
+        for path in sorted((ROOT / layer).rglob("*.py"))
+        for module in _imports(path)
+        if module.split(".")[0] in drivers
+    ]
+    assert hits == []
+
+
+def test_projections_do_no_io_clock_or_randomness() -> None:
+    forbidden = {"os", "time", "random", "pathlib", "anyio", "asyncio", "socket", "datetime"}
+    hits = [
+        f"{path.name}: {module}"
+        for path in sorted((ROOT / "projections").rglob("*.py"))
+        for module in _imports(path)
+        if module.split(".")[0] in forbidden
+    ]
+    assert hits == []
+
+
+def test_cli_uses_only_public_names() -> None:
+    hits = [
+        f"{path.name}: {module}"
+        for path in sorted((ROOT / "cli").rglob("*.py"))
+        for module in _imports(path)
+        if module.startswith("smithers.")
+        and any(part.startswith("_") for part in module.split(".")[1:])
+    ]
+    assert hits == []
