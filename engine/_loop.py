@@ -170,7 +170,8 @@ class _Run:
         self.scheduler: Scheduler | None = None
         self.reads: set[str] = set()
         self.frame_no = 0
-        self.running: dict[str, tuple[int, anyio.CancelScope]] = {}
+        # node id -> (attempt, cancel scope, leaf it was started from)
+        self.running: dict[str, tuple[int, anyio.CancelScope, Leaf]] = {}
         self.backoff: dict[str, anyio.CancelScope] = {}
         self.cancel_reasons: dict[str, str] = {}
         self.failing: ErrorInfo | None = None
@@ -254,7 +255,7 @@ class _Run:
                         run_id=self.run_id, timestamp_ms=now, node_id=node_id, reason="skip_if"
                     )
                 )
-        for node_id, (_, scope) in self.running.items():
+        for node_id, (_, scope, _) in self.running.items():
             if node_id not in plan.leaves:
                 self.cancel_reasons[node_id] = "unmounted"
                 scope.cancel()
@@ -342,7 +343,7 @@ class _Run:
         if self.cancelling is not None:
             return
         self.cancelling = (reason, source)
-        for node_id, (_, scope) in self.running.items():
+        for node_id, (_, scope, _) in self.running.items():
             self.cancel_reasons.setdefault(node_id, "cancelled")
             scope.cancel()
         now = self.now()
@@ -364,11 +365,11 @@ class _Run:
             kind = msg[0]
             if kind == "done":
                 _, node_id, attempt, outcome = msg
-                del self.running[node_id]
+                # The leaf it started from: recorded even if a re-render unmounted it.
+                leaf = self.running.pop(node_id)[2]
                 assert self.scheduler is not None
                 self.scheduler.released(node_id)
-                leaf = self.scheduler.plan.leaves.get(node_id)
-                if leaf is not None and self.record_outcome(leaf, attempt, outcome):
+                if self.record_outcome(leaf, attempt, outcome):
                     need_render = True
             elif kind == "cancelled":
                 _, node_id, attempt, reason = msg
@@ -425,7 +426,7 @@ class _Run:
                     need_render = self.record_outcome(leaf, attempt, outcome) or need_render
                     progressed = True
                 else:
-                    self.running[node_id] = (attempt, anyio.CancelScope())
+                    self.running[node_id] = (attempt, anyio.CancelScope(), leaf)
                     to_spawn.append((leaf, attempt))
             if not progressed and not need_render:
                 break
@@ -540,7 +541,7 @@ class _Run:
             return
         self.batch = []
         now = self.now()
-        for node_id, (attempt, _) in self.running.items():
+        for node_id, (attempt, _, _) in self.running.items():
             self.emit(
                 NodeCancelled(
                     run_id=self.run_id,
