@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import msgspec
 
@@ -281,9 +281,19 @@ class Workflow:
         return f"Workflow({self.name!r})"
 
 
+@overload
+def workflow(name: Callable[[Any], Any], *, input: type[Any] | None = None) -> Workflow: ...
+
+
+@overload
+def workflow(
+    name: str | None = None, *, input: type[Any] | None = None
+) -> Callable[[Callable[[Any], Any]], Workflow]: ...
+
+
 def workflow(
     name: str | Callable[[Any], Any] | None = None, *, input: type[Any] | None = None
-) -> Any:
+) -> Workflow | Callable[[Callable[[Any], Any]], Workflow]:
     """Declare a workflow, as Smithers' ``smithers(...)``.
 
     Usable as ``@workflow``, ``@workflow("count")`` or

@@ -533,6 +533,8 @@ class _Run:
                 await self._record_interrupted("interrupted", "signal")
             raise
         finally:
+            self.send.close()
+            self.recv.close()
             if self.mirror is not None:
                 self.mirror.close()
 

@@ -396,11 +396,6 @@ async def test_a_file_that_is_not_sqlite_is_a_query_error(tmp_path: Path) -> Non
     assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
 
 
-@pytest.mark.xfail(
-    reason="open() maps any error mentioning 'disk' to DatabaseWriteError, so "
-    "'database disk image is malformed' gets DB_WRITE_FAILED and a disk-space hint",
-    raises=DatabaseWriteError,
-)
 async def test_a_corrupt_database_is_a_query_error(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     async with await SQLiteEventStore.open(path) as store:
