@@ -1,9 +1,7 @@
 """The examples run end to end on real (temporary) input and do what they say."""
 
-import gc
 import importlib.util
 import sys
-import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -45,13 +43,6 @@ async def run(
     wf = getattr(load(name), wf_attr)
     db = tmp_path / "smithers.db"
     result = await run_workflow(wf, input=input, db=db, on_progress=events.append)
-    # Engine bug (checked by tests/engine's test_a_run_leaves_no_unclosed_resources): the
-    # run loop never closes its anyio memory streams, and under filterwarnings=error the
-    # ResourceWarning fails whichever later test the garbage collector runs in. Collect
-    # here, ignoring exactly that warning, so it neither fails nor leaks out of these tests.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Unclosed <MemoryObject", ResourceWarning)
-        gc.collect()
     return result, events
 
 
