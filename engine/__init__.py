@@ -13,10 +13,17 @@ from ._components import Workflow as Workflow
 from ._components import workflow as workflow
 from ._context import TaskContext as TaskContext
 from ._context import WorkflowContext as WorkflowContext
+from ._loader import load_workflow as load_workflow
 from ._loop import SMITHERS_VERSION as SMITHERS_VERSION
 from ._loop import RunResult as RunResult
 from ._loop import new_run_id as new_run_id
 from ._loop import run_workflow as run_workflow
+from ._queries import event_to_json as event_to_json
+from ._queries import follow_events as follow_events
+from ._queries import get_output as get_output
+from ._queries import list_runs as list_runs
+from ._queries import load_run as load_run
+from ._queries import read_events as read_events
 from .errors import DuplicateIdError as DuplicateIdError
 from .errors import EngineError as EngineError
 from .errors import InvalidInputError as InvalidInputError
@@ -57,7 +64,14 @@ __all__ = (
     "Workflow",
     "WorkflowContext",
     "WorkflowMissingDefaultError",
+    "event_to_json",
+    "follow_events",
+    "get_output",
+    "list_runs",
+    "load_run",
+    "load_workflow",
     "new_run_id",
+    "read_events",
     "run_workflow",
     "workflow",
 )

@@ -13,7 +13,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,13 +196,16 @@ class _Run:
             return
         batch, self.batch = self.batch, []
         first = self.seq + 1
-        self.seq = await self.store.append(
-            self.run_id,
-            batch,
-            expected_seq=self.seq,
-            status=self.status_for_index,
-            workflow_name=self.wf.name if first == 1 else None,
-        )
+        # Shielded: aiosqlite's thread commits even if we stop waiting, so a cancelled
+        # wait would leave `self.seq` behind the log and lose what we record next.
+        with anyio.CancelScope(shield=True):
+            self.seq = await self.store.append(
+                self.run_id,
+                batch,
+                expected_seq=self.seq,
+                status=self.status_for_index,
+                workflow_name=self.wf.name if first == 1 else None,
+            )
         self.status_for_index = None
         if self.mirror is not None:
             self.mirror.write(batch, first)
@@ -259,6 +262,7 @@ class _Run:
             if node_id not in plan.leaves:
                 self.cancel_reasons[node_id] = "unmounted"
                 scope.cancel()
+        self._drop_backoffs([n for n in self.backoff if n not in plan.leaves], "unmounted")
 
         def is_done(node_id: str) -> bool:
             rec = nodes.get((node_id, 0))
@@ -286,9 +290,25 @@ class _Run:
         self.frame_no += 1
 
     def fail(self, error: ErrorInfo) -> None:
-        """Mark the run as failing: nothing new starts; it fails once running tasks end."""
+        """Mark the run as failing: nothing new starts; it fails once running tasks end.
+
+        Retries waiting out a backoff will never start: they are closed now.
+        """
         if self.failing is None:
             self.failing = error
+            self._drop_backoffs(self.backoff, "run-failed")
+
+    def _drop_backoffs(self, node_ids: Iterable[str], reason: str) -> None:
+        """Cancel pending retries of `node_ids`, recording NodeCancelled for each."""
+        now = self.now()
+        for node_id in list(node_ids):
+            scope = self.backoff.pop(node_id, None)
+            if scope is None:
+                continue
+            scope.cancel()
+            self.emit(
+                NodeCancelled(run_id=self.run_id, timestamp_ms=now, node_id=node_id, reason=reason)
+            )
 
     def record_outcome(self, leaf: Leaf, attempt: int, outcome: Outcome) -> bool:
         """Emit the events of an ended attempt; return True if a re-render is needed."""
@@ -314,7 +334,12 @@ class _Run:
                 run_id=self.run_id, timestamp_ms=now, node_id=node_id, attempt=attempt, error=error
             )
         )
-        if error.retryable and attempt <= task.retries and self.cancelling is None:
+        retry = (
+            self.cancelling is None
+            and self.failing is None
+            and node_id in self.scheduler.plan.leaves
+        )
+        if error.retryable and attempt <= task.retries and retry:
             delay = task.backoff.delay_ms(attempt)
             self.emit(
                 NodeRetrying(
@@ -346,15 +371,7 @@ class _Run:
         for node_id, (_, scope, _) in self.running.items():
             self.cancel_reasons.setdefault(node_id, "cancelled")
             scope.cancel()
-        now = self.now()
-        for node_id, scope in list(self.backoff.items()):
-            scope.cancel()
-            del self.backoff[node_id]
-            self.emit(
-                NodeCancelled(
-                    run_id=self.run_id, timestamp_ms=now, node_id=node_id, reason="cancelled"
-                )
-            )
+        self._drop_backoffs(self.backoff, "cancelled")
 
     # ------------------------------------------------------------------ the tick
 
@@ -452,7 +469,8 @@ class _Run:
                 "The workflow cannot make progress: "
                 + (
                     "; ".join(
-                        f"{', '.join(ts)} depend on {dep!r}, which is never mounted"
+                        f"{', '.join(ts)} wait(s) on {dep!r}, which can never finish "
+                        "(not mounted, or a dependency cycle)"
                         for dep, ts in waiting.items()
                     )
                     if waiting
@@ -523,6 +541,13 @@ class _Run:
                             break
                     await self.tick(msgs)
                 tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The task group wraps what a tick raised (e.g. a storage error): callers
+            # should get the SmithersError itself, not a group of one.
+            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+                inner = group.exceptions[0]
+                raise inner from inner.__cause__  # keeps e.g. the sqlite3 error as cause
+            raise
         except anyio.get_cancelled_exc_class():
             # The caller cancelled us: record it, shielded, then let cancellation go on.
             with anyio.CancelScope(shield=True):
@@ -554,6 +579,7 @@ class _Run:
                 )
             )
         self.running.clear()
+        self._drop_backoffs(self.backoff, reason)
         self.cancelling = (reason, source)
         self._finish()
         try:

@@ -324,8 +324,8 @@ class RunAlreadyExistsError(StreamVersionConflictError):
     def __init__(self, run_id: str, *, actual_seq: int) -> None:
         super().__init__(run_id, expected_seq=0, actual_seq=actual_seq)
         self.summary = (
-            f"Run {run_id!r} already exists. Pick another --run-id, or resume it with "
-            f"`smithers up --resume {run_id}`."
+            f"Run {run_id!r} already exists; run ids are unique. Pick another --run-id "
+            "(or leave it out for a fresh one)."
         )
         self.args = (self.summary,)
 

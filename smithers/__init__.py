@@ -17,6 +17,10 @@ from smithers.engine import Task as Task
 from smithers.engine import TaskContext as TaskContext
 from smithers.engine import Workflow as Workflow
 from smithers.engine import WorkflowContext as WorkflowContext
+from smithers.engine import get_output as get_output
+from smithers.engine import list_runs as list_runs
+from smithers.engine import load_run as load_run
+from smithers.engine import read_events as read_events
 from smithers.engine import run_workflow as run_workflow
 from smithers.engine import workflow as workflow
 from smithers.eventstore.errors import SmithersError as SmithersError
@@ -39,8 +43,12 @@ __all__ = (
     "__version__",
     "error_to_json",
     "get_error_definition",
+    "get_output",
     "is_smithers_error",
     "known_error_codes",
+    "list_runs",
+    "load_run",
+    "read_events",
     "run_workflow",
     "workflow",
 )

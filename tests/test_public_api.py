@@ -90,7 +90,7 @@ def test_imports_flow_one_way(layer: str) -> None:
     assert bad == []
 
 
-@pytest.mark.parametrize("layer", ("projections", "engine", "cli"))
+@pytest.mark.parametrize("layer", ["projections", "engine", "cli"])
 def test_no_database_driver_outside_eventstore(layer: str) -> None:
     drivers = {"sqlite3", "aiosqlite"}
     hits = [

@@ -56,7 +56,7 @@ def test_error_to_json_of_a_chained_smithers_error() -> None:
     assert out["name"] == "RunAlreadyExistsError"
     assert out["code"] == "RUN_ALREADY_EXISTS"
     assert out["summary"] == err.summary
-    assert out["summary"].startswith("Run 'r1' already exists.")
+    assert out["summary"].startswith("Run 'r1' already exists")
     assert out["docsUrl"] == get_error_docs_url("RUN_ALREADY_EXISTS")
     assert out["message"] == f"{err.summary} See {out['docsUrl']}"
     assert out["details"] == {"runId": "r1", "expectedSeq": 0, "actualSeq": 3}

@@ -1,0 +1,330 @@
+"""The read API over a run database: what ``ps``, ``inspect``, ``events`` and ``logs`` show.
+
+Each call opens the SQLite store found by `resolve_db_path` (which must exist), reads,
+and closes it. States are folded from the log (`fold_stored`), never from a cache.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+from smithers.eventstore import (
+    EVENT_TYPES,
+    RunRecord,
+    SQLiteEventStore,
+    StoredEvent,
+    decode_event,
+    decode_json,
+    resolve_db_path,
+)
+from smithers.eventstore.errors import SmithersError
+from smithers.eventstore.events import TERMINAL_RUN_STATUSES, Event
+from smithers.projections import RunState, fold_stored
+
+from .errors import MissingOutputError, NodeNotFoundError, RunNotFoundError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Iterable
+
+__all__ = (
+    "event_to_json",
+    "follow_events",
+    "get_output",
+    "list_runs",
+    "load_run",
+    "read_events",
+)
+
+DbPath = str | os.PathLike[str] | None
+
+
+async def _open(db: DbPath) -> SQLiteEventStore:
+    return await SQLiteEventStore.open(resolve_db_path(db, must_exist=True), create=False)
+
+
+async def list_runs(
+    db: DbPath = None, *, limit: int | None = None, status: str | None = None
+) -> list[RunRecord]:
+    """Return the database's runs, newest first. Awaits I/O.
+
+    Args:
+        db: Database path (default: ``SMITHERS_DB``, else the nearest
+            ``.smithers/smithers.db``; see `resolve_db_path`).
+        limit: At most this many runs (after the `status` filter); None for all.
+        status: Only runs whose last recorded status is this (e.g. ``"failed"``).
+
+    Returns:
+        `RunRecord`s (run id, workflow name, status, created/updated Unix epoch ms,
+        last seq).
+
+    Raises:
+        SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+        DatabaseQueryError: if the database cannot be read.
+    """
+    store = await _open(db)
+    try:
+        runs = await store.list_runs(limit=None if status is not None else limit)
+    finally:
+        await store.close()
+    if status is not None:
+        runs = [r for r in runs if r.status == status]
+        if limit is not None:
+            runs = runs[:limit]
+    return runs
+
+
+async def load_run(run_id: str, *, db: DbPath = None, upto_seq: int | None = None) -> RunState:
+    """Fold a run's events into its `RunState`. Awaits I/O.
+
+    Args:
+        run_id: The run's id.
+        db: Database path (see `list_runs`).
+        upto_seq: Fold only events with ``seq <= upto_seq`` (the run as it was then);
+            None for the whole log.
+
+    Returns:
+        The run's state at `upto_seq` (or now).
+
+    Raises:
+        RunNotFoundError: if the run has no events.
+        SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+        DatabaseQueryError: if the database cannot be read.
+    """
+    store = await _open(db)
+    try:
+        stored = await store.read(run_id, upto_seq=upto_seq)
+        if not stored and await store.last_seq(run_id) == 0:
+            raise RunNotFoundError(run_id)
+    finally:
+        await store.close()
+    return fold_stored(run_id, stored)
+
+
+def _check_types(types: Iterable[str] | None) -> frozenset[str] | None:
+    if types is None:
+        return None
+    wanted = frozenset(types)
+    unknown = sorted(wanted - EVENT_TYPES.keys())
+    if unknown:
+        raise SmithersError(
+            f"Unknown event type(s): {', '.join(unknown)}.",
+            code="INVALID_EVENTS_OPTIONS",
+            details={"types": unknown},
+            hint="Event types are class names such as NodeFinished, NodeFailed, "
+            "RunStarted; see `smithers events RUN` for the types of a run.",
+        )
+    return wanted
+
+
+def _matches(
+    stored: StoredEvent,
+    event: Event,
+    *,
+    node_id: str | None,
+    types: frozenset[str] | None,
+    since_ms: int | None,
+) -> bool:
+    if types is not None and stored.type not in types:
+        return False
+    if since_ms is not None and stored.timestamp_ms < since_ms:
+        return False
+    return node_id is None or getattr(event, "node_id", None) == node_id
+
+
+async def read_events(
+    run_id: str,
+    *,
+    db: DbPath = None,
+    node_id: str | None = None,
+    types: Iterable[str] | None = None,
+    after_seq: int = 0,
+    since_ms: int | None = None,
+    limit: int | None = None,
+) -> list[tuple[StoredEvent, Event]]:
+    """Return a run's events, decoded, in seq order. Awaits I/O.
+
+    Events of types this version does not know are skipped.
+
+    Args:
+        run_id: The run's id.
+        db: Database path (see `list_runs`).
+        node_id: Only events about this node.
+        types: Only events of these types (class names, e.g. ``"NodeFinished"``).
+        after_seq: Only events with ``seq > after_seq``.
+        since_ms: Only events recorded at or after this Unix epoch millisecond.
+        limit: At most this many events (the first ones matching); None for all.
+
+    Returns:
+        ``(stored envelope, decoded event)`` pairs.
+
+    Raises:
+        RunNotFoundError: if the run has no events.
+        SmithersError: code ``INVALID_EVENTS_OPTIONS`` for an unknown event type in
+            `types` or a negative `after_seq`/`limit`; ``CLI_DB_NOT_FOUND`` if there is
+            no database file.
+        DatabaseQueryError: if the database cannot be read.
+    """
+    wanted = _check_types(types)
+    if after_seq < 0 or (limit is not None and limit < 0):
+        raise SmithersError(
+            f"after_seq and limit must be >= 0, got {after_seq} and {limit}.",
+            code="INVALID_EVENTS_OPTIONS",
+        )
+    store = await _open(db)
+    try:
+        if await store.last_seq(run_id) == 0:
+            raise RunNotFoundError(run_id)
+        stored = await store.read(run_id, after_seq=after_seq)
+    finally:
+        await store.close()
+    out: list[tuple[StoredEvent, Event]] = []
+    for row in stored:
+        if limit is not None and len(out) >= limit:
+            break
+        event = decode_event(row.type, row.data)
+        if event is None:
+            continue
+        if _matches(row, event, node_id=node_id, types=wanted, since_ms=since_ms):
+            out.append((row, event))
+    return out
+
+
+async def follow_events(
+    run_id: str,
+    *,
+    db: DbPath = None,
+    after_seq: int = 0,
+    poll_interval_s: float = 0.5,
+) -> AsyncGenerator[tuple[StoredEvent, Event], None]:
+    """Yield a run's events as they are recorded, until the run reaches a terminal status.
+
+    Polls the database every `poll_interval_s` seconds over one connection; stops once
+    every event up to the run's terminal status (finished, failed, cancelled,
+    continued) has been yielded. Use it with `contextlib.aclosing` so the connection
+    is closed when the consumer stops early. Awaits I/O.
+
+    Args:
+        run_id: The run's id.
+        db: Database path (see `list_runs`).
+        after_seq: Start after this seq (0: from the first event).
+        poll_interval_s: Seconds between polls when nothing new was found.
+
+    Yields:
+        ``(stored envelope, decoded event)`` pairs in seq order; unknown types skipped.
+
+    Raises:
+        RunNotFoundError: if the run has no events.
+        SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+        DatabaseQueryError: if the database cannot be read.
+    """
+    store = await _open(db)
+    try:
+        if await store.last_seq(run_id) == 0:
+            raise RunNotFoundError(run_id)
+        seq = after_seq
+        while True:
+            # Status first: everything up to its last_seq is then surely in the log.
+            record = await store.get_run(run_id)
+            done_at = (
+                record.last_seq
+                if record is not None and record.status in TERMINAL_RUN_STATUSES
+                else None
+            )
+            for row in await store.read(run_id, after_seq=seq):
+                seq = row.seq
+                event = decode_event(row.type, row.data)
+                if event is not None:
+                    yield row, event
+            if done_at is not None and seq >= done_at:
+                return
+            await anyio.sleep(poll_interval_s)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.close()
+
+
+def _node_ids(state: RunState) -> list[str]:
+    return list(dict.fromkeys(node_id for node_id, _ in state.nodes))
+
+
+async def get_output(
+    run_id: str, node_id: str, *, db: DbPath = None, iteration: int | None = None
+) -> Any:
+    """Return a node's latest output as plain JSON values (dicts, lists, …). Awaits I/O.
+
+    Args:
+        run_id: The run's id.
+        node_id: The node's id.
+        db: Database path (see `list_runs`).
+        iteration: Loop iteration; None for the latest iteration that has an output.
+
+    Returns:
+        The decoded output of the node's last finished attempt.
+
+    Raises:
+        RunNotFoundError: if the run has no events.
+        NodeNotFoundError: if the run has no node `node_id` (the hint lists its nodes).
+        MissingOutputError: code ``MISSING_OUTPUT`` if the node (or that iteration) has
+            no output (it has not finished, failed, or was skipped).
+        SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+        DatabaseQueryError: if the database cannot be read.
+    """
+    state = await load_run(run_id, db=db)
+    records = [rec for (nid, _), rec in state.nodes.items() if nid == node_id]
+    if not records:
+        raise NodeNotFoundError(run_id, node_id, _node_ids(state))
+    if iteration is None:
+        with_output = [rec for rec in records if rec.has_output]
+        rec = max(with_output or records, key=lambda r: r.iteration)
+    else:
+        found = state.node(node_id, iteration)
+        if found is None:
+            err = MissingOutputError(node_id, iteration)
+            iterations = ", ".join(str(r.iteration) for r in records)
+            err.summary = f"Node {node_id!r} of run {run_id!r} has no iteration {iteration}."
+            err.args = (err.summary,)
+            err.hint = f"Its iterations: {iterations}."
+            raise err
+        rec = found
+    if not rec.has_output:
+        err = MissingOutputError(node_id, rec.iteration)
+        err.summary = f"Node {node_id!r} of run {run_id!r} has no output: it is {rec.state}" + (
+            f" (iteration {rec.iteration})." if rec.iteration else "."
+        )
+        err.args = (err.summary,)
+        err.details["runId"] = run_id
+        err.details["state"] = rec.state
+        err.hint = (
+            f"See why with `smithers inspect {run_id}` or "
+            f"`smithers events {run_id} --node {node_id}`."
+        )
+        raise err
+    return decode_json(rec.output)
+
+
+def event_to_json(stored: StoredEvent, event: Event | None = None) -> dict[str, Any]:
+    """Return an event as Smithers' NDJSON object: its camelCase JSON plus ``seq``.
+
+    The shape is ``{"seq", "type", "runId", "timestampMs", ...fields}``, the same as
+    the lines of ``stream.ndjson``. It is decoded from the stored bytes, so fields
+    written by a newer version are kept.
+
+    Args:
+        stored: The stored envelope (its `data` and `seq` are used).
+        event: The decoded event; accepted for symmetry with `read_events` pairs and
+            not needed for the shape.
+
+    Returns:
+        A JSON-ready dict.
+
+    Raises:
+        msgspec.DecodeError: if `stored.data` is not valid JSON.
+    """
+    del event
+    body = msgspec.json.decode(stored.data)
+    if not isinstance(body, dict):
+        body = {"type": stored.type, "value": body}
+    return {"seq": stored.seq, **body}
