@@ -39,6 +39,7 @@ from ._errors import (
     exit_code_for_status,
 )
 from ._output import (
+    compact_json,
     dumps,
     echo_json,
     error_code,
@@ -239,6 +240,8 @@ def up(
     if result.outputs and result.status == "finished":
         node = "output" if "output" in result.outputs else list(result.outputs)[-1]
         click.echo(f"  output:  smithers output {result.run_id} {node}{_db_args(db)}")
+        if "output" in result.outputs:
+            click.echo(f"  result:  {compact_json(result.outputs['output'], limit=300)}")
     if result.status == "failed":
         failed = reporter.last_failed
         where = None

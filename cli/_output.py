@@ -286,6 +286,11 @@ def _run_duration(state: RunState) -> int | None:
     return None if end is None else end - state.created_at_ms
 
 
+def compact_json(value: Any, *, limit: int = 200) -> str:
+    """One-line JSON of `value`, cut to `limit` characters with an ellipsis."""
+    return _shorten(dumps(value), limit)
+
+
 def _shorten(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
