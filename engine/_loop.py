@@ -9,25 +9,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import secrets
-import socket
-import time
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import msgspec
-from smithers.eventstore import (
-    EventStore,
-    SQLiteEventStore,
-    decode_json,
-    encode_json,
-    resolve_db_path,
-    to_raw,
+from smithers.eventstore import EventStore, Lease, decode_event
+from smithers.eventstore.errors import (
+    RunAlreadyExistsError,
+    SmithersError,
+    StreamVersionConflictError,
 )
-from smithers.eventstore.errors import SmithersError
 from smithers.eventstore.events import (
     ErrorInfo,
     Event,
@@ -40,108 +30,53 @@ from smithers.eventstore.events import (
     NodeSkipped,
     NodeStarted,
     RunCancelled,
+    RunCancelRequested,
     RunFailed,
     RunFinished,
-    RunStarted,
     RunStatusChanged,
 )
 from smithers.projections import RunState, apply_event
 
-from ._clock import Clock, SystemClock
 from ._context import TaskContext, WorkflowContext
 from ._execute import Outcome, error_info, execute_attempt
-from ._ndjson import NdjsonMirror
 from ._render import Leaf, Plan, compile_tree
 from ._schedule import Scheduler
-from .errors import InvalidInputError, SchedulerError, UnsupportedFeatureError
+from .errors import OwnershipLostError, ResumeClaimFailedError, SchedulerError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable
+
     from anyio.abc import TaskGroup
 
+    from ._clock import Clock
     from ._components import Workflow
+    from ._ndjson import NdjsonMirror
 
-__all__ = ("RunResult", "run_workflow", "SMITHERS_VERSION", "new_run_id")
+__all__ = ("HEARTBEAT_INTERVAL_MS", "RunLoop")
+
+HEARTBEAT_INTERVAL_MS = 1_000
+"""How often the owner renews its lease and looks for requests appended by others."""
+_CONFLICT_RETRIES = 5
 
 log = logging.getLogger("smithers.engine")
 
-SMITHERS_VERSION = "0.1.0"
-_DEFAULT: Any = object()
 
+class RunLoop:
+    """One activation of a run: the coordinator and its in-memory state.
 
-class RunResult(msgspec.Struct, kw_only=True):
-    """What `run_workflow` returns (Smithers' `RunResult`)."""
-
-    run_id: str
-    status: str
-    """``"finished"``, ``"failed"``, ``"cancelled"`` (later: waiting statuses)."""
-    outputs: dict[str, Any]
-    """Each node's latest output as plain JSON values, by node id."""
-    error: dict[str, Any] | None = None
-    """For failed runs: ``{"name", "message", "code", ...}``, as `error_to_json`."""
-
-    @property
-    def output(self) -> Any:
-        """``outputs.get("output")``, the conventional final output."""
-        return self.outputs.get("output")
-
-
-def new_run_id() -> str:
-    """Return a new run id: ``run-<unix ms base36>-<6 hex>`` (sortable by start time)."""
-    ms = time.time_ns() // 1_000_000
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    b36 = ""
-    while ms:
-        ms, r = divmod(ms, 36)
-        b36 = digits[r] + b36
-    return f"run-{b36}-{secrets.token_hex(3)}"
-
-
-def _error_dict(info: ErrorInfo) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": info.name, "message": info.message, "code": info.code}
-    details = decode_json(info.details)
-    if details is not None:
-        out["details"] = details
-    return out
-
-
-def _abspath(path: str | os.PathLike[str] | None) -> str | None:
-    """Absolute form of `path` (no filesystem access beyond the cwd)."""
-    return os.path.abspath(path) if path else None
-
-
-def _check_input(wf: Workflow, value: Any) -> tuple[Any, bytes]:
-    """Validate the input; return (value for ctx.input, canonical JSON bytes)."""
-    if value is None:
-        value = {}
-    if wf.input_type is not None and isinstance(value, wf.input_type):
-        return value, encode_json(value)
-    if not isinstance(value, Mapping):
-        raise InvalidInputError(
-            f"Workflow input must be a JSON object, got {type(value).__name__}.",
-            details={"errors": f"expected object, got {type(value).__name__}"},
-            hint='Pass --input \'{"key": "value"}\'.',
-        )
-    try:
-        raw = encode_json(dict(value))
-    except (TypeError, msgspec.EncodeError) as e:
-        raise InvalidInputError(
-            f"Workflow input is not JSON-serialisable: {e}.", details={"errors": str(e)}
-        ) from e
-    if wf.input_type is None:
-        return decode_json(raw), raw
-    try:
-        typed = msgspec.json.decode(raw, type=wf.input_type)
-    except msgspec.ValidationError as e:
-        raise InvalidInputError(
-            f"Input of workflow {wf.name!r} does not match {wf.input_type.__name__}: {e}.",
-            details={"errors": str(e)},
-            hint="Fix the --input JSON to match the workflow's input type.",
-        ) from e
-    return typed, encode_json(typed)
-
-
-class _Run:
-    """One activation of a run: the coordinator's state."""
+    Args:
+        wf: The workflow.
+        store: The open event store.
+        run_id: The run.
+        input_value: ``ctx.input``.
+        max_concurrency: Run-wide cap on running tasks.
+        on_progress: Called with each event after it is recorded.
+        clock: Time source.
+        mirror: NDJSON mirror, or None.
+        state: The run's folded state when resuming (None for a new run).
+        owner: This activation's lease, recorded once the first append (the claim) wins.
+        reload: Re-folds the run from the log (used after another process appended).
+    """
 
     def __init__(
         self,
@@ -154,6 +89,9 @@ class _Run:
         on_progress: Callable[[Event], Any] | None,
         clock: Clock,
         mirror: NdjsonMirror | None,
+        state: RunState | None = None,
+        owner: Lease | None = None,
+        reload: Callable[[], Awaitable[RunState]] | None = None,
     ) -> None:
         self.wf = wf
         self.store = store
@@ -163,13 +101,16 @@ class _Run:
         self.on_progress = on_progress
         self.clock = clock
         self.mirror = mirror
-        self.state = RunState(run_id=run_id)
-        self.seq = 0  # last appended seq
+        self.state = state if state is not None else RunState(run_id=run_id)
+        self.seq = self.state.seq  # last appended seq
+        self.claimed = False  # True once our first append (the claim) is in the log
+        self.owner = owner
+        self.reload = reload
         self.batch: list[Event] = []
         self.plan: Plan | None = None
         self.scheduler: Scheduler | None = None
         self.reads: set[str] = set()
-        self.frame_no = 0
+        self.frame_no = _next_frame_no(self.state)
         # node id -> (attempt, cancel scope, leaf it was started from)
         self.running: dict[str, tuple[int, anyio.CancelScope, Leaf]] = {}
         self.backoff: dict[str, anyio.CancelScope] = {}
@@ -195,17 +136,32 @@ class _Run:
         if not self.batch:
             return
         batch, self.batch = self.batch, []
-        first = self.seq + 1
         # Shielded: aiosqlite's thread commits even if we stop waiting, so a cancelled
         # wait would leave `self.seq` behind the log and lose what we record next.
         with anyio.CancelScope(shield=True):
-            self.seq = await self.store.append(
-                self.run_id,
-                batch,
-                expected_seq=self.seq,
-                status=self.status_for_index,
-                workflow_name=self.wf.name if first == 1 else None,
-            )
+            for attempt in range(_CONFLICT_RETRIES + 1):
+                first = self.seq + 1
+                try:
+                    self.seq = await self.store.append(
+                        self.run_id,
+                        batch,
+                        expected_seq=self.seq,
+                        status=self.status_for_index,
+                        workflow_name=self.wf.name if first == 1 else None,
+                    )
+                    break
+                except RunAlreadyExistsError:
+                    raise
+                except StreamVersionConflictError as e:
+                    if not self.claimed:
+                        raise ResumeClaimFailedError(self.run_id, self._owner_id()) from e
+                    if attempt == _CONFLICT_RETRIES:
+                        raise
+                    await self._rebase(batch)
+        if not self.claimed:
+            self.claimed = True
+            if self.owner is not None:
+                await self.store.put_lease(self.owner)
         self.status_for_index = None
         if self.mirror is not None:
             self.mirror.write(batch, first)
@@ -215,6 +171,47 @@ class _Run:
                     self.on_progress(event)
                 except Exception:
                     log.exception("on_progress callback raised; the run goes on")
+
+    def _owner_id(self) -> str:
+        return self.owner.owner_id if self.owner is not None else ""
+
+    async def _rebase(self, batch: list[Event]) -> None:
+        """Another process appended to our run: re-fold the log, re-apply `batch` on top.
+
+        What they appended (e.g. a cancel request) is handled at the next tick.
+        """
+        foreign = await self.store.read(self.run_id, after_seq=self.seq)
+        if self.reload is None:
+            raise StreamVersionConflictError(
+                self.run_id, expected_seq=self.seq, actual_seq=foreign[-1].seq if foreign else 0
+            )
+        self.state = await self.reload()
+        self.seq = self.state.seq
+        for i, event in enumerate(batch, 1):
+            apply_event(self.state, event, seq=self.seq + i)
+        self._handle_foreign([decode_event(r.type, r.data) for r in foreign])
+
+    def _handle_foreign(self, events: Iterable[Event | None]) -> None:
+        """React to requests other processes appended to this run's log."""
+        for event in events:
+            if isinstance(event, RunCancelRequested):
+                self.send.send_nowait(("cancel", event.reason or "cancel-requested", event.source))
+
+    async def _read_foreign(self) -> None:
+        """Fold events others appended since our last append, and react to them."""
+        if self.batch:
+            raise AssertionError("foreign events must be folded before this tick's events")
+        rows = await self.store.read(self.run_id, after_seq=self.seq)
+        events = []
+        for row in rows:
+            event = decode_event(row.type, row.data)
+            if event is not None:
+                apply_event(self.state, event, seq=row.seq)
+            else:
+                self.state.seq = row.seq
+            self.seq = row.seq
+            events.append(event)
+        self._handle_foreign(events)
 
     def now(self) -> int:
         return self.clock.now_ms()
@@ -378,8 +375,12 @@ class _Run:
     async def tick(self, msgs: list[tuple[Any, ...]]) -> None:
         """Handle completions, decide, and append everything in one transaction."""
         need_render = self.plan is None
+        if any(m[0] == "foreign" for m in msgs):
+            await self._read_foreign()
         for msg in msgs:
             kind = msg[0]
+            if kind == "lost":
+                raise OwnershipLostError(self.run_id, self._owner_id())
             if kind == "done":
                 _, node_id, attempt, outcome = msg
                 # The leaf it started from: recorded even if a re-render unmounted it.
@@ -426,6 +427,12 @@ class _Run:
             for leaf in leaves:
                 node_id = leaf.task.id
                 rec = self.state.nodes.get((node_id, 0))
+                exhausted = rec is not None and rec.attempt_count > leaf.task.retries
+                if rec is not None and rec.state == "failed" and exhausted:
+                    # Failed for good in an earlier activation: it stays failed.
+                    self.scheduler.released(node_id)
+                    self.fail(rec.last_error or error_info(SchedulerError("failed")))
+                    continue
                 attempt = (rec.attempt_count if rec is not None else 0) + 1
                 self.emit(
                     NodeStarted(
@@ -516,6 +523,20 @@ class _Run:
             await self.clock.sleep_ms(delay_ms)
             self.send.send_nowait(("retry", node_id))
 
+    async def _heartbeat(self) -> None:
+        """Renew the lease and look for requests appended by other processes."""
+        while True:
+            await self.clock.sleep_ms(HEARTBEAT_INTERVAL_MS)
+            if self.owner is not None and self.claimed:
+                held = await self.store.renew_lease(
+                    self.run_id, self.owner.owner_id, self.clock.now_ms()
+                )
+                if not held:
+                    self.send.send_nowait(("lost",))
+                    return
+            if await self.store.last_seq(self.run_id) > self.seq:
+                self.send.send_nowait(("foreign",))
+
     async def _watch_cancel(self, cancel: Any) -> None:
         await cancel.wait()
         self.send.send_nowait(("cancel", "cancel-requested", "api"))
@@ -531,6 +552,7 @@ class _Run:
                     self.emit(event)
                 if cancel is not None:
                     tg.start_soon(self._watch_cancel, cancel)
+                tg.start_soon(self._heartbeat)
                 await self.tick([])
                 while self.terminal is None:
                     msgs = [await self.recv.receive()]
@@ -558,13 +580,19 @@ class _Run:
                 await self._record_interrupted("interrupted", "signal")
             raise
         finally:
+            if self.owner is not None and self.claimed:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self.store.release_lease(self.run_id, self.owner.owner_id)
+                    except SmithersError:
+                        log.warning("could not release the lease of run %s", self.run_id)
             self.send.close()
             self.recv.close()
             if self.mirror is not None:
                 self.mirror.close()
 
     async def _record_interrupted(self, reason: str, source: str) -> None:
-        if self.terminal is not None or self.seq == 0:
+        if self.terminal is not None or not self.claimed:
             return
         self.batch = []
         now = self.now()
@@ -588,125 +616,9 @@ class _Run:
             log.exception("could not record the cancellation of run %s", self.run_id)
 
 
-async def run_workflow(
-    wf: Workflow,
-    *,
-    input: Any = None,
-    run_id: str | None = None,
-    resume: bool = False,
-    db: str | os.PathLike[str] | None = None,
-    store: EventStore | None = None,
-    max_concurrency: int = 4,
-    on_progress: Callable[[Event], Any] | None = None,
-    cancel: Any = None,
-    root_dir: str | os.PathLike[str] | None = None,
-    log_dir: str | os.PathLike[str] | None = _DEFAULT,
-    allow_network: bool = False,
-    max_output_bytes: int = 200_000,
-    tool_timeout_ms: int = 60_000,
-    workflow_path: str | os.PathLike[str] | None = None,
-    clock: Clock | None = None,
-) -> RunResult:
-    """Run a workflow to its end and return the result, as Smithers' `runWorkflow`.
-
-    Every state change is appended to the run's log before it takes effect; the
-    function returns when the run finishes, fails or is cancelled.
-
-    Args:
-        wf: The workflow (from ``@workflow``).
-        input: A JSON object (dict) or an instance of the workflow's input type.
-        run_id: Run id to use (default: a new one).
-        resume: Resume `run_id` (not supported yet).
-        db: SQLite database path (default: see `resolve_db_path`). Ignored with `store`.
-        store: An open `EventStore` to use instead of `db` (not closed here).
-        max_concurrency: Run-wide cap on tasks executing at once (default 4).
-        on_progress: Called with every event after it is recorded.
-        cancel: An object with ``async wait()`` (e.g. `anyio.Event`); when it returns,
-            running tasks are cancelled and the run ends ``"cancelled"``.
-        root_dir: Root of the tool sandbox for agent tools (recorded in the run's config).
-        allow_network: Whether agent tools may use the network (recorded).
-        max_output_bytes: Cap on one tool call's output, in bytes (recorded).
-        tool_timeout_ms: Cap on one tool call's duration, in ms (recorded).
-        log_dir: Directory of the NDJSON mirror ``stream.ndjson``; None disables it.
-            Default: ``<db dir>/executions/<run_id>/logs`` for a SQLite database.
-        workflow_path: Workflow file path to record (default: the builder's module file).
-        clock: Time source (tests pass a fake).
-
-    Returns:
-        A `RunResult` with status ``"finished"``, ``"failed"`` or ``"cancelled"``.
-
-    Raises:
-        InvalidInputError: if `input` is not an object or fails the input schema;
-            nothing is recorded.
-        RunAlreadyExistsError: if `run_id` already exists (``RUN_ALREADY_EXISTS``).
-        DatabaseWriteError, DatabaseQueryError: on storage failures.
-
-    Example:
-        >>> result = await run_workflow(count, input={"start": 5}, db="runs.db")  # doctest: +SKIP
-        >>> result.status, result.outputs["second"]  # doctest: +SKIP
-        ('finished', {'n': 6})
-    """
-    if resume:
-        raise UnsupportedFeatureError("resume=True is not supported by this version yet.")
-    if max_concurrency < 1:
-        raise InvalidInputError(f"max_concurrency must be >= 1, got {max_concurrency}.")
-    input_value, input_raw = _check_input(wf, input)
-    run_id = run_id or new_run_id()
-    clock = clock or SystemClock()
-    own_store = store is None
-    db_path: Path | None = None
-    if store is None:
-        db_path = resolve_db_path(db)
-        store = await SQLiteEventStore.open(db_path)
-    try:
-        if log_dir is _DEFAULT:
-            log_dir = db_path.parent / "executions" / run_id / "logs" if db_path else None
-        mirror = NdjsonMirror(Path(log_dir)) if log_dir is not None else None
-        run = _Run(
-            wf,
-            store,
-            run_id,
-            input_value=input_value,
-            max_concurrency=max_concurrency,
-            on_progress=on_progress,
-            clock=clock,
-            mirror=mirror,
-        )
-        config = {
-            "maxConcurrency": max_concurrency,
-            "rootDir": str(root_dir) if root_dir is not None else None,
-            "allowNetwork": allow_network,
-            "maxOutputBytes": max_output_bytes,
-            "toolTimeoutMs": tool_timeout_ms,
-        }
-        path = workflow_path or wf.source_path
-        now = clock.now_ms()
-        first: list[Event] = [
-            RunStarted(
-                run_id=run_id,
-                timestamp_ms=now,
-                workflow_name=wf.name,
-                workflow_path=_abspath(path),
-                input=msgspec.Raw(input_raw),
-                config=to_raw(config),
-                smithers_version=SMITHERS_VERSION,
-                activation=1,
-                owner_id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}",
-                pid=os.getpid(),
-                host=socket.gethostname(),
-            ),
-            RunStatusChanged(run_id=run_id, timestamp_ms=now, status="running"),
-        ]
-        await run.drive(first, cancel)
-        state = run.state
-        outputs = {k: decode_json(v) for k, v in state.outputs().items()}
-        return RunResult(
-            run_id=run_id,
-            status=state.status,
-            outputs=outputs,
-            error=_error_dict(state.error) if state.error is not None else None,
-        )
-    finally:
-        if own_store:
-            with anyio.CancelScope(shield=True):
-                await store.close()
+def _next_frame_no(state: RunState) -> int:
+    """The frame number the next render of `state`'s run gets."""
+    recorded = getattr(state, "next_frame_no", None)
+    if isinstance(recorded, int):
+        return recorded
+    return state.frames[-1].frame_no + 1 if state.frames else 0

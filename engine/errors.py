@@ -21,6 +21,12 @@ __all__ = (
     "WorkflowMissingDefaultError",
     "SchedulerError",
     "UnsupportedFeatureError",
+    "OwnershipLostError",
+    "ResumeClaimFailedError",
+    "RunOwnerAliveError",
+    "RunStillRunningError",
+    "RunNotResumableError",
+    "ResumeMetadataMismatchError",
 )
 
 
@@ -174,3 +180,97 @@ class UnsupportedFeatureError(EngineError, NotImplementedError):
     """A documented option that this version does not implement yet was used."""
 
     default_code = "INVALID_INPUT"
+
+
+class ResumeClaimFailedError(EngineError):
+    """Another process claimed the run first (its append won).
+
+    Details: `runId`, `runtimeOwnerId`.
+    """
+
+    default_code = "RUN_RESUME_CLAIM_FAILED"
+
+    def __init__(self, run_id: str, owner_id: str) -> None:
+        super().__init__(
+            f"Could not claim run {run_id!r}: another process appended to it first.",
+            details={"runId": run_id, "runtimeOwnerId": owner_id},
+            hint=f"See who runs it now with `smithers inspect {run_id}`.",
+        )
+
+
+class OwnershipLostError(EngineError):
+    """This process lost the run's lease to another owner mid-run (it was deemed stale).
+
+    Details: `runId`, `runtimeOwnerId`.
+    """
+
+    default_code = "RUN_RESUME_CLAIM_LOST"
+
+    def __init__(self, run_id: str, owner_id: str) -> None:
+        super().__init__(
+            f"Run {run_id!r} was taken over by another process; this one stopped without "
+            "writing more.",
+            details={"runId": run_id, "runtimeOwnerId": owner_id},
+            hint="Raise the supervisor's --stale-threshold if the owner was only slow.",
+        )
+
+
+class RunOwnerAliveError(EngineError):
+    """The run's owner process is alive on this host. Details: `runId`, `runtimeOwnerId`."""
+
+    default_code = "RUN_OWNER_ALIVE"
+
+    def __init__(self, run_id: str, owner_id: str, pid: int) -> None:
+        super().__init__(
+            f"Run {run_id!r} is still owned by live process {pid} on this host.",
+            details={"runId": run_id, "runtimeOwnerId": owner_id, "pid": pid},
+            hint=f"Wait for it, or stop it with `smithers cancel {run_id}`.",
+        )
+
+
+class RunStillRunningError(EngineError):
+    """The run's owner heartbeat is fresh (owner on another host, or unknown).
+
+    Details: `runId`, `heartbeatAgeMs`.
+    """
+
+    default_code = "RUN_STILL_RUNNING"
+
+    def __init__(self, run_id: str, age_ms: int) -> None:
+        super().__init__(
+            f"Run {run_id!r} looks active: its owner renewed its lease {age_ms} ms ago.",
+            details={"runId": run_id, "heartbeatAgeMs": age_ms},
+            hint="If that owner is really gone, resume with --force.",
+        )
+
+
+class RunNotResumableError(EngineError):
+    """The run cannot be resumed in its current state. Details: `runId`, `status`."""
+
+    default_code = "RUN_NOT_RESUMABLE"
+
+    def __init__(self, run_id: str, status: str, why: str) -> None:
+        super().__init__(
+            f"Run {run_id!r} ({status}) cannot be resumed: {why}.",
+            details={"runId": run_id, "status": status},
+        )
+
+
+class ResumeMetadataMismatchError(EngineError):
+    """The workflow's code changed since the run recorded it.
+
+    Details: `mismatches` (changed relative paths), `existing`, `current` (hashes).
+    """
+
+    default_code = "RESUME_METADATA_MISMATCH"
+
+    def __init__(self, run_id: str, mismatches: list[str], existing: str, current: str) -> None:
+        shown = ", ".join(mismatches[:5]) + (", …" if len(mismatches) > 5 else "")
+        super().__init__(
+            f"Run {run_id!r} was recorded with different workflow code (changed: {shown}).",
+            details={"mismatches": mismatches, "existing": existing, "current": current},
+            hint=(
+                "Revert the files to resume this run, or keep the edit and fork/replay it "
+                f"onto the new code (`smithers fork {run_id} --frame N`), or start a fresh run."
+            ),
+        )

@@ -13,6 +13,7 @@ from ._codec import decode_json as decode_json
 from ._codec import encode_event as encode_event
 from ._codec import encode_json as encode_json
 from ._codec import to_raw as to_raw
+from ._envelope import Lease as Lease
 from ._envelope import RunRecord as RunRecord
 from ._envelope import StoredEvent as StoredEvent
 from ._locate import resolve_db_path as resolve_db_path
@@ -32,6 +33,7 @@ __all__ = (
     "DatabaseWriteError",
     "EventStore",
     "EventStoreError",
+    "Lease",
     "MemoryEventStore",
     "RunAlreadyExistsError",
     "RunRecord",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ("StoredEvent", "RunRecord")
+__all__ = ("StoredEvent", "RunRecord", "Lease")
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,3 +41,26 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """Timestamp of the run's last event, Unix epoch ms."""
     last_seq: int
     """Seq of the run's last event."""
+
+
+class Lease(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One row of the leases table: which process currently owns a run (DESIGN §6).
+
+    Operational, not state: the claim itself is an append with `expected_seq`, and
+    deleting every lease loses nothing of a run's history. The owner renews
+    `heartbeat_at_ms` while it runs; a lease whose heartbeat is old marks an owner
+    that may have died.
+    """
+
+    run_id: str
+    """The run this lease is for (one lease per run)."""
+    owner_id: str
+    """Id of the owning runtime, as recorded in its `RunStarted` event."""
+    pid: int
+    """Process id of the owner on `host`."""
+    host: str
+    """Host name of the machine the owner runs on."""
+    acquired_at_ms: int
+    """Unix epoch milliseconds when the owner took the run."""
+    heartbeat_at_ms: int
+    """Unix epoch milliseconds of the owner's last heartbeat."""

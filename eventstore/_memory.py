@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from ._codec import encode_event
-from ._envelope import RunRecord, StoredEvent
+from ._envelope import Lease, RunRecord, StoredEvent
 from .errors import RunAlreadyExistsError, StreamVersionConflictError
 
 if TYPE_CHECKING:
@@ -27,6 +29,8 @@ class MemoryEventStore:
         self._events: list[StoredEvent] = []
         self._by_run: dict[str, list[StoredEvent]] = {}
         self._runs: dict[str, RunRecord] = {}
+        self._leases: dict[str, Lease] = {}
+        self._checkpoints: dict[str, dict[int, bytes]] = {}
         self._closed = False
 
     async def __aenter__(self) -> MemoryEventStore:
@@ -121,6 +125,78 @@ class MemoryEventStore:
         runs = list(reversed(self._runs.values()))
         runs.sort(key=lambda r: r.created_at_ms, reverse=True)
         return runs if limit is None else runs[:limit]
+
+    # ------------------------------------------------------------------ leases
+
+    async def put_lease(self, lease: Lease) -> None:
+        """Record `lease` as its run's lease, replacing any (see `EventStore.put_lease`)."""
+        self._check_open()
+        self._leases[lease.run_id] = lease
+
+    async def renew_lease(self, run_id: str, owner_id: str, heartbeat_at_ms: int) -> bool:
+        """Set the heartbeat if `owner_id` holds the lease (see `EventStore.renew_lease`).
+
+        Returns:
+            True if renewed; False if the run has no lease or another owner holds it.
+        """
+        self._check_open()
+        lease = self._leases.get(run_id)
+        if lease is None or lease.owner_id != owner_id:
+            return False
+        self._leases[run_id] = msgspec.structs.replace(lease, heartbeat_at_ms=heartbeat_at_ms)
+        return True
+
+    async def release_lease(self, run_id: str, owner_id: str) -> None:
+        """Delete the run's lease if `owner_id` holds it (see `EventStore.release_lease`)."""
+        self._check_open()
+        lease = self._leases.get(run_id)
+        if lease is not None and lease.owner_id == owner_id:
+            del self._leases[run_id]
+
+    async def get_lease(self, run_id: str) -> Lease | None:
+        """Return the run's lease, or None."""
+        self._check_open()
+        return self._leases.get(run_id)
+
+    async def list_leases(self) -> list[Lease]:
+        """Return every lease, ordered by run id."""
+        self._check_open()
+        return [self._leases[run_id] for run_id in sorted(self._leases)]
+
+    # ------------------------------------------------------------------ checkpoints
+
+    async def put_checkpoint(self, run_id: str, seq: int, data: bytes) -> None:
+        """Store the run's checkpoint at `seq` (see `EventStore.put_checkpoint`)."""
+        self._check_open()
+        # bytes() copies a bytearray or memoryview, as SQLite does, so a caller reusing
+        # its buffer cannot change a stored checkpoint (and is free for `bytes`).
+        self._checkpoints.setdefault(run_id, {})[seq] = bytes(data)
+
+    async def get_checkpoint(
+        self, run_id: str, *, at_or_before_seq: int
+    ) -> tuple[int, bytes] | None:
+        """Return ``(seq, data)`` of the latest checkpoint with ``seq <= at_or_before_seq``.
+
+        Returns:
+            The checkpoint, or None if the run has none that early.
+        """
+        self._check_open()
+        by_seq = self._checkpoints.get(run_id, {})
+        seq = max((s for s in by_seq if s <= at_or_before_seq), default=None)
+        return None if seq is None else (seq, by_seq[seq])
+
+    async def delete_checkpoints(self, run_id: str | None = None) -> int:
+        """Delete the checkpoints of `run_id`, or of every run if None.
+
+        Returns:
+            How many checkpoints were deleted.
+        """
+        self._check_open()
+        if run_id is None:
+            count = sum(len(by_seq) for by_seq in self._checkpoints.values())
+            self._checkpoints.clear()
+            return count
+        return len(self._checkpoints.pop(run_id, {}))
 
     async def close(self) -> None:
         """Mark the store closed."""

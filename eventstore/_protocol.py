@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._envelope import RunRecord, StoredEvent
+    from ._envelope import Lease, RunRecord, StoredEvent
     from .events import Event
 
 __all__ = ("EventStore",)
@@ -18,6 +18,10 @@ class EventStore(Protocol):
 
     Implementations: `SQLiteEventStore` (default) and `MemoryEventStore` (tests).
     Neither ever updates or deletes an event.
+
+    Beside the log, two operational side tables that are not state (deleting them
+    loses nothing of a run's history): leases (which process owns a run, DESIGN §6)
+    and checkpoints (cached folds of a run's events, DESIGN §5).
     """
 
     async def append(
@@ -70,6 +74,133 @@ class EventStore(Protocol):
 
     async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
         """Return runs, newest first."""
+        ...
+
+    # -------------------------------------------------------------- leases
+
+    async def put_lease(self, lease: Lease) -> None:
+        """Record `lease` as the run's lease, replacing any lease the run had.
+
+        The caller has already won the run through `append(expected_seq=...)`; this
+        only records the new owner. Awaits I/O.
+
+        Args:
+            lease: The new owner's lease; `lease.run_id` picks the row.
+
+        Raises:
+            DatabaseWriteError: if the write failed; the previous lease is unchanged.
+        """
+        ...
+
+    async def renew_lease(self, run_id: str, owner_id: str, heartbeat_at_ms: int) -> bool:
+        """Set the lease's heartbeat if `owner_id` still holds the run's lease.
+
+        Awaits I/O.
+
+        Args:
+            run_id: The run whose lease to renew.
+            owner_id: The owner renewing; nothing changes unless it holds the lease.
+            heartbeat_at_ms: The new heartbeat, Unix epoch milliseconds.
+
+        Returns:
+            True if the lease was renewed; False if the run has no lease or another
+            owner holds it (the caller has lost the run).
+
+        Raises:
+            DatabaseWriteError: if the write failed; the lease is unchanged.
+        """
+        ...
+
+    async def release_lease(self, run_id: str, owner_id: str) -> None:
+        """Delete the run's lease if `owner_id` holds it; otherwise do nothing.
+
+        Awaits I/O.
+
+        Args:
+            run_id: The run whose lease to release.
+            owner_id: The releasing owner; another owner's lease is left in place.
+
+        Raises:
+            DatabaseWriteError: if the write failed; the lease is unchanged.
+        """
+        ...
+
+    async def get_lease(self, run_id: str) -> Lease | None:
+        """Return the run's lease, or None if it has none. Awaits I/O.
+
+        Args:
+            run_id: The run to look up.
+
+        Returns:
+            The lease, or None.
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        ...
+
+    async def list_leases(self) -> list[Lease]:
+        """Return every lease, ordered by run id. Awaits I/O.
+
+        Returns:
+            The leases, ordered by `run_id`.
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        ...
+
+    # -------------------------------------------------------------- checkpoints
+
+    async def put_checkpoint(self, run_id: str, seq: int, data: bytes) -> None:
+        """Store `data` as the run's checkpoint at `seq`, replacing one already there.
+
+        Storage does not interpret `data` (the caller's encoded, folded state after
+        the event at `seq`). Awaits I/O.
+
+        Args:
+            run_id: The run the checkpoint belongs to.
+            seq: The seq of the last event folded into `data`.
+            data: The encoded checkpoint.
+
+        Raises:
+            DatabaseWriteError: if the write failed; nothing of it was kept.
+        """
+        ...
+
+    async def get_checkpoint(
+        self, run_id: str, *, at_or_before_seq: int
+    ) -> tuple[int, bytes] | None:
+        """Return the run's latest checkpoint with ``seq <= at_or_before_seq``.
+
+        Awaits I/O.
+
+        Args:
+            run_id: The run to look up.
+            at_or_before_seq: The highest seq the checkpoint may have.
+
+        Returns:
+            ``(seq, data)`` of that checkpoint, or None if the run has none so early.
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        ...
+
+    async def delete_checkpoints(self, run_id: str | None = None) -> int:
+        """Delete the checkpoints of `run_id`, or of every run if it is None.
+
+        Awaits I/O. Loses nothing: checkpoints are rebuilt by folding the log.
+
+        Args:
+            run_id: The run whose checkpoints to delete; None for all runs.
+
+        Returns:
+            How many checkpoints were deleted.
+
+        Raises:
+            DatabaseWriteError: if the write failed; nothing was deleted.
+        """
         ...
 
     async def close(self) -> None:

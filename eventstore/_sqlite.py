@@ -15,7 +15,7 @@ import aiosqlite
 import anyio
 
 from ._codec import encode_event
-from ._envelope import RunRecord, StoredEvent
+from ._envelope import Lease, RunRecord, StoredEvent
 from .errors import (
     DatabaseQueryError,
     DatabaseWriteError,
@@ -31,11 +31,13 @@ if TYPE_CHECKING:
 
 __all__ = ("SQLiteEventStore", "SCHEMA_VERSION")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""`PRAGMA user_version` of the current schema. 1: events and runs index; 2: + leases
+and checkpoints (side tables, created on open in databases of version 1)."""
 _T = TypeVar("_T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS _smithers_events (
+_SCHEMA: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS _smithers_events (
     position INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -43,30 +45,65 @@ CREATE TABLE IF NOT EXISTS _smithers_events (
     timestamp_ms INTEGER NOT NULL,
     payload BLOB NOT NULL,
     UNIQUE (run_id, seq)
-);
-CREATE TABLE IF NOT EXISTS _smithers_runs (
+)""",
+    """CREATE TABLE IF NOT EXISTS _smithers_runs (
     run_id TEXT PRIMARY KEY,
     workflow_name TEXT NOT NULL DEFAULT '',
     status TEXT NOT NULL DEFAULT 'running',
     created_at_ms INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL,
     last_seq INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS _smithers_runs_by_created ON _smithers_runs (created_at_ms);
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS _smithers_runs_by_created ON _smithers_runs (created_at_ms)",
+    # Operational side tables (not state: dropping them loses nothing of any run).
+    """CREATE TABLE IF NOT EXISTS _smithers_leases (
+    run_id TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    acquired_at_ms INTEGER NOT NULL,
+    heartbeat_at_ms INTEGER NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS _smithers_checkpoints (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID""",
+)
+"""Every statement of the schema, each idempotent; run in one transaction on open."""
+
+_SCHEMA_OBJECTS = frozenset(
+    {
+        "_smithers_events",
+        "_smithers_runs",
+        "_smithers_runs_by_created",
+        "_smithers_leases",
+        "_smithers_checkpoints",
+    }
+)
+"""Names in `sqlite_master` of a complete schema; open creates whatever is missing."""
 
 _INSERT = (
     "INSERT INTO _smithers_events (run_id, seq, type, timestamp_ms, payload) VALUES (?, ?, ?, ?, ?)"
 )
 _RUN_COLUMNS = "run_id, workflow_name, status, created_at_ms, updated_at_ms, last_seq"
+_LEASE_COLUMNS = "run_id, owner_id, pid, host, acquired_at_ms, heartbeat_at_ms"
 
-_WRITE_ERROR_NAMES = frozenset(
-    {"SQLITE_READONLY", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN"}
+_WRITE_ERROR_CODES = frozenset(
+    {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
 )
-"""sqlite3 error names that mean "cannot write here", as opposed to "not a usable database"."""
+"""Primary SQLite result codes that mean "cannot write here", as opposed to "not a usable
+database". Extended codes reduce to them by their low byte: a WAL file in a read-only
+directory fails with ``SQLITE_READONLY_DIRECTORY``, which is ``SQLITE_READONLY``."""
 
 _LOCK_RETRIES = 6
 """How many times a write that found the database locked is retried (after busy_timeout)."""
+
+
+def _is_write_fault(err: sqlite3.Error) -> bool:
+    code = getattr(err, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _WRITE_ERROR_CODES
 
 
 def _is_locked(err: sqlite3.Error) -> bool:
@@ -99,16 +136,37 @@ class SQLiteEventStore:
         durability: Literal["normal", "full"] = "normal",
         busy_timeout_ms: int = 5_000,
         create: bool = True,
+        max_page_count: int | None = None,
     ) -> SQLiteEventStore:
         """Open (and create, unless `create` is False) the database at `path`.
 
-        Awaits I/O: opens the file and creates the tables if missing.
+        Awaits I/O: opens the file and creates whatever tables are missing (all of
+        them in a new file; the side tables in a file of an older schema version).
+
+        Args:
+            path: The database file.
+            durability: ``"normal"`` (``synchronous=NORMAL``: survives a process
+                crash) or ``"full"`` (``synchronous=FULL``: also survives power loss).
+            busy_timeout_ms: How long, in milliseconds, one statement waits for
+                another connection's lock before it counts as locked.
+            create: Create the file (and its parent directories) if missing.
+            max_page_count: A quota: the most pages (of ``PRAGMA page_size`` bytes,
+                4096 by default) this connection lets the file grow to; a write that
+                needs more fails with `DatabaseWriteError` as on a full disk. Useful
+                to cap the database's growth and to test full-disk handling. SQLite
+                never sets it below the file's current size. None: no quota.
+
+        Returns:
+            The open store; close it with `close` (or ``async with``).
 
         Raises:
+            ValueError: if `max_page_count` is not positive.
             DatabaseQueryError: if the file is not a usable SQLite database (corrupt,
                 encrypted, unreadable) or does not exist and `create` is False.
             DatabaseWriteError: if the tables cannot be created (read-only, disk full).
         """
+        if max_page_count is not None and max_page_count < 1:
+            raise ValueError(f"max_page_count must be a positive page count, not {max_page_count}")
         db_path = Path(path)
         # A stat before the first thread hop: cheap, and it keeps `create=False` honest.
         if not create and not db_path.exists():  # noqa: ASYNC240
@@ -124,28 +182,13 @@ class SQLiteEventStore:
         store = cls(conn, db_path)
         sync = "FULL" if durability == "full" else "NORMAL"
         try:
-            await store._call(store._init_schema, sync, busy_timeout_ms)
+            await store._call(_init_schema, sync, busy_timeout_ms, max_page_count)
         except sqlite3.Error as e:
             await conn.close()
-            if getattr(e, "sqlite_errorname", "") in _WRITE_ERROR_NAMES:
+            if _is_write_fault(e):
                 raise _write_error(db_path, e) from e
             raise _query_error(db_path, e) from e
         return store
-
-    def _init_schema(self, conn: sqlite3.Connection, sync: str, busy_timeout_ms: int) -> None:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        # Reading the schema first turns a non-SQLite file into an early, clear error.
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if str(mode).lower() != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {sync}")
-        exists = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE name = '_smithers_events'"
-        ).fetchone()
-        if not exists:
-            conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     async def __aenter__(self) -> SQLiteEventStore:
         return self
@@ -166,6 +209,22 @@ class SQLiteEventStore:
         await self._conn.close()
 
     # ------------------------------------------------------------------ writes
+
+    async def _write(self, fn: Callable[..., _T], *args: Any) -> _T:
+        # Runs one write transaction; `database is locked` is retried with backoff,
+        # every other sqlite3 error becomes `DatabaseWriteError` at once.
+        delay_s = 0.05
+        for attempt in range(_LOCK_RETRIES + 1):
+            try:
+                return await self._call(fn, *args)
+            except sqlite3.OperationalError as e:
+                if not _is_locked(e) or attempt == _LOCK_RETRIES:
+                    raise _write_error(self.path, e) from e
+            except sqlite3.Error as e:
+                raise _write_error(self.path, e) from e
+            await anyio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 1.0)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def append(
         self,
@@ -190,20 +249,7 @@ class SQLiteEventStore:
             (run_id, expected_seq + i, type(e).__name__, e.timestamp_ms, encode_event(e))
             for i, e in enumerate(events, 1)
         ]
-        delay_s = 0.05
-        for attempt in range(_LOCK_RETRIES + 1):
-            try:
-                return await self._call(
-                    _append_tx, run_id, rows, expected_seq, status, workflow_name
-                )
-            except sqlite3.OperationalError as e:
-                if not _is_locked(e) or attempt == _LOCK_RETRIES:
-                    raise _write_error(self.path, e) from e
-            except sqlite3.Error as e:
-                raise _write_error(self.path, e) from e
-            await anyio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 1.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._write(_append_tx, run_id, rows, expected_seq, status, workflow_name)
 
     # ------------------------------------------------------------------ reads
 
@@ -273,12 +319,160 @@ class SQLiteEventStore:
             params = (limit,)
         return [_run_record(r) for r in await self._read(sql, params)]
 
+    # ------------------------------------------------------------------ leases
+
+    async def put_lease(self, lease: Lease) -> None:
+        """Record `lease` as its run's lease, replacing any (see `EventStore.put_lease`).
+
+        Raises:
+            DatabaseWriteError: if the database stayed locked through every retry, the
+                disk is full or the file read-only; the previous lease is unchanged.
+        """
+        await self._write(
+            _execute_write,
+            f"INSERT OR REPLACE INTO _smithers_leases ({_LEASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                lease.run_id,
+                lease.owner_id,
+                lease.pid,
+                lease.host,
+                lease.acquired_at_ms,
+                lease.heartbeat_at_ms,
+            ),
+        )
+
+    async def renew_lease(self, run_id: str, owner_id: str, heartbeat_at_ms: int) -> bool:
+        """Set the heartbeat if `owner_id` holds the lease (see `EventStore.renew_lease`).
+
+        Returns:
+            True if renewed; False if the run has no lease or another owner holds it.
+
+        Raises:
+            DatabaseWriteError: if the write failed; the lease is unchanged.
+        """
+        changed = await self._write(
+            _execute_write,
+            "UPDATE _smithers_leases SET heartbeat_at_ms = ? WHERE run_id = ? AND owner_id = ?",
+            (heartbeat_at_ms, run_id, owner_id),
+        )
+        return changed > 0
+
+    async def release_lease(self, run_id: str, owner_id: str) -> None:
+        """Delete the run's lease if `owner_id` holds it (see `EventStore.release_lease`).
+
+        Raises:
+            DatabaseWriteError: if the write failed; the lease is unchanged.
+        """
+        await self._write(
+            _execute_write,
+            "DELETE FROM _smithers_leases WHERE run_id = ? AND owner_id = ?",
+            (run_id, owner_id),
+        )
+
+    async def get_lease(self, run_id: str) -> Lease | None:
+        """Return the run's lease or None. Raises `DatabaseQueryError` on I/O failure."""
+        rows = await self._read(
+            f"SELECT {_LEASE_COLUMNS} FROM _smithers_leases WHERE run_id = ?", (run_id,)
+        )
+        return _lease(rows[0]) if rows else None
+
+    async def list_leases(self) -> list[Lease]:
+        """Return every lease by run id. Raises `DatabaseQueryError` on I/O failure."""
+        rows = await self._read(
+            f"SELECT {_LEASE_COLUMNS} FROM _smithers_leases ORDER BY run_id", ()
+        )
+        return [_lease(r) for r in rows]
+
+    # ------------------------------------------------------------------ checkpoints
+
+    async def put_checkpoint(self, run_id: str, seq: int, data: bytes) -> None:
+        """Store the run's checkpoint at `seq` (see `EventStore.put_checkpoint`).
+
+        Raises:
+            DatabaseWriteError: if the write failed; nothing of it was kept.
+        """
+        await self._write(
+            _execute_write,
+            "INSERT OR REPLACE INTO _smithers_checkpoints (run_id, seq, data) VALUES (?, ?, ?)",
+            (run_id, seq, bytes(data)),
+        )
+
+    async def get_checkpoint(
+        self, run_id: str, *, at_or_before_seq: int
+    ) -> tuple[int, bytes] | None:
+        """Return ``(seq, data)`` of the latest checkpoint with ``seq <= at_or_before_seq``.
+
+        Returns:
+            The checkpoint, or None if the run has none that early.
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        rows = await self._read(
+            "SELECT seq, data FROM _smithers_checkpoints WHERE run_id = ? AND seq <= ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (run_id, at_or_before_seq),
+        )
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    async def delete_checkpoints(self, run_id: str | None = None) -> int:
+        """Delete the checkpoints of `run_id`, or of every run if None.
+
+        Returns:
+            How many checkpoints were deleted.
+
+        Raises:
+            DatabaseWriteError: if the write failed; nothing was deleted.
+        """
+        if run_id is None:
+            return await self._write(_execute_write, "DELETE FROM _smithers_checkpoints", ())
+        return await self._write(
+            _execute_write, "DELETE FROM _smithers_checkpoints WHERE run_id = ?", (run_id,)
+        )
+
 
 # ---------------------------------------------------------------------- thread-side code
 
 
+def _init_schema(
+    conn: sqlite3.Connection, sync: str, busy_timeout_ms: int, max_page_count: int | None
+) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    if max_page_count is not None:
+        conn.execute(f"PRAGMA max_page_count = {int(max_page_count)}")
+    # Reading the schema first turns a non-SQLite file into an early, clear error.
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master").fetchall()}
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if str(mode).lower() != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {sync}")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    # Only a write lock when something is missing: opening an up-to-date file (the
+    # common case, and the only one a reader of a read-only file can manage) writes
+    # nothing and never waits for another process's write transaction.
+    if _SCHEMA_OBJECTS.issubset(names) and version >= SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        # Re-read under the lock: never lower the version a newer smithers wrote.
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _fetchall(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
     return conn.execute(sql, params).fetchall()
+
+
+def _execute_write(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
+    # One statement in autocommit mode is its own transaction: all of it or nothing.
+    return conn.execute(sql, params).rowcount
 
 
 def _append_tx(
@@ -340,6 +534,17 @@ def _run_record(row: Any) -> RunRecord:
         created_at_ms=row[3],
         updated_at_ms=row[4],
         last_seq=row[5],
+    )
+
+
+def _lease(row: Any) -> Lease:
+    return Lease(
+        run_id=row[0],
+        owner_id=row[1],
+        pid=row[2],
+        host=row[3],
+        acquired_at_ms=row[4],
+        heartbeat_at_ms=row[5],
     )
 
 

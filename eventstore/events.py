@@ -119,6 +119,8 @@ class RunStarted(Event, frozen=True, kw_only=True):
     """Absolute path of the workflow file, when started from a file."""
     workflow_hash: str | None = None
     """SHA-256 over the workflow file and its locally imported modules, when known."""
+    workflow_files: tuple[tuple[str, str], ...] = ()
+    """``(relative path, SHA-256)`` of each file in `workflow_hash`, to name what changed."""
     input: msgspec.Raw = NULL_RAW
     """The run's input as JSON."""
     config: msgspec.Raw = NULL_RAW

@@ -14,6 +14,7 @@ from smithers.eventstore import (
     DatabaseQueryError,
     DatabaseWriteError,
     EventStore,
+    Lease,
     MemoryEventStore,
     RunAlreadyExistsError,
     SQLiteEventStore,
@@ -310,6 +311,202 @@ async def test_a_new_run_defaults_to_running(store: EventStore) -> None:
 async def test_get_run_of_an_unknown_run_is_none(store: EventStore) -> None:
     await store.append("r1", status_events("r1", 1), expected_seq=0)
     assert await store.get_run("nope") is None
+
+
+# ---------------------------------------------------------------------------- leases
+
+
+def lease(run_id: str, owner_id: str, *, at_ms: int = 10_000, pid: int = 4242) -> Lease:
+    return Lease(
+        run_id=run_id,
+        owner_id=owner_id,
+        pid=pid,
+        host="worker-1",
+        acquired_at_ms=at_ms,
+        heartbeat_at_ms=at_ms,
+    )
+
+
+def test_a_lease_encodes_with_camel_case_fields() -> None:
+    assert msgspec.json.decode(msgspec.json.encode(lease("r1", "o1"))) == {
+        "runId": "r1",
+        "ownerId": "o1",
+        "pid": 4242,
+        "host": "worker-1",
+        "acquiredAtMs": 10_000,
+        "heartbeatAtMs": 10_000,
+    }
+
+
+async def test_no_leases_at_first(store: EventStore) -> None:
+    assert await store.get_lease("r1") is None
+    assert await store.list_leases() == []
+
+
+async def test_put_lease_then_get_it(store: EventStore) -> None:
+    mine = lease("r1", "owner-a")
+    await store.put_lease(mine)
+    assert await store.get_lease("r1") == mine
+    assert await store.get_lease("r2") is None
+    assert await store.list_leases() == [mine]
+
+
+async def test_put_lease_replaces_the_previous_owner(store: EventStore) -> None:
+    await store.put_lease(lease("r1", "owner-a", at_ms=1_000))
+    theirs = lease("r1", "owner-b", at_ms=2_000, pid=7)
+
+    await store.put_lease(theirs)
+
+    assert await store.get_lease("r1") == theirs
+    assert await store.list_leases() == [theirs]
+
+
+async def test_list_leases_is_ordered_by_run_id(store: EventStore) -> None:
+    for run_id in ["r2", "r3", "r1"]:
+        await store.put_lease(lease(run_id, f"owner-{run_id}"))
+    assert [x.run_id for x in await store.list_leases()] == ["r1", "r2", "r3"]
+
+
+async def test_the_owner_renews_its_lease(store: EventStore) -> None:
+    await store.put_lease(lease("r1", "owner-a", at_ms=1_000))
+
+    assert await store.renew_lease("r1", "owner-a", 1_500) is True
+
+    renewed = await store.get_lease("r1")
+    assert renewed == msgspec.structs.replace(
+        lease("r1", "owner-a", at_ms=1_000), heartbeat_at_ms=1_500
+    )
+
+
+async def test_renewing_a_lease_someone_else_took_fails_and_changes_nothing(
+    store: EventStore,
+) -> None:
+    theirs = lease("r1", "owner-b", at_ms=2_000)
+    await store.put_lease(lease("r1", "owner-a", at_ms=1_000))
+    await store.put_lease(theirs)
+
+    assert await store.renew_lease("r1", "owner-a", 3_000) is False
+
+    assert await store.get_lease("r1") == theirs
+
+
+async def test_renewing_a_missing_lease_fails_and_creates_nothing(store: EventStore) -> None:
+    await store.put_lease(lease("r2", "owner-a"))
+    assert await store.renew_lease("r1", "owner-a", 3_000) is False
+    assert await store.get_lease("r1") is None
+    assert [x.run_id for x in await store.list_leases()] == ["r2"]
+
+
+async def test_the_owner_releases_its_lease(store: EventStore) -> None:
+    await store.put_lease(lease("r1", "owner-a"))
+    await store.put_lease(lease("r2", "owner-a"))
+
+    await store.release_lease("r1", "owner-a")
+
+    assert await store.get_lease("r1") is None
+    assert [x.run_id for x in await store.list_leases()] == ["r2"]
+    assert await store.renew_lease("r1", "owner-a", 20_000) is False
+
+
+async def test_releasing_another_owners_lease_leaves_it(store: EventStore) -> None:
+    theirs = lease("r1", "owner-b")
+    await store.put_lease(theirs)
+
+    await store.release_lease("r1", "owner-a")
+    await store.release_lease("missing", "owner-a")
+
+    assert await store.list_leases() == [theirs]
+
+
+async def test_leases_are_not_in_the_log(store: EventStore) -> None:
+    await store.append("r1", status_events("r1", 2), expected_seq=0, workflow_name="wf")
+    before = (await store.read_all(), await store.list_runs())
+
+    await store.put_lease(lease("r1", "owner-a"))
+    await store.renew_lease("r1", "owner-a", 20_000)
+    await store.release_lease("r1", "owner-a")
+    await store.put_lease(lease("r2", "owner-a"))
+
+    assert (await store.read_all(), await store.list_runs()) == before
+    assert await store.get_run("r2") is None
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+async def test_no_checkpoint_at_first(store: EventStore) -> None:
+    assert await store.get_checkpoint("r1", at_or_before_seq=100) is None
+    assert await store.delete_checkpoints() == 0
+    assert await store.delete_checkpoints("r1") == 0
+
+
+@pytest.mark.parametrize(
+    ("at_or_before_seq", "expected"),
+    [(0, None), (4, None), (5, 5), (9, 5), (10, 10), (19, 10), (20, 20), (1_000, 20)],
+)
+async def test_get_checkpoint_returns_the_latest_at_or_before_a_seq(
+    store: EventStore, at_or_before_seq: int, expected: int | None
+) -> None:
+    for seq in (10, 5, 20):  # out of order: the lookup must not rely on insertion order
+        await store.put_checkpoint("r1", seq, f"state@{seq}".encode())
+    await store.put_checkpoint("r0", 7, b"other run")
+    await store.put_checkpoint("r2", 3, b"other run")
+
+    found = await store.get_checkpoint("r1", at_or_before_seq=at_or_before_seq)
+
+    assert found == (None if expected is None else (expected, f"state@{expected}".encode()))
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"\x00\xff\x00", bytes(range(256)) * 64], ids=["empty", "binary", "16KiB"]
+)
+async def test_checkpoint_data_round_trips_byte_for_byte(store: EventStore, data: bytes) -> None:
+    await store.put_checkpoint("r1", 3, data)
+    found = await store.get_checkpoint("r1", at_or_before_seq=3)
+    assert found is not None
+    assert found == (3, data)
+    assert type(found[1]) is bytes
+
+
+async def test_put_checkpoint_replaces_one_at_the_same_seq(store: EventStore) -> None:
+    await store.put_checkpoint("r1", 5, b"old")
+    await store.put_checkpoint("r1", 5, b"new")
+    assert await store.get_checkpoint("r1", at_or_before_seq=5) == (5, b"new")
+    assert await store.delete_checkpoints("r1") == 1
+
+
+async def test_delete_checkpoints_of_one_run(store: EventStore) -> None:
+    for run_id, seq in [("r1", 5), ("r1", 10), ("r2", 5)]:
+        await store.put_checkpoint(run_id, seq, b"x")
+
+    assert await store.delete_checkpoints("r1") == 2
+
+    assert await store.get_checkpoint("r1", at_or_before_seq=10) is None
+    assert await store.get_checkpoint("r2", at_or_before_seq=10) == (5, b"x")
+    assert await store.delete_checkpoints("r1") == 0
+
+
+async def test_delete_checkpoints_of_every_run(store: EventStore) -> None:
+    for run_id, seq in [("r1", 5), ("r1", 10), ("r2", 5)]:
+        await store.put_checkpoint(run_id, seq, b"x")
+
+    assert await store.delete_checkpoints() == 3
+
+    for run_id in ("r1", "r2"):
+        assert await store.get_checkpoint(run_id, at_or_before_seq=10) is None
+    assert await store.delete_checkpoints() == 0
+
+
+async def test_checkpoints_are_not_in_the_log(store: EventStore) -> None:
+    await store.append("r1", status_events("r1", 3), expected_seq=0)
+    before = (await store.read_all(), await store.list_runs())
+
+    await store.put_checkpoint("r1", 3, b"state")
+    await store.put_checkpoint("r9", 1, b"a run with no events")
+    await store.delete_checkpoints("r1")
+
+    assert (await store.read_all(), await store.list_runs()) == before
+    assert await store.last_seq("r9") == 0
 
 
 # ---------------------------------------------------------------------------- unknown types

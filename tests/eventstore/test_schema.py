@@ -154,7 +154,8 @@ def _value(tp: Any, name: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         return _value(next(a for a in typing.get_args(tp) if a is not type(None)), name)
     if origin is tuple:
-        return (f"{name}-1", f"{name}-2")
+        item = typing.get_args(tp)[0]
+        return (_value(item, f"{name}-1"), _value(item, f"{name}-2"))
     if tp is msgspec.Raw:
         return msgspec.Raw(b'{"key":[1,"two",null]}')
     if tp is ev.ErrorInfo:

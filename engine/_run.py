@@ -1,0 +1,381 @@
+"""`run_workflow`: start a run or resume one, as Smithers' `runWorkflow` (DESIGN §6, §12).
+
+Starting appends the run's first events with ``expected_seq=0``; resuming folds the log,
+checks ownership and workflow identity, and claims the run by appending its new
+activation with ``expected_seq`` = the last seq it read. Either way the first append is
+the claim: of two processes racing, exactly one wins.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+from smithers.eventstore import (
+    EventStore,
+    Lease,
+    SQLiteEventStore,
+    decode_event,
+    decode_json,
+    encode_json,
+    resolve_db_path,
+    to_raw,
+)
+from smithers.eventstore.events import (
+    ErrorInfo,
+    Event,
+    NodeCancelled,
+    RunStarted,
+    RunStatusChanged,
+)
+
+from ._clock import Clock, SystemClock
+from ._history import load_state
+from ._identity import WorkflowIdentity, workflow_identity
+from ._loop import RunLoop
+from ._ndjson import NdjsonMirror
+from .errors import (
+    InvalidInputError,
+    ResumeMetadataMismatchError,
+    RunOwnerAliveError,
+    RunStillRunningError,
+)
+
+if TYPE_CHECKING:
+    from smithers.projections import RunState
+
+    from ._components import Workflow
+
+__all__ = (
+    "DEFAULT_STALE_THRESHOLD_MS",
+    "SMITHERS_VERSION",
+    "RunResult",
+    "new_run_id",
+    "pid_alive",
+    "run_workflow",
+)
+
+SMITHERS_VERSION = "0.1.0"
+DEFAULT_STALE_THRESHOLD_MS = 15_000
+"""A lease not renewed for this long (ms) means its owner is gone (15 heartbeats)."""
+_DEFAULT: Any = object()
+
+
+class RunResult(msgspec.Struct, kw_only=True):
+    """What `run_workflow` returns (Smithers' `RunResult`)."""
+
+    run_id: str
+    status: str
+    """``"finished"``, ``"failed"``, ``"cancelled"`` (later: waiting statuses)."""
+    outputs: dict[str, Any]
+    """Each node's latest output as plain JSON values, by node id."""
+    error: dict[str, Any] | None = None
+    """For failed runs: ``{"name", "message", "code", ...}``, as `error_to_json`."""
+
+    @property
+    def output(self) -> Any:
+        """``outputs.get("output")``, the conventional final output."""
+        return self.outputs.get("output")
+
+
+def new_run_id() -> str:
+    """Return a new run id: ``run-<unix ms base36>-<6 hex>`` (sortable by start time)."""
+    ms = time.time_ns() // 1_000_000
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    b36 = ""
+    while ms:
+        ms, r = divmod(ms, 36)
+        b36 = digits[r] + b36
+    return f"run-{b36}-{secrets.token_hex(3)}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Return True if a process with `pid` exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _error_dict(info: ErrorInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": info.name, "message": info.message, "code": info.code}
+    details = decode_json(info.details)
+    if details is not None:
+        out["details"] = details
+    return out
+
+
+def _result(state: RunState) -> RunResult:
+    return RunResult(
+        run_id=state.run_id,
+        status=state.status,
+        outputs={k: decode_json(v) for k, v in state.outputs().items()},
+        error=_error_dict(state.error) if state.error is not None else None,
+    )
+
+
+def _abspath(path: str | os.PathLike[str] | None) -> str | None:
+    """Absolute form of `path` (no filesystem access beyond the cwd)."""
+    return os.path.abspath(path) if path else None
+
+
+def _check_input(wf: Workflow, value: Any) -> tuple[Any, bytes]:
+    """Validate the input; return (value for ctx.input, canonical JSON bytes)."""
+    if value is None:
+        value = {}
+    if wf.input_type is not None and isinstance(value, wf.input_type):
+        return value, encode_json(value)
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            f"Workflow input must be a JSON object, got {type(value).__name__}.",
+            details={"errors": f"expected object, got {type(value).__name__}"},
+            hint='Pass --input \'{"key": "value"}\'.',
+        )
+    try:
+        raw = encode_json(dict(value))
+    except (TypeError, msgspec.EncodeError) as e:
+        raise InvalidInputError(
+            f"Workflow input is not JSON-serialisable: {e}.", details={"errors": str(e)}
+        ) from e
+    if wf.input_type is None:
+        return decode_json(raw), raw
+    try:
+        typed = msgspec.json.decode(raw, type=wf.input_type)
+    except msgspec.ValidationError as e:
+        raise InvalidInputError(
+            f"Input of workflow {wf.name!r} does not match {wf.input_type.__name__}: {e}.",
+            details={"errors": str(e)},
+            hint="Fix the --input JSON to match the workflow's input type.",
+        ) from e
+    return typed, encode_json(typed)
+
+
+def _new_owner(run_id: str, now_ms: int) -> Lease:
+    host = socket.gethostname()
+    pid = os.getpid()
+    return Lease(
+        run_id=run_id,
+        owner_id=f"{host}:{pid}:{secrets.token_hex(4)}",
+        pid=pid,
+        host=host,
+        acquired_at_ms=now_ms,
+        heartbeat_at_ms=now_ms,
+    )
+
+
+async def _check_owner(
+    store: EventStore, state: RunState, *, now_ms: int, stale_ms: int, force: bool
+) -> None:
+    """Refuse to resume a run whose owner still lives."""
+    if state.status != "running":
+        return
+    lease = await store.get_lease(state.run_id)
+    if lease is None:
+        return  # no owner on record: the run is stale
+    if lease.host == socket.gethostname() and lease.pid != os.getpid() and pid_alive(lease.pid):
+        raise RunOwnerAliveError(state.run_id, lease.owner_id, lease.pid)
+    age = now_ms - lease.heartbeat_at_ms
+    if lease.host != socket.gethostname() and age < stale_ms and not force:
+        raise RunStillRunningError(state.run_id, age)
+
+
+def _recorded_identity(first: RunStarted | None) -> WorkflowIdentity | None:
+    if first is None or not first.workflow_hash:
+        return None
+    return WorkflowIdentity(digest=first.workflow_hash, files=first.workflow_files)
+
+
+async def run_workflow(
+    wf: Workflow,
+    *,
+    input: Any = None,
+    run_id: str | None = None,
+    resume: bool = False,
+    force: bool = False,
+    db: str | os.PathLike[str] | None = None,
+    store: EventStore | None = None,
+    max_concurrency: int = 4,
+    on_progress: Callable[[Event], Any] | None = None,
+    cancel: Any = None,
+    root_dir: str | os.PathLike[str] | None = None,
+    log_dir: str | os.PathLike[str] | None = _DEFAULT,
+    allow_network: bool = False,
+    max_output_bytes: int = 200_000,
+    tool_timeout_ms: int = 60_000,
+    workflow_path: str | os.PathLike[str] | None = None,
+    stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
+    clock: Clock | None = None,
+) -> RunResult:
+    """Run a workflow to its end and return the result, as Smithers' `runWorkflow`.
+
+    Every state change is appended to the run's log before it takes effect; the
+    function returns when the run finishes, fails or is cancelled.
+
+    Args:
+        wf: The workflow (from ``@workflow``).
+        input: A JSON object (dict) or an instance of the workflow's input type. Ignored
+            when resuming (the log has the input).
+        run_id: Run id to use (default: a new one); required with `resume`.
+        resume: Continue `run_id` from its log: finished nodes are not run again,
+            attempts a crash left open are closed (``NodeCancelled``, reason
+            ``abandoned``) and run again. Resuming a finished run changes nothing.
+        force: With `resume`, take over a run whose owner on another host still looks
+            alive (fresh lease). Never overrides a live owner on this host.
+        db: SQLite database path (default: see `resolve_db_path`). Ignored with `store`.
+        store: An open `EventStore` to use instead of `db` (not closed here).
+        max_concurrency: Run-wide cap on tasks executing at once (default 4).
+        on_progress: Called with every event after it is recorded.
+        cancel: An object with ``async wait()`` (e.g. `anyio.Event`); when it returns,
+            running tasks are cancelled and the run ends ``"cancelled"``.
+        root_dir: Root of the tool sandbox for agent tools (recorded in the run's config).
+        log_dir: Directory of the NDJSON mirror ``stream.ndjson``; None disables it.
+            Default: ``<db dir>/executions/<run_id>/logs`` for a SQLite database.
+        allow_network: Whether agent tools may use the network (recorded).
+        max_output_bytes: Cap on one tool call's output, in bytes (recorded).
+        tool_timeout_ms: Cap on one tool call's duration, in ms (recorded).
+        workflow_path: Workflow file path to record (default: the builder's module file).
+        stale_threshold_ms: With `resume`, a lease older than this (ms) is abandoned.
+        clock: Time source (tests pass a fake).
+
+    Returns:
+        A `RunResult` with status ``"finished"``, ``"failed"`` or ``"cancelled"``.
+
+    Raises:
+        InvalidInputError: if `input` is not an object or fails the input schema;
+            nothing is recorded.
+        RunAlreadyExistsError: if a new run's `run_id` already exists.
+        RunNotFoundError: if `resume` names a run that does not exist.
+        RunOwnerAliveError, RunStillRunningError: if the run's owner still lives.
+        ResumeMetadataMismatchError: if the workflow's code changed since the run began.
+        ResumeClaimFailedError: if another process claimed the run first.
+        OwnershipLostError: if another process took the run over mid-run.
+        DatabaseWriteError, DatabaseQueryError: on storage failures.
+
+    Example:
+        >>> result = await run_workflow(count, input={"start": 5}, db="runs.db")  # doctest: +SKIP
+        >>> result.status, result.outputs["second"]  # doctest: +SKIP
+        ('finished', {'n': 6})
+    """
+    if max_concurrency < 1:
+        raise InvalidInputError(f"max_concurrency must be >= 1, got {max_concurrency}.")
+    if resume and not run_id:
+        raise InvalidInputError("resume=True needs the run_id of the run to resume.")
+    clock = clock or SystemClock()
+    path = workflow_path or wf.source_path
+    identity = _identity_of(path)
+    if not resume:
+        input_value, input_raw = _check_input(wf, input)
+    run_id = run_id or new_run_id()
+    own_store = store is None
+    db_path: Path | None = None
+    if store is None:
+        db_path = resolve_db_path(db)
+        store = await SQLiteEventStore.open(db_path)
+    try:
+        state: RunState | None = None
+        activation = 1
+        if resume:
+            state = await load_state(store, run_id)
+            if state.status == "finished":
+                return _result(state)  # nothing left to do: no new attempt, no event
+            now = clock.now_ms()
+            await _check_owner(store, state, now_ms=now, stale_ms=stale_threshold_ms, force=force)
+            first = await _first_run_started(store, run_id)
+            recorded = _recorded_identity(first)
+            if recorded is not None and identity is not None and recorded.digest != identity.digest:
+                raise ResumeMetadataMismatchError(
+                    run_id, identity.diff(recorded), recorded.digest, identity.digest
+                )
+            input_value, input_raw = _check_input(wf, decode_json(state.input) or {})
+            activation = state.activation + 1
+        if log_dir is _DEFAULT:
+            log_dir = db_path.parent / "executions" / run_id / "logs" if db_path else None
+        now = clock.now_ms()
+        owner = _new_owner(run_id, now)
+        config = {
+            "maxConcurrency": max_concurrency,
+            "rootDir": str(root_dir) if root_dir is not None else None,
+            "allowNetwork": allow_network,
+            "maxOutputBytes": max_output_bytes,
+            "toolTimeoutMs": tool_timeout_ms,
+        }
+        first_events: list[Event] = [
+            RunStarted(
+                run_id=run_id,
+                timestamp_ms=now,
+                workflow_name=wf.name,
+                workflow_path=_abspath(path),
+                workflow_hash=identity.digest if identity else None,
+                workflow_files=identity.files if identity else (),
+                input=msgspec.Raw(input_raw),
+                config=to_raw(config),
+                smithers_version=SMITHERS_VERSION,
+                activation=activation,
+                owner_id=owner.owner_id,
+                pid=owner.pid,
+                host=owner.host,
+            ),
+            RunStatusChanged(run_id=run_id, timestamp_ms=now, status="running"),
+        ]
+        if state is not None:
+            # Attempts a crash left open: closed, and their tasks run again.
+            first_events.extend(
+                NodeCancelled(
+                    run_id=run_id,
+                    timestamp_ms=now,
+                    node_id=rec.node_id,
+                    iteration=rec.iteration,
+                    attempt=rec.attempts[-1].attempt if rec.attempts else None,
+                    reason="abandoned",
+                )
+                for rec in state.nodes.values()
+                if rec.state == "running"
+            )
+
+        async def reload() -> RunState:
+            return await load_state(store, run_id)
+
+        loop = RunLoop(
+            wf,
+            store,
+            run_id,
+            input_value=input_value,
+            max_concurrency=max_concurrency,
+            on_progress=on_progress,
+            clock=clock,
+            mirror=NdjsonMirror(Path(log_dir)) if log_dir is not None else None,
+            state=state,
+            owner=owner,
+            reload=reload,
+        )
+        await loop.drive(first_events, cancel)
+        return _result(loop.state)
+    finally:
+        if own_store:
+            with anyio.CancelScope(shield=True):
+                await store.close()
+
+
+def _identity_of(path: str | os.PathLike[str] | None) -> WorkflowIdentity | None:
+    """The workflow file's identity, or None when the builder has no file."""
+    return workflow_identity(path) if path and os.path.isfile(path) else None
+
+
+async def _first_run_started(store: EventStore, run_id: str) -> RunStarted | None:
+    for row in await store.read(run_id, upto_seq=50):
+        if row.type == "RunStarted":
+            event = decode_event(row.type, row.data)
+            return event if isinstance(event, RunStarted) else None
+    return None
