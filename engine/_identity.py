@@ -10,11 +10,14 @@ are found by parsing (no code runs), so the identity is the same in every proces
 from __future__ import annotations
 
 import ast
-import os
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ("WorkflowIdentity", "workflow_identity")
 
