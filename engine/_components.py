@@ -108,7 +108,9 @@ class Task(Component):
         depends_on: Node ids that must be done before this task starts, beyond its
             position in the tree.
         label: Human-readable label shown by ``inspect``.
-        heartbeat_timeout_ms, needs_approval, cache: not supported yet (raise).
+        heartbeat_timeout_ms: Fail an attempt (``TASK_HEARTBEAT_TIMEOUT``, retryable) when
+            its `run` callable has not called ``ctx.heartbeat()`` for this many ms.
+        needs_approval, cache: not supported yet (raise).
 
     Raises:
         TaskIdRequiredError: if `id` is not a non-empty string.
@@ -121,6 +123,7 @@ class Task(Component):
         "backoff",
         "continue_on_fail",
         "depends_on",
+        "heartbeat_timeout_ms",
         "id",
         "kind",
         "label",
@@ -166,7 +169,6 @@ class Task(Component):
             )
         unsupported = {
             "agent": agent is not None,
-            "heartbeat_timeout_ms": heartbeat_timeout_ms is not None,
             "needs_approval": bool(needs_approval),
             "cache": cache is not None,
         }
@@ -179,6 +181,11 @@ class Task(Component):
         if retries is not None and (not isinstance(retries, int) or retries < 0):
             raise UnsupportedFeatureError(
                 f"Task {id!r}: retries must be an int >= 0, got {retries!r}.",
+                details={"nodeId": id},
+            )
+        if heartbeat_timeout_ms is not None and heartbeat_timeout_ms <= 0:
+            raise UnsupportedFeatureError(
+                f"Task {id!r}: heartbeat_timeout_ms must be > 0, got {heartbeat_timeout_ms!r}.",
                 details={"nodeId": id},
             )
         if timeout_ms is not None and timeout_ms <= 0:
@@ -198,6 +205,7 @@ class Task(Component):
         self.retries = retries if retries is not None else (2 if self.kind == "agent" else 0)
         self.backoff = backoff or DEFAULT_BACKOFF
         self.timeout_ms = timeout_ms
+        self.heartbeat_timeout_ms = heartbeat_timeout_ms
         self.continue_on_fail = bool(continue_on_fail)
         self.skip_if = bool(skip_if)
         self.depends_on = tuple(depends_on)

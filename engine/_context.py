@@ -9,14 +9,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from smithers.eventstore import decode_json
+import msgspec
+from smithers.eventstore import decode_json, encode_json
 
-from .errors import MissingOutputError
+from .errors import (
+    HeartbeatPayloadNotJsonSerializableError,
+    HeartbeatPayloadTooLargeError,
+    MissingOutputError,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from smithers.projections import RunState
 
-__all__ = ("TaskContext", "WorkflowContext")
+__all__ = ("MAX_HEARTBEAT_BYTES", "TaskContext", "WorkflowContext")
+
+MAX_HEARTBEAT_BYTES = 1_000_000
+"""Largest heartbeat payload, in bytes of JSON (Smithers' persisted checkpoint limit)."""
 
 T = TypeVar("T")
 
@@ -102,12 +112,32 @@ class TaskContext:
         idempotency_key: ``"<run_id>:<node_id>:<iteration>"``, the same for every attempt
             of this node: pass it to external systems to make side effects at-most-once.
         input: The run's input (as `ctx.input`).
+        last_heartbeat: The payload of the latest heartbeat recorded for this node by an
+            earlier attempt (or earlier in this one), decoded JSON; None if none. Resume
+            long work from it.
     """
 
-    __slots__ = ("attempt", "idempotency_key", "input", "iteration", "node_id", "run_id")
+    __slots__ = (
+        "_beat",
+        "attempt",
+        "idempotency_key",
+        "input",
+        "iteration",
+        "last_heartbeat",
+        "node_id",
+        "run_id",
+    )
 
     def __init__(
-        self, *, run_id: str, node_id: str, iteration: int, attempt: int, input: Any
+        self,
+        *,
+        run_id: str,
+        node_id: str,
+        iteration: int,
+        attempt: int,
+        input: Any,
+        last_heartbeat: Any = None,
+        beat: Callable[[msgspec.Raw | None], None] | None = None,
     ) -> None:
         self.run_id = run_id
         self.node_id = node_id
@@ -115,3 +145,28 @@ class TaskContext:
         self.attempt = attempt
         self.idempotency_key = f"{run_id}:{node_id}:{iteration}"
         self.input = input
+        self.last_heartbeat = last_heartbeat
+        self._beat = beat
+
+    def heartbeat(self, data: Any = None) -> None:
+        """Signal the task is alive, optionally with a checkpoint payload (JSON-able).
+
+        Safe to call from a sync task (worker thread) or an async one; cheap to call
+        often: the engine records at most a couple of ``TaskHeartbeat`` events a second.
+
+        Raises:
+            HeartbeatPayloadNotJsonSerializableError: if `data` cannot be JSON-encoded.
+            HeartbeatPayloadTooLargeError: if the JSON is over 1 MB.
+        """
+        raw: msgspec.Raw | None = None
+        if data is not None:
+            try:
+                encoded = encode_json(data)
+            except (TypeError, msgspec.EncodeError) as e:
+                raise HeartbeatPayloadNotJsonSerializableError(str(e), type(data).__name__) from e
+            if len(encoded) > MAX_HEARTBEAT_BYTES:
+                raise HeartbeatPayloadTooLargeError(len(encoded), MAX_HEARTBEAT_BYTES)
+            raw = msgspec.Raw(encoded)
+            self.last_heartbeat = decode_json(encoded)
+        if self._beat is not None:
+            self._beat(raw)

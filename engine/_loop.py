@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from smithers.eventstore import EventStore, Lease, decode_event
+import msgspec
+from smithers.eventstore import EventStore, Lease, decode_event, decode_json
 from smithers.eventstore.errors import (
     RunAlreadyExistsError,
     SmithersError,
     StreamVersionConflictError,
 )
 from smithers.eventstore.events import (
+    NULL_RAW,
     ErrorInfo,
     Event,
     FrameCommitted,
@@ -34,6 +37,8 @@ from smithers.eventstore.events import (
     RunFailed,
     RunFinished,
     RunStatusChanged,
+    TaskHeartbeat,
+    TaskHeartbeatTimeout,
 )
 from smithers.projections import RunState, apply_event
 
@@ -41,7 +46,12 @@ from ._context import TaskContext, WorkflowContext
 from ._execute import Outcome, error_info, execute_attempt
 from ._render import Leaf, Plan, compile_tree
 from ._schedule import Scheduler
-from .errors import OwnershipLostError, ResumeClaimFailedError, SchedulerError
+from .errors import (
+    OwnershipLostError,
+    ResumeClaimFailedError,
+    SchedulerError,
+    TaskHeartbeatTimeoutError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -57,6 +67,8 @@ __all__ = ("HEARTBEAT_INTERVAL_MS", "RunLoop")
 HEARTBEAT_INTERVAL_MS = 1_000
 """How often the owner renews its lease and looks for requests appended by others."""
 _CONFLICT_RETRIES = 5
+_BEAT_COALESCE_MS = 500
+"""At most one TaskHeartbeat event per task per this many ms (the log stays small)."""
 
 log = logging.getLogger("smithers.engine")
 
@@ -121,6 +133,12 @@ class RunLoop:
         self.send, self.recv = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
         self.tg: TaskGroup | None = None
         self.status_for_index: str | None = None
+        # Task heartbeats: last time seen, latest payload, coalescing bookkeeping.
+        self.last_beat_at: dict[str, int] = {}
+        self.heartbeat_data: dict[str, msgspec.Raw] = {}
+        self.pending_beat: dict[str, tuple[int, msgspec.Raw]] = {}
+        self.beat_emitted_at: dict[str, int] = {}
+        self.timed_out: set[str] = set()
 
     # ------------------------------------------------------------------ recording
 
@@ -375,14 +393,33 @@ class RunLoop:
     async def tick(self, msgs: list[tuple[Any, ...]]) -> None:
         """Handle completions, decide, and append everything in one transaction."""
         need_render = self.plan is None
+        changed = False  # did a node's state change (so a frame is due)?
         if any(m[0] == "foreign" for m in msgs):
             await self._read_foreign()
         for msg in msgs:
             kind = msg[0]
             if kind == "lost":
                 raise OwnershipLostError(self.run_id, self._owner_id())
+            if kind == "hb":
+                self._on_heartbeat(msg[1], msg[2], msg[3])
+                continue
+            if kind == "hb-timeout":
+                _, node_id, attempt, last_ms, timeout_ms = msg
+                self.emit(
+                    TaskHeartbeatTimeout(
+                        run_id=self.run_id,
+                        timestamp_ms=self.now(),
+                        node_id=node_id,
+                        attempt=attempt,
+                        last_heartbeat_at_ms=last_ms,
+                        timeout_ms=timeout_ms,
+                    )
+                )
+                continue
+            changed = True
             if kind == "done":
                 _, node_id, attempt, outcome = msg
+                self._flush_beat(node_id)
                 # The leaf it started from: recorded even if a re-render unmounted it.
                 leaf = self.running.pop(node_id)[2]
                 assert self.scheduler is not None
@@ -391,6 +428,7 @@ class RunLoop:
                     need_render = True
             elif kind == "cancelled":
                 _, node_id, attempt, reason = msg
+                self._flush_beat(node_id)
                 del self.running[node_id]
                 assert self.scheduler is not None
                 self.scheduler.released(node_id)
@@ -410,7 +448,7 @@ class RunLoop:
             elif kind == "cancel":
                 self.request_cancel(msg[1], msg[2])
 
-        if not need_render and self.plan is not None:
+        if changed and not need_render and self.plan is not None:
             # Nothing the last render read has changed: the tree is the same (empty delta).
             self._commit_frame(self.plan)
         to_spawn: list[tuple[Leaf, int]] = []
@@ -499,19 +537,105 @@ class RunLoop:
     # ------------------------------------------------------------------ tasks
 
     def _task_context(self, leaf: Leaf, attempt: int) -> TaskContext:
+        node_id = leaf.task.id
+        loop_thread = threading.get_ident()
+
+        def beat(raw: msgspec.Raw | None) -> None:
+            msg = ("hb", node_id, attempt, raw)
+            try:
+                if threading.get_ident() == loop_thread:
+                    self.send.send_nowait(msg)
+                else:
+                    anyio.from_thread.run_sync(self.send.send_nowait, msg)
+            except (anyio.ClosedResourceError, RuntimeError):
+                pass  # the attempt outlived its run (an abandoned worker thread)
+
+        raw = self.heartbeat_data.get(node_id)
+        if raw is None:
+            rec = self.state.nodes.get((node_id, 0))
+            recorded = getattr(rec, "heartbeat_data", None)
+            raw = recorded if isinstance(recorded, msgspec.Raw) else None
         return TaskContext(
             run_id=self.run_id,
-            node_id=leaf.task.id,
+            node_id=node_id,
             iteration=0,
             attempt=attempt,
             input=self.input_value,
+            last_heartbeat=decode_json(raw) if raw is not None else None,
+            beat=beat,
         )
+
+    def _on_heartbeat(self, node_id: str, attempt: int, raw: msgspec.Raw | None) -> None:
+        """Record a heartbeat; emit a TaskHeartbeat at most every `_BEAT_COALESCE_MS`."""
+        running = self.running.get(node_id)
+        if running is None or running[0] != attempt:
+            return  # from an attempt that already ended
+        now = self.now()
+        self.last_beat_at[node_id] = now
+        if raw is not None:
+            self.heartbeat_data[node_id] = raw
+            self.pending_beat[node_id] = (attempt, raw)
+        if now - self.beat_emitted_at.get(node_id, 0) >= _BEAT_COALESCE_MS:
+            self.pending_beat.pop(node_id, None)
+            self._emit_beat(node_id, attempt, raw, now)
+
+    def _emit_beat(self, node_id: str, attempt: int, raw: msgspec.Raw | None, now: int) -> None:
+        self.beat_emitted_at[node_id] = now
+        self.emit(
+            TaskHeartbeat(
+                run_id=self.run_id,
+                timestamp_ms=now,
+                node_id=node_id,
+                attempt=attempt,
+                has_data=raw is not None,
+                data_size_bytes=len(raw) if raw is not None else 0,
+                data=raw if raw is not None else NULL_RAW,
+            )
+        )
+
+    def _flush_beat(self, node_id: str) -> None:
+        """Record a coalesced-away payload before the attempt's end, so it is durable."""
+        pending = self.pending_beat.pop(node_id, None)
+        if pending is not None:
+            self._emit_beat(node_id, pending[0], pending[1], self.now())
+
+    async def _watchdog(
+        self, node_id: str, attempt: int, timeout_ms: int, stop: anyio.CancelScope
+    ) -> None:
+        """Cancel the attempt when it sends no heartbeat for `timeout_ms`."""
+        while True:
+            last = self.last_beat_at.get(node_id, 0)
+            stale = self.now() - last
+            if stale >= timeout_ms:
+                self.send.send_nowait(("hb-timeout", node_id, attempt, last, timeout_ms))
+                self.timed_out.add(node_id)
+                stop.cancel()
+                return
+            await self.clock.sleep_ms(timeout_ms - stale)
 
     async def _worker(self, leaf: Leaf, attempt: int, scope: anyio.CancelScope) -> None:
         outcome: Outcome | None = None
+        task = leaf.task
+        node_id = task.id
+        self.last_beat_at[node_id] = self.now()
         with scope:
-            outcome = await execute_attempt(leaf.task, self._task_context(leaf, attempt))
-        node_id = leaf.task.id
+            tctx = self._task_context(leaf, attempt)
+            if task.heartbeat_timeout_ms is None:
+                outcome = await execute_attempt(task, tctx)
+            else:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(
+                        self._watchdog, node_id, attempt, task.heartbeat_timeout_ms, tg.cancel_scope
+                    )
+                    outcome = await execute_attempt(task, tctx)
+                    tg.cancel_scope.cancel()
+        if node_id in self.timed_out:
+            self.timed_out.discard(node_id)
+            last = self.last_beat_at.get(node_id, 0)
+            err = TaskHeartbeatTimeoutError(
+                node_id, 0, attempt, task.heartbeat_timeout_ms or 0, self.now() - last, last
+            )
+            outcome = Outcome(error=error_info(err))
         if outcome is None:
             reason = self.cancel_reasons.pop(node_id, "cancelled")
             self.send.send_nowait(("cancelled", node_id, attempt, reason))

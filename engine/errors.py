@@ -27,6 +27,9 @@ __all__ = (
     "RunStillRunningError",
     "RunNotResumableError",
     "ResumeMetadataMismatchError",
+    "TaskHeartbeatTimeoutError",
+    "HeartbeatPayloadTooLargeError",
+    "HeartbeatPayloadNotJsonSerializableError",
 )
 
 
@@ -273,4 +276,68 @@ class ResumeMetadataMismatchError(EngineError):
                 "Revert the files to resume this run, or keep the edit and fork/replay it "
                 f"onto the new code (`smithers fork {run_id} --frame N`), or start a fresh run."
             ),
+        )
+
+
+class TaskHeartbeatTimeoutError(EngineError, TimeoutError):
+    """A task sent no heartbeat for `heartbeat_timeout_ms` (retryable).
+
+    Details: `nodeId`, `iteration`, `attempt`, `timeoutMs`, `staleForMs`, `lastHeartbeatAtMs`.
+    """
+
+    default_code = "TASK_HEARTBEAT_TIMEOUT"
+
+    def __init__(
+        self,
+        node_id: str,
+        iteration: int,
+        attempt: int,
+        timeout_ms: int,
+        stale_ms: int,
+        last_ms: int,
+    ) -> None:
+        super().__init__(
+            f"Task {node_id!r} attempt {attempt} sent no heartbeat for {stale_ms} ms "
+            f"(heartbeat_timeout_ms={timeout_ms}).",
+            details={
+                "nodeId": node_id,
+                "iteration": iteration,
+                "attempt": attempt,
+                "timeoutMs": timeout_ms,
+                "staleForMs": stale_ms,
+                "lastHeartbeatAtMs": last_ms,
+            },
+            hint="Call ctx.heartbeat() more often than heartbeat_timeout_ms, or raise it.",
+        )
+
+
+class HeartbeatPayloadTooLargeError(EngineError, ValueError):
+    """A heartbeat payload is over the limit (not retryable).
+
+    Details: `dataSizeBytes`, `maxBytes`.
+    """
+
+    default_code = "HEARTBEAT_PAYLOAD_TOO_LARGE"
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        super().__init__(
+            f"Heartbeat payload is {size} bytes; the limit is {max_bytes}.",
+            details={"dataSizeBytes": size, "maxBytes": max_bytes},
+            hint="Keep heartbeat data to a small checkpoint (ids, offsets), not results.",
+        )
+
+
+class HeartbeatPayloadNotJsonSerializableError(EngineError, TypeError):
+    """A heartbeat payload cannot be encoded as JSON (not retryable).
+
+    Details: `path`, `valueType`.
+    """
+
+    default_code = "HEARTBEAT_PAYLOAD_NOT_JSON_SERIALIZABLE"
+
+    def __init__(self, reason: str, value_type: str | None) -> None:
+        super().__init__(
+            f"Heartbeat payload is not JSON-serialisable: {reason}.",
+            details={"path": "$", "valueType": value_type},
+            hint="Pass dicts, lists, strings, numbers, booleans or msgspec Structs.",
         )

@@ -446,6 +446,8 @@ class TaskHeartbeat(AttemptEvent, frozen=True, kw_only=True):
     """Size of the checkpoint payload in bytes (0 without one)."""
     interval_ms: int | None = None
     """Configured heartbeat interval, if set."""
+    data: msgspec.Raw = NULL_RAW
+    """The checkpoint payload as JSON (null without one); handed to the next attempt."""
 
 
 class TaskHeartbeatTimeout(AttemptEvent, frozen=True, kw_only=True):
