@@ -13,7 +13,6 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import msgspec
 from smithers.eventstore import EventStore, Lease, decode_event, decode_json
 from smithers.eventstore.errors import (
     RunAlreadyExistsError,
@@ -56,6 +55,7 @@ from .errors import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
+    import msgspec
     from anyio.abc import TaskGroup
 
     from ._clock import Clock
@@ -553,15 +553,14 @@ class RunLoop:
         raw = self.heartbeat_data.get(node_id)
         if raw is None:
             rec = self.state.nodes.get((node_id, 0))
-            recorded = getattr(rec, "heartbeat_data", None)
-            raw = recorded if isinstance(recorded, msgspec.Raw) else None
+            raw = rec.heartbeat_data if rec is not None else None
         return TaskContext(
             run_id=self.run_id,
             node_id=node_id,
             iteration=0,
             attempt=attempt,
             input=self.input_value,
-            last_heartbeat=decode_json(raw) if raw is not None else None,
+            last_heartbeat=decode_json(raw) if raw is not None else None,  # JSON null -> None
             beat=beat,
         )
 
@@ -741,8 +740,5 @@ class RunLoop:
 
 
 def _next_frame_no(state: RunState) -> int:
-    """The frame number the next render of `state`'s run gets."""
-    recorded = getattr(state, "next_frame_no", None)
-    if isinstance(recorded, int):
-        return recorded
-    return state.frames[-1].frame_no + 1 if state.frames else 0
+    """The frame number the next render of `state`'s run gets (never reused)."""
+    return state.next_frame_no

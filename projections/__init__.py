@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from ._checkpoint import CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
+from ._checkpoint import decode_state as decode_state
+from ._checkpoint import encode_state as encode_state
+from ._fold import apply_rewind as apply_rewind
+from ._fold import effective_events as effective_events
+from ._fold import fold as fold
+from ._fold import fold_stored as fold_stored
 from ._run_state import DONE_NODE_STATES as DONE_NODE_STATES
 from ._run_state import AttemptRecord as AttemptRecord
 from ._run_state import FrameRecord as FrameRecord
@@ -10,18 +17,31 @@ from ._run_state import NodeRecord as NodeRecord
 from ._run_state import NodeStateName as NodeStateName
 from ._run_state import RunState as RunState
 from ._run_state import apply_event as apply_event
-from ._run_state import fold as fold
-from ._run_state import fold_stored as fold_stored
+from ._run_state import fork_state as fork_state
+from .errors import CheckpointDecodeError as CheckpointDecodeError
+from .errors import ForkBaseMismatchError as ForkBaseMismatchError
+from .errors import InvalidRewindError as InvalidRewindError
+from .errors import ProjectionError as ProjectionError
 
 __all__ = (
+    "CHECKPOINT_FORMAT",
     "DONE_NODE_STATES",
     "AttemptRecord",
+    "CheckpointDecodeError",
+    "ForkBaseMismatchError",
     "FrameRecord",
+    "InvalidRewindError",
     "NodeKey",
     "NodeRecord",
     "NodeStateName",
+    "ProjectionError",
     "RunState",
     "apply_event",
+    "apply_rewind",
+    "decode_state",
+    "effective_events",
+    "encode_state",
     "fold",
     "fold_stored",
+    "fork_state",
 )

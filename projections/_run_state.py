@@ -7,6 +7,11 @@ Node records and attempts are frozen Structs replaced on change; the containers
 (`nodes`, `frames`) are updated in place so one event costs O(1) whatever the run's
 size (a fully persistent copy per event would make a 10,000-task run quadratic). Use
 `RunState.copy()` for an independent snapshot.
+
+`apply_event` is the per-event step. It is exact for every event but `RunRewound`,
+whose meaning ("the state is now the state at `to_seq`") needs the history: fold a
+log with `fold`/`fold_stored` (`_fold.py`), and continue a live state across a rewind
+with `apply_rewind`. A forked run starts from `fork_state` (DESIGN §5, §7).
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
-from smithers.eventstore import decode_event
 from smithers.eventstore.events import (
     NULL_RAW,
     ErrorInfo,
@@ -29,18 +33,22 @@ from smithers.eventstore.events import (
     NodeStarted,
     NodeWaitingApproval,
     NodeWaitingTimer,
+    ReplayStarted,
+    RetryTaskStarted,
     RunCancelled,
     RunFailed,
     RunFinished,
     RunForked,
+    RunRewound,
     RunStarted,
     RunStatusChanged,
+    TaskHeartbeat,
 )
+
+from .errors import ForkBaseMismatchError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-
-    from smithers.eventstore import StoredEvent
 
 __all__ = (
     "DONE_NODE_STATES",
@@ -51,8 +59,7 @@ __all__ = (
     "NodeStateName",
     "RunState",
     "apply_event",
-    "fold",
-    "fold_stored",
+    "fork_state",
 )
 
 NodeStateName = Literal[
@@ -109,6 +116,11 @@ class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """True once an attempt finished (outputs may legitimately be JSON null)."""
     label: str | None = None
     skip_reason: str | None = None
+    heartbeat_at_ms: int | None = None
+    """Unix epoch ms of the latest recorded TaskHeartbeat, any attempt."""
+    heartbeat_data: msgspec.Raw = NULL_RAW
+    """Payload of the latest TaskHeartbeat that carried one, JSON null if none (handed to
+    the next attempt as ``TaskContext.last_heartbeat``)."""
     next_attempt_delay_ms: int | None = None
     """Backoff announced by NodeRetrying before the next attempt, None otherwise."""
 
@@ -140,11 +152,16 @@ class RunState(msgspec.Struct, kw_only=True):
     """Everything known about a run up to `seq` (DESIGN §5).
 
     Built by `fold`; the engine keeps one and folds every event it appends.
+
+    After a `RunRewound`, the state is that of the *effective* history (see
+    `effective_events`): events a rewind discarded no longer count. Only two fields
+    describe the whole log instead: `seq` (the log position) and `next_frame_no`
+    (frame numbers are never reused, so discarded frames still count).
     """
 
     run_id: str
     seq: int = 0
-    """Seq of the last event folded in (0: nothing yet)."""
+    """Seq of the last event of the log folded in, rewinds included (0: nothing yet)."""
     status: str = "pending"
     """Smithers `RunStatus`, or ``"pending"`` before the first RunStarted."""
     workflow_name: str = ""
@@ -166,9 +183,26 @@ class RunState(msgspec.Struct, kw_only=True):
     nodes: dict[NodeKey, NodeRecord] = msgspec.field(default_factory=dict)
     """Nodes by ``(node_id, iteration)``, in mount order."""
     frames: list[FrameRecord] = msgspec.field(default_factory=list)
-    """Committed frames in order (``frames[i].frame_no == i``)."""
+    """Committed frames of the effective history, in log order.
+
+    Frame numbers strictly increase but are not always the list index: frames a rewind
+    discarded leave gaps (they are never reused), and a fork's first frame is
+    ``parent_frame_no + 1``. For a run never rewound nor forked, ``frames[i].frame_no
+    == i``.
+    """
+    next_frame_no: int = 0
+    """Number the engine gives its next frame: one more than the highest frame number
+    anywhere in the log (frames a rewind discarded included), at least
+    ``parent_frame_no + 1`` for a fork; 0 for a new run."""
+    rewinds: int = 0
+    """Number of `RunRewound` events in the effective history (a rewind that a later
+    rewind discarded no longer counts)."""
     parent_run_id: str | None = None
+    """Run this one was forked from (`RunForked`), None otherwise."""
     parent_frame_no: int | None = None
+    """Frame of the parent this run was forked at, None otherwise."""
+    replay_of: tuple[str, int] | None = None
+    """``(parent_run_id, parent_frame_no)`` of the last `ReplayStarted`, None otherwise."""
 
     def copy(self) -> RunState:
         """Return an independent snapshot (containers copied, records shared: they are frozen)."""
@@ -271,14 +305,55 @@ def _run_cancelled(s: RunState, e: RunCancelled, seq: int) -> None:
 
 
 def _run_forked(s: RunState, e: RunForked, seq: int) -> None:
+    # The parent's nodes come from `fork_state` (the fold's base): here only what the
+    # event itself says, so a fork folded without its parent still knows its ancestry.
     s.parent_run_id = e.parent_run_id
     s.parent_frame_no = e.parent_frame_no
+    s.next_frame_no = max(s.next_frame_no, e.parent_frame_no + 1)
+    if s.created_at_ms is None:
+        s.created_at_ms = e.timestamp_ms
+
+
+def _replay_started(s: RunState, e: ReplayStarted, seq: int) -> None:
+    s.replay_of = (e.parent_run_id, e.parent_frame_no)
+
+
+def _run_rewound(s: RunState, e: RunRewound, seq: int) -> None:
+    # Only the count: the rewind itself (back to the state at `to_seq`) is done by the
+    # fold, or live by `apply_rewind`, which apply this step on top of that state.
+    s.rewinds += 1
 
 
 def _frame(s: RunState, e: FrameCommitted, seq: int) -> None:
     s.frames.append(
         FrameRecord(frame_no=e.frame_no, seq=seq, xml_hash=e.xml_hash, timestamp_ms=e.timestamp_ms)
     )
+    s.next_frame_no = max(s.next_frame_no, e.frame_no + 1)
+
+
+def _reset_nodes(s: RunState, node_ids: Iterable[str]) -> None:
+    """Put every iteration of `node_ids` back to pending, without output; keep attempts."""
+    wanted = frozenset(node_ids)
+    if not wanted:
+        return
+    reset = {
+        key: msgspec.structs.replace(
+            rec,
+            state="pending",
+            output=NULL_RAW,
+            has_output=False,
+            skip_reason=None,
+            next_attempt_delay_ms=None,
+        )
+        for key, rec in s.nodes.items()
+        if key[0] in wanted
+    }
+    s.nodes.update(reset)  # existing keys: the mount order is kept
+
+
+def _retry_task_started(s: RunState, e: RetryTaskStarted, seq: int) -> None:
+    # Nothing else changes: the run's status moves only with RunStatusChanged/RunStarted.
+    _reset_nodes(s, e.reset_nodes)
 
 
 def _pending(s: RunState, e: NodePending, seq: int) -> None:
@@ -351,6 +426,15 @@ def _waiting_timer(s: RunState, e: NodeWaitingTimer, seq: int) -> None:
     s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(rec, state="waiting-timer")
 
 
+def _heartbeat(s: RunState, e: TaskHeartbeat, seq: int) -> None:
+    rec = _rec(s, e.node_id, e.iteration)
+    s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
+        rec,
+        heartbeat_at_ms=e.timestamp_ms,
+        heartbeat_data=e.data if e.has_data else rec.heartbeat_data,
+    )
+
+
 _HANDLERS: dict[type[Event], Callable[[RunState, object, int], None]] = {
     RunStarted: _run_started,  # type: ignore[dict-item]
     RunStatusChanged: _status_changed,  # type: ignore[dict-item]
@@ -358,6 +442,9 @@ _HANDLERS: dict[type[Event], Callable[[RunState, object, int], None]] = {
     RunFailed: _run_failed,  # type: ignore[dict-item]
     RunCancelled: _run_cancelled,  # type: ignore[dict-item]
     RunForked: _run_forked,  # type: ignore[dict-item]
+    ReplayStarted: _replay_started,  # type: ignore[dict-item]
+    RunRewound: _run_rewound,  # type: ignore[dict-item]
+    RetryTaskStarted: _retry_task_started,  # type: ignore[dict-item]
     FrameCommitted: _frame,  # type: ignore[dict-item]
     NodePending: _pending,  # type: ignore[dict-item]
     NodeStarted: _started,  # type: ignore[dict-item]
@@ -368,11 +455,23 @@ _HANDLERS: dict[type[Event], Callable[[RunState, object, int], None]] = {
     NodeRetrying: _retrying,  # type: ignore[dict-item]
     NodeWaitingApproval: _waiting_approval,  # type: ignore[dict-item]
     NodeWaitingTimer: _waiting_timer,  # type: ignore[dict-item]
+    TaskHeartbeat: _heartbeat,  # type: ignore[dict-item]
 }
 
 
 def apply_event(state: RunState, event: Event, *, seq: int) -> RunState:
-    """Fold one event into `state` (in place) and return it.
+    """Fold one event into `state` (in place) and return it. Does no I/O.
+
+    The engine folds each event it appends with this; readers use `fold`/`fold_stored`.
+    It is exact for every event type but `RunRewound`: for that one it only counts the
+    rewind (`rewinds`) and advances `seq`, because going back to the state at `to_seq`
+    needs the history. Do not fold across a `RunRewound` with this function: use
+    `apply_rewind` (live) or `fold`/`fold_stored` (from the log).
+
+    `RetryTaskStarted` puts every iteration of its `reset_nodes` back to pending with no
+    output (attempts are kept, so numbering continues); `RetryTaskFinished` changes no
+    node; neither changes the run's status. `RunForked` records the parent and sets
+    `next_frame_no`; the parent's nodes come from `fork_state`.
 
     Args:
         state: The state after seq ``seq - 1``.
@@ -391,29 +490,59 @@ def apply_event(state: RunState, event: Event, *, seq: int) -> RunState:
     return state
 
 
-def fold(
-    run_id: str, events: Iterable[tuple[int, Event]], *, state: RunState | None = None
-) -> RunState:
-    """Fold ``(seq, event)`` pairs into a `RunState` (a new one unless `state` is given)."""
-    s = state if state is not None else RunState(run_id=run_id)
-    for seq, event in events:
-        apply_event(s, event, seq=seq)
-    return s
+def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
+    """Return the state a forked run starts from, before its first event. Does no I/O.
 
+    Fold the child's log (which starts with `event`) on top of it:
+    ``fold_stored(run_id, rows, base=fork_state(parent, forked, run_id=run_id))``.
 
-def fold_stored(
-    run_id: str, stored: Iterable[StoredEvent], *, state: RunState | None = None
-) -> RunState:
-    """Decode stored events and fold them; unknown event types are skipped (seq still advances).
+    The result is the parent's state with: `run_id` the child's; every iteration of
+    `event.reset_nodes` back to pending with no output (as `RetryTaskStarted`; attempts
+    kept); `parent_run_id`/`parent_frame_no` set; status ``"pending"`` until the child's
+    own `RunStarted`; no frames, `next_frame_no` = ``parent_frame_no + 1``; `seq` 0;
+    `activation`, `rewinds` 0; no owner, error, replay or timestamps. Workflow metadata,
+    input and config are the parent's.
+
+    Args:
+        parent: The parent's state at `event.parent_seq` (not modified).
+        event: The child's `RunForked` (its first event).
+        run_id: The child run's id.
+
+    Returns:
+        A new, independent `RunState` at seq 0.
 
     Raises:
-        msgspec.DecodeError: if a stored event of a known type is malformed.
+        ForkBaseMismatchError: if `parent` is not run `event.parent_run_id` at seq
+            `event.parent_seq`.
     """
-    s = state if state is not None else RunState(run_id=run_id)
-    for row in stored:
-        event = decode_event(row.type, row.data)
-        if event is None:
-            s.seq = row.seq
-            continue
-        apply_event(s, event, seq=row.seq)
+    if parent.run_id != event.parent_run_id or parent.seq != event.parent_seq:
+        raise ForkBaseMismatchError(
+            run_id,
+            parent_run_id=event.parent_run_id,
+            parent_seq=event.parent_seq,
+            given_run_id=parent.run_id,
+            given_seq=parent.seq,
+        )
+    s = msgspec.structs.replace(
+        parent,
+        run_id=run_id,
+        seq=0,
+        status="pending",
+        activation=0,
+        owner_id="",
+        pid=None,
+        host=None,
+        created_at_ms=None,
+        updated_at_ms=None,
+        finished_at_ms=None,
+        error=None,
+        nodes=dict(parent.nodes),
+        frames=[],
+        next_frame_no=event.parent_frame_no + 1,
+        rewinds=0,
+        parent_run_id=event.parent_run_id,
+        parent_frame_no=event.parent_frame_no,
+        replay_of=None,
+    )
+    _reset_nodes(s, event.reset_nodes)
     return s

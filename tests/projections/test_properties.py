@@ -2,7 +2,10 @@
 
 fold(all) = fold(prefix) then the rest; rebuilding from stored bytes = folding the events;
 unknown event types are ignored; the fold is deterministic; and the folded nodes match the
-life cycles the histories were generated from.
+life cycles the histories were generated from. Time travel (DESIGN §7): with rewinds, every
+prefix folds to the state the definition gives, fold(all) = fold(effective events), the
+live fold (apply_event + apply_rewind) = a rebuild, a checkpoint continued = a rebuild,
+checkpoints round-trip, retry-task resets exactly its nodes, a fork starts from its parent.
 """
 
 from __future__ import annotations
@@ -30,13 +33,28 @@ from smithers.eventstore.events import (
     NodeStarted,
     NodeWaitingApproval,
     NodeWaitingTimer,
+    ReplayStarted,
+    RetryTaskStarted,
     RunCancelled,
     RunFailed,
     RunFinished,
+    RunForked,
+    RunRewound,
     RunStarted,
     RunStatusChanged,
 )
-from smithers.projections import RunState, fold, fold_stored
+from smithers.projections import (
+    InvalidRewindError,
+    RunState,
+    apply_event,
+    apply_rewind,
+    decode_state,
+    effective_events,
+    encode_state,
+    fold,
+    fold_stored,
+    fork_state,
+)
 
 RUN = "run-p"
 T0 = 1_700_000_000_000
@@ -420,3 +438,252 @@ def test_folded_state_matches_generated_life_cycles(history: History) -> None:
     assert sum(s.counts().values()) == len(s.nodes)
     finished_ids = {key[0] for key, plan in history.plans.items() if plan.has_output}
     assert set(s.outputs()) == finished_ids
+
+
+# --------------------------------------------------------------------------- time travel
+# DESIGN §7: time travel is replay of the log. "The state at seq S" is folding the log's
+# first S events, where a RunRewound{to_seq} at R makes the state the state at `to_seq`
+# again before the events after R apply.
+
+NODE_IDS = ["fetch", "lint", "review", "a", "b-1", "ghost"]
+
+
+def definitional_states(log: list[tuple[int, Event]]) -> list[RunState]:
+    """``states[S]`` = the state at seq S, straight from the definition (a copy per step)."""
+    states = [RunState(run_id=RUN)]
+    for seq, event in log:
+        if isinstance(event, RunRewound):
+            s = states[event.to_seq].copy()
+            # Frame numbers are never reused: the log position's next number survives.
+            s.next_frame_no = max(s.next_frame_no, states[seq - 1].next_frame_no)
+        else:
+            s = states[seq - 1].copy()
+        states.append(apply_event(s, event, seq=seq))
+    return states
+
+
+@st.composite
+def rewound_logs(draw: st.DrawFn) -> list[tuple[int, Event]]:
+    """A generated history with rewinds (to earlier frames) and retry-tasks inserted."""
+    history = draw(histories())
+    out: list[Event] = []
+    frames: list[tuple[int, int]] = []  # (seq, frame_no) of every FrameCommitted so far
+    rewinds = 0
+    for event in history.events:
+        out.append(event)
+        if isinstance(event, FrameCommitted):
+            frames.append((len(out), event.frame_no))
+        roll = draw(st.integers(0, 9))
+        if frames and roll in (2, 3):
+            to_seq, to_frame_no = draw(st.sampled_from(frames), label="rewind to")
+            out.append(
+                RunRewound(
+                    run_id=RUN,
+                    timestamp_ms=event.timestamp_ms,
+                    to_frame_no=to_frame_no,
+                    to_seq=to_seq,
+                )
+            )
+            rewinds += 1
+        elif roll == 7:
+            reset = draw(st.lists(st.sampled_from(NODE_IDS), unique=True, max_size=3))
+            out.append(
+                RetryTaskStarted(
+                    run_id=RUN,
+                    timestamp_ms=event.timestamp_ms,
+                    node_id=reset[0] if reset else "fetch",
+                    reset_dependents=len(reset) > 1,
+                    reset_nodes=tuple(reset),
+                )
+            )
+    if frames and not rewinds:
+        to_seq, to_frame_no = draw(st.sampled_from(frames), label="final rewind to")
+        out.append(
+            RunRewound(
+                run_id=RUN,
+                timestamp_ms=out[-1].timestamp_ms,
+                to_frame_no=to_frame_no,
+                to_seq=to_seq,
+            )
+        )
+    return list(enumerate(out, start=1))
+
+
+def max_frame_no(log: list[tuple[int, Event]]) -> int:
+    return max((e.frame_no for _, e in log if isinstance(e, FrameCommitted)), default=-1)
+
+
+@SETTINGS
+@given(rewound_logs())
+def test_fold_with_rewinds_equals_fold_of_effective_events(log: list[tuple[int, Event]]) -> None:
+    whole = fold(RUN, log)
+    effective = effective_events(log)
+    assert effective[-1] == log[-1]
+    by_seq = dict(log)
+    assert all(by_seq[seq] is event for seq, event in effective)
+    assert [seq for seq, _ in effective] == sorted({seq for seq, _ in effective})
+    assert effective_events(effective) == effective
+    # Every field but `next_frame_no`, which counts the discarded frames too.
+    assert whole.next_frame_no == max_frame_no(log) + 1
+    expected = fold(RUN, effective)
+    expected.next_frame_no = whole.next_frame_no
+    assert_same(whole, expected)
+    assert whole.seq == log[-1][0]
+    assert whole.rewinds == sum(isinstance(e, RunRewound) for _, e in effective)
+    frame_nos = [f.frame_no for f in whole.frames]
+    assert frame_nos == sorted(set(frame_nos))
+
+
+@SETTINGS
+@given(rewound_logs())
+def test_fold_of_every_prefix_is_the_state_at_that_seq(log: list[tuple[int, Event]]) -> None:
+    states = definitional_states(log)
+    rows = [stored_row(seq, event) for seq, event in log]
+    for s in range(len(log) + 1):
+        assert_same(fold(RUN, log[:s]), states[s])
+        assert_same(fold_stored(RUN, rows[:s]), states[s])
+
+
+@SETTINGS
+@given(rewound_logs())
+def test_live_fold_with_apply_rewind_equals_rebuild(log: list[tuple[int, Event]]) -> None:
+    # The engine: apply_event per append, apply_rewind (target folded from the log) at
+    # a rewind.
+    live = RunState(run_id=RUN)
+    for seq, event in log:
+        if isinstance(event, RunRewound):
+            target = fold(RUN, log[: event.to_seq])
+            live = apply_rewind(live, event, seq=seq, target=target)
+        else:
+            apply_event(live, event, seq=seq)
+        assert_same(live, fold(RUN, log[:seq]))
+
+
+@SETTINGS
+@given(rewound_logs(), st.data())
+def test_state_at_seq_from_a_checkpoint(log: list[tuple[int, Event]], data: st.DataObject) -> None:
+    s = data.draw(st.integers(0, len(log)), label="S")
+    k = data.draw(st.integers(0, s), label="K")
+    checkpoint = decode_state(encode_state(fold(RUN, log[:k])))
+    assert_same(checkpoint, fold(RUN, log[:k]))
+    rest = log[k:s]
+    if all(e.to_seq >= k for _, e in rest if isinstance(e, RunRewound)):
+        assert_same(fold(RUN, rest, state=checkpoint), fold(RUN, log[:s]))
+        rows = [stored_row(seq, event) for seq, event in rest]
+        checkpoint = decode_state(encode_state(fold(RUN, log[:k])))
+        assert_same(fold_stored(RUN, rows, state=checkpoint), fold(RUN, log[:s]))
+    else:
+        # A rewind before the checkpoint: refused if it counts, ignored if discarded.
+        try:
+            continued = fold(RUN, rest, state=checkpoint)
+        except InvalidRewindError:
+            return
+        assert_same(continued, fold(RUN, log[:s]))
+
+
+@SETTINGS
+@given(rewound_logs(), st.data())
+def test_checkpoint_round_trip_of_generated_states(
+    log: list[tuple[int, Event]], data: st.DataObject
+) -> None:
+    s = data.draw(st.integers(0, len(log)), label="S")
+    state = fold(RUN, log[:s])
+    if data.draw(st.booleans(), label="as a fork"):
+        reset = data.draw(st.lists(st.sampled_from(NODE_IDS), unique=True), label="reset")
+        event = RunForked(
+            run_id="child",
+            timestamp_ms=T0,
+            parent_run_id=RUN,
+            parent_frame_no=max(0, max_frame_no(log[:s])),
+            parent_seq=s,
+            reset_nodes=tuple(reset),
+            branch_label=data.draw(st.none() | st.text(max_size=5), label="label"),
+        )
+        state = fork_state(state, event, run_id="child")
+        replay = ReplayStarted(
+            run_id="child", timestamp_ms=T0, parent_run_id=RUN, parent_frame_no=1
+        )
+        state = fold("child", [(1, event), (2, replay)], base=state)
+    data_bytes = encode_state(state)
+    assert_same(decode_state(data_bytes), state)
+    assert encode_state(decode_state(data_bytes)) == data_bytes
+
+
+@SETTINGS
+@given(histories(), st.lists(st.sampled_from(NODE_IDS), unique=True, max_size=4))
+def test_retry_task_resets_exactly_the_listed_nodes(history: History, reset: list[str]) -> None:
+    events = history.seqd()
+    before = fold(RUN, events)
+    retry = RetryTaskStarted(
+        run_id=RUN,
+        timestamp_ms=history.events[-1].timestamp_ms + 1,
+        node_id=reset[0] if reset else "fetch",
+        reset_dependents=True,
+        reset_nodes=tuple(reset),
+    )
+    after = fold(RUN, [*events, (len(events) + 1, retry)])
+
+    assert list(after.nodes) == list(before.nodes)
+    for key, rec in after.nodes.items():
+        old = before.nodes[key]
+        if key[0] in reset:
+            assert rec == msgspec.structs.replace(
+                old,
+                state="pending",
+                output=NULL_RAW,
+                has_output=False,
+                skip_reason=None,
+                next_attempt_delay_ms=None,
+            )
+        else:
+            assert rec == old
+    # Nothing else changes, the run's status included.
+    expected = before.copy()
+    expected.nodes = after.nodes
+    expected.seq, expected.updated_at_ms = after.seq, after.updated_at_ms
+    assert_same(after, expected)
+
+
+@SETTINGS
+@given(histories(), st.data())
+def test_fork_starts_from_the_parent_state(history: History, data: st.DataObject) -> None:
+    events = history.seqd()
+    parent_seq = data.draw(st.integers(0, len(events)), label="parent seq")
+    parent = fold(RUN, events[:parent_seq])
+    reset = data.draw(st.lists(st.sampled_from(NODE_IDS), unique=True), label="reset")
+    parent_frame_no = max(0, max_frame_no(events[:parent_seq]))
+    event = RunForked(
+        run_id="child",
+        timestamp_ms=T0 + 10**10,
+        parent_run_id=RUN,
+        parent_frame_no=parent_frame_no,
+        parent_seq=parent_seq,
+        reset_nodes=tuple(reset),
+    )
+    base = fork_state(parent, event, run_id="child")
+    child_log: list[tuple[int, Event]] = [
+        (1, event),
+        (2, RunStarted(run_id="child", timestamp_ms=T0 + 10**10 + 1, owner_id="o")),
+    ]
+    rows = [stored_row(seq, e) for seq, e in child_log]
+    child = fold_stored("child", rows, base=base)
+
+    assert_same(child, fold("child", child_log, base=base))
+    assert_same(parent, fold(RUN, events[:parent_seq]))  # untouched
+    assert (child.run_id, child.seq, child.status, child.activation) == ("child", 2, "running", 1)
+    assert (child.parent_run_id, child.parent_frame_no) == (RUN, parent_frame_no)
+    assert child.frames == []
+    assert child.next_frame_no == parent_frame_no + 1
+    assert child.created_at_ms == T0 + 10**10
+    assert child.error is None
+    # Workflow metadata is the parent's until the child's first RunStarted records its own.
+    assert (base.workflow_name, base.input) == (parent.workflow_name, parent.input)
+    assert (child.workflow_name, child.input) == ("", NULL_RAW)
+    assert list(child.nodes) == list(parent.nodes)
+    for key, rec in child.nodes.items():
+        old = parent.nodes[key]
+        if key[0] in reset:
+            assert (rec.state, rec.has_output, rec.output) == ("pending", False, NULL_RAW)
+            assert rec.attempts == old.attempts
+        else:
+            assert rec == old
