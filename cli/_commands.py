@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import re
-import shlex
 import time
 import typing
 from typing import Any
@@ -19,6 +16,7 @@ import anyio
 import click
 from smithers.engine import (
     SMITHERS_VERSION,
+    RunResult,
     event_to_json,
     follow_events,
     get_output,
@@ -27,17 +25,24 @@ from smithers.engine import (
     load_workflow,
     new_run_id,
     read_events,
+    resume_run,
     run_workflow,
 )
-from smithers.eventstore import SmithersError
+from smithers.eventstore import SmithersError, decode_json
 from smithers.eventstore.events import RunStatus
 
+from ._detach import start_detached
 from ._errors import (
     EXIT_INTERRUPTED,
     SmithersGroup,
     echo_error,
     exit_code_for_status,
 )
+from ._options import DURATION as _DURATION
+from ._options import UNIT_MS as _UNIT_MS
+from ._options import db_args as _db_args
+from ._options import db_option, json_option
+from ._options import parse_input_json as _parse_input
 from ._output import (
     compact_json,
     dumps,
@@ -53,27 +58,16 @@ from ._output import (
     stdout_is_tty,
 )
 from ._progress import ProgressReporter
+from ._signals import Interrupt, leave_promptly, run_interruptible
+
+if typing.TYPE_CHECKING:
+    from smithers.projections import RunState
 
 __all__ = ("main",)
 
 RUN_STATUSES: tuple[str, ...] = typing.get_args(RunStatus)
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-db_option = click.option(
-    "--db",
-    metavar="PATH",
-    type=click.Path(dir_okay=False),
-    help="Database file. Default: $SMITHERS_DB, else the nearest .smithers/smithers.db "
-    "walking up from the current directory.",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-
-
-def _db_args(db: str | None) -> str:
-    """Return `` --db PATH`` to append to a suggested command, or empty."""
-    return f" --db {shlex.quote(db)}" if db else ""
-
 
 # ---------------------------------------------------------------------- the group
 
@@ -105,30 +99,8 @@ def main() -> None:
 # ---------------------------------------------------------------------- up
 
 
-def _parse_input(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SmithersError(
-            f"--input is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}).",
-            code="INVALID_INPUT",
-            details={"input": text},
-            hint="Pass a JSON object, e.g. --input '{\"start\": 5}'.",
-        ) from e
-    if not isinstance(value, dict):
-        raise SmithersError(
-            f"--input must be a JSON object, got {type(value).__name__}.",
-            code="INVALID_INPUT",
-            details={"input": text},
-            hint="Pass a JSON object, e.g. --input '{\"start\": 5}'.",
-        )
-    return value
-
-
 @main.command()
-@click.argument("file", metavar="FILE[:NAME]")
+@click.argument("file", metavar="FILE[:NAME]", required=False)
 @click.option("--input", "input_json", metavar="JSON", help="Workflow input, a JSON object.")
 @click.option("--run-id", metavar="ID", help="Run id to use (default: a new one).")
 @click.option(
@@ -136,9 +108,25 @@ def _parse_input(text: str | None) -> Any:
     "--max-concurrency",
     type=click.IntRange(min=1),
     metavar="N",
-    default=4,
-    show_default=True,
-    help="How many tasks may execute at once.",
+    help="How many tasks may execute at once. Default: 4; with --resume, the run's own.",
+)
+@click.option(
+    "--resume",
+    "resume_id",
+    metavar="RUN_ID",
+    help="Resume this run from its log instead of starting one (no FILE: the workflow "
+    "file, input and config come from the log).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --resume: take over a run whose owner on another host still looks alive.",
+)
+@click.option(
+    "-d",
+    "--detach",
+    is_flag=True,
+    help="Run in the background, in its own session; print the run id, pid and log file.",
 )
 @db_option
 @click.option(
@@ -154,25 +142,33 @@ def _parse_input(text: str | None) -> Any:
 @click.pass_context
 def up(
     ctx: click.Context,
-    file: str,
+    file: str | None,
     input_json: str | None,
     run_id: str | None,
-    max_concurrency: int,
+    max_concurrency: int | None,
+    resume_id: str | None,
+    force: bool,
+    detach: bool,
     db: str | None,
     log_dir: str | None,
     no_log: bool,
     as_json: bool,
 ) -> None:
-    """Run a workflow file to its end.
+    """Run a workflow file to its end, or resume a run by id.
 
     FILE is a Python file defining one @workflow; with several, pick one with
     FILE:NAME (a variable name or the name given to @workflow). Progress is shown
-    live on a terminal and as one line per task otherwise.
+    live on a terminal and as one line per task otherwise. With --resume RUN_ID the
+    run continues from its log: finished tasks are not run again, tasks a crash
+    interrupted run again. SIGINT (Ctrl-C) or SIGTERM cancels the run gracefully
+    (recorded as cancelled, source "signal"); a second signal stops waiting.
 
     \b
     Examples:
         smithers up flows/count.py --input '{"start": 5}'
         smithers up flows/all.py:count -c 8 --db runs/smithers.db --json
+        smithers up --resume run-lx2k3j-1a2b3c
+        smithers up flows/count.py --detach
 
     \b
     Exit codes:
@@ -181,35 +177,90 @@ def up(
         2    the run was cancelled
         3    the run is waiting (approval, event or timer)
         4    bad arguments or input (invalid --input, missing file or workflow,
-             run id already used)
-        130  interrupted (Ctrl-C); the run is recorded as cancelled
+             run id already used, run not resumable or still owned)
+        130  interrupted (SIGINT, Ctrl-C); the run is recorded as cancelled
+        143  terminated (SIGTERM); the run is recorded as cancelled
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     if no_log and log_dir is not None:
         raise click.UsageError("Use either --log-dir or --no-log, not both.")
-    input_value = _parse_input(input_json)
-    wf, path = load_workflow(file)
-    run_id = run_id or new_run_id()
+    if resume_id is not None:
+        if file is not None:
+            raise click.UsageError(
+                "Give either FILE or --resume RUN_ID, not both: a resumed run's workflow "
+                "file comes from its log."
+            )
+        if input_json is not None or run_id is not None:
+            raise click.UsageError(
+                "--input and --run-id cannot be used with --resume: the run's log has them."
+            )
+    elif file is None:
+        raise click.UsageError("Missing argument 'FILE[:NAME]' (or --resume RUN_ID).")
+    elif force:
+        raise click.UsageError("--force only applies to --resume.")
     options: dict[str, Any] = {}
     if no_log:
         options["log_dir"] = None
     elif log_dir is not None:
         options["log_dir"] = log_dir
+
+    if detach:
+        start_detached(
+            ctx,
+            file=file,
+            input_json=input_json,
+            run_id=run_id,
+            resume_id=resume_id,
+            force=force,
+            max_concurrency=max_concurrency,
+            db=db,
+            log_dir=log_dir,
+            no_log=no_log,
+            as_json=as_json,
+        )
+        return
+
     mode = "quiet" if as_json else "live" if stdout_is_tty() else "plain"
     reporter = ProgressReporter(mode)
-    run = functools.partial(
-        run_workflow,
-        wf,
-        input=input_value,
-        run_id=run_id,
-        db=db,
-        max_concurrency=max_concurrency,
-        on_progress=reporter,
-        workflow_path=path,
-        **options,
-    )
+    if resume_id is not None:
+        state = anyio.run(functools.partial(load_run, resume_id, db=db))
+        if state.status == "finished":
+            _report_already_finished(ctx, state, db, as_json)
+        run_id = resume_id
+
+        async def start(interrupt: Interrupt) -> RunResult:
+            return await resume_run(
+                resume_id,
+                db=db,
+                force=force,
+                max_concurrency=max_concurrency,
+                on_progress=reporter,
+                cancel=interrupt,
+                **options,
+            )
+
+    else:
+        assert file is not None
+        input_value = _parse_input(input_json)
+        wf, path = load_workflow(file)
+        run_id = run_id or new_run_id()
+        new_id = run_id
+
+        async def start(interrupt: Interrupt) -> RunResult:
+            return await run_workflow(
+                wf,
+                input=input_value,
+                run_id=new_id,
+                db=db,
+                max_concurrency=max_concurrency or 4,
+                on_progress=reporter,
+                cancel=interrupt,
+                workflow_path=path,
+                **options,
+            )
+
     try:
         with reporter:
-            result = anyio.run(run)
+            result, interrupt = anyio.run(run_interruptible, start)
     except KeyboardInterrupt:
         if reporter.seq:
             echo_error(
@@ -221,6 +272,48 @@ def up(
             echo_error("RUN_CANCELLED", "Interrupted before the run started.")
         ctx.exit(EXIT_INTERRUPTED)
 
+    if interrupt.signum is not None and (result is None or result.status == "cancelled"):
+        what = "Terminated" if interrupt.reason == "SIGTERM" else "Interrupted"
+        how = " (without waiting for its tasks)" if interrupt.forced else ""
+        echo_error(
+            "RUN_CANCELLED",
+            f"{what}: run {run_id} stopped{how} and was recorded as cancelled.",
+            f"See where it stopped: smithers inspect {run_id}{_db_args(db)}",
+        )
+        leave_promptly(interrupt.exit_code)
+        ctx.exit(interrupt.exit_code)
+    assert result is not None
+    _report_result(ctx, result, reporter, db, as_json)
+
+
+def _report_already_finished(
+    ctx: click.Context, state: RunState, db: str | None, as_json: bool
+) -> typing.NoReturn:
+    """``up --resume`` of a finished run: say so, append nothing, exit 0."""
+    if as_json:
+        echo_json(
+            {
+                "runId": state.run_id,
+                "status": state.status,
+                "outputs": {k: decode_json(v) for k, v in state.outputs().items()},
+                "error": None,
+            }
+        )
+    else:
+        click.echo(f"Run {state.run_id} already finished; nothing to resume.")
+        click.echo(f"  inspect: smithers inspect {state.run_id}{_db_args(db)}")
+    ctx.exit(0)
+
+
+def _report_result(
+    ctx: click.Context,
+    result: RunResult,
+    reporter: ProgressReporter,
+    db: str | None,
+    as_json: bool,
+) -> typing.NoReturn:
+    """Print how the run ended and exit with its status's code."""
+    code = exit_code_for_status(result.status)
     if as_json:
         echo_json(
             {
@@ -230,7 +323,9 @@ def up(
                 "error": result.error,
             }
         )
-        ctx.exit(exit_code_for_status(result.status))
+        if result.status == "cancelled":
+            leave_promptly(code)
+        ctx.exit(code)
 
     counts = reporter.state.counts()
     parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if n)
@@ -253,7 +348,9 @@ def up(
             where,
             f"See what happened: smithers events {result.run_id} --type NodeFailed{_db_args(db)}",
         )
-    ctx.exit(exit_code_for_status(result.status))
+    if result.status == "cancelled":
+        leave_promptly(code)  # a cancelled sync task's thread must not hold the process
+    ctx.exit(code)
 
 
 # ---------------------------------------------------------------------- ps
@@ -309,9 +406,6 @@ def inspect(run_id: str, db: str | None, as_json: bool) -> None:
 
 # ---------------------------------------------------------------------- events
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
 
 def _invalid_events_option(message: str) -> SmithersError:
     return SmithersError(
@@ -360,6 +454,11 @@ def _parse_limit(text: str | None) -> int | None:
     help="Events after this seq (e.g. 120), or newer than this duration (30s, 5m, 2h, 1d).",
 )
 @click.option("--limit", metavar="N", help="At most N events (the first ones matching).")
+@click.option(
+    "--follow-ancestry",
+    is_flag=True,
+    help="For a fork, first the parent's events up to the fork point (and its parent's...).",
+)
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print NDJSON: one event object per line.")
 def events(
@@ -368,6 +467,7 @@ def events(
     types: tuple[str, ...],
     since: str | None,
     limit: str | None,
+    follow_ancestry: bool,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -381,6 +481,7 @@ def events(
         smithers events RUN --type NodeFailed --type NodeRetrying
         smithers events RUN --node second --since 5m
         smithers events RUN --since 120 --limit 50 --json
+        smithers events FORK --follow-ancestry
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     after_seq, since_ms = _parse_since(since)
     wanted = [t.strip() for item in types for t in item.split(",") if t.strip()] or None
@@ -394,10 +495,15 @@ def events(
             after_seq=after_seq,
             since_ms=since_ms,
             limit=_parse_limit(limit),
+            follow_ancestry=follow_ancestry,
         )
     )
+    shown_run = run_id if not follow_ancestry else None
     for stored, event in rows:
         body = event_to_json(stored, event)
+        if not as_json and stored.run_id != shown_run:
+            shown_run = stored.run_id  # following ancestry: say whose events follow
+            click.echo(f"-- run {shown_run}")
         click.echo(dumps(body) if as_json else event_line(body))
     if not rows and not as_json:
         click.echo("No matching events.")
@@ -429,12 +535,13 @@ def output(run_id: str, node_id: str, iteration: int | None, db: str | None, as_
 # ---------------------------------------------------------------------- logs
 
 
-async def _print_log(run_id: str, db: str | None, follow: bool) -> None:
+async def _print_log(run_id: str, db: str | None, follow: bool, ancestry: bool = False) -> None:
     if not follow:
-        for stored, event in await read_events(run_id, db=db):
+        for stored, event in await read_events(run_id, db=db, follow_ancestry=ancestry):
             click.echo(dumps(event_to_json(stored, event)))
         return
-    async with contextlib.aclosing(follow_events(run_id, db=db, poll_interval_s=0.5)) as stream:
+    stream_events = follow_events(run_id, db=db, poll_interval_s=0.5, follow_ancestry=ancestry)
+    async with contextlib.aclosing(stream_events) as stream:
         async for stored, event in stream:
             click.echo(dumps(event_to_json(stored, event)))
 
@@ -447,8 +554,13 @@ async def _print_log(run_id: str, db: str | None, follow: bool) -> None:
     is_flag=True,
     help="Keep printing new events (polling every 0.5 s) until the run ends.",
 )
+@click.option(
+    "--follow-ancestry",
+    is_flag=True,
+    help="For a fork, first the parent's events up to the fork point (and its parent's...).",
+)
 @db_option
-def logs(run_id: str, follow: bool, db: str | None) -> None:
+def logs(run_id: str, follow: bool, follow_ancestry: bool, db: str | None) -> None:
     """Print a run's event stream as NDJSON, from the database.
 
     The lines are those of `smithers events RUN --json` (and of the run's
@@ -459,5 +571,6 @@ def logs(run_id: str, follow: bool, db: str | None) -> None:
     Examples:
         smithers logs RUN
         smithers logs RUN -f | jq -c 'select(.type == "NodeFinished")'
+        smithers logs FORK --follow-ancestry
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
-    anyio.run(_print_log, run_id, db, follow)
+    anyio.run(_print_log, run_id, db, follow, follow_ancestry)

@@ -1,7 +1,8 @@
 """One error handler for every command: ``Error [CODE]: summary`` and exit codes (DESIGN §9).
 
 Exit codes: 0 ok, 1 run failed (or an operational error), 2 cancelled, 3 waiting,
-4 bad arguments or input, 130 interrupted. Tracebacks only with ``SMITHERS_DEBUG=1``.
+4 bad arguments or input, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+Tracebacks only with ``SMITHERS_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = (
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "EXIT_WAITING",
     "SmithersGroup",
@@ -34,6 +36,7 @@ EXIT_CANCELLED = 2
 EXIT_WAITING = 3
 EXIT_USAGE = 4
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 USAGE_ERROR_CODES: frozenset[str] = frozenset(
     {
@@ -49,6 +52,8 @@ USAGE_ERROR_CODES: frozenset[str] = frozenset(
         "RUN_ALREADY_EXISTS",
         "RUN_NOT_FOUND",
         "RUN_NOT_RESUMABLE",
+        "RUN_OWNER_ALIVE",
+        "RUN_STILL_RUNNING",
         "SNAPSHOT_NOT_FOUND",
         "TASK_ID_REQUIRED",
         "TASK_MISSING_OUTPUT",

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 from smithers.eventstore import EventStore, Lease, decode_event, decode_json
 from smithers.eventstore.errors import (
     RunAlreadyExistsError,
@@ -39,10 +40,12 @@ from smithers.eventstore.events import (
     TaskHeartbeat,
     TaskHeartbeatTimeout,
 )
-from smithers.projections import RunState, apply_event
+from smithers.projections import RunState, apply_event, encode_state
 
 from ._context import TaskContext, WorkflowContext
 from ._execute import Outcome, error_info, execute_attempt
+from ._frames import FrameEncoder
+from ._history import checkpoint_due, compress_checkpoint
 from ._render import Leaf, Plan, compile_tree
 from ._schedule import Scheduler
 from .errors import (
@@ -55,7 +58,6 @@ from .errors import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
-    import msgspec
     from anyio.abc import TaskGroup
 
     from ._clock import Clock
@@ -67,6 +69,8 @@ __all__ = ("HEARTBEAT_INTERVAL_MS", "RunLoop")
 HEARTBEAT_INTERVAL_MS = 1_000
 """How often the owner renews its lease and looks for requests appended by others."""
 _CONFLICT_RETRIES = 5
+_REQUEST_TYPES = (RunCancelRequested,)
+"""Events another process may append to a run it does not own (requests to the owner)."""
 _BEAT_COALESCE_MS = 500
 """At most one TaskHeartbeat event per task per this many ms (the log stays small)."""
 
@@ -123,6 +127,7 @@ class RunLoop:
         self.scheduler: Scheduler | None = None
         self.reads: set[str] = set()
         self.frame_no = _next_frame_no(self.state)
+        self.frame_encoder = FrameEncoder()  # the previous frame's tree, for deltas
         # node id -> (attempt, cancel scope, leaf it was started from)
         self.running: dict[str, tuple[int, anyio.CancelScope, Leaf]] = {}
         self.backoff: dict[str, anyio.CancelScope] = {}
@@ -189,6 +194,8 @@ class RunLoop:
                     self.on_progress(event)
                 except Exception:
                     log.exception("on_progress callback raised; the run goes on")
+        if checkpoint_due(first, self.seq, self.state):
+            await self._checkpoint()
 
     def _owner_id(self) -> str:
         return self.owner.owner_id if self.owner is not None else ""
@@ -199,6 +206,7 @@ class RunLoop:
         What they appended (e.g. a cancel request) is handled at the next tick.
         """
         foreign = await self.store.read(self.run_id, after_seq=self.seq)
+        events = self._requests_only([decode_event(r.type, r.data) for r in foreign])
         if self.reload is None:
             raise StreamVersionConflictError(
                 self.run_id, expected_seq=self.seq, actual_seq=foreign[-1].seq if foreign else 0
@@ -207,7 +215,20 @@ class RunLoop:
         self.seq = self.state.seq
         for i, event in enumerate(batch, 1):
             apply_event(self.state, event, seq=self.seq + i)
-        self._handle_foreign([decode_event(r.type, r.data) for r in foreign])
+        self._handle_foreign(events)
+
+    def _requests_only(self, events: list[Event | None]) -> list[Event | None]:
+        """Return `events` if they are all requests; else another process owns the run.
+
+        Raises:
+            OwnershipLostError: if another process wrote as the run's owner (a new
+                activation, or a cancel that finalized the run believing us dead): we
+                stop without writing more.
+        """
+        for event in events:
+            if event is not None and not isinstance(event, _REQUEST_TYPES):
+                raise OwnershipLostError(self.run_id, self._owner_id())
+        return events
 
     def _handle_foreign(self, events: Iterable[Event | None]) -> None:
         """React to requests other processes appended to this run's log."""
@@ -220,9 +241,9 @@ class RunLoop:
         if self.batch:
             raise AssertionError("foreign events must be folded before this tick's events")
         rows = await self.store.read(self.run_id, after_seq=self.seq)
+        decoded = self._requests_only([decode_event(row.type, row.data) for row in rows])
         events = []
-        for row in rows:
-            event = decode_event(row.type, row.data)
+        for row, event in zip(rows, decoded, strict=True):
             if event is not None:
                 apply_event(self.state, event, seq=row.seq)
             else:
@@ -294,15 +315,57 @@ class RunLoop:
             self.scheduler.claim(node_id)
 
     def _commit_frame(self, plan: Plan) -> None:
+        """Emit the frame: a keyframe or a delta against the previous one (`_frames`).
+
+        This activation's first frame is a keyframe, so a resumed run never needs the
+        trees of earlier activations.
+        """
+        frames = self.state.frames
+        keyframe, delta = self.frame_encoder.encode(
+            self.frame_no,
+            plan.tree,
+            plan.xml_hash,
+            previous_seq=frames[-1].seq if frames else None,
+        )
         self.emit(
             FrameCommitted(
                 run_id=self.run_id,
                 timestamp_ms=self.now(),
                 frame_no=self.frame_no,
                 xml_hash=plan.xml_hash,
+                keyframe=keyframe if keyframe is not None else NULL_RAW,
+                delta=delta if delta is not None else NULL_RAW,
             )
         )
+        self.frame_encoder.committed(self.seq + len(self.batch))
         self.frame_no += 1
+
+    async def _checkpoint(self) -> None:
+        """Cache the folded state in the store's checkpoint table (DESIGN §5).
+
+        Encoded here, synchronously (the next tick mutates the state in place);
+        compressed and stored by a task of the run's task group, so the loop goes on
+        meanwhile. Only a state known to match the log is written: not while
+        cancelling (an interrupted tick's unflushed events may be folded in), nor if
+        seqs disagree.
+        """
+        if self.cancelling is not None or self.state.seq != self.seq or self.batch:
+            return
+        data = encode_state(self.state)
+        if self.tg is None:
+            await self._store_checkpoint(self.seq, data)
+        else:
+            self.tg.start_soon(self._store_checkpoint, self.seq, data)
+
+    async def _store_checkpoint(self, seq: int, data: bytes) -> None:
+        # Shielded: the run's end waits for it rather than leaving a write in flight
+        # on a store about to be closed. A failed write loses nothing (a cache).
+        with anyio.CancelScope(shield=True):
+            try:
+                packed = await anyio.to_thread.run_sync(compress_checkpoint, data)
+                await self.store.put_checkpoint(self.run_id, seq, packed)
+            except SmithersError:
+                log.warning("could not write a checkpoint of run %s at seq %d", self.run_id, seq)
 
     def fail(self, error: ErrorInfo) -> None:
         """Mark the run as failing: nothing new starts; it fails once running tasks end.
@@ -398,8 +461,6 @@ class RunLoop:
             await self._read_foreign()
         for msg in msgs:
             kind = msg[0]
-            if kind == "lost":
-                raise OwnershipLostError(self.run_id, self._owner_id())
             if kind == "hb":
                 self._on_heartbeat(msg[1], msg[2], msg[3])
                 continue
@@ -647,22 +708,30 @@ class RunLoop:
             self.send.send_nowait(("retry", node_id))
 
     async def _heartbeat(self) -> None:
-        """Renew the lease and look for requests appended by other processes."""
+        """Renew the lease and look for what other processes appended to the run.
+
+        The log, not the lease row, says who owns the run: a lease that is missing or
+        names another owner is re-recorded unless the log shows another activation (the
+        tick that reads it then stops this one with `OwnershipLostError`).
+        """
         while True:
             await self.clock.sleep_ms(HEARTBEAT_INTERVAL_MS)
-            if self.owner is not None and self.claimed:
-                held = await self.store.renew_lease(
-                    self.run_id, self.owner.owner_id, self.clock.now_ms()
-                )
-                if not held:
-                    self.send.send_nowait(("lost",))
-                    return
-            if await self.store.last_seq(self.run_id) > self.seq:
+            foreign = await self.store.last_seq(self.run_id) > self.seq
+            if self.owner is not None and self.claimed and not foreign:
+                now = self.clock.now_ms()
+                if not await self.store.renew_lease(self.run_id, self.owner.owner_id, now):
+                    owner = msgspec.structs.replace(self.owner, heartbeat_at_ms=now)
+                    await self.store.put_lease(owner)
+            if foreign:
                 self.send.send_nowait(("foreign",))
 
     async def _watch_cancel(self, cancel: Any) -> None:
         await cancel.wait()
-        self.send.send_nowait(("cancel", "cancel-requested", "api"))
+        # Optional `reason`/`source` attributes, read when it fires (the CLI passes
+        # source "signal" and the signal's name).
+        reason = getattr(cancel, "reason", None) or "cancel-requested"
+        source = getattr(cancel, "source", None) or "api"
+        self.send.send_nowait(("cancel", reason, source))
 
     # ------------------------------------------------------------------ driving
 

@@ -1,7 +1,8 @@
 """The read API over a run database: what ``ps``, ``inspect``, ``events`` and ``logs`` show.
 
 Each call opens the SQLite store found by `resolve_db_path` (which must exist), reads,
-and closes it. States are folded from the log (`fold_stored`), never from a cache.
+and closes it. States are folded from the log by `load_state` (a fork's starts from its
+parent's state at the fork point).
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from smithers.eventstore import (
     resolve_db_path,
 )
 from smithers.eventstore.errors import SmithersError
-from smithers.eventstore.events import TERMINAL_RUN_STATUSES, Event
-from smithers.projections import RunState, fold_stored
+from smithers.eventstore.events import TERMINAL_RUN_STATUSES, Event, RunForked
 
+from ._history import SUPERVISOR_STREAM_ID, load_state
 from .errors import MissingOutputError, NodeNotFoundError, RunNotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable
+
+    from smithers.projections import RunState
 
 __all__ = (
     "event_to_json",
@@ -50,6 +53,8 @@ async def list_runs(
 ) -> list[RunRecord]:
     """Return the database's runs, newest first. Awaits I/O.
 
+    The supervisor's own log (stream ``"supervisor"``) is not a run and is left out.
+
     Args:
         db: Database path (default: ``SMITHERS_DB``, else the nearest
             ``.smithers/smithers.db``; see `resolve_db_path`).
@@ -66,14 +71,16 @@ async def list_runs(
     """
     store = await _open(db)
     try:
-        runs = await store.list_runs(limit=None if status is not None else limit)
+        # One extra row: the supervisor's stream may be among the first `limit`.
+        runs = await store.list_runs(
+            limit=None if status is not None or limit is None else limit + 1
+        )
     finally:
         await store.close()
+    runs = [r for r in runs if r.run_id != SUPERVISOR_STREAM_ID]
     if status is not None:
         runs = [r for r in runs if r.status == status]
-        if limit is not None:
-            runs = runs[:limit]
-    return runs
+    return runs if limit is None else runs[:limit]
 
 
 async def load_run(run_id: str, *, db: DbPath = None, upto_seq: int | None = None) -> RunState:
@@ -95,12 +102,10 @@ async def load_run(run_id: str, *, db: DbPath = None, upto_seq: int | None = Non
     """
     store = await _open(db)
     try:
-        stored = await store.read(run_id, upto_seq=upto_seq)
-        if not stored and await store.last_seq(run_id) == 0:
-            raise RunNotFoundError(run_id)
+        # A fork's state starts from its parent's at the fork point (`load_state`).
+        return await load_state(store, run_id, upto_seq=upto_seq)
     finally:
         await store.close()
-    return fold_stored(run_id, stored)
 
 
 def _check_types(types: Iterable[str] | None) -> frozenset[str] | None:
@@ -134,6 +139,26 @@ def _matches(
     return node_id is None or getattr(event, "node_id", None) == node_id
 
 
+_MAX_ANCESTRY = 1_000
+"""Deepest fork chain followed (a guard against a corrupt, cyclic ancestry)."""
+
+
+async def _ancestor_rows(store: SQLiteEventStore, run_id: str) -> list[StoredEvent]:
+    """A fork's ancestors' events up to each fork point, the oldest ancestor's first."""
+    chain: list[list[StoredEvent]] = []
+    current = run_id
+    for _ in range(_MAX_ANCESTRY):
+        first = await store.read(current, upto_seq=1)
+        if not first or first[0].type != "RunForked":
+            break
+        forked = decode_event(first[0].type, first[0].data)
+        if not isinstance(forked, RunForked):
+            break
+        chain.append(await store.read(forked.parent_run_id, upto_seq=forked.parent_seq))
+        current = forked.parent_run_id
+    return [row for rows in reversed(chain) for row in rows]
+
+
 async def read_events(
     run_id: str,
     *,
@@ -143,10 +168,14 @@ async def read_events(
     after_seq: int = 0,
     since_ms: int | None = None,
     limit: int | None = None,
+    follow_ancestry: bool = False,
 ) -> list[tuple[StoredEvent, Event]]:
     """Return a run's events, decoded, in seq order. Awaits I/O.
 
-    Events of types this version does not know are skipped.
+    Events of types this version does not know are skipped. With `follow_ancestry`, a
+    fork's events are preceded by its parent's up to the fork point (`RunForked`'s
+    `parent_seq`), and so on up its ancestry: the history the fork's state is built
+    from. Each envelope keeps its own `run_id` and `seq`.
 
     Args:
         run_id: The run's id.
@@ -156,6 +185,8 @@ async def read_events(
         after_seq: Only events with ``seq > after_seq``.
         since_ms: Only events recorded at or after this Unix epoch millisecond.
         limit: At most this many events (the first ones matching); None for all.
+        follow_ancestry: Include the ancestors' events first (`after_seq` applies to
+            the run's own events only; the other filters to all).
 
     Returns:
         ``(stored envelope, decoded event)`` pairs.
@@ -178,6 +209,8 @@ async def read_events(
         if await store.last_seq(run_id) == 0:
             raise RunNotFoundError(run_id)
         stored = await store.read(run_id, after_seq=after_seq)
+        if follow_ancestry:
+            stored = [*await _ancestor_rows(store, run_id), *stored]
     finally:
         await store.close()
     out: list[tuple[StoredEvent, Event]] = []
@@ -198,6 +231,7 @@ async def follow_events(
     db: DbPath = None,
     after_seq: int = 0,
     poll_interval_s: float = 0.5,
+    follow_ancestry: bool = False,
 ) -> AsyncGenerator[tuple[StoredEvent, Event], None]:
     """Yield a run's events as they are recorded, until the run reaches a terminal status.
 
@@ -211,6 +245,8 @@ async def follow_events(
         db: Database path (see `list_runs`).
         after_seq: Start after this seq (0: from the first event).
         poll_interval_s: Seconds between polls when nothing new was found.
+        follow_ancestry: First yield a fork's ancestors' events up to the fork point
+            (as `read_events`).
 
     Yields:
         ``(stored envelope, decoded event)`` pairs in seq order; unknown types skipped.
@@ -224,6 +260,11 @@ async def follow_events(
     try:
         if await store.last_seq(run_id) == 0:
             raise RunNotFoundError(run_id)
+        if follow_ancestry:
+            for row in await _ancestor_rows(store, run_id):
+                event = decode_event(row.type, row.data)
+                if event is not None:
+                    yield row, event
         seq = after_seq
         while True:
             # Status first: everything up to its last_seq is then surely in the log.

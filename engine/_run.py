@@ -37,13 +37,14 @@ from smithers.eventstore.events import (
 )
 
 from ._clock import Clock, SystemClock
-from ._history import load_state
+from ._history import SUPERVISOR_STREAM_ID, load_state
 from ._identity import WorkflowIdentity, workflow_identity
 from ._loop import RunLoop
 from ._ndjson import NdjsonMirror
 from .errors import (
     InvalidInputError,
     ResumeMetadataMismatchError,
+    RunNotResumableError,
     RunOwnerAliveError,
     RunStillRunningError,
 )
@@ -57,6 +58,7 @@ __all__ = (
     "DEFAULT_STALE_THRESHOLD_MS",
     "SMITHERS_VERSION",
     "RunResult",
+    "check_resumable",
     "new_run_id",
     "pid_alive",
     "run_workflow",
@@ -66,6 +68,12 @@ SMITHERS_VERSION = "0.1.0"
 DEFAULT_STALE_THRESHOLD_MS = 15_000
 """A lease not renewed for this long (ms) means its owner is gone (15 heartbeats)."""
 _DEFAULT: Any = object()
+_NOT_RESUMABLE = {
+    "cancelled": "it was cancelled; start a new run, or fork it "
+    "(`smithers fork RUN --frame N`) to continue from an earlier point",
+    "continued": "it continued as a new run; resume that run instead",
+}
+"""Statuses `run_workflow(resume=True)` refuses, with why (``finished`` is a no-op)."""
 
 
 class RunResult(msgspec.Struct, kw_only=True):
@@ -97,7 +105,11 @@ def new_run_id() -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """Return True if a process with `pid` exists on this host."""
+    """Return True if a live process with `pid` exists on this host.
+
+    A zombie (a process that exited but was not reaped, as happens to orphans in
+    containers whose init does not reap) is not alive. Does not block.
+    """
     if pid <= 0:
         return False
     try:
@@ -106,7 +118,19 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """True if /proc says `pid` has exited (state ``Z`` or ``X``); False where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # ``pid (comm) state ...``: comm may hold spaces and parentheses, so split at the last ")".
+    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+    return state in (b"Z", b"X")
 
 
 def _error_dict(info: ErrorInfo) -> dict[str, Any]:
@@ -178,17 +202,82 @@ def _new_owner(run_id: str, now_ms: int) -> Lease:
 async def _check_owner(
     store: EventStore, state: RunState, *, now_ms: int, stale_ms: int, force: bool
 ) -> None:
-    """Refuse to resume a run whose owner still lives."""
+    """Refuse to resume a run whose owner still lives.
+
+    The log says who the owner is (the latest `RunStarted`); the lease row only says
+    how recently that owner was seen. A lease of an earlier owner (a killed process
+    never releases its lease) says nothing about the current one.
+    """
     if state.status != "running":
         return
+    here = socket.gethostname()
+    pid = state.pid
+    if state.host == here and pid and pid != os.getpid() and pid_alive(pid):
+        raise RunOwnerAliveError(state.run_id, state.owner_id, pid)
+    if state.host == here or force:
+        return  # a dead pid on this host is certainly gone; --force trusts the caller
     lease = await store.get_lease(state.run_id)
-    if lease is None:
-        return  # no owner on record: the run is stale
-    if lease.host == socket.gethostname() and lease.pid != os.getpid() and pid_alive(lease.pid):
-        raise RunOwnerAliveError(state.run_id, lease.owner_id, lease.pid)
-    age = now_ms - lease.heartbeat_at_ms
-    if lease.host != socket.gethostname() and age < stale_ms and not force:
+    if lease is not None and lease.owner_id == state.owner_id:
+        seen_ms = lease.heartbeat_at_ms
+    else:
+        # The owner has not recorded its lease yet (or it was lost): judge by when its
+        # activation began.
+        seen_ms = state.activated_at_ms or 0
+    age = now_ms - seen_ms
+    if age < stale_ms:
         raise RunStillRunningError(state.run_id, age)
+
+
+async def check_resumable(
+    store: EventStore,
+    state: RunState,
+    *,
+    now_ms: int,
+    stale_ms: int = DEFAULT_STALE_THRESHOLD_MS,
+    force: bool = False,
+    wf: Workflow | None = None,
+    workflow_path: str | os.PathLike[str] | None = None,
+) -> None:
+    """Refuse what would make appending to `state`'s run and resuming it unsafe.
+
+    For time-travel operations (rewind, retry-task), checked before they append: the
+    ownership check of ``run_workflow(resume=True)``; an owner that is this very
+    process with a fresh lease (a run still driven here, e.g. by a task group); and,
+    given `wf`, the workflow identity. Awaits reads.
+
+    Args:
+        store: The open store.
+        state: The run's current state.
+        now_ms: Now, Unix epoch ms.
+        stale_ms: A lease older than this (ms) belongs to a gone owner.
+        force: Take over a run whose owner only looks alive (fresh lease, not a live
+            process on this host).
+        wf: The workflow the run will resume with; None skips the identity check.
+        workflow_path: Its file (default: the builder's module file).
+
+    Raises:
+        RunOwnerAliveError: if the owner process lives on this host (even with `force`).
+        RunStillRunningError: if the run's owner elsewhere looks alive, or its owner is
+            this process with a fresh lease; not with `force`.
+        ResumeMetadataMismatchError: if `wf`'s code differs from the code the run
+            recorded in its first `RunStarted` (a fork not run yet recorded none).
+    """
+    await _check_owner(store, state, now_ms=now_ms, stale_ms=stale_ms, force=force)
+    mine = state.host == socket.gethostname() and state.pid == os.getpid()
+    if state.status == "running" and mine and not force:
+        lease = await store.get_lease(state.run_id)
+        if lease is not None and lease.owner_id == state.owner_id:
+            age = now_ms - lease.heartbeat_at_ms
+            if age < stale_ms:
+                raise RunStillRunningError(state.run_id, age)
+    if wf is None:
+        return
+    identity = _identity_of(workflow_path or wf.source_path)
+    recorded = _recorded_identity(await _first_run_started(store, state.run_id))
+    if recorded is not None and identity is not None and recorded.digest != identity.digest:
+        raise ResumeMetadataMismatchError(
+            state.run_id, identity.diff(recorded), recorded.digest, identity.digest
+        )
 
 
 def _recorded_identity(first: RunStarted | None) -> WorkflowIdentity | None:
@@ -226,7 +315,8 @@ async def run_workflow(
     Args:
         wf: The workflow (from ``@workflow``).
         input: A JSON object (dict) or an instance of the workflow's input type. Ignored
-            when resuming (the log has the input).
+            when resuming (the log has the input), except for a fork that has not run
+            yet: there it replaces the input the fork inherited.
         run_id: Run id to use (default: a new one); required with `resume`.
         resume: Continue `run_id` from its log: finished nodes are not run again,
             attempts a crash left open are closed (``NodeCancelled``, reason
@@ -253,10 +343,11 @@ async def run_workflow(
         A `RunResult` with status ``"finished"``, ``"failed"`` or ``"cancelled"``.
 
     Raises:
-        InvalidInputError: if `input` is not an object or fails the input schema;
-            nothing is recorded.
+        InvalidInputError: if `input` is not an object or fails the input schema, or
+            `run_id` is the reserved ``"supervisor"``; nothing is recorded.
         RunAlreadyExistsError: if a new run's `run_id` already exists.
         RunNotFoundError: if `resume` names a run that does not exist.
+        RunNotResumableError: if the run to resume was cancelled or continued as new.
         RunOwnerAliveError, RunStillRunningError: if the run's owner still lives.
         ResumeMetadataMismatchError: if the workflow's code changed since the run began.
         ResumeClaimFailedError: if another process claimed the run first.
@@ -272,6 +363,11 @@ async def run_workflow(
         raise InvalidInputError(f"max_concurrency must be >= 1, got {max_concurrency}.")
     if resume and not run_id:
         raise InvalidInputError("resume=True needs the run_id of the run to resume.")
+    if run_id == SUPERVISOR_STREAM_ID:
+        raise InvalidInputError(
+            f"{run_id!r} is reserved for the supervisor's log; pick another run id.",
+            details={"runId": run_id},
+        )
     clock = clock or SystemClock()
     path = workflow_path or wf.source_path
     identity = _identity_of(path)
@@ -290,6 +386,8 @@ async def run_workflow(
             state = await load_state(store, run_id)
             if state.status == "finished":
                 return _result(state)  # nothing left to do: no new attempt, no event
+            if state.status in _NOT_RESUMABLE:
+                raise RunNotResumableError(run_id, state.status, _NOT_RESUMABLE[state.status])
             now = clock.now_ms()
             await _check_owner(store, state, now_ms=now, stale_ms=stale_threshold_ms, force=force)
             first = await _first_run_started(store, run_id)
@@ -298,7 +396,11 @@ async def run_workflow(
                 raise ResumeMetadataMismatchError(
                     run_id, identity.diff(recorded), recorded.digest, identity.digest
                 )
-            input_value, input_raw = _check_input(wf, decode_json(state.input) or {})
+            # A fork that never ran has no RunStarted of its own: a given input wins
+            # over the one it inherited (or recorded on its RunForked).
+            given = state.activation == 0 and input is not None
+            value = input if given else decode_json(state.input) or {}
+            input_value, input_raw = _check_input(wf, value)
             activation = state.activation + 1
         if log_dir is _DEFAULT:
             log_dir = db_path.parent / "executions" / run_id / "logs" if db_path else None

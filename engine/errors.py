@@ -27,6 +27,7 @@ __all__ = (
     "RunStillRunningError",
     "RunNotResumableError",
     "ResumeMetadataMismatchError",
+    "SnapshotNotFoundError",
     "TaskHeartbeatTimeoutError",
     "HeartbeatPayloadTooLargeError",
     "HeartbeatPayloadNotJsonSerializableError",
@@ -276,6 +277,31 @@ class ResumeMetadataMismatchError(EngineError):
                 "Revert the files to resume this run, or keep the edit and fork/replay it "
                 f"onto the new code (`smithers fork {run_id} --frame N`), or start a fresh run."
             ),
+        )
+
+
+class SnapshotNotFoundError(EngineError, LookupError):
+    """A time-travel frame does not exist in the run's log.
+
+    Raised by `state_at`, `rewind`, `fork` and `replay` for a frame number the run never
+    committed. The message gives the valid range. Details: `runId`, `frameNo`.
+    """
+
+    default_code = "SNAPSHOT_NOT_FOUND"
+
+    def __init__(
+        self, run_id: str, frame_no: int, frame_range: tuple[int, int] | None = None
+    ) -> None:
+        if frame_range is None:
+            where = "it has no frames yet"
+        elif frame_range[0] == frame_range[1]:
+            where = f"its only frame is {frame_range[0]}"
+        else:
+            where = f"its frames are {frame_range[0]} to {frame_range[1]}"
+        super().__init__(
+            f"Run {run_id!r} has no frame {frame_no}: {where}.",
+            details={"runId": run_id, "frameNo": frame_no},
+            hint=f"See the run's frames with `smithers timeline {run_id}`.",
         )
 
 

@@ -165,16 +165,35 @@ class RunCancelled(Event, frozen=True, kw_only=True):
 
 
 class RunAutoResumed(Event, frozen=True, kw_only=True):
-    """The supervisor restarted a stale run."""
+    """The supervisor restarted a stale run.
+
+    Recorded in the supervisor's stream (``run_id`` column ``"supervisor"``); `run_id`
+    is the resumed run.
+    """
 
     last_heartbeat_at_ms: int | None = None
     stale_duration_ms: int
+    pid: int | None = None
+    """Process id of the resumer the supervisor started (``smithers up --resume``)."""
+    host: str | None = None
+    """Host name of the machine the resumer runs on."""
+    from_seq: int | None = None
+    """The run's last seq when the resume was started: if the run is found stale again
+    with no node outcome after it, the resume made no progress and is backed off."""
 
 
 class RunAutoResumeSkipped(Event, frozen=True, kw_only=True):
-    """The supervisor decided not to resume a stale run."""
+    """The supervisor decided not to resume a stale run.
+
+    Recorded in the supervisor's stream (``run_id`` column ``"supervisor"``); `run_id`
+    is the skipped run.
+    """
 
     reason: Literal["pid-alive", "missing-workflow", "rate-limited"]
+    error: ErrorInfo | None = None
+    """With ``rate-limited`` after a failed resume: why the last resume failed."""
+    retry_at_ms: int | None = None
+    """With ``rate-limited``: Unix epoch ms before which the run is not resumed again."""
 
 
 class RunContinuedAsNew(Event, frozen=True, kw_only=True):
@@ -196,6 +215,9 @@ class RunForked(Event, frozen=True, kw_only=True):
     reset_nodes: tuple[str, ...] = ()
     """Node ids put back to pending in the fork."""
     branch_label: str | None = None
+    input: msgspec.Raw = NULL_RAW
+    """The fork's own input (a JSON object) when it was given one; JSON null (the
+    default) keeps the parent's input. The fork's first `RunStarted` records it again."""
 
 
 class ReplayStarted(Event, frozen=True, kw_only=True):
@@ -216,6 +238,13 @@ class FrameCommitted(Event, frozen=True, kw_only=True):
     """Frame number, from 0, contiguous per run."""
     xml_hash: str
     """SHA-256 hex digest of the canonical rendered tree."""
+    keyframe: msgspec.Raw = NULL_RAW
+    """The whole rendered tree as canonical JSON (keys sorted; its SHA-256 is
+    `xml_hash`) on keyframes; JSON null otherwise."""
+    delta: msgspec.Raw = NULL_RAW
+    """On other frames, the JSON list of operations (``set``/``insert``/``remove`` at a
+    JSON path) turning the previous frame's tree into this one; ``[]`` for an unchanged
+    tree. JSON null on keyframes, and on frames written before trees were recorded."""
 
 
 class SnapshotCaptured(Event, frozen=True, kw_only=True):

@@ -176,6 +176,8 @@ class RunState(msgspec.Struct, kw_only=True):
     pid: int | None = None
     host: str | None = None
     created_at_ms: int | None = None
+    activated_at_ms: int | None = None
+    """Unix epoch ms of the latest RunStarted (when the current owner claimed the run)."""
     updated_at_ms: int | None = None
     finished_at_ms: int | None = None
     error: ErrorInfo | None = None
@@ -270,6 +272,7 @@ def _run_started(s: RunState, e: RunStarted, seq: int) -> None:
     s.activation += 1
     s.status = "running"
     s.owner_id, s.pid, s.host = e.owner_id, e.pid, e.host
+    s.activated_at_ms = e.timestamp_ms
     s.finished_at_ms = None
     s.error = None
     if s.activation == 1 or not s.workflow_name:
@@ -309,6 +312,8 @@ def _run_forked(s: RunState, e: RunForked, seq: int) -> None:
     # event itself says, so a fork folded without its parent still knows its ancestry.
     s.parent_run_id = e.parent_run_id
     s.parent_frame_no = e.parent_frame_no
+    if e.input != NULL_RAW:
+        s.input = e.input  # the fork runs with its own input
     s.next_frame_no = max(s.next_frame_no, e.parent_frame_no + 1)
     if s.created_at_ms is None:
         s.created_at_ms = e.timestamp_ms
@@ -318,10 +323,18 @@ def _replay_started(s: RunState, e: ReplayStarted, seq: int) -> None:
     s.replay_of = (e.parent_run_id, e.parent_frame_no)
 
 
+def _release_owner(s: RunState) -> None:
+    """No process drives the run until its next `RunStarted`."""
+    s.owner_id, s.pid, s.host, s.activated_at_ms = "", None, None, None
+
+
 def _run_rewound(s: RunState, e: RunRewound, seq: int) -> None:
-    # Only the count: the rewind itself (back to the state at `to_seq`) is done by the
-    # fold, or live by `apply_rewind`, which apply this step on top of that state.
+    # The count, and the owner: the rewind itself (back to the state at `to_seq`) is
+    # done by the fold, or live by `apply_rewind`, which apply this step on top of that
+    # state. The activation that was running at `to_seq` is not driving the run now
+    # (rewinds are appended from outside it), whatever became of its process.
     s.rewinds += 1
+    _release_owner(s)
 
 
 def _frame(s: RunState, e: FrameCommitted, seq: int) -> None:
@@ -352,8 +365,10 @@ def _reset_nodes(s: RunState, node_ids: Iterable[str]) -> None:
 
 
 def _retry_task_started(s: RunState, e: RetryTaskStarted, seq: int) -> None:
-    # Nothing else changes: the run's status moves only with RunStatusChanged/RunStarted.
+    # The run's status moves only with RunStatusChanged/RunStarted. A retry is appended
+    # from outside any activation: the previous owner no longer drives the run.
     _reset_nodes(s, e.reset_nodes)
+    _release_owner(s)
 
 
 def _pending(s: RunState, e: NodePending, seq: int) -> None:
@@ -464,14 +479,17 @@ def apply_event(state: RunState, event: Event, *, seq: int) -> RunState:
 
     The engine folds each event it appends with this; readers use `fold`/`fold_stored`.
     It is exact for every event type but `RunRewound`: for that one it only counts the
-    rewind (`rewinds`) and advances `seq`, because going back to the state at `to_seq`
-    needs the history. Do not fold across a `RunRewound` with this function: use
+    rewind (`rewinds`), clears the owner and advances `seq`, because going back to the
+    state at `to_seq` needs the history. Do not fold across a `RunRewound` with this function: use
     `apply_rewind` (live) or `fold`/`fold_stored` (from the log).
 
     `RetryTaskStarted` puts every iteration of its `reset_nodes` back to pending with no
     output (attempts are kept, so numbering continues); `RetryTaskFinished` changes no
-    node; neither changes the run's status. `RunForked` records the parent and sets
-    `next_frame_no`; the parent's nodes come from `fork_state`.
+    node; neither changes the run's status. `RunRewound` and `RetryTaskStarted` clear
+    the owner (`owner_id`, `pid`, `host`, `activated_at_ms`): they are appended from
+    outside any activation, and the run has no owner until its next `RunStarted`.
+    `RunForked` records the parent, sets `next_frame_no` and, when it carries one, the
+    fork's own input; the parent's nodes come from `fork_state`.
 
     Args:
         state: The state after seq ``seq - 1``.
@@ -501,7 +519,8 @@ def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
     kept); `parent_run_id`/`parent_frame_no` set; status ``"pending"`` until the child's
     own `RunStarted`; no frames, `next_frame_no` = ``parent_frame_no + 1``; `seq` 0;
     `activation`, `rewinds` 0; no owner, error, replay or timestamps. Workflow metadata,
-    input and config are the parent's.
+    input and config are the parent's (folding `event` then sets the fork's own input,
+    if it carries one).
 
     Args:
         parent: The parent's state at `event.parent_seq` (not modified).
@@ -533,6 +552,7 @@ def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
         pid=None,
         host=None,
         created_at_ms=None,
+        activated_at_ms=None,
         updated_at_ms=None,
         finished_at_ms=None,
         error=None,

@@ -17,11 +17,22 @@ from smithers.engine import Task as Task
 from smithers.engine import TaskContext as TaskContext
 from smithers.engine import Workflow as Workflow
 from smithers.engine import WorkflowContext as WorkflowContext
+from smithers.engine import cancel_run as cancel_run
+from smithers.engine import down as down
+from smithers.engine import fork as fork
 from smithers.engine import get_output as get_output
 from smithers.engine import list_runs as list_runs
 from smithers.engine import load_run as load_run
 from smithers.engine import read_events as read_events
+from smithers.engine import render_graph as render_graph
+from smithers.engine import replay as replay
+from smithers.engine import resume_run as resume_run
+from smithers.engine import retry_task as retry_task
+from smithers.engine import rewind as rewind
 from smithers.engine import run_workflow as run_workflow
+from smithers.engine import state_at as state_at
+from smithers.engine import supervise as supervise
+from smithers.engine import timeline as timeline
 from smithers.engine import workflow as workflow
 from smithers.eventstore.errors import SmithersError as SmithersError
 from smithers.eventstore.errors import error_to_json as error_to_json
@@ -41,7 +52,10 @@ __all__ = (
     "Workflow",
     "WorkflowContext",
     "__version__",
+    "cancel_run",
+    "down",
     "error_to_json",
+    "fork",
     "get_error_definition",
     "get_output",
     "is_smithers_error",
@@ -49,6 +63,14 @@ __all__ = (
     "list_runs",
     "load_run",
     "read_events",
+    "render_graph",
+    "replay",
+    "resume_run",
+    "retry_task",
+    "rewind",
     "run_workflow",
+    "state_at",
+    "supervise",
+    "timeline",
     "workflow",
 )

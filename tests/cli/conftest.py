@@ -7,16 +7,31 @@ can find a database outside its directory. Test modules run with
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
+import types
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 from click.testing import CliRunner, Result
 from smithers.cli import main
+from smithers.engine import load_run, read_events
+from smithers.eventstore import Lease, SmithersError, SQLiteEventStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from pathlib import Path
+
+    from smithers.eventstore.events import Event
+    from smithers.projections import RunState
 
 FLOWS: dict[str, str] = {
     "count.py": """
@@ -88,6 +103,55 @@ FLOWS: dict[str, str] = {
         @workflow("greet")
         def greet(ctx):
             return [Task("greeting", output=dict, value=GREETING)]
+    """,
+    # Eight tasks in a row; each appends "<node> <pid>" to steps.side, then sleeps 50 ms.
+    "steps.py": """
+        import os
+        import time
+        from pathlib import Path
+
+        from smithers import Sequence, Task, workflow
+
+        SIDE = Path(__file__).resolve().with_name(Path(__file__).stem + ".side")
+
+        def step(node_id):
+            def run():
+                with open(SIDE, "a", encoding="utf-8") as f:
+                    f.write(f"{node_id} {os.getpid()}\\n")
+                time.sleep(0.05)
+                return {"node": node_id}
+            return run
+
+        @workflow("steps")
+        def steps(ctx):
+            return Sequence(*(Task(f"s{i}", output=dict, run=step(f"s{i}")) for i in range(8)))
+    """,
+    # Task "wait" (a sync function, so it runs in a worker thread) appends
+    # "wait <pid>" to gated.side, then polls for the file "gate" for up to 30 s.
+    "gated.py": """
+        import os
+        import time
+        from pathlib import Path
+
+        from smithers import Sequence, Task, workflow
+
+        HERE = Path(__file__).resolve().parent
+
+        def wait_for_gate():
+            with open(HERE / "gated.side", "a", encoding="utf-8") as f:
+                f.write(f"wait {os.getpid()}\\n")
+            deadline = time.monotonic() + 30
+            while not (HERE / "gate").exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            return {"opened": True}
+
+        @workflow("gated")
+        def gated(ctx):
+            return Sequence(
+                Task("first", output=dict, value={"n": 1}),
+                Task("wait", output=dict, run=wait_for_gate),
+                Task("after", output=dict, value={"n": 2}),
+            )
     """,
 }
 
@@ -172,3 +236,175 @@ def failed_run(cli: Cli) -> str:
     assert out["status"] == "failed"
     run_id: str = out["runId"]
     return run_id
+
+
+# ---------------------------------------------------------------------- processes
+
+WAIT_S = 20.0
+"""Bound of every wait on another process in these tests."""
+
+
+def wait_until(cond: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
+    """Poll `cond` every 20 ms until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = cond()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return True
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
+
+
+class Procs:
+    """Processes of one test: ``smithers`` subprocesses and detached runs, all reaped.
+
+    Every process still alive at the end of the test is killed (SIGCONT first, in case
+    it was stopped) and reaped, so no test leaves a process behind.
+    """
+
+    def __init__(self, root: Path, db: Path) -> None:
+        self.root = root
+        self.db = db
+        self.popens: list[subprocess.Popen[str]] = []
+        self.pids: set[int] = set()
+        self.env = {k: v for k, v in os.environ.items() if k not in ("SMITHERS_DB",)}
+
+    def smithers(self, *args: str) -> subprocess.Popen[str]:
+        """Start ``python -m smithers ARGS --db DB`` (output captured)."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "smithers", *args, "--db", str(self.db)],
+            cwd=self.root,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.popens.append(proc)
+        return proc
+
+    def track(self, pid: int) -> None:
+        """Kill and reap `pid` at the end of the test if it still runs."""
+        self.pids.add(pid)
+
+    @staticmethod
+    def alive(pid: int) -> bool:
+        """True if `pid` is a live process (a zombie is not)."""
+        return _pid_alive(pid)
+
+    @staticmethod
+    def kill(proc: subprocess.Popen[str]) -> None:
+        """SIGKILL `proc` and reap it."""
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=WAIT_S)
+
+    @staticmethod
+    def wait_exit(pid: int, timeout_s: float = WAIT_S) -> int | None:
+        """Wait for `pid` to exit; its exit code if it is our child, else None."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # not our child, or reaped already
+                if not _pid_alive(pid):
+                    return None
+            else:
+                if done == pid:
+                    return os.waitstatus_to_exitcode(status)
+            assert time.monotonic() < deadline, f"process {pid} did not exit"
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        for pid in self.pids:
+            if _pid_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        for proc in self.popens:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGCONT)
+                proc.kill()
+            proc.communicate()
+
+
+@pytest.fixture
+def procs(tmp_path: Path, db: Path) -> Iterator[Procs]:
+    """Start, track and finally reap the test's processes (see `Procs`)."""
+    p = Procs(tmp_path, db)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+class Log:
+    """Reads of the test's database through the public API, as another process would."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+
+    def events(self, run_id: str) -> list[Event]:
+        """The run's decoded events, in order."""
+        rows = anyio.run(functools.partial(read_events, run_id, db=self.db))
+        return [event for _, event in rows]
+
+    def types(self, run_id: str) -> list[str]:
+        return [type(e).__name__ for e in self.events(run_id)]
+
+    def state(self, run_id: str) -> RunState:
+        return anyio.run(functools.partial(load_run, run_id, db=self.db))
+
+    def status(self, run_id: str) -> str | None:
+        """The run's status, or None while it (or the database) does not exist."""
+        try:
+            return self.state(run_id).status
+        except SmithersError:
+            return None
+
+    def last_seq(self, run_id: str) -> int:
+        return self.state(run_id).seq
+
+    def leases(self) -> list[Lease]:
+        async def read() -> list[Lease]:
+            store = await SQLiteEventStore.open(self.db, create=False)
+            try:
+                return await store.list_leases()
+            finally:
+                await store.close()
+
+        return anyio.run(read)
+
+
+@pytest.fixture
+def log(db: Path) -> Log:
+    """Reads of the test's database (see `Log`)."""
+    return Log(db)
+
+
+def side_lines(path: Path) -> list[str]:
+    """Lines of a workflow's side file (empty while it does not exist)."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+@pytest.fixture
+def helpers() -> Any:
+    """``helpers.wait_until`` and ``helpers.side_lines`` for test modules."""
+    return types.SimpleNamespace(wait_until=wait_until, side_lines=side_lines, WAIT_S=WAIT_S)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from smithers.engine import SMITHERS_VERSION
 
-COMMANDS = ("up", "ps", "inspect", "events", "output", "logs")
+COMMANDS = ("up", "ps", "inspect", "events", "output", "logs", "cancel", "down", "supervise")
 
 
 def test_version(cli: Any) -> None:

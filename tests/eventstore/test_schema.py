@@ -421,4 +421,3 @@ def _required_only(obj: dict[str, Any]) -> bytes:
         if f.default is msgspec.NODEFAULT and f.default_factory is msgspec.NODEFAULT
     }
     return json.dumps({k: v for k, v in obj.items() if k == "type" or k in required}).encode()
-

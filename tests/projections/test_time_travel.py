@@ -169,6 +169,8 @@ def test_rewind_event_itself_is_the_state_at_to_seq_plus_the_count() -> None:
     expected = fold(RUN, log[:2])
     expected.seq, expected.updated_at_ms = 12, at(20)
     expected.rewinds, expected.next_frame_no = 1, 3
+    # Appended from outside the activation: the run has no owner until it resumes.
+    expected.owner_id, expected.pid, expected.host, expected.activated_at_ms = "", None, None, None
     assert s == expected
 
 
@@ -276,11 +278,14 @@ def test_a_discarded_invalid_rewind_is_not_checked() -> None:
     assert fold(RUN, log).seq == 4
 
 
-def test_apply_event_only_counts_a_rewind() -> None:
+def test_apply_event_only_counts_a_rewind_and_clears_the_owner() -> None:
     s = fold(RUN, seqd(*two_tasks_then_finished()))
     before = s.copy()
     apply_event(s, rewound(20, 0, 2), seq=12)
-    assert msgspec.structs.replace(s, seq=11, updated_at_ms=at(10), rewinds=0) == before
+    assert (s.owner_id, s.pid, s.host, s.activated_at_ms) == ("", None, None, None)
+    owner = {k: getattr(before, k) for k in ("owner_id", "pid", "host", "activated_at_ms")}
+    restored = msgspec.structs.replace(s, seq=11, updated_at_ms=at(10), rewinds=0, **owner)
+    assert restored == before
 
 
 def test_apply_rewind_continues_a_live_state_as_the_fold_does() -> None:

@@ -1,0 +1,85 @@
+"""Options and argument parsing shared by the commands: ``--db``, ``--json``, durations."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from typing import Any
+
+import click
+from smithers.eventstore import SmithersError
+
+__all__ = (
+    "DURATION",
+    "UNIT_MS",
+    "db_args",
+    "db_option",
+    "json_option",
+    "parse_duration_ms",
+    "parse_input_json",
+)
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+"""A duration: a number and a unit (``250ms``, ``10s``, ``5m``, ``2h``, ``1d``)."""
+UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+db_option = click.option(
+    "--db",
+    metavar="PATH",
+    type=click.Path(dir_okay=False),
+    help="Database file. Default: $SMITHERS_DB, else the nearest .smithers/smithers.db "
+    "walking up from the current directory.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def db_args(db: str | None) -> str:
+    """Return `` --db PATH`` to append to a suggested command, or empty."""
+    return f" --db {shlex.quote(db)}" if db else ""
+
+
+def parse_duration_ms(text: str, option: str) -> int:
+    """Return a duration option (``10s``, ``500ms``, ``2m``; a bare number is seconds) in ms.
+
+    Raises:
+        click.BadParameter: if `text` is not a positive duration (a usage error, exit 4).
+    """
+    value = text.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        value += "s"
+    m = DURATION.match(value)
+    ms = int(float(m.group(1)) * UNIT_MS[m.group(2)]) if m else 0
+    if ms <= 0:
+        raise click.BadParameter(
+            f"expected a positive duration such as 10s, 500ms or 2m, got {text!r}.",
+            param_hint=option,
+        )
+    return ms
+
+
+def parse_input_json(text: str | None) -> Any:
+    """Parse ``--input``: a JSON object, or None when not given.
+
+    Raises:
+        SmithersError: code ``INVALID_INPUT`` if it is not valid JSON or not an object.
+    """
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SmithersError(
+            f"--input is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}).",
+            code="INVALID_INPUT",
+            details={"input": text},
+            hint="Pass a JSON object, e.g. --input '{\"start\": 5}'.",
+        ) from e
+    if not isinstance(value, dict):
+        raise SmithersError(
+            f"--input must be a JSON object, got {type(value).__name__}.",
+            code="INVALID_INPUT",
+            details={"input": text},
+            hint="Pass a JSON object, e.g. --input '{\"start\": 5}'.",
+        )
+    return value

@@ -1,0 +1,327 @@
+"""Time-travel commands that append: ``rewind``, ``fork``, ``replay``, ``retry-task``.
+
+DESIGN §7, §9. They take a run id, never a workflow path: the log knows the workflow
+(its recorded file is imported again to run). Each appends events and deletes nothing;
+a run's earlier events stay byte for byte as they were. Registered on the ``smithers``
+group when `smithers.cli` is imported.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import TYPE_CHECKING
+
+import anyio
+import click
+from smithers.engine import (
+    fork,
+    read_events,
+    replay,
+    resume_run,
+    retry_task,
+    rewind,
+)
+from smithers.eventstore.events import RetryTaskFinished
+
+from ._commands import _report_result, main
+from ._options import db_args, db_option, json_option, parse_input_json
+from ._output import echo_json, stdout_is_tty
+from ._progress import ProgressReporter
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from smithers.engine import RunResult
+
+__all__ = ("fork_command", "replay_command", "retry_task_command", "rewind_command")
+
+frame_option = click.option(
+    "--frame",
+    type=click.IntRange(min=0),
+    required=True,
+    metavar="N",
+    help="Frame number (see `smithers timeline RUN`).",
+)
+input_option = click.option(
+    "--input", "input_json", metavar="JSON", help="The new run's input, a JSON object."
+)
+reset_option = click.option(
+    "--reset-node",
+    "reset_nodes",
+    metavar="ID",
+    multiple=True,
+    help="Run this node again in the fork although it finished by the frame (repeatable).",
+)
+label_option = click.option("--label", metavar="LABEL", help="Branch label of the fork.")
+
+
+def _stdin_is_tty() -> bool:
+    """True when a person can answer a prompt."""
+    isatty = getattr(sys.stdin, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _run(
+    ctx: click.Context,
+    start: Callable[[ProgressReporter], Awaitable[RunResult]],
+    db: str | None,
+    as_json: bool,
+    *,
+    then: Callable[[], None] | None = None,
+) -> None:
+    """Run `start` with a progress reporter, call `then`, report the result and exit."""
+    reporter = ProgressReporter("quiet" if as_json else "live" if stdout_is_tty() else "plain")
+    with reporter:
+        result = anyio.run(start, reporter)
+    if then is not None and not as_json:
+        then()
+    _report_result(ctx, result, reporter, db, as_json)
+
+
+# ---------------------------------------------------------------------- rewind
+
+
+@main.command("rewind")
+@click.argument("run_id", metavar="RUN")
+@frame_option
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--resume", is_flag=True, help="Resume the run from the frame right away.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Rewind although an owner on another host still looks alive (fresh lease).",
+)
+@db_option
+@json_option
+@click.pass_context
+def rewind_command(
+    ctx: click.Context,
+    run_id: str,
+    frame: int,
+    yes: bool,
+    resume: bool,
+    force: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Rewind a run to frame N: its state becomes its state at that frame.
+
+    Appends RunRewound{toFrameNo, toSeq}. Later events stay in the log for audit but
+    no longer count; tasks that were running at the frame run again when the run
+    resumes. On a terminal, asks for confirmation unless --yes. A run still being
+    driven is refused (RUN_OWNER_ALIVE, RUN_STILL_RUNNING).
+
+    \b
+    Examples:
+        smithers rewind RUN --frame 4
+        smithers rewind RUN --frame 4 --yes --resume
+    """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    if not yes and _stdin_is_tty():
+        click.confirm(
+            f"Rewind run {run_id} to frame {frame}? Later events stay in the log but stop "
+            "counting.",
+            abort=True,
+        )
+    state = anyio.run(functools.partial(rewind, run_id, frame=frame, db=db, force=force))
+    # The state is the frame's plus the rewind: frame N is its last frame.
+    to_seq = state.frames[-1].seq if state.frames else 0
+    if resume:
+
+        async def start(reporter: ProgressReporter) -> RunResult:
+            return await resume_run(run_id, db=db, force=force, on_progress=reporter)
+
+        if not as_json:
+            click.echo(f"Run {run_id} rewound to frame {frame} (seq {to_seq}); resuming.")
+        _run(ctx, start, db, as_json)
+        return
+    if as_json:
+        echo_json({"runId": run_id, "toFrameNo": frame, "toSeq": to_seq, "status": state.status})
+        return
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(state.counts().items()) if n)
+    click.echo(f"Run {run_id} rewound to frame {frame} (state at seq {to_seq}).")
+    if counts:
+        click.echo(f"  nodes:  {counts}")
+    click.echo(f"  resume: smithers up --resume {run_id}{db_args(db)}")
+
+
+# ---------------------------------------------------------------------- fork
+
+
+@main.command("fork")
+@click.argument("run_id", metavar="RUN")
+@frame_option
+@reset_option
+@input_option
+@label_option
+@click.option("--run-id", "new_run_id", metavar="ID", help="The fork's run id (default: new).")
+@click.option("--run", "run_now", is_flag=True, help="Run the fork now, to its end.")
+@db_option
+@json_option
+@click.pass_context
+def fork_command(
+    ctx: click.Context,
+    run_id: str,
+    frame: int,
+    reset_nodes: tuple[str, ...],
+    input_json: str | None,
+    label: str | None,
+    new_run_id: str | None,
+    run_now: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Fork a run at frame N into a new run (the parent is not touched).
+
+    The fork's first event is RunForked{parentRunId, parentFrameNo, parentSeq,
+    resetNodes, branchLabel}; its state is the parent's at that frame, with the
+    --reset-node nodes pending again. It reads the parent's log instead of copying it.
+    Without --run it waits: run it with `smithers up --resume FORK` (on the current
+    code of the workflow file, edited or not). --json prints {"runId": FORK}.
+
+    \b
+    Examples:
+        smithers fork RUN --frame 3 --input '{"start": 7}' --label try-7
+        smithers fork RUN --frame 3 --reset-node second --run
+    """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    input_value = parse_input_json(input_json)
+    child = anyio.run(
+        functools.partial(
+            fork,
+            run_id,
+            frame=frame,
+            reset_nodes=reset_nodes,
+            input=input_value,
+            label=label,
+            db=db,
+            run_id_new=new_run_id,
+        )
+    )
+    if run_now:
+
+        async def start(reporter: ProgressReporter) -> RunResult:
+            return await resume_run(child, db=db, on_progress=reporter)
+
+        if not as_json:
+            click.echo(f"Forked run {run_id} at frame {frame} as {child}; running it.")
+        _run(ctx, start, db, as_json)
+        return
+    if as_json:
+        echo_json({"runId": child})
+        return
+    click.echo(f"Forked run {run_id} at frame {frame} as {child}.")
+    click.echo(f"  run it:  smithers up --resume {child}{db_args(db)}")
+    click.echo(f"  inspect: smithers inspect {child}{db_args(db)}")
+
+
+# ---------------------------------------------------------------------- replay
+
+
+@main.command("replay")
+@click.argument("run_id", metavar="RUN")
+@frame_option
+@input_option
+@reset_option
+@label_option
+@db_option
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"runId","status","outputs","error"} at the end.'
+)
+@click.pass_context
+def replay_command(
+    ctx: click.Context,
+    run_id: str,
+    frame: int,
+    input_json: str | None,
+    reset_nodes: tuple[str, ...],
+    label: str | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Replay a run from frame N: fork it there and run the fork now.
+
+    The fork's log starts RunForked, ReplayStarted; what was not finished at the
+    frame runs again (with --input, if given), on the workflow file's current code.
+    Exit codes as `smithers up` (0 finished, 1 failed, 2 cancelled, 4 bad arguments).
+
+    \b
+    Examples:
+        smithers replay RUN --frame 3
+        smithers replay RUN --frame 0 --input '{"start": 7}' --json
+    """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    input_value = parse_input_json(input_json)
+
+    async def start(reporter: ProgressReporter) -> RunResult:
+        return await replay(
+            run_id,
+            frame=frame,
+            input=input_value,
+            reset_nodes=reset_nodes,
+            label=label,
+            db=db,
+            on_progress=reporter,
+        )
+
+    _run(ctx, start, db, as_json)
+
+
+# ---------------------------------------------------------------------- retry-task
+
+
+@main.command("retry-task")
+@click.argument("run_id", metavar="RUN")
+@click.option("--node", "node_id", required=True, metavar="ID", help="The task to run again.")
+@click.option(
+    "--iteration", type=click.IntRange(min=0), default=0, metavar="I", help="Loop iteration."
+)
+@click.option("--no-deps", is_flag=True, help="Reset only the node, not its dependents.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Proceed although an owner on another host still looks alive (fresh lease).",
+)
+@db_option
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"runId","status","outputs","error"} at the end.'
+)
+@click.pass_context
+def retry_task_command(
+    ctx: click.Context,
+    run_id: str,
+    node_id: str,
+    iteration: int,
+    no_deps: bool,
+    force: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Run a task again in the same run, with the tasks that depend on it.
+
+    Appends RetryTaskStarted{resetNodes}, resumes the run (exactly those nodes run
+    again) and appends RetryTaskFinished. Dependents come from the rendered workflow:
+    later members of its sequences, what follows its Parallel, depends_on, tasks
+    mounted on its output. An active run is refused without --force.
+
+    \b
+    Examples:
+        smithers retry-task RUN --node review
+        smithers retry-task RUN --node fetch --no-deps
+    """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+
+    async def start(reporter: ProgressReporter) -> RunResult:
+        return await retry_task(
+            run_id,
+            node=node_id,
+            iteration=iteration,
+            deps=not no_deps,
+            force=force,
+            db=db,
+            on_progress=reporter,
+        )
+
+    def note_resets() -> None:
+        rows = anyio.run(functools.partial(read_events, run_id, db=db, types=["RetryTaskFinished"]))
+        if rows and isinstance(rows[-1][1], RetryTaskFinished):
+            click.echo(f"Reset: {', '.join(rows[-1][1].reset_nodes)}.")
+
+    _run(ctx, start, db, as_json, then=note_resets)

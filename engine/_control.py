@@ -1,0 +1,530 @@
+"""Controlling runs from outside their owner: resume by id, cancel, down (DESIGN §6, §10).
+
+Cancel is a request appended to the run's log (`RunCancelRequested`, with its `source`)
+that the live owner consumes at its next heartbeat: it aborts its tasks
+(`NodeCancelled`), records `RunCancelled` and stops. When the owner is gone (dead pid,
+stale lease) or does not stop in time, the canceller finalizes the run itself in one
+append guarded by `expected_seq`, so a cancel always converges, even for a run whose
+process was killed (the reference leaves such runs "running" forever).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+from smithers.eventstore import (
+    EventStore,
+    Lease,
+    SQLiteEventStore,
+    StreamVersionConflictError,
+    decode_json,
+    resolve_db_path,
+)
+from smithers.eventstore.events import (
+    TERMINAL_RUN_STATUSES,
+    Event,
+    NodeCancelled,
+    RunCancelled,
+    RunCancelRequested,
+    RunStatusChanged,
+)
+
+from ._clock import Clock, SystemClock
+from ._history import SUPERVISOR_STREAM_ID, load_state
+from ._loader import load_workflow
+from ._run import (
+    _DEFAULT,
+    _NOT_RESUMABLE,
+    DEFAULT_STALE_THRESHOLD_MS,
+    _result,
+    pid_alive,
+    run_workflow,
+)
+from .errors import InvalidInputError, RunNotResumableError, WorkflowMissingDefaultError
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable
+
+    from smithers.projections import RunState
+
+    from ._components import Workflow
+    from ._run import RunResult
+
+__all__ = (
+    "CancelStep",
+    "cancel_run",
+    "down",
+    "load_recorded_workflow",
+    "owner_alive",
+    "resume_run",
+)
+
+CancelStep = Literal["requested", "finalizing"]
+"""What `cancel_run` reports to `on_step`: ``"requested"`` once the request is in the
+log and the live owner is being waited for; ``"finalizing"`` when the canceller records
+the cancellation itself (owner gone, or not stopped within `wait_ms`)."""
+
+_POLL_S = 0.15
+"""How often a canceller looks at the log while it waits for the owner (seconds)."""
+_ROUNDS = 25
+"""Attempts of a cancel's append before it gives up on a run others keep appending to."""
+
+
+def owner_alive(
+    lease: Lease | None,
+    state: RunState | None = None,
+    *,
+    now_ms: int,
+    stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
+) -> bool:
+    """Return True if the run's owner process looks alive. Does not block.
+
+    An owner on this host is alive while its pid is (`pid_alive`, zombies excluded);
+    on another host, while its lease's heartbeat is younger than `stale_threshold_ms`.
+    With no lease, a ``"running"`` run's last activation (`state.pid` on this host)
+    still counts: it may be between its claim and recording its lease.
+
+    Args:
+        lease: The run's lease, or None if it has none.
+        state: The run's folded state (used only when there is no lease).
+        now_ms: The current time, Unix epoch ms.
+        stale_threshold_ms: Heartbeat age (ms) after which a remote owner is gone.
+
+    Returns:
+        Whether a live process still owns the run.
+    """
+    host = socket.gethostname()
+    if lease is not None:
+        if lease.host == host:
+            return pid_alive(lease.pid)
+        return now_ms - lease.heartbeat_at_ms < stale_threshold_ms
+    if state is not None and state.status == "running" and state.host == host and state.pid:
+        return pid_alive(state.pid)
+    return False
+
+
+async def _open(db: str | os.PathLike[str] | None) -> SQLiteEventStore:
+    return await SQLiteEventStore.open(resolve_db_path(db, must_exist=True), create=False)
+
+
+def _check_run_id(run_id: str) -> None:
+    if run_id == SUPERVISOR_STREAM_ID:
+        raise InvalidInputError(
+            f"{run_id!r} is the supervisor's log, not a run.",
+            details={"runId": run_id},
+            hint="List runs with `smithers ps`.",
+        )
+
+
+# ---------------------------------------------------------------------- cancel
+
+
+async def cancel_run(
+    run_id: str,
+    *,
+    db: str | os.PathLike[str] | None = None,
+    store: EventStore | None = None,
+    source: str = "cli",
+    reason: str | None = None,
+    wait_ms: int = 10_000,
+    stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
+    on_step: Callable[[CancelStep], Any] | None = None,
+    clock: Clock | None = None,
+) -> RunState:
+    """Cancel a run, whether its owner is alive or dead; return its final state.
+
+    A run that already ended (finished, failed, cancelled, continued) is returned
+    unchanged: nothing is appended. If a live process owns the run, a
+    `RunCancelRequested` is appended and the owner is waited for (it aborts its
+    tasks, records `RunCancelled` and stops within about a second). If the owner is
+    dead or stale, or has not stopped after `wait_ms`, this call records the end
+    itself in one append: `RunCancelRequested` (unless already appended),
+    `NodeCancelled` (reason ``"cancelled"``) for each running node and each retry
+    waiting out its backoff, `RunStatusChanged("cancelled")` and `RunCancelled`; then
+    it deletes the run's lease (an owner that was only slow then stops too). Every
+    append uses `expected_seq`: a racing write by the owner is detected, the log
+    re-read and the decision taken again. Awaits I/O.
+
+    Args:
+        run_id: The run to cancel.
+        db: Database path (see `resolve_db_path`; the file must exist). Ignored with
+            `store`.
+        store: An open store to use instead of `db` (not closed here).
+        source: Who asks, recorded in both events: ``"cli"``, ``"api"``, ``"signal"``.
+        reason: Why, recorded in both events; None records ``"cancel-requested"``.
+        wait_ms: How long to wait for a live owner to stop before finalizing (ms).
+        stale_threshold_ms: Heartbeat age (ms) after which an owner on another host
+            counts as gone.
+        on_step: Called with ``"requested"`` once the request is recorded and the
+            owner is waited for, and with ``"finalizing"`` when this call records the
+            cancellation itself. Not called for a run that had already ended.
+        clock: Time source (tests pass a fake).
+
+    Returns:
+        The run's state after the cancel: status ``"cancelled"``, or the status it
+        ended with on its own (already, or while the request was in flight).
+
+    Raises:
+        RunNotFoundError: if the run has no events.
+        InvalidInputError: if `run_id` is the supervisor's stream.
+        StreamVersionConflictError: if others kept appending to the run through
+            every attempt (25) of the cancel's append.
+        SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+        DatabaseWriteError, DatabaseQueryError: on storage failures.
+
+    Example:
+        >>> state = await cancel_run("run-lx2k3j-1a2b3c", db="runs.db")  # doctest: +SKIP
+        >>> state.status  # doctest: +SKIP
+        'cancelled'
+    """
+    _check_run_id(run_id)
+    if store is not None:
+        return await _cancel(
+            store, run_id, source, reason, wait_ms, stale_threshold_ms, on_step, clock
+        )
+    opened = await _open(db)
+    try:
+        return await _cancel(
+            opened, run_id, source, reason, wait_ms, stale_threshold_ms, on_step, clock
+        )
+    finally:
+        with anyio.CancelScope(shield=True):
+            await opened.close()
+
+
+async def _cancel(
+    store: EventStore,
+    run_id: str,
+    source: str,
+    reason: str | None,
+    wait_ms: int,
+    stale_ms: int,
+    on_step: Callable[[CancelStep], Any] | None,
+    clock: Clock | None,
+) -> RunState:
+    clock = clock or SystemClock()
+    asked: set[str] = set()  # owners already asked (and waited for)
+    requested = False  # a RunCancelRequested of ours is in the log
+    reported = False  # on_step("finalizing") was called
+    conflict: StreamVersionConflictError | None = None
+    for _ in range(_ROUNDS):
+        state = await load_state(store, run_id)
+        if state.status in TERMINAL_RUN_STATUSES:
+            return state
+        lease = await store.get_lease(run_id)
+        # The activation's owner id (the lease's, once it is written).
+        owner = lease.owner_id if lease is not None else state.owner_id or str(state.pid)
+        now = clock.now_ms()
+        if owner not in asked and owner_alive(
+            lease, state, now_ms=now, stale_threshold_ms=stale_ms
+        ):
+            request = RunCancelRequested(
+                run_id=run_id, timestamp_ms=now, source=source, reason=reason
+            )
+            if not await _append_request(store, request, state.seq):
+                continue  # it ended meanwhile
+            requested = True
+            asked.add(owner)
+            if on_step is not None:
+                on_step("requested")
+            if await _wait_for_owner(store, state, wait_ms, stale_ms, clock):
+                return await load_state(store, run_id)
+            continue  # owner gone or too slow: finalize on the next round
+        if on_step is not None and not reported:
+            reported = True
+            on_step("finalizing")
+        try:
+            await store.append(
+                run_id,
+                _final_events(state, now, source, reason, requested=requested),
+                expected_seq=state.seq,
+                status="cancelled",
+            )
+        except StreamVersionConflictError as e:
+            conflict = e
+            continue
+        if lease is not None:
+            # Only the lease we judged: a slow owner finds it gone and stops writing.
+            await store.release_lease(run_id, lease.owner_id)
+        return await load_state(store, run_id)
+    assert conflict is not None
+    raise conflict
+
+
+async def _append_request(store: EventStore, request: Event, seq: int) -> bool:
+    """Append `request` after whatever the (busy) owner appends; False if the run ended.
+
+    The request does not depend on the run's state, so a conflict needs only the new
+    last seq, not a new fold.
+
+    Raises:
+        StreamVersionConflictError: if the owner appended before every attempt.
+    """
+    run_id = request.run_id
+    for attempt in range(_ROUNDS * 4):
+        try:
+            await store.append(run_id, [request], expected_seq=seq)
+            return True
+        except StreamVersionConflictError:
+            record = await store.get_run(run_id)
+            if record is not None and record.status in TERMINAL_RUN_STATUSES:
+                return False
+            if attempt == _ROUNDS * 4 - 1:
+                raise
+            seq = await store.last_seq(run_id)
+    raise AssertionError("unreachable")
+
+
+async def _wait_for_owner(
+    store: EventStore, state: RunState, wait_ms: int, stale_ms: int, clock: Clock
+) -> bool:
+    """Poll until the run ends (True), or its owner dies or `wait_ms` pass (False)."""
+    run_id = state.run_id
+    with anyio.move_on_after(max(wait_ms, 0) / 1000):
+        while True:
+            await anyio.sleep(_POLL_S)
+            record = await store.get_run(run_id)
+            if record is not None and record.status in TERMINAL_RUN_STATUSES:
+                return True
+            lease = await store.get_lease(run_id)
+            if not owner_alive(lease, state, now_ms=clock.now_ms(), stale_threshold_ms=stale_ms):
+                # Gone without ending the run (an owner that ends it writes the end
+                # before releasing its lease): one last look, then finalize.
+                record = await store.get_run(run_id)
+                return record is not None and record.status in TERMINAL_RUN_STATUSES
+    return False
+
+
+def _final_events(
+    state: RunState, now: int, source: str, reason: str | None, *, requested: bool
+) -> list[Event]:
+    """The events that end `state`'s run as cancelled, as its owner would record them."""
+    rid = state.run_id
+    events: list[Event] = []
+    if not requested:
+        events.append(
+            RunCancelRequested(run_id=rid, timestamp_ms=now, source=source, reason=reason)
+        )
+    for rec in state.nodes.values():
+        if rec.state == "running":
+            attempt = rec.attempts[-1].attempt if rec.attempts else None
+        elif rec.state == "pending" and rec.next_attempt_delay_ms is not None:
+            attempt = None  # a retry waiting out its backoff: it never starts
+        else:
+            continue
+        events.append(
+            NodeCancelled(
+                run_id=rid,
+                timestamp_ms=now,
+                node_id=rec.node_id,
+                iteration=rec.iteration,
+                attempt=attempt,
+                reason="cancelled",
+            )
+        )
+    events.append(RunStatusChanged(run_id=rid, timestamp_ms=now, status="cancelled"))
+    events.append(
+        RunCancelled(
+            run_id=rid, timestamp_ms=now, reason=reason or "cancel-requested", source=source
+        )
+    )
+    return events
+
+
+async def down(
+    *,
+    db: str | os.PathLike[str] | None = None,
+    source: str = "cli",
+    reason: str | None = None,
+    wait_ms: int = 10_000,
+    stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
+    clock: Clock | None = None,
+) -> list[RunState]:
+    """Cancel every active run: running or waiting (``smithers down``). Awaits I/O.
+
+    Runs that ended, and forks that were made but never started (status
+    ``"pending"``), are left alone.
+
+    The runs are cancelled concurrently with `cancel_run`, so the whole call takes
+    about as long as the slowest one (at most about `wait_ms` plus an append).
+
+    Args:
+        db: Database path (see `resolve_db_path`; the file must exist).
+        source: Who asks, recorded in the events (see `cancel_run`).
+        reason: Why, recorded in the events.
+        wait_ms: How long to wait for each live owner (ms).
+        stale_threshold_ms: Heartbeat age (ms) after which a remote owner is gone.
+        clock: Time source (tests pass a fake).
+
+    Returns:
+        The final state of each run that was active, newest run first (empty if none).
+
+    Raises:
+        SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+        StreamVersionConflictError, DatabaseWriteError, DatabaseQueryError: as
+            `cancel_run`, for the first run that failed.
+    """
+    store = await _open(db)
+    try:
+        active = [
+            r.run_id
+            for r in await store.list_runs()
+            if r.run_id != SUPERVISOR_STREAM_ID and _is_active(r.status)
+        ]
+        done: dict[str, RunState] = {}
+
+        async def one(run_id: str) -> None:
+            done[run_id] = await _cancel(
+                store, run_id, source, reason, wait_ms, stale_threshold_ms, None, clock
+            )
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for run_id in active:
+                    tg.start_soon(one, run_id)
+        except BaseExceptionGroup as group:
+            first = group.exceptions[0]
+            if isinstance(first, Exception):
+                raise first from first.__cause__
+            raise
+        return [done[run_id] for run_id in active]
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.close()
+
+
+def _is_active(status: str) -> bool:
+    """Running or parked (waiting); not ended, and not a fork that never started."""
+    return status == "running" or status.startswith("waiting")
+
+
+# ---------------------------------------------------------------------- resume
+
+
+def load_recorded_workflow(state: RunState) -> tuple[Workflow, Path]:
+    """Import the workflow a run recorded (its file, and its name if the file has several).
+
+    Runs the file's module-level code in this process, as `load_workflow` does.
+
+    Args:
+        state: The run's folded state (its `workflow_path` and `workflow_name`).
+
+    Returns:
+        ``(workflow, absolute path of its file)``.
+
+    Raises:
+        RunNotResumableError: if the run recorded no workflow file (it was started
+            from Python code) or the file no longer exists.
+        WorkflowMissingDefaultError: if the file no longer defines that workflow.
+        EngineError: code ``INVALID_INPUT`` if the file raises while importing.
+    """
+    path = state.workflow_path
+    if not path:
+        raise RunNotResumableError(
+            state.run_id,
+            state.status,
+            "its log records no workflow file (it was started from Python code); "
+            "resume it with run_workflow(wf, run_id=..., resume=True)",
+        )
+    if not Path(path).is_file():
+        raise RunNotResumableError(
+            state.run_id, state.status, f"its workflow file {path} no longer exists"
+        )
+    try:
+        return load_workflow(path)
+    except WorkflowMissingDefaultError:
+        name = state.workflow_name
+        if not name or any(c in name for c in "/\\.:"):
+            raise
+        return load_workflow(f"{path}:{name}")
+
+
+async def resume_run(
+    run_id: str,
+    *,
+    db: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    max_concurrency: int | None = None,
+    on_progress: Callable[[Event], Any] | None = None,
+    cancel: Any = None,
+    log_dir: str | os.PathLike[str] | None = _DEFAULT,
+    stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
+    clock: Clock | None = None,
+) -> RunResult:
+    """Resume a run by id alone: workflow file, input and config come from its log.
+
+    Loads the workflow file the run recorded (`load_recorded_workflow`), then calls
+    `run_workflow(..., run_id=run_id, resume=True)` with the recorded config (max
+    concurrency, root dir, network, tool limits). Finished nodes are not run again;
+    attempts a crash left open are closed (``abandoned``) and run again. A finished run
+    is returned as it is, without importing its workflow or appending anything.
+
+    Args:
+        run_id: The run to resume.
+        db: Database path (see `resolve_db_path`; the file must exist).
+        force: Take over a run whose owner on another host still looks alive.
+        max_concurrency: Override the recorded run-wide task cap.
+        on_progress: Called with every event after it is recorded.
+        cancel: As `run_workflow`'s `cancel` (optional `source`/`reason` attributes).
+        log_dir: Directory of the NDJSON mirror (default: next to the database).
+        stale_threshold_ms: A lease older than this (ms) is abandoned.
+        clock: Time source (tests pass a fake).
+
+    Returns:
+        The `RunResult` of the resumed activation (or of the finished run).
+
+    Raises:
+        RunNotFoundError: if the run has no events.
+        RunNotResumableError: if the run was cancelled or continued, recorded no
+            workflow file, or its file is gone.
+        RunOwnerAliveError, RunStillRunningError: if the run's owner still lives.
+        ResumeMetadataMismatchError: if the workflow's code changed since the run began.
+        ResumeClaimFailedError: if another process claimed the run first.
+        SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+
+    Example:
+        >>> result = await resume_run("run-lx2k3j-1a2b3c", db="runs.db")  # doctest: +SKIP
+    """
+    _check_run_id(run_id)
+    store = await _open(db)
+    try:
+        state = await load_state(store, run_id)
+    finally:
+        await store.close()
+    if state.status == "finished":
+        return _result(state)
+    if state.status in _NOT_RESUMABLE:
+        raise RunNotResumableError(run_id, state.status, _NOT_RESUMABLE[state.status])
+    wf, path = load_recorded_workflow(state)
+    config = decode_json(state.config)
+    if not isinstance(config, dict):
+        config = {}
+    options: dict[str, Any] = {}
+    for key, option in (
+        ("rootDir", "root_dir"),
+        ("allowNetwork", "allow_network"),
+        ("maxOutputBytes", "max_output_bytes"),
+        ("toolTimeoutMs", "tool_timeout_ms"),
+    ):
+        if config.get(key) is not None:
+            options[option] = config[key]
+    recorded_cap = config.get("maxConcurrency")
+    return await run_workflow(
+        wf,
+        run_id=run_id,
+        resume=True,
+        force=force,
+        db=db,
+        max_concurrency=max_concurrency or (recorded_cap if isinstance(recorded_cap, int) else 4),
+        on_progress=on_progress,
+        cancel=cancel,
+        log_dir=log_dir,
+        workflow_path=path,
+        stale_threshold_ms=stale_threshold_ms,
+        clock=clock,
+        **options,
+    )
