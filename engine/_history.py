@@ -102,9 +102,10 @@ def checkpoint_due(first_seq: int, last_seq: int, state: RunState) -> bool:
     state: the state's size (node and frame records) divided by
     `_STATE_PER_SPACING`, rounded up to a multiple of K. A checkpoint costs time and
     bytes in proportion to the state, so spacing them in proportion to it keeps both
-    a constant fraction of the log's (a fixed K stores O(events² / K) bytes: 100 MB of
-    uncompressed checkpoints beside the 6 MB log of a 10,000-task run), while
-    `state_at` folds at most one spacing of events after the nearest checkpoint.
+    a constant fraction of the log's: a fixed K stores O(events² / K) bytes (100 MB
+    of uncompressed checkpoints beside the 6.4 MB log of a 10,000-task run; this
+    policy, compressed: 14 checkpoints, 1.6 MB), while `state_at` folds at most one
+    spacing of events after the nearest checkpoint (2,500 for that run).
 
     Args:
         first_seq: Seq of the batch's first event.
@@ -112,7 +113,7 @@ def checkpoint_due(first_seq: int, last_seq: int, state: RunState) -> bool:
         state: The run's state at `last_seq`.
 
     Returns:
-        Whether to write ``encode_state(state)`` at `last_seq`.
+        Whether to store ``compress_checkpoint(encode_state(state))`` at `last_seq`.
     """
     size = len(state.nodes) + len(state.frames)
     spacing = CHECKPOINT_INTERVAL * max(1, -(-size // (_STATE_PER_SPACING * CHECKPOINT_INTERVAL)))

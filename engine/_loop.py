@@ -26,6 +26,7 @@ from smithers.eventstore.events import (
     Event,
     FrameCommitted,
     NodeCancelled,
+    NodeEvent,
     NodeFailed,
     NodeFinished,
     NodePending,
@@ -138,6 +139,7 @@ class RunLoop:
         self.send, self.recv = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
         self.tg: TaskGroup | None = None
         self.status_for_index: str | None = None
+        self.nodes_changed_since_frame = False
         # Task heartbeats: last time seen, latest payload, coalescing bookkeeping.
         self.last_beat_at: dict[str, int] = {}
         self.heartbeat_data: dict[str, msgspec.Raw] = {}
@@ -153,6 +155,10 @@ class RunLoop:
         apply_event(self.state, event, seq=self.seq + len(self.batch))
         if isinstance(event, RunStatusChanged):
             self.status_for_index = event.status
+        elif isinstance(event, FrameCommitted):
+            self.nodes_changed_since_frame = False
+        elif isinstance(event, NodeEvent):
+            self.nodes_changed_since_frame = True
 
     async def flush(self) -> None:
         """Append this tick's events in one transaction, then publish them."""
@@ -561,6 +567,10 @@ class RunLoop:
             self.tg.start_soon(self._worker, leaf, attempt, self.running[leaf.task.id][1])
 
     def _finish(self) -> None:
+        if self.nodes_changed_since_frame and self.plan is not None:
+            # A last frame, so the final node states are at a frame too (tasks decided
+            # inline after the tick's frame, e.g. static ones, would be missing).
+            self._commit_frame(self.plan)
         now = self.now()
         rid = self.run_id
         if self.cancelling is not None:

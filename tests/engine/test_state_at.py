@@ -264,7 +264,7 @@ async def test_a_resumed_fork_checkpoints_its_whole_state(store: Any) -> None:
     for frame in fork_line.frames:
         tree = await tree_at("c", frame.frame_no, store=store)
         assert tree is not None
-        assert [t["id"] for t in tree["children"][0]["children"]][0] == "t0"
+        assert tree["children"][0]["children"][0]["id"] == "t0"
 
 
 # ---------------------------------------------------------------------------- errors
