@@ -25,6 +25,7 @@ import anyio
 import msgspec
 from smithers.eventstore import (
     SQLiteEventStore,
+    decode_event,
     decode_json,
     encode_json,
     resolve_db_path,
@@ -34,6 +35,7 @@ from smithers.eventstore.events import (
     NULL_RAW,
     TERMINAL_RUN_STATUSES,
     Event,
+    FrameCommitted,
     NodeCancelled,
     ReplayStarted,
     RetryTaskFinished,
@@ -42,7 +44,7 @@ from smithers.eventstore.events import (
     RunRewound,
     RunStatusChanged,
 )
-from smithers.projections import apply_event, apply_rewind
+from smithers.projections import RunState, apply_event, apply_rewind
 
 from ._clock import SystemClock
 from ._context import WorkflowContext
@@ -71,7 +73,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from smithers.eventstore import EventStore
-    from smithers.projections import RunState
 
     from ._clock import Clock
     from ._components import Workflow
@@ -346,15 +347,43 @@ async def rewind(
         >>> result = await resume_run(state.run_id)  # doctest: +SKIP
     """
     async with _session(db, store) as session:
-        state = await load_state(session.store, run_id)
         now = _now(clock)
-        await check_resumable(
-            session.store, state, now_ms=now, stale_ms=stale_threshold_ms, force=force
-        )
+        state = await _head(session.store, run_id)
+        if state is None:
+            # Not ended: someone may still drive it, which only the folded state tells.
+            state = await load_state(session.store, run_id)
+            await check_resumable(
+                session.store, state, now_ms=now, stale_ms=stale_threshold_ms, force=force
+            )
         target = await state_at(session.store, run_id, frame=frame)
         event = RunRewound(run_id=run_id, timestamp_ms=now, to_frame_no=frame, to_seq=target.seq)
         seq = await session.append(run_id, [event], expected_seq=state.seq, status=target.status)
         return apply_rewind(state, event, seq=seq, target=target)
+
+
+async def _head(store: EventStore, run_id: str) -> RunState | None:
+    """For an ended run: a stand-in state with what a rewind needs (seq, next frame no).
+
+    An ended run has no owner to check, so the run's full state (a checkpoint decode
+    and a fold) is not needed: its last seq comes from the runs index and the next frame
+    number from the log's last `FrameCommitted` (frame numbers only grow). Returns None
+    for a run that has not ended, or when the tail has no frame. Awaits reads.
+    """
+    record = await store.get_run(run_id)
+    if record is None or record.status not in TERMINAL_RUN_STATUSES:
+        return None
+    after = record.last_seq
+    while after > 0:
+        start = max(after - 256, 0)
+        rows = await store.read(run_id, after_seq=start, upto_seq=after)
+        for row in reversed(rows):
+            event = decode_event(row.type, row.data)
+            if isinstance(event, FrameCommitted):
+                head = RunState(run_id=run_id, seq=record.last_seq, status=record.status)
+                head.next_frame_no = event.frame_no + 1
+                return head
+        after = start
+    return None
 
 
 async def _fork(
