@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +148,28 @@ def _result(state: RunState) -> RunResult:
         outputs={k: decode_json(v) for k, v in state.outputs().items()},
         error=_error_dict(state.error) if state.error is not None else None,
     )
+
+
+def close_open_attempts(
+    state: RunState, *, now_ms: int, only: Collection[str] | None = None
+) -> list[NodeCancelled]:
+    """``NodeCancelled(reason="abandoned")`` for each attempt `state` shows as running.
+
+    A resume (and a retry-task, for the nodes it resets) closes the attempts a crash
+    left open before running their tasks again. `only` limits it to those node ids.
+    """
+    return [
+        NodeCancelled(
+            run_id=state.run_id,
+            timestamp_ms=now_ms,
+            node_id=rec.node_id,
+            iteration=rec.iteration,
+            attempt=rec.attempts[-1].attempt if rec.attempts else None,
+            reason="abandoned",
+        )
+        for rec in state.nodes.values()
+        if rec.state == "running" and (only is None or rec.node_id in only)
+    ]
 
 
 def _abspath(path: str | os.PathLike[str] | None) -> str | None:
@@ -433,18 +455,7 @@ async def run_workflow(
         ]
         if state is not None:
             # Attempts a crash left open: closed, and their tasks run again.
-            first_events.extend(
-                NodeCancelled(
-                    run_id=run_id,
-                    timestamp_ms=now,
-                    node_id=rec.node_id,
-                    iteration=rec.iteration,
-                    attempt=rec.attempts[-1].attempt if rec.attempts else None,
-                    reason="abandoned",
-                )
-                for rec in state.nodes.values()
-                if rec.state == "running"
-            )
+            first_events.extend(close_open_attempts(state, now_ms=now))
 
         async def reload() -> RunState:
             return await load_state(store, run_id)

@@ -36,7 +36,6 @@ from smithers.eventstore.events import (
     TERMINAL_RUN_STATUSES,
     Event,
     FrameCommitted,
-    NodeCancelled,
     ReplayStarted,
     RetryTaskFinished,
     RetryTaskStarted,
@@ -57,6 +56,7 @@ from ._run import (
     DEFAULT_STALE_THRESHOLD_MS,
     RunResult,
     check_resumable,
+    close_open_attempts,
     new_run_id,
     run_workflow,
 )
@@ -650,19 +650,8 @@ async def retry_task(
             )
         ]
         resets = (node, *clear)
-        events: list[Event] = [
-            # Attempts a crash left open on reset nodes: closed now, as a resume would.
-            NodeCancelled(
-                run_id=run_id,
-                timestamp_ms=now,
-                node_id=rec.node_id,
-                iteration=rec.iteration,
-                attempt=rec.attempts[-1].attempt if rec.attempts else None,
-                reason="abandoned",
-            )
-            for rec in state.nodes.values()
-            if rec.state == "running" and rec.node_id in resets
-        ]
+        # Attempts a crash left open on reset nodes: closed now, as a resume would.
+        events: list[Event] = [*close_open_attempts(state, now_ms=now, only=resets)]
         events.append(
             RetryTaskStarted(
                 run_id=run_id,
