@@ -38,11 +38,11 @@ from smithers.eventstore.events import (
     RunFailed,
     RunFinished,
     RunStatusChanged,
-    TaskHeartbeat,
     TaskHeartbeatTimeout,
 )
 from smithers.projections import RunState, apply_event, encode_state
 
+from ._beats import BeatBook
 from ._context import TaskContext, WorkflowContext
 from ._execute import Outcome, error_info, execute_attempt
 from ._frames import FrameEncoder
@@ -72,8 +72,6 @@ HEARTBEAT_INTERVAL_MS = 1_000
 _CONFLICT_RETRIES = 5
 _REQUEST_TYPES = (RunCancelRequested,)
 """Events another process may append to a run it does not own (requests to the owner)."""
-_BEAT_COALESCE_MS = 500
-"""At most one TaskHeartbeat event per task per this many ms (the log stays small)."""
 
 log = logging.getLogger("smithers.engine")
 
@@ -140,12 +138,7 @@ class RunLoop:
         self.tg: TaskGroup | None = None
         self.status_for_index: str | None = None
         self.nodes_changed_since_frame = False
-        # Task heartbeats: last time seen, latest payload, coalescing bookkeeping.
-        self.last_beat_at: dict[str, int] = {}
-        self.heartbeat_data: dict[str, msgspec.Raw] = {}
-        self.pending_beat: dict[str, tuple[int, msgspec.Raw]] = {}
-        self.beat_emitted_at: dict[str, int] = {}
-        self.timed_out: set[str] = set()
+        self.beats = BeatBook(run_id)
 
     # ------------------------------------------------------------------ recording
 
@@ -621,7 +614,7 @@ class RunLoop:
             except (anyio.ClosedResourceError, RuntimeError):
                 pass  # the attempt outlived its run (an abandoned worker thread)
 
-        raw = self.heartbeat_data.get(node_id)
+        raw = self.beats.payload(node_id)
         if raw is None:
             rec = self.state.nodes.get((node_id, 0))
             raw = rec.heartbeat_data if rec is not None else None
@@ -636,49 +629,30 @@ class RunLoop:
         )
 
     def _on_heartbeat(self, node_id: str, attempt: int, raw: msgspec.Raw | None) -> None:
-        """Record a heartbeat; emit a TaskHeartbeat at most every `_BEAT_COALESCE_MS`."""
+        """Record a heartbeat of a running attempt (coalesced into TaskHeartbeat events)."""
         running = self.running.get(node_id)
         if running is None or running[0] != attempt:
             return  # from an attempt that already ended
-        now = self.now()
-        self.last_beat_at[node_id] = now
-        if raw is not None:
-            self.heartbeat_data[node_id] = raw
-            self.pending_beat[node_id] = (attempt, raw)
-        if now - self.beat_emitted_at.get(node_id, 0) >= _BEAT_COALESCE_MS:
-            self.pending_beat.pop(node_id, None)
-            self._emit_beat(node_id, attempt, raw, now)
-
-    def _emit_beat(self, node_id: str, attempt: int, raw: msgspec.Raw | None, now: int) -> None:
-        self.beat_emitted_at[node_id] = now
-        self.emit(
-            TaskHeartbeat(
-                run_id=self.run_id,
-                timestamp_ms=now,
-                node_id=node_id,
-                attempt=attempt,
-                has_data=raw is not None,
-                data_size_bytes=len(raw) if raw is not None else 0,
-                data=raw if raw is not None else NULL_RAW,
-            )
-        )
+        event = self.beats.record(node_id, attempt, raw, self.now())
+        if event is not None:
+            self.emit(event)
 
     def _flush_beat(self, node_id: str) -> None:
         """Record a coalesced-away payload before the attempt's end, so it is durable."""
-        pending = self.pending_beat.pop(node_id, None)
-        if pending is not None:
-            self._emit_beat(node_id, pending[0], pending[1], self.now())
+        event = self.beats.flush(node_id, self.now())
+        if event is not None:
+            self.emit(event)
 
     async def _watchdog(
         self, node_id: str, attempt: int, timeout_ms: int, stop: anyio.CancelScope
     ) -> None:
         """Cancel the attempt when it sends no heartbeat for `timeout_ms`."""
         while True:
-            last = self.last_beat_at.get(node_id, 0)
+            last = self.beats.last_at(node_id)
             stale = self.now() - last
             if stale >= timeout_ms:
                 self.send.send_nowait(("hb-timeout", node_id, attempt, last, timeout_ms))
-                self.timed_out.add(node_id)
+                self.beats.timed_out.add(node_id)
                 stop.cancel()
                 return
             await self.clock.sleep_ms(timeout_ms - stale)
@@ -687,7 +661,7 @@ class RunLoop:
         outcome: Outcome | None = None
         task = leaf.task
         node_id = task.id
-        self.last_beat_at[node_id] = self.now()
+        self.beats.started(node_id, self.now())
         with scope:
             tctx = self._task_context(leaf, attempt)
             if task.heartbeat_timeout_ms is None:
@@ -699,9 +673,9 @@ class RunLoop:
                     )
                     outcome = await execute_attempt(task, tctx)
                     tg.cancel_scope.cancel()
-        if node_id in self.timed_out:
-            self.timed_out.discard(node_id)
-            last = self.last_beat_at.get(node_id, 0)
+        if node_id in self.beats.timed_out:
+            self.beats.timed_out.discard(node_id)
+            last = self.beats.last_at(node_id)
             err = TaskHeartbeatTimeoutError(
                 node_id, 0, attempt, task.heartbeat_timeout_ms or 0, self.now() - last, last
             )
