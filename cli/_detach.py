@@ -14,13 +14,13 @@ import functools
 import os
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 import click
 from smithers.engine import (
     RunNotFoundError,
+    default_log_dir,
     load_run,
     load_workflow,
     new_run_id,
@@ -33,6 +33,8 @@ from ._options import db_args, parse_input_json
 from ._output import echo_json
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from smithers.projections import RunState
 
 __all__ = ("UP_LOG_FILE", "start_detached")
@@ -126,7 +128,7 @@ def start_detached(
         args.append("--no-log")
     elif log_dir is not None:
         args += ["--log-dir", os.path.abspath(log_dir)]
-    log_file = Path(db_path).parent / "executions" / run_id / "logs" / UP_LOG_FILE
+    log_file = default_log_dir(db_path, run_id) / UP_LOG_FILE
     proc = spawn_detached(
         [sys.executable, "-m", "smithers", "up", *args, "--db", db_path], log_file
     )

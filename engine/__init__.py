@@ -19,6 +19,7 @@ from ._control import down as down
 from ._control import resume_run as resume_run
 from ._history import state_at as state_at
 from ._loader import load_workflow as load_workflow
+from ._ndjson import default_log_dir as default_log_dir
 from ._queries import event_to_json as event_to_json
 from ._queries import follow_events as follow_events
 from ._queries import get_output as get_output
@@ -71,6 +72,7 @@ from .errors import UnsupportedFeatureError as UnsupportedFeatureError
 from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
 
 __all__ = (
+    "default_log_dir",
     "DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS",
     "SMITHERS_VERSION",
     "Backoff",

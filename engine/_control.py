@@ -18,10 +18,8 @@ import anyio
 from smithers.eventstore import (
     EventStore,
     Lease,
-    SQLiteEventStore,
     StreamVersionConflictError,
     decode_json,
-    resolve_db_path,
 )
 from smithers.eventstore.events import (
     TERMINAL_RUN_STATUSES,
@@ -43,6 +41,7 @@ from ._run import (
     pid_alive,
     run_workflow,
 )
+from ._stores import open_existing_store
 from .errors import InvalidInputError, RunNotResumableError, WorkflowMissingDefaultError
 
 if TYPE_CHECKING:
@@ -105,10 +104,6 @@ def owner_alive(
     if state is not None and state.status == "running" and state.host == host and state.pid:
         return pid_alive(state.pid)
     return False
-
-
-async def _open(db: str | os.PathLike[str] | None) -> SQLiteEventStore:
-    return await SQLiteEventStore.open(resolve_db_path(db, must_exist=True), create=False)
 
 
 def _check_run_id(run_id: str) -> None:
@@ -186,7 +181,7 @@ async def cancel_run(
         return await _cancel(
             store, run_id, source, reason, wait_ms, stale_threshold_ms, on_step, clock
         )
-    opened = await _open(db)
+    opened = await open_existing_store(db)
     try:
         return await _cancel(
             opened, run_id, source, reason, wait_ms, stale_threshold_ms, on_step, clock
@@ -368,7 +363,7 @@ async def down(
         StreamVersionConflictError, DatabaseWriteError, DatabaseQueryError: as
             `cancel_run`, for the first run that failed.
     """
-    store = await _open(db)
+    store = await open_existing_store(db)
     try:
         active = [
             r.run_id
@@ -490,7 +485,7 @@ async def resume_run(
         >>> result = await resume_run("run-lx2k3j-1a2b3c", db="runs.db")  # doctest: +SKIP
     """
     _check_run_id(run_id)
-    store = await _open(db)
+    store = await open_existing_store(db)
     try:
         state = await load_state(store, run_id)
     finally:

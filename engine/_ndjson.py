@@ -8,20 +8,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from smithers.eventstore import encode_event
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Iterable
-    from pathlib import Path
 
     from smithers.eventstore.events import Event
 
-__all__ = ("NdjsonMirror", "STREAM_FILE")
+__all__ = ("NdjsonMirror", "STREAM_FILE", "default_log_dir")
 
 log = logging.getLogger("smithers.engine")
 STREAM_FILE = "stream.ndjson"
+
+
+def default_log_dir(db_path: str | os.PathLike[str], run_id: str) -> Path:
+    """The run's default log folder: ``<db dir>/executions/<run_id>/logs`` (DESIGN §3)."""
+    return Path(db_path).parent / "executions" / run_id / "logs"
 
 
 def ndjson_line(event_json: bytes, seq: int) -> bytes:

@@ -19,12 +19,12 @@ from smithers.eventstore import (
     StoredEvent,
     decode_event,
     decode_json,
-    resolve_db_path,
 )
 from smithers.eventstore.errors import SmithersError
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES, Event, RunForked
 
 from ._history import SUPERVISOR_STREAM_ID, load_state
+from ._stores import open_existing_store
 from .errors import MissingOutputError, NodeNotFoundError, RunNotFoundError
 
 if TYPE_CHECKING:
@@ -42,10 +42,6 @@ __all__ = (
 )
 
 DbPath = str | os.PathLike[str] | None
-
-
-async def _open(db: DbPath) -> SQLiteEventStore:
-    return await SQLiteEventStore.open(resolve_db_path(db, must_exist=True), create=False)
 
 
 async def list_runs(
@@ -69,7 +65,7 @@ async def list_runs(
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseQueryError: if the database cannot be read.
     """
-    store = await _open(db)
+    store = await open_existing_store(db)
     try:
         # One extra row: the supervisor's stream may be among the first `limit`.
         runs = await store.list_runs(
@@ -100,7 +96,7 @@ async def load_run(run_id: str, *, db: DbPath = None, upto_seq: int | None = Non
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseQueryError: if the database cannot be read.
     """
-    store = await _open(db)
+    store = await open_existing_store(db)
     try:
         # A fork's state starts from its parent's at the fork point (`load_state`).
         return await load_state(store, run_id, upto_seq=upto_seq)
@@ -204,7 +200,7 @@ async def read_events(
             f"after_seq and limit must be >= 0, got {after_seq} and {limit}.",
             code="INVALID_EVENTS_OPTIONS",
         )
-    store = await _open(db)
+    store = await open_existing_store(db)
     try:
         if await store.last_seq(run_id) == 0:
             raise RunNotFoundError(run_id)
@@ -256,7 +252,7 @@ async def follow_events(
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseQueryError: if the database cannot be read.
     """
-    store = await _open(db)
+    store = await open_existing_store(db)
     try:
         if await store.last_seq(run_id) == 0:
             raise RunNotFoundError(run_id)

@@ -40,7 +40,7 @@ from ._clock import Clock, SystemClock
 from ._history import SUPERVISOR_STREAM_ID, load_state
 from ._identity import WorkflowIdentity, workflow_identity
 from ._loop import RunLoop
-from ._ndjson import NdjsonMirror
+from ._ndjson import NdjsonMirror, default_log_dir
 from .errors import (
     InvalidInputError,
     ResumeMetadataMismatchError,
@@ -425,7 +425,7 @@ async def run_workflow(
             input_value, input_raw = _check_input(wf, value)
             activation = state.activation + 1
         if log_dir is _DEFAULT:
-            log_dir = db_path.parent / "executions" / run_id / "logs" if db_path else None
+            log_dir = default_log_dir(db_path, run_id) if db_path else None
         now = clock.now_ms()
         owner = _new_owner(run_id, now)
         config = {

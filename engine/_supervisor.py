@@ -56,6 +56,7 @@ from smithers.eventstore.events import (
 
 from ._clock import Clock, SystemClock
 from ._history import SUPERVISOR_STREAM_ID, load_state
+from ._ndjson import default_log_dir
 from ._run import pid_alive
 from .errors import InvalidInputError
 
@@ -292,7 +293,7 @@ class _Supervisor:
     # ------------------------------------------------------------------ decisions
 
     def _log_file(self, run_id: str) -> Path:
-        return self.db_path.parent / "executions" / run_id / "logs" / _LOG_FILE
+        return default_log_dir(self.db_path, run_id) / _LOG_FILE
 
     def _backoff(self, failures: int) -> int:
         return int(min(self.max_backoff_ms, self.backoff_ms * 2 ** max(failures - 1, 0)))

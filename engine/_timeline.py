@@ -14,13 +14,11 @@ Nothing here writes: every answer is a replay of the log (plus checkpoints, thro
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
 import msgspec
-from smithers.eventstore import SQLiteEventStore, decode_event, resolve_db_path
+from smithers.eventstore import decode_event
 from smithers.eventstore.events import (
     NULL_RAW,
     FrameCommitted,
@@ -44,11 +42,10 @@ from ._frames import KEYFRAME_INTERVAL, apply_delta, decode_delta, tree_hash
 from ._history import _gc_paused, _snapshot_not_found, find_frame, state_at
 from ._render import compile_tree
 from ._run import _check_input
+from ._stores import existing_store
 from .errors import EngineError, RunNotFoundError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from smithers.eventstore import EventStore, StoredEvent
     from smithers.eventstore.events import Event
     from smithers.projections import FrameRecord
@@ -134,19 +131,6 @@ class Snapshot(msgspec.Struct, kw_only=True):
     """The canonical tree, or None if the frame was recorded without one (older logs)."""
     state: RunState
     """The run's state right after the frame was committed."""
-
-
-@contextlib.asynccontextmanager
-async def _opened(db: DbPath, store: EventStore | None) -> AsyncIterator[EventStore]:
-    if store is not None:
-        yield store
-        return
-    sqlite = await SQLiteEventStore.open(resolve_db_path(db, must_exist=True), create=False)
-    try:
-        yield sqlite
-    finally:
-        with anyio.CancelScope(shield=True):
-            await sqlite.close()
 
 
 # ---------------------------------------------------------------------- graph
@@ -301,7 +285,7 @@ async def snapshot_at(
         EngineError: if the log's frames cannot be rebuilt into the recorded tree.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
     """
-    async with _opened(db, store) as s:
+    async with existing_store(db, store) as s:
         return await _snapshot(s, run_id, frame)
 
 
@@ -467,7 +451,7 @@ async def timeline(run_id: str, *, db: DbPath = None, store: EventStore | None =
         >>> [(f.frame_no, f.finished_count) for f in tl.frames]  # doctest: +SKIP
         [(0, 0), (1, 1), (2, 2)]
     """
-    async with _opened(db, store) as s:
+    async with existing_store(db, store) as s:
         forks = await _forks_by_parent(s)
         seen: set[str] = set()
 

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 from smithers.eventstore import (
-    SQLiteEventStore,
     decode_event,
     decode_json,
     encode_json,
@@ -50,7 +49,7 @@ from ._context import WorkflowContext
 from ._control import load_recorded_workflow
 from ._execute import error_info
 from ._history import load_state, state_at
-from ._ndjson import NdjsonMirror
+from ._ndjson import NdjsonMirror, default_log_dir
 from ._render import Leaf, compile_tree
 from ._run import (
     DEFAULT_STALE_THRESHOLD_MS,
@@ -61,6 +60,7 @@ from ._run import (
     run_workflow,
 )
 from ._run import _check_input as check_input
+from ._stores import open_existing_store
 from .errors import (
     InvalidInputError,
     NodeNotFoundError,
@@ -118,7 +118,7 @@ class _Session:
             run_id, events, expected_seq=expected_seq, status=status, workflow_name=workflow_name
         )
         if self.db_path is not None:
-            mirror = NdjsonMirror(self.db_path.parent / "executions" / run_id / "logs")
+            mirror = NdjsonMirror(default_log_dir(self.db_path, run_id))
             mirror.write(events, expected_seq + 1)
             mirror.close()
         return seq
@@ -132,7 +132,7 @@ async def _session(
         yield _Session(store, None)
         return
     path = resolve_db_path(db, must_exist=True)
-    sqlite = await SQLiteEventStore.open(path, create=False)
+    sqlite = await open_existing_store(path)
     try:
         yield _Session(sqlite, path)
     finally:

@@ -1,0 +1,43 @@
+"""Opening the database for an operation on existing runs (reads, time travel, control)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import anyio
+from smithers.eventstore import SQLiteEventStore, resolve_db_path
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import AsyncIterator
+
+    from smithers.eventstore import EventStore
+
+__all__ = ("existing_store", "open_existing_store")
+
+
+async def open_existing_store(db: str | os.PathLike[str] | None) -> SQLiteEventStore:
+    """Open the database `db` resolves to (see `resolve_db_path`), which must exist.
+
+    Raises:
+        SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+        DatabaseQueryError: if the file is not a usable database.
+    """
+    return await SQLiteEventStore.open(resolve_db_path(db, must_exist=True), create=False)
+
+
+@contextlib.asynccontextmanager
+async def existing_store(
+    db: str | os.PathLike[str] | None, store: EventStore | None = None
+) -> AsyncIterator[EventStore]:
+    """Yield `store` as is, or open `db` (see `open_existing_store`) and close it after."""
+    if store is not None:
+        yield store
+        return
+    sqlite = await open_existing_store(db)
+    try:
+        yield sqlite
+    finally:
+        with anyio.CancelScope(shield=True):
+            await sqlite.close()
