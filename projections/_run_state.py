@@ -235,15 +235,8 @@ class RunState(msgspec.Struct, kw_only=True):
 # ---------------------------------------------------------------------- the fold
 
 
-def _node(state: RunState, event: NodeCancelled | NodeSkipped | NodePending) -> NodeRecord:
-    key = (event.node_id, event.iteration)
-    rec = state.nodes.get(key)
-    if rec is None:
-        rec = NodeRecord(node_id=event.node_id, iteration=event.iteration)
-    return rec
-
-
 def _rec(state: RunState, node_id: str, iteration: int) -> NodeRecord:
+    """The node's record, or a fresh pending one for a node not seen yet."""
     rec = state.nodes.get((node_id, iteration))
     return rec if rec is not None else NodeRecord(node_id=node_id, iteration=iteration)
 
@@ -372,7 +365,7 @@ def _retry_task_started(s: RunState, e: RetryTaskStarted, seq: int) -> None:
 
 
 def _pending(s: RunState, e: NodePending, seq: int) -> None:
-    rec = _node(s, e)
+    rec = _rec(s, e.node_id, e.iteration)
     s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
         rec, state="pending", label=e.label if e.label is not None else rec.label
     )
@@ -407,7 +400,7 @@ def _failed(s: RunState, e: NodeFailed, seq: int) -> None:
 
 
 def _cancelled(s: RunState, e: NodeCancelled, seq: int) -> None:
-    rec = _node(s, e)
+    rec = _rec(s, e.node_id, e.iteration)
     s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
         rec,
         state="cancelled",
@@ -418,7 +411,7 @@ def _cancelled(s: RunState, e: NodeCancelled, seq: int) -> None:
 
 
 def _skipped(s: RunState, e: NodeSkipped, seq: int) -> None:
-    rec = _node(s, e)
+    rec = _rec(s, e.node_id, e.iteration)
     s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
         rec, state="skipped", skip_reason=e.reason
     )
