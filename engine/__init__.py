@@ -1,56 +1,32 @@
-"""The engine: render, schedule, execute; the run loop; the read API (DESIGN §6)."""
+"""The engine (DESIGN §6), in rooms by role; each sub-package re-exports its public names.
+
+- `authoring`: what a workflow author writes (components, `ctx`, loader, identity).
+- `activation`: one activation of a run (render, schedule, execute, heartbeats, frames,
+  the run loop, the run writer).
+- `history`: a run's past read from its log (state at a point, timeline, read API).
+- `lifecycle`: starting, resuming, cancelling, supervising runs; ownership.
+- `timetravel`: rewind, fork, replay, retry-task, as events.
+
+Imports between them flow one way: authoring <- activation <- history <- lifecycle <-
+timetravel; the modules at this level (`errors`, `_clock`, `_stores`, `_checkpoints`)
+are shared by all.
+"""
 
 from __future__ import annotations
 
 from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
-from ._components import Backoff as Backoff
-from ._components import Branch as Branch
-from ._components import Parallel as Parallel
-from ._components import Sequence as Sequence
-from ._components import Task as Task
-from ._components import Workflow as Workflow
-from ._components import workflow as workflow
-from ._context import TaskContext as TaskContext
-from ._context import WorkflowContext as WorkflowContext
-from ._control import CancelStep as CancelStep
-from ._control import cancel_run as cancel_run
-from ._control import down as down
-from ._control import resume_run as resume_run
-from ._history import state_at as state_at
-from ._loader import load_workflow as load_workflow
-from ._ndjson import default_log_dir as default_log_dir
-from ._queries import event_to_json as event_to_json
-from ._queries import follow_events as follow_events
-from ._queries import get_output as get_output
-from ._queries import list_runs as list_runs
-from ._queries import load_run as load_run
-from ._queries import read_events as read_events
-from ._run import SMITHERS_VERSION as SMITHERS_VERSION
-from ._run import RunResult as RunResult
-from ._run import new_run_id as new_run_id
-from ._run import run_workflow as run_workflow
-from ._supervisor import (
-    DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS as DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS,
-)
-from ._supervisor import ResumeProcess as ResumeProcess
-from ._supervisor import SpawnResume as SpawnResume
-from ._supervisor import spawn_detached as spawn_detached
-from ._supervisor import spawn_resume as spawn_resume
-from ._supervisor import supervise as supervise
-from ._timeline import Snapshot as Snapshot
-from ._timeline import Timeline as Timeline
-from ._timeline import TimelineFrame as TimelineFrame
-from ._timeline import TimelineRewind as TimelineRewind
-from ._timeline import render_graph as render_graph
-from ._timeline import snapshot_at as snapshot_at
-from ._timeline import timeline as timeline
-from ._timeline import tree_at as tree_at
-from ._timetravel import fork as fork
-from ._timetravel import replay as replay
-from ._timetravel import retry_task as retry_task
-from ._timetravel import rewind as rewind
-from ._timetravel import task_dependents as task_dependents
+from .activation import default_log_dir as default_log_dir
+from .authoring import Backoff as Backoff
+from .authoring import Branch as Branch
+from .authoring import Parallel as Parallel
+from .authoring import Sequence as Sequence
+from .authoring import Task as Task
+from .authoring import TaskContext as TaskContext
+from .authoring import Workflow as Workflow
+from .authoring import WorkflowContext as WorkflowContext
+from .authoring import load_workflow as load_workflow
+from .authoring import workflow as workflow
 from .errors import DuplicateIdError as DuplicateIdError
 from .errors import EngineError as EngineError
 from .errors import InvalidInputError as InvalidInputError
@@ -70,6 +46,42 @@ from .errors import TaskMissingOutputError as TaskMissingOutputError
 from .errors import TaskTimeoutError as TaskTimeoutError
 from .errors import UnsupportedFeatureError as UnsupportedFeatureError
 from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
+from .history import Snapshot as Snapshot
+from .history import Timeline as Timeline
+from .history import TimelineFrame as TimelineFrame
+from .history import TimelineRewind as TimelineRewind
+from .history import event_to_json as event_to_json
+from .history import follow_events as follow_events
+from .history import get_output as get_output
+from .history import list_runs as list_runs
+from .history import load_run as load_run
+from .history import read_events as read_events
+from .history import render_graph as render_graph
+from .history import snapshot_at as snapshot_at
+from .history import state_at as state_at
+from .history import timeline as timeline
+from .history import tree_at as tree_at
+from .lifecycle import (
+    DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS as DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS,
+)
+from .lifecycle import SMITHERS_VERSION as SMITHERS_VERSION
+from .lifecycle import CancelStep as CancelStep
+from .lifecycle import ResumeProcess as ResumeProcess
+from .lifecycle import RunResult as RunResult
+from .lifecycle import SpawnResume as SpawnResume
+from .lifecycle import cancel_run as cancel_run
+from .lifecycle import down as down
+from .lifecycle import new_run_id as new_run_id
+from .lifecycle import resume_run as resume_run
+from .lifecycle import run_workflow as run_workflow
+from .lifecycle import spawn_detached as spawn_detached
+from .lifecycle import spawn_resume as spawn_resume
+from .lifecycle import supervise as supervise
+from .timetravel import fork as fork
+from .timetravel import replay as replay
+from .timetravel import retry_task as retry_task
+from .timetravel import rewind as rewind
+from .timetravel import task_dependents as task_dependents
 
 __all__ = (
     "default_log_dir",

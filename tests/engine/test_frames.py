@@ -16,8 +16,9 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from smithers.engine import _loop, tree_at
-from smithers.engine._frames import (
+from smithers.engine import tree_at
+from smithers.engine.activation import _loop
+from smithers.engine.activation._frames import (
     KEYFRAME_INTERVAL,
     FrameEncoder,
     apply_delta,
@@ -29,7 +30,7 @@ from smithers.engine._frames import (
     tree_delta,
     tree_hash,
 )
-from smithers.engine._render import compile_tree
+from smithers.engine.activation._render import compile_tree
 from smithers.eventstore import MemoryEventStore, decode_event
 from smithers.eventstore.events import NULL_RAW, FrameCommitted
 

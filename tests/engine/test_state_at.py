@@ -21,14 +21,15 @@ from hypothesis import strategies as st
 from smithers.engine import (
     RunNotFoundError,
     SnapshotNotFoundError,
-    _history,
-    _loop,
+    _checkpoints,
     fork,
     rewind,
     state_at,
     timeline,
     tree_at,
 )
+from smithers.engine.activation import _loop
+from smithers.engine.history import load_state
 from smithers.eventstore import MemoryEventStore, SQLiteEventStore, decode_event
 from smithers.eventstore.events import NULL_RAW, FrameCommitted, RunForked, RunRewound
 from smithers.projections import RunState, encode_state, fold_stored, fork_state
@@ -52,8 +53,8 @@ SETTINGS = settings(
 def checkpoint_every(k: int) -> Iterator[None]:
     """Checkpoints every `k` events whatever the state's size."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_history, "CHECKPOINT_INTERVAL", k)
-        mp.setattr(_history, "_STATE_PER_SPACING", 10**9)
+        mp.setattr(_checkpoints, "CHECKPOINT_INTERVAL", k)
+        mp.setattr(_checkpoints, "_STATE_PER_SPACING", 10**9)
         yield
 
 
@@ -131,7 +132,7 @@ async def test_the_engine_writes_checkpoints_that_decode_to_the_fold(store: Any)
         found = await store.get_checkpoint("r", at_or_before_seq=seq)
         assert found is not None
         assert found[1][:1] != b"{"  # stored compressed
-        assert _history._decode_checkpoint(found[1]) == await full_fold(store, "r", seq)
+        assert _checkpoints.decode_checkpoint(found[1]) == await full_fold(store, "r", seq)
 
 
 async def test_state_at_every_seq_equals_the_fold_with_and_without_checkpoints(
@@ -143,7 +144,7 @@ async def test_state_at_every_seq_equals_the_fold_with_and_without_checkpoints(
     expected = [await full_fold(store, "r", seq) for seq in range(1, last + 1)]
     assert [await state_at(store, "r", seq=s) for s in range(1, last + 1)] == expected
     assert await state_at(store, "r") == expected[-1]
-    assert await _history.load_state(store, "r") == expected[-1]
+    assert await load_state(store, "r") == expected[-1]
     assert await store.delete_checkpoints() > 0
     assert [await state_at(store, "r", seq=s) for s in range(1, last + 1)] == expected
 
@@ -185,7 +186,7 @@ async def test_a_checkpoint_of_another_run_or_seq_is_ignored(store: Any) -> None
     expected = await full_fold(store, "r")
     other = await full_fold(store, "r", 4)
     await store.put_checkpoint(
-        "r", expected.seq - 1, _history.compress_checkpoint(encode_state(other))
+        "r", expected.seq - 1, _checkpoints.compress_checkpoint(encode_state(other))
     )
     assert await state_at(store, "r") == expected
 
@@ -196,9 +197,9 @@ async def test_state_at_starts_from_the_checkpoint(store: Any) -> None:
     last = await store.last_seq("r")
     doctored = await full_fold(store, "r")
     doctored.workflow_name = "from-the-checkpoint"
-    await store.put_checkpoint("r", last, _history.compress_checkpoint(encode_state(doctored)))
+    await store.put_checkpoint("r", last, _checkpoints.compress_checkpoint(encode_state(doctored)))
     assert (await state_at(store, "r")).workflow_name == "from-the-checkpoint"
-    assert (await _history.load_state(store, "r")).workflow_name == "from-the-checkpoint"
+    assert (await load_state(store, "r")).workflow_name == "from-the-checkpoint"
     assert (await state_at(store, "r", seq=last - 1)).workflow_name == "chain-3"
     plain = encode_state(doctored)  # uncompressed checkpoints are read too
     await store.put_checkpoint("r", last, plain)
@@ -313,7 +314,7 @@ def test_checkpoint_spacing_grows_with_the_state(
 ) -> None:
     state = RunState(run_id="r")
     state.nodes = {(f"n{i}", 0): None for i in range(records)}  # type: ignore[misc]
-    assert _history.checkpoint_due(first, last, state) is due
+    assert _checkpoints.checkpoint_due(first, last, state) is due
 
 
 # ---------------------------------------------------------------------------- properties

@@ -127,7 +127,7 @@ def node_states(state: RunState) -> dict[str, str]:
 
 
 async def state_of(store: EventStore, run_id: str, upto_seq: int | None = None) -> RunState:
-    from smithers.engine._history import load_state  # the fold with fork ancestry
+    from smithers.engine.history import load_state  # the fold with fork ancestry
 
     return await load_state(store, run_id, upto_seq=upto_seq)
 
@@ -584,7 +584,7 @@ async def test_a_fork_of_a_fork_builds_on_both_ancestors() -> None:
 
 
 async def read_ancestry(store: EventStore, run_id: str) -> list[StoredEvent]:
-    from smithers.engine._queries import _ancestor_rows
+    from smithers.engine.history._queries import _ancestor_rows
 
     return [*await _ancestor_rows(store, run_id), *await store.read(run_id)]  # type: ignore[arg-type]
 

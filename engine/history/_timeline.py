@@ -37,20 +37,19 @@ from smithers.projections import (
     fork_state,
 )
 
-from ._context import WorkflowContext
-from ._frames import KEYFRAME_INTERVAL, apply_delta, decode_delta, tree_hash
-from ._history import _gc_paused, _snapshot_not_found, find_frame, state_at
-from ._render import compile_tree
-from ._run import _check_input
-from ._stores import existing_store
-from .errors import EngineError, RunNotFoundError
+from .._checkpoints import gc_paused
+from .._stores import existing_store
+from ..activation import KEYFRAME_INTERVAL, apply_delta, compile_tree, decode_delta, tree_hash
+from ..authoring import WorkflowContext, check_input
+from ..errors import EngineError, RunNotFoundError
+from ._state import find_frame, frame_not_found, state_at
 
 if TYPE_CHECKING:
     from smithers.eventstore import EventStore, StoredEvent
     from smithers.eventstore.events import Event
     from smithers.projections import FrameRecord
 
-    from ._components import Workflow
+    from ..authoring import Workflow
 
 __all__ = (
     "Snapshot",
@@ -162,7 +161,7 @@ def render_graph(wf: Workflow, input: Any = None, *, run_id: str = "graph") -> d
         >>> render_graph(count, {"start": 5})["children"][0]["tag"]  # doctest: +SKIP
         'sequence'
     """
-    input_value, _ = _check_input(wf, input)
+    input_value, _ = check_input(wf, input)
     ctx = WorkflowContext(run_id=run_id, input=input_value, state=RunState(run_id=run_id))
     return compile_tree(wf.build(ctx)).tree
 
@@ -203,7 +202,7 @@ async def _rebuild(
     current = event
     while True:
         if current.keyframe != NULL_RAW:
-            with _gc_paused():
+            with gc_paused():
                 tree: Any = msgspec.json.decode(current.keyframe)
             break
         if current.delta == NULL_RAW:
@@ -237,7 +236,7 @@ async def _rebuild(
 async def _snapshot(store: EventStore, run_id: str, frame: int) -> Snapshot:
     ref = await find_frame(store, run_id, frame)
     if ref is None:
-        raise await _snapshot_not_found(store, run_id, frame)
+        raise await frame_not_found(store, run_id, frame)
     state = await state_at(store, run_id, seq=ref.seq)
     if not state.frames or state.frames[-1].seq != ref.seq:  # pragma: no cover - a fold ends there
         raise EngineError(
@@ -330,7 +329,7 @@ async def _run_timeline(
     rows: list[StoredEvent] = await store.read(run_id)
     if not rows:
         raise RunNotFoundError(run_id)
-    with _gc_paused():
+    with gc_paused():
         decoded = [(row.seq, decode_event(row.type, row.data)) for row in rows]
         pairs = [(seq, e) for seq, e in decoded if e is not None]  # unknown types skipped
     first = pairs[0][1] if pairs else None
@@ -345,7 +344,7 @@ async def _run_timeline(
         if isinstance(e, RunRewound)
     }
     out = Timeline(run_id=run_id, status="pending", workflow_name="")
-    with _gc_paused():
+    with gc_paused():
         state, continuations = _one_pass(state, pairs, targets, out)
     if out.rewinds:
         kept = {seq for seq, _ in effective_events(pairs)}

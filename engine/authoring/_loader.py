@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import EngineError, WorkflowMissingDefaultError
 from ._components import Workflow
-from .errors import EngineError, WorkflowMissingDefaultError
 
 if TYPE_CHECKING:
     from types import ModuleType

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from ._components import Branch, Parallel, Sequence, Task
-from .errors import DuplicateIdError, EngineError
+from ..authoring import Branch, Parallel, Sequence, Task
+from ..errors import DuplicateIdError, EngineError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

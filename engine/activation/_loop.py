@@ -42,27 +42,27 @@ from smithers.eventstore.events import (
 )
 from smithers.projections import RunState, apply_event, encode_state
 
-from ._beats import BeatBook
-from ._context import TaskContext, WorkflowContext
-from ._execute import Outcome, error_info, execute_attempt
-from ._frames import FrameEncoder
-from ._history import checkpoint_due, compress_checkpoint
-from ._render import Leaf, Plan, compile_tree
-from ._schedule import Scheduler
-from .errors import (
+from .._checkpoints import checkpoint_due, compress_checkpoint
+from ..authoring import TaskContext, WorkflowContext
+from ..errors import (
     OwnershipLostError,
     ResumeClaimFailedError,
     SchedulerError,
     TaskHeartbeatTimeoutError,
 )
+from ._beats import BeatBook
+from ._execute import Outcome, error_info, execute_attempt
+from ._frames import FrameEncoder
+from ._render import Leaf, Plan, compile_tree
+from ._schedule import Scheduler
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
     from anyio.abc import TaskGroup
 
-    from ._clock import Clock
-    from ._components import Workflow
+    from .._clock import Clock
+    from ..authoring import Workflow
     from ._ndjson import NdjsonMirror
 
 __all__ = ("HEARTBEAT_INTERVAL_MS", "RunLoop")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 from smithers.eventstore import decode_json, encode_json
 
-from .errors import (
+from ..errors import (
     HeartbeatPayloadNotJsonSerializableError,
     HeartbeatPayloadTooLargeError,
     MissingOutputError,

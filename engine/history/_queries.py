@@ -23,9 +23,9 @@ from smithers.eventstore import (
 from smithers.eventstore.errors import SmithersError
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES, Event, RunForked
 
-from ._history import SUPERVISOR_STREAM_ID, load_state
-from ._stores import open_existing_store
-from .errors import MissingOutputError, NodeNotFoundError, RunNotFoundError
+from .._stores import open_existing_store
+from ..errors import MissingOutputError, NodeNotFoundError, RunNotFoundError
+from ._state import SUPERVISOR_STREAM_ID, load_state
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable

@@ -16,11 +16,10 @@ from smithers.eventstore import encode_json, to_raw
 from smithers.eventstore.errors import SmithersError
 from smithers.eventstore.events import NULL_RAW, ErrorInfo
 
-from .errors import InvalidOutputError, TaskTimeoutError
+from ..errors import InvalidOutputError, TaskTimeoutError
 
 if TYPE_CHECKING:
-    from ._components import Task
-    from ._context import TaskContext
+    from ..authoring import Task, TaskContext
 
 __all__ = ("Outcome", "error_info", "execute_attempt", "validate_output")
 

@@ -54,11 +54,11 @@ from smithers.eventstore.events import (
     SupervisorStarted,
 )
 
-from ._clock import Clock, SystemClock
-from ._history import SUPERVISOR_STREAM_ID, load_state
-from ._ndjson import default_log_dir
+from .._clock import Clock, SystemClock
+from ..activation import default_log_dir
+from ..errors import InvalidInputError
+from ..history import SUPERVISOR_STREAM_ID, load_state
 from ._run import pid_alive
-from .errors import InvalidInputError
 
 __all__ = (
     "DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS",

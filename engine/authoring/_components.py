@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import msgspec
+from smithers.eventstore import decode_json, encode_json
 
-from .errors import TaskIdRequiredError, TaskMissingOutputError, UnsupportedFeatureError
+from ..errors import (
+    InvalidInputError,
+    TaskIdRequiredError,
+    TaskMissingOutputError,
+    UnsupportedFeatureError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -25,6 +32,7 @@ __all__ = (
     "Sequence",
     "Task",
     "Workflow",
+    "check_input",
     "workflow",
 )
 
@@ -318,3 +326,47 @@ def workflow(
         return Workflow(name or fn.__name__, fn, input_type=input)
 
     return decorate
+
+
+def check_input(wf: Workflow, value: Any) -> tuple[Any, bytes]:
+    """Validate a run's input against `wf`'s input type, as `run_workflow` does.
+
+    Args:
+        wf: The workflow.
+        value: A mapping (or None for ``{}``), or an instance of ``wf.input_type``.
+
+    Returns:
+        ``(value for ctx.input, canonical JSON bytes)``: a dict, or an instance of the
+        workflow's input Struct.
+
+    Raises:
+        InvalidInputError: if `value` is not a JSON object, is not JSON-serialisable, or
+            does not match the workflow's input type.
+    """
+    if value is None:
+        value = {}
+    if wf.input_type is not None and isinstance(value, wf.input_type):
+        return value, encode_json(value)
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            f"Workflow input must be a JSON object, got {type(value).__name__}.",
+            details={"errors": f"expected object, got {type(value).__name__}"},
+            hint='Pass --input \'{"key": "value"}\'.',
+        )
+    try:
+        raw = encode_json(dict(value))
+    except (TypeError, msgspec.EncodeError) as e:
+        raise InvalidInputError(
+            f"Workflow input is not JSON-serialisable: {e}.", details={"errors": str(e)}
+        ) from e
+    if wf.input_type is None:
+        return decode_json(raw), raw
+    try:
+        typed = msgspec.json.decode(raw, type=wf.input_type)
+    except msgspec.ValidationError as e:
+        raise InvalidInputError(
+            f"Input of workflow {wf.name!r} does not match {wf.input_type.__name__}: {e}.",
+            details={"errors": str(e)},
+            hint="Fix the --input JSON to match the workflow's input type.",
+        ) from e
+    return typed, encode_json(typed)

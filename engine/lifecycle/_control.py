@@ -30,9 +30,11 @@ from smithers.eventstore.events import (
     RunStatusChanged,
 )
 
-from ._clock import Clock, SystemClock
-from ._history import SUPERVISOR_STREAM_ID, load_state
-from ._loader import load_workflow
+from .._clock import Clock, SystemClock
+from .._stores import open_existing_store
+from ..authoring import load_workflow
+from ..errors import InvalidInputError, RunNotResumableError, WorkflowMissingDefaultError
+from ..history import SUPERVISOR_STREAM_ID, load_state
 from ._run import (
     _DEFAULT,
     _NOT_RESUMABLE,
@@ -41,8 +43,6 @@ from ._run import (
     pid_alive,
     run_workflow,
 )
-from ._stores import open_existing_store
-from .errors import InvalidInputError, RunNotResumableError, WorkflowMissingDefaultError
 
 if TYPE_CHECKING:
     import os
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from smithers.projections import RunState
 
-    from ._components import Workflow
+    from ..authoring import Workflow
     from ._run import RunResult
 
 __all__ = (

@@ -12,7 +12,6 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,6 @@ from smithers.eventstore import (
     SQLiteEventStore,
     decode_event,
     decode_json,
-    encode_json,
     resolve_db_path,
     to_raw,
 )
@@ -36,29 +34,31 @@ from smithers.eventstore.events import (
     RunStatusChanged,
 )
 
-from ._clock import Clock, SystemClock
-from ._history import SUPERVISOR_STREAM_ID, load_state
-from ._identity import WorkflowIdentity, workflow_identity
-from ._loop import RunLoop
-from ._ndjson import NdjsonMirror, default_log_dir
-from .errors import (
+from .._clock import Clock, SystemClock
+from ..activation import NdjsonMirror, RunLoop, default_log_dir
+from ..authoring import WorkflowIdentity, check_input, workflow_identity
+from ..errors import (
     InvalidInputError,
     ResumeMetadataMismatchError,
     RunNotResumableError,
     RunOwnerAliveError,
     RunStillRunningError,
 )
+from ..history import SUPERVISOR_STREAM_ID, load_state
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+
     from smithers.projections import RunState
 
-    from ._components import Workflow
+    from ..authoring import Workflow
 
 __all__ = (
     "DEFAULT_STALE_THRESHOLD_MS",
     "SMITHERS_VERSION",
     "RunResult",
     "check_resumable",
+    "close_open_attempts",
     "new_run_id",
     "pid_alive",
     "run_workflow",
@@ -175,37 +175,6 @@ def close_open_attempts(
 def _abspath(path: str | os.PathLike[str] | None) -> str | None:
     """Absolute form of `path` (no filesystem access beyond the cwd)."""
     return os.path.abspath(path) if path else None
-
-
-def _check_input(wf: Workflow, value: Any) -> tuple[Any, bytes]:
-    """Validate the input; return (value for ctx.input, canonical JSON bytes)."""
-    if value is None:
-        value = {}
-    if wf.input_type is not None and isinstance(value, wf.input_type):
-        return value, encode_json(value)
-    if not isinstance(value, Mapping):
-        raise InvalidInputError(
-            f"Workflow input must be a JSON object, got {type(value).__name__}.",
-            details={"errors": f"expected object, got {type(value).__name__}"},
-            hint='Pass --input \'{"key": "value"}\'.',
-        )
-    try:
-        raw = encode_json(dict(value))
-    except (TypeError, msgspec.EncodeError) as e:
-        raise InvalidInputError(
-            f"Workflow input is not JSON-serialisable: {e}.", details={"errors": str(e)}
-        ) from e
-    if wf.input_type is None:
-        return decode_json(raw), raw
-    try:
-        typed = msgspec.json.decode(raw, type=wf.input_type)
-    except msgspec.ValidationError as e:
-        raise InvalidInputError(
-            f"Input of workflow {wf.name!r} does not match {wf.input_type.__name__}: {e}.",
-            details={"errors": str(e)},
-            hint="Fix the --input JSON to match the workflow's input type.",
-        ) from e
-    return typed, encode_json(typed)
 
 
 def _new_owner(run_id: str, now_ms: int) -> Lease:
@@ -394,7 +363,7 @@ async def run_workflow(
     path = workflow_path or wf.source_path
     identity = _identity_of(path)
     if not resume:
-        input_value, input_raw = _check_input(wf, input)
+        input_value, input_raw = check_input(wf, input)
     run_id = run_id or new_run_id()
     own_store = store is None
     db_path: Path | None = None
@@ -422,7 +391,7 @@ async def run_workflow(
             # over the one it inherited (or recorded on its RunForked).
             given = state.activation == 0 and input is not None
             value = input if given else decode_json(state.input) or {}
-            input_value, input_raw = _check_input(wf, value)
+            input_value, input_raw = check_input(wf, value)
             activation = state.activation + 1
         if log_dir is _DEFAULT:
             log_dir = default_log_dir(db_path, run_id) if db_path else None

@@ -44,27 +44,24 @@ from smithers.eventstore.events import (
 )
 from smithers.projections import RunState, apply_event, apply_rewind
 
-from ._clock import SystemClock
-from ._context import WorkflowContext
-from ._control import load_recorded_workflow
-from ._execute import error_info
-from ._history import load_state, state_at
-from ._ndjson import NdjsonMirror, default_log_dir
-from ._render import Leaf, compile_tree
-from ._run import (
+from .._clock import SystemClock
+from .._stores import open_existing_store
+from ..activation import Leaf, NdjsonMirror, compile_tree, default_log_dir, error_info
+from ..authoring import WorkflowContext, check_input
+from ..errors import (
+    InvalidInputError,
+    NodeNotFoundError,
+    RunNotResumableError,
+)
+from ..history import load_state, state_at
+from ..lifecycle import (
     DEFAULT_STALE_THRESHOLD_MS,
     RunResult,
     check_resumable,
     close_open_attempts,
+    load_recorded_workflow,
     new_run_id,
     run_workflow,
-)
-from ._run import _check_input as check_input
-from ._stores import open_existing_store
-from .errors import (
-    InvalidInputError,
-    NodeNotFoundError,
-    RunNotResumableError,
 )
 
 if TYPE_CHECKING:
@@ -74,9 +71,9 @@ if TYPE_CHECKING:
 
     from smithers.eventstore import EventStore
 
-    from ._clock import Clock
-    from ._components import Workflow
-    from ._render import Group, Plan
+    from .._clock import Clock
+    from ..activation import Group, Plan
+    from ..authoring import Workflow
 
 __all__ = (
     "fork",

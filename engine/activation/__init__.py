@@ -1,0 +1,62 @@
+"""One activation of a run: render, schedule, execute, heartbeats, frames, the run loop.
+
+Nothing here reads a run's past beyond the state it is handed; `history` does that.
+"""
+
+from __future__ import annotations
+
+from ._beats import BEAT_COALESCE_MS as BEAT_COALESCE_MS
+from ._beats import BeatBook as BeatBook
+from ._execute import Outcome as Outcome
+from ._execute import error_info as error_info
+from ._execute import execute_attempt as execute_attempt
+from ._execute import validate_output as validate_output
+from ._frames import KEYFRAME_INTERVAL as KEYFRAME_INTERVAL
+from ._frames import FrameEncoder as FrameEncoder
+from ._frames import apply_delta as apply_delta
+from ._frames import canonical_json as canonical_json
+from ._frames import decode_delta as decode_delta
+from ._frames import encode_delta as encode_delta
+from ._frames import format_path as format_path
+from ._frames import parse_path as parse_path
+from ._frames import tree_delta as tree_delta
+from ._frames import tree_hash as tree_hash
+from ._loop import HEARTBEAT_INTERVAL_MS as HEARTBEAT_INTERVAL_MS
+from ._loop import RunLoop as RunLoop
+from ._ndjson import STREAM_FILE as STREAM_FILE
+from ._ndjson import NdjsonMirror as NdjsonMirror
+from ._ndjson import default_log_dir as default_log_dir
+from ._render import Group as Group
+from ._render import Leaf as Leaf
+from ._render import Plan as Plan
+from ._render import compile_tree as compile_tree
+from ._schedule import Scheduler as Scheduler
+
+__all__ = (
+    "Group",
+    "Leaf",
+    "Plan",
+    "compile_tree",
+    "Scheduler",
+    "Outcome",
+    "error_info",
+    "execute_attempt",
+    "validate_output",
+    "BEAT_COALESCE_MS",
+    "BeatBook",
+    "KEYFRAME_INTERVAL",
+    "FrameEncoder",
+    "apply_delta",
+    "canonical_json",
+    "decode_delta",
+    "encode_delta",
+    "format_path",
+    "parse_path",
+    "tree_delta",
+    "tree_hash",
+    "NdjsonMirror",
+    "STREAM_FILE",
+    "default_log_dir",
+    "HEARTBEAT_INTERVAL_MS",
+    "RunLoop",
+)

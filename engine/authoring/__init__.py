@@ -1,0 +1,37 @@
+"""What a workflow author writes: components, `ctx`, a workflow file's loader and identity."""
+
+from __future__ import annotations
+
+from ._components import Backoff as Backoff
+from ._components import Branch as Branch
+from ._components import Component as Component
+from ._components import Parallel as Parallel
+from ._components import Sequence as Sequence
+from ._components import Task as Task
+from ._components import Workflow as Workflow
+from ._components import check_input as check_input
+from ._components import workflow as workflow
+from ._context import MAX_HEARTBEAT_BYTES as MAX_HEARTBEAT_BYTES
+from ._context import TaskContext as TaskContext
+from ._context import WorkflowContext as WorkflowContext
+from ._identity import WorkflowIdentity as WorkflowIdentity
+from ._identity import workflow_identity as workflow_identity
+from ._loader import load_workflow as load_workflow
+
+__all__ = (
+    "Backoff",
+    "Branch",
+    "Component",
+    "Parallel",
+    "Sequence",
+    "Task",
+    "Workflow",
+    "check_input",
+    "workflow",
+    "MAX_HEARTBEAT_BYTES",
+    "TaskContext",
+    "WorkflowContext",
+    "load_workflow",
+    "WorkflowIdentity",
+    "workflow_identity",
+)

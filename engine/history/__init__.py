@@ -1,0 +1,49 @@
+"""A run's past, read from its log: the state at a point, frames, the timeline, the read API."""
+
+from __future__ import annotations
+
+from ._queries import event_to_json as event_to_json
+from ._queries import follow_events as follow_events
+from ._queries import get_output as get_output
+from ._queries import list_runs as list_runs
+from ._queries import load_run as load_run
+from ._queries import read_events as read_events
+from ._state import SUPERVISOR_STREAM_ID as SUPERVISOR_STREAM_ID
+from ._state import FrameRef as FrameRef
+from ._state import find_frame as find_frame
+from ._state import frame_not_found as frame_not_found
+from ._state import frame_range as frame_range
+from ._state import load_state as load_state
+from ._state import state_at as state_at
+from ._timeline import Snapshot as Snapshot
+from ._timeline import Timeline as Timeline
+from ._timeline import TimelineFrame as TimelineFrame
+from ._timeline import TimelineRewind as TimelineRewind
+from ._timeline import render_graph as render_graph
+from ._timeline import snapshot_at as snapshot_at
+from ._timeline import timeline as timeline
+from ._timeline import tree_at as tree_at
+
+__all__ = (
+    "SUPERVISOR_STREAM_ID",
+    "FrameRef",
+    "find_frame",
+    "frame_not_found",
+    "frame_range",
+    "load_state",
+    "state_at",
+    "Snapshot",
+    "Timeline",
+    "TimelineFrame",
+    "TimelineRewind",
+    "render_graph",
+    "snapshot_at",
+    "timeline",
+    "tree_at",
+    "event_to_json",
+    "follow_events",
+    "get_output",
+    "list_runs",
+    "load_run",
+    "read_events",
+)
