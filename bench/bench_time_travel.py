@@ -5,7 +5,7 @@ Builds a finished sequential run of N no-op compute tasks, then times the engine
 
 - ``state_at(frame=random)``: nearest checkpoint + the events after it (x --repeat);
 - ``tree_at(frame=random)``: the rendered tree rebuilt from keyframe + deltas;
-- ``snapshot_at(frame=random)``: both (what ``smithers state RUN --frame N`` does);
+- ``frame_view(frame=random)``: both (what ``smithers state RUN --frame N`` does);
 - ``timeline``: every frame with its finished count (one pass over the log);
 - ``fork`` and ``rewind`` at a random frame (each on a fresh copy of the database);
 - resume of the finished run (``run_workflow(resume=True)``).
@@ -92,8 +92,8 @@ async def bench(n: int, repeat: int, rng: random.Random, tmp: Path) -> dict[str,
             ("state_at(frame)", lambda f: engine.state_at(store, rid, frame=f)),
             ("tree_at(frame)", lambda f: engine.tree_at(rid, f, store=store)),
             (
-                "state --frame (snapshot_at)",
-                lambda f: engine.snapshot_at(rid, frame=f, store=store),
+                "state --frame (frame_view)",
+                lambda f: engine.frame_view(rid, frame=f, store=store),
             ),
         ):
             samples: list[float] = []

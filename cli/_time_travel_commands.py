@@ -16,7 +16,7 @@ import click
 import msgspec
 from rich.text import Text
 from rich.tree import Tree
-from smithers.engine import load_workflow, render_graph, snapshot_at, timeline
+from smithers.engine import frame_view, load_workflow, render_graph, timeline
 
 from ._commands import main
 from ._options import db_option, json_option, parse_input_json
@@ -32,7 +32,7 @@ from ._output import (
 )
 
 if TYPE_CHECKING:
-    from smithers.engine import Snapshot, Timeline
+    from smithers.engine import FrameView, Timeline
     from smithers.projections import RunState
 
 __all__ = ("graph_command", "state_command", "timeline_command")
@@ -123,7 +123,7 @@ def graph_command(file: str, input_json: str | None, as_json: bool) -> None:
 # ---------------------------------------------------------------------- state
 
 
-def snapshot_json(snap: Snapshot) -> dict[str, Any]:
+def frame_view_json(snap: FrameView) -> dict[str, Any]:
     """Return ``state --json``: the frame, its tree, and every node's state then."""
     nodes = inspect_json(snap.state)["nodes"]
     return {
@@ -174,9 +174,9 @@ def state_command(run_id: str, frame: int, db: str | None, as_json: bool) -> Non
         smithers state RUN --frame 3
         smithers state RUN --frame 3 --json | jq '.nodes[] | select(.state == "finished")'
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
-    snap = anyio.run(functools.partial(snapshot_at, run_id, frame=frame, db=db))
+    snap = anyio.run(functools.partial(frame_view, run_id, frame=frame, db=db))
     if as_json:
-        echo_json(snapshot_json(snap))
+        echo_json(frame_view_json(snap))
         return
     counts = ", ".join(f"{n} {s}" for s, n in sorted(snap.state.counts().items()))
     click.echo(f"Run      {snap.run_id}")

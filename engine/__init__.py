@@ -46,18 +46,18 @@ from .errors import TaskMissingOutputError as TaskMissingOutputError
 from .errors import TaskTimeoutError as TaskTimeoutError
 from .errors import UnsupportedFeatureError as UnsupportedFeatureError
 from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
-from .history import Snapshot as Snapshot
+from .history import FrameView as FrameView
 from .history import Timeline as Timeline
 from .history import TimelineFrame as TimelineFrame
 from .history import TimelineRewind as TimelineRewind
 from .history import event_to_json as event_to_json
 from .history import follow_events as follow_events
+from .history import frame_view as frame_view
 from .history import get_output as get_output
 from .history import list_runs as list_runs
 from .history import load_run as load_run
 from .history import read_events as read_events
 from .history import render_graph as render_graph
-from .history import snapshot_at as snapshot_at
 from .history import state_at as state_at
 from .history import timeline as timeline
 from .history import tree_at as tree_at
@@ -108,7 +108,7 @@ __all__ = (
     "RunStillRunningError",
     "SchedulerError",
     "Sequence",
-    "Snapshot",
+    "FrameView",
     "SnapshotNotFoundError",
     "SpawnResume",
     "SystemClock",
@@ -141,7 +141,7 @@ __all__ = (
     "retry_task",
     "rewind",
     "run_workflow",
-    "snapshot_at",
+    "frame_view",
     "spawn_detached",
     "spawn_resume",
     "state_at",

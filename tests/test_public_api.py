@@ -122,3 +122,90 @@ def test_cli_uses_only_public_names() -> None:
         and any(part.startswith("_") for part in module.split(".")[1:])
     ]
     assert hits == []
+
+
+ENGINE_ROOMS = ("authoring", "activation", "history", "lifecycle", "timetravel")
+"""The engine's sub-packages, lowest first: each may import only the ones before it."""
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(["smithers", *parts]) if parts[0] != "smithers" else ".".join(parts)
+
+
+def _package_of(module: str, path: Path) -> str:
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def _imports_from(path: Path) -> list[tuple[str, list[str]]]:
+    """``(absolute module, imported names)`` for each import in the file."""
+    module = _module_name(path)
+    package = _package_of(module, path)
+    out: list[tuple[str, list[str]]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.extend((alias.name, []) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            out.append((target, [alias.name for alias in node.names]))
+    return out
+
+
+def _target_package(target: str) -> str:
+    """The package a module belongs to (itself if it is a package)."""
+    parts = target.split(".")
+    folder = ROOT / ("smithers" if len(parts) == 1 else Path(*parts[1:]))
+    return target if folder.is_dir() else target.rpartition(".")[0]
+
+
+def _owning_package(target: str) -> str | None:
+    """The package whose private room `target` is (up to its first ``_name`` part), if any."""
+    parts = target.split(".")
+    for i, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:i])
+    return None
+
+
+def _inside(importer: str, package: str) -> bool:
+    return (importer + ".").startswith(package + ".")
+
+
+@pytest.mark.parametrize("layer", [*LAYERS, "smithers"])
+def test_no_module_imports_another_packages_private_names(layer: str) -> None:
+    """A private module (``_x``) or name is used only inside its package and sub-packages."""
+    bad: list[str] = []
+    for path in sorted((ROOT / layer).rglob("*.py")):
+        importer = _package_of(_module_name(path), path)
+        for target, names in _imports_from(path):
+            if target.split(".")[0] != "smithers":
+                continue
+            owner = _owning_package(target)
+            if owner is not None and not _inside(importer, owner):
+                bad.append(f"{path.relative_to(ROOT)}: imports private module {target}")
+            private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+            if private and not _inside(importer, _target_package(target)):
+                bad.append(f"{path.relative_to(ROOT)}: imports {private} from {target}")
+    assert bad == []
+
+
+def test_engine_rooms_import_one_way() -> None:
+    """authoring <- activation <- history <- lifecycle <- timetravel; no cycles."""
+    bad: list[str] = []
+    for room in ENGINE_ROOMS:
+        allowed = set(ENGINE_ROOMS[: ENGINE_ROOMS.index(room) + 1])
+        for path in sorted((ROOT / "engine" / room).rglob("*.py")):
+            for target, _ in _imports_from(path):
+                parts = target.split(".")
+                inside = parts[:2] == ["smithers", "engine"] and len(parts) > 2
+                if inside and parts[2] in ENGINE_ROOMS and parts[2] not in allowed:
+                    bad.append(f"{path.relative_to(ROOT)}: {room} imports {target}")
+    assert bad == []

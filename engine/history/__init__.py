@@ -15,12 +15,12 @@ from ._state import frame_not_found as frame_not_found
 from ._state import frame_range as frame_range
 from ._state import load_state as load_state
 from ._state import state_at as state_at
-from ._timeline import Snapshot as Snapshot
+from ._timeline import FrameView as FrameView
 from ._timeline import Timeline as Timeline
 from ._timeline import TimelineFrame as TimelineFrame
 from ._timeline import TimelineRewind as TimelineRewind
+from ._timeline import frame_view as frame_view
 from ._timeline import render_graph as render_graph
-from ._timeline import snapshot_at as snapshot_at
 from ._timeline import timeline as timeline
 from ._timeline import tree_at as tree_at
 
@@ -32,12 +32,12 @@ __all__ = (
     "frame_range",
     "load_state",
     "state_at",
-    "Snapshot",
+    "FrameView",
     "Timeline",
     "TimelineFrame",
     "TimelineRewind",
     "render_graph",
-    "snapshot_at",
+    "frame_view",
     "timeline",
     "tree_at",
     "event_to_json",

@@ -1,4 +1,4 @@
-"""Reading a run's past (DESIGN §7): its timeline, the tree at a frame, a frame's snapshot.
+"""Reading a run's past (DESIGN §7): its timeline, the tree at a frame, a frame's view.
 
 Nothing here writes: every answer is a replay of the log (plus checkpoints, through
 `state_at`). `render_graph` renders a workflow without running it.
@@ -9,7 +9,7 @@ Nothing here writes: every answer is a replay of the log (plus checkpoints, thro
   (`RunContinuedAsNew`) — as a tree. One pass over each run's log.
 - `tree_at`: the canonical tree the engine rendered at a frame, rebuilt from the
   frames' keyframes and deltas (`_frames`), checked against the frame's `xml_hash`.
-- `snapshot_at`: both, plus the state at that frame (what ``smithers state`` shows).
+- `frame_view`: both, plus the state at that frame (what ``smithers state`` shows).
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ if TYPE_CHECKING:
     from ..authoring import Workflow
 
 __all__ = (
-    "Snapshot",
+    "FrameView",
     "Timeline",
     "TimelineFrame",
     "TimelineRewind",
     "render_graph",
-    "snapshot_at",
+    "frame_view",
     "timeline",
     "tree_at",
 )
@@ -117,7 +117,7 @@ class Timeline(msgspec.Struct, kw_only=True, rename="camel"):
     """Forks, replays and continuations of this run, oldest first."""
 
 
-class Snapshot(msgspec.Struct, kw_only=True):
+class FrameView(msgspec.Struct, kw_only=True):
     """A run at one frame: the frame, the tree rendered then, and the state then."""
 
     run_id: str
@@ -233,7 +233,7 @@ async def _rebuild(
     return tree
 
 
-async def _snapshot(store: EventStore, run_id: str, frame: int) -> Snapshot:
+async def _frame_view(store: EventStore, run_id: str, frame: int) -> FrameView:
     ref = await find_frame(store, run_id, frame)
     if ref is None:
         raise await frame_not_found(store, run_id, frame)
@@ -250,7 +250,7 @@ async def _snapshot(store: EventStore, run_id: str, frame: int) -> Snapshot:
             f"The tree of frame {frame} of run {run_id!r} cannot be rebuilt: {e}.",
             details={"runId": run_id, "frameNo": frame},
         ) from e
-    return Snapshot(
+    return FrameView(
         run_id=run_id,
         frame_no=frame,
         seq=ref.seq,
@@ -261,9 +261,9 @@ async def _snapshot(store: EventStore, run_id: str, frame: int) -> Snapshot:
     )
 
 
-async def snapshot_at(
+async def frame_view(
     run_id: str, *, frame: int, db: DbPath = None, store: EventStore | None = None
-) -> Snapshot:
+) -> FrameView:
     """Return the run at frame `frame`: the frame, its tree and the state then.
 
     Awaits reads (a few small ones to find the frame, the nearest checkpoint and the
@@ -276,7 +276,7 @@ async def snapshot_at(
         store: An open `EventStore` to use instead of `db` (not closed here).
 
     Returns:
-        A `Snapshot`; its `tree` is None for frames recorded without trees.
+        A `FrameView`; its `tree` is None for frames recorded without trees.
 
     Raises:
         RunNotFoundError: if the run does not exist.
@@ -285,7 +285,7 @@ async def snapshot_at(
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
     """
     async with existing_store(db, store) as s:
-        return await _snapshot(s, run_id, frame)
+        return await _frame_view(s, run_id, frame)
 
 
 async def tree_at(
@@ -294,7 +294,7 @@ async def tree_at(
     """Return the canonical tree the engine rendered at frame `frame` of the run.
 
     Rebuilt from the nearest keyframe and the deltas after it, and checked against the
-    frame's `xml_hash`. Awaits reads (see `snapshot_at`).
+    frame's `xml_hash`. Awaits reads (see `frame_view`).
 
     Args:
         run_id: The run.
@@ -312,7 +312,7 @@ async def tree_at(
         EngineError: if the log's frames cannot be rebuilt into the recorded tree.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
     """
-    return (await snapshot_at(run_id, frame=frame, db=db, store=store)).tree
+    return (await frame_view(run_id, frame=frame, db=db, store=store)).tree
 
 
 # ---------------------------------------------------------------------- timeline
