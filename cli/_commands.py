@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import time
 import typing
 from typing import Any
@@ -29,12 +30,14 @@ from smithers.engine import (
     run_workflow,
 )
 from smithers.eventstore import SmithersError, decode_json
+from smithers.eventstore.errors import error_to_json
 from smithers.eventstore.events import RunStatus
 
 from ._detach import start_detached
 from ._errors import (
     EXIT_INTERRUPTED,
     SmithersGroup,
+    _unwrap,
     echo_error,
     exit_code_for_status,
 )
@@ -61,6 +64,8 @@ from ._progress import ProgressReporter
 from ._signals import Interrupt, leave_promptly, run_interruptible
 
 if typing.TYPE_CHECKING:
+    from collections.abc import Callable
+
     from smithers.projections import RunState
 
 __all__ = ("main",)
@@ -97,6 +102,34 @@ def main() -> None:
 
 
 # ---------------------------------------------------------------------- up
+
+
+def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
+    """With ``--json``, a command that stops on an error still prints its result object.
+
+    ``{"runId", "status": null, "outputs": {}, "error": error_to_json(e)}`` on stdout
+    (``error.code`` is ``INTERNAL_ERROR`` for an unexpected exception); the usual
+    ``Error [CODE]`` line on stderr and exit code follow. This is how a caller (the
+    supervisor's ``up --resume RUN --json``) reads why a run did not start or resume
+    without parsing text. Usage errors (click's) print no JSON.
+    """
+
+    @functools.wraps(command)
+    def wrapper(ctx: click.Context, /, **params: Any) -> None:
+        try:
+            command(ctx, **params)
+        except Exception as e:
+            if params.get("as_json") and not isinstance(
+                e, click.ClickException | click.exceptions.Exit
+            ):
+                error = error_to_json(_unwrap(e))
+                error["code"] = error.get("code") or "INTERNAL_ERROR"
+                run_id = params.get("resume_id") or params.get("run_id")
+                result = {"runId": run_id, "status": None, "outputs": {}, "error": error}
+                click.echo(json.dumps(result, ensure_ascii=False, default=str))
+            raise
+
+    return wrapper
 
 
 @main.command()
@@ -137,9 +170,14 @@ def main() -> None:
 )
 @click.option("--no-log", is_flag=True, help="Do not write the NDJSON event mirror.")
 @click.option(
-    "--json", "as_json", is_flag=True, help='Print {"runId","status","outputs","error"} at the end.'
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"runId","status","outputs","error"} at the end; also when the command '
+    "fails before the run ends (status null, error set).",
 )
 @click.pass_context
+@_json_failures
 def up(
     ctx: click.Context,
     file: str | None,

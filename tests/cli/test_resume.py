@@ -170,3 +170,36 @@ def test_supervisor_is_not_a_run_id(cli: Any) -> None:
     result = cli.up("count.py", "--run-id", "supervisor")
     assert result.exit_code == 4
     assert result.stderr.startswith("Error [INVALID_INPUT]: 'supervisor' is reserved")
+
+
+def test_resume_json_refused_prints_the_error_as_json_and_exits_4(
+    cli: Any, procs: Any, helpers: Any, flows: Any, log: Any
+) -> None:
+    start_and_kill(procs, helpers, flows, "edited", after_lines=2)
+    with (flows / "steps.py").open("a", encoding="utf-8") as f:
+        f.write("\n# an edit\n")
+
+    result = cli("up", "--resume", "edited", "--json")
+
+    assert result.exit_code == 4
+    out = json.loads(result.stdout)
+    assert (out["runId"], out["status"], out["outputs"]) == ("edited", None, {})
+    assert out["error"]["code"] == "RESUME_METADATA_MISMATCH"
+    assert out["error"]["name"] == "ResumeMetadataMismatchError"
+    assert "steps.py" in out["error"]["message"]
+    assert result.stderr.startswith("Error [RESUME_METADATA_MISMATCH]:")  # as without --json
+    assert log.state("edited").status == "running"
+
+
+def test_resume_json_of_an_unknown_run_prints_run_not_found(cli: Any, finished_run: str) -> None:
+    result = cli("up", "--resume", "nope", "--json")
+    assert result.exit_code == 4
+    out = json.loads(result.stdout)
+    assert (out["runId"], out["status"]) == ("nope", None)
+    assert out["error"]["code"] == "RUN_NOT_FOUND"
+
+
+def test_up_json_usage_errors_print_no_json(cli: Any) -> None:
+    result = cli("up", "--resume", "r", "--input", "{}", "--json")
+    assert result.exit_code == 4
+    assert result.stdout == ""
