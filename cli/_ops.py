@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import click
 from smithers.engine import (
-    DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS,
+    DEFAULT_STALE_THRESHOLD_MS,
     CancelStep,
     cancel_run,
     supervise,
@@ -196,7 +196,7 @@ async def _supervise_until_signal(**options: Any) -> int:
 @click.option(
     "--stale-threshold",
     metavar="DURATION",
-    default=f"{DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS // 1000}s",
+    default=f"{DEFAULT_STALE_THRESHOLD_MS // 1000}s",
     show_default=True,
     help="A run whose owner has sent no heartbeat for this long is resumed.",
 )
@@ -227,11 +227,15 @@ def supervise_command(
 
     Every --interval, runs still marked running whose owner's pid is dead (this
     host) or whose heartbeat is older than --stale-threshold are resumed, each by a
-    background `smithers up --resume RUN` whose output goes to
-    .smithers/executions/RUN/logs/supervise.log. Runs whose process still lives, whose
-    workflow file is gone, or whose last resume failed (backed off, doubling up to
-    30 min) are skipped. Decisions are recorded in the log stream `supervisor`
-    (`smithers events supervisor`). SIGINT/SIGTERM stop it.
+    background `smithers up --resume RUN --json`: its stderr is appended to
+    .smithers/executions/RUN/logs/supervise.log, its JSON result
+    {"runId","status","outputs","error"} goes to supervise.json beside it. How a
+    resume ended is read from its exit code (0 finished, 1 failed, 2 cancelled,
+    3 waiting, 4 refused) and that result's error code, not from its text. Runs
+    whose process still lives, whose workflow file is gone, or whose last resume
+    failed (backed off, doubling up to 30 min) are skipped. Decisions are recorded
+    in the log stream `supervisor` (`smithers events supervisor`). SIGINT/SIGTERM
+    stop it.
 
     \b
     Examples:

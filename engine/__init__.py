@@ -61,9 +61,7 @@ from .history import render_graph as render_graph
 from .history import state_at as state_at
 from .history import timeline as timeline
 from .history import tree_at as tree_at
-from .lifecycle import (
-    DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS as DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS,
-)
+from .lifecycle import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
 from .lifecycle import SMITHERS_VERSION as SMITHERS_VERSION
 from .lifecycle import CancelStep as CancelStep
 from .lifecycle import ResumeProcess as ResumeProcess
@@ -72,6 +70,7 @@ from .lifecycle import SpawnResume as SpawnResume
 from .lifecycle import cancel_run as cancel_run
 from .lifecycle import down as down
 from .lifecycle import new_run_id as new_run_id
+from .lifecycle import resume_result_file as resume_result_file
 from .lifecycle import resume_run as resume_run
 from .lifecycle import run_workflow as run_workflow
 from .lifecycle import spawn_detached as spawn_detached
@@ -85,7 +84,7 @@ from .timetravel import task_dependents as task_dependents
 
 __all__ = (
     "default_log_dir",
-    "DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS",
+    "DEFAULT_STALE_THRESHOLD_MS",
     "SMITHERS_VERSION",
     "Backoff",
     "Branch",
@@ -137,6 +136,7 @@ __all__ = (
     "read_events",
     "render_graph",
     "replay",
+    "resume_result_file",
     "resume_run",
     "retry_task",
     "rewind",

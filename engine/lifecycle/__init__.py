@@ -6,43 +6,49 @@ from ._control import CancelStep as CancelStep
 from ._control import cancel_run as cancel_run
 from ._control import down as down
 from ._control import load_recorded_workflow as load_recorded_workflow
-from ._control import owner_alive as owner_alive
 from ._control import resume_run as resume_run
-from ._run import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
+from ._ownership import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
+from ._ownership import OwnerKind as OwnerKind
+from ._ownership import OwnerVerdict as OwnerVerdict
+from ._ownership import judge_owner as judge_owner
+from ._ownership import owner_verdict as owner_verdict
+from ._ownership import pid_alive as pid_alive
+from ._ownership import refuse_if_owned as refuse_if_owned
 from ._run import SMITHERS_VERSION as SMITHERS_VERSION
 from ._run import RunResult as RunResult
 from ._run import check_resumable as check_resumable
 from ._run import close_open_attempts as close_open_attempts
 from ._run import new_run_id as new_run_id
-from ._run import pid_alive as pid_alive
 from ._run import run_workflow as run_workflow
-from ._supervisor import (
-    DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS as DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS,
-)
 from ._supervisor import ResumeProcess as ResumeProcess
 from ._supervisor import SpawnResume as SpawnResume
+from ._supervisor import resume_result_file as resume_result_file
 from ._supervisor import spawn_detached as spawn_detached
 from ._supervisor import spawn_resume as spawn_resume
 from ._supervisor import supervise as supervise
 
 __all__ = (
     "DEFAULT_STALE_THRESHOLD_MS",
+    "OwnerKind",
+    "OwnerVerdict",
+    "judge_owner",
+    "owner_verdict",
+    "pid_alive",
+    "refuse_if_owned",
     "SMITHERS_VERSION",
     "RunResult",
     "check_resumable",
     "close_open_attempts",
     "new_run_id",
-    "pid_alive",
     "run_workflow",
     "CancelStep",
     "cancel_run",
     "down",
     "load_recorded_workflow",
-    "owner_alive",
     "resume_run",
-    "DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS",
     "ResumeProcess",
     "SpawnResume",
+    "resume_result_file",
     "spawn_detached",
     "spawn_resume",
     "supervise",

@@ -10,14 +10,12 @@ process was killed (the reference leaves such runs "running" forever).
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from smithers.eventstore import (
     EventStore,
-    Lease,
     StreamVersionConflictError,
     decode_json,
 )
@@ -35,12 +33,11 @@ from .._stores import open_existing_store
 from ..authoring import load_workflow
 from ..errors import InvalidInputError, RunNotResumableError, WorkflowMissingDefaultError
 from ..history import SUPERVISOR_STREAM_ID, load_state
+from ._ownership import DEFAULT_STALE_THRESHOLD_MS, OwnerVerdict, judge_owner
 from ._run import (
     _DEFAULT,
     _NOT_RESUMABLE,
-    DEFAULT_STALE_THRESHOLD_MS,
     _result,
-    pid_alive,
     run_workflow,
 )
 
@@ -58,7 +55,6 @@ __all__ = (
     "cancel_run",
     "down",
     "load_recorded_workflow",
-    "owner_alive",
     "resume_run",
 )
 
@@ -73,37 +69,14 @@ _ROUNDS = 25
 """Attempts of a cancel's append before it gives up on a run others keep appending to."""
 
 
-def owner_alive(
-    lease: Lease | None,
-    state: RunState | None = None,
-    *,
-    now_ms: int,
-    stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
-) -> bool:
-    """Return True if the run's owner process looks alive. Does not block.
+def _listens(verdict: OwnerVerdict) -> bool:
+    """Whether a cancel should ask the owner (and wait) rather than finalize at once.
 
-    An owner on this host is alive while its pid is (`pid_alive`, zombies excluded);
-    on another host, while its lease's heartbeat is younger than `stale_threshold_ms`.
-    With no lease, a ``"running"`` run's last activation (`state.pid` on this host)
-    still counts: it may be between its claim and recording its lease.
-
-    Args:
-        lease: The run's lease, or None if it has none.
-        state: The run's folded state (used only when there is no lease).
-        now_ms: The current time, Unix epoch ms.
-        stale_threshold_ms: Heartbeat age (ms) after which a remote owner is gone.
-
-    Returns:
-        Whether a live process still owns the run.
+    An owner alive by its heartbeat is asked; so is a live process on this host even if
+    its heartbeat is stale (it may only be slow; `wait_ms` bounds the wait). A stale
+    owner elsewhere, a dead one, or none, is finalized over.
     """
-    host = socket.gethostname()
-    if lease is not None:
-        if lease.host == host:
-            return pid_alive(lease.pid)
-        return now_ms - lease.heartbeat_at_ms < stale_threshold_ms
-    if state is not None and state.status == "running" and state.host == host and state.pid:
-        return pid_alive(state.pid)
-    return False
+    return verdict.kind == "alive" or verdict.lives_here
 
 
 def _check_run_id(run_id: str) -> None:
@@ -152,8 +125,8 @@ async def cancel_run(
         source: Who asks, recorded in both events: ``"cli"``, ``"api"``, ``"signal"``.
         reason: Why, recorded in both events; None records ``"cancel-requested"``.
         wait_ms: How long to wait for a live owner to stop before finalizing (ms).
-        stale_threshold_ms: Heartbeat age (ms) after which an owner on another host
-            counts as gone.
+        stale_threshold_ms: How long (ms) an owner may be silent before it is stale
+            (see `judge_owner`); a stale owner on another host is not waited for.
         on_step: Called with ``"requested"`` once the request is recorded and the
             owner is waited for, and with ``"finalizing"`` when this call records the
             cancellation itself. Not called for a run that had already ended.
@@ -211,12 +184,10 @@ async def _cancel(
         if state.status in TERMINAL_RUN_STATUSES:
             return state
         lease = await store.get_lease(run_id)
-        # The activation's owner id (the lease's, once it is written).
-        owner = lease.owner_id if lease is not None else state.owner_id or str(state.pid)
         now = clock.now_ms()
-        if owner not in asked and owner_alive(
-            lease, state, now_ms=now, stale_threshold_ms=stale_ms
-        ):
+        verdict = judge_owner(state, lease, now_ms=now, stale_threshold_ms=stale_ms)
+        owner = verdict.owner_id or str(verdict.pid)
+        if owner not in asked and _listens(verdict):
             request = RunCancelRequested(
                 run_id=run_id, timestamp_ms=now, source=source, reason=reason
             )
@@ -286,7 +257,8 @@ async def _wait_for_owner(
             if record is not None and record.status in TERMINAL_RUN_STATUSES:
                 return True
             lease = await store.get_lease(run_id)
-            if not owner_alive(lease, state, now_ms=clock.now_ms(), stale_threshold_ms=stale_ms):
+            now = clock.now_ms()
+            if not _listens(judge_owner(state, lease, now_ms=now, stale_threshold_ms=stale_ms)):
                 # Gone without ending the run (an owner that ends it writes the end
                 # before releasing its lease): one last look, then finalize.
                 record = await store.get_run(run_id)
@@ -352,7 +324,7 @@ async def down(
         source: Who asks, recorded in the events (see `cancel_run`).
         reason: Why, recorded in the events.
         wait_ms: How long to wait for each live owner (ms).
-        stale_threshold_ms: Heartbeat age (ms) after which a remote owner is gone.
+        stale_threshold_ms: As `cancel_run`'s.
         clock: Time source (tests pass a fake).
 
     Returns:
@@ -466,7 +438,8 @@ async def resume_run(
         on_progress: Called with every event after it is recorded.
         cancel: As `run_workflow`'s `cancel` (optional `source`/`reason` attributes).
         log_dir: Directory of the NDJSON mirror (default: next to the database).
-        stale_threshold_ms: A lease older than this (ms) is abandoned.
+        stale_threshold_ms: An owner silent for this long (ms) is stale and may be
+            taken over (see `judge_owner`).
         clock: Time source (tests pass a fake).
 
     Returns:

@@ -41,10 +41,9 @@ from ..errors import (
     InvalidInputError,
     ResumeMetadataMismatchError,
     RunNotResumableError,
-    RunOwnerAliveError,
-    RunStillRunningError,
 )
 from ..history import SUPERVISOR_STREAM_ID, load_state
+from ._ownership import DEFAULT_STALE_THRESHOLD_MS, owner_verdict, refuse_if_owned
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -54,19 +53,15 @@ if TYPE_CHECKING:
     from ..authoring import Workflow
 
 __all__ = (
-    "DEFAULT_STALE_THRESHOLD_MS",
     "SMITHERS_VERSION",
     "RunResult",
     "check_resumable",
     "close_open_attempts",
     "new_run_id",
-    "pid_alive",
     "run_workflow",
 )
 
 SMITHERS_VERSION = "0.1.0"
-DEFAULT_STALE_THRESHOLD_MS = 15_000
-"""A lease not renewed for this long (ms) means its owner is gone (15 heartbeats)."""
 _DEFAULT: Any = object()
 _NOT_RESUMABLE = {
     "cancelled": "it was cancelled; start a new run, or fork it "
@@ -102,35 +97,6 @@ def new_run_id() -> str:
         ms, r = divmod(ms, 36)
         b36 = digits[r] + b36
     return f"run-{b36}-{secrets.token_hex(3)}"
-
-
-def pid_alive(pid: int) -> bool:
-    """Return True if a live process with `pid` exists on this host.
-
-    A zombie (a process that exited but was not reaped, as happens to orphans in
-    containers whose init does not reap) is not alive. Does not block.
-    """
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """True if /proc says `pid` has exited (state ``Z`` or ``X``); False where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    # ``pid (comm) state ...``: comm may hold spaces and parentheses, so split at the last ")".
-    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
-    return state in (b"Z", b"X")
 
 
 def _error_dict(info: ErrorInfo) -> dict[str, Any]:
@@ -190,35 +156,6 @@ def _new_owner(run_id: str, now_ms: int) -> Lease:
     )
 
 
-async def _check_owner(
-    store: EventStore, state: RunState, *, now_ms: int, stale_ms: int, force: bool
-) -> None:
-    """Refuse to resume a run whose owner still lives.
-
-    The log says who the owner is (the latest `RunStarted`); the lease row only says
-    how recently that owner was seen. A lease of an earlier owner (a killed process
-    never releases its lease) says nothing about the current one.
-    """
-    if state.status != "running":
-        return
-    here = socket.gethostname()
-    pid = state.pid
-    if state.host == here and pid and pid != os.getpid() and pid_alive(pid):
-        raise RunOwnerAliveError(state.run_id, state.owner_id, pid)
-    if state.host == here or force:
-        return  # a dead pid on this host is certainly gone; --force trusts the caller
-    lease = await store.get_lease(state.run_id)
-    if lease is not None and lease.owner_id == state.owner_id:
-        seen_ms = lease.heartbeat_at_ms
-    else:
-        # The owner has not recorded its lease yet (or it was lost): judge by when its
-        # activation began.
-        seen_ms = state.activated_at_ms or 0
-    age = now_ms - seen_ms
-    if age < stale_ms:
-        raise RunStillRunningError(state.run_id, age)
-
-
 async def check_resumable(
     store: EventStore,
     state: RunState,
@@ -232,17 +169,16 @@ async def check_resumable(
     """Refuse what would make appending to `state`'s run and resuming it unsafe.
 
     For time-travel operations (rewind, retry-task), checked before they append: the
-    ownership check of ``run_workflow(resume=True)``; an owner that is this very
-    process with a fresh lease (a run still driven here, e.g. by a task group); and,
-    given `wf`, the workflow identity. Awaits reads.
+    ownership check of ``run_workflow(resume=True)`` (`owner_verdict`, then
+    `refuse_if_owned`) and, given `wf`, the workflow identity. Awaits reads.
 
     Args:
         store: The open store.
         state: The run's current state.
         now_ms: Now, Unix epoch ms.
-        stale_ms: A lease older than this (ms) belongs to a gone owner.
-        force: Take over a run whose owner only looks alive (fresh lease, not a live
-            process on this host).
+        stale_ms: An owner silent for this long (ms) is stale (see `judge_owner`).
+        force: Take over an owner that only looks alive (a fresh heartbeat from
+            another host, or a run this process drives).
         wf: The workflow the run will resume with; None skips the identity check.
         workflow_path: Its file (default: the builder's module file).
 
@@ -253,14 +189,8 @@ async def check_resumable(
         ResumeMetadataMismatchError: if `wf`'s code differs from the code the run
             recorded in its first `RunStarted` (a fork not run yet recorded none).
     """
-    await _check_owner(store, state, now_ms=now_ms, stale_ms=stale_ms, force=force)
-    mine = state.host == socket.gethostname() and state.pid == os.getpid()
-    if state.status == "running" and mine and not force:
-        lease = await store.get_lease(state.run_id)
-        if lease is not None and lease.owner_id == state.owner_id:
-            age = now_ms - lease.heartbeat_at_ms
-            if age < stale_ms:
-                raise RunStillRunningError(state.run_id, age)
+    verdict = await owner_verdict(store, state, now_ms=now_ms, stale_threshold_ms=stale_ms)
+    refuse_if_owned(verdict, force=force)
     if wf is None:
         return
     identity = _identity_of(workflow_path or wf.source_path)
@@ -312,8 +242,9 @@ async def run_workflow(
         resume: Continue `run_id` from its log: finished nodes are not run again,
             attempts a crash left open are closed (``NodeCancelled``, reason
             ``abandoned``) and run again. Resuming a finished run changes nothing.
-        force: With `resume`, take over a run whose owner on another host still looks
-            alive (fresh lease). Never overrides a live owner on this host.
+        force: With `resume`, take over a run whose owner only looks alive (a fresh
+            lease from another host, or this process). Never overrides a live owner on
+            this host.
         db: SQLite database path (default: see `resolve_db_path`). Ignored with `store`.
         store: An open `EventStore` to use instead of `db` (not closed here).
         max_concurrency: Run-wide cap on tasks executing at once (default 4).
@@ -327,7 +258,8 @@ async def run_workflow(
         max_output_bytes: Cap on one tool call's output, in bytes (recorded).
         tool_timeout_ms: Cap on one tool call's duration, in ms (recorded).
         workflow_path: Workflow file path to record (default: the builder's module file).
-        stale_threshold_ms: With `resume`, a lease older than this (ms) is abandoned.
+        stale_threshold_ms: With `resume`, an owner silent for this long (ms) is stale
+            and may be taken over (see `judge_owner`).
         clock: Time source (tests pass a fake).
 
     Returns:
@@ -380,7 +312,10 @@ async def run_workflow(
             if state.status in _NOT_RESUMABLE:
                 raise RunNotResumableError(run_id, state.status, _NOT_RESUMABLE[state.status])
             now = clock.now_ms()
-            await _check_owner(store, state, now_ms=now, stale_ms=stale_threshold_ms, force=force)
+            verdict = await owner_verdict(
+                store, state, now_ms=now, stale_threshold_ms=stale_threshold_ms
+            )
+            refuse_if_owned(verdict, force=force)
             first = await _first_run_started(store, run_id)
             recorded = _recorded_identity(first)
             if recorded is not None and identity is not None and recorded.digest != identity.digest:

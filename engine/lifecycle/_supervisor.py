@@ -1,11 +1,24 @@
 """The supervisor: resume runs whose owner is gone (DESIGN §6, §10; ``smithers supervise``).
 
-Each poll lists the runs whose status is ``"running"`` and looks at their leases. A run
-whose owner is gone (dead pid on this host, heartbeat older than the stale threshold,
-or no lease for that long) is resumed by a separate process, ``python -m smithers up
---resume RUN``, started in its own session with its output appended to
-``<db dir>/executions/<run>/logs/supervise.log``: a resume that crashes at start-up
-cannot take the supervisor down.
+Each poll lists the runs whose status is ``"running"`` and judges their owner with the
+one ownership verdict (`judge_owner`: the log's latest `RunStarted` names the owner,
+its lease carries the heartbeat). A run whose owner is gone (dead pid on this host),
+stale (no heartbeat for the stale threshold, on another host), or that nobody has
+claimed for that long, is resumed by a separate process (the resume entry point)::
+
+    python -m smithers up --resume RUN --json --db DB [--force]
+
+started in its own session, so a resume that crashes at start-up cannot take the
+supervisor down. ``--force`` is passed for a stale owner on another host. The
+resumer's stderr (human-readable errors, warnings) is appended to
+``<db dir>/executions/<run>/logs/supervise.log`` after a header line; its stdout, one
+JSON object ``{"runId", "status", "outputs", "error"}``, goes to ``supervise.json``
+beside it (replaced by each resume). How a resume ended is read from the resumer's
+exit code (DESIGN §9: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4 refused: bad
+input, code changed, owner alive, …) and from that document: ``status`` is the run's
+status when the run reached one, or null when the resume stopped before; ``error`` is
+then ``{"code", "message", "name", "details", …}`` (`error_to_json`). The resumer's
+text is never parsed.
 
 What the supervisor decides is recorded in its own stream (``run_id`` column
 ``"supervisor"``; one per database, appended with `expected_seq`): `SupervisorStarted`,
@@ -14,18 +27,18 @@ appending there never races a run's owner) and `SupervisorPollCompleted`. Idle p
 a long-running supervisor are recorded at most once an hour, so an idle supervisor does
 not grow the database.
 
-A resume that fails (the resumer exits with an error before any node outcome) or makes
-no progress (the run is stale again with no node outcome since the resume began) is
-backed off exponentially per run (`rate-limited`, with the error and the time of the next
-try), never retried in a hot loop. The backoff is computed from the log, so it survives
-supervisor restarts and holds across ``supervise --once`` invocations.
+A resume that fails (the resumer exits before its run reached an outcome, with no node
+outcome recorded) or makes no progress (the run is stale again with no node outcome
+since the resume began) is backed off exponentially per run (`rate-limited`, with the
+error from the resumer's JSON result and the time of the next try), never retried in a
+hot loop. The backoff is computed from the log, so it survives supervisor restarts and
+holds across ``supervise --once`` invocations.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import os
-import re
 import socket
 import subprocess
 import sys
@@ -33,19 +46,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import anyio
+import msgspec
 from smithers.eventstore import (
     EventStore,
-    Lease,
     RunRecord,
     SQLiteEventStore,
     StreamVersionConflictError,
     decode_event,
     resolve_db_path,
+    to_raw,
 )
 from smithers.eventstore.events import (
+    NULL_RAW,
     ErrorInfo,
     Event,
     RunAutoResumed,
@@ -58,25 +73,29 @@ from .._clock import Clock, SystemClock
 from ..activation import default_log_dir
 from ..errors import InvalidInputError
 from ..history import SUPERVISOR_STREAM_ID, load_state
-from ._run import pid_alive
+from ._ownership import DEFAULT_STALE_THRESHOLD_MS, OwnerVerdict, judge_owner, pid_alive
+
+if TYPE_CHECKING:
+    import os
+
+    from smithers.projections import RunState
 
 __all__ = (
-    "DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS",
     "ResumeProcess",
     "SpawnResume",
+    "resume_result_file",
     "spawn_detached",
     "spawn_resume",
     "supervise",
 )
 
-DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS = 60_000
-"""A run whose owner has not renewed its lease for this long (ms) is resumed."""
 _IDLE_RECORD_MS = 3_600_000
 """An idle poll is recorded only if none was recorded for this long (ms)."""
 _MAX_COUNTED_FAILURES = 12
 _LOG_FILE = "supervise.log"
 _HEADER = "--- smithers supervise: resuming"
-_ERROR_LINE = re.compile(r"^Error \[([A-Z0-9_]+)\]: (.*)$", re.MULTILINE)
+_OUTCOME_EXIT_CODES = frozenset({0, 2, 3})
+"""Exit codes of ``up`` for a run that reached an outcome: finished, cancelled, waiting."""
 _PROGRESS_TYPES = frozenset(
     {
         "NodeFinished",
@@ -107,7 +126,20 @@ class ResumeProcess(Protocol):
 
 
 SpawnResume: TypeAlias = Callable[[str, Path, bool, Path], ResumeProcess]
-"""``spawn(run_id, db_path, force, log_file) -> ResumeProcess``: starts a resumer."""
+"""``spawn(run_id, db_path, force, log_file) -> ResumeProcess``: starts a resumer.
+
+The resumer reports as `spawn_resume`'s does: by its exit code, and by one JSON object
+written to `resume_result_file(log_file)` (``supervise.json`` beside the log file).
+"""
+
+
+def resume_result_file(log_file: Path) -> Path:
+    """Return where a resumer started with `log_file` writes its JSON result.
+
+    The file beside `log_file` with the suffix ``.json``: ``supervise.log`` ->
+    ``supervise.json``. Pure.
+    """
+    return log_file.with_suffix(".json")
 
 
 class _DetachedPopen(subprocess.Popen[bytes]):
@@ -122,7 +154,13 @@ class _DetachedPopen(subprocess.Popen[bytes]):
         super().__del__(_maxsize, lambda *args, **kwargs: None)  # type: ignore[call-arg]
 
 
-def spawn_detached(argv: list[str], log_file: Path, *, header: str | None = None) -> ResumeProcess:
+def spawn_detached(
+    argv: list[str],
+    log_file: Path,
+    *,
+    header: str | None = None,
+    stdout_file: Path | None = None,
+) -> ResumeProcess:
     """Start `argv` in its own session, its output appended to `log_file`; do not wait.
 
     The process keeps running when this program exits and is not hit by signals sent
@@ -130,8 +168,10 @@ def spawn_detached(argv: list[str], log_file: Path, *, header: str | None = None
 
     Args:
         argv: The command and its arguments.
-        log_file: Receives the process's stdout and stderr (created with its folder).
+        log_file: Receives the process's stderr, and its stdout unless `stdout_file`
+            (created with its folder; appended to).
         header: A line written to `log_file` first (e.g. what is started, and when).
+        stdout_file: Receives the process's stdout instead (created or emptied first).
 
     Returns:
         The started process (`pid`, `poll()`).
@@ -140,30 +180,37 @@ def spawn_detached(argv: list[str], log_file: Path, *, header: str | None = None
         OSError: if the process cannot be started.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as out:
+    with contextlib.ExitStack() as files:
+        out = files.enter_context(log_file.open("ab"))
         if header is not None:
             out.write(header.encode() + b"\n")
             out.flush()
+        stdout = out if stdout_file is None else files.enter_context(stdout_file.open("wb"))
         return _DetachedPopen(
             argv,
             stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            stdout=stdout,
+            stderr=out if stdout_file is not None else subprocess.STDOUT,
             start_new_session=True,
         )
 
 
 def spawn_resume(run_id: str, db_path: Path, force: bool, log_file: Path) -> ResumeProcess:
-    """Start ``python -m smithers up --resume RUN_ID --db DB`` in its own session.
+    """Start the resume entry point, ``python -m smithers up --resume RUN_ID --json``.
 
-    Its stdout and stderr are appended to `log_file`, after a header line. Returns at
-    once (the process keeps running after the supervisor exits).
+    The command is ``python -m smithers up --resume RUN_ID --json --db DB [--force]``,
+    in its own session. Its stderr is appended to `log_file`, after a header line; its
+    stdout, one JSON object ``{"runId", "status", "outputs", "error"}``, replaces
+    `resume_result_file(log_file)`. It reports by exit code (0 finished, 1 failed,
+    2 cancelled, 3 waiting, 4 refused) and that object (``status`` null and ``error``
+    set when it stopped before the run reached an outcome). Returns at once (the
+    process keeps running after the supervisor exits).
 
     Args:
         run_id: The run to resume.
         db_path: The database (absolute path).
         force: Pass ``--force`` (the owner was on another host).
-        log_file: File the resumer's output is appended to (created with its folder).
+        log_file: File the resumer's stderr is appended to (created with its folder).
 
     Returns:
         The started process.
@@ -171,27 +218,78 @@ def spawn_resume(run_id: str, db_path: Path, force: bool, log_file: Path) -> Res
     Raises:
         OSError: if the process cannot be started.
     """
-    cmd = [sys.executable, "-m", "smithers", "up", "--resume", run_id, "--db", str(db_path)]
+    cmd = [sys.executable, "-m", "smithers", "up", "--resume", run_id, "--json"]
+    cmd += ["--db", str(db_path)]
     if force:
         cmd.append("--force")
     when = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    return spawn_detached(cmd, log_file, header=f"{_HEADER} {run_id} at {when} ---")
+    return spawn_detached(
+        cmd,
+        log_file,
+        header=f"{_HEADER} {run_id} at {when} ---",
+        stdout_file=resume_result_file(log_file),
+    )
 
 
-def _resume_error(log_file: Path, fallback: str) -> ErrorInfo:
-    """The error the last resumer printed in `log_file` (``Error [CODE]: …``), if any."""
+class _ResultError(msgspec.Struct, kw_only=True):
+    """The ``error`` of a resumer's JSON result (`error_to_json`'s keys; others ignored)."""
+
+    name: str = "ResumeFailed"
+    message: str = ""
+    code: str | None = None
+    details: Any = None
+
+
+class _Result(msgspec.Struct, kw_only=True):
+    """A resumer's JSON result: ``{"runId", "status", "outputs", "error"}``."""
+
+    status: str | None = None
+    error: _ResultError | None = None
+
+
+def _read_result(path: Path) -> _Result | None:
+    """The JSON object a resumer printed, or None (none yet, crashed, not JSON)."""
     try:
-        with log_file.open("rb") as f:
-            f.seek(max(0, log_file.stat().st_size - 65_536))
-            text = f.read().decode("utf-8", "replace")
+        data = path.read_bytes()
     except OSError:
-        text = ""
-    last = text.rsplit(_HEADER, 1)[-1]
-    found = list(_ERROR_LINE.finditer(last))
-    if found:
-        code, message = found[-1].groups()
-        return ErrorInfo(name="ResumeFailed", message=message.strip(), code=code, retryable=True)
-    return ErrorInfo(name="ResumeFailed", message=f"{fallback} (see {log_file})", retryable=True)
+        return None
+    try:
+        return msgspec.json.decode(data.strip() or b"null", type=_Result | None)
+    except msgspec.DecodeError:
+        return None  # e.g. killed mid-write
+
+
+def _resume_failure(code: int | None, log_file: Path) -> ErrorInfo | None:
+    """Why the last resumer of a run failed, from its exit code and JSON result.
+
+    None if it reported a run outcome: exit code 0, 2 or 3, or a result whose
+    ``status`` is set (the run finished, failed, was cancelled or parked: its log says
+    so). Else the result's ``error``; with no result (the resumer crashed or was
+    killed), an error naming the exit code and the log file. `code` None means the
+    exit code is not known (an earlier supervisor started the resumer): then None too
+    when there is no result.
+    """
+    if code in _OUTCOME_EXIT_CODES:
+        return None
+    result = _read_result(resume_result_file(log_file))
+    if result is not None and result.status is not None:
+        return None
+    if result is not None and result.error is not None:
+        err = result.error
+        return ErrorInfo(
+            name=err.name,
+            message=err.message,
+            code=err.code,
+            retryable=True,
+            details=to_raw(err.details) if err.details is not None else NULL_RAW,
+        )
+    if code is None:
+        return None
+    return ErrorInfo(
+        name="ResumeFailed",
+        message=f"the resumer exited with code {code} and no result (see {log_file})",
+        retryable=True,
+    )
 
 
 @dataclass
@@ -332,23 +430,15 @@ class _Supervisor:
                 return last.pid
         return None
 
-    def _classify(
-        self, run: RunRecord, lease: Lease | None, now: int
-    ) -> tuple[str, int | None, int] | None:
-        """None if the owner is healthy; else ``(verdict, last heartbeat, stale for ms)``.
+    def _needs_resume(self, verdict: OwnerVerdict) -> bool:
+        """Whether a running run's owner is past helping itself (counted as stale).
 
-        `verdict` is ``"stale"`` (resume it), ``"stale-remote"`` (resume with --force)
-        or ``"pid-alive"`` (stale heartbeat, but its process lives on this host).
+        Gone or stale owners are; so is a run nobody has claimed (after a rewind or a
+        retry-task whose process died) once it has been silent for the threshold.
         """
-        if lease is None:
-            age = now - run.updated_at_ms
-            return ("stale", None, age) if age >= self.stale_ms else None
-        age = now - lease.heartbeat_at_ms
-        if lease.host == self.host:
-            if not pid_alive(lease.pid):
-                return "stale", lease.heartbeat_at_ms, max(age, 0)
-            return ("pid-alive", lease.heartbeat_at_ms, age) if age >= self.stale_ms else None
-        return ("stale-remote", lease.heartbeat_at_ms, age) if age >= self.stale_ms else None
+        if verdict.kind == "none":
+            return verdict.silent_ms is not None and verdict.silent_ms >= self.stale_ms
+        return verdict.kind != "alive"
 
     def _starting(self) -> int:
         """Resumers of ours that have neither claimed their run nor exited."""
@@ -379,21 +469,25 @@ class _Supervisor:
         spawned: list[str] = []
         decisions: list[Event] = []
         for run in runs:
-            verdict = self._classify(run, leases.get(run.run_id), now)
-            if verdict is None:
+            state = await load_state(self.store, run.run_id)
+            verdict = judge_owner(
+                state,
+                leases.get(run.run_id),
+                now_ms=now,
+                stale_threshold_ms=self.stale_ms,
+                host=self.host,
+            )
+            if not self._needs_resume(verdict):
                 continue
-            kind, last_hb, stale_for = verdict
             stale += 1
-            skip = await self._decide(run, kind, now)
+            skip = await self._decide(state, verdict, now)
             # Resumers of ours still starting (this poll's too; a dry run starts none).
             starting = len(spawned) if self.dry_run else self._starting()
             if skip is None and starting >= self.max_concurrent:
                 skip = self._skip(run.run_id, "rate-limited", now)
             if skip is None:
                 try:
-                    decisions.append(
-                        await self._resume(run, kind == "stale-remote", last_hb, stale_for, now)
-                    )
+                    decisions.append(await self._resume(run, verdict, now))
                 except OSError as e:  # cannot fork: try again next poll
                     error = ErrorInfo(name=type(e).__name__, message=str(e), retryable=True)
                     skip = self._skip(run.run_id, "rate-limited", now, error=error)
@@ -439,36 +533,37 @@ class _Supervisor:
             run_id=run_id, timestamp_ms=now, reason=reason, error=error, retry_at_ms=retry_at_ms
         )
 
-    async def _decide(self, run: RunRecord, kind: str, now: int) -> RunAutoResumeSkipped | None:
+    async def _decide(
+        self, state: RunState, verdict: OwnerVerdict, now: int
+    ) -> RunAutoResumeSkipped | None:
         """A skip for a stale run that must not be resumed now, or None to resume it."""
-        rid = run.run_id
-        if kind == "pid-alive" or self._resumer_alive(rid) is not None:
+        rid = state.run_id
+        if verdict.lives_here or self._resumer_alive(rid) is not None:
+            # Never take over a live process on this host (hung, or its pid reused).
             return self._skip(rid, "pid-alive", now)
         failures = await self._failures(rid)
         if failures:
             retry_at = self.attempts[rid][-1].at_ms + self._backoff(failures)
             if now < retry_at:
-                error = _resume_error(
-                    self._log_file(rid),
-                    f"the last {failures} resume(s) made no progress",
+                log_file = self._log_file(rid)
+                error = _resume_failure(None, log_file) or ErrorInfo(
+                    name="ResumeFailed",
+                    message=f"the last {failures} resume(s) made no progress (see {log_file})",
+                    retryable=True,
                 )
                 return self._skip(rid, "rate-limited", now, error=error, retry_at_ms=retry_at)
-        state = await load_state(self.store, rid)
-        pid = state.pid
-        here = kind == "stale" and state.host == self.host and bool(pid) and pid != os.getpid()
-        if here and pid is not None and pid_alive(pid):
-            # No lease (or a dead leaseholder), but the last activation's process lives:
-            # it may be between its claim and its lease.
-            return self._skip(rid, "pid-alive", now)
         path = state.workflow_path
         if not path or not await anyio.Path(path).is_file():
             return self._skip(rid, "missing-workflow", now)
         return None
 
-    async def _resume(
-        self, run: RunRecord, force: bool, last_hb: int | None, stale_for: int, now: int
-    ) -> RunAutoResumed:
-        """Start a resumer for `run` (not in a dry run); return the event that says so."""
+    async def _resume(self, run: RunRecord, verdict: OwnerVerdict, now: int) -> RunAutoResumed:
+        """Start a resumer for `run` (not in a dry run); return the event that says so.
+
+        A stale owner on another host only looks gone from here: the resumer gets
+        ``--force`` (it would judge with its own default threshold otherwise).
+        """
+        force = verdict.kind == "stale" and not verdict.local
         pid: int | None = None
         from_seq = await self.store.last_seq(run.run_id)
         if not self.dry_run:
@@ -479,8 +574,8 @@ class _Supervisor:
         return RunAutoResumed(
             run_id=run.run_id,
             timestamp_ms=now,
-            last_heartbeat_at_ms=last_hb,
-            stale_duration_ms=stale_for,
+            last_heartbeat_at_ms=verdict.heartbeat_at_ms,
+            stale_duration_ms=verdict.silent_ms or 0,
             pid=pid,
             host=self.host if pid is not None else None,
             from_seq=from_seq,
@@ -489,9 +584,10 @@ class _Supervisor:
     async def _watch_startup(self, spawned: list[str]) -> list[Event]:
         """Wait (up to the start-up grace) until each new resumer claims its run or exits.
 
-        A resumer that exits with an error before any node outcome is a failed resume:
-        it is recorded at once as `rate-limited`, with its error and the time of the
-        next try. Returns those skips (to record).
+        A resumer that exits before its run reached an outcome (by its exit code and
+        JSON result, see `_resume_failure`) with no node outcome recorded is a failed
+        resume: it is recorded at once as `rate-limited`, with the error from its
+        result and the time of the next try. Returns those skips (to record).
         """
         pending = [rid for rid in spawned if rid in self.children]
         skips: list[Event] = []
@@ -508,11 +604,9 @@ class _Supervisor:
                             pending.remove(rid)
                         continue
                     pending.remove(rid)
-                    failures = await self._failures(rid) if code != 0 else 0
-                    if failures:
-                        error = _resume_error(
-                            child.log_file, f"the resumer exited with code {code}"
-                        )
+                    error = _resume_failure(code, child.log_file)
+                    failures = await self._failures(rid) if error is not None else 0
+                    if error is not None and failures:
                         retry_at = self.attempts[rid][-1].at_ms + self._backoff(failures)
                         skips.append(
                             self._skip(
@@ -530,7 +624,7 @@ async def supervise(
     *,
     db: str | os.PathLike[str] | None = None,
     interval_ms: int = 10_000,
-    stale_threshold_ms: int = DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS,
+    stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
     max_concurrent: int = 2,
     dry_run: bool = False,
     once: bool = False,
@@ -543,10 +637,12 @@ async def supervise(
 ) -> list[Event]:
     """Resume runs whose owner is gone, every `interval_ms` (``smithers supervise``).
 
-    Each poll considers runs with status ``"running"``: a run whose lease's pid is dead
-    (this host), whose heartbeat is older than `stale_threshold_ms` (another host), or
-    that has had no lease for that long, is resumed by a new process (`spawn`, default
-    `spawn_resume`), at most `max_concurrent` starting at once. It is skipped instead,
+    Each poll judges the owner of every run with status ``"running"`` (`judge_owner`):
+    a run whose owner is gone (its pid on this host is dead), stale (no heartbeat for
+    `stale_threshold_ms`, on another host), or that no activation has claimed for that
+    long, is resumed by a new process (`spawn`, default `spawn_resume`: the resume
+    entry point ``up --resume RUN --json``, read by exit code and JSON result), at most
+    `max_concurrent` starting at once. It is skipped instead,
     with a `RunAutoResumeSkipped`, when its process still lives on this host
     (``pid-alive``), its workflow file is gone (``missing-workflow``), or it is backed
     off after failed or fruitless resumes or over the concurrency cap
@@ -557,12 +653,15 @@ async def supervise(
     Args:
         db: Database path (see `resolve_db_path`; the file must exist).
         interval_ms: Time between polls (ms).
-        stale_threshold_ms: Heartbeat age (ms) after which an owner is gone.
+        stale_threshold_ms: How long (ms) an owner may be silent before it is stale
+            (default `DEFAULT_STALE_THRESHOLD_MS`, 60 s).
         max_concurrent: At most this many resumers starting at once.
         dry_run: Decide and report, but start nothing and record nothing.
         once: Poll once and return.
         clock: Time source (tests pass a fake).
-        spawn: Starts a resumer: ``spawn(run_id, db_path, force, log_file)``.
+        spawn: Starts a resumer: ``spawn(run_id, db_path, force, log_file)`` (see
+            `SpawnResume`: it reports by exit code and a JSON result in
+            `resume_result_file(log_file)`).
         retry_backoff_ms: Backoff after the first failed resume of a run (ms).
         max_retry_backoff_ms: Cap of the doubling backoff (ms).
         startup_grace_ms: How long a poll waits for new resumers to claim their run or

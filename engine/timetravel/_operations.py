@@ -326,7 +326,8 @@ async def rewind(
         store: An open `EventStore` to use instead of `db` (not closed here).
         force: Rewind even though a process on another host seems to own the run
             (fresh lease). Never overrides a live owner on this host.
-        stale_threshold_ms: A lease older than this (ms) belongs to a gone owner.
+        stale_threshold_ms: An owner silent for this long (ms) is stale (see
+            `judge_owner`).
         clock: Time source of the event's timestamp (tests pass a fake).
 
     Returns:
@@ -594,7 +595,8 @@ async def retry_task(
         db: Database path (see `resolve_db_path`); must exist. Ignored with `store`.
         store: An open `EventStore` to use instead of `db` (not closed here).
         workflow: The workflow (default: the file the run recorded).
-        stale_threshold_ms: A lease older than this (ms) belongs to a gone owner.
+        stale_threshold_ms: An owner silent for this long (ms) is stale (see
+            `judge_owner`).
         **run_options: Other keyword arguments of `run_workflow` (``max_concurrency``,
             ``on_progress``, ``clock``, …).
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-from smithers.engine import supervise
+from smithers.engine import resume_result_file, supervise
 from smithers.eventstore import Lease, SQLiteEventStore
 from smithers.eventstore.events import (
     Event,
@@ -312,3 +312,119 @@ async def test_max_concurrent_caps_starting_resumes_and_a_live_resumer_is_not_do
         ("r0", "pid-alive"),
         ("r1", "pid-alive"),
     ]
+
+
+# ---------------------------------------------------------------------- the resume entry point
+
+
+class ExitedResumer:
+    """A resumer that has already exited with `code`."""
+
+    def __init__(self, pid: int, code: int) -> None:
+        self.pid = pid
+        self.code = code
+
+    def poll(self) -> int | None:
+        return self.code
+
+
+MISMATCH = {
+    "runId": "r",
+    "status": None,
+    "outputs": {},
+    "error": {
+        "name": "ResumeMetadataMismatchError",
+        "message": "Run 'r' was recorded with different workflow code (changed: steps.py).",
+        "code": "RESUME_METADATA_MISMATCH",
+        "details": {"runId": "r"},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("code", "result", "expected"),
+    [
+        # Refused at start-up: exit 4 and the JSON result's error.
+        (4, MISMATCH, ("RESUME_METADATA_MISMATCH", "different workflow code")),
+        # Crashed without a result: the exit code says so.
+        (1, None, (None, "exited with code 1 and no result")),
+        (-9, "", (None, "exited with code -9 and no result")),
+        # Reached an outcome: not a failed resume, whatever its log says.
+        (0, {"runId": "r", "status": "finished", "outputs": {}, "error": None}, None),
+        (2, None, None),
+        (3, None, None),
+        (1, {"runId": "r", "status": "failed", "outputs": {}, "error": {"code": "X"}}, None),
+    ],
+)
+async def test_a_resume_is_classified_by_exit_code_and_json_result_not_by_its_text(
+    db: Path,
+    flows: Path,
+    code: int,
+    result: Any,
+    expected: tuple[str | None, str] | None,
+) -> None:
+    await anyio.to_thread.run_sync(
+        lambda: fabricate(db, "r", pid=2**22 + 9, heartbeat_age_ms=0, path=flows / "steps.py")
+    )
+
+    def spawn(run_id: str, db_path: Path, force: bool, log_file: Path) -> ExitedResumer:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        # Text that looks like an error is not read: only the exit code and the JSON.
+        log_file.write_text("Error [SOMETHING_ELSE]: not this\n", encoding="utf-8")
+        out = resume_result_file(log_file)
+        assert out == log_file.with_name("supervise.json")
+        if result is not None:
+            out.write_text(result if isinstance(result, str) else json.dumps(result))
+        return ExitedResumer(2**22 + 10, code)
+
+    events = await supervise(db=db, once=True, spawn=spawn, startup_grace_ms=2_000)
+
+    assert len(of_run(events, "r", RunAutoResumed)) == 1
+    skips = of_run(events, "r", RunAutoResumeSkipped)
+    (poll,) = [e for e in events if isinstance(e, SupervisorPollCompleted)]
+    if expected is None:
+        assert skips == []
+        assert (poll.resumed_count, poll.skipped_count) == (1, 0)
+        return
+    (skip,) = skips
+    assert skip.reason == "rate-limited"
+    assert skip.retry_at_ms is not None
+    assert skip.error is not None
+    assert skip.error.code == expected[0]
+    assert expected[1] in skip.error.message
+    assert (poll.resumed_count, poll.skipped_count) == (0, 1)
+    if code == 4:
+        assert skip.error.name == "ResumeMetadataMismatchError"
+        assert json.loads(bytes(skip.error.details)) == {"runId": "r"}
+
+    # The next poll (another supervisor, exit code unknown) backs off with the same error.
+    again = await supervise(db=db, once=True, spawn=spawn, startup_grace_ms=50)
+    (later,) = of_run(again, "r", RunAutoResumeSkipped)
+    assert later.reason == "rate-limited"
+    assert later.error is not None
+    assert later.error.code == expected[0]
+    if code != 4:
+        assert "made no progress" in later.error.message
+
+
+@posix_only
+def test_the_resumer_writes_its_json_result_and_its_errors_apart(
+    cli: Any, procs: Any, helpers: Any, flows: Path, log: Any
+) -> None:
+    kill_steps(procs, helpers, flows, "edited")
+    with (flows / "steps.py").open("a", encoding="utf-8") as f:
+        f.write("\n# edited after the crash\n")
+
+    assert cli("supervise", "--once").exit_code == 0
+
+    logs = cli.db.parent / "executions" / "edited" / "logs"
+    result = json.loads((logs / "supervise.json").read_text())
+    assert (result["runId"], result["status"], result["outputs"]) == ("edited", None, {})
+    assert result["error"]["code"] == "RESUME_METADATA_MISMATCH"
+    text = (logs / "supervise.log").read_text()
+    assert "Error [RESUME_METADATA_MISMATCH]:" in text
+    assert '"runId"' not in text  # the JSON went to its own file
+    (skip,) = of_run(supervisor_events(log), "edited", RunAutoResumeSkipped)
+    assert skip.error is not None
+    assert skip.error.code == "RESUME_METADATA_MISMATCH"
+    assert skip.error.name == "ResumeMetadataMismatchError"
