@@ -29,7 +29,6 @@ from ._loop import RunLoop as RunLoop
 from ._ndjson import STREAM_FILE as STREAM_FILE
 from ._ndjson import NdjsonMirror as NdjsonMirror
 from ._ndjson import default_log_dir as default_log_dir
-from ._ndjson import ndjson_line as ndjson_line
 from ._render import Group as Group
 from ._render import Leaf as Leaf
 from ._render import Plan as Plan
@@ -64,7 +63,6 @@ __all__ = (
     "NdjsonMirror",
     "STREAM_FILE",
     "default_log_dir",
-    "ndjson_line",
     "Rebase",
     "RunWriter",
     "append_to_run",

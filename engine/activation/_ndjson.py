@@ -78,11 +78,6 @@ class NdjsonMirror:
         self._size = 0
         self._last = 0
 
-    @property
-    def active(self) -> bool:
-        """False once the mirror has turned itself off (or found no file to append to)."""
-        return not self._off
-
     def extend(self, run_id: str, first_seq: int, payloads: Sequence[bytes]) -> int | None:
         """Write the lines of `payloads` (seqs from `first_seq`) the file does not hold.
 
@@ -105,7 +100,7 @@ class NdjsonMirror:
         if self._off:
             return None
         try:
-            fd = self._open()
+            fd = self._fd if self._fd is not None else self._open()
             if fd is None:
                 return None
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -114,9 +109,10 @@ class NdjsonMirror:
                 skip = have - first_seq + 1
                 if 0 <= skip < len(payloads):
                     data = b"".join(
-                        ndjson_line(p, s) for s, p in enumerate(payloads[skip:], have + 1)
+                        [ndjson_line(p, s) for s, p in enumerate(payloads[skip:], have + 1)]
                     )
-                    _write_all(fd, data)
+                    if os.write(fd, data) < len(data):
+                        raise OSError(f"short write to {self.path} (disk full?)")
                     self._size += len(data)
                     self._last = first_seq + len(payloads) - 1
                 return have
@@ -182,12 +178,6 @@ class NdjsonMirror:
         self._run_id, self._size = run_id, size
         self._last = found if found is not None else known
         return self._last
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _after_last_newline(fd: int, end: int) -> int:

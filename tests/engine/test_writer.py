@@ -188,7 +188,8 @@ async def test_a_rebase_decides_again_and_the_mirror_gets_the_others_events(
     writer = RunWriter(store, "r", mirror=NdjsonMirror(tmp_path))
     await writer.append(started("r"), expected_seq=0)
     other = RunWriter(store, "r")  # another process, mirroring nowhere
-    await other.append([RunCancelRequested(run_id="r", timestamp_ms=3, source="api")], expected_seq=2)
+    request = RunCancelRequested(run_id="r", timestamp_ms=3, source="api")
+    await other.append([request], expected_seq=2)
     seen: list[StreamVersionConflictError] = []
 
     async def rebase(conflict: StreamVersionConflictError) -> int:
