@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -52,7 +53,6 @@ from smithers import (
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from pathlib import Path
 
     from smithers.engine import Workflow
     from smithers.eventstore.events import Event
@@ -162,6 +162,16 @@ def pending(run_id: str, *node_ids: str) -> list[Event]:
 
 
 # ---------------------------------------------------------------------- the writer
+
+
+def test_only_the_writer_appends_to_a_log() -> None:
+    engine = Path(__file__).resolve().parents[2] / "engine"
+    appenders = sorted(
+        str(path.relative_to(engine))
+        for path in engine.rglob("*.py")
+        if "store.append(" in path.read_text(encoding="utf-8")
+    )
+    assert appenders == ["activation/_writer.py"]
 
 
 async def test_a_conflict_without_rebase_is_raised_and_nothing_is_written(tmp_path: Path) -> None:
