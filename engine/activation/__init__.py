@@ -1,5 +1,8 @@
 """One activation of a run: render, schedule, execute, heartbeats, frames, the run loop.
 
+`RunWriter` is the one write path of a run's log (and its NDJSON mirror), used by
+every room that appends.
+
 Nothing here reads a run's past beyond the state it is handed; `history` does that.
 """
 
@@ -31,6 +34,9 @@ from ._render import Leaf as Leaf
 from ._render import Plan as Plan
 from ._render import compile_tree as compile_tree
 from ._schedule import Scheduler as Scheduler
+from ._writer import Rebase as Rebase
+from ._writer import RunWriter as RunWriter
+from ._writer import append_to_run as append_to_run
 
 __all__ = (
     "Group",
@@ -57,6 +63,9 @@ __all__ = (
     "NdjsonMirror",
     "STREAM_FILE",
     "default_log_dir",
+    "Rebase",
+    "RunWriter",
+    "append_to_run",
     "HEARTBEAT_INTERVAL_MS",
     "RunLoop",
 )

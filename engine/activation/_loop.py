@@ -7,6 +7,7 @@ and report outcomes through a memory stream; every event is written by the coord
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -40,9 +41,8 @@ from smithers.eventstore.events import (
     RunStatusChanged,
     TaskHeartbeatTimeout,
 )
-from smithers.projections import RunState, apply_event, encode_state
+from smithers.projections import RunState, apply_event
 
-from .._checkpoints import checkpoint_due, compress_checkpoint
 from ..authoring import TaskContext, WorkflowContext
 from ..errors import (
     OwnershipLostError,
@@ -55,6 +55,7 @@ from ._execute import Outcome, error_info, execute_attempt
 from ._frames import FrameEncoder
 from ._render import Leaf, Plan, compile_tree
 from ._schedule import Scheduler
+from ._writer import RunWriter
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -116,6 +117,7 @@ class RunLoop:
         self.on_progress = on_progress
         self.clock = clock
         self.mirror = mirror
+        self.writer = RunWriter(store, run_id, mirror=mirror)
         self.state = state if state is not None else RunState(run_id=run_id)
         self.seq = self.state.seq  # last appended seq
         self.claimed = False  # True once our first append (the claim) is in the log
@@ -154,57 +156,54 @@ class RunLoop:
             self.nodes_changed_since_frame = True
 
     async def flush(self) -> None:
-        """Append this tick's events in one transaction, then publish them."""
+        """Append this tick's events in one transaction (`RunWriter`), then publish them."""
         if not self.batch:
             return
         batch, self.batch = self.batch, []
-        # Shielded: aiosqlite's thread commits even if we stop waiting, so a cancelled
-        # wait would leave `self.seq` behind the log and lose what we record next.
-        with anyio.CancelScope(shield=True):
-            for attempt in range(_CONFLICT_RETRIES + 1):
-                first = self.seq + 1
-                try:
-                    self.seq = await self.store.append(
-                        self.run_id,
-                        batch,
-                        expected_seq=self.seq,
-                        status=self.status_for_index,
-                        workflow_name=self.wf.name if first == 1 else None,
-                    )
-                    break
-                except RunAlreadyExistsError:
-                    raise
-                except StreamVersionConflictError as e:
-                    if not self.claimed:
-                        raise ResumeClaimFailedError(self.run_id, self._owner_id()) from e
-                    if attempt == _CONFLICT_RETRIES:
-                        raise
-                    await self._rebase(batch)
+        self.seq = await self.writer.append(
+            batch,
+            expected_seq=self.seq,
+            status=self.status_for_index,
+            workflow_name=self.wf.name if self.seq == 0 else None,
+            rebase=functools.partial(self._rebase, batch),
+            retries=_CONFLICT_RETRIES,
+        )
+        first = self.seq - len(batch) + 1
         if not self.claimed:
             self.claimed = True
             if self.owner is not None:
                 await self.store.put_lease(self.owner)
         self.status_for_index = None
-        if self.mirror is not None:
-            self.mirror.write(batch, first)
         if self.on_progress is not None:
             for event in batch:
                 try:
                     self.on_progress(event)
                 except Exception:
                     log.exception("on_progress callback raised; the run goes on")
-        if checkpoint_due(first, self.seq, self.state):
-            await self._checkpoint()
+        # Only a state known to match the log is cached: not while cancelling (an
+        # interrupted tick's unflushed events may be folded in), nor if seqs disagree.
+        if self.cancelling is None and self.state.seq == self.seq and not self.batch:
+            await self.writer.checkpoint(self.state, first_seq=first, tg=self.tg)
 
     def _owner_id(self) -> str:
         return self.owner.owner_id if self.owner is not None else ""
 
-    async def _rebase(self, batch: list[Event]) -> None:
+    async def _rebase(self, batch: list[Event], conflict: StreamVersionConflictError) -> int:
         """Another process appended to our run: re-fold the log, re-apply `batch` on top.
 
-        What they appended (e.g. a cancel request) is handled at the next tick.
+        What they appended (e.g. a cancel request) is handled at the next tick. Returns
+        the seq to append `batch` after.
+
+        Raises:
+            RunAlreadyExistsError: if the batch started a new run whose id is taken.
+            ResumeClaimFailedError: if the batch was our claim (another activation won).
+            OwnershipLostError: if they appended more than requests.
         """
-        foreign = await self.store.read(self.run_id, after_seq=self.seq)
+        if isinstance(conflict, RunAlreadyExistsError):
+            raise conflict
+        if not self.claimed:
+            raise ResumeClaimFailedError(self.run_id, self._owner_id()) from conflict
+        foreign = await self.writer.read_new(self.seq)
         events = self._requests_only([decode_event(r.type, r.data) for r in foreign])
         if self.reload is None:
             raise StreamVersionConflictError(
@@ -215,6 +214,7 @@ class RunLoop:
         for i, event in enumerate(batch, 1):
             apply_event(self.state, event, seq=self.seq + i)
         self._handle_foreign(events)
+        return self.seq
 
     def _requests_only(self, events: list[Event | None]) -> list[Event | None]:
         """Return `events` if they are all requests; else another process owns the run.
@@ -239,7 +239,7 @@ class RunLoop:
         """Fold events others appended since our last append, and react to them."""
         if self.batch:
             raise AssertionError("foreign events must be folded before this tick's events")
-        rows = await self.store.read(self.run_id, after_seq=self.seq)
+        rows = await self.writer.read_new(self.seq)
         decoded = self._requests_only([decode_event(row.type, row.data) for row in rows])
         events = []
         for row, event in zip(rows, decoded, strict=True):
@@ -338,33 +338,6 @@ class RunLoop:
         )
         self.frame_encoder.committed(self.seq + len(self.batch))
         self.frame_no += 1
-
-    async def _checkpoint(self) -> None:
-        """Cache the folded state in the store's checkpoint table (DESIGN §5).
-
-        Encoded here, synchronously (the next tick mutates the state in place);
-        compressed and stored by a task of the run's task group, so the loop goes on
-        meanwhile. Only a state known to match the log is written: not while
-        cancelling (an interrupted tick's unflushed events may be folded in), nor if
-        seqs disagree.
-        """
-        if self.cancelling is not None or self.state.seq != self.seq or self.batch:
-            return
-        data = encode_state(self.state)
-        if self.tg is None:
-            await self._store_checkpoint(self.seq, data)
-        else:
-            self.tg.start_soon(self._store_checkpoint, self.seq, data)
-
-    async def _store_checkpoint(self, seq: int, data: bytes) -> None:
-        # Shielded: the run's end waits for it rather than leaving a write in flight
-        # on a store about to be closed. A failed write loses nothing (a cache).
-        with anyio.CancelScope(shield=True):
-            try:
-                packed = await anyio.to_thread.run_sync(compress_checkpoint, data)
-                await self.store.put_checkpoint(self.run_id, seq, packed)
-            except SmithersError:
-                log.warning("could not write a checkpoint of run %s at seq %d", self.run_id, seq)
 
     def fail(self, error: ErrorInfo) -> None:
         """Mark the run as failing: nothing new starts; it fails once running tasks end.

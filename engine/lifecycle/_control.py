@@ -18,6 +18,7 @@ from smithers.eventstore import (
     EventStore,
     StreamVersionConflictError,
     decode_json,
+    resolve_db_path,
 )
 from smithers.eventstore.events import (
     TERMINAL_RUN_STATUSES,
@@ -30,6 +31,7 @@ from smithers.eventstore.events import (
 
 from .._clock import Clock, SystemClock
 from .._stores import open_existing_store
+from ..activation import append_to_run, default_log_dir
 from ..authoring import load_workflow
 from ..errors import InvalidInputError, RunNotResumableError, WorkflowMissingDefaultError
 from ..history import SUPERVISOR_STREAM_ID, load_state
@@ -154,10 +156,19 @@ async def cancel_run(
         return await _cancel(
             store, run_id, source, reason, wait_ms, stale_threshold_ms, on_step, clock
         )
-    opened = await open_existing_store(db)
+    path = resolve_db_path(db, must_exist=True)
+    opened = await open_existing_store(path)
     try:
         return await _cancel(
-            opened, run_id, source, reason, wait_ms, stale_threshold_ms, on_step, clock
+            opened,
+            run_id,
+            source,
+            reason,
+            wait_ms,
+            stale_threshold_ms,
+            on_step,
+            clock,
+            log_dir=default_log_dir(path, run_id),
         )
     finally:
         with anyio.CancelScope(shield=True):
@@ -173,7 +184,10 @@ async def _cancel(
     stale_ms: int,
     on_step: Callable[[CancelStep], Any] | None,
     clock: Clock | None,
+    *,
+    log_dir: Path | None = None,
 ) -> RunState:
+    """`cancel_run` on an open store; `log_dir` is the run's mirror folder (or None)."""
     clock = clock or SystemClock()
     asked: set[str] = set()  # owners already asked (and waited for)
     requested = False  # a RunCancelRequested of ours is in the log
@@ -191,7 +205,7 @@ async def _cancel(
             request = RunCancelRequested(
                 run_id=run_id, timestamp_ms=now, source=source, reason=reason
             )
-            if not await _append_request(store, request, state.seq):
+            if not await _append_request(store, request, state.seq, log_dir):
                 continue  # it ended meanwhile
             requested = True
             asked.add(owner)
@@ -204,11 +218,13 @@ async def _cancel(
             reported = True
             on_step("finalizing")
         try:
-            await store.append(
+            await append_to_run(
+                store,
                 run_id,
                 _final_events(state, now, source, reason, requested=requested),
                 expected_seq=state.seq,
                 status="cancelled",
+                log_dir=log_dir,
             )
         except StreamVersionConflictError as e:
             conflict = e
@@ -221,7 +237,9 @@ async def _cancel(
     raise conflict
 
 
-async def _append_request(store: EventStore, request: Event, seq: int) -> bool:
+async def _append_request(
+    store: EventStore, request: Event, seq: int, log_dir: Path | None = None
+) -> bool:
     """Append `request` after whatever the (busy) owner appends; False if the run ended.
 
     The request does not depend on the run's state, so a conflict needs only the new
@@ -233,7 +251,7 @@ async def _append_request(store: EventStore, request: Event, seq: int) -> bool:
     run_id = request.run_id
     for attempt in range(_ROUNDS * 4):
         try:
-            await store.append(run_id, [request], expected_seq=seq)
+            await append_to_run(store, run_id, [request], expected_seq=seq, log_dir=log_dir)
             return True
         except StreamVersionConflictError:
             record = await store.get_run(run_id)
@@ -335,7 +353,8 @@ async def down(
         StreamVersionConflictError, DatabaseWriteError, DatabaseQueryError: as
             `cancel_run`, for the first run that failed.
     """
-    store = await open_existing_store(db)
+    path = resolve_db_path(db, must_exist=True)
+    store = await open_existing_store(path)
     try:
         active = [
             r.run_id
@@ -346,7 +365,15 @@ async def down(
 
         async def one(run_id: str) -> None:
             done[run_id] = await _cancel(
-                store, run_id, source, reason, wait_ms, stale_threshold_ms, None, clock
+                store,
+                run_id,
+                source,
+                reason,
+                wait_ms,
+                stale_threshold_ms,
+                None,
+                clock,
+                log_dir=default_log_dir(path, run_id),
             )
 
         try:

@@ -70,7 +70,7 @@ from smithers.eventstore.events import (
 )
 
 from .._clock import Clock, SystemClock
-from ..activation import default_log_dir
+from ..activation import RunWriter, default_log_dir
 from ..errors import InvalidInputError
 from ..history import SUPERVISOR_STREAM_ID, load_state
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, OwnerVerdict, judge_owner, pid_alive
@@ -372,16 +372,13 @@ class _Supervisor:
         if not events:
             return
         if not self.dry_run:
-            for attempt in range(20):
-                try:
-                    self.seq = await self.store.append(
-                        SUPERVISOR_STREAM_ID, events, expected_seq=self.seq
-                    )
-                    break
-                except StreamVersionConflictError:
-                    if attempt == 19:
-                        raise
-                    await self.read_stream()
+
+            async def reread(_: StreamVersionConflictError) -> int:
+                await self.read_stream()
+                return self.seq
+
+            writer = RunWriter(self.store, SUPERVISOR_STREAM_ID)  # no mirror: not a run
+            self.seq = await writer.append(events, expected_seq=self.seq, rebase=reread, retries=19)
         for event in events:
             self._fold(event)
             self.recorded.append(event)

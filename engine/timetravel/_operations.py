@@ -46,7 +46,7 @@ from smithers.projections import RunState, apply_event, apply_rewind
 
 from .._clock import SystemClock
 from .._stores import open_existing_store
-from ..activation import Leaf, NdjsonMirror, compile_tree, default_log_dir, error_info
+from ..activation import Leaf, append_to_run, compile_tree, default_log_dir, error_info
 from ..authoring import WorkflowContext, check_input
 from ..errors import (
     InvalidInputError,
@@ -110,15 +110,21 @@ class _Session:
         status: str | None = None,
         workflow_name: str | None = None,
     ) -> int:
-        """Append `events`, then mirror them to the run's ``stream.ndjson`` (best effort)."""
-        seq = await self.store.append(
-            run_id, events, expected_seq=expected_seq, status=status, workflow_name=workflow_name
+        """Append `events` through the run's writer (`append_to_run`). Awaits I/O.
+
+        With a database path, the run's ``stream.ndjson`` in its default log folder is
+        brought up to date: created for a new run (a fork), only extended otherwise.
+        """
+        log_dir = default_log_dir(self.db_path, run_id) if self.db_path is not None else None
+        return await append_to_run(
+            self.store,
+            run_id,
+            events,
+            expected_seq=expected_seq,
+            status=status,
+            workflow_name=workflow_name,
+            log_dir=log_dir,
         )
-        if self.db_path is not None:
-            mirror = NdjsonMirror(default_log_dir(self.db_path, run_id))
-            mirror.write(events, expected_seq + 1)
-            mirror.close()
-        return seq
 
 
 @contextlib.asynccontextmanager
