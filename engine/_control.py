@@ -18,7 +18,7 @@ import anyio
 from smithers.eventstore import (
     EventStore,
     Lease,
-    StreamVersionConflictError,
+    SeqConflictError,
     decode_json,
 )
 from smithers.eventstore.events import (
@@ -166,7 +166,7 @@ async def cancel_run(
     Raises:
         RunNotFoundError: if the run has no events.
         InvalidInputError: if `run_id` is the supervisor's stream.
-        StreamVersionConflictError: if others kept appending to the run through
+        SeqConflictError: if others kept appending to the run through
             every attempt (25) of the cancel's append.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseWriteError, DatabaseQueryError: on storage failures.
@@ -205,7 +205,7 @@ async def _cancel(
     asked: set[str] = set()  # owners already asked (and waited for)
     requested = False  # a RunCancelRequested of ours is in the log
     reported = False  # on_step("finalizing") was called
-    conflict: StreamVersionConflictError | None = None
+    conflict: SeqConflictError | None = None
     for _ in range(_ROUNDS):
         state = await load_state(store, run_id)
         if state.status in TERMINAL_RUN_STATUSES:
@@ -239,7 +239,7 @@ async def _cancel(
                 expected_seq=state.seq,
                 status="cancelled",
             )
-        except StreamVersionConflictError as e:
+        except SeqConflictError as e:
             conflict = e
             continue
         if lease is not None:
@@ -257,14 +257,14 @@ async def _append_request(store: EventStore, request: Event, seq: int) -> bool:
     last seq, not a new fold.
 
     Raises:
-        StreamVersionConflictError: if the owner appended before every attempt.
+        SeqConflictError: if the owner appended before every attempt.
     """
     run_id = request.run_id
     for attempt in range(_ROUNDS * 4):
         try:
             await store.append(run_id, [request], expected_seq=seq)
             return True
-        except StreamVersionConflictError:
+        except SeqConflictError:
             record = await store.get_run(run_id)
             if record is not None and record.status in TERMINAL_RUN_STATUSES:
                 return False
@@ -360,7 +360,7 @@ async def down(
 
     Raises:
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
-        StreamVersionConflictError, DatabaseWriteError, DatabaseQueryError: as
+        SeqConflictError, DatabaseWriteError, DatabaseQueryError: as
             `cancel_run`, for the first run that failed.
     """
     store = await open_existing_store(db)

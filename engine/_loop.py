@@ -17,8 +17,8 @@ import msgspec
 from smithers.eventstore import EventStore, Lease, decode_event, decode_json
 from smithers.eventstore.errors import (
     RunAlreadyExistsError,
+    SeqConflictError,
     SmithersError,
-    StreamVersionConflictError,
 )
 from smithers.eventstore.events import (
     NULL_RAW,
@@ -174,7 +174,7 @@ class RunLoop:
                     break
                 except RunAlreadyExistsError:
                     raise
-                except StreamVersionConflictError as e:
+                except SeqConflictError as e:
                     if not self.claimed:
                         raise ResumeClaimFailedError(self.run_id, self._owner_id()) from e
                     if attempt == _CONFLICT_RETRIES:
@@ -207,7 +207,7 @@ class RunLoop:
         foreign = await self.store.read(self.run_id, after_seq=self.seq)
         events = self._requests_only([decode_event(r.type, r.data) for r in foreign])
         if self.reload is None:
-            raise StreamVersionConflictError(
+            raise SeqConflictError(
                 self.run_id, expected_seq=self.seq, actual_seq=foreign[-1].seq if foreign else 0
             )
         self.state = await self.reload()

@@ -40,8 +40,8 @@ from smithers.eventstore import (
     EventStore,
     Lease,
     RunRecord,
+    SeqConflictError,
     SQLiteEventStore,
-    StreamVersionConflictError,
     decode_event,
     resolve_db_path,
 )
@@ -280,7 +280,7 @@ class _Supervisor:
                         SUPERVISOR_STREAM_ID, events, expected_seq=self.seq
                     )
                     break
-                except StreamVersionConflictError:
+                except SeqConflictError:
                     if attempt == 19:
                         raise
                     await self.read_stream()

@@ -339,7 +339,7 @@ async def rewind(
         RunNotFoundError: if the run does not exist.
         SnapshotNotFoundError: if the run has no frame `frame` (the message gives its range).
         RunOwnerAliveError, RunStillRunningError: if the run is still being driven.
-        StreamVersionConflictError: if another writer appended meanwhile (nothing kept).
+        SeqConflictError: if another writer appended meanwhile (nothing kept).
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
 
     Example:
@@ -612,7 +612,7 @@ async def retry_task(
             (RunStillRunningError only without `force`).
         ResumeMetadataMismatchError: if the workflow's code changed since the run began
             (fork or replay it instead); nothing is recorded.
-        StreamVersionConflictError: if another writer appended meanwhile.
+        SeqConflictError: if another writer appended meanwhile.
         Everything `run_workflow(resume=True)` raises.
 
     Example:
