@@ -42,7 +42,7 @@ from smithers.eventstore.events import (
     RunRewound,
     RunStatusChanged,
 )
-from smithers.projections import RunState, apply_event, apply_rewind
+from smithers.projections import RunState, apply_event, apply_rewind, is_run_status
 
 from ._clock import SystemClock
 from ._context import WorkflowContext
@@ -370,7 +370,11 @@ async def _head(store: EventStore, run_id: str) -> RunState | None:
     for a run that has not ended, or when the tail has no frame. Awaits reads.
     """
     record = await store.get_run(run_id)
-    if record is None or record.status not in TERMINAL_RUN_STATUSES:
+    if (
+        record is None
+        or not is_run_status(record.status)
+        or record.status not in TERMINAL_RUN_STATUSES
+    ):
         return None
     after = record.last_seq
     while after > 0:

@@ -93,7 +93,7 @@ RunStatus = Literal[
     "failed",
     "cancelled",
 ]
-"""Smithers' `RunStatus` vocabulary."""
+"""Smithers' `RunStatus` vocabulary: the statuses this version writes in `RunStatusChanged`."""
 
 TERMINAL_RUN_STATUSES: frozenset[str] = frozenset({"finished", "failed", "cancelled", "continued"})
 """Statuses after which a run does nothing more unless rewound or retried."""
@@ -157,7 +157,14 @@ class RunStarted(Event, frozen=True, kw_only=True):
 class RunStatusChanged(Event, frozen=True, kw_only=True):
     """The run moved to another status."""
 
-    status: RunStatus
+    status: str
+    """The new status, a `RunStatus` value when written by this version.
+
+    Decoded as any string, not as the `RunStatus` literal: a log written by a later
+    version, with a status this one does not know, still decodes (the JSON is a
+    string either way). The run-state fold narrows it and ignores a status it does not
+    know (`smithers.projections.is_run_status`).
+    """
 
 
 class RunFinished(Event, frozen=True, kw_only=True):

@@ -16,8 +16,10 @@ from ._run_state import NodeKey as NodeKey
 from ._run_state import NodeRecord as NodeRecord
 from ._run_state import NodeStateName as NodeStateName
 from ._run_state import RunState as RunState
+from ._run_state import RunStatus as RunStatus
 from ._run_state import apply_event as apply_event
 from ._run_state import fork_state as fork_state
+from ._run_state import is_run_status as is_run_status
 from .errors import CheckpointDecodeError as CheckpointDecodeError
 from .errors import ForkBaseMismatchError as ForkBaseMismatchError
 from .errors import InvalidRewindError as InvalidRewindError
@@ -36,6 +38,7 @@ __all__ = (
     "NodeStateName",
     "ProjectionError",
     "RunState",
+    "RunStatus",
     "apply_event",
     "apply_rewind",
     "decode_state",
@@ -44,4 +47,5 @@ __all__ = (
     "fold",
     "fold_stored",
     "fork_state",
+    "is_run_status",
 )

@@ -16,7 +16,7 @@ with `apply_rewind`. A forked run starts from `fork_state` (DESIGN §5, §7).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeGuard, get_args
 
 import msgspec
 from smithers.eventstore.events import (
@@ -58,9 +58,38 @@ __all__ = (
     "NodeRecord",
     "NodeStateName",
     "RunState",
+    "RunStatus",
     "apply_event",
     "fork_state",
+    "is_run_status",
 )
+
+RunStatus = Literal[
+    "pending",
+    "running",
+    "waiting-approval",
+    "waiting-event",
+    "waiting-timer",
+    "finished",
+    "continued",
+    "failed",
+    "cancelled",
+]
+"""Status of a run: Smithers' `RunStatus` (`smithers.eventstore.events.RunStatus`), plus
+``"pending"``, the status of a state before the run's first `RunStarted`."""
+
+_RUN_STATUSES: frozenset[str] = frozenset(get_args(RunStatus))
+
+
+def is_run_status(value: str) -> TypeGuard[RunStatus]:
+    """Return whether `value` is a `RunStatus` this version knows. Does no I/O.
+
+    The checked conversion for statuses read from outside the fold's own literals (a
+    `RunStatusChanged` from the log, a runs-index row): ``if is_run_status(s): ...``
+    narrows `s` to `RunStatus` for the type checker.
+    """
+    return value in _RUN_STATUSES
+
 
 NodeStateName = Literal[
     "pending",
@@ -162,8 +191,13 @@ class RunState(msgspec.Struct, kw_only=True):
     run_id: str
     seq: int = 0
     """Seq of the last event of the log folded in, rewinds included (0: nothing yet)."""
-    status: str = "pending"
-    """Smithers `RunStatus`, or ``"pending"`` before the first RunStarted."""
+    status: RunStatus = "pending"
+    """Smithers' `RunStatus`, or ``"pending"`` before the first RunStarted.
+
+    A `RunStatusChanged` whose status this version does not know (written by a later
+    one) leaves it unchanged: like an event type the fold does not handle, the value
+    is skipped, so an older reader shows the last status it understands instead of
+    failing on the log."""
     workflow_name: str = ""
     workflow_path: str | None = None
     workflow_hash: str | None = None
@@ -280,7 +314,9 @@ def _run_started(s: RunState, e: RunStarted, seq: int) -> None:
 
 
 def _status_changed(s: RunState, e: RunStatusChanged, seq: int) -> None:
-    s.status = e.status
+    # A status from a later version is skipped, as an unknown event type would be.
+    if is_run_status(e.status):
+        s.status = e.status
 
 
 def _run_finished(s: RunState, e: RunFinished, seq: int) -> None:
