@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._apply import apply_event as apply_event
+from ._apply import fork_state as fork_state
 from ._checkpoint import CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
 from ._checkpoint import decode_state as decode_state
 from ._checkpoint import encode_state as encode_state
@@ -17,8 +19,6 @@ from ._run_state import NodeRecord as NodeRecord
 from ._run_state import NodeStateName as NodeStateName
 from ._run_state import RunState as RunState
 from ._run_state import RunStatus as RunStatus
-from ._run_state import apply_event as apply_event
-from ._run_state import fork_state as fork_state
 from ._run_state import is_run_status as is_run_status
 from .errors import CheckpointDecodeError as CheckpointDecodeError
 from .errors import ForkBaseMismatchError as ForkBaseMismatchError
