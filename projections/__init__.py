@@ -1,4 +1,8 @@
-"""Pure folds from events to state (DESIGN §5): no I/O, clock or randomness."""
+"""Folds from events to state (DESIGN §5): no I/O, clock or randomness.
+
+A fold updates a `RunState` in place, one event at a time in O(1): the state's
+containers change and the frozen records in them are replaced, never mutated.
+"""
 
 from __future__ import annotations
 
