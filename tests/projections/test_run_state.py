@@ -690,3 +690,12 @@ def test_a_status_from_a_later_version_does_not_undo_a_known_one() -> None:
         ),
     )
     assert s.status == "waiting-approval"
+
+
+def test_the_fold_handles_only_events_of_the_live_catalogue() -> None:
+    # Events of features not built yet live in eventstore's planned modules; once the
+    # fold handles one, it belongs in `events` (see `_planned_events`).
+    from smithers.projections._apply import _HANDLERS
+
+    assert {cls.__module__ for cls in _HANDLERS} == {events.__name__}
+    assert set(_HANDLERS) <= set(typing.get_args(events.AnyEvent))
