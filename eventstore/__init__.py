@@ -24,8 +24,8 @@ from .errors import DatabaseQueryError as DatabaseQueryError
 from .errors import DatabaseWriteError as DatabaseWriteError
 from .errors import EventStoreError as EventStoreError
 from .errors import RunAlreadyExistsError as RunAlreadyExistsError
+from .errors import SeqConflictError as SeqConflictError
 from .errors import SmithersError as SmithersError
-from .errors import StreamVersionConflictError as StreamVersionConflictError
 
 __all__ = (
     "EVENT_TYPES",
@@ -40,7 +40,7 @@ __all__ = (
     "SQLiteEventStore",
     "SmithersError",
     "StoredEvent",
-    "StreamVersionConflictError",
+    "SeqConflictError",
     "decode_event",
     "decode_json",
     "encode_event",

@@ -8,7 +8,7 @@ import msgspec
 
 from ._codec import encode_event
 from ._envelope import Lease, RunRecord, StoredEvent
-from .errors import RunAlreadyExistsError, StreamVersionConflictError
+from .errors import RunAlreadyExistsError, SeqConflictError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -61,7 +61,7 @@ class MemoryEventStore:
         if actual != expected_seq:
             if expected_seq == 0:
                 raise RunAlreadyExistsError(run_id, actual_seq=actual)
-            raise StreamVersionConflictError(run_id, expected_seq=expected_seq, actual_seq=actual)
+            raise SeqConflictError(run_id, expected_seq=expected_seq, actual_seq=actual)
         # Encode everything first so a bad event leaves the log untouched (atomic batch).
         encoded = [encode_event(e) for e in events]
         base = len(self._events)

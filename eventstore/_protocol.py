@@ -47,7 +47,7 @@ class EventStore(Protocol):
 
         Raises:
             RunAlreadyExistsError: if `expected_seq` is 0 and the run has events.
-            StreamVersionConflictError: if the run's last seq is not `expected_seq`.
+            SeqConflictError: if the run's last seq is not `expected_seq`.
             DatabaseWriteError: if the write failed; nothing of the batch was kept.
         """
         ...

@@ -20,7 +20,7 @@ from .errors import (
     DatabaseQueryError,
     DatabaseWriteError,
     RunAlreadyExistsError,
-    StreamVersionConflictError,
+    SeqConflictError,
 )
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ class SQLiteEventStore:
 
         Raises:
             RunAlreadyExistsError: if `expected_seq` is 0 and the run has events.
-            StreamVersionConflictError: if the run's last seq is not `expected_seq`.
+            SeqConflictError: if the run's last seq is not `expected_seq`.
             DatabaseWriteError: if the database stayed locked through every retry, the
                 disk is full or the file read-only; nothing of the batch was kept.
         """
@@ -491,7 +491,7 @@ def _append_tx(
         if actual != expected_seq:
             if expected_seq == 0:
                 raise RunAlreadyExistsError(run_id, actual_seq=actual)
-            raise StreamVersionConflictError(run_id, expected_seq=expected_seq, actual_seq=actual)
+            raise SeqConflictError(run_id, expected_seq=expected_seq, actual_seq=actual)
         conn.executemany(_INSERT, rows)
         last_seq = rows[-1][1]
         first_ms, last_ms = rows[0][3], rows[-1][3]

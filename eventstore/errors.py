@@ -24,7 +24,7 @@ __all__ = (
     "ERROR_DEFINITIONS",
     "SmithersError",
     "EventStoreError",
-    "StreamVersionConflictError",
+    "SeqConflictError",
     "RunAlreadyExistsError",
     "DatabaseWriteError",
     "DatabaseQueryError",
@@ -296,11 +296,14 @@ class EventStoreError(SmithersError):
     default_code = "STORAGE_ERROR"
 
 
-class StreamVersionConflictError(EventStoreError):
-    """An append found the run's last seq different from `expected_seq`.
+class SeqConflictError(EventStoreError):
+    """An append found the run's last seq different from its `expected_seq`.
 
-    Raised by `EventStore.append`; nothing of the batch was written. Details:
-    `runId`, `expectedSeq`, `actualSeq`.
+    Raised by `EventStore.append(run_id, events, expected_seq=...)` when the run's
+    last seq (`actual_seq`, 0 for a run with no events) is not `expected_seq`: another
+    writer appended first. Nothing of the batch was written; re-read the run and decide
+    again. Attributes `run_id`, `expected_seq`, `actual_seq`; details: `runId`,
+    `expectedSeq`, `actualSeq`.
     """
 
     default_code = "RUN_RESUME_CLAIM_LOST"
@@ -316,7 +319,7 @@ class StreamVersionConflictError(EventStoreError):
         self.actual_seq = actual_seq
 
 
-class RunAlreadyExistsError(StreamVersionConflictError):
+class RunAlreadyExistsError(SeqConflictError):
     """A new run was started (expected_seq 0) with a run id already in the log."""
 
     default_code = "RUN_ALREADY_EXISTS"

@@ -7,13 +7,81 @@ retyped; new fields get defaults so older logs still decode.
 
 User data (input, outputs, heartbeat payloads) is kept as `msgspec.Raw` JSON: immutable,
 stored without re-encoding, and decoded against the reader's schema when needed.
+
+This module defines the events smithers-py writes or folds today and `AnyEvent`, the
+union of every known event. The base classes live in `_event_base`; the reference's
+events for features not built yet in `_planned_events` (approvals, timers, agents, …)
+and `_planned_extension_events` (sandboxes, voice, RAG, alerts, …). All are
+re-exported here, so ``from smithers.eventstore.events import X`` works for every
+event, and every event in the union decodes.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-import msgspec
+import msgspec  # noqa: TC002 (msgspec resolves Struct annotations at run time)
+
+from ._event_base import NULL_RAW as NULL_RAW
+from ._event_base import AttemptEvent as AttemptEvent
+from ._event_base import ErrorInfo as ErrorInfo
+from ._event_base import Event as Event
+from ._event_base import NodeEvent as NodeEvent
+from ._planned_events import AgentEvent as AgentEvent
+from ._planned_events import ApprovalAutoApproved as ApprovalAutoApproved
+from ._planned_events import ApprovalDenied as ApprovalDenied
+from ._planned_events import ApprovalGranted as ApprovalGranted
+from ._planned_events import ApprovalRequested as ApprovalRequested
+from ._planned_events import BudgetExceeded as BudgetExceeded
+from ._planned_events import NodeOutput as NodeOutput
+from ._planned_events import ProviderDisconnected as ProviderDisconnected
+from ._planned_events import ProviderReconnected as ProviderReconnected
+from ._planned_events import RevertFinished as RevertFinished
+from ._planned_events import RevertStarted as RevertStarted
+from ._planned_events import RunHijacked as RunHijacked
+from ._planned_events import RunHijackRequested as RunHijackRequested
+from ._planned_events import SnapshotCaptured as SnapshotCaptured
+from ._planned_events import TimerCancelled as TimerCancelled
+from ._planned_events import TimerCreated as TimerCreated
+from ._planned_events import TimerFired as TimerFired
+from ._planned_events import TimerType as TimerType
+from ._planned_events import TimeTravelFinished as TimeTravelFinished
+from ._planned_events import TimeTravelStarted as TimeTravelStarted
+from ._planned_events import TokenUsageReported as TokenUsageReported
+from ._planned_events import ToolCallFinished as ToolCallFinished
+from ._planned_events import ToolCallStarted as ToolCallStarted
+from ._planned_extension_events import AlertAcknowledged as AlertAcknowledged
+from ._planned_extension_events import AlertEscalated as AlertEscalated
+from ._planned_extension_events import AlertFired as AlertFired
+from ._planned_extension_events import AlertReopened as AlertReopened
+from ._planned_extension_events import AlertResolved as AlertResolved
+from ._planned_extension_events import AlertSilenced as AlertSilenced
+from ._planned_extension_events import MemoryFactSet as MemoryFactSet
+from ._planned_extension_events import MemoryMessageSaved as MemoryMessageSaved
+from ._planned_extension_events import MemoryRecalled as MemoryRecalled
+from ._planned_extension_events import OpenApiToolCalled as OpenApiToolCalled
+from ._planned_extension_events import RagIngested as RagIngested
+from ._planned_extension_events import RagRetrieved as RagRetrieved
+from ._planned_extension_events import SandboxBundleReceived as SandboxBundleReceived
+from ._planned_extension_events import SandboxCompleted as SandboxCompleted
+from ._planned_extension_events import SandboxCreated as SandboxCreated
+from ._planned_extension_events import SandboxDiffAccepted as SandboxDiffAccepted
+from ._planned_extension_events import SandboxDiffRejected as SandboxDiffRejected
+from ._planned_extension_events import SandboxDiffReviewRequested as SandboxDiffReviewRequested
+from ._planned_extension_events import SandboxFailed as SandboxFailed
+from ._planned_extension_events import SandboxHeartbeat as SandboxHeartbeat
+from ._planned_extension_events import SandboxShipped as SandboxShipped
+from ._planned_extension_events import ScorerFailed as ScorerFailed
+from ._planned_extension_events import ScorerFinished as ScorerFinished
+from ._planned_extension_events import ScorerStarted as ScorerStarted
+from ._planned_extension_events import VoiceError as VoiceError
+from ._planned_extension_events import VoiceFinished as VoiceFinished
+from ._planned_extension_events import VoiceOperation as VoiceOperation
+from ._planned_extension_events import VoiceStarted as VoiceStarted
+from ._planned_extension_events import WorkflowReloadDetected as WorkflowReloadDetected
+from ._planned_extension_events import WorkflowReloaded as WorkflowReloaded
+from ._planned_extension_events import WorkflowReloadFailed as WorkflowReloadFailed
+from ._planned_extension_events import WorkflowReloadUnsafe as WorkflowReloadUnsafe
 
 RunStatus = Literal[
     "running",
@@ -25,63 +93,10 @@ RunStatus = Literal[
     "failed",
     "cancelled",
 ]
-"""Smithers' `RunStatus` vocabulary."""
-
-NULL_RAW = msgspec.Raw(b"null")
-"""Default of `msgspec.Raw` fields: JSON ``null`` (msgspec cannot decode ``Raw | None``)."""
+"""Smithers' `RunStatus` vocabulary: the statuses this version writes in `RunStatusChanged`."""
 
 TERMINAL_RUN_STATUSES: frozenset[str] = frozenset({"finished", "failed", "cancelled", "continued"})
 """Statuses after which a run does nothing more unless rewound or retried."""
-
-
-class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
-    """A failure stored as data (never a pickled exception), as Smithers' serialised error."""
-
-    name: str
-    """Exception class name, e.g. ``"ValueError"`` or ``"SmithersError"``."""
-    message: str
-    """Human-readable message."""
-    code: str | None = None
-    """Smithers error code, or None for a plain exception raised by user code."""
-    retryable: bool = True
-    """Whether the retry policy may run another attempt after this error."""
-    details: msgspec.Raw = NULL_RAW
-    """The error's `details` mapping as JSON, or None."""
-
-
-# Subclasses repeat `kw_only=True` (msgspec does not inherit it) and `frozen=True` (msgspec
-# inherits it, but mypy's dataclass_transform does not and rejects a "non-frozen" subclass).
-
-
-class Event(
-    msgspec.Struct, frozen=True, kw_only=True, tag=True, rename="camel", omit_defaults=True
-):
-    """Base of every event. The JSON ``type`` field is the class name."""
-
-    run_id: str
-    """Run this event belongs to."""
-    timestamp_ms: int
-    """Unix epoch milliseconds when the engine recorded the fact."""
-
-
-class NodeEvent(Event, frozen=True, kw_only=True, omit_defaults=False):
-    """Base of events about one node in one loop iteration.
-
-    Node events always carry every field (``iteration`` included, even 0), as Smithers'
-    NDJSON does, so tools matching on ``iteration`` see it.
-    """
-
-    node_id: str
-    """Task node id."""
-    iteration: int = 0
-    """Loop iteration number (0 outside loops)."""
-
-
-class AttemptEvent(NodeEvent, frozen=True, kw_only=True):
-    """Base of events about one attempt of a node."""
-
-    attempt: int
-    """Attempt number, starting at 1."""
 
 
 # --------------------------------------------------------------------------- supervisor
@@ -142,7 +157,14 @@ class RunStarted(Event, frozen=True, kw_only=True):
 class RunStatusChanged(Event, frozen=True, kw_only=True):
     """The run moved to another status."""
 
-    status: RunStatus
+    status: str
+    """The new status, a `RunStatus` value when written by this version.
+
+    Decoded as any string, not as the `RunStatus` literal: a log written by a later
+    version, with a status this one does not know, still decodes (the JSON is a
+    string either way). The run-state fold narrows it and ignores a status it does not
+    know (`smithers.projections.is_run_status`).
+    """
 
 
 class RunFinished(Event, frozen=True, kw_only=True):
@@ -247,13 +269,6 @@ class FrameCommitted(Event, frozen=True, kw_only=True):
     tree. JSON null on keyframes, and on frames written before trees were recorded."""
 
 
-class SnapshotCaptured(Event, frozen=True, kw_only=True):
-    """A point-in-time snapshot of the workflow frame was captured."""
-
-    frame_no: int
-    content_hash: str
-
-
 # --------------------------------------------------------------------------- nodes
 
 
@@ -323,146 +338,6 @@ class RunCancelRequested(Event, frozen=True, kw_only=True):
     """Why, as given by the requester."""
 
 
-class RunHijackRequested(Event, frozen=True, kw_only=True):
-    """A user asked to take over the run's agent session interactively."""
-
-    target: str | None = None
-    """Node or agent to hijack; None for the run's current agent session."""
-
-
-class RunHijacked(AttemptEvent, frozen=True, kw_only=True):
-    """An agent attempt was handed over to a user's interactive session."""
-
-    engine: str
-    """Agent engine of the hijacked attempt, e.g. ``"claude-code"``."""
-    mode: str
-    """How the session was handed over."""
-    resume: str | None = None
-    """Agent session id the hijack resumes, if any."""
-    cwd: str
-    """Working directory of the hijacked session."""
-
-
-# --------------------------------------------------------------------------- approvals
-
-
-class ApprovalRequested(NodeEvent, frozen=True, kw_only=True):
-    """A node asked for an approval decision."""
-
-
-class ApprovalGranted(NodeEvent, frozen=True, kw_only=True):
-    """A node's approval was granted."""
-
-
-class ApprovalAutoApproved(NodeEvent, frozen=True, kw_only=True):
-    """An approval was granted by a configured policy without human intervention."""
-
-
-class ApprovalDenied(NodeEvent, frozen=True, kw_only=True):
-    """A node's approval was denied."""
-
-
-# --------------------------------------------------------------------------- tools
-
-
-class ToolCallStarted(AttemptEvent, frozen=True, kw_only=True):
-    """An agent attempt began a tool call."""
-
-    tool_name: str
-    """Name of the called tool."""
-    seq: int
-    """Sequential counter of tool calls within the attempt."""
-
-
-class ToolCallFinished(AttemptEvent, frozen=True, kw_only=True):
-    """A tool call of an agent attempt ended."""
-
-    tool_name: str
-    """Name of the called tool."""
-    seq: int
-    """Sequential counter of tool calls within the attempt (as in ToolCallStarted)."""
-    status: str
-    """Outcome of the call, e.g. ``"success"`` or ``"error"``."""
-
-
-# --------------------------------------------------------------------------- output
-
-
-class NodeOutput(AttemptEvent, frozen=True, kw_only=True):
-    """Streaming text from an agent (coalesced, at most a few events per second per task)."""
-
-    text: str
-    """The text chunk."""
-    stream: str
-    """Which stream the text came from, e.g. ``"stdout"`` or ``"stderr"``."""
-
-
-class AgentEvent(AttemptEvent, frozen=True, kw_only=True):
-    """A structured event reported by an agent engine during an attempt."""
-
-    engine: str
-    """Agent engine that reported it, e.g. ``"claude-code"``."""
-    event: msgspec.Raw = NULL_RAW
-    """The engine's event as JSON."""
-
-
-class TokenUsageReported(AttemptEvent, frozen=True, kw_only=True):
-    """An agent attempt reported model token usage."""
-
-    model: str
-    """Model id."""
-    agent: str
-    """Agent that used the tokens."""
-    input_tokens: int
-    """Prompt tokens."""
-    output_tokens: int
-    """Completion tokens."""
-    cache_read_tokens: int | None = None
-    """Prompt tokens read from the provider's cache, when reported."""
-    cache_write_tokens: int | None = None
-    """Prompt tokens written to the provider's cache, when reported."""
-    reasoning_tokens: int | None = None
-    """Reasoning tokens, when reported."""
-
-
-# --------------------------------------------------------------------------- timers
-
-
-TimerType = Literal["duration", "absolute"]
-"""``"duration"``: created from a relative delay; ``"absolute"``: from a wall-clock time."""
-
-
-class TimerCreated(Event, frozen=True, kw_only=True):
-    """A durable timer was registered with the engine."""
-
-    timer_id: str
-    """Stable identifier of the timer."""
-    fires_at_ms: int
-    """Unix epoch milliseconds when the timer will fire."""
-    timer_type: TimerType
-    """How the fire time was given."""
-
-
-class TimerFired(Event, frozen=True, kw_only=True):
-    """A timer fired and resumed its waiting node."""
-
-    timer_id: str
-    """Stable identifier of the timer."""
-    fires_at_ms: int
-    """Scheduled fire time, Unix epoch milliseconds."""
-    fired_at_ms: int
-    """Actual fire time, Unix epoch milliseconds."""
-    delay_ms: int
-    """Actual minus scheduled fire time; non-zero means scheduler lag."""
-
-
-class TimerCancelled(Event, frozen=True, kw_only=True):
-    """A timer was cancelled before it fired."""
-
-    timer_id: str
-    """Stable identifier of the timer."""
-
-
 # --------------------------------------------------------------------------- task heartbeats
 
 
@@ -488,131 +363,6 @@ class TaskHeartbeatTimeout(AttemptEvent, frozen=True, kw_only=True):
     """The configured heartbeat timeout."""
 
 
-# --------------------------------------------------------------------------- sandboxes
-
-
-class SandboxCreated(Event, frozen=True, kw_only=True):
-    """A sandboxed execution environment was provisioned."""
-
-    sandbox_id: str
-    """Unique identifier of the sandbox instance."""
-    runtime: str
-    """Isolation backend used, e.g. ``"docker"``."""
-    config_json: str
-    """The sandbox configuration, JSON-serialised."""
-
-
-class SandboxShipped(Event, frozen=True, kw_only=True):
-    """The initial code bundle was uploaded to the sandbox."""
-
-    sandbox_id: str
-    """Unique identifier of the sandbox instance."""
-    runtime: str
-    """Isolation backend used."""
-    bundle_size_bytes: int
-    """Size of the uploaded bundle in bytes."""
-
-
-class SandboxHeartbeat(Event, frozen=True, kw_only=True):
-    """A sandbox is still executing."""
-
-    sandbox_id: str
-    """Unique identifier of the sandbox instance."""
-    remote_run_id: str | None = None
-    """Run id assigned by the remote sandbox environment, if available."""
-    progress: float | None = None
-    """Progress fraction from 0 to 1 reported by the sandbox, if any."""
-
-
-class SandboxBundleReceived(Event, frozen=True, kw_only=True):
-    """The sandbox returned an output bundle to the orchestrator."""
-
-    sandbox_id: str
-    """Unique identifier of the sandbox instance."""
-    bundle_size_bytes: int
-    """Size of the received bundle in bytes."""
-    patch_count: int
-    """Number of file patches in the bundle."""
-    has_outputs: bool
-    """Whether structured task outputs were included."""
-
-
-class SandboxCompleted(Event, frozen=True, kw_only=True):
-    """A sandbox execution finished, whatever its outcome."""
-
-    sandbox_id: str
-    """Unique identifier of the sandbox instance."""
-    remote_run_id: str | None = None
-    """Run id assigned by the remote sandbox environment, if available."""
-    runtime: str
-    """Isolation backend used."""
-    status: str
-    """Final execution status."""
-    duration_ms: int
-    """Total sandbox execution time."""
-
-
-class SandboxFailed(Event, frozen=True, kw_only=True):
-    """A sandbox hit an unrecoverable error."""
-
-    sandbox_id: str
-    """Unique identifier of the sandbox instance."""
-    runtime: str
-    """Isolation backend used."""
-    error: ErrorInfo
-    """The failure."""
-
-
-class SandboxDiffReviewRequested(Event, frozen=True, kw_only=True):
-    """A sandbox produced patches that need human review before being applied."""
-
-    sandbox_id: str
-    """Unique identifier of the sandbox instance."""
-    patch_count: int
-    """Number of patches awaiting review."""
-    total_diff_lines: int
-    """Total lines across all diffs."""
-
-
-class SandboxDiffAccepted(Event, frozen=True, kw_only=True):
-    """A human reviewer accepted the sandbox's proposed patches."""
-
-    sandbox_id: str
-    """Unique identifier of the sandbox instance."""
-    patch_count: int
-    """Number of accepted patches."""
-
-
-class SandboxDiffRejected(Event, frozen=True, kw_only=True):
-    """A human reviewer rejected the sandbox's proposed patches."""
-
-    sandbox_id: str
-    """Unique identifier of the sandbox instance."""
-    reason: str | None = None
-    """Optional explanation of the rejection."""
-
-
-# --------------------------------------------------------------------------- reverts
-
-
-class RevertStarted(AttemptEvent, frozen=True, kw_only=True):
-    """Reverting the workspace to an attempt's VCS state began."""
-
-    jj_pointer: str
-    """VCS change identifier to restore."""
-
-
-class RevertFinished(AttemptEvent, frozen=True, kw_only=True):
-    """Reverting the workspace to an attempt's VCS state ended."""
-
-    jj_pointer: str
-    """VCS change identifier that was restored."""
-    success: bool
-    """Whether the revert succeeded."""
-    error: ErrorInfo | None = None
-    """The failure, when the revert failed."""
-
-
 # --------------------------------------------------------------------------- retry and time travel
 
 
@@ -636,28 +386,6 @@ class RetryTaskFinished(NodeEvent, frozen=True, kw_only=True):
     """Set if the retry operation itself failed (not the retried task)."""
 
 
-class TimeTravelStarted(AttemptEvent, frozen=True, kw_only=True):
-    """A time-travel operation began, rewinding the run to a prior state."""
-
-    jj_pointer: str | None = None
-    """VCS change identifier to restore, if VCS state is rewound."""
-
-
-class TimeTravelFinished(AttemptEvent, frozen=True, kw_only=True):
-    """A time-travel operation completed."""
-
-    jj_pointer: str | None = None
-    """VCS change identifier restored, if VCS state was rewound."""
-    success: bool
-    """Whether the time travel succeeded."""
-    vcs_restored: bool
-    """Whether VCS state was rewound."""
-    reset_nodes: tuple[str, ...]
-    """Node ids cleared as part of the rewind."""
-    error: ErrorInfo | None = None
-    """The failure, when time travel failed."""
-
-
 class RunRewound(Event, frozen=True, kw_only=True):
     """The run was rewound: events after `to_seq` no longer count for its state."""
 
@@ -665,297 +393,6 @@ class RunRewound(Event, frozen=True, kw_only=True):
     """Frame the run was rewound to."""
     to_seq: int
     """Last seq of the run's log that still counts after the rewind."""
-
-
-# --------------------------------------------------------------------------- voice
-
-
-VoiceOperation = Literal["speak", "listen"]
-"""``"speak"``: text to speech; ``"listen"``: speech to text."""
-
-
-class VoiceStarted(NodeEvent, frozen=True, kw_only=True):
-    """A voice operation began."""
-
-    operation: VoiceOperation
-    """Which way the voice operation goes."""
-    provider: str
-    """Voice provider, e.g. ``"openai"``, ``"elevenlabs"``."""
-
-
-class VoiceFinished(NodeEvent, frozen=True, kw_only=True):
-    """A voice operation completed successfully."""
-
-    operation: VoiceOperation
-    """Which way the voice operation went."""
-    provider: str
-    """Voice provider."""
-    duration_ms: int
-    """Wall time of the voice operation."""
-
-
-class VoiceError(NodeEvent, frozen=True, kw_only=True):
-    """A voice operation failed."""
-
-    operation: VoiceOperation
-    """Which way the voice operation went."""
-    provider: str
-    """Voice provider."""
-    error: ErrorInfo
-    """The failure."""
-
-
-# --------------------------------------------------------------------------- RAG
-
-
-class RagIngested(Event, frozen=True, kw_only=True):
-    """Documents were chunked and embedded into a vector store namespace."""
-
-    document_count: int
-    """Number of source documents ingested."""
-    chunk_count: int
-    """Number of chunks stored after splitting."""
-    namespace: str
-    """Vector store namespace written to."""
-
-
-class RagRetrieved(Event, frozen=True, kw_only=True):
-    """A semantic search query completed."""
-
-    query: str
-    """The query string."""
-    result_count: int
-    """Number of chunks returned."""
-    namespace: str
-    """Vector store namespace searched."""
-    top_score: float
-    """Similarity score of the highest-ranked result."""
-
-
-# --------------------------------------------------------------------------- memory
-
-
-class MemoryFactSet(Event, frozen=True, kw_only=True):
-    """A key-value fact was written to the memory store."""
-
-    namespace: str
-    """Memory namespace of the fact."""
-    key: str
-    """Key the fact was stored under."""
-
-
-class MemoryRecalled(Event, frozen=True, kw_only=True):
-    """The memory store was queried for relevant facts."""
-
-    namespace: str
-    """Memory namespace queried."""
-    query: str
-    """The recall query."""
-    result_count: int
-    """Number of facts returned."""
-
-
-class MemoryMessageSaved(Event, frozen=True, kw_only=True):
-    """A conversation message was persisted to memory."""
-
-    thread_id: str
-    """Conversation thread id."""
-    role: str
-    """Message role, e.g. ``"user"``, ``"assistant"``."""
-
-
-# --------------------------------------------------------------------------- OpenAPI
-
-
-class OpenApiToolCalled(Event, frozen=True, kw_only=True):
-    """A generated OpenAPI tool executed an HTTP operation."""
-
-    operation_id: str
-    """The OpenAPI ``operationId`` of the called operation."""
-    method: str
-    """HTTP method, e.g. ``"GET"``."""
-    path: str
-    """URL path template."""
-    duration_ms: int
-    """Round-trip duration."""
-    status: str
-    """Whether the HTTP call succeeded or errored."""
-
-
-# --------------------------------------------------------------------------- hot reload
-
-
-class WorkflowReloadDetected(Event, frozen=True, kw_only=True):
-    """Changes to the workflow's files were detected."""
-
-    changed_files: tuple[str, ...]
-    """Paths of the changed files."""
-
-
-class WorkflowReloaded(Event, frozen=True, kw_only=True):
-    """The workflow was reloaded from changed files."""
-
-    generation: int
-    """Monotonically increasing reload counter."""
-    changed_files: tuple[str, ...]
-    """Paths of the changed files."""
-
-
-class WorkflowReloadFailed(Event, frozen=True, kw_only=True):
-    """Reloading the workflow failed; the previous version keeps running."""
-
-    error: ErrorInfo
-    """The failure."""
-    changed_files: tuple[str, ...]
-    """Paths of the changed files."""
-
-
-class WorkflowReloadUnsafe(Event, frozen=True, kw_only=True):
-    """A detected change cannot be hot-reloaded safely."""
-
-    reason: str
-    """Why the reload is unsafe."""
-    changed_files: tuple[str, ...]
-    """Paths of the changed files."""
-
-
-# --------------------------------------------------------------------------- scorers
-
-
-class ScorerStarted(Event, frozen=True, kw_only=True):
-    """A scorer began evaluating a task's output."""
-
-    node_id: str
-    """Task node id whose output is scored."""
-    scorer_id: str
-    """Unique identifier of the scorer."""
-    scorer_name: str
-    """Human-readable scorer name."""
-
-
-class ScorerFinished(Event, frozen=True, kw_only=True):
-    """A scorer completed successfully."""
-
-    node_id: str
-    """Task node id whose output was scored."""
-    scorer_id: str
-    """Unique identifier of the scorer."""
-    scorer_name: str
-    """Human-readable scorer name."""
-    score: float
-    """Normalised score from 0 to 1."""
-
-
-class ScorerFailed(Event, frozen=True, kw_only=True):
-    """A scorer raised an error; scorer failures never fail the task."""
-
-    node_id: str
-    """Task node id whose output was scored."""
-    scorer_id: str
-    """Unique identifier of the scorer."""
-    scorer_name: str
-    """Human-readable scorer name."""
-    error: ErrorInfo
-    """The error raised by the scorer."""
-
-
-# --------------------------------------------------------------------------- alerts
-
-
-class AlertFired(Event, frozen=True, kw_only=True):
-    """An alert policy fired."""
-
-    alert_id: str
-    """Unique identifier of the alert."""
-    policy_name: str
-    """Name of the policy that fired."""
-    severity: str
-    """Alert severity."""
-    fingerprint: str
-    """Deduplication key of the alert."""
-    node_id: str | None = None
-    """Node the alert concerns, if any."""
-    iteration: int | None = None
-    """Loop iteration of that node, if any."""
-    message: str
-    """Human-readable alert message."""
-
-
-class AlertAcknowledged(Event, frozen=True, kw_only=True):
-    """An alert was acknowledged."""
-
-    alert_id: str
-    """Unique identifier of the alert."""
-    acknowledged_by: str | None = None
-    """Who acknowledged it."""
-
-
-class AlertSilenced(Event, frozen=True, kw_only=True):
-    """An alert was silenced."""
-
-    alert_id: str
-    """Unique identifier of the alert."""
-    silenced_until_ms: int | None = None
-    """Unix epoch milliseconds until which it is silenced; None for indefinitely."""
-
-
-class AlertResolved(Event, frozen=True, kw_only=True):
-    """An alert was resolved."""
-
-    alert_id: str
-    """Unique identifier of the alert."""
-    resolved_by: str | None = None
-    """Who resolved it."""
-
-
-class AlertReopened(Event, frozen=True, kw_only=True):
-    """A resolved alert fired again."""
-
-    alert_id: str
-    """Unique identifier of the alert."""
-    fingerprint: str
-    """Deduplication key of the alert."""
-    occurrence_count: int
-    """How many times the alert has occurred."""
-
-
-class AlertEscalated(Event, frozen=True, kw_only=True):
-    """An alert's severity was raised."""
-
-    alert_id: str
-    """Unique identifier of the alert."""
-    from_severity: str
-    """Previous severity."""
-    to_severity: str
-    """New severity."""
-
-
-# --------------------------------------------------------------------------- normalized input
-
-
-class BudgetExceeded(NodeEvent, frozen=True, kw_only=True):
-    """A node went over one of its budgets."""
-
-    budget_type: str
-    """Which budget, e.g. tokens or cost."""
-    limit: float
-    """The configured limit, in the budget's unit."""
-    actual: float
-    """The amount used, in the budget's unit."""
-
-
-class ProviderDisconnected(AttemptEvent, frozen=True, kw_only=True):
-    """An agent attempt lost its connection to the model provider."""
-
-    engine: str
-    """Agent engine of the attempt."""
-
-
-class ProviderReconnected(AttemptEvent, frozen=True, kw_only=True):
-    """An agent attempt regained its connection to the model provider."""
-
-    engine: str
-    """Agent engine of the attempt."""
 
 
 # --------------------------------------------------------------------------- the union

@@ -1,7 +1,13 @@
-"""Pure folds from events to state (DESIGN §5): no I/O, clock or randomness."""
+"""Folds from events to state (DESIGN §5): no I/O, clock or randomness.
+
+A fold updates a `RunState` in place, one event at a time in O(1): the state's
+containers change and the frozen records in them are replaced, never mutated.
+"""
 
 from __future__ import annotations
 
+from ._apply import apply_event as apply_event
+from ._apply import fork_state as fork_state
 from ._checkpoint import CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
 from ._checkpoint import decode_state as decode_state
 from ._checkpoint import encode_state as encode_state
@@ -16,8 +22,8 @@ from ._run_state import NodeKey as NodeKey
 from ._run_state import NodeRecord as NodeRecord
 from ._run_state import NodeStateName as NodeStateName
 from ._run_state import RunState as RunState
-from ._run_state import apply_event as apply_event
-from ._run_state import fork_state as fork_state
+from ._run_state import RunStatus as RunStatus
+from ._run_state import is_run_status as is_run_status
 from .errors import CheckpointDecodeError as CheckpointDecodeError
 from .errors import ForkBaseMismatchError as ForkBaseMismatchError
 from .errors import InvalidRewindError as InvalidRewindError
@@ -36,6 +42,7 @@ __all__ = (
     "NodeStateName",
     "ProjectionError",
     "RunState",
+    "RunStatus",
     "apply_event",
     "apply_rewind",
     "decode_state",
@@ -44,4 +51,5 @@ __all__ = (
     "fold",
     "fold_stored",
     "fork_state",
+    "is_run_status",
 )

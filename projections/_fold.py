@@ -10,6 +10,13 @@ So the events that count (`effective_events`) form a path back through the log: 
 the last event, step to the previous row, except at a rewind, where the step goes to
 the last row at or before its `to_seq`. Folding that path is the whole fold; nothing is
 recomputed per rewind and only the rows on the path are decoded.
+
+Folding updates a state in place (`apply_event`, in `_apply.py`): its fields and its
+`nodes`/`frames` containers change, while the records they hold are frozen Structs,
+replaced on change and never mutated. Each event costs O(1) whatever the run's size;
+a fold that copied the whole state per event would make long runs quadratic. The
+functions here start from a new state, a copy of `base`, or the `state` they are
+given, which they continue in place.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ from typing import TYPE_CHECKING
 from smithers.eventstore import decode_event
 from smithers.eventstore.events import FrameCommitted, RunRewound
 
-from ._run_state import RunState, apply_event
+from ._apply import apply_event
+from ._run_state import RunState
 from .errors import InvalidRewindError
 
 if TYPE_CHECKING:
@@ -124,6 +132,8 @@ def fold(
 
     The result is the fold of `effective_events` of the pairs, with `seq` the last
     pair's seq and `next_frame_no` counting every frame of the pairs, discarded or not.
+    The events are applied in place to one state (see the module docstring): `state`
+    when given, else a new one or a copy of `base`.
 
     Args:
         run_id: The run's id (used for a new state; must match `base`).

@@ -18,8 +18,8 @@ import msgspec
 from smithers.eventstore import EventStore, Lease, decode_event, decode_json
 from smithers.eventstore.errors import (
     RunAlreadyExistsError,
+    SeqConflictError,
     SmithersError,
-    StreamVersionConflictError,
 )
 from smithers.eventstore.events import (
     NULL_RAW,
@@ -188,7 +188,7 @@ class RunLoop:
     def _owner_id(self) -> str:
         return self.owner.owner_id if self.owner is not None else ""
 
-    async def _rebase(self, batch: list[Event], conflict: StreamVersionConflictError) -> int:
+    async def _rebase(self, batch: list[Event], conflict: SeqConflictError) -> int:
         """Another process appended to our run: re-fold the log, re-apply `batch` on top.
 
         What they appended (e.g. a cancel request) is handled at the next tick. Returns
@@ -206,7 +206,7 @@ class RunLoop:
         foreign = await self.writer.read_new(self.seq)
         events = self._requests_only([decode_event(r.type, r.data) for r in foreign])
         if self.reload is None:
-            raise StreamVersionConflictError(
+            raise SeqConflictError(
                 self.run_id, expected_seq=self.seq, actual_seq=foreign[-1].seq if foreign else 0
             )
         self.state = await self.reload()

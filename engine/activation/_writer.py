@@ -5,7 +5,7 @@ ticks, time travel (rewind, fork, replay, retry-task), cancel (its request, and 
 finalisation of a run whose owner is gone) and the supervisor's stream. The writer
 owns what every append needs, so no caller can forget a part of it:
 
-- the ``expected_seq`` check, its typed conflict (`StreamVersionConflictError`) and
+- the ``expected_seq`` check, its typed conflict (`SeqConflictError`) and
   the caller's retry strategy (a `Rebase` hook: re-read, decide again, or give up with
   the caller's own error);
 - the runs-index fields of the append (status, workflow name);
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
 from smithers.eventstore import encode_event
-from smithers.eventstore.errors import SmithersError, StreamVersionConflictError
+from smithers.eventstore.errors import SeqConflictError, SmithersError
 from smithers.eventstore.events import RunStarted, RunStatusChanged
 from smithers.projections import encode_state
 
@@ -43,7 +43,7 @@ __all__ = ("Rebase", "RunWriter", "append_to_run")
 
 log = logging.getLogger("smithers.engine")
 
-Rebase: TypeAlias = "Callable[[StreamVersionConflictError], Awaitable[int]]"
+Rebase: TypeAlias = "Callable[[SeqConflictError], Awaitable[int]]"
 """A caller's answer to a conflict: ``await rebase(conflict) -> new expected_seq``.
 
 Called when another process appended to the run first (the conflict is a
@@ -114,7 +114,7 @@ class RunWriter:
             rebase).
 
         Raises:
-            StreamVersionConflictError: if the run was not at `expected_seq` and there
+            SeqConflictError: if the run was not at `expected_seq` and there
                 is no `rebase`, or `retries` rebases did not help;
                 `RunAlreadyExistsError` (its subclass) if `expected_seq` was 0.
             DatabaseWriteError: if the write failed; nothing of the batch was kept.
@@ -138,7 +138,7 @@ class RunWriter:
                         workflow_name=workflow_name,
                     )
                     break
-                except StreamVersionConflictError as e:  # RunAlreadyExistsError too
+                except SeqConflictError as e:  # RunAlreadyExistsError too
                     if rebase is None or attempt >= retries:
                         raise
                     attempt += 1
@@ -270,7 +270,7 @@ async def append_to_run(
 
     Raises:
         RunAlreadyExistsError: if `expected_seq` is 0 and the run exists.
-        StreamVersionConflictError: if the run is not at `expected_seq`.
+        SeqConflictError: if the run is not at `expected_seq`.
         DatabaseWriteError: if the write failed; nothing of the batch was kept.
     """
     mirror = NdjsonMirror(log_dir, create=expected_seq == 0) if log_dir is not None else None

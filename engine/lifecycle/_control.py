@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 from smithers.eventstore import (
     EventStore,
-    StreamVersionConflictError,
+    SeqConflictError,
     decode_json,
     resolve_db_path,
 )
@@ -141,7 +141,7 @@ async def cancel_run(
     Raises:
         RunNotFoundError: if the run has no events.
         InvalidInputError: if `run_id` is the supervisor's stream.
-        StreamVersionConflictError: if others kept appending to the run through
+        SeqConflictError: if others kept appending to the run through
             every attempt (25) of the cancel's append.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseWriteError, DatabaseQueryError: on storage failures.
@@ -192,7 +192,7 @@ async def _cancel(
     asked: set[str] = set()  # owners already asked (and waited for)
     requested = False  # a RunCancelRequested of ours is in the log
     reported = False  # on_step("finalizing") was called
-    conflict: StreamVersionConflictError | None = None
+    conflict: SeqConflictError | None = None
     for _ in range(_ROUNDS):
         state = await load_state(store, run_id)
         if state.status in TERMINAL_RUN_STATUSES:
@@ -226,7 +226,7 @@ async def _cancel(
                 status="cancelled",
                 log_dir=log_dir,
             )
-        except StreamVersionConflictError as e:
+        except SeqConflictError as e:
             conflict = e
             continue
         if lease is not None:
@@ -246,14 +246,14 @@ async def _append_request(
     last seq, not a new fold.
 
     Raises:
-        StreamVersionConflictError: if the owner appended before every attempt.
+        SeqConflictError: if the owner appended before every attempt.
     """
     run_id = request.run_id
     for attempt in range(_ROUNDS * 4):
         try:
             await append_to_run(store, run_id, [request], expected_seq=seq, log_dir=log_dir)
             return True
-        except StreamVersionConflictError:
+        except SeqConflictError:
             record = await store.get_run(run_id)
             if record is not None and record.status in TERMINAL_RUN_STATUSES:
                 return False
@@ -350,7 +350,7 @@ async def down(
 
     Raises:
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
-        StreamVersionConflictError, DatabaseWriteError, DatabaseQueryError: as
+        SeqConflictError, DatabaseWriteError, DatabaseQueryError: as
             `cancel_run`, for the first run that failed.
     """
     path = resolve_db_path(db, must_exist=True)

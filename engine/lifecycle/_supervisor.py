@@ -53,8 +53,8 @@ import msgspec
 from smithers.eventstore import (
     EventStore,
     RunRecord,
+    SeqConflictError,
     SQLiteEventStore,
-    StreamVersionConflictError,
     decode_event,
     resolve_db_path,
     to_raw,
@@ -373,7 +373,7 @@ class _Supervisor:
             return
         if not self.dry_run:
 
-            async def reread(_: StreamVersionConflictError) -> int:
+            async def reread(_: SeqConflictError) -> int:
                 await self.read_stream()
                 return self.seq
 

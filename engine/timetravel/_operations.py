@@ -42,7 +42,7 @@ from smithers.eventstore.events import (
     RunRewound,
     RunStatusChanged,
 )
-from smithers.projections import RunState, apply_event, apply_rewind
+from smithers.projections import RunState, apply_event, apply_rewind, is_run_status
 
 from .._clock import SystemClock
 from .._stores import open_existing_store
@@ -343,7 +343,7 @@ async def rewind(
         RunNotFoundError: if the run does not exist.
         SnapshotNotFoundError: if the run has no frame `frame` (the message gives its range).
         RunOwnerAliveError, RunStillRunningError: if the run is still being driven.
-        StreamVersionConflictError: if another writer appended meanwhile (nothing kept).
+        SeqConflictError: if another writer appended meanwhile (nothing kept).
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
 
     Example:
@@ -374,7 +374,11 @@ async def _head(store: EventStore, run_id: str) -> RunState | None:
     for a run that has not ended, or when the tail has no frame. Awaits reads.
     """
     record = await store.get_run(run_id)
-    if record is None or record.status not in TERMINAL_RUN_STATUSES:
+    if (
+        record is None
+        or not is_run_status(record.status)
+        or record.status not in TERMINAL_RUN_STATUSES
+    ):
         return None
     after = record.last_seq
     while after > 0:
@@ -617,7 +621,7 @@ async def retry_task(
             (RunStillRunningError only without `force`).
         ResumeMetadataMismatchError: if the workflow's code changed since the run began
             (fork or replay it instead); nothing is recorded.
-        StreamVersionConflictError: if another writer appended meanwhile.
+        SeqConflictError: if another writer appended meanwhile.
         Everything `run_workflow(resume=True)` raises.
 
     Example:

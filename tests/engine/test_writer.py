@@ -24,8 +24,8 @@ from smithers.engine.activation import NdjsonMirror, RunWriter
 from smithers.eventstore import (
     MemoryEventStore,
     RunAlreadyExistsError,
+    SeqConflictError,
     SQLiteEventStore,
-    StreamVersionConflictError,
 )
 from smithers.eventstore.events import (
     NodePending,
@@ -180,7 +180,7 @@ async def test_a_conflict_without_rebase_is_raised_and_nothing_is_written(tmp_pa
     writer = RunWriter(store, "r", mirror=mirror)
     assert await writer.append(started("r"), expected_seq=0) == 2
 
-    with pytest.raises(StreamVersionConflictError) as info:
+    with pytest.raises(SeqConflictError) as info:
         await writer.append(pending("r", "x"), expected_seq=1)
 
     assert (info.value.expected_seq, info.value.actual_seq) == (1, 2)
@@ -200,9 +200,9 @@ async def test_a_rebase_decides_again_and_the_mirror_gets_the_others_events(
     other = RunWriter(store, "r")  # another process, mirroring nowhere
     request = RunCancelRequested(run_id="r", timestamp_ms=3, source="api")
     await other.append([request], expected_seq=2)
-    seen: list[StreamVersionConflictError] = []
+    seen: list[SeqConflictError] = []
 
-    async def rebase(conflict: StreamVersionConflictError) -> int:
+    async def rebase(conflict: SeqConflictError) -> int:
         seen.append(conflict)
         return conflict.actual_seq
 
@@ -225,19 +225,19 @@ async def test_a_rebase_gives_up_by_raising_and_retries_are_bounded() -> None:
     await writer.append(started("r"), expected_seq=0)
     calls = 0
 
-    async def stale(conflict: StreamVersionConflictError) -> int:
+    async def stale(conflict: SeqConflictError) -> int:
         nonlocal calls
         calls += 1
         return 1  # never the run's seq: every attempt conflicts
 
-    with pytest.raises(StreamVersionConflictError):
+    with pytest.raises(SeqConflictError):
         await writer.append(pending("r", "x"), expected_seq=1, rebase=stale, retries=3)
     assert calls == 3
 
     class Refused(Exception):
         pass
 
-    async def refuse(conflict: StreamVersionConflictError) -> int:
+    async def refuse(conflict: SeqConflictError) -> int:
         raise Refused from conflict
 
     with pytest.raises(Refused):

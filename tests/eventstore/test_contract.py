@@ -17,9 +17,9 @@ from smithers.eventstore import (
     Lease,
     MemoryEventStore,
     RunAlreadyExistsError,
+    SeqConflictError,
     SQLiteEventStore,
     StoredEvent,
-    StreamVersionConflictError,
     decode_event,
     encode_event,
 )
@@ -171,11 +171,11 @@ async def test_a_stale_expected_seq_conflicts_and_writes_nothing(
     await store.append("r1", status_events("r1", 2), expected_seq=0)
     before = await store.get_run("r1")
 
-    with pytest.raises(StreamVersionConflictError, match="is at seq 2") as info:
+    with pytest.raises(SeqConflictError, match="is at seq 2") as info:
         await store.append("r1", status_events("r1", 3), expected_seq=expected_seq)
 
     err = info.value
-    assert type(err) is StreamVersionConflictError
+    assert type(err) is SeqConflictError
     assert (err.run_id, err.expected_seq, err.actual_seq) == ("r1", expected_seq, 2)
     assert err.details == {"runId": "r1", "expectedSeq": expected_seq, "actualSeq": 2}
     assert await store.last_seq("r1") == 2
@@ -193,7 +193,7 @@ async def test_expected_seq_zero_on_an_existing_run_raises_run_already_exists(
         await store.append("r1", status_events("r1", 1), expected_seq=0, workflow_name="other")
 
     assert info.value.code == "RUN_ALREADY_EXISTS"
-    assert isinstance(info.value, StreamVersionConflictError)
+    assert isinstance(info.value, SeqConflictError)
     assert info.value.actual_seq == 3
     assert await store.last_seq("r1") == 3
     record = await store.get_run("r1")

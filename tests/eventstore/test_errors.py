@@ -13,8 +13,8 @@ from smithers.eventstore.errors import (
     DatabaseWriteError,
     EventStoreError,
     RunAlreadyExistsError,
+    SeqConflictError,
     SmithersError,
-    StreamVersionConflictError,
     error_to_json,
     get_error_definition,
     get_error_docs_url,
@@ -27,7 +27,7 @@ CATEGORIES = {"engine", "components", "tools", "agents", "database", "runtime", 
 ERROR_CLASSES = (
     SmithersError,
     EventStoreError,
-    StreamVersionConflictError,
+    SeqConflictError,
     RunAlreadyExistsError,
     DatabaseWriteError,
     DatabaseQueryError,
@@ -164,10 +164,10 @@ def test_is_smithers_error(value: object, expected: bool) -> None:
     assert is_smithers_error(value) is expected
 
 
-def test_run_already_exists_is_a_stream_version_conflict() -> None:
-    assert issubclass(RunAlreadyExistsError, StreamVersionConflictError)
+def test_run_already_exists_is_a_seq_conflict() -> None:
+    assert issubclass(RunAlreadyExistsError, SeqConflictError)
     err = RunAlreadyExistsError("r1", actual_seq=2)
-    assert isinstance(err, StreamVersionConflictError)
+    assert isinstance(err, SeqConflictError)
     assert isinstance(err, EventStoreError)
     assert (err.run_id, err.expected_seq, err.actual_seq) == ("r1", 0, 2)
     assert str(err) == err.summary

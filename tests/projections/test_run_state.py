@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import typing
+
 import msgspec
 import pytest
-from smithers.eventstore import StoredEvent, decode_json, encode_event, to_raw
+from smithers.eventstore import StoredEvent, decode_event, decode_json, encode_event, events, to_raw
 from smithers.eventstore.events import (
     ErrorInfo,
     Event,
@@ -32,9 +34,11 @@ from smithers.projections import (
     FrameRecord,
     NodeRecord,
     RunState,
+    RunStatus,
     apply_event,
     fold,
     fold_stored,
+    is_run_status,
 )
 
 RUN = "run-1"
@@ -641,3 +645,57 @@ def test_attempt_abandoned_by_a_crash_is_cancelled_then_rerun() -> None:
     ]
     assert s.activation == 2
     assert s.owner_id == "owner-b"
+
+
+# --------------------------------------------------------------------------- run status vocabulary
+
+
+def test_run_status_is_the_events_vocabulary_plus_pending() -> None:
+    assert set(typing.get_args(RunStatus)) == set(typing.get_args(events.RunStatus)) | {"pending"}
+
+
+@pytest.mark.parametrize("value", typing.get_args(RunStatus))
+def test_is_run_status_accepts_every_run_status(value: str) -> None:
+    assert is_run_status(value)
+
+
+@pytest.mark.parametrize("value", ["paused", "", "Running", "waiting", "finished "])
+def test_is_run_status_refuses_other_strings(value: str) -> None:
+    assert not is_run_status(value)
+
+
+def test_a_status_from_a_later_version_decodes_and_leaves_the_status_alone() -> None:
+    # A later version may add a status: this reader keeps the last one it knows and
+    # goes on, as it does for an event type it does not know.
+    data = (
+        b'{"type":"RunStatusChanged","runId":"run-1","timestampMs":1700000000005,"status":"paused"}'
+    )
+    assert decode_event("RunStatusChanged", data) == RunStatusChanged(
+        run_id=RUN, timestamp_ms=at(5), status="paused"
+    )
+    later = StoredEvent(
+        position=200, run_id=RUN, seq=2, type="RunStatusChanged", timestamp_ms=at(5), data=data
+    )
+    s = fold_stored(RUN, [stored(1, started(0)), later])
+    assert (s.seq, s.status, s.updated_at_ms) == (2, "running", at(5))
+
+
+def test_a_status_from_a_later_version_does_not_undo_a_known_one() -> None:
+    s = fold(
+        RUN,
+        seqd(
+            started(0),
+            RunStatusChanged(run_id=RUN, timestamp_ms=at(1), status="waiting-approval"),
+            RunStatusChanged(run_id=RUN, timestamp_ms=at(2), status="paused"),
+        ),
+    )
+    assert s.status == "waiting-approval"
+
+
+def test_the_fold_handles_only_events_of_the_live_catalogue() -> None:
+    # Events of features not built yet live in eventstore's planned modules; once the
+    # fold handles one, it belongs in `events` (see `_planned_events`).
+    from smithers.projections._apply import _HANDLERS
+
+    assert {cls.__module__ for cls in _HANDLERS} == {events.__name__}
+    assert set(_HANDLERS) <= set(typing.get_args(events.AnyEvent))

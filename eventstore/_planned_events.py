@@ -1,0 +1,275 @@
+"""Events of engine features not built yet, from the reference's catalogue.
+
+Smithers' event reference defines these for features DESIGN plans but smithers-py
+does not have yet: approvals, durable timers, agents (tool calls, streamed output,
+token usage, budgets, provider connection), hijacking an agent session, VCS reverts
+and VCS time travel, frame snapshots. Nothing in smithers-py emits or folds them yet.
+
+They are defined now, with the reference's names and fields, so they are in
+`AnyEvent`: logs written by later versions (or by Smithers) decode instead of having
+these types skipped, and the names are taken before the features ship. When a feature
+is built, move its events to `events` (the events the code writes); the tag on disk is
+the class name, so moving a class changes nothing in the log. Import them from
+`smithers.eventstore.events`, which re-exports every event.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec  # noqa: TC002 (msgspec resolves Struct annotations at run time)
+
+from ._event_base import NULL_RAW, AttemptEvent, ErrorInfo, Event, NodeEvent
+
+__all__ = (
+    "TimerType",
+    "ApprovalRequested",
+    "ApprovalGranted",
+    "ApprovalAutoApproved",
+    "ApprovalDenied",
+    "TimerCreated",
+    "TimerFired",
+    "TimerCancelled",
+    "ToolCallStarted",
+    "ToolCallFinished",
+    "NodeOutput",
+    "AgentEvent",
+    "TokenUsageReported",
+    "BudgetExceeded",
+    "ProviderDisconnected",
+    "ProviderReconnected",
+    "RunHijackRequested",
+    "RunHijacked",
+    "RevertStarted",
+    "RevertFinished",
+    "TimeTravelStarted",
+    "TimeTravelFinished",
+    "SnapshotCaptured",
+)
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+class ApprovalRequested(NodeEvent, frozen=True, kw_only=True):
+    """A node asked for an approval decision."""
+
+
+class ApprovalGranted(NodeEvent, frozen=True, kw_only=True):
+    """A node's approval was granted."""
+
+
+class ApprovalAutoApproved(NodeEvent, frozen=True, kw_only=True):
+    """An approval was granted by a configured policy without human intervention."""
+
+
+class ApprovalDenied(NodeEvent, frozen=True, kw_only=True):
+    """A node's approval was denied."""
+
+
+# --------------------------------------------------------------------------- timers
+
+
+TimerType = Literal["duration", "absolute"]
+"""``"duration"``: created from a relative delay; ``"absolute"``: from a wall-clock time."""
+
+
+class TimerCreated(Event, frozen=True, kw_only=True):
+    """A durable timer was registered with the engine."""
+
+    timer_id: str
+    """Stable identifier of the timer."""
+    fires_at_ms: int
+    """Unix epoch milliseconds when the timer will fire."""
+    timer_type: TimerType
+    """How the fire time was given."""
+
+
+class TimerFired(Event, frozen=True, kw_only=True):
+    """A timer fired and resumed its waiting node."""
+
+    timer_id: str
+    """Stable identifier of the timer."""
+    fires_at_ms: int
+    """Scheduled fire time, Unix epoch milliseconds."""
+    fired_at_ms: int
+    """Actual fire time, Unix epoch milliseconds."""
+    delay_ms: int
+    """Actual minus scheduled fire time; non-zero means scheduler lag."""
+
+
+class TimerCancelled(Event, frozen=True, kw_only=True):
+    """A timer was cancelled before it fired."""
+
+    timer_id: str
+    """Stable identifier of the timer."""
+
+
+# --------------------------------------------------------------------------- tools
+
+
+class ToolCallStarted(AttemptEvent, frozen=True, kw_only=True):
+    """An agent attempt began a tool call."""
+
+    tool_name: str
+    """Name of the called tool."""
+    seq: int
+    """Sequential counter of tool calls within the attempt."""
+
+
+class ToolCallFinished(AttemptEvent, frozen=True, kw_only=True):
+    """A tool call of an agent attempt ended."""
+
+    tool_name: str
+    """Name of the called tool."""
+    seq: int
+    """Sequential counter of tool calls within the attempt (as in ToolCallStarted)."""
+    status: str
+    """Outcome of the call, e.g. ``"success"`` or ``"error"``."""
+
+
+# --------------------------------------------------------------------------- agent output
+
+
+class NodeOutput(AttemptEvent, frozen=True, kw_only=True):
+    """Streaming text from an agent (coalesced, at most a few events per second per task)."""
+
+    text: str
+    """The text chunk."""
+    stream: str
+    """Which stream the text came from, e.g. ``"stdout"`` or ``"stderr"``."""
+
+
+class AgentEvent(AttemptEvent, frozen=True, kw_only=True):
+    """A structured event reported by an agent engine during an attempt."""
+
+    engine: str
+    """Agent engine that reported it, e.g. ``"claude-code"``."""
+    event: msgspec.Raw = NULL_RAW
+    """The engine's event as JSON."""
+
+
+class TokenUsageReported(AttemptEvent, frozen=True, kw_only=True):
+    """An agent attempt reported model token usage."""
+
+    model: str
+    """Model id."""
+    agent: str
+    """Agent that used the tokens."""
+    input_tokens: int
+    """Prompt tokens."""
+    output_tokens: int
+    """Completion tokens."""
+    cache_read_tokens: int | None = None
+    """Prompt tokens read from the provider's cache, when reported."""
+    cache_write_tokens: int | None = None
+    """Prompt tokens written to the provider's cache, when reported."""
+    reasoning_tokens: int | None = None
+    """Reasoning tokens, when reported."""
+
+
+# --------------------------------------------------------------------------- budgets and providers
+
+
+class BudgetExceeded(NodeEvent, frozen=True, kw_only=True):
+    """A node went over one of its budgets."""
+
+    budget_type: str
+    """Which budget, e.g. tokens or cost."""
+    limit: float
+    """The configured limit, in the budget's unit."""
+    actual: float
+    """The amount used, in the budget's unit."""
+
+
+class ProviderDisconnected(AttemptEvent, frozen=True, kw_only=True):
+    """An agent attempt lost its connection to the model provider."""
+
+    engine: str
+    """Agent engine of the attempt."""
+
+
+class ProviderReconnected(AttemptEvent, frozen=True, kw_only=True):
+    """An agent attempt regained its connection to the model provider."""
+
+    engine: str
+    """Agent engine of the attempt."""
+
+
+# --------------------------------------------------------------------------- hijack
+
+
+class RunHijackRequested(Event, frozen=True, kw_only=True):
+    """A user asked to take over the run's agent session interactively."""
+
+    target: str | None = None
+    """Node or agent to hijack; None for the run's current agent session."""
+
+
+class RunHijacked(AttemptEvent, frozen=True, kw_only=True):
+    """An agent attempt was handed over to a user's interactive session."""
+
+    engine: str
+    """Agent engine of the hijacked attempt, e.g. ``"claude-code"``."""
+    mode: str
+    """How the session was handed over."""
+    resume: str | None = None
+    """Agent session id the hijack resumes, if any."""
+    cwd: str
+    """Working directory of the hijacked session."""
+
+
+# --------------------------------------------------------------------------- reverts
+
+
+class RevertStarted(AttemptEvent, frozen=True, kw_only=True):
+    """Reverting the workspace to an attempt's VCS state began."""
+
+    jj_pointer: str
+    """VCS change identifier to restore."""
+
+
+class RevertFinished(AttemptEvent, frozen=True, kw_only=True):
+    """Reverting the workspace to an attempt's VCS state ended."""
+
+    jj_pointer: str
+    """VCS change identifier that was restored."""
+    success: bool
+    """Whether the revert succeeded."""
+    error: ErrorInfo | None = None
+    """The failure, when the revert failed."""
+
+
+# --------------------------------------------------------------------------- VCS time travel
+
+
+class TimeTravelStarted(AttemptEvent, frozen=True, kw_only=True):
+    """A time-travel operation began, rewinding the run to a prior state."""
+
+    jj_pointer: str | None = None
+    """VCS change identifier to restore, if VCS state is rewound."""
+
+
+class TimeTravelFinished(AttemptEvent, frozen=True, kw_only=True):
+    """A time-travel operation completed."""
+
+    jj_pointer: str | None = None
+    """VCS change identifier restored, if VCS state was rewound."""
+    success: bool
+    """Whether the time travel succeeded."""
+    vcs_restored: bool
+    """Whether VCS state was rewound."""
+    reset_nodes: tuple[str, ...]
+    """Node ids cleared as part of the rewind."""
+    error: ErrorInfo | None = None
+    """The failure, when time travel failed."""
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+class SnapshotCaptured(Event, frozen=True, kw_only=True):
+    """A point-in-time snapshot of the workflow frame was captured."""
+
+    frame_no: int
+    content_hash: str
