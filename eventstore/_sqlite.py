@@ -8,6 +8,7 @@ thread, so a tick of the engine pays ~0.1 ms of hop plus the commit itself.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -434,6 +435,22 @@ class SQLiteEventStore:
 # ---------------------------------------------------------------------- thread-side code
 
 
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """Switch a new database file to WAL, waiting out another connection doing the same.
+
+    SQLite does not call the busy handler for this lock (two processes creating one
+    database at once: the loser gets ``database is locked`` at once), so retry here.
+    """
+    for attempt in range(_LOCK_RETRIES * 10 + 1):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if not _is_locked(e) or attempt == _LOCK_RETRIES * 10:
+                raise
+            time.sleep(0.01 * (attempt + 1))  # in aiosqlite's thread, never the loop's
+
+
 def _init_schema(
     conn: sqlite3.Connection, sync: str, busy_timeout_ms: int, max_page_count: int | None
 ) -> None:
@@ -444,7 +461,7 @@ def _init_schema(
     names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master").fetchall()}
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     if str(mode).lower() != "wal":
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enter_wal(conn)
     conn.execute(f"PRAGMA synchronous = {sync}")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     # Only a write lock when something is missing: opening an up-to-date file (the

@@ -435,3 +435,22 @@ async def test_a_read_only_file_in_a_read_only_directory_fails_open_cleanly(
         directory.chmod(0o755)
         path.chmod(0o644)
     assert path.read_bytes() == before
+
+
+async def test_connections_creating_one_database_at_once_all_open_it(tmp_path: Path) -> None:
+    # Switching a new file to WAL takes a lock SQLite's busy handler does not wait for.
+    import anyio
+
+    for round_no in range(20):
+        path = tmp_path / f"fresh{round_no}.db"
+        stores: list[SQLiteEventStore] = []
+
+        async def one(path: Path = path, stores: list[SQLiteEventStore] = stores) -> None:
+            stores.append(await SQLiteEventStore.open(path))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(one)
+        for store in stores:
+            await store.close()
+        assert len(stores) == 6
