@@ -15,6 +15,7 @@ from ._run import check_resumable as check_resumable
 from ._run import close_open_attempts as close_open_attempts
 from ._run import new_run_id as new_run_id
 from ._run import pid_alive as pid_alive
+from ._run import run_result as run_result
 from ._run import run_workflow as run_workflow
 from ._supervisor import (
     DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS as DEFAULT_SUPERVISOR_STALE_THRESHOLD_MS,
@@ -33,6 +34,7 @@ __all__ = (
     "close_open_attempts",
     "new_run_id",
     "pid_alive",
+    "run_result",
     "run_workflow",
     "CancelStep",
     "cancel_run",

@@ -333,6 +333,7 @@ def _final_events(
 async def down(
     *,
     db: str | os.PathLike[str] | None = None,
+    store: EventStore | None = None,
     source: str = "cli",
     reason: str | None = None,
     wait_ms: int = 10_000,
@@ -348,7 +349,9 @@ async def down(
     about as long as the slowest one (at most about `wait_ms` plus an append).
 
     Args:
-        db: Database path (see `resolve_db_path`; the file must exist).
+        db: Database path (see `resolve_db_path`; the file must exist). Ignored with
+            `store`.
+        store: An open store to use instead of `db` (not closed here).
         source: Who asks, recorded in the events (see `cancel_run`).
         reason: Why, recorded in the events.
         wait_ms: How long to wait for each live owner (ms).
@@ -363,7 +366,9 @@ async def down(
         StreamVersionConflictError, DatabaseWriteError, DatabaseQueryError: as
             `cancel_run`, for the first run that failed.
     """
-    store = await open_existing_store(db)
+    own = store is None
+    if store is None:
+        store = await open_existing_store(db)
     try:
         active = [
             r.run_id
@@ -388,8 +393,9 @@ async def down(
             raise
         return [done[run_id] for run_id in active]
     finally:
-        with anyio.CancelScope(shield=True):
-            await store.close()
+        if own:
+            with anyio.CancelScope(shield=True):
+                await store.close()
 
 
 def _is_active(status: str) -> bool:
@@ -442,6 +448,7 @@ async def resume_run(
     run_id: str,
     *,
     db: str | os.PathLike[str] | None = None,
+    store: EventStore | None = None,
     force: bool = False,
     max_concurrency: int | None = None,
     on_progress: Callable[[Event], Any] | None = None,
@@ -460,7 +467,10 @@ async def resume_run(
 
     Args:
         run_id: The run to resume.
-        db: Database path (see `resolve_db_path`; the file must exist).
+        db: Database path (see `resolve_db_path`; the file must exist). With `store`,
+            it only locates the default NDJSON mirror (no mirror when None).
+        store: An open store to use instead of opening `db` (not closed here): the
+            run is loaded and driven through it.
         force: Take over a run whose owner on another host still looks alive.
         max_concurrency: Override the recorded run-wide task cap.
         on_progress: Called with every event after it is recorded.
@@ -485,11 +495,14 @@ async def resume_run(
         >>> result = await resume_run("run-lx2k3j-1a2b3c", db="runs.db")  # doctest: +SKIP
     """
     _check_run_id(run_id)
-    store = await open_existing_store(db)
-    try:
+    if store is not None:
         state = await load_state(store, run_id)
-    finally:
-        await store.close()
+    else:
+        opened = await open_existing_store(db)
+        try:
+            state = await load_state(opened, run_id)
+        finally:
+            await opened.close()
     if state.status == "finished":
         return _result(state)
     if state.status in _NOT_RESUMABLE:
@@ -514,6 +527,7 @@ async def resume_run(
         resume=True,
         force=force,
         db=db,
+        store=store,
         max_concurrency=max_concurrency or (recorded_cap if isinstance(recorded_cap, int) else 4),
         on_progress=on_progress,
         cancel=cancel,

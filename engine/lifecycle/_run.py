@@ -61,6 +61,7 @@ __all__ = (
     "close_open_attempts",
     "new_run_id",
     "pid_alive",
+    "run_result",
     "run_workflow",
 )
 
@@ -148,6 +149,11 @@ def _result(state: RunState) -> RunResult:
         outputs={k: decode_json(v) for k, v in state.outputs().items()},
         error=_error_dict(state.error) if state.error is not None else None,
     )
+
+
+def run_result(state: RunState) -> RunResult:
+    """Return the `RunResult` of a run's folded state, as `run_workflow` returns it. No I/O."""
+    return _result(state)
 
 
 def close_open_attempts(
@@ -314,8 +320,9 @@ async def run_workflow(
             ``abandoned``) and run again. Resuming a finished run changes nothing.
         force: With `resume`, take over a run whose owner on another host still looks
             alive (fresh lease). Never overrides a live owner on this host.
-        db: SQLite database path (default: see `resolve_db_path`). Ignored with `store`.
-        store: An open `EventStore` to use instead of `db` (not closed here).
+        db: SQLite database path (default: see `resolve_db_path`). With `store`, it only
+            locates the default NDJSON mirror (no mirror when None).
+        store: An open `EventStore` to use instead of opening `db` (not closed here).
         max_concurrency: Run-wide cap on tasks executing at once (default 4).
         on_progress: Called with every event after it is recorded.
         cancel: An object with ``async wait()`` (e.g. `anyio.Event`); when it returns,
@@ -370,6 +377,8 @@ async def run_workflow(
     if store is None:
         db_path = resolve_db_path(db)
         store = await SQLiteEventStore.open(db_path)
+    elif db is not None:
+        db_path = resolve_db_path(db)
     try:
         state: RunState | None = None
         activation = 1
