@@ -35,7 +35,7 @@ import anyio
 from smithers.eventstore import SQLiteEventStore, resolve_db_path
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES
 
-from .errors import RunNotFoundError
+from .errors import InvalidInputError, RunNotFoundError
 from .history import (
     follow_events,
     frame_view,
@@ -195,13 +195,16 @@ class Client:
             The run's `RunHandle`; ``await handle.result()`` waits for its end.
 
         Raises:
-            Whatever `run_workflow` raises before the run is recorded:
-            InvalidInputError, RunAlreadyExistsError, RunNotFoundError,
-            RunNotResumableError, RunOwnerAliveError, RunStillRunningError,
-            ResumeMetadataMismatchError, ResumeClaimFailedError; errors after that are
-            raised by `RunHandle.result`.
+            InvalidInputError: if `input` fails the workflow's input schema, or
+                `resume` has no `run_id`; nothing is recorded.
+            RunAlreadyExistsError, RunNotFoundError, RunNotResumableError,
+                RunOwnerAliveError, RunStillRunningError, ResumeMetadataMismatchError,
+                ResumeClaimFailedError: as `run_workflow`, before the run is recorded.
+                Errors after that are raised by `RunHandle.result`.
             RuntimeError: if the client is closed.
         """
+        if resume and not run_id:
+            raise InvalidInputError("resume=True needs the run_id of the run to resume.")
         store = await self._open(create=True)
         tg = self._tg
         if tg is None:  # pragma: no cover - `connect` sets it before yielding
@@ -283,7 +286,11 @@ class Client:
             A `RunResult` (status ``"finished"``, ``"failed"`` or ``"cancelled"``).
 
         Raises:
-            Everything `run_workflow` raises; RuntimeError if the client is closed.
+            InvalidInputError, RunAlreadyExistsError, RunNotFoundError,
+                RunNotResumableError, RunOwnerAliveError, RunStillRunningError,
+                ResumeMetadataMismatchError, ResumeClaimFailedError, OwnershipLostError,
+                DatabaseWriteError, DatabaseQueryError: as `run_workflow`.
+            RuntimeError: if the client is closed.
 
         Example:
             >>> result = await client.run(count, input={"start": 5})  # doctest: +SKIP
@@ -399,8 +406,8 @@ class RunHandle:
             The run's `RunResult` (``run_id``, ``status``, ``outputs``, ``error``).
 
         Raises:
-            Whatever `run_workflow` raised after the run was recorded (a run started
-            here), e.g. DatabaseWriteError or OwnershipLostError.
+            DatabaseWriteError, OwnershipLostError, ...: for a run started here, what
+                `run_workflow` raised after the run was recorded.
             RunNotFoundError: if the run has no events.
             RuntimeError: if the client closed before the run it started ended.
         """
@@ -438,8 +445,9 @@ class RunHandle:
             The `RunResult` of the resumed activation (or of the finished run).
 
         Raises:
-            Everything `resume_run` raises (RunNotResumableError, RunOwnerAliveError,
-            RunStillRunningError, ResumeMetadataMismatchError, ...).
+            RunNotFoundError, RunNotResumableError, RunOwnerAliveError,
+                RunStillRunningError, ResumeMetadataMismatchError,
+                ResumeClaimFailedError: as `resume_run`.
         """
         store = await self._store()
         return await resume_run(self.run_id, store=store, db=self._client.path, **options)
@@ -718,7 +726,9 @@ class RunHandle:
             The fork's `RunResult` (its `run_id` is the fork's).
 
         Raises:
-            Everything `fork` and `run_workflow` raise.
+            RunNotFoundError, SnapshotNotFoundError, NodeNotFoundError,
+                InvalidInputError, RunAlreadyExistsError: as `fork`; and what
+                `run_workflow` raises while the fork runs.
         """
         return await replay(
             self.run_id,
@@ -754,7 +764,10 @@ class RunHandle:
             The run's `RunResult` after the resume.
 
         Raises:
-            Everything `retry_task` raises (NodeNotFoundError, RunOwnerAliveError, ...).
+            RunNotFoundError, NodeNotFoundError, RunNotResumableError,
+                RunOwnerAliveError, RunStillRunningError, ResumeMetadataMismatchError,
+                StreamVersionConflictError: as `retry_task`; and what `run_workflow`
+                raises while the run resumes.
         """
         return await retry_task(
             self.run_id,

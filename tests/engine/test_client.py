@@ -165,6 +165,22 @@ async def test_start_raises_what_fails_before_the_run_is_recorded(db: Path, chec
         assert [r.run_id for r in await client.runs()] == ["taken"]
 
 
+async def test_start_resume_needs_a_run_id(db: Path, checked: Any) -> None:
+    async with connect(db) as client:
+        with pytest.raises(InvalidInputError, match="run_id"):
+            await client.start(checked, resume=True)
+
+
+async def test_started_runs_share_the_store_concurrently(db: Path) -> None:
+    gate = anyio.Event()
+    async with connect(db) as client:
+        handles = [await client.start(gated(gate), input={}, run_id=f"g{i}") for i in range(3)]
+        gate.set()
+        with anyio.fail_after(20):
+            results = [await handle.result() for handle in handles]
+    assert [(r.run_id, r.status) for r in results] == [(f"g{i}", "finished") for i in range(3)]
+
+
 async def test_errors_after_the_start_are_raised_by_result(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
