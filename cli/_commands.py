@@ -1,7 +1,8 @@
-"""The ``smithers`` commands (DESIGN §9): parse options, call the public API, print.
+"""The ``smithers`` commands (DESIGN §9): parse options, call the client, print.
 
-Commands stay thin: the work is in `smithers.engine` (`run_workflow`, `load_workflow`,
-the read API); formatting is in `_output`; errors and exit codes in `_errors`.
+Commands stay thin: each opens one `Client` (from ``ctx.obj``, see `_clients`) inside
+its one ``anyio.run`` and does its work through it; formatting is in `_output`; errors
+and exit codes in `_errors`.
 """
 
 from __future__ import annotations
@@ -13,26 +14,19 @@ import time
 import typing
 from typing import Any
 
-import anyio
 import click
 from smithers.engine import (
     SMITHERS_VERSION,
     RunResult,
     event_to_json,
-    follow_events,
-    get_output,
-    list_runs,
-    load_run,
     load_workflow,
     new_run_id,
-    read_events,
-    resume_run,
-    run_workflow,
 )
 from smithers.eventstore import SmithersError, decode_json
 from smithers.eventstore.errors import error_to_json
 from smithers.eventstore.events import RunStatus
 
+from ._clients import Clients, pass_clients
 from ._detach import start_detached
 from ._errors import (
     EXIT_INTERRUPTED,
@@ -65,7 +59,11 @@ from ._signals import Interrupt, leave_promptly, run_interruptible
 
 if typing.TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
+    from smithers.engine import Client, RunHandle, Workflow
+    from smithers.eventstore import StoredEvent
+    from smithers.eventstore.events import Event
     from smithers.projections import RunState
 
 __all__ = ("main",)
@@ -81,7 +79,8 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.version_option(
     SMITHERS_VERSION, "--version", "-V", prog_name="smithers", message="%(prog)s %(version)s"
 )
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Durable workflows for AI agents, on an append-only event log.
 
     Every run is recorded event by event in a SQLite database
@@ -99,6 +98,7 @@ def main() -> None:
     Every command takes --db PATH; read commands take --json. Errors print
     `Error [CODE]: summary` and a next step; set SMITHERS_DEBUG=1 for a traceback.
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    ctx.ensure_object(Clients)  # each command opens its one client through it
 
 
 # ---------------------------------------------------------------------- up
@@ -178,7 +178,9 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.pass_context
 @_json_failures
+@pass_clients
 def up(
+    clients: Clients,
     ctx: click.Context,
     file: str | None,
     input_json: str | None,
@@ -244,6 +246,7 @@ def up(
     if detach:
         start_detached(
             ctx,
+            clients,
             file=file,
             input_json=input_json,
             run_id=run_id,
@@ -259,36 +262,40 @@ def up(
 
     mode = "quiet" if as_json else "live" if stdout_is_tty() else "plain"
     reporter = ProgressReporter(mode)
+    wf: Workflow | None = None
+    path: Path | None = None
+    input_value: Any = None
     if resume_id is not None:
-        state = anyio.run(functools.partial(load_run, resume_id, db=db))
-        if state.status == "finished":
-            _report_already_finished(ctx, state, db, as_json)
         run_id = resume_id
-
-        async def start(interrupt: Interrupt) -> RunResult:
-            return await resume_run(
-                resume_id,
-                db=db,
-                force=force,
-                max_concurrency=max_concurrency,
-                on_progress=reporter,
-                cancel=interrupt,
-                **options,
-            )
-
     else:
         assert file is not None
         input_value = _parse_input(input_json)
         wf, path = load_workflow(file)
         run_id = run_id or new_run_id()
-        new_id = run_id
+    new_id = run_id
+
+    async def session(client: Client) -> tuple[RunState | None, RunResult | None, Interrupt | None]:
+        handle: RunHandle | None = None
+        if resume_id is not None:
+            handle = await client.get_run(resume_id)
+            if (await handle.describe()).status == "finished":
+                # Fold only to report it: resuming a finished run changes nothing.
+                return await handle.state(), None, None
 
         async def start(interrupt: Interrupt) -> RunResult:
-            return await run_workflow(
+            if handle is not None:
+                return await handle.resume(
+                    force=force,
+                    max_concurrency=max_concurrency,
+                    on_progress=reporter,
+                    cancel=interrupt,
+                    **options,
+                )
+            assert wf is not None
+            return await client.run(
                 wf,
                 input=input_value,
                 run_id=new_id,
-                db=db,
                 max_concurrency=max_concurrency or 4,
                 on_progress=reporter,
                 cancel=interrupt,
@@ -296,9 +303,12 @@ def up(
                 **options,
             )
 
-    try:
         with reporter:
-            result, interrupt = anyio.run(run_interruptible, start)
+            result, interrupt = await run_interruptible(start)
+        return None, result, interrupt
+
+    try:
+        finished, result, interrupt = clients.run(db, session)
     except KeyboardInterrupt:
         if reporter.seq:
             echo_error(
@@ -310,6 +320,9 @@ def up(
             echo_error("RUN_CANCELLED", "Interrupted before the run started.")
         ctx.exit(EXIT_INTERRUPTED)
 
+    if finished is not None:
+        _report_already_finished(ctx, finished, db, as_json)
+    assert interrupt is not None
     if interrupt.signum is not None and (result is None or result.status == "cancelled"):
         what = "Terminated" if interrupt.reason == "SIGTERM" else "Interrupted"
         how = " (without waiting for its tasks)" if interrupt.forced else ""
@@ -403,7 +416,10 @@ def _report_result(
 )
 @db_option
 @json_option
-def ps(limit: int | None, status: str | None, db: str | None, as_json: bool) -> None:
+@pass_clients
+def ps(
+    clients: Clients, limit: int | None, status: str | None, db: str | None, as_json: bool
+) -> None:
     """List runs, newest first.
 
     \b
@@ -411,7 +427,7 @@ def ps(limit: int | None, status: str | None, db: str | None, as_json: bool) -> 
         smithers ps
         smithers ps --status failed --limit 5 --json
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
-    runs = anyio.run(functools.partial(list_runs, db, limit=limit, status=status))
+    runs = clients.run(db, lambda client: client.runs(status=status, limit=limit))
     if as_json:
         echo_json(runs_json(runs))
     else:
@@ -425,7 +441,8 @@ def ps(limit: int | None, status: str | None, db: str | None, as_json: bool) -> 
 @click.argument("run_id", metavar="RUN")
 @db_option
 @json_option
-def inspect(run_id: str, db: str | None, as_json: bool) -> None:
+@pass_clients
+def inspect(clients: Clients, run_id: str, db: str | None, as_json: bool) -> None:
     """Show a run: status, input, error, and each node's state and attempts.
 
     The state is folded from the run's event log.
@@ -435,7 +452,11 @@ def inspect(run_id: str, db: str | None, as_json: bool) -> None:
         smithers inspect run-lx2k3j-1a2b3c
         smithers inspect run-lx2k3j-1a2b3c --json | jq '.nodes[] | select(.state == "failed")'
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
-    state = anyio.run(functools.partial(load_run, run_id, db=db))
+
+    async def read(client: Client) -> RunState:
+        return await (await client.get_run(run_id)).state()
+
+    state = clients.run(db, read)
     if as_json:
         echo_json(inspect_json(state))
     else:
@@ -499,7 +520,9 @@ def _parse_limit(text: str | None) -> int | None:
 )
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print NDJSON: one event object per line.")
+@pass_clients
 def events(
+    clients: Clients,
     run_id: str,
     node_id: str | None,
     types: tuple[str, ...],
@@ -523,19 +546,19 @@ def events(
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     after_seq, since_ms = _parse_since(since)
     wanted = [t.strip() for item in types for t in item.split(",") if t.strip()] or None
-    rows = anyio.run(
-        functools.partial(
-            read_events,
-            run_id,
-            db=db,
+    at_most = _parse_limit(limit)
+
+    async def read(client: Client) -> list[tuple[StoredEvent, Event]]:
+        return await (await client.get_run(run_id)).events(
             node_id=node_id,
             types=wanted,
             after_seq=after_seq,
             since_ms=since_ms,
-            limit=_parse_limit(limit),
+            limit=at_most,
             follow_ancestry=follow_ancestry,
         )
-    )
+
+    rows = clients.run(db, read)
     shown_run = run_id if not follow_ancestry else None
     for stored, event in rows:
         body = event_to_json(stored, event)
@@ -558,7 +581,15 @@ def events(
 )
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print compact JSON on one line.")
-def output(run_id: str, node_id: str, iteration: int | None, db: str | None, as_json: bool) -> None:
+@pass_clients
+def output(
+    clients: Clients,
+    run_id: str,
+    node_id: str,
+    iteration: int | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
     """Print a node's output as JSON.
 
     \b
@@ -566,19 +597,24 @@ def output(run_id: str, node_id: str, iteration: int | None, db: str | None, as_
         smithers output RUN second
         smithers output RUN review --iteration 2 --json | jq .score
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
-    value = anyio.run(functools.partial(get_output, run_id, node_id, db=db, iteration=iteration))
+
+    async def read(client: Client) -> Any:
+        return await (await client.get_run(run_id)).output(node_id, iteration=iteration)
+
+    value = clients.run(db, read)
     echo_json(value, pretty=stdout_is_tty() and not as_json)
 
 
 # ---------------------------------------------------------------------- logs
 
 
-async def _print_log(run_id: str, db: str | None, follow: bool, ancestry: bool = False) -> None:
+async def _print_log(client: Client, run_id: str, follow: bool, ancestry: bool = False) -> None:
+    run = await client.get_run(run_id)
     if not follow:
-        for stored, event in await read_events(run_id, db=db, follow_ancestry=ancestry):
+        for stored, event in await run.events(follow_ancestry=ancestry):
             click.echo(dumps(event_to_json(stored, event)))
         return
-    stream_events = follow_events(run_id, db=db, poll_interval_s=0.5, follow_ancestry=ancestry)
+    stream_events = run.follow_events(poll_interval_s=0.5, follow_ancestry=ancestry)
     async with contextlib.aclosing(stream_events) as stream:
         async for stored, event in stream:
             click.echo(dumps(event_to_json(stored, event)))
@@ -598,7 +634,10 @@ async def _print_log(run_id: str, db: str | None, follow: bool, ancestry: bool =
     help="For a fork, first the parent's events up to the fork point (and its parent's...).",
 )
 @db_option
-def logs(run_id: str, follow: bool, follow_ancestry: bool, db: str | None) -> None:
+@pass_clients
+def logs(
+    clients: Clients, run_id: str, follow: bool, follow_ancestry: bool, db: str | None
+) -> None:
     """Print a run's event stream as NDJSON, from the database.
 
     The lines are those of `smithers events RUN --json` (and of the run's
@@ -611,4 +650,4 @@ def logs(run_id: str, follow: bool, follow_ancestry: bool, db: str | None) -> No
         smithers logs RUN -f | jq -c 'select(.type == "NodeFinished")'
         smithers logs FORK --follow-ancestry
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
-    anyio.run(_print_log, run_id, db, follow, follow_ancestry)
+    clients.run(db, lambda client: _print_log(client, run_id, follow, follow_ancestry))

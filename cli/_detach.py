@@ -10,7 +10,6 @@ pid and log file.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
@@ -21,10 +20,8 @@ import click
 from smithers.engine import (
     RunNotFoundError,
     default_log_dir,
-    load_run,
     load_workflow,
     new_run_id,
-    read_events,
     spawn_detached,
 )
 from smithers.eventstore import RunAlreadyExistsError, SmithersError, resolve_db_path
@@ -35,7 +32,10 @@ from ._output import echo_json
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from smithers.projections import RunState
+    from smithers.engine import Client, ResumeProcess
+    from smithers.eventstore import RunRecord
+
+    from ._clients import Clients
 
 __all__ = ("UP_LOG_FILE", "start_detached")
 
@@ -44,10 +44,10 @@ _START_WAIT_S = 10.0
 """How long ``--detach`` waits for the background run to record its start."""
 
 
-def _state(run_id: str, db: str) -> RunState | None:
-    """The run's state, or None if it (or the database) does not exist yet."""
+async def _record(client: Client, run_id: str) -> RunRecord | None:
+    """The run's index row, or None if it (or the database) does not exist yet."""
     try:
-        return anyio.run(functools.partial(load_run, run_id, db=db))
+        return await (await client.get_run(run_id)).describe()
     except RunNotFoundError:
         return None
     except SmithersError as e:
@@ -56,14 +56,11 @@ def _state(run_id: str, db: str) -> RunState | None:
         raise
 
 
-def _started(run_id: str, db: str, after_seq: int) -> bool:
+async def _started(client: Client, run_id: str, after_seq: int) -> bool:
     """True once the run has a RunStarted after `after_seq` (the new activation's claim)."""
     try:
-        rows = anyio.run(
-            functools.partial(
-                read_events, run_id, db=db, after_seq=after_seq, types=["RunStarted"], limit=1
-            )
-        )
+        run = await client.get_run(run_id)
+        rows = await run.events(after_seq=after_seq, types=["RunStarted"], limit=1)
     except SmithersError:  # not there yet (no database, no run, schema being created)
         return False
     return bool(rows)
@@ -79,6 +76,7 @@ def _tail(path: Path, limit: int = 4000) -> str:
 
 def start_detached(
     ctx: click.Context,
+    clients: Clients,
     *,
     file: str | None,
     input_json: str | None,
@@ -93,6 +91,9 @@ def start_detached(
 ) -> None:
     """Start ``up`` in the background and exit 0 once the run has started.
 
+    One client (from `clients`) does every read: the checks, then the polls for the
+    background run's start.
+
     Raises:
         SmithersError: for invalid input, a missing workflow, a run id already used or
             (resume) a run that does not exist; nothing is started.
@@ -101,25 +102,14 @@ def start_detached(
     """
     db_path = str(resolve_db_path(db).resolve())
     if resume_id is not None:
-        run_id = resume_id
-        state = _state(resume_id, db_path)
-        if state is None:
-            raise RunNotFoundError(resume_id)
-        if state.status == "finished":
-            click.echo(f"Run {resume_id} already finished; nothing to resume.")
-            ctx.exit(0)
-        before = state.seq
-        args = ["--resume", resume_id] + (["--force"] if force else [])
+        rid = resume_id
+        args = ["--resume", rid] + (["--force"] if force else [])
     else:
         assert file is not None
         parse_input_json(input_json)
         load_workflow(file)  # a missing file or workflow is reported here, not in a log
-        run_id = run_id or new_run_id()
-        existing = _state(run_id, db_path)
-        if existing is not None:
-            raise RunAlreadyExistsError(run_id, actual_seq=existing.seq)
-        before = 0
-        args = [file, "--run-id", run_id]
+        rid = run_id or new_run_id()
+        args = [file, "--run-id", rid]
         if input_json is not None:
             args += ["--input", input_json]
     if max_concurrency is not None:
@@ -128,27 +118,48 @@ def start_detached(
         args.append("--no-log")
     elif log_dir is not None:
         args += ["--log-dir", os.path.abspath(log_dir)]
-    log_file = default_log_dir(db_path, run_id) / UP_LOG_FILE
-    proc = spawn_detached(
-        [sys.executable, "-m", "smithers", "up", *args, "--db", db_path], log_file
-    )
-    deadline = time.monotonic() + _START_WAIT_S
-    while time.monotonic() < deadline and not _started(run_id, db_path, before):
-        code = proc.poll()
-        if code is not None:
-            break
-        time.sleep(0.05)
+    log_file = default_log_dir(db_path, rid) / UP_LOG_FILE
+
+    async def session(client: Client) -> tuple[ResumeProcess, bool] | None:
+        record = await _record(client, rid)
+        if resume_id is not None:
+            if record is None:
+                raise RunNotFoundError(resume_id)
+            if record.status == "finished":
+                return None
+            before = record.last_seq
+        else:
+            if record is not None:
+                raise RunAlreadyExistsError(rid, actual_seq=record.last_seq)
+            before = 0
+        proc = spawn_detached(
+            [sys.executable, "-m", "smithers", "up", *args, "--db", db_path], log_file
+        )
+        deadline = time.monotonic() + _START_WAIT_S
+        started = await _started(client, rid, before)
+        while not started and time.monotonic() < deadline and proc.poll() is None:
+            await anyio.sleep(0.05)
+            started = await _started(client, rid, before)
+        if not started and proc.poll() is not None:
+            started = await _started(client, rid, before)
+        return proc, started
+
+    launched = clients.run(db_path, session)
+    if launched is None:
+        click.echo(f"Run {rid} already finished; nothing to resume.")
+        ctx.exit(0)
+    proc, started = launched
     code = proc.poll()
-    if code is not None and not _started(run_id, db_path, before):
+    if code is not None and not started:
         # Ended before the run started (e.g. RUN_OWNER_ALIVE on resume): its output says why.
         click.echo(_tail(log_file).rstrip(), err=True)
         ctx.exit(code)
     if as_json:
-        echo_json({"runId": run_id, "pid": proc.pid, "logFile": str(log_file)})
+        echo_json({"runId": rid, "pid": proc.pid, "logFile": str(log_file)})
     else:
         verb = "Resumed" if resume_id is not None else "Started"
-        click.echo(f"{verb} run {run_id} in the background (pid {proc.pid}).")
+        click.echo(f"{verb} run {rid} in the background (pid {proc.pid}).")
         click.echo(f"  log:     {log_file}")
-        click.echo(f"  follow:  smithers logs {run_id} -f{db_args(db)}")
-        click.echo(f"  cancel:  smithers cancel {run_id}{db_args(db)}")
+        click.echo(f"  follow:  smithers logs {rid} -f{db_args(db)}")
+        click.echo(f"  cancel:  smithers cancel {rid}{db_args(db)}")
     ctx.exit(0)

@@ -1,6 +1,7 @@
 """Operating runs: ``cancel``, ``down`` and ``supervise`` (DESIGN §9, §10).
 
-Thin commands over `cancel_run`, `down` and `supervise` of `smithers.engine`.
+Thin commands over the client (`RunHandle.cancel`, `Client.down`) and `supervise` of
+`smithers.engine` (which opens the database once and keeps it for its polls).
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ import click
 from smithers.engine import (
     DEFAULT_STALE_THRESHOLD_MS,
     CancelStep,
-    cancel_run,
     supervise,
 )
-from smithers.engine import down as down_runs
 from smithers.eventstore import encode_event
 from smithers.eventstore.events import (
     Event,
@@ -28,12 +27,14 @@ from smithers.eventstore.events import (
     SupervisorStarted,
 )
 
+from ._clients import Clients, pass_clients
 from ._commands import main
 from ._errors import EXIT_OK
 from ._options import db_args, db_option, json_option, parse_duration_ms
 from ._output import echo_json, error_label, format_duration, format_time
 
 if TYPE_CHECKING:
+    from smithers.engine import Client
     from smithers.projections import RunState
 
 __all__ = ("cancel", "down", "supervise_command")
@@ -72,7 +73,10 @@ def _cancel_line(state: RunState, steps: list[CancelStep]) -> tuple[str, str]:
 )
 @db_option
 @json_option
-def cancel(run_id: str, reason: str | None, wait: str, db: str | None, as_json: bool) -> None:
+@pass_clients
+def cancel(
+    clients: Clients, run_id: str, reason: str | None, wait: str, db: str | None, as_json: bool
+) -> None:
     """Cancel a run, whether its process is alive or not.
 
     A live owner is asked through the run's log: it cancels its running tasks and
@@ -94,11 +98,11 @@ def cancel(run_id: str, reason: str | None, wait: str, db: str | None, as_json: 
         if step == "requested" and not as_json:
             click.echo(f"Cancel requested; waiting for the owner of run {run_id} to stop…")
 
-    state = anyio.run(
-        functools.partial(
-            cancel_run, run_id, db=db, reason=reason, wait_ms=wait_ms, on_step=on_step
-        )
-    )
+    async def run(client: Client) -> RunState:
+        handle = await client.get_run(run_id)
+        return await handle.cancel(source="cli", reason=reason, wait_ms=wait_ms, on_step=on_step)
+
+    state = clients.run(db, run)
     action, line = _cancel_line(state, steps)
     if as_json:
         echo_json({"runId": state.run_id, "status": state.status, "action": action})
@@ -117,7 +121,8 @@ def cancel(run_id: str, reason: str | None, wait: str, db: str | None, as_json: 
 )
 @db_option
 @json_option
-def down(reason: str | None, wait: str, db: str | None, as_json: bool) -> None:
+@pass_clients
+def down(clients: Clients, reason: str | None, wait: str, db: str | None, as_json: bool) -> None:
     """Cancel every active run, running or waiting (as `smithers cancel`, all at once).
 
     \b
@@ -126,7 +131,9 @@ def down(reason: str | None, wait: str, db: str | None, as_json: bool) -> None:
         smithers down --json | jq -r '.[].runId'
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     wait_ms = parse_duration_ms(wait, "--wait")
-    states = anyio.run(functools.partial(down_runs, db=db, reason=reason, wait_ms=wait_ms))
+    states = clients.run(
+        db, lambda client: client.down(source="cli", reason=reason, wait_ms=wait_ms)
+    )
     if as_json:
         echo_json([{"runId": s.run_id, "status": s.status} for s in states])
         return

@@ -8,16 +8,15 @@ and continuations. They append nothing. Registered on the ``smithers`` group whe
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import click
 import msgspec
 from rich.text import Text
 from rich.tree import Tree
-from smithers.engine import frame_view, load_workflow, render_graph, timeline
+from smithers.engine import load_workflow, render_graph
 
+from ._clients import Clients, pass_clients
 from ._commands import main
 from ._options import db_option, json_option, parse_input_json
 from ._output import (
@@ -32,7 +31,7 @@ from ._output import (
 )
 
 if TYPE_CHECKING:
-    from smithers.engine import FrameView, Timeline
+    from smithers.engine import Client, FrameView, Timeline
     from smithers.projections import RunState
 
 __all__ = ("graph_command", "state_command", "timeline_command")
@@ -163,7 +162,8 @@ def _node_states(state: RunState) -> dict[str, str]:
 )
 @db_option
 @json_option
-def state_command(run_id: str, frame: int, db: str | None, as_json: bool) -> None:
+@pass_clients
+def state_command(clients: Clients, run_id: str, frame: int, db: str | None, as_json: bool) -> None:
     """Show a run as it was at a frame: the rendered tree and each node's state.
 
     Rebuilt by replaying the run's log (from the nearest checkpoint) up to the
@@ -174,7 +174,11 @@ def state_command(run_id: str, frame: int, db: str | None, as_json: bool) -> Non
         smithers state RUN --frame 3
         smithers state RUN --frame 3 --json | jq '.nodes[] | select(.state == "finished")'
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
-    snap = anyio.run(functools.partial(frame_view, run_id, frame=frame, db=db))
+
+    async def read(client: Client) -> FrameView:
+        return await (await client.get_run(run_id)).frame_view(frame)
+
+    snap = clients.run(db, read)
     if as_json:
         echo_json(frame_view_json(snap))
         return
@@ -256,7 +260,10 @@ def _print_run_tree(tl: Timeline) -> None:
 @click.option("--tree", "as_tree", is_flag=True, help="Show the run and its descendants as a tree.")
 @db_option
 @json_option
-def timeline_command(run_id: str, as_tree: bool, db: str | None, as_json: bool) -> None:
+@pass_clients
+def timeline_command(
+    clients: Clients, run_id: str, as_tree: bool, db: str | None, as_json: bool
+) -> None:
     """Show a run's frames, rewinds, forks and continuations.
 
     Each frame is a committed render: its number, the seq of its FrameCommitted
@@ -270,7 +277,11 @@ def timeline_command(run_id: str, as_tree: bool, db: str | None, as_json: bool) 
         smithers timeline RUN --tree
         smithers timeline RUN --json | jq '.frames[-1]'
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
-    tl = anyio.run(functools.partial(timeline, run_id, db=db))
+
+    async def read(client: Client) -> Timeline:
+        return await (await client.get_run(run_id)).timeline()
+
+    tl = clients.run(db, read)
     if as_json:
         echo_json(timeline_json(tl))
         return

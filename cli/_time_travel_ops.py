@@ -8,22 +8,13 @@ group when `smithers.cli` is imported.
 
 from __future__ import annotations
 
-import functools
 import sys
 from typing import TYPE_CHECKING
 
-import anyio
 import click
-from smithers.engine import (
-    fork,
-    read_events,
-    replay,
-    resume_run,
-    retry_task,
-    rewind,
-)
 from smithers.eventstore.events import RetryTaskFinished
 
+from ._clients import Clients, pass_clients
 from ._commands import _report_result, main
 from ._options import db_args, db_option, json_option, parse_input_json
 from ._output import echo_json, stdout_is_tty
@@ -32,7 +23,8 @@ from ._progress import ProgressReporter
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from smithers.engine import RunResult
+    from smithers.engine import Client, RunResult
+    from smithers.projections import RunState
 
 __all__ = ("fork_command", "replay_command", "retry_task_command", "rewind_command")
 
@@ -62,21 +54,17 @@ def _stdin_is_tty() -> bool:
     return bool(isatty and isatty())
 
 
-def _run(
-    ctx: click.Context,
-    start: Callable[[ProgressReporter], Awaitable[RunResult]],
-    db: str | None,
-    as_json: bool,
-    *,
-    then: Callable[[], None] | None = None,
-) -> None:
-    """Run `start` with a progress reporter, call `then`, report the result and exit."""
+Ran = tuple["RunResult", ProgressReporter]
+"""A run's result and the reporter that showed its progress."""
+
+
+async def _with_progress(
+    as_json: bool, start: Callable[[ProgressReporter], Awaitable[RunResult]]
+) -> Ran:
+    """Await ``start(reporter)`` while a progress reporter shows the run."""
     reporter = ProgressReporter("quiet" if as_json else "live" if stdout_is_tty() else "plain")
     with reporter:
-        result = anyio.run(start, reporter)
-    if then is not None and not as_json:
-        then()
-    _report_result(ctx, result, reporter, db, as_json)
+        return await start(reporter), reporter
 
 
 # ---------------------------------------------------------------------- rewind
@@ -95,7 +83,9 @@ def _run(
 @db_option
 @json_option
 @click.pass_context
+@pass_clients
 def rewind_command(
+    clients: Clients,
     ctx: click.Context,
     run_id: str,
     frame: int,
@@ -123,18 +113,24 @@ def rewind_command(
             "counting.",
             abort=True,
         )
-    state = anyio.run(functools.partial(rewind, run_id, frame=frame, db=db, force=force))
+
+    async def session(client: Client) -> tuple[RunState, Ran | None]:
+        run = await client.get_run(run_id)
+        state = await run.rewind(frame, force=force)
+        if not resume:
+            return state, None
+        if not as_json:
+            to_seq = state.frames[-1].seq if state.frames else 0
+            click.echo(f"Run {run_id} rewound to frame {frame} (seq {to_seq}); resuming.")
+        return state, await _with_progress(
+            as_json, lambda reporter: run.resume(force=force, on_progress=reporter)
+        )
+
+    state, ran = clients.run(db, session)
+    if ran is not None:
+        _report_result(ctx, *ran, db, as_json)
     # The state is the frame's plus the rewind: frame N is its last frame.
     to_seq = state.frames[-1].seq if state.frames else 0
-    if resume:
-
-        async def start(reporter: ProgressReporter) -> RunResult:
-            return await resume_run(run_id, db=db, force=force, on_progress=reporter)
-
-        if not as_json:
-            click.echo(f"Run {run_id} rewound to frame {frame} (seq {to_seq}); resuming.")
-        _run(ctx, start, db, as_json)
-        return
     if as_json:
         echo_json({"runId": run_id, "toFrameNo": frame, "toSeq": to_seq, "status": state.status})
         return
@@ -159,7 +155,9 @@ def rewind_command(
 @db_option
 @json_option
 @click.pass_context
+@pass_clients
 def fork_command(
+    clients: Clients,
     ctx: click.Context,
     run_id: str,
     frame: int,
@@ -185,27 +183,23 @@ def fork_command(
         smithers fork RUN --frame 3 --reset-node second --run
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     input_value = parse_input_json(input_json)
-    child = anyio.run(
-        functools.partial(
-            fork,
-            run_id,
-            frame=frame,
-            reset_nodes=reset_nodes,
-            input=input_value,
-            label=label,
-            db=db,
-            run_id_new=new_run_id,
+
+    async def session(client: Client) -> tuple[str, Ran | None]:
+        parent = await client.get_run(run_id)
+        fork = await parent.fork(
+            frame, reset_nodes=reset_nodes, input=input_value, label=label, run_id_new=new_run_id
         )
-    )
-    if run_now:
-
-        async def start(reporter: ProgressReporter) -> RunResult:
-            return await resume_run(child, db=db, on_progress=reporter)
-
+        if not run_now:
+            return fork.run_id, None
         if not as_json:
-            click.echo(f"Forked run {run_id} at frame {frame} as {child}; running it.")
-        _run(ctx, start, db, as_json)
-        return
+            click.echo(f"Forked run {run_id} at frame {frame} as {fork.run_id}; running it.")
+        return fork.run_id, await _with_progress(
+            as_json, lambda reporter: fork.resume(on_progress=reporter)
+        )
+
+    child, ran = clients.run(db, session)
+    if ran is not None:
+        _report_result(ctx, *ran, db, as_json)
     if as_json:
         echo_json({"runId": child})
         return
@@ -228,7 +222,9 @@ def fork_command(
     "--json", "as_json", is_flag=True, help='Print {"runId","status","outputs","error"} at the end.'
 )
 @click.pass_context
+@pass_clients
 def replay_command(
+    clients: Clients,
     ctx: click.Context,
     run_id: str,
     frame: int,
@@ -251,18 +247,16 @@ def replay_command(
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     input_value = parse_input_json(input_json)
 
-    async def start(reporter: ProgressReporter) -> RunResult:
-        return await replay(
-            run_id,
-            frame=frame,
-            input=input_value,
-            reset_nodes=reset_nodes,
-            label=label,
-            db=db,
-            on_progress=reporter,
+    async def session(client: Client) -> Ran:
+        run = await client.get_run(run_id)
+        return await _with_progress(
+            as_json,
+            lambda reporter: run.replay(
+                frame, input=input_value, reset_nodes=reset_nodes, label=label, on_progress=reporter
+            ),
         )
 
-    _run(ctx, start, db, as_json)
+    _report_result(ctx, *clients.run(db, session), db, as_json)
 
 
 # ---------------------------------------------------------------------- retry-task
@@ -285,7 +279,9 @@ def replay_command(
     "--json", "as_json", is_flag=True, help='Print {"runId","status","outputs","error"} at the end.'
 )
 @click.pass_context
+@pass_clients
 def retry_task_command(
+    clients: Clients,
     ctx: click.Context,
     run_id: str,
     node_id: str,
@@ -308,20 +304,18 @@ def retry_task_command(
         smithers retry-task RUN --node fetch --no-deps
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
 
-    async def start(reporter: ProgressReporter) -> RunResult:
-        return await retry_task(
-            run_id,
-            node=node_id,
-            iteration=iteration,
-            deps=not no_deps,
-            force=force,
-            db=db,
-            on_progress=reporter,
+    async def session(client: Client) -> Ran:
+        run = await client.get_run(run_id)
+        ran = await _with_progress(
+            as_json,
+            lambda reporter: run.retry_task(
+                node_id, iteration=iteration, deps=not no_deps, force=force, on_progress=reporter
+            ),
         )
+        if not as_json:
+            rows = await run.events(types=["RetryTaskFinished"])
+            if rows and isinstance(rows[-1][1], RetryTaskFinished):
+                click.echo(f"Reset: {', '.join(rows[-1][1].reset_nodes)}.")
+        return ran
 
-    def note_resets() -> None:
-        rows = anyio.run(functools.partial(read_events, run_id, db=db, types=["RetryTaskFinished"]))
-        if rows and isinstance(rows[-1][1], RetryTaskFinished):
-            click.echo(f"Reset: {', '.join(rows[-1][1].reset_nodes)}.")
-
-    _run(ctx, start, db, as_json, then=note_resets)
+    _report_result(ctx, *clients.run(db, session), db, as_json)

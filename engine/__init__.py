@@ -9,11 +9,15 @@
 
 Imports between them flow one way: authoring <- activation <- history <- lifecycle <-
 timetravel; the modules at this level (`errors`, `_clock`, `_stores`, `_checkpoints`)
-are shared by all.
+are shared by all. `_client` (`connect`, `Client`, `RunHandle`) sits on top of every
+room: one open store, every operation.
 """
 
 from __future__ import annotations
 
+from ._client import Client as Client
+from ._client import RunHandle as RunHandle
+from ._client import connect as connect
 from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
 from .activation import default_log_dir as default_log_dir
@@ -89,6 +93,7 @@ __all__ = (
     "Backoff",
     "Branch",
     "CancelStep",
+    "Client",
     "Clock",
     "DuplicateIdError",
     "EngineError",
@@ -103,6 +108,7 @@ __all__ = (
     "RunNotFoundError",
     "RunNotResumableError",
     "RunOwnerAliveError",
+    "RunHandle",
     "RunResult",
     "RunStillRunningError",
     "SchedulerError",
@@ -124,6 +130,7 @@ __all__ = (
     "WorkflowContext",
     "WorkflowMissingDefaultError",
     "cancel_run",
+    "connect",
     "down",
     "event_to_json",
     "follow_events",

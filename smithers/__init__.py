@@ -2,7 +2,10 @@
 
 The public facade: re-exports only (DESIGN §2, §12)::
 
-    from smithers import workflow, Task, Sequence, Parallel, Branch, run_workflow
+    from smithers import workflow, Task, Sequence, Parallel, Branch, connect, run_workflow
+
+    async with connect("runs/smithers.db") as client:  # in an async function
+        result = await client.run(wf, input={...})
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 from smithers.engine import SMITHERS_VERSION as __version__
 from smithers.engine import Backoff as Backoff
 from smithers.engine import Branch as Branch
+from smithers.engine import Client as Client
 from smithers.engine import Parallel as Parallel
+from smithers.engine import RunHandle as RunHandle
 from smithers.engine import RunResult as RunResult
 from smithers.engine import Sequence as Sequence
 from smithers.engine import Task as Task
@@ -18,6 +23,7 @@ from smithers.engine import TaskContext as TaskContext
 from smithers.engine import Workflow as Workflow
 from smithers.engine import WorkflowContext as WorkflowContext
 from smithers.engine import cancel_run as cancel_run
+from smithers.engine import connect as connect
 from smithers.engine import down as down
 from smithers.engine import fork as fork
 from smithers.engine import get_output as get_output
@@ -43,7 +49,9 @@ from smithers.eventstore.errors import known_error_codes as known_error_codes
 __all__ = (
     "Backoff",
     "Branch",
+    "Client",
     "Parallel",
+    "RunHandle",
     "RunResult",
     "Sequence",
     "SmithersError",
@@ -53,6 +61,7 @@ __all__ = (
     "WorkflowContext",
     "__version__",
     "cancel_run",
+    "connect",
     "down",
     "error_to_json",
     "fork",

@@ -1,8 +1,8 @@
 """The read API over a run database: what ``ps``, ``inspect``, ``events`` and ``logs`` show.
 
 Each call opens the SQLite store found by `resolve_db_path` (which must exist), reads,
-and closes it. States are folded from the log by `load_state` (a fork's starts from its
-parent's state at the fork point).
+and closes it, unless it is given an open `store` (the `Client`'s). States are folded
+from the log by `load_state` (a fork's starts from its parent's state at the fork point).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import msgspec
 from smithers.eventstore import (
     EVENT_TYPES,
     RunRecord,
-    SQLiteEventStore,
     StoredEvent,
     decode_event,
     decode_json,
@@ -30,6 +29,7 @@ from ._state import SUPERVISOR_STREAM_ID, load_state
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable
 
+    from smithers.eventstore import EventStore
     from smithers.projections import RunState
 
 __all__ = (
@@ -45,7 +45,11 @@ DbPath = str | os.PathLike[str] | None
 
 
 async def list_runs(
-    db: DbPath = None, *, limit: int | None = None, status: str | None = None
+    db: DbPath = None,
+    *,
+    limit: int | None = None,
+    status: str | None = None,
+    store: EventStore | None = None,
 ) -> list[RunRecord]:
     """Return the database's runs, newest first. Awaits I/O.
 
@@ -56,6 +60,7 @@ async def list_runs(
             ``.smithers/smithers.db``; see `resolve_db_path`).
         limit: At most this many runs (after the `status` filter); None for all.
         status: Only runs whose last recorded status is this (e.g. ``"failed"``).
+        store: An open `EventStore` to use instead of `db` (not closed here).
 
     Returns:
         `RunRecord`s (run id, workflow name, status, created/updated Unix epoch ms,
@@ -65,21 +70,30 @@ async def list_runs(
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseQueryError: if the database cannot be read.
     """
-    store = await open_existing_store(db)
+    own = store is None
+    if store is None:
+        store = await open_existing_store(db)
     try:
         # One extra row: the supervisor's stream may be among the first `limit`.
         runs = await store.list_runs(
             limit=None if status is not None or limit is None else limit + 1
         )
     finally:
-        await store.close()
+        if own:
+            await store.close()
     runs = [r for r in runs if r.run_id != SUPERVISOR_STREAM_ID]
     if status is not None:
         runs = [r for r in runs if r.status == status]
     return runs if limit is None else runs[:limit]
 
 
-async def load_run(run_id: str, *, db: DbPath = None, upto_seq: int | None = None) -> RunState:
+async def load_run(
+    run_id: str,
+    *,
+    db: DbPath = None,
+    upto_seq: int | None = None,
+    store: EventStore | None = None,
+) -> RunState:
     """Fold a run's events into its `RunState`. Awaits I/O.
 
     Args:
@@ -87,6 +101,7 @@ async def load_run(run_id: str, *, db: DbPath = None, upto_seq: int | None = Non
         db: Database path (see `list_runs`).
         upto_seq: Fold only events with ``seq <= upto_seq`` (the run as it was then);
             None for the whole log.
+        store: An open `EventStore` to use instead of `db` (not closed here).
 
     Returns:
         The run's state at `upto_seq` (or now).
@@ -96,12 +111,15 @@ async def load_run(run_id: str, *, db: DbPath = None, upto_seq: int | None = Non
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseQueryError: if the database cannot be read.
     """
-    store = await open_existing_store(db)
+    own = store is None
+    if store is None:
+        store = await open_existing_store(db)
     try:
         # A fork's state starts from its parent's at the fork point (`load_state`).
         return await load_state(store, run_id, upto_seq=upto_seq)
     finally:
-        await store.close()
+        if own:
+            await store.close()
 
 
 def _check_types(types: Iterable[str] | None) -> frozenset[str] | None:
@@ -139,7 +157,7 @@ _MAX_ANCESTRY = 1_000
 """Deepest fork chain followed (a guard against a corrupt, cyclic ancestry)."""
 
 
-async def _ancestor_rows(store: SQLiteEventStore, run_id: str) -> list[StoredEvent]:
+async def _ancestor_rows(store: EventStore, run_id: str) -> list[StoredEvent]:
     """A fork's ancestors' events up to each fork point, the oldest ancestor's first."""
     chain: list[list[StoredEvent]] = []
     current = run_id
@@ -165,6 +183,7 @@ async def read_events(
     since_ms: int | None = None,
     limit: int | None = None,
     follow_ancestry: bool = False,
+    store: EventStore | None = None,
 ) -> list[tuple[StoredEvent, Event]]:
     """Return a run's events, decoded, in seq order. Awaits I/O.
 
@@ -183,6 +202,7 @@ async def read_events(
         limit: At most this many events (the first ones matching); None for all.
         follow_ancestry: Include the ancestors' events first (`after_seq` applies to
             the run's own events only; the other filters to all).
+        store: An open `EventStore` to use instead of `db` (not closed here).
 
     Returns:
         ``(stored envelope, decoded event)`` pairs.
@@ -200,7 +220,9 @@ async def read_events(
             f"after_seq and limit must be >= 0, got {after_seq} and {limit}.",
             code="INVALID_EVENTS_OPTIONS",
         )
-    store = await open_existing_store(db)
+    own = store is None
+    if store is None:
+        store = await open_existing_store(db)
     try:
         if await store.last_seq(run_id) == 0:
             raise RunNotFoundError(run_id)
@@ -208,7 +230,8 @@ async def read_events(
         if follow_ancestry:
             stored = [*await _ancestor_rows(store, run_id), *stored]
     finally:
-        await store.close()
+        if own:
+            await store.close()
     out: list[tuple[StoredEvent, Event]] = []
     for row in stored:
         if limit is not None and len(out) >= limit:
@@ -228,6 +251,7 @@ async def follow_events(
     after_seq: int = 0,
     poll_interval_s: float = 0.5,
     follow_ancestry: bool = False,
+    store: EventStore | None = None,
 ) -> AsyncGenerator[tuple[StoredEvent, Event], None]:
     """Yield a run's events as they are recorded, until the run reaches a terminal status.
 
@@ -243,6 +267,7 @@ async def follow_events(
         poll_interval_s: Seconds between polls when nothing new was found.
         follow_ancestry: First yield a fork's ancestors' events up to the fork point
             (as `read_events`).
+        store: An open `EventStore` to use instead of `db` (not closed here).
 
     Yields:
         ``(stored envelope, decoded event)`` pairs in seq order; unknown types skipped.
@@ -252,7 +277,9 @@ async def follow_events(
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseQueryError: if the database cannot be read.
     """
-    store = await open_existing_store(db)
+    own = store is None
+    if store is None:
+        store = await open_existing_store(db)
     try:
         if await store.last_seq(run_id) == 0:
             raise RunNotFoundError(run_id)
@@ -279,8 +306,9 @@ async def follow_events(
                 return
             await anyio.sleep(poll_interval_s)
     finally:
-        with anyio.CancelScope(shield=True):
-            await store.close()
+        if own:
+            with anyio.CancelScope(shield=True):
+                await store.close()
 
 
 def _node_ids(state: RunState) -> list[str]:
@@ -288,7 +316,12 @@ def _node_ids(state: RunState) -> list[str]:
 
 
 async def get_output(
-    run_id: str, node_id: str, *, db: DbPath = None, iteration: int | None = None
+    run_id: str,
+    node_id: str,
+    *,
+    db: DbPath = None,
+    iteration: int | None = None,
+    store: EventStore | None = None,
 ) -> Any:
     """Return a node's latest output as plain JSON values (dicts, lists, …). Awaits I/O.
 
@@ -297,6 +330,7 @@ async def get_output(
         node_id: The node's id.
         db: Database path (see `list_runs`).
         iteration: Loop iteration; None for the latest iteration that has an output.
+        store: An open `EventStore` to use instead of `db` (not closed here).
 
     Returns:
         The decoded output of the node's last finished attempt.
@@ -309,7 +343,7 @@ async def get_output(
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseQueryError: if the database cannot be read.
     """
-    state = await load_run(run_id, db=db)
+    state = await load_run(run_id, db=db, store=store)
     records = [rec for (nid, _), rec in state.nodes.items() if nid == node_id]
     if not records:
         raise NodeNotFoundError(run_id, node_id, _node_ids(state))

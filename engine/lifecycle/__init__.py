@@ -19,6 +19,7 @@ from ._run import RunResult as RunResult
 from ._run import check_resumable as check_resumable
 from ._run import close_open_attempts as close_open_attempts
 from ._run import new_run_id as new_run_id
+from ._run import run_result as run_result
 from ._run import run_workflow as run_workflow
 from ._supervisor import ResumeProcess as ResumeProcess
 from ._supervisor import SpawnResume as SpawnResume
@@ -40,6 +41,7 @@ __all__ = (
     "check_resumable",
     "close_open_attempts",
     "new_run_id",
+    "run_result",
     "run_workflow",
     "CancelStep",
     "cancel_run",

@@ -121,8 +121,8 @@ async def cancel_run(
 
     Args:
         run_id: The run to cancel.
-        db: Database path (see `resolve_db_path`; the file must exist). Ignored with
-            `store`.
+        db: Database path (see `resolve_db_path`; the file must exist). With `store`,
+            it only locates the NDJSON mirrors (none when None).
         store: An open store to use instead of `db` (not closed here).
         source: Who asks, recorded in both events: ``"cli"``, ``"api"``, ``"signal"``.
         reason: Why, recorded in both events; None records ``"cancel-requested"``.
@@ -152,15 +152,13 @@ async def cancel_run(
         'cancelled'
     """
     _check_run_id(run_id)
-    if store is not None:
-        return await _cancel(
-            store, run_id, source, reason, wait_ms, stale_threshold_ms, on_step, clock
-        )
-    path = resolve_db_path(db, must_exist=True)
-    opened = await open_existing_store(path)
+    own = store is None
+    path = _db_path(db, own)
+    if store is None:
+        store = await open_existing_store(path)
     try:
         return await _cancel(
-            opened,
+            store,
             run_id,
             source,
             reason,
@@ -168,11 +166,22 @@ async def cancel_run(
             stale_threshold_ms,
             on_step,
             clock,
-            log_dir=default_log_dir(path, run_id),
+            log_dir=default_log_dir(path, run_id) if path is not None else None,
         )
     finally:
-        with anyio.CancelScope(shield=True):
-            await opened.close()
+        if own:
+            with anyio.CancelScope(shield=True):
+                await store.close()
+
+
+def _db_path(db: str | os.PathLike[str] | None, own: bool) -> Path | None:
+    """The database file: resolved (must exist) when we open it; else `db` as given.
+
+    With an open store, `db` only locates the runs' NDJSON mirrors (None: none).
+    """
+    if own:
+        return resolve_db_path(db, must_exist=True)
+    return Path(db) if db is not None else None
 
 
 async def _cancel(
@@ -323,6 +332,7 @@ def _final_events(
 async def down(
     *,
     db: str | os.PathLike[str] | None = None,
+    store: EventStore | None = None,
     source: str = "cli",
     reason: str | None = None,
     wait_ms: int = 10_000,
@@ -338,7 +348,9 @@ async def down(
     about as long as the slowest one (at most about `wait_ms` plus an append).
 
     Args:
-        db: Database path (see `resolve_db_path`; the file must exist).
+        db: Database path (see `resolve_db_path`; the file must exist). With `store`,
+            it only locates the NDJSON mirrors (none when None).
+        store: An open store to use instead of `db` (not closed here).
         source: Who asks, recorded in the events (see `cancel_run`).
         reason: Why, recorded in the events.
         wait_ms: How long to wait for each live owner (ms).
@@ -353,8 +365,10 @@ async def down(
         SeqConflictError, DatabaseWriteError, DatabaseQueryError: as
             `cancel_run`, for the first run that failed.
     """
-    path = resolve_db_path(db, must_exist=True)
-    store = await open_existing_store(path)
+    own = store is None
+    path = _db_path(db, own)
+    if store is None:
+        store = await open_existing_store(path)
     try:
         active = [
             r.run_id
@@ -373,7 +387,7 @@ async def down(
                 stale_threshold_ms,
                 None,
                 clock,
-                log_dir=default_log_dir(path, run_id),
+                log_dir=default_log_dir(path, run_id) if path is not None else None,
             )
 
         try:
@@ -387,8 +401,9 @@ async def down(
             raise
         return [done[run_id] for run_id in active]
     finally:
-        with anyio.CancelScope(shield=True):
-            await store.close()
+        if own:
+            with anyio.CancelScope(shield=True):
+                await store.close()
 
 
 def _is_active(status: str) -> bool:
@@ -441,6 +456,7 @@ async def resume_run(
     run_id: str,
     *,
     db: str | os.PathLike[str] | None = None,
+    store: EventStore | None = None,
     force: bool = False,
     max_concurrency: int | None = None,
     on_progress: Callable[[Event], Any] | None = None,
@@ -459,7 +475,10 @@ async def resume_run(
 
     Args:
         run_id: The run to resume.
-        db: Database path (see `resolve_db_path`; the file must exist).
+        db: Database path (see `resolve_db_path`; the file must exist). With `store`,
+            it only locates the default NDJSON mirror (no mirror when None).
+        store: An open store to use instead of opening `db` (not closed here): the
+            run is loaded and driven through it.
         force: Take over a run whose owner on another host still looks alive.
         max_concurrency: Override the recorded run-wide task cap.
         on_progress: Called with every event after it is recorded.
@@ -485,11 +504,14 @@ async def resume_run(
         >>> result = await resume_run("run-lx2k3j-1a2b3c", db="runs.db")  # doctest: +SKIP
     """
     _check_run_id(run_id)
-    store = await open_existing_store(db)
-    try:
+    if store is not None:
         state = await load_state(store, run_id)
-    finally:
-        await store.close()
+    else:
+        opened = await open_existing_store(db)
+        try:
+            state = await load_state(opened, run_id)
+        finally:
+            await opened.close()
     if state.status == "finished":
         return _result(state)
     if state.status in _NOT_RESUMABLE:
@@ -514,6 +536,7 @@ async def resume_run(
         resume=True,
         force=force,
         db=db,
+        store=store,
         max_concurrency=max_concurrency or (recorded_cap if isinstance(recorded_cap, int) else 4),
         on_progress=on_progress,
         cancel=cancel,

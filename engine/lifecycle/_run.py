@@ -58,6 +58,7 @@ __all__ = (
     "check_resumable",
     "close_open_attempts",
     "new_run_id",
+    "run_result",
     "run_workflow",
 )
 
@@ -114,6 +115,11 @@ def _result(state: RunState) -> RunResult:
         outputs={k: decode_json(v) for k, v in state.outputs().items()},
         error=_error_dict(state.error) if state.error is not None else None,
     )
+
+
+def run_result(state: RunState) -> RunResult:
+    """Return the `RunResult` of a run's folded state, as `run_workflow` returns it. No I/O."""
+    return _result(state)
 
 
 def close_open_attempts(
@@ -245,8 +251,9 @@ async def run_workflow(
         force: With `resume`, take over a run whose owner only looks alive (a fresh
             lease from another host, or this process). Never overrides a live owner on
             this host.
-        db: SQLite database path (default: see `resolve_db_path`). Ignored with `store`.
-        store: An open `EventStore` to use instead of `db` (not closed here).
+        db: SQLite database path (default: see `resolve_db_path`). With `store`, it only
+            locates the default NDJSON mirror (no mirror when None).
+        store: An open `EventStore` to use instead of opening `db` (not closed here).
         max_concurrency: Run-wide cap on tasks executing at once (default 4).
         on_progress: Called with every event after it is recorded.
         cancel: An object with ``async wait()`` (e.g. `anyio.Event`); when it returns,
@@ -302,6 +309,8 @@ async def run_workflow(
     if store is None:
         db_path = resolve_db_path(db)
         store = await SQLiteEventStore.open(db_path)
+    elif db is not None:
+        db_path = resolve_db_path(db)
     try:
         state: RunState | None = None
         activation = 1

@@ -92,14 +92,17 @@ log = logging.getLogger("smithers.engine")
 class _Session:
     """An open store for one operation, and how to hand the same database to a run."""
 
-    def __init__(self, store: EventStore, db_path: Path | None) -> None:
+    def __init__(self, store: EventStore, db_path: Path | None, *, shared: bool = False) -> None:
         self.store = store
         self.db_path = db_path
+        self.shared = shared  # the caller's store: `db_path` then only locates the mirror
 
     @property
     def run_kwargs(self) -> dict[str, Any]:
-        """`run_workflow` arguments selecting the same database."""
-        return {"db": self.db_path} if self.db_path is not None else {"store": self.store}
+        """`run_workflow` arguments selecting the same database (the same store if shared)."""
+        if self.shared:
+            return {"store": self.store, "db": self.db_path}
+        return {"db": self.db_path}
 
     async def append(
         self,
@@ -132,7 +135,7 @@ async def _session(
     db: str | os.PathLike[str] | None, store: EventStore | None
 ) -> AsyncIterator[_Session]:
     if store is not None:
-        yield _Session(store, None)
+        yield _Session(store, resolve_db_path(db) if db is not None else None, shared=True)
         return
     path = resolve_db_path(db, must_exist=True)
     sqlite = await open_existing_store(path)
@@ -328,8 +331,9 @@ async def rewind(
     Args:
         run_id: The run.
         frame: Frame number of the run (see ``timeline``).
-        db: Database path (see `resolve_db_path`); must exist. Ignored with `store`.
-        store: An open `EventStore` to use instead of `db` (not closed here).
+        db: Database path (see `resolve_db_path`); must exist. With `store`, it only
+            locates the NDJSON mirror of what is appended (no mirror when None).
+        store: An open `EventStore` to use instead of opening `db` (not closed here).
         force: Rewind even though a process on another host seems to own the run
             (fresh lease). Never overrides a live owner on this host.
         stale_threshold_ms: An owner silent for this long (ms) is stale (see
@@ -467,8 +471,9 @@ async def fork(
         reset_nodes: Node ids the child runs again although they finished by the frame.
         input: The child's input (a JSON object); None keeps the parent's.
         label: Human-readable branch label (``branchLabel``).
-        db: Database path (see `resolve_db_path`); must exist. Ignored with `store`.
-        store: An open `EventStore` to use instead of `db` (not closed here).
+        db: Database path (see `resolve_db_path`); must exist. With `store`, it only
+            locates the NDJSON mirror of what is appended (no mirror when None).
+        store: An open `EventStore` to use instead of opening `db` (not closed here).
         run_id_new: The child's run id (default: a new one).
         clock: Time source of the event's timestamp.
 
@@ -528,8 +533,9 @@ async def replay(
         input: The replay's input (a JSON object); None keeps the parent's.
         reset_nodes: Node ids to run again although they finished by the frame.
         label: Branch label of the fork.
-        db: Database path (see `resolve_db_path`); must exist. Ignored with `store`.
-        store: An open `EventStore` to use instead of `db` (not closed here).
+        db: Database path (see `resolve_db_path`); must exist. With `store`, it only
+            locates the NDJSON mirror of what is appended (no mirror when None).
+        store: An open `EventStore` to use instead of opening `db` (not closed here).
         workflow: The workflow to run (default: the parent's recorded file).
         run_id_new: The child's run id (default: a new one).
         **run_options: Other keyword arguments of `run_workflow` (``max_concurrency``,
@@ -602,8 +608,9 @@ async def retry_task(
         deps: Also reset the node's dependents (``--no-deps`` is False).
         force: Proceed although a process on another host seems to own the run (fresh
             lease); never overrides a live owner on this host.
-        db: Database path (see `resolve_db_path`); must exist. Ignored with `store`.
-        store: An open `EventStore` to use instead of `db` (not closed here).
+        db: Database path (see `resolve_db_path`); must exist. With `store`, it only
+            locates the NDJSON mirror of what is appended (no mirror when None).
+        store: An open `EventStore` to use instead of opening `db` (not closed here).
         workflow: The workflow (default: the file the run recorded).
         stale_threshold_ms: An owner silent for this long (ms) is stale (see
             `judge_owner`).

@@ -61,12 +61,13 @@ def test_usage_errors_exit_4_with_clicks_message(cli: Any, args: tuple[str, ...]
 
 
 def _break_load_run(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
-    commands = importlib.import_module("smithers.cli._commands")
+    engine = importlib.import_module("smithers.engine")
 
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise exc
 
-    monkeypatch.setattr(commands, "load_run", broken)
+    # The first thing `inspect` does with its client (before the database is opened).
+    monkeypatch.setattr(engine.Client, "get_run", broken)
 
 
 def test_unexpected_error_is_internal_error_without_traceback(

@@ -173,12 +173,12 @@ def test_up_records_the_workflow_file_and_input(cli: Any) -> None:
 def test_up_keyboard_interrupt_exits_130(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    commands = importlib.import_module("smithers.cli._commands")
+    engine = importlib.import_module("smithers.engine")
 
     async def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(commands, "run_workflow", interrupted)
+    monkeypatch.setattr(engine.Client, "run", interrupted)
     result = cli.up("count.py")
     assert result.exit_code == 130
     assert "Interrupted" in result.stderr
