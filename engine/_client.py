@@ -357,7 +357,8 @@ class Client:
             SeqConflictError, DatabaseWriteError, DatabaseQueryError: as
                 `cancel_run`.
         """
-        return await down(store=await self._open(), db=self._path, source=source, reason=reason, **options)
+        store = await self._open()
+        return await down(store=store, db=self._path, source=source, reason=reason, **options)
 
 
 _SETTLED_PREFIX = "waiting"
