@@ -1,12 +1,19 @@
 """One activation of a run: render, schedule, execute, heartbeats, frames, the run loop.
 
+The run loop by parts: `RunLoop` (the coordinator: the live state, the append per
+tick), `AttemptRunner` (the workers), `Decider` (render, start, outcomes, the run's
+end); workers report to the coordinator with the `Message` types.
+
 Nothing here reads a run's past beyond the state it is handed; `history` does that.
 """
 
 from __future__ import annotations
 
+from ._attempts import AttemptRunner as AttemptRunner
+from ._attempts import RunningAttempt as RunningAttempt
 from ._beats import BEAT_COALESCE_MS as BEAT_COALESCE_MS
 from ._beats import BeatBook as BeatBook
+from ._decide import Decider as Decider
 from ._execute import Outcome as Outcome
 from ._execute import error_info as error_info
 from ._execute import execute_attempt as execute_attempt
@@ -23,9 +30,18 @@ from ._frames import tree_delta as tree_delta
 from ._frames import tree_hash as tree_hash
 from ._loop import HEARTBEAT_INTERVAL_MS as HEARTBEAT_INTERVAL_MS
 from ._loop import RunLoop as RunLoop
+from ._messages import AttemptCancelled as AttemptCancelled
+from ._messages import AttemptEnded as AttemptEnded
+from ._messages import BackoffElapsed as BackoffElapsed
+from ._messages import BeatTimedOut as BeatTimedOut
+from ._messages import CancelRequested as CancelRequested
+from ._messages import ForeignAppended as ForeignAppended
+from ._messages import Message as Message
+from ._messages import TaskBeat as TaskBeat
 from ._ndjson import STREAM_FILE as STREAM_FILE
 from ._ndjson import NdjsonMirror as NdjsonMirror
 from ._ndjson import default_log_dir as default_log_dir
+from ._render import BASE_ITERATION as BASE_ITERATION
 from ._render import Group as Group
 from ._render import Leaf as Leaf
 from ._render import Plan as Plan
@@ -33,6 +49,7 @@ from ._render import compile_tree as compile_tree
 from ._schedule import Scheduler as Scheduler
 
 __all__ = (
+    "BASE_ITERATION",
     "Group",
     "Leaf",
     "Plan",
@@ -57,6 +74,17 @@ __all__ = (
     "NdjsonMirror",
     "STREAM_FILE",
     "default_log_dir",
+    "Message",
+    "TaskBeat",
+    "BeatTimedOut",
+    "AttemptEnded",
+    "AttemptCancelled",
+    "BackoffElapsed",
+    "CancelRequested",
+    "ForeignAppended",
+    "AttemptRunner",
+    "RunningAttempt",
+    "Decider",
     "HEARTBEAT_INTERVAL_MS",
     "RunLoop",
 )

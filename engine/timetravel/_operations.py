@@ -46,7 +46,14 @@ from smithers.projections import RunState, apply_event, apply_rewind
 
 from .._clock import SystemClock
 from .._stores import open_existing_store
-from ..activation import Leaf, NdjsonMirror, compile_tree, default_log_dir, error_info
+from ..activation import (
+    BASE_ITERATION,
+    Leaf,
+    NdjsonMirror,
+    compile_tree,
+    default_log_dir,
+    error_info,
+)
 from ..authoring import WorkflowContext, check_input
 from ..errors import (
     InvalidInputError,
@@ -282,7 +289,7 @@ def task_dependents(wf: Workflow, state: RunState, node_id: str) -> list[str]:
             run_id=state.run_id,
             timestamp_ms=state.updated_at_ms or 0,
             node_id=node_id,
-            iteration=0,
+            iteration=BASE_ITERATION,
             reset_dependents=True,
             reset_nodes=tuple(reset),
         )
