@@ -35,6 +35,8 @@ class Group(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     Compared and hashed by identity: the scheduler keys its own counters by node.
     """
 
+    pos: int
+    """The node's number in its plan, from 0 (the root) to ``Plan.size - 1``."""
     kind: Literal["sequence", "parallel"]
     """How the children run: one after another, or together."""
     parent: Group | None
@@ -53,6 +55,8 @@ class Leaf(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     Compared and hashed by identity: the scheduler keys its own state by node.
     """
 
+    pos: int
+    """The node's number in its plan, from 1 to ``Plan.size - 1``."""
     task: Task
     """The task as the builder returned it."""
     key: NodeKey
@@ -90,6 +94,8 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     """The canonical tree (what frames record); treat as read-only."""
     xml_hash: str
     """SHA-256 hex digest of the canonical JSON of `tree`."""
+    size: int
+    """How many nodes (groups and leaves) the plan has: their `pos` is below it."""
 
 
 def _flatten(items: Iterable[Any]) -> list[Any]:
@@ -146,7 +152,7 @@ def compile_tree(root_value: Any, *, max_concurrency: int | None = None) -> Plan
         EngineError: if a child is not a component (``INVALID_INPUT``).
     """
     leaves: dict[str, Leaf] = {}
-    root = Group(kind="sequence", parent=None, index=0, cap=None)
+    root = Group(pos=0, kind="sequence", parent=None, index=0, cap=None)
     # Each group's children, collected during the walk and frozen into it at the end.
     kids_of: dict[Group, list[Group | Leaf]] = {root: []}
     root_tree: dict[str, Any] = {"tag": "workflow", "children": []}
@@ -168,6 +174,7 @@ def compile_tree(root_value: Any, *, max_concurrency: int | None = None) -> Plan
             if value.id in leaves:
                 raise DuplicateIdError("task", value.id)
             leaf = Leaf(
+                pos=len(kids_of) + len(leaves),
                 task=value,
                 key=(value.id, BASE_ITERATION),
                 parent=parent,
@@ -183,7 +190,7 @@ def compile_tree(root_value: Any, *, max_concurrency: int | None = None) -> Plan
             kids: list[dict[str, Any]] = []
             tree: dict[str, Any] = {"tag": "branch", "if": value.condition, "children": kids}
             siblings.append(tree)
-            group = _group(kids_of, "sequence", parent, index, None)
+            group = _group(kids_of, leaves, "sequence", parent, index, None)
             work.extend((c, group, kids, capped) for c in reversed(_flatten([chosen])))
             continue
         if isinstance(value, Sequence | Parallel):
@@ -196,14 +203,14 @@ def compile_tree(root_value: Any, *, max_concurrency: int | None = None) -> Plan
             if cap is not None:
                 tree["maxConcurrency"] = cap
             siblings.append(tree)
-            group = _group(kids_of, kind, parent, index, cap)
+            group = _group(kids_of, leaves, kind, parent, index, cap)
             child_caps = (*capped, group) if cap is not None else capped
             work.extend(
                 (c, group, tree["children"], child_caps) for c in reversed(_flatten(value.children))
             )
             continue
         if isinstance(value, list | tuple):
-            group = _group(kids_of, "sequence", parent, index, None)
+            group = _group(kids_of, leaves, "sequence", parent, index, None)
             kids = []
             siblings.append({"tag": "sequence", "children": kids})
             work.extend((c, group, kids, capped) for c in reversed(_flatten(value)))
@@ -220,18 +227,25 @@ def compile_tree(root_value: Any, *, max_concurrency: int | None = None) -> Plan
     if max_concurrency is not None:
         root_tree["maxConcurrency"] = max_concurrency
     xml_hash = hashlib.sha256(_canonical_encoder.encode(root_tree)).hexdigest()
-    return Plan(root=root, leaves=MappingProxyType(leaves), tree=root_tree, xml_hash=xml_hash)
+    return Plan(
+        root=root,
+        leaves=MappingProxyType(leaves),
+        tree=root_tree,
+        xml_hash=xml_hash,
+        size=len(kids_of) + len(leaves),
+    )
 
 
 def _group(
     kids_of: dict[Group, list[Group | Leaf]],
+    leaves: dict[str, Leaf],
     kind: Literal["sequence", "parallel"],
     parent: Group,
     index: int,
     cap: int | None,
 ) -> Group:
     """Make a group, append it to `parent`'s children and give it a children list."""
-    group = Group(kind=kind, parent=parent, index=index, cap=cap)
+    group = Group(pos=len(kids_of) + len(leaves), kind=kind, parent=parent, index=index, cap=cap)
     kids_of[parent].append(group)
     kids_of[group] = []
     return group

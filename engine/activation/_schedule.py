@@ -22,13 +22,16 @@ if TYPE_CHECKING:
 
 __all__ = ("Scheduler",)
 
+_ACTIVATED = 1
+_DONE = 2
+
 
 class Scheduler:
     """Which tasks may start now, given a plan and what is done.
 
-    The plan is never changed: which nodes are activated or done, each group's count
-    of done children and each capped Parallel's running count and parked tasks are
-    kept here, keyed by node (plan nodes hash by identity).
+    The plan is never changed: which nodes are activated or done (flags by the
+    node's `pos`), each Parallel's count of done children and each capped Parallel's
+    running count and parked tasks are kept here.
 
     Args:
         plan: The compiled render.
@@ -39,9 +42,8 @@ class Scheduler:
     """
 
     __slots__ = (
-        "_activated",
-        "_done",
         "_done_count",
+        "_flags",
         "_is_busy",
         "_is_done",
         "_parked",
@@ -63,8 +65,7 @@ class Scheduler:
         self.ready: deque[Leaf] = deque()
         self._is_done = is_done
         self._is_busy = is_busy
-        self._activated: set[Group | Leaf] = set()
-        self._done: set[Group | Leaf] = set()
+        self._flags = bytearray(plan.size)  # _ACTIVATED | _DONE, by node pos
         self._done_count: dict[Group, int] = {}
         self._running: dict[Group, int] = {}
         self._parked: dict[Group, deque[Leaf]] = {}
@@ -76,7 +77,7 @@ class Scheduler:
     @property
     def finished(self) -> bool:
         """True once every mounted node is done."""
-        return self.plan.root in self._done
+        return bool(self._flags[self.plan.root.pos] & _DONE)
 
     def waiting_on(self) -> dict[str, list[str]]:
         """Return unmet explicit dependencies: dependency id -> waiting task ids."""
@@ -107,9 +108,11 @@ class Scheduler:
                 self._do_complete(node)
 
     def _do_activate(self, node: Group | Leaf) -> None:
-        if node in self._activated:
+        flags = self._flags
+        pos = node.pos
+        if flags[pos] & _ACTIVATED:
             return
-        self._activated.add(node)
+        flags[pos] |= _ACTIVATED
         if isinstance(node, Leaf):
             leaf = node
             if self._is_done(leaf.key):
@@ -134,14 +137,15 @@ class Scheduler:
                 self._activate(child)
 
     def _do_complete(self, node: Group | Leaf) -> None:
-        done = self._done
-        if node in done:
+        flags = self._flags
+        pos = node.pos
+        if flags[pos] & _DONE:
             return
-        done.add(node)
+        flags[pos] |= _DONE
         if isinstance(node, Leaf):
             waiting = self._waiting_deps.pop(node.key, None)
             for leaf in waiting or ():
-                self._activated.discard(leaf)
+                flags[leaf.pos] &= ~_ACTIVATED
                 self._activate(leaf)
         parent = node.parent
         if parent is None:
@@ -163,14 +167,14 @@ class Scheduler:
     def complete(self, key: NodeKey) -> None:
         """Record that `key` is done; activates what follows it."""
         leaf = self._leaf(key)
-        if leaf is not None and leaf in self._activated:
+        if leaf is not None and self._flags[leaf.pos] & _ACTIVATED:
             self._complete(leaf)
             self._drain()
 
     def requeue(self, key: NodeKey) -> None:
         """Queue `key` again (after a retry backoff), if it is mounted and active."""
         leaf = self._leaf(key)
-        if leaf is not None and leaf in self._activated and leaf not in self._done:
+        if leaf is not None and self._flags[leaf.pos] == _ACTIVATED:  # and not done
             self.ready.append(leaf)
 
     def take(self, slots: int) -> list[Leaf]:
@@ -181,11 +185,11 @@ class Scheduler:
         """
         out: list[Leaf] = []
         ready = self.ready
-        done = self._done
+        flags = self._flags
         running = self._running
         while ready and len(out) < slots:
             leaf = ready.popleft()
-            if leaf in done or self._is_busy(leaf.key):
+            if flags[leaf.pos] & _DONE or self._is_busy(leaf.key):
                 continue
             if leaf.capped:
                 blocked = None

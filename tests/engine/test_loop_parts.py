@@ -94,6 +94,14 @@ def test_a_plan_is_frozen() -> None:
     assert isinstance(plan.root.children, tuple)
 
 
+def test_plan_nodes_are_numbered_densely() -> None:
+    plan = compile_tree(_tree())
+    nodes = _shape(plan)
+    positions = sorted(fields[0] for _, _, fields in nodes)
+    assert positions == list(range(plan.size))
+    assert plan.root.pos == 0
+
+
 def test_scheduling_does_not_change_the_plan_and_each_scheduler_counts_for_itself() -> None:
     plan = compile_tree(_tree())
     before = _shape(plan)
