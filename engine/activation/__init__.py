@@ -1,5 +1,8 @@
 """One activation of a run: render, schedule, execute, heartbeats, frames, the run loop.
 
+The run loop by parts: `RunLoop` (the coordinator: the live state, the append per
+tick), `AttemptRunner` (the workers), `Decider` (render, start, outcomes, the run's
+end); workers report to the coordinator with the `Message` types.
 `RunWriter` is the one write path of a run's log (and its NDJSON mirror), used by
 every room that appends.
 
@@ -8,8 +11,11 @@ Nothing here reads a run's past beyond the state it is handed; `history` does th
 
 from __future__ import annotations
 
+from ._attempts import AttemptRunner as AttemptRunner
+from ._attempts import RunningAttempt as RunningAttempt
 from ._beats import BEAT_COALESCE_MS as BEAT_COALESCE_MS
 from ._beats import BeatBook as BeatBook
+from ._decide import Decider as Decider
 from ._execute import Outcome as Outcome
 from ._execute import error_info as error_info
 from ._execute import execute_attempt as execute_attempt
@@ -26,9 +32,18 @@ from ._frames import tree_delta as tree_delta
 from ._frames import tree_hash as tree_hash
 from ._loop import HEARTBEAT_INTERVAL_MS as HEARTBEAT_INTERVAL_MS
 from ._loop import RunLoop as RunLoop
+from ._messages import AttemptCancelled as AttemptCancelled
+from ._messages import AttemptEnded as AttemptEnded
+from ._messages import BackoffElapsed as BackoffElapsed
+from ._messages import BeatTimedOut as BeatTimedOut
+from ._messages import CancelRequested as CancelRequested
+from ._messages import ForeignAppended as ForeignAppended
+from ._messages import Message as Message
+from ._messages import TaskBeat as TaskBeat
 from ._ndjson import STREAM_FILE as STREAM_FILE
 from ._ndjson import NdjsonMirror as NdjsonMirror
 from ._ndjson import default_log_dir as default_log_dir
+from ._render import BASE_ITERATION as BASE_ITERATION
 from ._render import Group as Group
 from ._render import Leaf as Leaf
 from ._render import Plan as Plan
@@ -39,6 +54,7 @@ from ._writer import RunWriter as RunWriter
 from ._writer import append_to_run as append_to_run
 
 __all__ = (
+    "BASE_ITERATION",
     "Group",
     "Leaf",
     "Plan",
@@ -66,6 +82,17 @@ __all__ = (
     "Rebase",
     "RunWriter",
     "append_to_run",
+    "Message",
+    "TaskBeat",
+    "BeatTimedOut",
+    "AttemptEnded",
+    "AttemptCancelled",
+    "BackoffElapsed",
+    "CancelRequested",
+    "ForeignAppended",
+    "AttemptRunner",
+    "RunningAttempt",
+    "Decider",
     "HEARTBEAT_INTERVAL_MS",
     "RunLoop",
 )

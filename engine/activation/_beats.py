@@ -15,6 +15,7 @@ from smithers.eventstore.events import NULL_RAW, TaskHeartbeat
 
 if TYPE_CHECKING:
     import msgspec
+    from smithers.projections import NodeKey
 
 __all__ = ("BEAT_COALESCE_MS", "BeatBook")
 
@@ -23,59 +24,60 @@ BEAT_COALESCE_MS = 500
 
 
 class BeatBook:
-    """Heartbeats of one run's tasks, by node id."""
+    """Heartbeats of one run's tasks, by node key ``(node_id, iteration)``."""
 
     __slots__ = ("_emitted_at", "_last_at", "_payload", "_pending", "run_id", "timed_out")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        self._last_at: dict[str, int] = {}
-        self._payload: dict[str, msgspec.Raw] = {}
-        self._pending: dict[str, tuple[int, msgspec.Raw]] = {}
-        self._emitted_at: dict[str, int] = {}
-        self.timed_out: set[str] = set()
-        """Node ids whose running attempt the watchdog stopped for silence."""
+        self._last_at: dict[NodeKey, int] = {}
+        self._payload: dict[NodeKey, msgspec.Raw] = {}
+        self._pending: dict[NodeKey, tuple[int, msgspec.Raw]] = {}
+        self._emitted_at: dict[NodeKey, int] = {}
+        self.timed_out: set[NodeKey] = set()
+        """Node keys whose running attempt the watchdog stopped for silence."""
 
-    def started(self, node_id: str, now_ms: int) -> None:
+    def started(self, key: NodeKey, now_ms: int) -> None:
         """An attempt started: it counts as seen now."""
-        self._last_at[node_id] = now_ms
+        self._last_at[key] = now_ms
 
-    def last_at(self, node_id: str) -> int:
+    def last_at(self, key: NodeKey) -> int:
         """Unix epoch ms the node's running attempt was last seen (0 if never)."""
-        return self._last_at.get(node_id, 0)
+        return self._last_at.get(key, 0)
 
-    def payload(self, node_id: str) -> msgspec.Raw | None:
+    def payload(self, key: NodeKey) -> msgspec.Raw | None:
         """The latest payload a heartbeat of this node carried in this activation."""
-        return self._payload.get(node_id)
+        return self._payload.get(key)
 
     def record(
-        self, node_id: str, attempt: int, raw: msgspec.Raw | None, now_ms: int
+        self, key: NodeKey, attempt: int, raw: msgspec.Raw | None, now_ms: int
     ) -> TaskHeartbeat | None:
         """Note a heartbeat; return the event to record, unless coalesced away."""
-        self._last_at[node_id] = now_ms
+        self._last_at[key] = now_ms
         if raw is not None:
-            self._payload[node_id] = raw
-            self._pending[node_id] = (attempt, raw)
-        if now_ms - self._emitted_at.get(node_id, 0) < BEAT_COALESCE_MS:
+            self._payload[key] = raw
+            self._pending[key] = (attempt, raw)
+        if now_ms - self._emitted_at.get(key, 0) < BEAT_COALESCE_MS:
             return None
-        self._pending.pop(node_id, None)
-        return self._event(node_id, attempt, raw, now_ms)
+        self._pending.pop(key, None)
+        return self._event(key, attempt, raw, now_ms)
 
-    def flush(self, node_id: str, now_ms: int) -> TaskHeartbeat | None:
+    def flush(self, key: NodeKey, now_ms: int) -> TaskHeartbeat | None:
         """The event for a payload coalesced away, before the attempt's end is recorded."""
-        pending = self._pending.pop(node_id, None)
+        pending = self._pending.pop(key, None)
         if pending is None:
             return None
-        return self._event(node_id, pending[0], pending[1], now_ms)
+        return self._event(key, pending[0], pending[1], now_ms)
 
     def _event(
-        self, node_id: str, attempt: int, raw: msgspec.Raw | None, now_ms: int
+        self, key: NodeKey, attempt: int, raw: msgspec.Raw | None, now_ms: int
     ) -> TaskHeartbeat:
-        self._emitted_at[node_id] = now_ms
+        self._emitted_at[key] = now_ms
         return TaskHeartbeat(
             run_id=self.run_id,
             timestamp_ms=now_ms,
-            node_id=node_id,
+            node_id=key[0],
+            iteration=key[1],
             attempt=attempt,
             has_data=raw is not None,
             data_size_bytes=len(raw) if raw is not None else 0,

@@ -1,8 +1,9 @@
-"""The run loop: render → schedule → execute → record, one append per tick (DESIGN §6).
+"""The run loop's coordinator: one append per tick (DESIGN §6).
 
 One coordinator task owns the run's in-memory `RunState`, folds every event it appends,
-and decides again on every completion (no batch barrier). Workers only execute attempts
-and report outcomes through a memory stream; every event is written by the coordinator.
+and decides again on every completion (no batch barrier). Workers (`_attempts`) only
+execute attempts and report through a memory stream, as typed messages (`_messages`);
+the decisions are the `Decider`'s (`_decide`); every event is written here.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import threading
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from smithers.eventstore import EventStore, Lease, decode_event, decode_json
+from smithers.eventstore import EventStore, Lease, decode_event
 from smithers.eventstore.errors import (
     RunAlreadyExistsError,
     SeqConflictError,
@@ -23,38 +23,27 @@ from smithers.eventstore.errors import (
 )
 from smithers.eventstore.events import (
     NULL_RAW,
-    ErrorInfo,
     Event,
     FrameCommitted,
-    NodeCancelled,
     NodeEvent,
-    NodeFailed,
-    NodeFinished,
-    NodePending,
-    NodeRetrying,
-    NodeSkipped,
-    NodeStarted,
-    RunCancelled,
     RunCancelRequested,
-    RunFailed,
-    RunFinished,
-    RunStatusChanged,
-    TaskHeartbeatTimeout,
 )
 from smithers.projections import RunState, apply_event
 
-from ..authoring import TaskContext, WorkflowContext
-from ..errors import (
-    OwnershipLostError,
-    ResumeClaimFailedError,
-    SchedulerError,
-    TaskHeartbeatTimeoutError,
-)
-from ._beats import BeatBook
-from ._execute import Outcome, error_info, execute_attempt
+from ..errors import OwnershipLostError, ResumeClaimFailedError
+from ._attempts import AttemptRunner
+from ._decide import Decider
 from ._frames import FrameEncoder
-from ._render import Leaf, Plan, compile_tree
-from ._schedule import Scheduler
+from ._messages import (
+    AttemptCancelled,
+    AttemptEnded,
+    BackoffElapsed,
+    BeatTimedOut,
+    CancelRequested,
+    ForeignAppended,
+    Message,
+    TaskBeat,
+)
 from ._writer import RunWriter
 
 if TYPE_CHECKING:
@@ -65,6 +54,7 @@ if TYPE_CHECKING:
     from .._clock import Clock
     from ..authoring import Workflow
     from ._ndjson import NdjsonMirror
+    from ._render import Plan
 
 __all__ = ("HEARTBEAT_INTERVAL_MS", "RunLoop")
 
@@ -78,7 +68,10 @@ log = logging.getLogger("smithers.engine")
 
 
 class RunLoop:
-    """One activation of a run: the coordinator and its in-memory state.
+    """One activation of a run: the coordinator, its in-memory state and the store.
+
+    It owns the log side (the live state, this tick's batch, frames, checkpoints, the
+    lease); `attempts` runs the workers and `decider` decides.
 
     Args:
         wf: The workflow.
@@ -112,8 +105,6 @@ class RunLoop:
         self.wf = wf
         self.store = store
         self.run_id = run_id
-        self.input_value = input_value
-        self.max_concurrency = max_concurrency
         self.on_progress = on_progress
         self.clock = clock
         self.mirror = mirror
@@ -124,23 +115,25 @@ class RunLoop:
         self.owner = owner
         self.reload = reload
         self.batch: list[Event] = []
-        self.plan: Plan | None = None
-        self.scheduler: Scheduler | None = None
-        self.reads: set[str] = set()
         self.frame_no = _next_frame_no(self.state)
         self.frame_encoder = FrameEncoder()  # the previous frame's tree, for deltas
-        # node id -> (attempt, cancel scope, leaf it was started from)
-        self.running: dict[str, tuple[int, anyio.CancelScope, Leaf]] = {}
-        self.backoff: dict[str, anyio.CancelScope] = {}
-        self.cancel_reasons: dict[str, str] = {}
-        self.failing: ErrorInfo | None = None
-        self.cancelling: tuple[str, str] | None = None  # (reason, source)
-        self.terminal: str | None = None
-        self.send, self.recv = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
+        self.send, self.recv = anyio.create_memory_object_stream[Message](math.inf)
         self.tg: TaskGroup | None = None
-        self.status_for_index: str | None = None
         self.nodes_changed_since_frame = False
-        self.beats = BeatBook(run_id)
+        self.attempts = AttemptRunner(run_id, input_value=input_value, clock=clock, send=self.send)
+        self.decider = Decider(
+            self,
+            self.attempts,
+            wf=wf,
+            input_value=input_value,
+            max_concurrency=max_concurrency,
+            clock=clock,
+        )
+
+    @property
+    def cancelling(self) -> tuple[str, str] | None:
+        """``(reason, source)`` once the run is being cancelled, else None."""
+        return self.decider.cancelling
 
     # ------------------------------------------------------------------ recording
 
@@ -148,9 +141,7 @@ class RunLoop:
         """Fold `event` into the live state and queue it for this tick's append."""
         self.batch.append(event)
         apply_event(self.state, event, seq=self.seq + len(self.batch))
-        if isinstance(event, RunStatusChanged):
-            self.status_for_index = event.status
-        elif isinstance(event, FrameCommitted):
+        if isinstance(event, FrameCommitted):
             self.nodes_changed_since_frame = False
         elif isinstance(event, NodeEvent):
             self.nodes_changed_since_frame = True
@@ -163,7 +154,6 @@ class RunLoop:
         self.seq = await self.writer.append(
             batch,
             expected_seq=self.seq,
-            status=self.status_for_index,
             workflow_name=self.wf.name if self.seq == 0 else None,
             rebase=functools.partial(self._rebase, batch),
             retries=_CONFLICT_RETRIES,
@@ -173,7 +163,6 @@ class RunLoop:
             self.claimed = True
             if self.owner is not None:
                 await self.store.put_lease(self.owner)
-        self.status_for_index = None
         if self.on_progress is not None:
             for event in batch:
                 try:
@@ -233,7 +222,9 @@ class RunLoop:
         """React to requests other processes appended to this run's log."""
         for event in events:
             if isinstance(event, RunCancelRequested):
-                self.send.send_nowait(("cancel", event.reason or "cancel-requested", event.source))
+                self.send.send_nowait(
+                    CancelRequested(reason=event.reason or "cancel-requested", source=event.source)
+                )
 
     async def _read_foreign(self) -> None:
         """Fold events others appended since our last append, and react to them."""
@@ -252,66 +243,10 @@ class RunLoop:
         self._handle_foreign(events)
 
     def now(self) -> int:
+        """Return the clock's Unix epoch ms."""
         return self.clock.now_ms()
 
-    # ------------------------------------------------------------------ decisions
-
-    def _is_busy(self, node_id: str) -> bool:
-        return node_id in self.running or node_id in self.backoff
-
-    def render(self) -> None:
-        """Render the tree, commit a frame, mount new tasks, rebuild the scheduler."""
-        ctx = WorkflowContext(run_id=self.run_id, input=self.input_value, state=self.state)
-        try:
-            plan = compile_tree(self.wf.build(ctx))
-        except Exception as e:
-            self.fail(error_info(e))
-            return
-        self.reads = ctx.reads
-        self._commit_frame(plan)
-        now = self.now()
-        nodes = self.state.nodes
-        for node_id, leaf in plan.leaves.items():
-            rec = nodes.get((node_id, 0))
-            task = leaf.task
-            if rec is None:
-                if task.skip_if:
-                    self.emit(
-                        NodeSkipped(
-                            run_id=self.run_id, timestamp_ms=now, node_id=node_id, reason="skip_if"
-                        )
-                    )
-                else:
-                    self.emit(
-                        NodePending(
-                            run_id=self.run_id, timestamp_ms=now, node_id=node_id, label=task.label
-                        )
-                    )
-            elif rec.state == "pending" and task.skip_if and not self._is_busy(node_id):
-                self.emit(
-                    NodeSkipped(
-                        run_id=self.run_id, timestamp_ms=now, node_id=node_id, reason="skip_if"
-                    )
-                )
-        for node_id, (_, scope, _) in self.running.items():
-            if node_id not in plan.leaves:
-                self.cancel_reasons[node_id] = "unmounted"
-                scope.cancel()
-        self._drop_backoffs([n for n in self.backoff if n not in plan.leaves], "unmounted")
-
-        def is_done(node_id: str) -> bool:
-            rec = nodes.get((node_id, 0))
-            if rec is None:
-                return False
-            if rec.state in ("finished", "skipped"):
-                return True
-            leaf = plan.leaves.get(node_id)
-            return rec.state == "failed" and leaf is not None and leaf.task.continue_on_fail
-
-        self.plan = plan
-        self.scheduler = Scheduler(plan, is_done=is_done, is_busy=self._is_busy)
-        for node_id in self.running:
-            self.scheduler.claim(node_id)
+    # ------------------------------------------------------------------ frames
 
     def _commit_frame(self, plan: Plan) -> None:
         """Emit the frame: a keyframe or a delta against the previous one (`_frames`).
@@ -339,330 +274,49 @@ class RunLoop:
         self.frame_encoder.committed(self.seq + len(self.batch))
         self.frame_no += 1
 
-    def fail(self, error: ErrorInfo) -> None:
-        """Mark the run as failing: nothing new starts; it fails once running tasks end.
-
-        Retries waiting out a backoff will never start: they are closed now.
-        """
-        if self.failing is None:
-            self.failing = error
-            self._drop_backoffs(self.backoff, "run-failed")
-
-    def _drop_backoffs(self, node_ids: Iterable[str], reason: str) -> None:
-        """Cancel pending retries of `node_ids`, recording NodeCancelled for each."""
-        now = self.now()
-        for node_id in list(node_ids):
-            scope = self.backoff.pop(node_id, None)
-            if scope is None:
-                continue
-            scope.cancel()
-            self.emit(
-                NodeCancelled(run_id=self.run_id, timestamp_ms=now, node_id=node_id, reason=reason)
-            )
-
-    def record_outcome(self, leaf: Leaf, attempt: int, outcome: Outcome) -> bool:
-        """Emit the events of an ended attempt; return True if a re-render is needed."""
-        task = leaf.task
-        node_id = task.id
-        now = self.now()
-        assert self.scheduler is not None
-        if outcome.error is None:
-            self.emit(
-                NodeFinished(
-                    run_id=self.run_id,
-                    timestamp_ms=now,
-                    node_id=node_id,
-                    attempt=attempt,
-                    output=outcome.output,
-                )
-            )
-            self.scheduler.complete(node_id)
-            return node_id in self.reads
-        error = outcome.error
-        self.emit(
-            NodeFailed(
-                run_id=self.run_id, timestamp_ms=now, node_id=node_id, attempt=attempt, error=error
-            )
-        )
-        retry = (
-            self.cancelling is None
-            and self.failing is None
-            and node_id in self.scheduler.plan.leaves
-        )
-        if error.retryable and attempt <= task.retries and retry:
-            delay = task.backoff.delay_ms(attempt)
-            self.emit(
-                NodeRetrying(
-                    run_id=self.run_id,
-                    timestamp_ms=now,
-                    node_id=node_id,
-                    attempt=attempt + 1,
-                    delay_ms=delay,
-                )
-            )
-            if delay <= 0:
-                self.scheduler.requeue(node_id)
-            else:
-                scope = anyio.CancelScope()
-                self.backoff[node_id] = scope
-                assert self.tg is not None
-                self.tg.start_soon(self._backoff_timer, node_id, delay, scope)
-        elif task.continue_on_fail:
-            self.scheduler.complete(node_id)
-        else:
-            self.fail(error)
-        return False
-
-    def request_cancel(self, reason: str, source: str) -> None:
-        """Abort running attempts and pending retries; the run ends cancelled."""
-        if self.cancelling is not None:
-            return
-        self.cancelling = (reason, source)
-        for node_id, (_, scope, _) in self.running.items():
-            self.cancel_reasons.setdefault(node_id, "cancelled")
-            scope.cancel()
-        self._drop_backoffs(self.backoff, "cancelled")
-
     # ------------------------------------------------------------------ the tick
 
-    async def tick(self, msgs: list[tuple[Any, ...]]) -> None:
+    async def tick(self, msgs: list[Message]) -> None:
         """Handle completions, decide, and append everything in one transaction."""
-        need_render = self.plan is None
+        decider = self.decider
+        attempts = self.attempts
+        need_render = decider.plan is None
         changed = False  # did a node's state change (so a frame is due)?
-        if any(m[0] == "foreign" for m in msgs):
+        if any(type(m) is ForeignAppended for m in msgs):
             await self._read_foreign()
         for msg in msgs:
-            kind = msg[0]
-            if kind == "hb":
-                self._on_heartbeat(msg[1], msg[2], msg[3])
-                continue
-            if kind == "hb-timeout":
-                _, node_id, attempt, last_ms, timeout_ms = msg
-                self.emit(
-                    TaskHeartbeatTimeout(
-                        run_id=self.run_id,
-                        timestamp_ms=self.now(),
-                        node_id=node_id,
-                        attempt=attempt,
-                        last_heartbeat_at_ms=last_ms,
-                        timeout_ms=timeout_ms,
-                    )
-                )
-                continue
-            changed = True
-            if kind == "done":
-                _, node_id, attempt, outcome = msg
-                self._flush_beat(node_id)
-                # The leaf it started from: recorded even if a re-render unmounted it.
-                leaf = self.running.pop(node_id)[2]
-                assert self.scheduler is not None
-                self.scheduler.released(node_id)
-                if self.record_outcome(leaf, attempt, outcome):
-                    need_render = True
-            elif kind == "cancelled":
-                _, node_id, attempt, reason = msg
-                self._flush_beat(node_id)
-                del self.running[node_id]
-                assert self.scheduler is not None
-                self.scheduler.released(node_id)
-                self.emit(
-                    NodeCancelled(
-                        run_id=self.run_id,
-                        timestamp_ms=self.now(),
-                        node_id=node_id,
-                        attempt=attempt,
-                        reason=reason,
-                    )
-                )
-            elif kind == "retry":
-                node_id = msg[1]
-                if self.backoff.pop(node_id, None) is not None and self.scheduler is not None:
-                    self.scheduler.requeue(node_id)
-            elif kind == "cancel":
-                self.request_cancel(msg[1], msg[2])
+            match msg:
+                case AttemptEnded():
+                    changed = True
+                    if decider.attempt_ended(msg):
+                        need_render = True
+                case TaskBeat():
+                    event = attempts.on_beat(msg)
+                    if event is not None:
+                        self.emit(event)
+                case BeatTimedOut():
+                    self.emit(attempts.timed_out_event(msg))
+                case AttemptCancelled():
+                    changed = True
+                    decider.attempt_cancelled(msg)
+                case BackoffElapsed(key=key):
+                    changed = True
+                    decider.backoff_elapsed(key)
+                case CancelRequested(reason=reason, source=source):
+                    changed = True
+                    decider.request_cancel(reason, source)
+                case ForeignAppended():
+                    changed = True  # folded in above, by `_read_foreign`
 
-        if changed and not need_render and self.plan is not None:
+        if changed and not need_render and decider.plan is not None:
             # Nothing the last render read has changed: the tree is the same (empty delta).
-            self._commit_frame(self.plan)
-        to_spawn: list[tuple[Leaf, int]] = []
-        while True:
-            if need_render and self.failing is None and self.cancelling is None:
-                self.render()
-            need_render = False
-            if self.failing is not None or self.cancelling is not None or self.scheduler is None:
-                break
-            leaves = self.scheduler.take(self.max_concurrency - len(self.running))
-            if not leaves:
-                break
-            progressed = False
-            for leaf in leaves:
-                node_id = leaf.task.id
-                rec = self.state.nodes.get((node_id, 0))
-                exhausted = rec is not None and rec.attempt_count > leaf.task.retries
-                if rec is not None and rec.state == "failed" and exhausted:
-                    # Failed for good in an earlier activation: it stays failed.
-                    self.scheduler.released(node_id)
-                    self.fail(rec.last_error or error_info(SchedulerError("failed")))
-                    continue
-                attempt = (rec.attempt_count if rec is not None else 0) + 1
-                self.emit(
-                    NodeStarted(
-                        run_id=self.run_id,
-                        timestamp_ms=self.now(),
-                        node_id=node_id,
-                        attempt=attempt,
-                    )
-                )
-                if leaf.task.kind == "static":
-                    # No side effect: decided and recorded inline, in this same tick.
-                    tctx = self._task_context(leaf, attempt)
-                    outcome = await execute_attempt(leaf.task, tctx)
-                    self.scheduler.released(node_id)
-                    need_render = self.record_outcome(leaf, attempt, outcome) or need_render
-                    progressed = True
-                else:
-                    self.running[node_id] = (attempt, anyio.CancelScope(), leaf)
-                    to_spawn.append((leaf, attempt))
-            if not progressed and not need_render:
-                break
-        if not self.running and not self.backoff and not to_spawn:
-            self._finish()
+            self._commit_frame(decider.plan)
+        to_spawn = await decider.advance(need_render)
         await self.flush()
-        assert self.tg is not None
         for leaf, attempt in to_spawn:
-            self.tg.start_soon(self._worker, leaf, attempt, self.running[leaf.task.id][1])
+            attempts.spawn(leaf, attempt, self.state)
 
-    def _finish(self) -> None:
-        if self.nodes_changed_since_frame and self.plan is not None:
-            # A last frame, so the final node states are at a frame too (tasks decided
-            # inline after the tick's frame, e.g. static ones, would be missing).
-            self._commit_frame(self.plan)
-        now = self.now()
-        rid = self.run_id
-        if self.cancelling is not None:
-            reason, source = self.cancelling
-            self.emit(RunStatusChanged(run_id=rid, timestamp_ms=now, status="cancelled"))
-            self.emit(RunCancelled(run_id=rid, timestamp_ms=now, reason=reason, source=source))
-            self.terminal = "cancelled"
-            return
-        if self.failing is None and self.scheduler is not None and not self.scheduler.finished:
-            waiting = self.scheduler.waiting_on()
-            err = SchedulerError(
-                "The workflow cannot make progress: "
-                + (
-                    "; ".join(
-                        f"{', '.join(ts)} wait(s) on {dep!r}, which can never finish "
-                        "(not mounted, or a dependency cycle)"
-                        for dep, ts in waiting.items()
-                    )
-                    if waiting
-                    else "no task is ready and nothing is running"
-                )
-                + ".",
-                details={"waitingOn": waiting},
-            )
-            self.fail(error_info(err))
-        if self.failing is not None:
-            self.emit(RunStatusChanged(run_id=rid, timestamp_ms=now, status="failed"))
-            self.emit(RunFailed(run_id=rid, timestamp_ms=now, error=self.failing))
-            self.terminal = "failed"
-            return
-        self.emit(RunStatusChanged(run_id=rid, timestamp_ms=now, status="finished"))
-        self.emit(RunFinished(run_id=rid, timestamp_ms=now))
-        self.terminal = "finished"
-
-    # ------------------------------------------------------------------ tasks
-
-    def _task_context(self, leaf: Leaf, attempt: int) -> TaskContext:
-        node_id = leaf.task.id
-        loop_thread = threading.get_ident()
-
-        def beat(raw: msgspec.Raw | None) -> None:
-            msg = ("hb", node_id, attempt, raw)
-            try:
-                if threading.get_ident() == loop_thread:
-                    self.send.send_nowait(msg)
-                else:
-                    anyio.from_thread.run_sync(self.send.send_nowait, msg)
-            except (anyio.ClosedResourceError, RuntimeError):
-                pass  # the attempt outlived its run (an abandoned worker thread)
-
-        raw = self.beats.payload(node_id)
-        if raw is None:
-            rec = self.state.nodes.get((node_id, 0))
-            raw = rec.heartbeat_data if rec is not None else None
-        return TaskContext(
-            run_id=self.run_id,
-            node_id=node_id,
-            iteration=0,
-            attempt=attempt,
-            input=self.input_value,
-            last_heartbeat=decode_json(raw) if raw is not None else None,  # JSON null -> None
-            beat=beat,
-        )
-
-    def _on_heartbeat(self, node_id: str, attempt: int, raw: msgspec.Raw | None) -> None:
-        """Record a heartbeat of a running attempt (coalesced into TaskHeartbeat events)."""
-        running = self.running.get(node_id)
-        if running is None or running[0] != attempt:
-            return  # from an attempt that already ended
-        event = self.beats.record(node_id, attempt, raw, self.now())
-        if event is not None:
-            self.emit(event)
-
-    def _flush_beat(self, node_id: str) -> None:
-        """Record a coalesced-away payload before the attempt's end, so it is durable."""
-        event = self.beats.flush(node_id, self.now())
-        if event is not None:
-            self.emit(event)
-
-    async def _watchdog(
-        self, node_id: str, attempt: int, timeout_ms: int, stop: anyio.CancelScope
-    ) -> None:
-        """Cancel the attempt when it sends no heartbeat for `timeout_ms`."""
-        while True:
-            last = self.beats.last_at(node_id)
-            stale = self.now() - last
-            if stale >= timeout_ms:
-                self.send.send_nowait(("hb-timeout", node_id, attempt, last, timeout_ms))
-                self.beats.timed_out.add(node_id)
-                stop.cancel()
-                return
-            await self.clock.sleep_ms(timeout_ms - stale)
-
-    async def _worker(self, leaf: Leaf, attempt: int, scope: anyio.CancelScope) -> None:
-        outcome: Outcome | None = None
-        task = leaf.task
-        node_id = task.id
-        self.beats.started(node_id, self.now())
-        with scope:
-            tctx = self._task_context(leaf, attempt)
-            if task.heartbeat_timeout_ms is None:
-                outcome = await execute_attempt(task, tctx)
-            else:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(
-                        self._watchdog, node_id, attempt, task.heartbeat_timeout_ms, tg.cancel_scope
-                    )
-                    outcome = await execute_attempt(task, tctx)
-                    tg.cancel_scope.cancel()
-        if node_id in self.beats.timed_out:
-            self.beats.timed_out.discard(node_id)
-            last = self.beats.last_at(node_id)
-            err = TaskHeartbeatTimeoutError(
-                node_id, 0, attempt, task.heartbeat_timeout_ms or 0, self.now() - last, last
-            )
-            outcome = Outcome(error=error_info(err))
-        if outcome is None:
-            reason = self.cancel_reasons.pop(node_id, "cancelled")
-            self.send.send_nowait(("cancelled", node_id, attempt, reason))
-        else:
-            self.send.send_nowait(("done", node_id, attempt, outcome))
-
-    async def _backoff_timer(self, node_id: str, delay_ms: int, scope: anyio.CancelScope) -> None:
-        with scope:
-            await self.clock.sleep_ms(delay_ms)
-            self.send.send_nowait(("retry", node_id))
+    # ------------------------------------------------------------------ workers
 
     async def _heartbeat(self) -> None:
         """Renew the lease and look for what other processes appended to the run.
@@ -680,7 +334,7 @@ class RunLoop:
                     owner = msgspec.structs.replace(self.owner, heartbeat_at_ms=now)
                     await self.store.put_lease(owner)
             if foreign:
-                self.send.send_nowait(("foreign",))
+                self.send.send_nowait(ForeignAppended())
 
     async def _watch_cancel(self, cancel: Any) -> None:
         await cancel.wait()
@@ -688,7 +342,7 @@ class RunLoop:
         # source "signal" and the signal's name).
         reason = getattr(cancel, "reason", None) or "cancel-requested"
         source = getattr(cancel, "source", None) or "api"
-        self.send.send_nowait(("cancel", reason, source))
+        self.send.send_nowait(CancelRequested(reason=reason, source=source))
 
     # ------------------------------------------------------------------ driving
 
@@ -697,13 +351,14 @@ class RunLoop:
         try:
             async with anyio.create_task_group() as tg:
                 self.tg = tg
+                self.attempts.tg = tg
                 for event in first_events:
                     self.emit(event)
                 if cancel is not None:
                     tg.start_soon(self._watch_cancel, cancel)
                 tg.start_soon(self._heartbeat)
                 await self.tick([])
-                while self.terminal is None:
+                while self.decider.terminal is None:
                     msgs = [await self.recv.receive()]
                     while True:
                         try:
@@ -741,24 +396,10 @@ class RunLoop:
                 self.mirror.close()
 
     async def _record_interrupted(self, reason: str, source: str) -> None:
-        if self.terminal is not None or not self.claimed:
+        if self.decider.terminal is not None or not self.claimed:
             return
         self.batch = []
-        now = self.now()
-        for node_id, (attempt, _, _) in self.running.items():
-            self.emit(
-                NodeCancelled(
-                    run_id=self.run_id,
-                    timestamp_ms=now,
-                    node_id=node_id,
-                    attempt=attempt,
-                    reason=reason,
-                )
-            )
-        self.running.clear()
-        self._drop_backoffs(self.backoff, reason)
-        self.cancelling = (reason, source)
-        self._finish()
+        self.decider.interrupted(reason, source)
         try:
             await self.flush()
         except SmithersError:

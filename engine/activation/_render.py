@@ -8,7 +8,7 @@ plan and the same `xml_hash` (SHA-256 of the canonical tree, as Smithers'
 from __future__ import annotations
 
 import hashlib
-from collections import deque
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -17,77 +17,85 @@ from ..authoring import Branch, Parallel, Sequence, Task
 from ..errors import DuplicateIdError, EngineError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
-__all__ = ("Group", "Leaf", "Plan", "compile_tree")
+    from smithers.projections import NodeKey
+
+__all__ = ("BASE_ITERATION", "Group", "Leaf", "Plan", "compile_tree")
+
+BASE_ITERATION = 0
+"""The iteration of a node outside any Loop: every task's key is ``(node_id, 0)`` there."""
 
 _canonical_encoder = msgspec.json.Encoder(order="sorted")
 
 
-class Group:
-    """A Sequence or Parallel in the compiled plan."""
+class Group(msgspec.Struct, frozen=True, kw_only=True, eq=False):
+    """A Sequence or Parallel in the compiled plan (immutable once compiled).
 
-    __slots__ = (
-        "activated",
-        "cap",
-        "children",
-        "done",
-        "done_count",
-        "index",
-        "kind",
-        "parent",
-        "parked",
-        "running",
-    )
+    Compared and hashed by identity: the scheduler keys its own counters by node.
+    """
 
-    def __init__(
-        self,
-        kind: Literal["sequence", "parallel"],
-        parent: Group | None,
-        index: int,
-        cap: int | None,
-    ) -> None:
-        self.kind = kind
-        self.parent = parent
-        self.index = index
-        self.cap = cap
-        self.children: list[Group | Leaf] = []
-        self.activated = False
-        self.done = False
-        self.done_count = 0
-        self.running = 0
-        self.parked: deque[Leaf] = deque()
+    pos: int
+    """The node's number in its plan, from 0 (the root) to ``Plan.size - 1``."""
+    kind: Literal["sequence", "parallel"]
+    """How the children run: one after another, or together."""
+    parent: Group | None
+    """The enclosing group; None for the plan's root."""
+    index: int
+    """Position among the parent's children (0 for the root)."""
+    cap: int | None
+    """The Parallel's ``max_concurrency``; None when uncapped (and for a Sequence)."""
+    children: tuple[Group | Leaf, ...] = ()
+    """The children in tree order (filled in once, by `compile_tree`)."""
 
 
-class Leaf:
-    """A Task in the compiled plan."""
+class Leaf(msgspec.Struct, frozen=True, kw_only=True, eq=False):
+    """A Task in the compiled plan (immutable once compiled).
 
-    __slots__ = ("activated", "capped", "done", "index", "parent", "task")
+    Compared and hashed by identity: the scheduler keys its own state by node.
+    """
 
-    def __init__(self, task: Task, parent: Group, index: int, capped: tuple[Group, ...]) -> None:
-        self.task = task
-        self.parent = parent
-        self.index = index
-        self.capped = capped
-        self.activated = False
-        self.done = False
+    pos: int
+    """The node's number in its plan, from 1 to ``Plan.size - 1``."""
+    task: Task
+    """The task as the builder returned it."""
+    key: NodeKey
+    """``(node_id, iteration)``: the key of the task's record in the run's state."""
+    parent: Group
+    """The enclosing group."""
+    index: int
+    """Position among the parent's children."""
+    capped: tuple[Group, ...]
+    """Ancestor Parallels with a ``max_concurrency``, outermost first."""
 
     @property
     def node_id(self) -> str:
         """The task's id."""
         return self.task.id
 
+    @property
+    def iteration(self) -> int:
+        """The loop iteration this task is mounted in (`BASE_ITERATION` outside loops)."""
+        return self.key[1]
 
-class Plan:
-    """A compiled render: the root group, leaves by node id, canonical tree and hash."""
 
-    __slots__ = ("leaves", "root", "tree", "xml_hash")
+class Plan(msgspec.Struct, frozen=True, kw_only=True, eq=False):
+    """A compiled render: the root group, leaves by node id, canonical tree and hash.
 
-    def __init__(self, root: Group, leaves: dict[str, Leaf], tree: dict[str, Any]) -> None:
-        self.root = root
-        self.leaves = leaves
-        self.tree = tree
-        self.xml_hash = hashlib.sha256(_canonical_encoder.encode(tree)).hexdigest()
+    Never changed after `compile_tree` returns: what a run does with it (activated,
+    done, running counts) the `Scheduler` keeps.
+    """
+
+    root: Group
+    """The top Sequence."""
+    leaves: Mapping[str, Leaf]
+    """Every mounted task by node id, in tree order (a read-only mapping)."""
+    tree: dict[str, Any]
+    """The canonical tree (what frames record); treat as read-only."""
+    xml_hash: str
+    """SHA-256 hex digest of the canonical JSON of `tree`."""
+    size: int
+    """How many nodes (groups and leaves) the plan has: their `pos` is below it."""
 
 
 def _flatten(items: Iterable[Any]) -> list[Any]:
@@ -136,14 +144,17 @@ def _task_tree(task: Task) -> dict[str, Any]:
 def compile_tree(root_value: Any, *, max_concurrency: int | None = None) -> Plan:
     """Compile what a builder returned into a `Plan`.
 
-    A list (or any iterable of components) at the root means a Sequence.
+    A list (or any iterable of components) at the root means a Sequence. Every task is
+    mounted at `BASE_ITERATION` (no Loop yet).
 
     Raises:
         DuplicateIdError: if two tasks share an id.
         EngineError: if a child is not a component (``INVALID_INPUT``).
     """
     leaves: dict[str, Leaf] = {}
-    root = Group("sequence", None, 0, None)
+    root = Group(pos=0, kind="sequence", parent=None, index=0, cap=None)
+    # Each group's children, collected during the walk and frozen into it at the end.
+    kids_of: dict[Group, list[Group | Leaf]] = {root: []}
     root_tree: dict[str, Any] = {"tag": "workflow", "children": []}
     if isinstance(root_value, Sequence | Parallel | Branch | Task):
         top: list[Any] = [root_value]
@@ -157,13 +168,21 @@ def compile_tree(root_value: Any, *, max_concurrency: int | None = None) -> Plan
     ]
     while work:
         value, parent, siblings, capped = work.pop()
-        index = len(parent.children)
+        children = kids_of[parent]
+        index = len(children)
         if isinstance(value, Task):
             if value.id in leaves:
                 raise DuplicateIdError("task", value.id)
-            leaf = Leaf(value, parent, index, capped)
+            leaf = Leaf(
+                pos=len(kids_of) + len(leaves),
+                task=value,
+                key=(value.id, BASE_ITERATION),
+                parent=parent,
+                index=index,
+                capped=capped,
+            )
             leaves[value.id] = leaf
-            parent.children.append(leaf)
+            children.append(leaf)
             siblings.append(_task_tree(value))
             continue
         if isinstance(value, Branch):
@@ -171,8 +190,7 @@ def compile_tree(root_value: Any, *, max_concurrency: int | None = None) -> Plan
             kids: list[dict[str, Any]] = []
             tree: dict[str, Any] = {"tag": "branch", "if": value.condition, "children": kids}
             siblings.append(tree)
-            group = Group("sequence", parent, index, None)
-            parent.children.append(group)
+            group = _group(kids_of, leaves, "sequence", parent, index, None)
             work.extend((c, group, kids, capped) for c in reversed(_flatten([chosen])))
             continue
         if isinstance(value, Sequence | Parallel):
@@ -185,16 +203,14 @@ def compile_tree(root_value: Any, *, max_concurrency: int | None = None) -> Plan
             if cap is not None:
                 tree["maxConcurrency"] = cap
             siblings.append(tree)
-            group = Group(kind, parent, index, cap)
-            parent.children.append(group)
+            group = _group(kids_of, leaves, kind, parent, index, cap)
             child_caps = (*capped, group) if cap is not None else capped
             work.extend(
                 (c, group, tree["children"], child_caps) for c in reversed(_flatten(value.children))
             )
             continue
         if isinstance(value, list | tuple):
-            group = Group("sequence", parent, index, None)
-            parent.children.append(group)
+            group = _group(kids_of, leaves, "sequence", parent, index, None)
             kids = []
             siblings.append({"tag": "sequence", "children": kids})
             work.extend((c, group, kids, capped) for c in reversed(_flatten(value)))
@@ -205,6 +221,31 @@ def compile_tree(root_value: Any, *, max_concurrency: int | None = None) -> Plan
             code="INVALID_INPUT",
             details={"got": repr(value)[:200]},
         )
+    for group, children in kids_of.items():
+        # The one write after construction: a parent must exist before its children.
+        msgspec.structs.force_setattr(group, "children", tuple(children))
     if max_concurrency is not None:
         root_tree["maxConcurrency"] = max_concurrency
-    return Plan(root, leaves, root_tree)
+    xml_hash = hashlib.sha256(_canonical_encoder.encode(root_tree)).hexdigest()
+    return Plan(
+        root=root,
+        leaves=MappingProxyType(leaves),
+        tree=root_tree,
+        xml_hash=xml_hash,
+        size=len(kids_of) + len(leaves),
+    )
+
+
+def _group(
+    kids_of: dict[Group, list[Group | Leaf]],
+    leaves: dict[str, Leaf],
+    kind: Literal["sequence", "parallel"],
+    parent: Group,
+    index: int,
+    cap: int | None,
+) -> Group:
+    """Make a group, append it to `parent`'s children and give it a children list."""
+    group = Group(pos=len(kids_of) + len(leaves), kind=kind, parent=parent, index=index, cap=cap)
+    kids_of[parent].append(group)
+    kids_of[group] = []
+    return group

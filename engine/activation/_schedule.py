@@ -16,32 +16,60 @@ from ._render import Leaf
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from smithers.projections import NodeKey
+
     from ._render import Group, Plan
 
 __all__ = ("Scheduler",)
+
+_ACTIVATED = 1
+_DONE = 2
 
 
 class Scheduler:
     """Which tasks may start now, given a plan and what is done.
 
+    The plan is never changed: which nodes are activated or done (flags by the
+    node's `pos`), each Parallel's count of done children and each capped Parallel's
+    running count and parked tasks are kept here.
+
     Args:
         plan: The compiled render.
-        is_done: Whether a node id is done for ordering purposes (finished, skipped, or
-            failed with ``continue_on_fail``).
-        is_busy: Whether a node id is running or waiting out a retry backoff; such a
+        is_done: Whether a node key is done for ordering purposes (finished, skipped,
+            or failed with ``continue_on_fail``).
+        is_busy: Whether a node key is running or waiting out a retry backoff; such a
             task is activated but not queued (the engine re-queues it with `requeue`).
     """
 
-    __slots__ = ("_is_busy", "_is_done", "_waiting_deps", "_work", "plan", "ready")
+    __slots__ = (
+        "_done_count",
+        "_flags",
+        "_is_busy",
+        "_is_done",
+        "_parked",
+        "_running",
+        "_waiting_deps",
+        "_work",
+        "plan",
+        "ready",
+    )
 
     def __init__(
-        self, plan: Plan, *, is_done: Callable[[str], bool], is_busy: Callable[[str], bool]
+        self,
+        plan: Plan,
+        *,
+        is_done: Callable[[NodeKey], bool],
+        is_busy: Callable[[NodeKey], bool],
     ) -> None:
         self.plan = plan
         self.ready: deque[Leaf] = deque()
         self._is_done = is_done
         self._is_busy = is_busy
-        self._waiting_deps: dict[str, list[Leaf]] = {}
+        self._flags = bytearray(plan.size)  # _ACTIVATED | _DONE, by node pos
+        self._done_count: dict[Group, int] = {}
+        self._running: dict[Group, int] = {}
+        self._parked: dict[Group, deque[Leaf]] = {}
+        self._waiting_deps: dict[NodeKey, list[Leaf]] = {}
         self._work: deque[tuple[bool, Group | Leaf]] = deque()
         self._activate(plan.root)
         self._drain()
@@ -49,11 +77,18 @@ class Scheduler:
     @property
     def finished(self) -> bool:
         """True once every mounted node is done."""
-        return self.plan.root.done
+        return bool(self._flags[self.plan.root.pos] & _DONE)
 
     def waiting_on(self) -> dict[str, list[str]]:
         """Return unmet explicit dependencies: dependency id -> waiting task ids."""
-        return {dep: [leaf.node_id for leaf in ls] for dep, ls in self._waiting_deps.items() if ls}
+        return {
+            dep[0]: [leaf.node_id for leaf in ls] for dep, ls in self._waiting_deps.items() if ls
+        }
+
+    def _leaf(self, key: NodeKey) -> Leaf | None:
+        """The mounted leaf of `key`, or None (not mounted, or another iteration)."""
+        leaf = self.plan.leaves.get(key[0])
+        return leaf if leaf is not None and leaf.key == key else None
 
     # ------------------------------------------------------------------ transitions
 
@@ -73,19 +108,23 @@ class Scheduler:
                 self._do_complete(node)
 
     def _do_activate(self, node: Group | Leaf) -> None:
-        if node.activated:
+        flags = self._flags
+        pos = node.pos
+        if flags[pos] & _ACTIVATED:
             return
-        node.activated = True
+        flags[pos] |= _ACTIVATED
         if isinstance(node, Leaf):
             leaf = node
-            if self._is_done(leaf.node_id):
+            if self._is_done(leaf.key):
                 self._complete(leaf)
                 return
             for dep in leaf.task.depends_on:
-                if not self._is_done(dep):
-                    self._waiting_deps.setdefault(dep, []).append(leaf)
+                # A dependency is looked up in the task's own iteration.
+                dep_key = (dep, leaf.key[1])
+                if not self._is_done(dep_key):
+                    self._waiting_deps.setdefault(dep_key, []).append(leaf)
                     return
-            if not self._is_busy(leaf.node_id):
+            if not self._is_busy(leaf.key):
                 self.ready.append(leaf)
             return
         group = node
@@ -98,13 +137,15 @@ class Scheduler:
                 self._activate(child)
 
     def _do_complete(self, node: Group | Leaf) -> None:
-        if node.done:
+        flags = self._flags
+        pos = node.pos
+        if flags[pos] & _DONE:
             return
-        node.done = True
+        flags[pos] |= _DONE
         if isinstance(node, Leaf):
-            waiting = self._waiting_deps.pop(node.task.id, None)
+            waiting = self._waiting_deps.pop(node.key, None)
             for leaf in waiting or ():
-                leaf.activated = False
+                flags[leaf.pos] &= ~_ACTIVATED
                 self._activate(leaf)
         parent = node.parent
         if parent is None:
@@ -116,63 +157,70 @@ class Scheduler:
             else:
                 self._complete(parent)
         else:
-            parent.done_count += 1
-            if parent.done_count == len(parent.children):
+            count = self._done_count.get(parent, 0) + 1
+            self._done_count[parent] = count
+            if count == len(parent.children):
                 self._complete(parent)
 
     # ------------------------------------------------------------------ engine calls
 
-    def complete(self, node_id: str) -> None:
-        """Record that `node_id` is done; activates what follows it."""
-        leaf = self.plan.leaves.get(node_id)
-        if leaf is not None and leaf.activated:
+    def complete(self, key: NodeKey) -> None:
+        """Record that `key` is done; activates what follows it."""
+        leaf = self._leaf(key)
+        if leaf is not None and self._flags[leaf.pos] & _ACTIVATED:
             self._complete(leaf)
             self._drain()
 
-    def requeue(self, node_id: str) -> None:
-        """Queue `node_id` again (after a retry backoff), if it is mounted and active."""
-        leaf = self.plan.leaves.get(node_id)
-        if leaf is not None and leaf.activated and not leaf.done:
+    def requeue(self, key: NodeKey) -> None:
+        """Queue `key` again (after a retry backoff), if it is mounted and active."""
+        leaf = self._leaf(key)
+        if leaf is not None and self._flags[leaf.pos] == _ACTIVATED:  # and not done
             self.ready.append(leaf)
 
     def take(self, slots: int) -> list[Leaf]:
         """Pop up to `slots` ready tasks whose capped Parallel ancestors have room.
 
         A task blocked by a full Parallel waits in that group until `released` frees a
-        slot. Counters of the capped groups are incremented for each task returned.
+        slot. Running counts of the capped groups are incremented for each task returned.
         """
         out: list[Leaf] = []
         ready = self.ready
+        flags = self._flags
+        running = self._running
         while ready and len(out) < slots:
             leaf = ready.popleft()
-            if leaf.done or self._is_busy(leaf.node_id):
+            if flags[leaf.pos] & _DONE or self._is_busy(leaf.key):
                 continue
-            blocked = None
-            for g in leaf.capped:
-                if g.cap is not None and g.running >= g.cap:
-                    blocked = g
-                    break
-            if blocked is not None:
-                blocked.parked.append(leaf)
-                continue
-            for g in leaf.capped:
-                g.running += 1
+            if leaf.capped:
+                blocked = None
+                for g in leaf.capped:
+                    if g.cap is not None and running.get(g, 0) >= g.cap:
+                        blocked = g
+                        break
+                if blocked is not None:
+                    self._parked.setdefault(blocked, deque()).append(leaf)
+                    continue
+                for g in leaf.capped:
+                    running[g] = running.get(g, 0) + 1
             out.append(leaf)
         return out
 
-    def claim(self, node_id: str) -> None:
+    def claim(self, key: NodeKey) -> None:
         """Count an already-running task against its capped groups (after a re-render)."""
-        leaf = self.plan.leaves.get(node_id)
+        leaf = self._leaf(key)
         if leaf is not None:
+            running = self._running
             for g in leaf.capped:
-                g.running += 1
+                running[g] = running.get(g, 0) + 1
 
-    def released(self, node_id: str) -> None:
+    def released(self, key: NodeKey) -> None:
         """Record that a task stopped running; un-parks one task per capped group."""
-        leaf = self.plan.leaves.get(node_id)
+        leaf = self._leaf(key)
         if leaf is None:
             return
+        running = self._running
         for g in leaf.capped:
-            g.running -= 1
-            if g.parked:
-                self.ready.appendleft(g.parked.popleft())
+            running[g] = running.get(g, 0) - 1
+            parked = self._parked.get(g)
+            if parked:
+                self.ready.appendleft(parked.popleft())

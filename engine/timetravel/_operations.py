@@ -46,7 +46,14 @@ from smithers.projections import RunState, apply_event, apply_rewind, is_run_sta
 
 from .._clock import SystemClock
 from .._stores import open_existing_store
-from ..activation import Leaf, append_to_run, compile_tree, default_log_dir, error_info
+from ..activation import (
+    BASE_ITERATION,
+    Leaf,
+    append_to_run,
+    compile_tree,
+    default_log_dir,
+    error_info,
+)
 from ..authoring import WorkflowContext, check_input
 from ..errors import (
     InvalidInputError,
@@ -291,7 +298,7 @@ def task_dependents(wf: Workflow, state: RunState, node_id: str) -> list[str]:
             run_id=state.run_id,
             timestamp_ms=state.updated_at_ms or 0,
             node_id=node_id,
-            iteration=0,
+            iteration=BASE_ITERATION,
             reset_dependents=True,
             reset_nodes=tuple(reset),
         )

@@ -1,0 +1,280 @@
+"""The attempt runner: the workers of one activation, and what is running or backing off.
+
+It spawns attempts in the run's task group, watches their heartbeats, times their
+retry backoffs, and reports every end as a message (`_messages`) on the coordinator's
+stream. It records no event: it returns the heartbeat events for the coordinator to
+emit, and the coordinator decides everything else.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import anyio
+import msgspec
+from smithers.eventstore import decode_json
+from smithers.eventstore.events import TaskHeartbeatTimeout
+
+from ..authoring import TaskContext
+from ..errors import TaskHeartbeatTimeoutError
+from ._beats import BeatBook
+from ._execute import Outcome, error_info, execute_attempt
+from ._messages import (
+    AttemptCancelled,
+    AttemptEnded,
+    BackoffElapsed,
+    BeatTimedOut,
+    Message,
+    TaskBeat,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectSendStream
+    from smithers.eventstore.events import TaskHeartbeat
+    from smithers.projections import NodeKey, RunState
+
+    from .._clock import Clock
+    from ._render import Leaf
+
+__all__ = ("AttemptRunner", "RunningAttempt")
+
+
+class RunningAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """An attempt started in this activation and not yet ended."""
+
+    attempt: int
+    """The attempt number (1-based)."""
+    scope: anyio.CancelScope
+    """Cancels the attempt's worker."""
+    leaf: Leaf
+    """The leaf it started from: its outcome is recorded even if a re-render unmounts it."""
+
+
+class AttemptRunner:
+    """The attempts of one activation: running ones, retries waiting, heartbeats.
+
+    Args:
+        run_id: The run.
+        input_value: ``ctx.input`` handed to each attempt.
+        clock: Time source (heartbeat times, backoff sleeps).
+        send: The coordinator's stream; every worker reports on it.
+    """
+
+    __slots__ = (
+        "backoff",
+        "beats",
+        "cancel_reasons",
+        "clock",
+        "input_value",
+        "run_id",
+        "running",
+        "send",
+        "tg",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        *,
+        input_value: object,
+        clock: Clock,
+        send: MemoryObjectSendStream[Message],
+    ) -> None:
+        self.run_id = run_id
+        self.input_value = input_value
+        self.clock = clock
+        self.send = send
+        self.running: dict[NodeKey, RunningAttempt] = {}
+        """Attempts started and not ended, by node key, in start order."""
+        self.backoff: dict[NodeKey, anyio.CancelScope] = {}
+        """Retries waiting out their delay, by node key: the scope cancels the timer."""
+        self.cancel_reasons: dict[NodeKey, str] = {}
+        """Why a running attempt was cancelled, recorded on its `NodeCancelled`."""
+        self.beats = BeatBook(run_id)
+        self.tg: TaskGroup | None = None
+        """The run's task group, set by the coordinator before the first spawn."""
+
+    def is_busy(self, key: NodeKey) -> bool:
+        """True if the task is running or waiting out a retry backoff."""
+        return key in self.running or key in self.backoff
+
+    # ------------------------------------------------------------------ attempts
+
+    def started(self, leaf: Leaf, attempt: int) -> None:
+        """Count `attempt` of `leaf` as running (its worker starts with `spawn`)."""
+        self.running[leaf.key] = RunningAttempt(
+            attempt=attempt, scope=anyio.CancelScope(), leaf=leaf
+        )
+
+    def spawn(self, leaf: Leaf, attempt: int, state: RunState) -> None:
+        """Start the worker of an attempt counted by `started`, in the run's task group.
+
+        `state` is the run's state now (for the task's last recorded heartbeat).
+        """
+        assert self.tg is not None
+        tctx = self.task_context(leaf, attempt, state)
+        self.tg.start_soon(self._worker, leaf, attempt, self.running[leaf.key].scope, tctx)
+
+    def ended(self, key: NodeKey) -> Leaf:
+        """Forget a running attempt that ended; return the leaf it started from."""
+        return self.running.pop(key).leaf
+
+    def cancel(self, key: NodeKey, reason: str) -> None:
+        """Cancel a running attempt; its `NodeCancelled` gets `reason`."""
+        self.cancel_reasons[key] = reason
+        self.running[key].scope.cancel()
+
+    def cancel_all(self, reason: str) -> None:
+        """Cancel every running attempt (keeping a reason already given to one)."""
+        for key, running in self.running.items():
+            self.cancel_reasons.setdefault(key, reason)
+            running.scope.cancel()
+
+    def task_context(self, leaf: Leaf, attempt: int, state: RunState) -> TaskContext:
+        """The `TaskContext` of an attempt; its ``beat`` reports on the stream.
+
+        The last heartbeat is this activation's latest payload, else the one recorded
+        in `state`.
+        """
+        key = leaf.key
+        loop_thread = threading.get_ident()
+        send = self.send
+
+        def beat(raw: msgspec.Raw | None) -> None:
+            msg = TaskBeat(key=key, attempt=attempt, data=raw)
+            try:
+                if threading.get_ident() == loop_thread:
+                    send.send_nowait(msg)
+                else:
+                    anyio.from_thread.run_sync(send.send_nowait, msg)
+            except (anyio.ClosedResourceError, RuntimeError):
+                pass  # the attempt outlived its run (an abandoned worker thread)
+
+        raw = self.beats.payload(key)
+        if raw is None:
+            rec = state.nodes.get(key)
+            raw = rec.heartbeat_data if rec is not None else None
+        return TaskContext(
+            run_id=self.run_id,
+            node_id=key[0],
+            iteration=key[1],
+            attempt=attempt,
+            input=self.input_value,
+            last_heartbeat=decode_json(raw) if raw is not None else None,  # JSON null -> None
+            beat=beat,
+        )
+
+    async def _worker(
+        self, leaf: Leaf, attempt: int, scope: anyio.CancelScope, tctx: TaskContext
+    ) -> None:
+        outcome: Outcome | None = None
+        task = leaf.task
+        key = leaf.key
+        self.beats.started(key, self.clock.now_ms())
+        with scope:
+            if task.heartbeat_timeout_ms is None:
+                outcome = await execute_attempt(task, tctx)
+            else:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(
+                        self._watchdog, key, attempt, task.heartbeat_timeout_ms, tg.cancel_scope
+                    )
+                    outcome = await execute_attempt(task, tctx)
+                    tg.cancel_scope.cancel()
+        if key in self.beats.timed_out:
+            self.beats.timed_out.discard(key)
+            last = self.beats.last_at(key)
+            err = TaskHeartbeatTimeoutError(
+                key[0],
+                key[1],
+                attempt,
+                task.heartbeat_timeout_ms or 0,
+                self.clock.now_ms() - last,
+                last,
+            )
+            outcome = Outcome(error=error_info(err))
+        if outcome is None:
+            reason = self.cancel_reasons.pop(key, "cancelled")
+            self.send.send_nowait(AttemptCancelled(key=key, attempt=attempt, reason=reason))
+        else:
+            self.send.send_nowait(AttemptEnded(key=key, attempt=attempt, outcome=outcome))
+
+    async def _watchdog(
+        self, key: NodeKey, attempt: int, timeout_ms: int, stop: anyio.CancelScope
+    ) -> None:
+        """Cancel the attempt when it sends no heartbeat for `timeout_ms`."""
+        while True:
+            last = self.beats.last_at(key)
+            stale = self.clock.now_ms() - last
+            if stale >= timeout_ms:
+                self.send.send_nowait(
+                    BeatTimedOut(
+                        key=key, attempt=attempt, last_heartbeat_at_ms=last, timeout_ms=timeout_ms
+                    )
+                )
+                self.beats.timed_out.add(key)
+                stop.cancel()
+                return
+            await self.clock.sleep_ms(timeout_ms - stale)
+
+    # ------------------------------------------------------------------ heartbeats
+
+    def on_beat(self, msg: TaskBeat) -> TaskHeartbeat | None:
+        """Note a heartbeat of a running attempt; return the event to record, if any.
+
+        Heartbeats are coalesced (`BeatBook`); one from an attempt that already ended
+        is ignored.
+        """
+        running = self.running.get(msg.key)
+        if running is None or running.attempt != msg.attempt:
+            return None
+        return self.beats.record(msg.key, msg.attempt, msg.data, self.clock.now_ms())
+
+    def timed_out_event(self, msg: BeatTimedOut) -> TaskHeartbeatTimeout:
+        """The event recording that the watchdog stopped a silent attempt."""
+        return TaskHeartbeatTimeout(
+            run_id=self.run_id,
+            timestamp_ms=self.clock.now_ms(),
+            node_id=msg.key[0],
+            iteration=msg.key[1],
+            attempt=msg.attempt,
+            last_heartbeat_at_ms=msg.last_heartbeat_at_ms,
+            timeout_ms=msg.timeout_ms,
+        )
+
+    def flush_beat(self, key: NodeKey) -> TaskHeartbeat | None:
+        """The event of a payload coalesced away, to record before the attempt's end."""
+        return self.beats.flush(key, self.clock.now_ms())
+
+    # ------------------------------------------------------------------ retries
+
+    def wait_backoff(self, key: NodeKey, delay_ms: int) -> None:
+        """Start the timer of a retry; `BackoffElapsed` is sent after `delay_ms`."""
+        scope = anyio.CancelScope()
+        self.backoff[key] = scope
+        assert self.tg is not None
+        self.tg.start_soon(self._backoff_timer, key, delay_ms, scope)
+
+    def backoff_elapsed(self, key: NodeKey) -> bool:
+        """Forget a retry's timer; False if the retry was dropped meanwhile."""
+        return self.backoff.pop(key, None) is not None
+
+    def drop_backoffs(self, keys: Iterable[NodeKey]) -> list[NodeKey]:
+        """Cancel the timers of pending retries of `keys`; return those that were pending."""
+        dropped = []
+        for key in list(keys):
+            scope = self.backoff.pop(key, None)
+            if scope is None:
+                continue
+            scope.cancel()
+            dropped.append(key)
+        return dropped
+
+    async def _backoff_timer(self, key: NodeKey, delay_ms: int, scope: anyio.CancelScope) -> None:
+        with scope:
+            await self.clock.sleep_ms(delay_ms)
+            self.send.send_nowait(BackoffElapsed(key=key))

@@ -1,0 +1,443 @@
+"""The run loop's decisions: render, start what is ready, record outcomes, end the run.
+
+Synchronous bookkeeping over the run's state (static tasks excepted: they are decided
+inline, by awaiting their literal). Every decision is an event handed to the
+coordinator's `emit`; nothing here touches the store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from smithers.eventstore.events import (
+    NodeCancelled,
+    NodeFailed,
+    NodeFinished,
+    NodePending,
+    NodeRetrying,
+    NodeSkipped,
+    NodeStarted,
+    RunCancelled,
+    RunFailed,
+    RunFinished,
+    RunStatusChanged,
+)
+
+from ..authoring import WorkflowContext
+from ..errors import SchedulerError
+from ._execute import error_info, execute_attempt
+from ._render import compile_tree
+from ._schedule import Scheduler
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from smithers.eventstore.events import ErrorInfo, NodeEvent
+    from smithers.projections import NodeKey, NodeRecord
+
+    from .._clock import Clock
+    from ..authoring import Workflow
+    from ._attempts import AttemptRunner
+    from ._execute import Outcome
+    from ._loop import RunLoop
+    from ._messages import AttemptCancelled, AttemptEnded
+    from ._render import Leaf, Plan
+
+__all__ = ("Decider",)
+
+
+class Decider:
+    """What the run does next, given its state: one per activation.
+
+    Args:
+        loop: The coordinator: its live `state`, `emit` and `_commit_frame`.
+        attempts: The attempt runner (running attempts, retries waiting).
+        wf: The workflow.
+        input_value: ``ctx.input``.
+        max_concurrency: Run-wide cap on running tasks.
+        clock: Time source of the events' timestamps.
+    """
+
+    __slots__ = (
+        "attempts",
+        "cancelling",
+        "clock",
+        "emit",
+        "failing",
+        "input_value",
+        "loop",
+        "max_concurrency",
+        "plan",
+        "reads",
+        "run_id",
+        "scheduler",
+        "terminal",
+        "wf",
+    )
+
+    def __init__(
+        self,
+        loop: RunLoop,
+        attempts: AttemptRunner,
+        *,
+        wf: Workflow,
+        input_value: object,
+        max_concurrency: int,
+        clock: Clock,
+    ) -> None:
+        self.loop = loop
+        self.emit = loop.emit
+        self.attempts = attempts
+        self.wf = wf
+        self.run_id = loop.run_id
+        self.input_value = input_value
+        self.max_concurrency = max_concurrency
+        self.clock = clock
+        self.plan: Plan | None = None
+        self.scheduler: Scheduler | None = None
+        self.reads: set[str] = set()
+        """Node ids whose outputs the last render read."""
+        self.failing: ErrorInfo | None = None
+        """The run's error once it is failing: nothing new starts."""
+        self.cancelling: tuple[str, str] | None = None
+        """``(reason, source)`` once the run is being cancelled."""
+        self.terminal: str | None = None
+        """``"finished"``, ``"failed"`` or ``"cancelled"`` once the run's end is emitted."""
+
+    # ------------------------------------------------------------------ render
+
+    def render(self) -> None:
+        """Render the tree, commit a frame, mount new tasks, rebuild the scheduler."""
+        loop = self.loop
+        state = loop.state
+        ctx = WorkflowContext(run_id=self.run_id, input=self.input_value, state=state)
+        try:
+            plan = compile_tree(self.wf.build(ctx))
+        except Exception as e:
+            self.fail(error_info(e))
+            return
+        self.reads = ctx.reads
+        loop._commit_frame(plan)
+        attempts = self.attempts
+        nodes = state.nodes
+        for event in _mount_events(plan, nodes, attempts.is_busy, self.run_id, self.clock.now_ms()):
+            self.emit(event)
+        for key in [k for k in attempts.running if not _mounted(plan, k)]:
+            attempts.cancel(key, "unmounted")
+        self._drop_backoffs([k for k in attempts.backoff if not _mounted(plan, k)], "unmounted")
+        self.plan = plan
+        self.scheduler = Scheduler(plan, is_done=_done_check(plan, nodes), is_busy=attempts.is_busy)
+        for key in attempts.running:
+            self.scheduler.claim(key)
+
+    # ------------------------------------------------------------------ start
+
+    async def advance(self, need_render: bool) -> list[tuple[Leaf, int]]:
+        """Render if asked, start every task that is ready, end the run if nothing runs.
+
+        Static tasks are decided inline; the others are counted as running and
+        returned as ``(leaf, attempt)``, for the coordinator to spawn once this tick's
+        events are appended.
+        """
+        attempts = self.attempts
+        loop = self.loop
+        to_spawn: list[tuple[Leaf, int]] = []
+        while True:
+            if need_render and self.failing is None and self.cancelling is None:
+                self.render()
+            need_render = False
+            if self.failing is not None or self.cancelling is not None or self.scheduler is None:
+                break
+            scheduler = self.scheduler
+            leaves = scheduler.take(self.max_concurrency - len(attempts.running))
+            if not leaves:
+                break
+            progressed = False
+            for leaf in leaves:
+                key = leaf.key
+                rec = loop.state.nodes.get(key)
+                exhausted = rec is not None and rec.attempt_count > leaf.task.retries
+                if rec is not None and rec.state == "failed" and exhausted:
+                    # Failed for good in an earlier activation: it stays failed.
+                    scheduler.released(key)
+                    self.fail(rec.last_error or error_info(SchedulerError("failed")))
+                    continue
+                attempt = (rec.attempt_count if rec is not None else 0) + 1
+                self.emit(
+                    NodeStarted(
+                        run_id=self.run_id,
+                        timestamp_ms=self.clock.now_ms(),
+                        node_id=key[0],
+                        iteration=key[1],
+                        attempt=attempt,
+                    )
+                )
+                if leaf.task.kind == "static":
+                    # No side effect: decided and recorded inline, in this same tick.
+                    tctx = attempts.task_context(leaf, attempt, loop.state)
+                    outcome = await execute_attempt(leaf.task, tctx)
+                    scheduler.released(key)
+                    need_render = self.record_outcome(leaf, attempt, outcome) or need_render
+                    progressed = True
+                else:
+                    attempts.started(leaf, attempt)
+                    to_spawn.append((leaf, attempt))
+            if not progressed and not need_render:
+                break
+        if not attempts.running and not attempts.backoff and not to_spawn:
+            self.finish()
+        return to_spawn
+
+    # ------------------------------------------------------------------ outcomes
+
+    def record_outcome(self, leaf: Leaf, attempt: int, outcome: Outcome) -> bool:
+        """Emit the events of an ended attempt; return True if a re-render is needed."""
+        task = leaf.task
+        key = leaf.key
+        node_id, iteration = key
+        now = self.clock.now_ms()
+        scheduler = self.scheduler
+        assert scheduler is not None
+        if outcome.error is None:
+            self.emit(
+                NodeFinished(
+                    run_id=self.run_id,
+                    timestamp_ms=now,
+                    node_id=node_id,
+                    iteration=iteration,
+                    attempt=attempt,
+                    output=outcome.output,
+                )
+            )
+            scheduler.complete(key)
+            return node_id in self.reads
+        error = outcome.error
+        self.emit(
+            NodeFailed(
+                run_id=self.run_id,
+                timestamp_ms=now,
+                node_id=node_id,
+                iteration=iteration,
+                attempt=attempt,
+                error=error,
+            )
+        )
+        retry = self.cancelling is None and self.failing is None and _mounted(scheduler.plan, key)
+        if error.retryable and attempt <= task.retries and retry:
+            delay = task.backoff.delay_ms(attempt)
+            self.emit(
+                NodeRetrying(
+                    run_id=self.run_id,
+                    timestamp_ms=now,
+                    node_id=node_id,
+                    iteration=iteration,
+                    attempt=attempt + 1,
+                    delay_ms=delay,
+                )
+            )
+            if delay <= 0:
+                scheduler.requeue(key)
+            else:
+                self.attempts.wait_backoff(key, delay)
+        elif task.continue_on_fail:
+            scheduler.complete(key)
+        else:
+            self.fail(error)
+        return False
+
+    def attempt_ended(self, msg: AttemptEnded) -> bool:
+        """Record an attempt's outcome; return True if a re-render is needed."""
+        key = msg.key
+        self._flush_beat(key)
+        # The leaf it started from: recorded even if a re-render unmounted it.
+        leaf = self.attempts.ended(key)
+        assert self.scheduler is not None
+        self.scheduler.released(key)
+        return self.record_outcome(leaf, msg.attempt, msg.outcome)
+
+    def attempt_cancelled(self, msg: AttemptCancelled) -> None:
+        """Record that a running attempt was cancelled before it returned."""
+        key = msg.key
+        self._flush_beat(key)
+        self.attempts.ended(key)
+        assert self.scheduler is not None
+        self.scheduler.released(key)
+        self.emit(
+            NodeCancelled(
+                run_id=self.run_id,
+                timestamp_ms=self.clock.now_ms(),
+                node_id=key[0],
+                iteration=key[1],
+                attempt=msg.attempt,
+                reason=msg.reason,
+            )
+        )
+
+    def _flush_beat(self, key: NodeKey) -> None:
+        """Record a coalesced-away payload before the attempt's end, so it is durable."""
+        event = self.attempts.flush_beat(key)
+        if event is not None:
+            self.emit(event)
+
+    def backoff_elapsed(self, key: NodeKey) -> None:
+        """A retry's delay is over: queue the task again, unless the retry was dropped."""
+        if self.attempts.backoff_elapsed(key) and self.scheduler is not None:
+            self.scheduler.requeue(key)
+
+    def fail(self, error: ErrorInfo) -> None:
+        """Mark the run as failing: nothing new starts; it fails once running tasks end.
+
+        Retries waiting out a backoff will never start: they are closed now.
+        """
+        if self.failing is None:
+            self.failing = error
+            self._drop_backoffs(self.attempts.backoff, "run-failed")
+
+    def _drop_backoffs(self, keys: Iterable[NodeKey], reason: str) -> None:
+        """Cancel pending retries of `keys`, recording NodeCancelled for each."""
+        now = self.clock.now_ms()
+        for key in self.attempts.drop_backoffs(keys):
+            self.emit(
+                NodeCancelled(
+                    run_id=self.run_id,
+                    timestamp_ms=now,
+                    node_id=key[0],
+                    iteration=key[1],
+                    reason=reason,
+                )
+            )
+
+    # ------------------------------------------------------------------ the end
+
+    def request_cancel(self, reason: str, source: str) -> None:
+        """Abort running attempts and pending retries; the run ends cancelled."""
+        if self.cancelling is not None:
+            return
+        self.cancelling = (reason, source)
+        self.attempts.cancel_all("cancelled")
+        self._drop_backoffs(self.attempts.backoff, "cancelled")
+
+    def interrupted(self, reason: str, source: str) -> None:
+        """The activation is stopping now: close what runs and end the run cancelled."""
+        now = self.clock.now_ms()
+        running = self.attempts.running
+        for key, attempt in running.items():
+            self.emit(
+                NodeCancelled(
+                    run_id=self.run_id,
+                    timestamp_ms=now,
+                    node_id=key[0],
+                    iteration=key[1],
+                    attempt=attempt.attempt,
+                    reason=reason,
+                )
+            )
+        running.clear()
+        self._drop_backoffs(self.attempts.backoff, reason)
+        self.cancelling = (reason, source)
+        self.finish()
+
+    def finish(self) -> None:
+        """Emit the run's end: cancelled, failed (also when stuck), or finished."""
+        if self.loop.nodes_changed_since_frame and self.plan is not None:
+            # A last frame, so the final node states are at a frame too (tasks decided
+            # inline after the tick's frame, e.g. static ones, would be missing).
+            self.loop._commit_frame(self.plan)
+        now = self.clock.now_ms()
+        rid = self.run_id
+        if self.cancelling is not None:
+            reason, source = self.cancelling
+            self.emit(RunStatusChanged(run_id=rid, timestamp_ms=now, status="cancelled"))
+            self.emit(RunCancelled(run_id=rid, timestamp_ms=now, reason=reason, source=source))
+            self.terminal = "cancelled"
+            return
+        if self.failing is None and self.scheduler is not None and not self.scheduler.finished:
+            self.fail(error_info(_stuck(self.scheduler.waiting_on())))
+        if self.failing is not None:
+            self.emit(RunStatusChanged(run_id=rid, timestamp_ms=now, status="failed"))
+            self.emit(RunFailed(run_id=rid, timestamp_ms=now, error=self.failing))
+            self.terminal = "failed"
+            return
+        self.emit(RunStatusChanged(run_id=rid, timestamp_ms=now, status="finished"))
+        self.emit(RunFinished(run_id=rid, timestamp_ms=now))
+        self.terminal = "finished"
+
+
+def _mount_events(
+    plan: Plan,
+    nodes: Mapping[NodeKey, NodeRecord],
+    is_busy: Callable[[NodeKey], bool],
+    run_id: str,
+    now_ms: int,
+) -> list[NodeEvent]:
+    """The events a render records for its tasks: pending when new, skipped by ``skip_if``.
+
+    A task already recorded is skipped only while pending and not busy (running or
+    waiting out a backoff).
+    """
+    out: list[NodeEvent] = []
+    for node_id, leaf in plan.leaves.items():
+        key = leaf.key
+        rec = nodes.get(key)
+        task = leaf.task
+        if rec is None and not task.skip_if:
+            out.append(
+                NodePending(
+                    run_id=run_id,
+                    timestamp_ms=now_ms,
+                    node_id=node_id,
+                    iteration=key[1],
+                    label=task.label,
+                )
+            )
+        elif task.skip_if and (rec is None or (rec.state == "pending" and not is_busy(key))):
+            out.append(
+                NodeSkipped(
+                    run_id=run_id,
+                    timestamp_ms=now_ms,
+                    node_id=node_id,
+                    iteration=key[1],
+                    reason="skip_if",
+                )
+            )
+    return out
+
+
+def _done_check(plan: Plan, nodes: Mapping[NodeKey, NodeRecord]) -> Callable[[NodeKey], bool]:
+    """Whether a node is done for ordering: finished, skipped, or failed and let go."""
+    leaves = plan.leaves
+
+    def is_done(key: NodeKey) -> bool:
+        rec = nodes.get(key)
+        if rec is None:
+            return False
+        if rec.state in ("finished", "skipped"):
+            return True
+        leaf = leaves.get(key[0])
+        return rec.state == "failed" and leaf is not None and leaf.task.continue_on_fail
+
+    return is_done
+
+
+def _mounted(plan: Plan, key: NodeKey) -> bool:
+    """Whether `plan` mounts the task of `key` (that node, in that iteration)."""
+    leaf = plan.leaves.get(key[0])
+    return leaf is not None and leaf.key == key
+
+
+def _stuck(waiting: dict[str, list[str]]) -> SchedulerError:
+    """The error of a run that cannot make progress, naming what waits on what."""
+    return SchedulerError(
+        "The workflow cannot make progress: "
+        + (
+            "; ".join(
+                f"{', '.join(ts)} wait(s) on {dep!r}, which can never finish "
+                "(not mounted, or a dependency cycle)"
+                for dep, ts in waiting.items()
+            )
+            if waiting
+            else "no task is ready and nothing is running"
+        )
+        + ".",
+        details={"waitingOn": waiting},
+    )

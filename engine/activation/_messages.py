@@ -1,0 +1,108 @@
+"""What workers tell the run loop's coordinator: one small frozen Struct per kind.
+
+Workers (attempts, their watchdogs, backoff timers, the lease heartbeat, the cancel
+watcher, a task's ``beat``) never write events; they send one of these through the
+loop's memory stream, and the coordinator decides and records (`RunLoop.tick`).
+Messages are in-memory only, never encoded: `gc=False` (they hold no cycles) keeps
+them as cheap to make as a tuple.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+if TYPE_CHECKING:
+    from smithers.projections import NodeKey
+
+    from ._execute import Outcome
+
+__all__ = (
+    "AttemptCancelled",
+    "AttemptEnded",
+    "BackoffElapsed",
+    "BeatTimedOut",
+    "CancelRequested",
+    "ForeignAppended",
+    "Message",
+    "TaskBeat",
+)
+
+
+class TaskBeat(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A running attempt called ``ctx.heartbeat(data)``."""
+
+    key: NodeKey
+    """``(node_id, iteration)`` of the task."""
+    attempt: int
+    """The attempt that sent it (1-based)."""
+    data: msgspec.Raw | None
+    """The payload as JSON, or None for a heartbeat without data."""
+
+
+class BeatTimedOut(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The watchdog stopped an attempt that sent no heartbeat for `timeout_ms`."""
+
+    key: NodeKey
+    """``(node_id, iteration)`` of the task."""
+    attempt: int
+    """The attempt stopped (1-based)."""
+    last_heartbeat_at_ms: int
+    """Unix epoch ms the attempt was last seen (its start, if it never beat)."""
+    timeout_ms: int
+    """The task's ``heartbeat_timeout_ms``."""
+
+
+class AttemptEnded(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An attempt returned: an output, or an error (a timed-out heartbeat included)."""
+
+    key: NodeKey
+    """``(node_id, iteration)`` of the task."""
+    attempt: int
+    """The attempt (1-based)."""
+    outcome: Outcome
+    """What it produced."""
+
+
+class AttemptCancelled(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An attempt was cancelled before it returned (run cancelled, or unmounted)."""
+
+    key: NodeKey
+    """``(node_id, iteration)`` of the task."""
+    attempt: int
+    """The attempt (1-based)."""
+    reason: str
+    """Why: ``"cancelled"``, ``"unmounted"``, …; recorded on `NodeCancelled`."""
+
+
+class BackoffElapsed(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A retry's backoff delay is over: the task may be scheduled again."""
+
+    key: NodeKey
+    """``(node_id, iteration)`` of the task."""
+
+
+class CancelRequested(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Cancel the run: from the caller's cancel object, or a `RunCancelRequested` event."""
+
+    reason: str
+    """Recorded on `RunCancelled`."""
+    source: str
+    """Who asked (``"api"``, ``"signal"``, ``"cli"``, …); recorded on `RunCancelled`."""
+
+
+class ForeignAppended(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The lease heartbeat saw events another process appended to the run's log."""
+
+
+Message = (
+    TaskBeat
+    | BeatTimedOut
+    | AttemptEnded
+    | AttemptCancelled
+    | BackoffElapsed
+    | CancelRequested
+    | ForeignAppended
+)
+"""Everything the coordinator's stream carries."""
