@@ -21,11 +21,11 @@ from ._run import close_open_attempts as close_open_attempts
 from ._run import new_run_id as new_run_id
 from ._run import run_result as run_result
 from ._run import run_workflow as run_workflow
-from ._supervisor import ResumeProcess as ResumeProcess
-from ._supervisor import SpawnResume as SpawnResume
-from ._supervisor import resume_result_file as resume_result_file
-from ._supervisor import spawn_detached as spawn_detached
-from ._supervisor import spawn_resume as spawn_resume
+from ._spawn import ResumeProcess as ResumeProcess
+from ._spawn import SpawnResume as SpawnResume
+from ._spawn import resume_result_file as resume_result_file
+from ._spawn import spawn_detached as spawn_detached
+from ._spawn import spawn_resume as spawn_resume
 from ._supervisor import supervise as supervise
 
 __all__ = (

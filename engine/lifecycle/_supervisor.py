@@ -37,19 +37,12 @@ holds across ``supervise --once`` invocations.
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import msgspec
 from smithers.eventstore import (
     EventStore,
     RunRecord,
@@ -57,10 +50,8 @@ from smithers.eventstore import (
     SQLiteEventStore,
     decode_event,
     resolve_db_path,
-    to_raw,
 )
 from smithers.eventstore.events import (
-    NULL_RAW,
     ErrorInfo,
     Event,
     RunAutoResumed,
@@ -74,28 +65,23 @@ from ..activation import RunWriter, default_log_dir
 from ..errors import InvalidInputError
 from ..history import SUPERVISOR_STREAM_ID, load_state
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, OwnerVerdict, judge_owner, pid_alive
+from ._spawn import SpawnResume, _resume_failure, spawn_resume
 
 if TYPE_CHECKING:
     import os
+    from collections.abc import Callable
+    from pathlib import Path
 
     from smithers.projections import RunState
 
-__all__ = (
-    "ResumeProcess",
-    "SpawnResume",
-    "resume_result_file",
-    "spawn_detached",
-    "spawn_resume",
-    "supervise",
-)
+    from ._spawn import ResumeProcess
+
+__all__ = ("supervise",)
 
 _IDLE_RECORD_MS = 3_600_000
 """An idle poll is recorded only if none was recorded for this long (ms)."""
 _MAX_COUNTED_FAILURES = 12
 _LOG_FILE = "supervise.log"
-_HEADER = "--- smithers supervise: resuming"
-_OUTCOME_EXIT_CODES = frozenset({0, 2, 3})
-"""Exit codes of ``up`` for a run that reached an outcome: finished, cancelled, waiting."""
 _PROGRESS_TYPES = frozenset(
     {
         "NodeFinished",
@@ -110,186 +96,6 @@ _PROGRESS_TYPES = frozenset(
     }
 )
 """Event types that show a resume got somewhere: a node outcome, a parked node or an end."""
-
-
-class ResumeProcess(Protocol):
-    """A started resumer, as `subprocess.Popen` is."""
-
-    @property
-    def pid(self) -> int:
-        """Its process id."""
-        ...
-
-    def poll(self) -> int | None:
-        """Return its exit code, or None while it runs (reaps it once it exited)."""
-        ...
-
-
-SpawnResume: TypeAlias = Callable[[str, Path, bool, Path], ResumeProcess]
-"""``spawn(run_id, db_path, force, log_file) -> ResumeProcess``: starts a resumer.
-
-The resumer reports as `spawn_resume`'s does: by its exit code, and by one JSON object
-written to `resume_result_file(log_file)` (``supervise.json`` beside the log file).
-"""
-
-
-def resume_result_file(log_file: Path) -> Path:
-    """Return where a resumer started with `log_file` writes its JSON result.
-
-    The file beside `log_file` with the suffix ``.json``: ``supervise.log`` ->
-    ``supervise.json``. Pure.
-    """
-    return log_file.with_suffix(".json")
-
-
-class _DetachedPopen(subprocess.Popen[bytes]):
-    """A process meant to outlive this object (and this program).
-
-    Dropping a `Popen` whose process still runs warns (`ResourceWarning`); here that is
-    the intent, so no warning. The process is still reaped (by `subprocess` later, or by
-    init once this program exits).
-    """
-
-    def __del__(self, _maxsize: int = sys.maxsize, _warn: Any = None) -> None:
-        super().__del__(_maxsize, lambda *args, **kwargs: None)  # type: ignore[call-arg]
-
-
-def spawn_detached(
-    argv: list[str],
-    log_file: Path,
-    *,
-    header: str | None = None,
-    stdout_file: Path | None = None,
-) -> ResumeProcess:
-    """Start `argv` in its own session, its output appended to `log_file`; do not wait.
-
-    The process keeps running when this program exits and is not hit by signals sent
-    to this program's process group (Ctrl-C in its terminal). Blocks only to fork.
-
-    Args:
-        argv: The command and its arguments.
-        log_file: Receives the process's stderr, and its stdout unless `stdout_file`
-            (created with its folder; appended to).
-        header: A line written to `log_file` first (e.g. what is started, and when).
-        stdout_file: Receives the process's stdout instead (created or emptied first).
-
-    Returns:
-        The started process (`pid`, `poll()`).
-
-    Raises:
-        OSError: if the process cannot be started.
-    """
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as files:
-        out = files.enter_context(log_file.open("ab"))
-        if header is not None:
-            out.write(header.encode() + b"\n")
-            out.flush()
-        stdout = out if stdout_file is None else files.enter_context(stdout_file.open("wb"))
-        return _DetachedPopen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=out if stdout_file is not None else subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def spawn_resume(run_id: str, db_path: Path, force: bool, log_file: Path) -> ResumeProcess:
-    """Start the resume entry point, ``python -m smithers up --resume RUN_ID --json``.
-
-    The command is ``python -m smithers up --resume RUN_ID --json --db DB [--force]``,
-    in its own session. Its stderr is appended to `log_file`, after a header line; its
-    stdout, one JSON object ``{"runId", "status", "outputs", "error"}``, replaces
-    `resume_result_file(log_file)`. It reports by exit code (0 finished, 1 failed,
-    2 cancelled, 3 waiting, 4 refused) and that object (``status`` null and ``error``
-    set when it stopped before the run reached an outcome). Returns at once (the
-    process keeps running after the supervisor exits).
-
-    Args:
-        run_id: The run to resume.
-        db_path: The database (absolute path).
-        force: Pass ``--force`` (the owner was on another host).
-        log_file: File the resumer's stderr is appended to (created with its folder).
-
-    Returns:
-        The started process.
-
-    Raises:
-        OSError: if the process cannot be started.
-    """
-    cmd = [sys.executable, "-m", "smithers", "up", "--resume", run_id, "--json"]
-    cmd += ["--db", str(db_path)]
-    if force:
-        cmd.append("--force")
-    when = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    return spawn_detached(
-        cmd,
-        log_file,
-        header=f"{_HEADER} {run_id} at {when} ---",
-        stdout_file=resume_result_file(log_file),
-    )
-
-
-class _ResultError(msgspec.Struct, kw_only=True):
-    """The ``error`` of a resumer's JSON result (`error_to_json`'s keys; others ignored)."""
-
-    name: str = "ResumeFailed"
-    message: str = ""
-    code: str | None = None
-    details: Any = None
-
-
-class _Result(msgspec.Struct, kw_only=True):
-    """A resumer's JSON result: ``{"runId", "status", "outputs", "error"}``."""
-
-    status: str | None = None
-    error: _ResultError | None = None
-
-
-def _read_result(path: Path) -> _Result | None:
-    """The JSON object a resumer printed, or None (none yet, crashed, not JSON)."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    try:
-        return msgspec.json.decode(data.strip() or b"null", type=_Result | None)
-    except msgspec.DecodeError:
-        return None  # e.g. killed mid-write
-
-
-def _resume_failure(code: int | None, log_file: Path) -> ErrorInfo | None:
-    """Why the last resumer of a run failed, from its exit code and JSON result.
-
-    None if it reported a run outcome: exit code 0, 2 or 3, or a result whose
-    ``status`` is set (the run finished, failed, was cancelled or parked: its log says
-    so). Else the result's ``error``; with no result (the resumer crashed or was
-    killed), an error naming the exit code and the log file. `code` None means the
-    exit code is not known (an earlier supervisor started the resumer): then None too
-    when there is no result.
-    """
-    if code in _OUTCOME_EXIT_CODES:
-        return None
-    result = _read_result(resume_result_file(log_file))
-    if result is not None and result.status is not None:
-        return None
-    if result is not None and result.error is not None:
-        err = result.error
-        return ErrorInfo(
-            name=err.name,
-            message=err.message,
-            code=err.code,
-            retryable=True,
-            details=to_raw(err.details) if err.details is not None else NULL_RAW,
-        )
-    if code is None:
-        return None
-    return ErrorInfo(
-        name="ResumeFailed",
-        message=f"the resumer exited with code {code} and no result (see {log_file})",
-        retryable=True,
-    )
 
 
 @dataclass

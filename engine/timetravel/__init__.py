@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from ._dependents import task_dependents as task_dependents
 from ._operations import fork as fork
 from ._operations import replay as replay
-from ._operations import retry_task as retry_task
 from ._operations import rewind as rewind
-from ._operations import task_dependents as task_dependents
+from ._retry import retry_task as retry_task
 
 __all__ = (
     "fork",

@@ -17,304 +17,49 @@ well defined, and going back to it is one more event.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-import anyio
-import msgspec
 from smithers.eventstore import (
     decode_event,
-    decode_json,
-    encode_json,
-    resolve_db_path,
 )
-from smithers.eventstore.errors import SmithersError
 from smithers.eventstore.events import (
-    NULL_RAW,
     TERMINAL_RUN_STATUSES,
     Event,
     FrameCommitted,
     ReplayStarted,
-    RetryTaskFinished,
-    RetryTaskStarted,
     RunForked,
     RunRewound,
-    RunStatusChanged,
 )
-from smithers.projections import RunState, apply_event, apply_rewind, is_run_status
+from smithers.projections import RunState, apply_rewind, is_run_status
 
-from .._clock import SystemClock
-from .._stores import open_existing_store
-from ..activation import (
-    BASE_ITERATION,
-    Leaf,
-    append_to_run,
-    compile_tree,
-    default_log_dir,
-    error_info,
-)
-from ..authoring import WorkflowContext, check_input
+from ..authoring import check_input
 from ..errors import (
-    InvalidInputError,
     NodeNotFoundError,
-    RunNotResumableError,
 )
 from ..history import load_state, state_at
 from ..lifecycle import (
     DEFAULT_STALE_THRESHOLD_MS,
     RunResult,
     check_resumable,
-    close_open_attempts,
-    load_recorded_workflow,
     new_run_id,
     run_workflow,
 )
+from ._session import _input_raw, _now, _run_options, _session, _workflow
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import AsyncIterator, Iterable
-    from pathlib import Path
+    from collections.abc import Iterable
 
     from smithers.eventstore import EventStore
 
     from .._clock import Clock
-    from ..activation import Group, Plan
     from ..authoring import Workflow
+    from ._session import _Session
 
-__all__ = (
-    "fork",
-    "replay",
-    "retry_task",
-    "rewind",
-    "task_dependents",
-)
+__all__ = ("fork", "replay", "rewind")
 
 log = logging.getLogger("smithers.engine")
-
-
-# ---------------------------------------------------------------------- plumbing
-
-
-class _Session:
-    """An open store for one operation, and how to hand the same database to a run."""
-
-    def __init__(self, store: EventStore, db_path: Path | None, *, shared: bool = False) -> None:
-        self.store = store
-        self.db_path = db_path
-        self.shared = shared  # the caller's store: `db_path` then only locates the mirror
-
-    @property
-    def run_kwargs(self) -> dict[str, Any]:
-        """`run_workflow` arguments selecting the same database (the same store if shared)."""
-        if self.shared:
-            return {"store": self.store, "db": self.db_path}
-        return {"db": self.db_path}
-
-    async def append(
-        self,
-        run_id: str,
-        events: list[Event],
-        *,
-        expected_seq: int,
-        status: str | None = None,
-        workflow_name: str | None = None,
-    ) -> int:
-        """Append `events` through the run's writer (`append_to_run`). Awaits I/O.
-
-        With a database path, the run's ``stream.ndjson`` in its default log folder is
-        brought up to date: created for a new run (a fork), only extended otherwise.
-        """
-        log_dir = default_log_dir(self.db_path, run_id) if self.db_path is not None else None
-        return await append_to_run(
-            self.store,
-            run_id,
-            events,
-            expected_seq=expected_seq,
-            status=status,
-            workflow_name=workflow_name,
-            log_dir=log_dir,
-        )
-
-
-@contextlib.asynccontextmanager
-async def _session(
-    db: str | os.PathLike[str] | None, store: EventStore | None
-) -> AsyncIterator[_Session]:
-    if store is not None:
-        yield _Session(store, resolve_db_path(db) if db is not None else None, shared=True)
-        return
-    path = resolve_db_path(db, must_exist=True)
-    sqlite = await open_existing_store(path)
-    try:
-        yield _Session(sqlite, path)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await sqlite.close()
-
-
-def _input_raw(value: Any) -> msgspec.Raw:
-    """A fork's own input as JSON, or JSON null for none (the parent's is kept)."""
-    if value is None:
-        return NULL_RAW
-    if not isinstance(value, dict | msgspec.Struct):
-        raise InvalidInputError(
-            f"A fork's input must be a JSON object, got {type(value).__name__}.",
-            details={"errors": f"expected object, got {type(value).__name__}"},
-        )
-    try:
-        return msgspec.Raw(encode_json(value))
-    except (TypeError, msgspec.EncodeError) as e:
-        raise InvalidInputError(
-            f"A fork's input is not JSON-serialisable: {e}.", details={"errors": str(e)}
-        ) from e
-
-
-def _workflow(state: RunState, workflow: Workflow | None) -> tuple[Workflow, str | None]:
-    if workflow is not None:
-        return workflow, None
-    wf, path = load_recorded_workflow(state)
-    return wf, str(path)
-
-
-_CONFIG_OPTIONS = (
-    ("maxConcurrency", "max_concurrency"),
-    ("rootDir", "root_dir"),
-    ("allowNetwork", "allow_network"),
-    ("maxOutputBytes", "max_output_bytes"),
-    ("toolTimeoutMs", "tool_timeout_ms"),
-)
-
-
-def _run_options(state: RunState, path: str | None, given: dict[str, Any]) -> dict[str, Any]:
-    """`run_workflow` options: the given ones, else what the run recorded (as a resume)."""
-    options = dict(given)
-    if path is not None:
-        options.setdefault("workflow_path", path)
-    config = decode_json(state.config)
-    if isinstance(config, dict):
-        for key, option in _CONFIG_OPTIONS:
-            if config.get(key) is not None:
-                options.setdefault(option, config[key])
-    return options
-
-
-def _now(clock: Clock | None) -> int:
-    return (clock or SystemClock()).now_ms()
-
-
-# ---------------------------------------------------------------------- dependents
-
-
-def _leaves_under(node: Group | Leaf) -> list[str]:
-    """Node ids of the tasks in `node`'s subtree, in tree order."""
-    out: list[str] = []
-    stack: list[Group | Leaf] = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Leaf):
-            out.append(item.node_id)
-        else:
-            stack.extend(reversed(item.children))
-    return out
-
-
-def _graph_dependents(plan: Plan, roots: Iterable[str]) -> set[str]:
-    """Mounted tasks that come after `roots` in the rendered graph, transitively.
-
-    After a task come: the later children of every Sequence (or Branch) it is in, at
-    every level (so the task's Parallel joins before what follows it), and tasks whose
-    `depends_on` names it. Linear in the plan's size: each sequence is expanded once
-    from its earliest reached child.
-    """
-    depended: dict[str, list[str]] = {}
-    for node_id, leaf in plan.leaves.items():
-        for dep in leaf.task.depends_on:
-            depended.setdefault(dep, []).append(node_id)
-    expanded: dict[int, int] = {}  # id(sequence group) -> first child index collected
-    seen = set(roots)
-    work = list(seen)
-    found: set[str] = set()
-    while work:
-        node_id = work.pop()
-        reached = list(depended.get(node_id, ()))
-        node: Group | Leaf | None = plan.leaves.get(node_id)
-        while node is not None and node.parent is not None:
-            group = node.parent
-            if group.kind == "sequence":
-                start = node.index + 1
-                done_from = expanded.get(id(group))
-                if done_from is not None and done_from <= start:
-                    break  # this and every enclosing level were collected already
-                stop = done_from if done_from is not None else len(group.children)
-                for sibling in group.children[start:stop]:
-                    reached.extend(_leaves_under(sibling))
-                expanded[id(group)] = start
-            node = group
-        for other in reached:
-            if other not in seen:
-                seen.add(other)
-                found.add(other)
-                work.append(other)
-    return found
-
-
-def _input_value(wf: Workflow, state: RunState) -> Any:
-    return check_input(wf, decode_json(state.input) or {})[0]
-
-
-def _render(wf: Workflow, state: RunState, input_value: Any) -> Plan:
-    ctx = WorkflowContext(run_id=state.run_id, input=input_value, state=state)
-    return compile_tree(wf.build(ctx))
-
-
-def task_dependents(wf: Workflow, state: RunState, node_id: str) -> list[str]:
-    """Return the tasks that depend on `node_id` in the workflow rendered at `state`.
-
-    Dependents come from the rendered graph, not from timestamps: the later members of
-    every Sequence (or Branch) the task is in, at every level (a Parallel joins before
-    what follows it), tasks naming it in `depends_on`, transitively; and tasks mounted
-    only because of an output being reset (they vanish when the workflow is rendered
-    with those nodes back to pending), with their own dependents. Pure: renders only.
-
-    Args:
-        wf: The run's workflow.
-        state: The run's state to render against.
-        node_id: The task.
-
-    Returns:
-        Node ids in tree order, without `node_id`.
-
-    Raises:
-        InvalidInputError: if the run's recorded input no longer fits `wf`.
-        Exception: whatever the workflow's builder raises for `state`.
-    """
-    input_value = _input_value(wf, state)
-    plan = _render(wf, state, input_value)
-    reset = {node_id} | _graph_dependents(plan, [node_id])
-    while True:
-        trial = state.copy()
-        event = RetryTaskStarted(
-            run_id=state.run_id,
-            timestamp_ms=state.updated_at_ms or 0,
-            node_id=node_id,
-            iteration=BASE_ITERATION,
-            reset_dependents=True,
-            reset_nodes=tuple(reset),
-        )
-        apply_event(trial, event, seq=trial.seq + 1)
-        try:
-            again = _render(wf, trial, input_value)
-        except Exception:  # the resume will report it; the graph rules still hold
-            break
-        vanished = [n for n in plan.leaves if n not in again.leaves and n not in reset]
-        if not vanished:
-            break
-        reset |= set(vanished) | _graph_dependents(plan, vanished)
-    return [n for n in plan.leaves if n in reset and n != node_id]
-
-
-# ---------------------------------------------------------------------- operations
 
 
 async def rewind(
@@ -580,158 +325,3 @@ async def replay(
         target = session.run_kwargs
     options = _run_options(at, path, run_options)
     return await run_workflow(wf, run_id=child, resume=True, **target, **options)
-
-
-async def retry_task(
-    run_id: str,
-    *,
-    node: str,
-    iteration: int = 0,
-    deps: bool = True,
-    force: bool = False,
-    db: str | os.PathLike[str] | None = None,
-    store: EventStore | None = None,
-    workflow: Workflow | None = None,
-    stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
-    **run_options: Any,
-) -> RunResult:
-    """Run a task again, with its dependents, in the same run. Awaits I/O.
-
-    Appends ``RetryTaskStarted{nodeId, iteration, resetDependents, resetNodes}`` (with
-    ``RunStatusChanged("running")`` when the run had ended: it is reopened), resumes
-    the run, which re-runs exactly the reset nodes (their attempts keep counting), and
-    appends ``RetryTaskFinished{resetNodes, success}``. Dependents come from the
-    workflow rendered at the run's current state (`task_dependents`): later members of
-    its sequences, joins, ``depends_on``, tasks mounted on its output. `resetNodes`
-    lists the node and the dependents that have something to clear (not still
-    pending). `success` says whether the node finished this time; `error` is set only
-    when the retry operation itself failed (the resume raised).
-
-    Args:
-        run_id: The run.
-        node: The task's node id.
-        iteration: Loop iteration of the node (0 outside loops); recorded on the events
-            (a reset applies to every iteration of the node ids).
-        deps: Also reset the node's dependents (``--no-deps`` is False).
-        force: Proceed although a process on another host seems to own the run (fresh
-            lease); never overrides a live owner on this host.
-        db: Database path (see `resolve_db_path`); must exist. With `store`, it only
-            locates the NDJSON mirror of what is appended (no mirror when None).
-        store: An open `EventStore` to use instead of opening `db` (not closed here).
-        workflow: The workflow (default: the file the run recorded).
-        stale_threshold_ms: An owner silent for this long (ms) is stale (see
-            `judge_owner`).
-        **run_options: Other keyword arguments of `run_workflow` (``max_concurrency``,
-            ``on_progress``, ``clock``, …).
-
-    Returns:
-        The run's `RunResult` after the resume.
-
-    Raises:
-        RunNotFoundError: if the run does not exist.
-        NodeNotFoundError: if the run has no node `node` (in `iteration`).
-        RunNotResumableError: if the run continued as a new run.
-        RunOwnerAliveError, RunStillRunningError: if the run is still being driven
-            (RunStillRunningError only without `force`).
-        ResumeMetadataMismatchError: if the workflow's code changed since the run began
-            (fork or replay it instead); nothing is recorded.
-        SeqConflictError: if another writer appended meanwhile.
-        Everything `run_workflow(resume=True)` raises.
-
-    Example:
-        >>> result = await retry_task(run_id, node="second")  # doctest: +SKIP
-    """
-    clock: Clock | None = run_options.get("clock")
-    async with _session(db, store) as session:
-        state = await load_state(session.store, run_id)
-        if state.node(node, iteration) is None:
-            known = list(dict.fromkeys(node_id for node_id, _ in state.nodes))
-            raise NodeNotFoundError(run_id, node, known)
-        if state.status == "continued":
-            raise RunNotResumableError(
-                run_id, state.status, "it continued as a new run; retry the task there"
-            )
-        wf, path = _workflow(state, workflow)
-        now = _now(clock)
-        await check_resumable(
-            session.store,
-            state,
-            now_ms=now,
-            stale_ms=stale_threshold_ms,
-            force=force,
-            wf=wf,
-            workflow_path=path,
-        )
-        dependents = task_dependents(wf, state, node) if deps else []
-        clear = [
-            n
-            for n in dependents
-            if any(
-                rec.state != "pending" or rec.attempts
-                for (nid, _), rec in state.nodes.items()
-                if nid == n
-            )
-        ]
-        resets = (node, *clear)
-        # Attempts a crash left open on reset nodes: closed now, as a resume would.
-        events: list[Event] = [*close_open_attempts(state, now_ms=now, only=resets)]
-        events.append(
-            RetryTaskStarted(
-                run_id=run_id,
-                timestamp_ms=now,
-                node_id=node,
-                iteration=iteration,
-                reset_dependents=deps,
-                reset_nodes=resets,
-            )
-        )
-        reopen = state.status in TERMINAL_RUN_STATUSES
-        if reopen:
-            events.append(RunStatusChanged(run_id=run_id, timestamp_ms=now, status="running"))
-        await session.append(
-            run_id, events, expected_seq=state.seq, status="running" if reopen else None
-        )
-        target = session.run_kwargs
-    options = _run_options(state, path, run_options)
-    try:
-        result = await run_workflow(
-            wf, run_id=run_id, resume=True, force=force, **target, **options
-        )
-    except BaseException as e:
-        with anyio.CancelScope(shield=True):
-            await _retry_finished(db, store, run_id, node, iteration, resets, clock, error=e)
-        raise
-    await _retry_finished(db, store, run_id, node, iteration, resets, clock, error=None)
-    return result
-
-
-async def _retry_finished(
-    db: str | os.PathLike[str] | None,
-    store: EventStore | None,
-    run_id: str,
-    node: str,
-    iteration: int,
-    resets: tuple[str, ...],
-    clock: Clock | None,
-    *,
-    error: BaseException | None,
-) -> None:
-    """Append ``RetryTaskFinished``; if the retry already failed, only log a failure."""
-    try:
-        async with _session(db, store) as session:
-            state = await load_state(session.store, run_id)
-            rec = state.node(node, iteration)
-            event = RetryTaskFinished(
-                run_id=run_id,
-                timestamp_ms=_now(clock),
-                node_id=node,
-                iteration=iteration,
-                reset_nodes=resets,
-                success=error is None and rec is not None and rec.state == "finished",
-                error=error_info(error) if error is not None else None,
-            )
-            await session.append(run_id, [event], expected_seq=state.seq)
-    except SmithersError:
-        if error is None:
-            raise
-        log.exception("could not record the end of the retry of %s in run %s", node, run_id)

@@ -1,0 +1,463 @@
+"""`RunHandle`: one run, reached through a `Client` (Temporal's `WorkflowHandle` shape).
+
+Every method works on the client's one open store; none opens the database itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from smithers.eventstore.events import TERMINAL_RUN_STATUSES
+
+from .errors import RunNotFoundError
+from .history import (
+    follow_events,
+    frame_view,
+    get_output,
+    load_state,
+    read_events,
+    state_at,
+    timeline,
+)
+from .lifecycle import (
+    cancel_run,
+    resume_run,
+    run_result,
+)
+from .timetravel import fork, replay, retry_task, rewind
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable, Iterable
+
+    from smithers.eventstore import EventStore, RunRecord, StoredEvent
+    from smithers.eventstore.events import Event
+    from smithers.projections import RunState
+
+    from ._client import Client
+    from .history import FrameView, Timeline
+    from .lifecycle import CancelStep, RunResult
+
+__all__ = ("RunHandle",)
+
+_SETTLED_PREFIX = "waiting"
+"""Statuses a run parks in (``waiting-approval``, ...): its driver has returned."""
+
+
+class RunHandle:
+    """One run of a `Client`'s database: read it, wait for it, cancel it, travel in it.
+
+    Got from `Client.start` (a run this client drives) or `Client.get_run`. Every
+    method awaits I/O through the client's store, so use it inside the client's
+    ``async with`` block.
+    """
+
+    def __init__(self, client: Client, run_id: str) -> None:
+        self._client = client
+        self.run_id = run_id
+        """The run's id."""
+        self._done: anyio.Event | None = None  # set when a run started here ends
+        self._scope: anyio.CancelScope | None = None
+        self._claimed = False
+        self._result: RunResult | None = None
+        self._error: Exception | None = None
+
+    def __repr__(self) -> str:
+        return f"RunHandle(run_id={self.run_id!r})"
+
+    async def _store(self) -> EventStore:
+        return await self._client._open()
+
+    # ------------------------------------------------------------------ waiting
+
+    async def result(self, *, poll_interval_s: float = 0.5) -> RunResult:
+        """Wait for the run to end (or park) and return its `RunResult`. Awaits I/O.
+
+        For a run this client started, awaits its task. For another run, polls the
+        runs index every `poll_interval_s` seconds until the run's status is terminal
+        (finished, failed, cancelled, continued) or waiting, then folds its log: a run
+        nobody drives (its owner died, a fork not started yet) is waited for until
+        someone resumes it, so bound the wait with ``anyio.fail_after`` if needed.
+
+        Args:
+            poll_interval_s: Seconds between looks at another process's run.
+
+        Returns:
+            The run's `RunResult` (``run_id``, ``status``, ``outputs``, ``error``).
+
+        Raises:
+            DatabaseWriteError, OwnershipLostError, ...: for a run started here, what
+                `run_workflow` raised after the run was recorded.
+            RunNotFoundError: if the run has no events.
+            RuntimeError: if the client closed before the run it started ended.
+        """
+        if self._done is not None:
+            await self._done.wait()
+            if self._error is not None:
+                raise self._error
+            if self._result is None:
+                raise RuntimeError(
+                    f"Run {self.run_id} was cancelled when its client closed; "
+                    "see its state with `smithers inspect`."
+                )
+            return self._result
+        store = await self._store()
+        while True:
+            record = await store.get_run(self.run_id)
+            if record is None:
+                raise RunNotFoundError(self.run_id)
+            if record.status in TERMINAL_RUN_STATUSES or record.status.startswith(_SETTLED_PREFIX):
+                return run_result(await load_state(store, self.run_id))
+            await anyio.sleep(poll_interval_s)
+
+    async def resume(self, **options: Any) -> RunResult:
+        """Resume the run from its log and run it to its end (see `resume_run`).
+
+        The workflow file, input and config come from the log; a finished run is
+        returned as it is. The NDJSON mirror goes next to the database unless
+        ``log_dir`` says otherwise. Awaits I/O.
+
+        Args:
+            **options: Keyword arguments of `resume_run` (``force``,
+                ``max_concurrency``, ``on_progress``, ``cancel``, ``log_dir``, ...).
+
+        Returns:
+            The `RunResult` of the resumed activation (or of the finished run).
+
+        Raises:
+            RunNotFoundError, RunNotResumableError, RunOwnerAliveError,
+                RunStillRunningError, ResumeMetadataMismatchError,
+                ResumeClaimFailedError: as `resume_run`.
+        """
+        store = await self._store()
+        return await resume_run(self.run_id, store=store, db=self._client.path, **options)
+
+    # ------------------------------------------------------------------ reading
+
+    async def describe(self) -> RunRecord:
+        """Return the run's row of the runs index (status, times, last seq). One read.
+
+        Cheaper than `state`: nothing is folded.
+
+        Raises:
+            RunNotFoundError: if the run has no events.
+        """
+        record = await (await self._store()).get_run(self.run_id)
+        if record is None:
+            raise RunNotFoundError(self.run_id)
+        return record
+
+    async def state(self, *, frame: int | None = None, seq: int | None = None) -> RunState:
+        """Return the run's state now, at frame `frame`, or after event `seq` (`state_at`).
+
+        Args:
+            frame: A frame number of the run (see `timeline`).
+            seq: A seq of the run's log (>= 1).
+
+        Returns:
+            A new `RunState` folded from the log (nearest checkpoint plus the rest).
+
+        Raises:
+            ValueError: if both `frame` and `seq` are given, or `seq` < 1.
+            RunNotFoundError: if the run has no events.
+            SnapshotNotFoundError: if the run has no frame `frame`.
+        """
+        return await state_at(await self._store(), self.run_id, seq=seq, frame=frame)
+
+    async def events(
+        self,
+        *,
+        node_id: str | None = None,
+        types: Iterable[str] | None = None,
+        after_seq: int = 0,
+        since_ms: int | None = None,
+        limit: int | None = None,
+        follow_ancestry: bool = False,
+    ) -> list[tuple[StoredEvent, Event]]:
+        """Return the run's events, decoded, in seq order (see `read_events`).
+
+        Args:
+            node_id: Only events about this node.
+            types: Only events of these types (class names, e.g. ``"NodeFinished"``).
+            after_seq: Only events with ``seq > after_seq``.
+            since_ms: Only events recorded at or after this Unix epoch millisecond.
+            limit: At most this many events (the first ones matching).
+            follow_ancestry: For a fork, its ancestors' events up to the fork point first.
+
+        Returns:
+            ``(stored envelope, decoded event)`` pairs.
+
+        Raises:
+            RunNotFoundError: if the run has no events.
+            SmithersError: code ``INVALID_EVENTS_OPTIONS`` for an unknown type or a
+                negative `after_seq`/`limit`.
+        """
+        return await read_events(
+            self.run_id,
+            store=await self._store(),
+            node_id=node_id,
+            types=types,
+            after_seq=after_seq,
+            since_ms=since_ms,
+            limit=limit,
+            follow_ancestry=follow_ancestry,
+        )
+
+    async def follow_events(
+        self,
+        *,
+        after_seq: int = 0,
+        poll_interval_s: float = 0.5,
+        follow_ancestry: bool = False,
+    ) -> AsyncGenerator[tuple[StoredEvent, Event], None]:
+        """Yield the run's events as they are recorded, until it ends (`follow_events`).
+
+        Use it with `contextlib.aclosing` when you may stop early.
+
+        Args:
+            after_seq: Start after this seq (0: from the first event).
+            poll_interval_s: Seconds between polls when nothing new was found.
+            follow_ancestry: For a fork, its ancestors' events up to the fork point first.
+
+        Yields:
+            ``(stored envelope, decoded event)`` pairs in seq order.
+
+        Raises:
+            RunNotFoundError: if the run has no events.
+        """
+        store = await self._store()
+        stream = follow_events(
+            self.run_id,
+            store=store,
+            after_seq=after_seq,
+            poll_interval_s=poll_interval_s,
+            follow_ancestry=follow_ancestry,
+        )
+        async with contextlib.aclosing(stream) as events:
+            async for pair in events:
+                yield pair
+
+    async def output(self, node_id: str, iteration: int | None = None) -> Any:
+        """Return a node's output as plain JSON values (see `get_output`).
+
+        Args:
+            node_id: The node's id.
+            iteration: Loop iteration; None for the latest one that has an output.
+
+        Returns:
+            The decoded output of the node's last finished attempt.
+
+        Raises:
+            RunNotFoundError: if the run has no events.
+            NodeNotFoundError: if the run has no node `node_id`.
+            MissingOutputError: if the node (or that iteration) has no output.
+        """
+        return await get_output(
+            self.run_id, node_id, store=await self._store(), iteration=iteration
+        )
+
+    async def timeline(self) -> Timeline:
+        """Return the run's frames, rewinds and descendants (see `timeline`).
+
+        Raises:
+            RunNotFoundError: if the run has no events.
+        """
+        return await timeline(self.run_id, store=await self._store())
+
+    async def frame_view(self, frame: int) -> FrameView:
+        """Return the run at frame `frame`: its tree and its state (see `frame_view`).
+
+        Raises:
+            RunNotFoundError: if the run has no events.
+            SnapshotNotFoundError: if the run has no frame `frame`.
+            EngineError: if the frame's tree cannot be rebuilt (a corrupt log).
+        """
+        return await frame_view(self.run_id, frame=frame, store=await self._store())
+
+    # ------------------------------------------------------------------ control
+
+    async def cancel(
+        self,
+        *,
+        reason: str | None = None,
+        source: str = "api",
+        on_step: Callable[[CancelStep], Any] | None = None,
+        **options: Any,
+    ) -> RunState:
+        """Cancel the run, whether its owner is alive or dead (see `cancel_run`).
+
+        A live owner (this client's task, or another process) is asked through the
+        log and waited for; a dead one's run is finalized by this call.
+
+        Args:
+            reason: Why, recorded in the events.
+            source: Who asks, recorded in the events.
+            on_step: Called with ``"requested"`` / ``"finalizing"`` (see `cancel_run`).
+            **options: Other keyword arguments of `cancel_run` (``wait_ms``,
+                ``stale_threshold_ms``, ``clock``).
+
+        Returns:
+            The run's state after the cancel (status ``"cancelled"``, or how it ended
+            on its own).
+
+        Raises:
+            RunNotFoundError: if the run has no events.
+            InvalidInputError: if the run id is the supervisor's stream.
+            SeqConflictError: if others kept appending through every attempt.
+        """
+        return await cancel_run(
+            self.run_id,
+            store=await self._store(),
+            db=self._client.path,
+            source=source,
+            reason=reason,
+            on_step=on_step,
+            **options,
+        )
+
+    # ------------------------------------------------------------------ time travel
+
+    async def rewind(self, frame: int, *, force: bool = False, **options: Any) -> RunState:
+        """Rewind the run to frame `frame`: append ``RunRewound`` (see `rewind`).
+
+        Resume it afterwards with `resume`.
+
+        Args:
+            frame: Frame number of the run (see `timeline`).
+            force: Rewind although an owner on another host seems alive.
+            **options: Other keyword arguments of `rewind` (``stale_threshold_ms``,
+                ``clock``).
+
+        Returns:
+            The run's state after the rewind.
+
+        Raises:
+            RunNotFoundError, SnapshotNotFoundError, RunOwnerAliveError,
+            RunStillRunningError, SeqConflictError: as `rewind`.
+        """
+        return await rewind(
+            self.run_id,
+            frame=frame,
+            store=await self._store(),
+            db=self._client.path,
+            force=force,
+            **options,
+        )
+
+    async def fork(
+        self,
+        frame: int,
+        *,
+        reset_nodes: Iterable[str] = (),
+        input: Any = None,
+        label: str | None = None,
+        run_id_new: str | None = None,
+        **options: Any,
+    ) -> RunHandle:
+        """Fork the run at frame `frame` into a new run, not started (see `fork`).
+
+        Args:
+            frame: Frame number of this run (see `timeline`).
+            reset_nodes: Node ids the fork runs again although they finished by then.
+            input: The fork's input (a JSON object); None keeps this run's.
+            label: Branch label of the fork.
+            run_id_new: The fork's run id (default: a new one).
+            **options: Other keyword arguments of `fork` (``clock``).
+
+        Returns:
+            The fork's handle; run it with its `resume`.
+
+        Raises:
+            RunNotFoundError, SnapshotNotFoundError, NodeNotFoundError,
+            InvalidInputError, RunAlreadyExistsError: as `fork`.
+        """
+        child = await fork(
+            self.run_id,
+            frame=frame,
+            reset_nodes=reset_nodes,
+            input=input,
+            label=label,
+            store=await self._store(),
+            db=self._client.path,
+            run_id_new=run_id_new,
+            **options,
+        )
+        return RunHandle(self._client, child)
+
+    async def replay(
+        self,
+        frame: int,
+        *,
+        input: Any = None,
+        reset_nodes: Iterable[str] = (),
+        label: str | None = None,
+        **options: Any,
+    ) -> RunResult:
+        """Fork the run at frame `frame` and run the fork now, to its end (see `replay`).
+
+        Args:
+            frame: Frame number of this run (see `timeline`).
+            input: The replay's input (a JSON object); None keeps this run's.
+            reset_nodes: Node ids to run again although they finished by the frame.
+            label: Branch label of the fork.
+            **options: Other keyword arguments of `replay` (``workflow``,
+                ``run_id_new``) and of `run_workflow` (``on_progress``, ...).
+
+        Returns:
+            The fork's `RunResult` (its `run_id` is the fork's).
+
+        Raises:
+            RunNotFoundError, SnapshotNotFoundError, NodeNotFoundError,
+                InvalidInputError, RunAlreadyExistsError: as `fork`; and what
+                `run_workflow` raises while the fork runs.
+        """
+        return await replay(
+            self.run_id,
+            frame=frame,
+            input=input,
+            reset_nodes=reset_nodes,
+            label=label,
+            store=await self._store(),
+            db=self._client.path,
+            **options,
+        )
+
+    async def retry_task(
+        self,
+        node_id: str,
+        *,
+        iteration: int = 0,
+        deps: bool = True,
+        force: bool = False,
+        **options: Any,
+    ) -> RunResult:
+        """Run a task again, with its dependents, in this run (see `retry_task`).
+
+        Args:
+            node_id: The task's node id.
+            iteration: Loop iteration of the node (0 outside loops).
+            deps: Also reset the node's dependents.
+            force: Proceed although an owner on another host seems alive.
+            **options: Other keyword arguments of `retry_task` (``workflow``,
+                ``stale_threshold_ms``) and of `run_workflow` (``on_progress``, ...).
+
+        Returns:
+            The run's `RunResult` after the resume.
+
+        Raises:
+            RunNotFoundError, NodeNotFoundError, RunNotResumableError,
+                RunOwnerAliveError, RunStillRunningError, ResumeMetadataMismatchError,
+                SeqConflictError: as `retry_task`; and what `run_workflow`
+                raises while the run resumes.
+        """
+        return await retry_task(
+            self.run_id,
+            node=node_id,
+            iteration=iteration,
+            deps=deps,
+            force=force,
+            store=await self._store(),
+            db=self._client.path,
+            **options,
+        )

@@ -1,0 +1,201 @@
+"""`retry_task`: run a task and its dependents again in the same run (DESIGN §7)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from smithers.eventstore.errors import SmithersError
+from smithers.eventstore.events import (
+    TERMINAL_RUN_STATUSES,
+    Event,
+    RetryTaskFinished,
+    RetryTaskStarted,
+    RunStatusChanged,
+)
+
+from ..activation import (
+    error_info,
+)
+from ..errors import (
+    NodeNotFoundError,
+    RunNotResumableError,
+)
+from ..history import load_state
+from ..lifecycle import (
+    DEFAULT_STALE_THRESHOLD_MS,
+    RunResult,
+    check_resumable,
+    close_open_attempts,
+    run_workflow,
+)
+from ._dependents import task_dependents
+from ._session import _now, _run_options, _session, _workflow
+
+if TYPE_CHECKING:
+    import os
+
+    from smithers.eventstore import EventStore
+
+    from .._clock import Clock
+    from ..authoring import Workflow
+
+__all__ = ("retry_task",)
+
+log = logging.getLogger("smithers.engine")
+
+
+async def retry_task(
+    run_id: str,
+    *,
+    node: str,
+    iteration: int = 0,
+    deps: bool = True,
+    force: bool = False,
+    db: str | os.PathLike[str] | None = None,
+    store: EventStore | None = None,
+    workflow: Workflow | None = None,
+    stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
+    **run_options: Any,
+) -> RunResult:
+    """Run a task again, with its dependents, in the same run. Awaits I/O.
+
+    Appends ``RetryTaskStarted{nodeId, iteration, resetDependents, resetNodes}`` (with
+    ``RunStatusChanged("running")`` when the run had ended: it is reopened), resumes
+    the run, which re-runs exactly the reset nodes (their attempts keep counting), and
+    appends ``RetryTaskFinished{resetNodes, success}``. Dependents come from the
+    workflow rendered at the run's current state (`task_dependents`): later members of
+    its sequences, joins, ``depends_on``, tasks mounted on its output. `resetNodes`
+    lists the node and the dependents that have something to clear (not still
+    pending). `success` says whether the node finished this time; `error` is set only
+    when the retry operation itself failed (the resume raised).
+
+    Args:
+        run_id: The run.
+        node: The task's node id.
+        iteration: Loop iteration of the node (0 outside loops); recorded on the events
+            (a reset applies to every iteration of the node ids).
+        deps: Also reset the node's dependents (``--no-deps`` is False).
+        force: Proceed although a process on another host seems to own the run (fresh
+            lease); never overrides a live owner on this host.
+        db: Database path (see `resolve_db_path`); must exist. With `store`, it only
+            locates the NDJSON mirror of what is appended (no mirror when None).
+        store: An open `EventStore` to use instead of opening `db` (not closed here).
+        workflow: The workflow (default: the file the run recorded).
+        stale_threshold_ms: An owner silent for this long (ms) is stale (see
+            `judge_owner`).
+        **run_options: Other keyword arguments of `run_workflow` (``max_concurrency``,
+            ``on_progress``, ``clock``, …).
+
+    Returns:
+        The run's `RunResult` after the resume.
+
+    Raises:
+        RunNotFoundError: if the run does not exist.
+        NodeNotFoundError: if the run has no node `node` (in `iteration`).
+        RunNotResumableError: if the run continued as a new run.
+        RunOwnerAliveError, RunStillRunningError: if the run is still being driven
+            (RunStillRunningError only without `force`).
+        ResumeMetadataMismatchError: if the workflow's code changed since the run began
+            (fork or replay it instead); nothing is recorded.
+        SeqConflictError: if another writer appended meanwhile.
+        Everything `run_workflow(resume=True)` raises.
+
+    Example:
+        >>> result = await retry_task(run_id, node="second")  # doctest: +SKIP
+    """
+    clock: Clock | None = run_options.get("clock")
+    async with _session(db, store) as session:
+        state = await load_state(session.store, run_id)
+        if state.node(node, iteration) is None:
+            known = list(dict.fromkeys(node_id for node_id, _ in state.nodes))
+            raise NodeNotFoundError(run_id, node, known)
+        if state.status == "continued":
+            raise RunNotResumableError(
+                run_id, state.status, "it continued as a new run; retry the task there"
+            )
+        wf, path = _workflow(state, workflow)
+        now = _now(clock)
+        await check_resumable(
+            session.store,
+            state,
+            now_ms=now,
+            stale_ms=stale_threshold_ms,
+            force=force,
+            wf=wf,
+            workflow_path=path,
+        )
+        dependents = task_dependents(wf, state, node) if deps else []
+        clear = [
+            n
+            for n in dependents
+            if any(
+                rec.state != "pending" or rec.attempts
+                for (nid, _), rec in state.nodes.items()
+                if nid == n
+            )
+        ]
+        resets = (node, *clear)
+        # Attempts a crash left open on reset nodes: closed now, as a resume would.
+        events: list[Event] = [*close_open_attempts(state, now_ms=now, only=resets)]
+        events.append(
+            RetryTaskStarted(
+                run_id=run_id,
+                timestamp_ms=now,
+                node_id=node,
+                iteration=iteration,
+                reset_dependents=deps,
+                reset_nodes=resets,
+            )
+        )
+        reopen = state.status in TERMINAL_RUN_STATUSES
+        if reopen:
+            events.append(RunStatusChanged(run_id=run_id, timestamp_ms=now, status="running"))
+        await session.append(
+            run_id, events, expected_seq=state.seq, status="running" if reopen else None
+        )
+        target = session.run_kwargs
+    options = _run_options(state, path, run_options)
+    try:
+        result = await run_workflow(
+            wf, run_id=run_id, resume=True, force=force, **target, **options
+        )
+    except BaseException as e:
+        with anyio.CancelScope(shield=True):
+            await _retry_finished(db, store, run_id, node, iteration, resets, clock, error=e)
+        raise
+    await _retry_finished(db, store, run_id, node, iteration, resets, clock, error=None)
+    return result
+
+
+async def _retry_finished(
+    db: str | os.PathLike[str] | None,
+    store: EventStore | None,
+    run_id: str,
+    node: str,
+    iteration: int,
+    resets: tuple[str, ...],
+    clock: Clock | None,
+    *,
+    error: BaseException | None,
+) -> None:
+    """Append ``RetryTaskFinished``; if the retry already failed, only log a failure."""
+    try:
+        async with _session(db, store) as session:
+            state = await load_state(session.store, run_id)
+            rec = state.node(node, iteration)
+            event = RetryTaskFinished(
+                run_id=run_id,
+                timestamp_ms=_now(clock),
+                node_id=node,
+                iteration=iteration,
+                reset_nodes=resets,
+                success=error is None and rec is not None and rec.state == "finished",
+                error=error_info(error) if error is not None else None,
+            )
+            await session.append(run_id, [event], expected_seq=state.seq)
+    except SmithersError:
+        if error is None:
+            raise
+        log.exception("could not record the end of the retry of %s in run %s", node, run_id)
