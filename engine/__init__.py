@@ -50,7 +50,15 @@ from .errors import TaskMissingOutputError as TaskMissingOutputError
 from .errors import TaskTimeoutError as TaskTimeoutError
 from .errors import UnsupportedFeatureError as UnsupportedFeatureError
 from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
+from .history import DiffSide as DiffSide
+from .history import FrameMismatch as FrameMismatch
 from .history import FrameView as FrameView
+from .history import JsonChange as JsonChange
+from .history import NodeDiff as NodeDiff
+from .history import RunDiff as RunDiff
+from .history import TreeNodeChange as TreeNodeChange
+from .history import VerifyResult as VerifyResult
+from .history import diff_runs as diff_runs
 from .history import Timeline as Timeline
 from .history import TimelineFrame as TimelineFrame
 from .history import TimelineRewind as TimelineRewind
@@ -65,6 +73,7 @@ from .history import render_graph as render_graph
 from .history import state_at as state_at
 from .history import timeline as timeline
 from .history import tree_at as tree_at
+from .history import verify_run as verify_run
 from .lifecycle import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
 from .lifecycle import SMITHERS_VERSION as SMITHERS_VERSION
 from .lifecycle import CancelStep as CancelStep
@@ -114,6 +123,15 @@ __all__ = (
     "SchedulerError",
     "Sequence",
     "FrameView",
+    "DiffSide",
+    "FrameMismatch",
+    "JsonChange",
+    "NodeDiff",
+    "RunDiff",
+    "TreeNodeChange",
+    "VerifyResult",
+    "diff_runs",
+    "verify_run",
     "SnapshotNotFoundError",
     "SpawnResume",
     "SystemClock",

@@ -1,7 +1,13 @@
-"""A run's past, read from its log: the state at a point, frames, the timeline, the read API."""
+"""A run's past, read from its log: state at a point, frames, timeline, diffs, verify, reads."""
 
 from __future__ import annotations
 
+from ._diff import DiffSide as DiffSide
+from ._diff import JsonChange as JsonChange
+from ._diff import NodeDiff as NodeDiff
+from ._diff import RunDiff as RunDiff
+from ._diff import diff_runs as diff_runs
+from ._diff import json_diff as json_diff
 from ._queries import event_to_json as event_to_json
 from ._queries import follow_events as follow_events
 from ._queries import get_output as get_output
@@ -23,8 +29,24 @@ from ._timeline import frame_view as frame_view
 from ._timeline import render_graph as render_graph
 from ._timeline import timeline as timeline
 from ._timeline import tree_at as tree_at
+from ._verify import FrameMismatch as FrameMismatch
+from ._verify import TreeNodeChange as TreeNodeChange
+from ._verify import VerifyResult as VerifyResult
+from ._verify import recorded_workflow as recorded_workflow
+from ._verify import verify_run as verify_run
 
 __all__ = (
+    "DiffSide",
+    "JsonChange",
+    "NodeDiff",
+    "RunDiff",
+    "diff_runs",
+    "json_diff",
+    "FrameMismatch",
+    "TreeNodeChange",
+    "VerifyResult",
+    "recorded_workflow",
+    "verify_run",
     "SUPERVISOR_STREAM_ID",
     "FrameRef",
     "find_frame",

@@ -1,0 +1,324 @@
+"""The determinism check (issue 8): re-render a run at every recorded frame, compare hashes.
+
+The builder must be a pure function of ``ctx`` (DESIGN §6, §11): given the state the
+engine held when it rendered, it must return the same tree. `verify_run` replays the
+run's log, and right before each `FrameCommitted` (that is, with the state the engine
+rendered from) calls the workflow's builder again and hashes the tree; a hash that is
+not the recorded `FrameCommitted.xml_hash` means the builder read something besides
+``ctx`` (the clock, randomness, files, the environment) or its code changed since
+the run recorded the frame. Temporal's replayer is the model.
+
+Frames a rewind discarded are checked too (they were rendered from the state the log
+had then). A fork's own frames are checked against the state it started from (its
+parent's, with the reset nodes pending); the frames it inherited belong to the parent.
+
+Nothing is written; the workflow file's module-level code runs in this process (as
+`load_workflow` does), and so does the builder, once per frame.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from smithers.eventstore import decode_event, decode_json
+from smithers.eventstore.events import FrameCommitted, RunForked, RunRewound
+from smithers.projections import RunState, apply_event, apply_rewind, fork_state
+
+from .._checkpoints import gc_paused
+from .._stores import existing_store
+from ..activation import compile_tree, error_info
+from ..authoring import WorkflowContext, check_input, load_workflow
+from ..errors import EngineError, RunNotFoundError, WorkflowMissingDefaultError
+from ._state import load_state, state_at
+from ._timeline import tree_at
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from smithers.eventstore import EventStore
+    from smithers.eventstore.events import Event
+
+    from ..authoring import Workflow
+
+__all__ = (
+    "FrameMismatch",
+    "TreeNodeChange",
+    "VerifyResult",
+    "recorded_workflow",
+    "verify_run",
+)
+
+DbPath = str | os.PathLike[str] | None
+_Bad = tuple[int, FrameCommitted, str | None, dict[str, Any] | None, Exception | None]
+"""The first frame that differs: ``(seq, event, rendered hash, rendered tree, error)``."""
+
+
+class TreeNodeChange(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A task of a frame's tree that the re-render added, removed or rendered differently."""
+
+    node_id: str
+    change: Literal["added", "removed", "changed"]
+    """``added``: only the re-render has it; ``removed``: only the recorded tree;
+    ``changed``: both, with different fields (label, kind, output type, prompt, ...)."""
+    recorded: dict[str, Any] | None = None
+    """The task's node in the recorded tree (without children), None if `added`."""
+    rendered: dict[str, Any] | None = None
+    """The task's node in the re-rendered tree (without children), None if `removed`."""
+
+
+class FrameMismatch(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A frame whose re-render does not give the recorded tree."""
+
+    frame_no: int
+    seq: int
+    """Seq of the frame's `FrameCommitted`."""
+    recorded_hash: str
+    """`FrameCommitted.xml_hash` as recorded."""
+    rendered_hash: str | None
+    """Hash of the re-rendered tree; None when the re-render raised."""
+    error: dict[str, Any] | None = None
+    """What the re-render raised (the error shape of ``NodeFailed.error``: ``name``,
+    ``message``, ``code``, ...), None if it returned a tree."""
+    nodes: list[TreeNodeChange] = msgspec.field(default_factory=list)
+    """Tasks that differ; empty when only the structure (order, groups) differs, or the
+    recorded tree is not in the log (frames recorded by an older version)."""
+
+
+class VerifyResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """The outcome of `verify_run`."""
+
+    run_id: str
+    workflow_name: str
+    workflow_path: str | None
+    """The workflow file the builder came from (None for a workflow passed in)."""
+    frames_checked: int
+    """How many frames were re-rendered."""
+    mismatched_frames: list[int] = msgspec.field(default_factory=list)
+    """Numbers of every frame whose re-render differs, in log order."""
+    first_mismatch: FrameMismatch | None = None
+    """The first of them in detail, None when every frame matches."""
+
+    @property
+    def ok(self) -> bool:
+        """True when every checked frame re-rendered to its recorded hash."""
+        return self.first_mismatch is None
+
+
+def recorded_workflow(state: RunState) -> tuple[Workflow, Path]:
+    """Import the workflow a run recorded: its file, and its name if the file has several.
+
+    Runs the file's module-level code in this process, as `load_workflow` does.
+
+    Args:
+        state: The run's folded state (its `workflow_path` and `workflow_name`).
+
+    Returns:
+        ``(workflow, absolute path of its file)``.
+
+    Raises:
+        WorkflowMissingDefaultError: if the run recorded no workflow file (it was started
+            from Python code), the file no longer exists, or no longer defines it.
+        EngineError: code ``INVALID_INPUT`` if the file raises while importing.
+    """
+    path = state.workflow_path
+    if not path or not Path(path).is_file():
+        why = f"its workflow file {path} no longer exists" if path else "it records no file"
+        raise WorkflowMissingDefaultError(
+            f"Cannot load the workflow of run {state.run_id!r}: {why}.",
+            details={"runId": state.run_id, "path": path},
+            hint="Pass the workflow itself: `await handle.verify(workflow=wf)` in Python.",
+        )
+    try:
+        return load_workflow(path)
+    except WorkflowMissingDefaultError:
+        name = state.workflow_name
+        if not name or any(c in name for c in "/\\.:"):
+            raise
+        return load_workflow(f"{path}:{name}")
+
+
+# ---------------------------------------------------------------------- trees
+
+
+def _tasks(tree: Any) -> dict[str, dict[str, Any]]:
+    """Every task node of a canonical tree by id, without children, in tree order."""
+    out: dict[str, dict[str, Any]] = {}
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if node.get("tag") == "task" and isinstance(node.get("id"), str):
+            out.setdefault(node["id"], {k: v for k, v in node.items() if k != "children"})
+        children = node.get("children")
+        if isinstance(children, list):
+            stack.extend(reversed(children))
+    return out
+
+
+def _tree_changes(recorded: Any, rendered: Any) -> list[TreeNodeChange]:
+    """Return the tasks that differ between two canonical trees, by task id. No I/O."""
+    old, new = _tasks(recorded), _tasks(rendered)
+    out: list[TreeNodeChange] = []
+    for node_id, node in old.items():
+        if node_id not in new:
+            out.append(TreeNodeChange(node_id=node_id, change="removed", recorded=node))
+        elif new[node_id] != node:
+            out.append(
+                TreeNodeChange(
+                    node_id=node_id, change="changed", recorded=node, rendered=new[node_id]
+                )
+            )
+    out.extend(
+        TreeNodeChange(node_id=node_id, change="added", rendered=node)
+        for node_id, node in new.items()
+        if node_id not in old
+    )
+    return out
+
+
+# ---------------------------------------------------------------------- the check
+
+
+class _Renderer:
+    """Re-renders `wf` from a state; the input decoded once per distinct input."""
+
+    def __init__(self, wf: Workflow, run_id: str) -> None:
+        self.wf = wf
+        self.run_id = run_id
+        self._input_raw: bytes | None = None
+        self._input: Any = None
+
+    def render(self, state: RunState) -> tuple[str | None, dict[str, Any] | None, Exception | None]:
+        """``(hash, tree, None)``, or ``(None, None, error)`` when the render raises."""
+        try:
+            raw = bytes(state.input)
+            if raw != self._input_raw:
+                self._input, _ = check_input(self.wf, decode_json(state.input) or {})
+                self._input_raw = raw
+            ctx = WorkflowContext(run_id=self.run_id, input=self._input, state=state)
+            plan = compile_tree(self.wf.build(ctx))
+        except Exception as e:  # whatever the builder raises is the finding
+            return None, None, e
+        return plan.xml_hash, plan.tree, None
+
+
+def _error_json(err: Exception) -> dict[str, Any]:
+    value: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(error_info(err)))
+    return value
+
+
+async def _check(
+    store: EventStore,
+    run_id: str,
+    wf: Workflow,
+    frames: Collection[int] | None,
+) -> tuple[int, list[int], FrameMismatch | None]:
+    rows = await store.read(run_id)
+    if not rows:
+        raise RunNotFoundError(run_id)
+    with gc_paused():
+        decoded = [(row.seq, decode_event(row.type, row.data)) for row in rows]
+    pairs: list[tuple[int, Event]] = [(seq, e) for seq, e in decoded if e is not None]
+    state = RunState(run_id=run_id)
+    first = pairs[0][1] if pairs else None
+    if isinstance(first, RunForked):
+        parent = await state_at(store, first.parent_run_id, seq=first.parent_seq)
+        state = fork_state(parent, first, run_id=run_id)
+    targets = {
+        e.to_seq: await state_at(store, run_id, seq=e.to_seq)
+        for _, e in pairs
+        if isinstance(e, RunRewound)
+    }
+    renderer = _Renderer(wf, run_id)
+    checked = 0
+    mismatched: list[int] = []
+    first_bad: _Bad | None = None
+    for seq, event in pairs:
+        if isinstance(event, RunRewound):
+            state = apply_rewind(state, event, seq=seq, target=targets[event.to_seq])
+            continue
+        if isinstance(event, FrameCommitted) and (frames is None or event.frame_no in frames):
+            checked += 1
+            digest, tree, error = renderer.render(state)
+            if digest != event.xml_hash:
+                mismatched.append(event.frame_no)
+                if first_bad is None:
+                    first_bad = (seq, event, digest, tree, error)
+        apply_event(state, event, seq=seq)
+    if first_bad is None:
+        return checked, mismatched, None
+    seq, event, digest, tree, error = first_bad
+    try:
+        recorded = await tree_at(run_id, event.frame_no, store=store)
+    except EngineError:
+        recorded = None  # frames that cannot be rebuilt: the hashes still tell
+    nodes = _tree_changes(recorded, tree) if recorded is not None and tree is not None else []
+    mismatch = FrameMismatch(
+        frame_no=event.frame_no,
+        seq=seq,
+        recorded_hash=event.xml_hash,
+        rendered_hash=digest,
+        error=_error_json(error) if error is not None else None,
+        nodes=nodes,
+    )
+    return checked, mismatched, mismatch
+
+
+async def verify_run(
+    run_id: str,
+    *,
+    workflow: Workflow | None = None,
+    frames: Collection[int] | None = None,
+    db: DbPath = None,
+    store: EventStore | None = None,
+) -> VerifyResult:
+    """Check that the run's workflow still renders what the run recorded, frame by frame.
+
+    Replays the run's log; right before each `FrameCommitted` it calls the builder
+    with the state the engine rendered from, and compares the tree's hash with the
+    recorded ``xml_hash`` (see the module docstring). Awaits one read of the run's log
+    (and of a fork's parent state, and the states its rewinds went back to); writes
+    nothing. Costs one render per frame checked.
+
+    Args:
+        run_id: The run.
+        workflow: The workflow to check; default: the file the run recorded, imported
+            here (its module-level code runs in this process).
+        frames: Only these frame numbers; default: every frame of the run's own log.
+        db: Database path (see `resolve_db_path`); must exist. Ignored with `store`.
+        store: An open `EventStore` to use instead of `db` (not closed here).
+
+    Returns:
+        A `VerifyResult`: ``.ok`` when every frame matched, else the numbers of the
+        frames that differ and the first one in detail (the tasks that differ, or what
+        the builder raised).
+
+    Raises:
+        RunNotFoundError: if the run does not exist.
+        WorkflowMissingDefaultError: without `workflow`, if the run recorded no workflow
+            file or it no longer exists or defines the workflow.
+        EngineError: code ``INVALID_INPUT`` if the workflow file raises while importing.
+        SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+
+    Example:
+        >>> result = await verify_run("run-lx2k3j-1a2b3c")  # doctest: +SKIP
+        >>> result.ok, result.frames_checked  # doctest: +SKIP
+        (True, 4)
+    """
+    async with existing_store(db, store) as s:
+        path: Path | None = None
+        if workflow is None:
+            workflow, path = recorded_workflow(await load_state(s, run_id))
+        checked, mismatched, mismatch = await _check(s, run_id, workflow, frames)
+    return VerifyResult(
+        run_id=run_id,
+        workflow_name=workflow.name,
+        workflow_path=str(path) if path is not None else None,
+        frames_checked=checked,
+        mismatched_frames=mismatched,
+        first_mismatch=mismatch,
+    )
