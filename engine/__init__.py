@@ -56,12 +56,12 @@ from .history import FrameView as FrameView
 from .history import JsonChange as JsonChange
 from .history import NodeDiff as NodeDiff
 from .history import RunDiff as RunDiff
-from .history import TreeNodeChange as TreeNodeChange
-from .history import VerifyResult as VerifyResult
-from .history import diff_runs as diff_runs
 from .history import Timeline as Timeline
 from .history import TimelineFrame as TimelineFrame
 from .history import TimelineRewind as TimelineRewind
+from .history import TreeNodeChange as TreeNodeChange
+from .history import VerifyResult as VerifyResult
+from .history import diff_runs as diff_runs
 from .history import event_to_json as event_to_json
 from .history import follow_events as follow_events
 from .history import frame_view as frame_view

@@ -13,6 +13,7 @@ from smithers.eventstore.events import TERMINAL_RUN_STATUSES
 
 from .errors import RunNotFoundError
 from .history import (
+    diff_runs,
     follow_events,
     frame_view,
     get_output,
@@ -20,6 +21,7 @@ from .history import (
     read_events,
     state_at,
     timeline,
+    verify_run,
 )
 from .lifecycle import (
     cancel_run,
@@ -36,7 +38,8 @@ if TYPE_CHECKING:
     from smithers.projections import RunState
 
     from ._client import Client
-    from .history import FrameView, Timeline
+    from .authoring import Workflow
+    from .history import FrameView, RunDiff, Timeline, VerifyResult
     from .lifecycle import CancelStep, RunResult
 
 __all__ = ("RunHandle",)
@@ -274,6 +277,70 @@ class RunHandle:
             EngineError: if the frame's tree cannot be rebuilt (a corrupt log).
         """
         return await frame_view(self.run_id, frame=frame, store=await self._store())
+
+    async def diff(
+        self,
+        other: RunHandle | str | None = None,
+        *,
+        from_frame: int | None = None,
+        to_frame: int | None = None,
+        frame: int | None = None,
+    ) -> RunDiff:
+        """Return what changed between this run and `other`, or between two of its frames.
+
+        Side a is this run at `from_frame` (else `frame`, else now); side b is `other`
+        (default: this run) at `to_frame` (else `frame`, else now). See `diff_runs`.
+        Awaits reads; writes nothing.
+
+        Args:
+            other: Another run (a handle or a run id), e.g. a fork or a replay of this one.
+            from_frame: Side a's frame.
+            to_frame: Side b's frame.
+            frame: Both sides' frame, where `from_frame`/`to_frame` are not given.
+
+        Returns:
+            A `RunDiff` (``.empty`` when nothing differs): status, input, and nodes added,
+            removed or changed (state, output as a JSON diff).
+
+        Raises:
+            InvalidInputError: if `frame` is given with `from_frame`/`to_frame`.
+            RunNotFoundError: if either run does not exist.
+            SnapshotNotFoundError: if a run has no such frame.
+
+        Example:
+            >>> d = await handle.diff(fork_handle)  # doctest: +SKIP
+            >>> [(n.node_id, n.change) for n in d.nodes]  # doctest: +SKIP
+            [('second', 'changed')]
+        """
+        other_id = other.run_id if isinstance(other, RunHandle) else other
+        return await diff_runs(
+            self.run_id,
+            other_id,
+            from_frame=from_frame,
+            to_frame=to_frame,
+            frame=frame,
+            store=await self._store(),
+        )
+
+    async def verify(self, *, workflow: Workflow | None = None) -> VerifyResult:
+        """Re-render the run at every recorded frame and compare the trees' hashes.
+
+        The determinism check (see `verify_run`): ``.ok`` when the workflow renders
+        what the run recorded at every frame; otherwise the first frame that differs
+        and its tasks. Awaits reads; writes nothing; runs the builder once per frame.
+
+        Args:
+            workflow: The workflow to check; default: the file the run recorded.
+
+        Returns:
+            A `VerifyResult`.
+
+        Raises:
+            RunNotFoundError: if the run does not exist.
+            WorkflowMissingDefaultError: without `workflow`, if the run recorded no
+                workflow file (it was started from Python code) or it is gone.
+        """
+        return await verify_run(self.run_id, workflow=workflow, store=await self._store())
 
     # ------------------------------------------------------------------ control
 
