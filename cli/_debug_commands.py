@@ -1,0 +1,250 @@
+"""Debugging commands that only read: ``diff`` and ``verify`` (issue 8).
+
+``diff RUN --from N --to M`` compares a run between two frames; ``diff RUN_A RUN_B
+[--frame N]`` compares two runs (a fork against its parent, a replay against the
+original). ``verify RUN`` re-renders the run's workflow at every recorded frame and
+compares the tree hashes (the determinism check): exit 0 when every frame matches,
+1 when one differs. Both append nothing. Registered on the ``smithers`` group when
+`smithers.cli` is imported.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+import msgspec
+
+from ._clients import Clients, pass_clients
+from ._commands import main
+from ._errors import EXIT_FAILED, EXIT_OK
+from ._options import db_option, json_option
+from ._output import compact_json, echo_json, error_label
+
+if TYPE_CHECKING:
+    from smithers.engine import (
+        Client,
+        DiffSide,
+        FrameMismatch,
+        JsonChange,
+        RunDiff,
+        VerifyResult,
+    )
+
+__all__ = ("diff_command", "diff_json", "verify_command", "verify_json")
+
+_HASH_CHARS = 12
+_VALUE_CHARS = 60
+_MARK = {"added": "+", "removed": "-", "changed": "~"}
+
+
+# ---------------------------------------------------------------------- diff
+
+
+def diff_json(d: RunDiff) -> dict[str, Any]:
+    """Return ``diff --json``: both sides, the status, input and node changes (camelCase).
+
+    ``{"a": {...}, "b": {...}, "empty": bool, "status": [a, b] | null, "input": [...],
+    "nodes": [{"nodeId", "iteration", "change", "stateA", "stateB", "output": [...]}]}``;
+    each JSON change is ``{"path", "op", "old", "new"}``.
+    """
+    out: dict[str, Any] = msgspec.to_builtins(d)
+    out["empty"] = d.empty
+    return out
+
+
+def _side_text(side: DiffSide) -> str:
+    where = "(latest)" if side.frame_no is None else f"at frame {side.frame_no}"
+    text = f"{side.run_id} {where}"
+    if side.source_run_id != side.run_id:
+        text += f" (inherited from {side.source_run_id})"
+    return text
+
+
+def _change_line(c: JsonChange, indent: str) -> str:
+    old, new = compact_json(c.old, limit=_VALUE_CHARS), compact_json(c.new, limit=_VALUE_CHARS)
+    if c.op == "added":
+        return f"{indent}+ {c.path}: {new}"
+    if c.op == "removed":
+        return f"{indent}- {c.path}: {old}"
+    return f"{indent}~ {c.path}: {old} -> {new}"
+
+
+def _print_diff(d: RunDiff) -> None:
+    click.echo(f"a  {_side_text(d.a)}")
+    click.echo(f"b  {_side_text(d.b)}")
+    click.echo()
+    if d.empty:
+        click.echo("No differences: same status, input, node states and outputs.")
+        return
+    if d.status is not None:
+        click.echo(f"Status  {d.status[0]} -> {d.status[1]}")
+    if d.input:
+        click.echo("Input")
+        for c in d.input:
+            click.echo(_change_line(c, "  "))
+    if d.nodes:
+        click.echo("Nodes")
+    for n in d.nodes:
+        name = n.node_id + (f" (iteration {n.iteration})" if n.iteration else "")
+        if n.change == "added":
+            click.echo(f"  + {name}  {n.state_b}")
+        elif n.change == "removed":
+            click.echo(f"  - {name}  {n.state_a}")
+        else:
+            states = n.state_a if n.state_a == n.state_b else f"{n.state_a} -> {n.state_b}"
+            click.echo(f"  ~ {name}  {states}")
+        for c in n.output:
+            click.echo(_change_line(c, "      output "))
+
+
+@main.command("diff")
+@click.argument("run_id", metavar="RUN")
+@click.argument("other", metavar="[RUN_B]", required=False)
+@click.option("--from", "from_frame", type=click.IntRange(min=0), metavar="N", help="RUN's frame.")
+@click.option(
+    "--to",
+    "to_frame",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="RUN_B's frame (RUN's with one run).",
+)
+@click.option(
+    "--frame",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Both sides' frame (with two runs). Default: each run as it is now.",
+)
+@db_option
+@json_option
+@pass_clients
+def diff_command(
+    clients: Clients,
+    run_id: str,
+    other: str | None,
+    from_frame: int | None,
+    to_frame: int | None,
+    frame: int | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Show what changed between two frames of a run, or between two runs.
+
+    Compares the run's status and input, and every node: added (+), removed (-),
+    changed (~: its state, or its output, shown as a JSON diff). With one run, --from
+    and --to pick its frames (default: now); with two, --frame picks the same frame
+    of both (a fork's frames up to its parent frame are its parent's). Reads the
+    log; writes nothing. See frame numbers with `smithers timeline RUN`.
+
+    \b
+    Examples:
+        smithers diff RUN --from 1 --to 3
+        smithers diff PARENT_RUN FORK_RUN
+        smithers diff ORIGINAL_RUN REPLAY_RUN --frame 2 --json | jq '.nodes'
+    """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+
+    async def read(client: Client) -> RunDiff:
+        handle = await client.get_run(run_id)
+        return await handle.diff(other, from_frame=from_frame, to_frame=to_frame, frame=frame)
+
+    d = clients.run(db, read)
+    if as_json:
+        echo_json(diff_json(d))
+    else:
+        _print_diff(d)
+
+
+# ---------------------------------------------------------------------- verify
+
+
+def verify_json(result: VerifyResult) -> dict[str, Any]:
+    """Return ``verify --json``: ``{"runId", "ok", "framesChecked", "mismatchedFrames",
+    "firstMismatch": {"frameNo", "seq", "recordedHash", "renderedHash", "error",
+    "nodes": [{"nodeId", "change", "recorded", "rendered"}]} | null, ...}``.
+    """  # noqa: D205 - the shape is the summary
+    out: dict[str, Any] = msgspec.to_builtins(result)
+    out["ok"] = result.ok
+    return out
+
+
+def _node_fields(node: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (node or {}).items() if k not in ("tag", "id")}
+
+
+def _print_mismatch(m: FrameMismatch) -> None:
+    click.echo(f"  recorded hash  {m.recorded_hash[:_HASH_CHARS]}")
+    rendered = m.rendered_hash[:_HASH_CHARS] if m.rendered_hash else "(the builder raised)"
+    click.echo(f"  rendered hash  {rendered}")
+    if m.error is not None:
+        click.echo(f"  the builder raised {error_label(m.error)}")
+    for n in m.nodes:
+        if n.change == "added":
+            click.echo(f"  + task {n.node_id} {compact_json(_node_fields(n.rendered))}")
+        elif n.change == "removed":
+            click.echo(f"  - task {n.node_id} {compact_json(_node_fields(n.recorded))}")
+        else:
+            old, new = _node_fields(n.recorded), _node_fields(n.rendered)
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            for key in changed:
+                click.echo(
+                    f"  ~ task {n.node_id} {key}: "
+                    f"{compact_json(old.get(key), limit=_VALUE_CHARS)} -> "
+                    f"{compact_json(new.get(key), limit=_VALUE_CHARS)}"
+                )
+    if not m.nodes and m.error is None:
+        click.echo("  the tasks are the same; their order or grouping differs")
+
+
+@main.command("verify")
+@click.argument("run_id", metavar="RUN")
+@db_option
+@json_option
+@pass_clients
+def verify_command(clients: Clients, run_id: str, db: str | None, as_json: bool) -> None:
+    """Check that the run's workflow still renders what the run recorded.
+
+    Imports the workflow file the run recorded and, replaying the log, re-renders
+    the tree at every recorded frame from the state the engine rendered it from, and
+    compares its hash with the recorded one. A difference means the builder reads
+    something besides ctx (the clock, randomness, files, the environment) or its code
+    changed since the run: resuming or replaying it would not continue the same
+    history. Exit 0 when every frame matches, 1 when one differs (the first is shown
+    with the tasks that differ). Writes nothing; runs the builder once per frame.
+
+    \b
+    Examples:
+        smithers verify RUN
+        smithers verify RUN --json | jq '.firstMismatch.nodes'
+    """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+
+    async def read(client: Client) -> VerifyResult:
+        return await (await client.get_run(run_id)).verify()
+
+    result = clients.run(db, read)
+    if as_json:
+        echo_json(verify_json(result))
+    else:
+        _print_verify(result)
+    raise click.exceptions.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _print_verify(result: VerifyResult) -> None:
+    frames = f"{result.frames_checked} frame{'s' if result.frames_checked != 1 else ''}"
+    source = result.workflow_name + (f" ({result.workflow_path})" if result.workflow_path else "")
+    m = result.first_mismatch
+    if m is None:
+        click.echo(f"Run {result.run_id}: {frames} re-rendered with workflow {source}; all match.")
+        return
+    bad = result.mismatched_frames
+    shown = ", ".join(str(n) for n in bad[:10]) + (", …" if len(bad) > 10 else "")
+    click.echo(
+        f"Run {result.run_id}: frame {m.frame_no} (seq {m.seq}) does not re-render as "
+        f"recorded with workflow {source}; {len(bad)} of {frames} differ ({shown})."
+    )
+    _print_mismatch(m)
+    click.echo(
+        "A builder must be a pure function of ctx (no clock, randomness, files or "
+        "environment), and its code must not change under a run. Revert the edit to "
+        "resume this run, or fork/replay it onto the new code "
+        f"(`smithers fork {result.run_id} --frame N`), or start a fresh run."
+    )
