@@ -16,6 +16,7 @@ from ._context import TaskContext as TaskContext
 from ._context import WorkflowContext as WorkflowContext
 from ._identity import WorkflowIdentity as WorkflowIdentity
 from ._identity import workflow_identity as workflow_identity
+from ._loader import load_named_workflow as load_named_workflow
 from ._loader import load_workflow as load_workflow
 
 __all__ = (
@@ -31,6 +32,7 @@ __all__ = (
     "MAX_HEARTBEAT_BYTES",
     "TaskContext",
     "WorkflowContext",
+    "load_named_workflow",
     "load_workflow",
     "WorkflowIdentity",
     "workflow_identity",

@@ -21,7 +21,7 @@ from ._components import Workflow
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ("load_workflow",)
+__all__ = ("load_named_workflow", "load_workflow")
 
 _counter = itertools.count(1)
 
@@ -161,3 +161,21 @@ def load_workflow(spec: str) -> tuple[Workflow, Path]:
         details={"path": str(path), "available": available},
         hint=f"Pick one with {raw_path}:<name>, e.g. {raw_path}:{min(found)}.",
     )
+
+
+def load_named_workflow(path: str, name: str | None) -> tuple[Workflow, Path]:
+    """Load the workflow a run recorded: file `path`, and `name` if the file has several.
+
+    Returns:
+        ``(workflow, absolute path of its file)``, as `load_workflow`.
+
+    Raises:
+        WorkflowMissingDefaultError: if the file does not define that workflow.
+        EngineError: code ``INVALID_INPUT`` if the file raises while importing.
+    """
+    try:
+        return load_workflow(path)
+    except WorkflowMissingDefaultError:
+        if not name or any(c in name for c in "/\\.:"):
+            raise
+        return load_workflow(f"{path}:{name}")

@@ -30,7 +30,7 @@ from smithers.projections import RunState, apply_event, apply_rewind, fork_state
 from .._checkpoints import gc_paused
 from .._stores import existing_store
 from ..activation import compile_tree, error_info
-from ..authoring import WorkflowContext, check_input, load_workflow
+from ..authoring import WorkflowContext, check_input, load_named_workflow
 from ..errors import EngineError, RunNotFoundError, WorkflowMissingDefaultError
 from ._state import load_state, state_at
 from ._timeline import tree_at
@@ -131,13 +131,7 @@ def recorded_workflow(state: RunState) -> tuple[Workflow, Path]:
             details={"runId": state.run_id, "path": path},
             hint="Pass the workflow itself: `await handle.verify(workflow=wf)` in Python.",
         )
-    try:
-        return load_workflow(path)
-    except WorkflowMissingDefaultError:
-        name = state.workflow_name
-        if not name or any(c in name for c in "/\\.:"):
-            raise
-        return load_workflow(f"{path}:{name}")
+    return load_named_workflow(path, state.workflow_name)
 
 
 # ---------------------------------------------------------------------- trees

@@ -32,8 +32,8 @@ from smithers.eventstore.events import (
 from .._clock import Clock, SystemClock
 from .._stores import open_existing_store
 from ..activation import append_to_run, default_log_dir
-from ..authoring import load_workflow
-from ..errors import InvalidInputError, RunNotResumableError, WorkflowMissingDefaultError
+from ..authoring import load_named_workflow
+from ..errors import InvalidInputError, RunNotResumableError
 from ..history import SUPERVISOR_STREAM_ID, load_state
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, OwnerVerdict, judge_owner
 from ._run import (
@@ -443,13 +443,7 @@ def load_recorded_workflow(state: RunState) -> tuple[Workflow, Path]:
         raise RunNotResumableError(
             state.run_id, state.status, f"its workflow file {path} no longer exists"
         )
-    try:
-        return load_workflow(path)
-    except WorkflowMissingDefaultError:
-        name = state.workflow_name
-        if not name or any(c in name for c in "/\\.:"):
-            raise
-        return load_workflow(f"{path}:{name}")
+    return load_named_workflow(path, state.workflow_name)
 
 
 async def resume_run(
