@@ -30,7 +30,7 @@ from smithers.eventstore.events import (
 from ._clients import Clients, pass_clients
 from ._commands import main
 from ._errors import EXIT_OK
-from ._options import db_args, db_option, json_option, parse_duration_ms
+from ._options import check_run_id, db_args, db_option, json_option, parse_duration_ms
 from ._output import echo_json, error_label, format_duration, format_time
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def _cancel_line(state: RunState, steps: list[CancelStep]) -> tuple[str, str]:
 
 
 @main.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @click.option("--reason", metavar="TEXT", help="Why; recorded with the cancellation.")
 @click.option(
     "--wait", "wait", metavar="DURATION", default="10s", show_default=True, help=_WAIT_HELP

@@ -8,11 +8,13 @@ import shlex
 from typing import Any
 
 import click
+from smithers.engine import EXISTING_RUN_HINT, validate_run_id
 from smithers.eventstore import SmithersError
 
 __all__ = (
     "DURATION",
     "UNIT_MS",
+    "check_run_id",
     "db_args",
     "db_option",
     "json_option",
@@ -32,6 +34,26 @@ db_option = click.option(
     "walking up from the current directory.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def check_run_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check a run id argument or option (``RUN``, ``--run-id``): click's callback.
+
+    An invalid id raises ``INVALID_INPUT`` (exit 4) before anything is opened: ids
+    name folders, so ``../x`` or ``a/b`` never reach the database or the file system.
+
+    Returns:
+        `value` (None when the option was not given).
+
+    Raises:
+        InvalidInputError: code ``INVALID_INPUT``, if `value` is not a valid run id
+            (`validate_run_id`).
+    """
+    if value is None:
+        return None
+    if param.param_type_name == "argument" or param.name == "resume_id":
+        return validate_run_id(value, what="run id", hint=EXISTING_RUN_HINT)
+    return validate_run_id(value, what=param.opts[0])
 
 
 def db_args(db: str | None) -> str:

@@ -18,7 +18,7 @@ from smithers.engine import load_workflow, render_graph
 
 from ._clients import Clients, pass_clients
 from ._commands import main
-from ._options import db_option, json_option, parse_input_json
+from ._options import check_run_id, db_option, json_option, parse_input_json
 from ._output import (
     STATE_STYLES,
     echo_json,
@@ -152,7 +152,7 @@ def _node_states(state: RunState) -> dict[str, str]:
 
 
 @main.command("state")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @click.option(
     "--frame",
     type=click.IntRange(min=0),
@@ -256,7 +256,7 @@ def _print_run_tree(tl: Timeline) -> None:
 
 
 @main.command("timeline")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @click.option("--tree", "as_tree", is_flag=True, help="Show the run and its descendants as a tree.")
 @db_option
 @json_option
