@@ -245,7 +245,7 @@ def _print_run_tree(tl: Timeline) -> None:
         while stack:
             node, branch = stack.pop()
             for child in node.children:
-                stack.append((child, branch.add(_run_line(child))))
+                stack.append((child, branch.add(Text(_run_line(child)))))
         stdout_console().print(root)
         return
     lines: list[tuple[int, Timeline]] = [(0, tl)]
