@@ -121,7 +121,12 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
 
 @main.command()
 @click.argument("file", metavar="FILE[:NAME]", required=False)
-@click.option("--input", "input_json", metavar="JSON", help="Workflow input, a JSON object.")
+@click.option(
+    "--input",
+    "input_json",
+    metavar="JSON",
+    help="Workflow input: a JSON object, @FILE holding one, or - to read it from stdin.",
+)
 @click.option(
     "--run-id", metavar="ID", callback=check_run_id, help="Run id to use (default: a new one)."
 )

@@ -169,8 +169,9 @@ def _event_line(event: Event, dry_run: bool) -> str | None:
             detail += f": {error_label(event.error)}"
         return f"{'skipped':<12} {event.run_id}  {detail}"
     if isinstance(event, SupervisorPollCompleted):
+        resumed = "would resume" if dry_run else "resumed"
         return (
-            f"poll: {event.stale_count} stale, {event.resumed_count} resumed, "
+            f"poll: {event.stale_count} stale, {event.resumed_count} {resumed}, "
             f"{event.skipped_count} skipped ({format_duration(event.duration_ms)})"
         )
     return None

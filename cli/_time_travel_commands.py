@@ -97,7 +97,12 @@ def _print_tree(tree: dict[str, Any], states: dict[str, str] | None = None) -> N
 
 @main.command("graph")
 @click.argument("file", metavar="FILE[:NAME]")
-@click.option("--input", "input_json", metavar="JSON", help="Workflow input, a JSON object.")
+@click.option(
+    "--input",
+    "input_json",
+    metavar="JSON",
+    help="Workflow input: a JSON object, @FILE holding one, or - to read it from stdin.",
+)
 @json_option
 def graph_command(file: str, input_json: str | None, as_json: bool) -> None:
     """Render a workflow's tree without running it.

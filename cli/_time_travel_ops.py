@@ -36,7 +36,10 @@ frame_option = click.option(
     help="Frame number (see `smithers timeline RUN`).",
 )
 input_option = click.option(
-    "--input", "input_json", metavar="JSON", help="The new run's input, a JSON object."
+    "--input",
+    "input_json",
+    metavar="JSON",
+    help="The new run's input: a JSON object, @FILE holding one, or - to read it from stdin.",
 )
 reset_option = click.option(
     "--reset-node",
