@@ -32,8 +32,8 @@ from ._errors import (
     echo_error,
     exit_code_for_status,
 )
+from ._options import check_run_id, db_option
 from ._options import db_args as _db_args
-from ._options import db_option
 from ._options import parse_input_json as _parse_input
 from ._output import (
     compact_json,
@@ -121,8 +121,15 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
 
 @main.command()
 @click.argument("file", metavar="FILE[:NAME]", required=False)
-@click.option("--input", "input_json", metavar="JSON", help="Workflow input, a JSON object.")
-@click.option("--run-id", metavar="ID", help="Run id to use (default: a new one).")
+@click.option(
+    "--input",
+    "input_json",
+    metavar="JSON",
+    help="Workflow input: a JSON object, @FILE holding one, or - to read it from stdin.",
+)
+@click.option(
+    "--run-id", metavar="ID", callback=check_run_id, help="Run id to use (default: a new one)."
+)
 @click.option(
     "-c",
     "--max-concurrency",
@@ -134,6 +141,7 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
     "--resume",
     "resume_id",
     metavar="RUN_ID",
+    callback=check_run_id,
     help="Resume this run from its log instead of starting one (no FILE: the workflow "
     "file, input and config come from the log).",
 )

@@ -10,6 +10,7 @@ pid and log file.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -106,12 +107,13 @@ def start_detached(
         args = ["--resume", rid] + (["--force"] if force else [])
     else:
         assert file is not None
-        parse_input_json(input_json)
+        input_value = parse_input_json(input_json)
         load_workflow(file)  # a missing file or workflow is reported here, not in a log
         rid = run_id or new_run_id()
         args = [file, "--run-id", rid]
-        if input_json is not None:
-            args += ["--input", input_json]
+        if input_value is not None:
+            # The JSON itself: the child has no stdin and may not see the same @file.
+            args += ["--input", json.dumps(input_value)]
     if max_concurrency is not None:
         args += ["-c", str(max_concurrency)]
     if no_log:

@@ -30,7 +30,7 @@ from smithers.eventstore.events import (
 from ._clients import Clients, pass_clients
 from ._commands import main
 from ._errors import EXIT_OK
-from ._options import db_args, db_option, json_option, parse_duration_ms
+from ._options import check_run_id, db_args, db_option, json_option, parse_duration_ms
 from ._output import echo_json, error_label, format_duration, format_time
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def _cancel_line(state: RunState, steps: list[CancelStep]) -> tuple[str, str]:
 
 
 @main.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @click.option("--reason", metavar="TEXT", help="Why; recorded with the cancellation.")
 @click.option(
     "--wait", "wait", metavar="DURATION", default="10s", show_default=True, help=_WAIT_HELP
@@ -169,8 +169,9 @@ def _event_line(event: Event, dry_run: bool) -> str | None:
             detail += f": {error_label(event.error)}"
         return f"{'skipped':<12} {event.run_id}  {detail}"
     if isinstance(event, SupervisorPollCompleted):
+        resumed = "would resume" if dry_run else "resumed"
         return (
-            f"poll: {event.stale_count} stale, {event.resumed_count} resumed, "
+            f"poll: {event.stale_count} stale, {event.resumed_count} {resumed}, "
             f"{event.skipped_count} skipped ({format_duration(event.duration_ms)})"
         )
     return None

@@ -5,19 +5,24 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
+from smithers.engine import EXISTING_RUN_HINT, validate_run_id
 from smithers.eventstore import SmithersError
 
 __all__ = (
     "DURATION",
     "UNIT_MS",
+    "check_run_id",
     "db_args",
     "db_option",
     "json_option",
     "parse_duration_ms",
     "parse_input_json",
+    "read_input_text",
 )
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -32,6 +37,26 @@ db_option = click.option(
     "walking up from the current directory.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def check_run_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check a run id argument or option (``RUN``, ``--run-id``): click's callback.
+
+    An invalid id raises ``INVALID_INPUT`` (exit 4) before anything is opened: ids
+    name folders, so ``../x`` or ``a/b`` never reach the database or the file system.
+
+    Returns:
+        `value` (None when the option was not given).
+
+    Raises:
+        InvalidInputError: code ``INVALID_INPUT``, if `value` is not a valid run id
+            (`validate_run_id`).
+    """
+    if value is None:
+        return None
+    if param.param_type_name == "argument" or param.name == "resume_id":
+        return validate_run_id(value, what="run id", hint=EXISTING_RUN_HINT)
+    return validate_run_id(value, what=param.opts[0])
 
 
 def db_args(db: str | None) -> str:
@@ -58,28 +83,67 @@ def parse_duration_ms(text: str, option: str) -> int:
     return ms
 
 
+_INPUT_HINT = (
+    "Pass a JSON object: --input '{\"start\": 5}', --input @input.json (a file) "
+    "or --input - (standard input)."
+)
+
+
+def read_input_text(text: str) -> tuple[str, str]:
+    """Return ``(JSON text, where it came from)`` for an ``--input`` value.
+
+    ``@PATH`` reads the file at PATH (UTF-8), ``-`` reads standard input to its end,
+    anything else is the JSON itself. The second item names the source for messages
+    (``--input``, ``--input @input.json``, ``--input -``).
+
+    Raises:
+        SmithersError: code ``INVALID_INPUT`` if the file cannot be read or is not
+            UTF-8.
+    """
+    if text == "-":
+        return sys.stdin.read(), "--input -"
+    if not text.startswith("@"):
+        return text, "--input"
+    path = text[1:]
+    try:
+        return Path(path).read_text(encoding="utf-8"), f"--input {text}"
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise SmithersError(
+            f"--input {text}: cannot read {path!r}: {reason}.",
+            code="INVALID_INPUT",
+            details={"input": text, "path": path},
+            hint=_INPUT_HINT,
+        ) from e
+
+
 def parse_input_json(text: str | None) -> Any:
     """Parse ``--input``: a JSON object, or None when not given.
 
+    The value is the JSON itself, ``@PATH`` (a file holding it) or ``-`` (standard
+    input), as `read_input_text` reads them.
+
     Raises:
-        SmithersError: code ``INVALID_INPUT`` if it is not valid JSON or not an object.
+        SmithersError: code ``INVALID_INPUT`` if the file cannot be read, or the text
+            is not valid JSON or not an object.
     """
     if text is None:
         return None
+    body, source = read_input_text(text)
     try:
-        value = json.loads(text)
+        value = json.loads(body)
     except json.JSONDecodeError as e:
         raise SmithersError(
-            f"--input is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}).",
+            f"{source} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}).",
             code="INVALID_INPUT",
             details={"input": text},
-            hint="Pass a JSON object, e.g. --input '{\"start\": 5}'.",
+            hint=_INPUT_HINT,
         ) from e
     if not isinstance(value, dict):
         raise SmithersError(
-            f"--input must be a JSON object, got {type(value).__name__}.",
+            f"{source} must be a JSON object, got {type(value).__name__}.",
             code="INVALID_INPUT",
             details={"input": text},
-            hint="Pass a JSON object, e.g. --input '{\"start\": 5}'.",
+            hint=_INPUT_HINT,
         )
     return value

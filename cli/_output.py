@@ -64,8 +64,13 @@ def stdout_is_tty() -> bool:
 
 
 def stdout_console() -> Console:
-    """Return a rich console writing to the current stdout (no auto-highlighting)."""
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    """Return a rich console writing to the current stdout, that prints text as text.
+
+    No markup, emoji codes or auto-highlighting: a string it prints (a label, a node
+    id, an error message, an output) shows verbatim, so ``[/]`` neither crashes it
+    (``MarkupError``) nor vanishes. Styles come only from `Text` spans.
+    """
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, markup=False, emoji=False)
 
 
 def dumps(value: Any, *, pretty: bool = False) -> str:

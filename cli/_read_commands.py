@@ -20,7 +20,7 @@ from ._clients import Clients, pass_clients
 from ._commands import RUN_STATUSES, main
 from ._options import DURATION as _DURATION
 from ._options import UNIT_MS as _UNIT_MS
-from ._options import db_option, json_option
+from ._options import check_run_id, db_option, json_option
 from ._output import (
     dumps,
     echo_json,
@@ -72,7 +72,7 @@ def ps(
 
 
 @main.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @db_option
 @json_option
 @pass_clients
@@ -132,7 +132,7 @@ def _parse_limit(text: str | None) -> int | None:
 
 
 @main.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @click.option("--node", "node_id", metavar="ID", help="Only events about this node.")
 @click.option(
     "--type",
@@ -208,7 +208,7 @@ def events(
 
 
 @main.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @click.argument("node_id", metavar="NODE")
 @click.option(
     "--iteration", type=click.IntRange(min=0), metavar="I", help="Loop iteration (default: latest)."
@@ -255,7 +255,7 @@ async def _print_log(client: Client, run_id: str, follow: bool, ancestry: bool =
 
 
 @main.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @click.option(
     "-f",
     "--follow",

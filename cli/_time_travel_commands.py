@@ -18,7 +18,7 @@ from smithers.engine import load_workflow, render_graph
 
 from ._clients import Clients, pass_clients
 from ._commands import main
-from ._options import db_option, json_option, parse_input_json
+from ._options import check_run_id, db_option, json_option, parse_input_json
 from ._output import (
     STATE_STYLES,
     echo_json,
@@ -97,7 +97,12 @@ def _print_tree(tree: dict[str, Any], states: dict[str, str] | None = None) -> N
 
 @main.command("graph")
 @click.argument("file", metavar="FILE[:NAME]")
-@click.option("--input", "input_json", metavar="JSON", help="Workflow input, a JSON object.")
+@click.option(
+    "--input",
+    "input_json",
+    metavar="JSON",
+    help="Workflow input: a JSON object, @FILE holding one, or - to read it from stdin.",
+)
 @json_option
 def graph_command(file: str, input_json: str | None, as_json: bool) -> None:
     """Render a workflow's tree without running it.
@@ -152,7 +157,7 @@ def _node_states(state: RunState) -> dict[str, str]:
 
 
 @main.command("state")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @click.option(
     "--frame",
     type=click.IntRange(min=0),
@@ -245,7 +250,7 @@ def _print_run_tree(tl: Timeline) -> None:
         while stack:
             node, branch = stack.pop()
             for child in node.children:
-                stack.append((child, branch.add(_run_line(child))))
+                stack.append((child, branch.add(Text(_run_line(child)))))
         stdout_console().print(root)
         return
     lines: list[tuple[int, Timeline]] = [(0, tl)]
@@ -256,7 +261,7 @@ def _print_run_tree(tl: Timeline) -> None:
 
 
 @main.command("timeline")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @click.option("--tree", "as_tree", is_flag=True, help="Show the run and its descendants as a tree.")
 @db_option
 @json_option

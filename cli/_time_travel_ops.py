@@ -16,7 +16,7 @@ from smithers.eventstore.events import RetryTaskFinished
 
 from ._clients import Clients, pass_clients
 from ._commands import _report_result, main
-from ._options import db_args, db_option, json_option, parse_input_json
+from ._options import check_run_id, db_args, db_option, json_option, parse_input_json
 from ._output import echo_json, stdout_is_tty
 from ._progress import ProgressReporter
 
@@ -36,7 +36,10 @@ frame_option = click.option(
     help="Frame number (see `smithers timeline RUN`).",
 )
 input_option = click.option(
-    "--input", "input_json", metavar="JSON", help="The new run's input, a JSON object."
+    "--input",
+    "input_json",
+    metavar="JSON",
+    help="The new run's input: a JSON object, @FILE holding one, or - to read it from stdin.",
 )
 reset_option = click.option(
     "--reset-node",
@@ -46,6 +49,13 @@ reset_option = click.option(
     help="Run this node again in the fork although it finished by the frame (repeatable).",
 )
 label_option = click.option("--label", metavar="LABEL", help="Branch label of the fork.")
+new_run_id_option = click.option(
+    "--run-id",
+    "new_run_id",
+    metavar="ID",
+    callback=check_run_id,
+    help="The fork's run id (default: a new one).",
+)
 
 
 def _stdin_is_tty() -> bool:
@@ -71,7 +81,7 @@ async def _with_progress(
 
 
 @main.command("rewind")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @frame_option
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--resume", is_flag=True, help="Resume the run from the frame right away.")
@@ -145,12 +155,12 @@ def rewind_command(
 
 
 @main.command("fork")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @frame_option
 @reset_option
 @input_option
 @label_option
-@click.option("--run-id", "new_run_id", metavar="ID", help="The fork's run id (default: new).")
+@new_run_id_option
 @click.option("--run", "run_now", is_flag=True, help="Run the fork now, to its end.")
 @db_option
 @json_option
@@ -212,11 +222,12 @@ def fork_command(
 
 
 @main.command("replay")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @frame_option
 @input_option
 @reset_option
 @label_option
+@new_run_id_option
 @db_option
 @click.option(
     "--json", "as_json", is_flag=True, help='Print {"runId","status","outputs","error"} at the end.'
@@ -231,6 +242,7 @@ def replay_command(
     input_json: str | None,
     reset_nodes: tuple[str, ...],
     label: str | None,
+    new_run_id: str | None,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -252,7 +264,12 @@ def replay_command(
         return await _with_progress(
             as_json,
             lambda reporter: run.replay(
-                frame, input=input_value, reset_nodes=reset_nodes, label=label, on_progress=reporter
+                frame,
+                input=input_value,
+                reset_nodes=reset_nodes,
+                label=label,
+                run_id_new=new_run_id,
+                on_progress=reporter,
             ),
         )
 
@@ -263,7 +280,7 @@ def replay_command(
 
 
 @main.command("retry-task")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_run_id)
 @click.option("--node", "node_id", required=True, metavar="ID", help="The task to run again.")
 @click.option(
     "--iteration", type=click.IntRange(min=0), default=0, metavar="I", help="Loop iteration."

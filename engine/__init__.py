@@ -20,6 +20,9 @@ from ._client import RunHandle as RunHandle
 from ._client import connect as connect
 from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
+from ._run_ids import EXISTING_RUN_HINT as EXISTING_RUN_HINT
+from ._run_ids import MAX_RUN_ID_LENGTH as MAX_RUN_ID_LENGTH
+from ._run_ids import validate_run_id as validate_run_id
 from .activation import default_log_dir as default_log_dir
 from .authoring import Backoff as Backoff
 from .authoring import Branch as Branch
@@ -98,6 +101,8 @@ from .timetravel import task_dependents as task_dependents
 __all__ = (
     "default_log_dir",
     "DEFAULT_STALE_THRESHOLD_MS",
+    "EXISTING_RUN_HINT",
+    "MAX_RUN_ID_LENGTH",
     "SMITHERS_VERSION",
     "Backoff",
     "Branch",
@@ -174,5 +179,6 @@ __all__ = (
     "task_dependents",
     "timeline",
     "tree_at",
+    "validate_run_id",
     "workflow",
 )

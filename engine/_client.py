@@ -35,6 +35,7 @@ import anyio
 from smithers.eventstore import SQLiteEventStore, resolve_db_path
 
 from ._handle import RunHandle
+from ._run_ids import EXISTING_RUN_HINT, validate_run_id
 from .errors import InvalidInputError, RunNotFoundError
 from .history import (
     list_runs,
@@ -183,8 +184,9 @@ class Client:
             The run's `RunHandle`; ``await handle.result()`` waits for its end.
 
         Raises:
-            InvalidInputError: if `input` fails the workflow's input schema, or
-                `resume` has no `run_id`; nothing is recorded.
+            InvalidInputError: if `input` fails the workflow's input schema,
+                `run_id` is not a valid run id (`validate_run_id`), or `resume` has
+                no `run_id`; nothing is recorded.
             RunAlreadyExistsError, RunNotFoundError, RunNotResumableError,
                 RunOwnerAliveError, RunStillRunningError, ResumeMetadataMismatchError,
                 ResumeClaimFailedError: as `run_workflow`, before the run is recorded.
@@ -193,6 +195,8 @@ class Client:
         """
         if resume and not run_id:
             raise InvalidInputError("resume=True needs the run_id of the run to resume.")
+        if run_id is not None:
+            validate_run_id(run_id)
         store = await self._open(create=True)
         tg = self._tg
         if tg is None:  # pragma: no cover - `connect` sets it before yielding
@@ -285,6 +289,8 @@ class Client:
             >>> result.status, result.outputs["second"]  # doctest: +SKIP
             ('finished', {'n': 6})
         """
+        if run_id is not None:
+            validate_run_id(run_id)  # before the database is created
         store = await self._open(create=True)
         return await run_workflow(
             wf, input=input, run_id=run_id, resume=resume, store=store, db=self._path, **options
@@ -314,10 +320,12 @@ class Client:
         returned (its `result` awaits the run's task).
 
         Raises:
+            InvalidInputError: if `run_id` is not a valid run id (`validate_run_id`).
             RunNotFoundError: if the run has no events.
             SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
             DatabaseQueryError: if the database cannot be read.
         """
+        validate_run_id(run_id, hint=EXISTING_RUN_HINT)
         store = await self._open()
         started = self._started.get(run_id)
         if started is not None:

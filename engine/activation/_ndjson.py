@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 from smithers.eventstore import encode_json
 
+from .._run_ids import path_under, validate_run_id
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -35,8 +37,17 @@ _TYPE_PREFIX = b'"type":"'
 
 
 def default_log_dir(db_path: str | os.PathLike[str], run_id: str) -> Path:
-    """The run's default log folder: ``<db dir>/executions/<run_id>/logs`` (DESIGN §3)."""
-    return Path(db_path).parent / "executions" / run_id / "logs"
+    """Return the run's default log folder: ``<db dir>/executions/<run_id>/logs`` (DESIGN §3).
+
+    The path is resolved (absolute, symlinks followed) and checked to stay under
+    ``<db dir>/executions``; nothing is created.
+
+    Raises:
+        InvalidInputError: code ``INVALID_INPUT``, if `run_id` is not a valid run id
+            (`validate_run_id`) or the path would leave ``<db dir>/executions``.
+    """
+    validate_run_id(run_id)
+    return path_under(Path(db_path).parent / "executions", run_id, "logs")
 
 
 def ndjson_line(event_json: bytes, seq: int) -> bytes:

@@ -209,6 +209,8 @@ async def read_events(
 
     Raises:
         RunNotFoundError: if the run has no events.
+        NodeNotFoundError: if `node_id` is given, nothing matched, and the run has no
+            node `node_id` (the hint lists its nodes).
         SmithersError: code ``INVALID_EVENTS_OPTIONS`` for an unknown event type in
             `types` or a negative `after_seq`/`limit`; ``CLI_DB_NOT_FOUND`` if there is
             no database file.
@@ -229,18 +231,23 @@ async def read_events(
         stored = await store.read(run_id, after_seq=after_seq)
         if follow_ancestry:
             stored = [*await _ancestor_rows(store, run_id), *stored]
+        out: list[tuple[StoredEvent, Event]] = []
+        for row in stored:
+            if limit is not None and len(out) >= limit:
+                break
+            event = decode_event(row.type, row.data)
+            if event is None:
+                continue
+            if _matches(row, event, node_id=node_id, types=wanted, since_ms=since_ms):
+                out.append((row, event))
+        if node_id is not None and not out and run_id != SUPERVISOR_STREAM_ID:
+            # Nothing matched: a filter left nothing out, or there is no such node.
+            state = await load_state(store, run_id)
+            if not any(nid == node_id for nid, _ in state.nodes):
+                raise NodeNotFoundError(run_id, node_id, _node_ids(state))
     finally:
         if own:
             await store.close()
-    out: list[tuple[StoredEvent, Event]] = []
-    for row in stored:
-        if limit is not None and len(out) >= limit:
-            break
-        event = decode_event(row.type, row.data)
-        if event is None:
-            continue
-        if _matches(row, event, node_id=node_id, types=wanted, since_ms=since_ms):
-            out.append((row, event))
     return out
 
 

@@ -15,10 +15,11 @@ Nothing here writes: every answer is a replay of the log (plus checkpoints, thro
 from __future__ import annotations
 
 import os
+import traceback
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from smithers.eventstore import decode_event
+from smithers.eventstore import SmithersError, decode_event
 from smithers.eventstore.events import (
     NULL_RAW,
     FrameCommitted,
@@ -154,8 +155,11 @@ def render_graph(wf: Workflow, input: Any = None, *, run_id: str = "graph") -> d
     Raises:
         InvalidInputError: if `input` is not an object or fails the input schema.
         DuplicateIdError: if two tasks share an id.
-        EngineError: code ``INVALID_INPUT`` if the builder returns a non-component.
-        Exception: whatever the builder raises (e.g. `MissingOutputError`).
+        EngineError: code ``INVALID_INPUT`` if the builder returns a non-component;
+            code ``WORKFLOW_EXECUTION_FAILED`` if it raises an exception that is not a
+            `SmithersError` (details ``name``, ``message``, ``location`` as
+            ``file:line``; the exception is its ``__cause__``).
+        SmithersError: the builder's own (e.g. `MissingOutputError`), unchanged.
 
     Example:
         >>> render_graph(count, {"start": 5})["children"][0]["tag"]  # doctest: +SKIP
@@ -163,7 +167,27 @@ def render_graph(wf: Workflow, input: Any = None, *, run_id: str = "graph") -> d
     """
     input_value, _ = check_input(wf, input)
     ctx = WorkflowContext(run_id=run_id, input=input_value, state=RunState(run_id=run_id))
-    return compile_tree(wf.build(ctx)).tree
+    try:
+        built = wf.build(ctx)
+    except SmithersError:
+        raise
+    except Exception as e:
+        raise _builder_error(wf, e) from e
+    return compile_tree(built).tree
+
+
+def _builder_error(wf: Workflow, exc: Exception) -> EngineError:
+    """``WORKFLOW_EXECUTION_FAILED`` for an exception the builder raised, with where."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+    message = f"{type(exc).__name__}: {exc}"
+    return EngineError(
+        f"The builder of workflow {wf.name!r} raised {message}",
+        code="WORKFLOW_EXECUTION_FAILED",
+        details={"name": type(exc).__name__, "message": str(exc), "location": where},
+        hint=(f"Raised at {where}. " if where else "")
+        + "Fix the builder; SMITHERS_DEBUG=1 shows the traceback.",
+    )
 
 
 # ---------------------------------------------------------------------- trees

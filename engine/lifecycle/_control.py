@@ -30,6 +30,7 @@ from smithers.eventstore.events import (
 )
 
 from .._clock import Clock, SystemClock
+from .._run_ids import EXISTING_RUN_HINT, validate_run_id
 from .._stores import open_existing_store
 from ..activation import append_to_run, default_log_dir
 from ..authoring import load_named_workflow
@@ -82,6 +83,8 @@ def _listens(verdict: OwnerVerdict) -> bool:
 
 
 def _check_run_id(run_id: str) -> None:
+    """Refuse an invalid run id (`validate_run_id`) and the supervisor's stream."""
+    validate_run_id(run_id, hint=EXISTING_RUN_HINT)
     if run_id == SUPERVISOR_STREAM_ID:
         raise InvalidInputError(
             f"{run_id!r} is the supervisor's log, not a run.",
@@ -140,7 +143,8 @@ async def cancel_run(
 
     Raises:
         RunNotFoundError: if the run has no events.
-        InvalidInputError: if `run_id` is the supervisor's stream.
+        InvalidInputError: if `run_id` is not a valid run id or is the supervisor's
+            stream.
         SeqConflictError: if others kept appending to the run through
             every attempt (25) of the cancel's append.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.

@@ -35,6 +35,7 @@ from smithers.eventstore.events import (
 )
 
 from .._clock import Clock, SystemClock
+from .._run_ids import validate_run_id
 from ..activation import NdjsonMirror, RunLoop, default_log_dir
 from ..authoring import WorkflowIdentity, check_input, workflow_identity
 from ..errors import (
@@ -274,7 +275,9 @@ async def run_workflow(
 
     Raises:
         InvalidInputError: if `input` is not an object or fails the input schema, or
-            `run_id` is the reserved ``"supervisor"``; nothing is recorded.
+            `run_id` is not a valid run id (`validate_run_id`: letters, digits and
+            ``-_.:``, at most 128 characters, not ``.``/``..``) or is the reserved
+            ``"supervisor"``; nothing is recorded.
         RunAlreadyExistsError: if a new run's `run_id` already exists.
         RunNotFoundError: if `resume` names a run that does not exist.
         RunNotResumableError: if the run to resume was cancelled or continued as new.
@@ -293,6 +296,8 @@ async def run_workflow(
         raise InvalidInputError(f"max_concurrency must be >= 1, got {max_concurrency}.")
     if resume and not run_id:
         raise InvalidInputError("resume=True needs the run_id of the run to resume.")
+    if run_id is not None:
+        validate_run_id(run_id)
     if run_id == SUPERVISOR_STREAM_ID:
         raise InvalidInputError(
             f"{run_id!r} is reserved for the supervisor's log; pick another run id.",

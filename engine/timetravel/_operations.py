@@ -33,6 +33,7 @@ from smithers.eventstore.events import (
 )
 from smithers.projections import RunState, apply_rewind, is_run_status
 
+from .._run_ids import EXISTING_RUN_HINT, validate_run_id
 from ..authoring import check_input
 from ..errors import (
     NodeNotFoundError,
@@ -96,6 +97,7 @@ async def rewind(
         The run's state after the rewind (at the `RunRewound` event's seq).
 
     Raises:
+        InvalidInputError: if `run_id` is not a valid run id (`validate_run_id`).
         RunNotFoundError: if the run does not exist.
         SnapshotNotFoundError: if the run has no frame `frame` (the message gives its range).
         RunOwnerAliveError, RunStillRunningError: if the run is still being driven.
@@ -106,6 +108,7 @@ async def rewind(
         >>> state = await rewind("run-lx2k3j-1a2b3c", frame=4)  # doctest: +SKIP
         >>> result = await resume_run(state.run_id)  # doctest: +SKIP
     """
+    validate_run_id(run_id, hint=EXISTING_RUN_HINT)
     async with _session(db, store) as session:
         now = _now(clock)
         state = await _head(session.store, run_id)
@@ -148,6 +151,13 @@ async def _head(store: EventStore, run_id: str) -> RunState | None:
                 return head
         after = start
     return None
+
+
+def _check_ids(run_id: str, run_id_new: str | None) -> None:
+    """Refuse an invalid parent or child run id before anything is opened."""
+    validate_run_id(run_id, hint=EXISTING_RUN_HINT)
+    if run_id_new is not None:
+        validate_run_id(run_id_new, what="new run id")
 
 
 async def _fork(
@@ -236,7 +246,8 @@ async def fork(
         RunNotFoundError: if the parent does not exist.
         SnapshotNotFoundError: if the parent has no frame `frame`.
         NodeNotFoundError: if a reset node is not a node of the parent.
-        InvalidInputError: if `input` is not a JSON object.
+        InvalidInputError: if `input` is not a JSON object, or `run_id` or
+            `run_id_new` is not a valid run id (`validate_run_id`).
         RunAlreadyExistsError: if `run_id_new` is taken.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
 
@@ -244,6 +255,7 @@ async def fork(
         >>> child = await fork(run_id, frame=3, input={"start": 7}, label="try-7")  # doctest: +SKIP
         >>> result = await resume_run(child)  # doctest: +SKIP
     """
+    _check_ids(run_id, run_id_new)
     async with _session(db, store) as session:
         at = await state_at(session.store, run_id, frame=frame)
         return await _fork(
@@ -298,13 +310,14 @@ async def replay(
 
     Raises:
         Everything `fork` and `run_workflow` raise; `InvalidInputError` if `input` fails
-        the workflow's input schema (nothing is recorded then).
+        the workflow's input schema, or a run id is invalid (nothing is recorded then).
 
     Example:
         >>> result = await replay(run_id, frame=3, input={"start": 7})  # doctest: +SKIP
         >>> result.run_id != run_id, result.status  # doctest: +SKIP
         (True, 'finished')
     """
+    _check_ids(run_id, run_id_new)
     clock: Clock | None = run_options.get("clock")
     async with _session(db, store) as session:
         at = await state_at(session.store, run_id, frame=frame)

@@ -15,6 +15,7 @@ from smithers.eventstore.events import (
     RunStatusChanged,
 )
 
+from .._run_ids import EXISTING_RUN_HINT, validate_run_id
 from ..activation import (
     error_info,
 )
@@ -92,6 +93,7 @@ async def retry_task(
         The run's `RunResult` after the resume.
 
     Raises:
+        InvalidInputError: if `run_id` is not a valid run id (`validate_run_id`).
         RunNotFoundError: if the run does not exist.
         NodeNotFoundError: if the run has no node `node` (in `iteration`).
         RunNotResumableError: if the run continued as a new run.
@@ -105,6 +107,7 @@ async def retry_task(
     Example:
         >>> result = await retry_task(run_id, node="second")  # doctest: +SKIP
     """
+    validate_run_id(run_id, hint=EXISTING_RUN_HINT)
     clock: Clock | None = run_options.get("clock")
     async with _session(db, store) as session:
         state = await load_state(session.store, run_id)
