@@ -26,6 +26,7 @@ from smithers.eventstore import (
     resolve_db_path,
     to_raw,
 )
+from smithers.eventstore.errors import error_info_to_json
 from smithers.eventstore.events import (
     ErrorInfo,
     Event,
@@ -101,10 +102,8 @@ def new_run_id() -> str:
 
 
 def _error_dict(info: ErrorInfo) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": info.name, "message": info.message, "code": info.code}
-    details = decode_json(info.details)
-    if details is not None:
-        out["details"] = details
+    out = error_info_to_json(info)
+    assert out is not None
     return out
 
 
