@@ -50,7 +50,11 @@ from .errors import TaskMissingOutputError as TaskMissingOutputError
 from .errors import TaskTimeoutError as TaskTimeoutError
 from .errors import UnsupportedFeatureError as UnsupportedFeatureError
 from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
+from .history import AttemptDetail as AttemptDetail
 from .history import FrameView as FrameView
+from .history import HeartbeatDetail as HeartbeatDetail
+from .history import IterationDetail as IterationDetail
+from .history import NodeDetail as NodeDetail
 from .history import Timeline as Timeline
 from .history import TimelineFrame as TimelineFrame
 from .history import TimelineRewind as TimelineRewind
@@ -60,6 +64,7 @@ from .history import frame_view as frame_view
 from .history import get_output as get_output
 from .history import list_runs as list_runs
 from .history import load_run as load_run
+from .history import node_detail as node_detail
 from .history import read_events as read_events
 from .history import render_graph as render_graph
 from .history import state_at as state_at
@@ -114,6 +119,10 @@ __all__ = (
     "SchedulerError",
     "Sequence",
     "FrameView",
+    "AttemptDetail",
+    "HeartbeatDetail",
+    "IterationDetail",
+    "NodeDetail",
     "SnapshotNotFoundError",
     "SpawnResume",
     "SystemClock",
@@ -140,6 +149,7 @@ __all__ = (
     "load_run",
     "load_workflow",
     "new_run_id",
+    "node_detail",
     "read_events",
     "render_graph",
     "replay",

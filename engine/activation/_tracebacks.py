@@ -134,9 +134,7 @@ def _chain(tb_exc: traceback.TracebackException) -> Iterable[traceback.Traceback
         seen.add(id(current))
         yield current
         todo.extend(
-            linked
-            for linked in (current.__cause__, current.__context__)
-            if linked is not None
+            linked for linked in (current.__cause__, current.__context__) if linked is not None
         )
         todo.extend(getattr(current, "exceptions", None) or ())
 

@@ -1,7 +1,13 @@
-"""A run's past, read from its log: the state at a point, frames, the timeline, the read API."""
+"""A run's past, read from its log: state at a point, frames, timeline, read API, node story."""
 
 from __future__ import annotations
 
+from ._node import AttemptDetail as AttemptDetail
+from ._node import HeartbeatDetail as HeartbeatDetail
+from ._node import IterationDetail as IterationDetail
+from ._node import NodeDetail as NodeDetail
+from ._node import build_node_detail as build_node_detail
+from ._node import node_detail as node_detail
 from ._queries import event_to_json as event_to_json
 from ._queries import follow_events as follow_events
 from ._queries import get_output as get_output
@@ -25,6 +31,12 @@ from ._timeline import timeline as timeline
 from ._timeline import tree_at as tree_at
 
 __all__ = (
+    "AttemptDetail",
+    "HeartbeatDetail",
+    "IterationDetail",
+    "NodeDetail",
+    "build_node_detail",
+    "node_detail",
     "SUPERVISOR_STREAM_ID",
     "FrameRef",
     "find_frame",
