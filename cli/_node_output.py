@@ -112,8 +112,8 @@ def failure_lines(state: RunState, *, db_args: str = "") -> list[str]:
 
 
 def print_failures(state: RunState, *, db_args: str = "") -> None:
-    """Print `failure_lines` after a blank line, or nothing when nothing failed."""
+    """Print `failure_lines` and a blank line, or nothing when nothing failed."""
     lines = failure_lines(state, db_args=db_args)
     if lines:
-        click.echo()
         click.echo("\n".join(lines))
+        click.echo()

@@ -318,9 +318,9 @@ def print_inspect(state: RunState, *, db_args: str = "") -> None:
         else:
             click.echo(f"{key:<9} {value}")
     click.echo()
+    print_failures(state, db_args=db_args)  # before the table, which ends the output
     if not state.nodes:
         click.echo("No nodes yet.")
-        print_failures(state, db_args=db_args)
         return
     print_table(
         ("NODE", "ITER", "STATE", "ATTEMPTS", "DURATION", "LAST ERROR"),
@@ -337,7 +337,6 @@ def print_inspect(state: RunState, *, db_args: str = "") -> None:
         ),
         styles=("bold", "", None, "", "", "red"),
     )
-    print_failures(state, db_args=db_args)
 
 
 # ---------------------------------------------------------------------- events
