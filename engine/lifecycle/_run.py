@@ -82,7 +82,9 @@ class RunResult(msgspec.Struct, kw_only=True):
     outputs: dict[str, Any]
     """Each node's latest output as plain JSON values, by node id."""
     error: dict[str, Any] | None = None
-    """For failed runs: ``{"name", "message", "code", ...}``, as `error_to_json`."""
+    """For failed runs: the one JSON error shape (`error_info_to_json`): ``name``,
+    ``message``, ``code``, ``details``, ``cause``, ``stack``, ``retryable``, ``file``,
+    ``line``, ``function``."""
 
     @property
     def output(self) -> Any:
