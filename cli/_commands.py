@@ -20,7 +20,7 @@ from smithers.engine import (
     new_run_id,
 )
 from smithers.eventstore import decode_json
-from smithers.eventstore.errors import error_to_json
+from smithers.eventstore.errors import error_info_to_json, error_to_json
 from smithers.eventstore.events import RunStatus
 
 from ._clients import Clients, pass_clients
@@ -32,6 +32,7 @@ from ._errors import (
     echo_error,
     exit_code_for_status,
 )
+from ._node_output import error_location
 from ._options import check_run_id, db_option
 from ._options import db_args as _db_args
 from ._options import parse_input_json as _parse_input
@@ -111,6 +112,7 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
             ):
                 error = error_to_json(_unwrap(e))
                 error["code"] = error.get("code") or "INTERNAL_ERROR"
+                error = error_info_to_json(error) or error  # the one --json error shape
                 run_id = params.get("resume_id") or params.get("run_id")
                 result = {"runId": run_id, "status": None, "outputs": {}, "error": error}
                 click.echo(json.dumps(result, ensure_ascii=False, default=str))
@@ -385,15 +387,16 @@ def _report_result(
             click.echo(f"  result:  {compact_json(result.outputs['output'], limit=300)}")
     if result.status == "failed":
         failed = reporter.last_failed
-        where = None
+        raised = error_location(result.error)
+        at = f" at {raised}" if raised else ""
+        where: str | None = None
         if failed is not None:
-            where = f"  in node {failed.node_id!r} (attempt {failed.attempt})"
-        echo_error(
-            error_code(result.error),
-            error_text(result.error),
-            where,
-            f"See what happened: smithers events {result.run_id} --type NodeFailed{_db_args(db)}",
-        )
+            where = f"  in node {failed.node_id!r} (attempt {failed.attempt}){at}"
+            see = f"See the traceback: smithers node {result.run_id} {failed.node_id}"
+        else:  # the builder (or the engine) raised: inspect shows the run's error
+            where = f"  raised{at}" if at else None
+            see = f"See the error and its traceback: smithers inspect {result.run_id}"
+        echo_error(error_code(result.error), error_text(result.error), where, see + _db_args(db))
     if result.status == "cancelled":
         leave_promptly(code)  # a cancelled sync task's thread must not hold the process
     ctx.exit(code)

@@ -18,7 +18,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from smithers.eventstore import decode_json
+from smithers.eventstore.errors import error_info_to_json
 from smithers.eventstore.events import ErrorInfo
+
+from ._node_output import print_failures
 
 if TYPE_CHECKING:
     from smithers.eventstore import RunRecord
@@ -154,16 +157,8 @@ def print_table(
 
 
 def error_json(info: ErrorInfo | None) -> dict[str, Any] | None:
-    """Return a stored error as ``{"name", "message", "code", "retryable", "details"}``."""
-    if info is None:
-        return None
-    return {
-        "name": info.name,
-        "message": info.message,
-        "code": info.code,
-        "retryable": info.retryable,
-        "details": decode_json(info.details),
-    }
+    """Return a stored error in the one ``--json`` error shape (`error_info_to_json`)."""
+    return error_info_to_json(info)
 
 
 def error_code(error: ErrorInfo | Mapping[str, Any] | None) -> str:
@@ -301,8 +296,11 @@ def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def print_inspect(state: RunState) -> None:
-    """Print a run's summary and its nodes table."""
+def print_inspect(state: RunState, *, db_args: str = "") -> None:
+    """Print a run's summary, its nodes table and its failed attempts (with file:line).
+
+    `db_args` (`` --db PATH`` or empty) is appended to the suggested commands.
+    """
     workflow = state.workflow_name or "-"
     if state.workflow_path:
         workflow += f" ({state.workflow_path})"
@@ -325,6 +323,7 @@ def print_inspect(state: RunState) -> None:
         else:
             click.echo(f"{key:<9} {value}")
     click.echo()
+    print_failures(state, db_args=db_args)  # before the table, which ends the output
     if not state.nodes:
         click.echo("No nodes yet.")
         return

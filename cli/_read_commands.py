@@ -20,7 +20,7 @@ from ._clients import Clients, pass_clients
 from ._commands import RUN_STATUSES, main
 from ._options import DURATION as _DURATION
 from ._options import UNIT_MS as _UNIT_MS
-from ._options import check_run_id, db_option, json_option
+from ._options import check_run_id, db_args, db_option, json_option
 from ._output import (
     dumps,
     echo_json,
@@ -94,7 +94,7 @@ def inspect(clients: Clients, run_id: str, db: str | None, as_json: bool) -> Non
     if as_json:
         echo_json(inspect_json(state))
     else:
-        print_inspect(state)
+        print_inspect(state, db_args=db_args(db))
 
 
 # ---------------------------------------------------------------------- events

@@ -53,10 +53,14 @@ from .errors import TaskMissingOutputError as TaskMissingOutputError
 from .errors import TaskTimeoutError as TaskTimeoutError
 from .errors import UnsupportedFeatureError as UnsupportedFeatureError
 from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
+from .history import AttemptDetail as AttemptDetail
 from .history import DiffSide as DiffSide
 from .history import FrameMismatch as FrameMismatch
 from .history import FrameView as FrameView
+from .history import HeartbeatDetail as HeartbeatDetail
+from .history import IterationDetail as IterationDetail
 from .history import JsonChange as JsonChange
+from .history import NodeDetail as NodeDetail
 from .history import NodeDiff as NodeDiff
 from .history import RunDiff as RunDiff
 from .history import Timeline as Timeline
@@ -71,6 +75,7 @@ from .history import frame_view as frame_view
 from .history import get_output as get_output
 from .history import list_runs as list_runs
 from .history import load_run as load_run
+from .history import node_detail as node_detail
 from .history import read_events as read_events
 from .history import render_graph as render_graph
 from .history import state_at as state_at
@@ -137,6 +142,10 @@ __all__ = (
     "VerifyResult",
     "diff_runs",
     "verify_run",
+    "AttemptDetail",
+    "HeartbeatDetail",
+    "IterationDetail",
+    "NodeDetail",
     "SnapshotNotFoundError",
     "SpawnResume",
     "SystemClock",
@@ -163,6 +172,7 @@ __all__ = (
     "load_run",
     "load_workflow",
     "new_run_id",
+    "node_detail",
     "read_events",
     "render_graph",
     "replay",

@@ -18,6 +18,7 @@ from .history import (
     frame_view,
     get_output,
     load_state,
+    node_detail,
     read_events,
     state_at,
     timeline,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
     from ._client import Client
     from .authoring import Workflow
-    from .history import FrameView, RunDiff, Timeline, VerifyResult
+    from .history import FrameView, NodeDetail, RunDiff, Timeline, VerifyResult
     from .lifecycle import CancelStep, RunResult
 
 __all__ = ("RunHandle",)
@@ -258,6 +259,27 @@ class RunHandle:
         """
         return await get_output(
             self.run_id, node_id, store=await self._store(), iteration=iteration
+        )
+
+    async def node(self, node_id: str, iteration: int | None = None) -> NodeDetail:
+        """Return a node's whole story in this run (see `node_detail`). Awaits I/O.
+
+        Args:
+            node_id: The node's id.
+            iteration: Only this loop iteration; None for all of them.
+
+        Returns:
+            A `NodeDetail`: per iteration, every attempt (start, end, duration in ms,
+            error with its traceback and file:line, heartbeats) and the output; and
+            every event about the node.
+
+        Raises:
+            RunNotFoundError: if the run has no events.
+            NodeNotFoundError: if the run has no node `node_id`, or not in iteration
+                `iteration`.
+        """
+        return await node_detail(
+            self.run_id, node_id, iteration=iteration, store=await self._store()
         )
 
     async def timeline(self) -> Timeline:

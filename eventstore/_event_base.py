@@ -29,6 +29,21 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_
     """Whether the retry policy may run another attempt after this error."""
     details: msgspec.Raw = NULL_RAW
     """The error's `details` mapping as JSON, or None."""
+    stack: str | None = None
+    """The traceback as Python prints it, with the engine's own frames (smithers, anyio,
+    asyncio, worker threads) trimmed; None when no frame of user code was involved (an
+    error the engine raised itself, such as a timeout) or for errors recorded before
+    tracebacks were kept."""
+    file: str | None = None
+    """Absolute path of the source file where the error was raised: the innermost frame
+    of user code (outside the standard library and installed packages when there is
+    one), or None."""
+    line: int | None = None
+    """1-based line number in `file`, or None."""
+    function: str | None = None
+    """Name of the function (or ``<module>``) at `file`:`line`, or None."""
+    cause: ErrorInfo | None = None
+    """The exception's explicit cause (``raise ... from err``) as data, or None."""
 
 
 # Subclasses repeat `kw_only=True` (msgspec does not inherit it) and `frozen=True` (msgspec

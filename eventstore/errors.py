@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
+from ._event_base import ErrorInfo
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -29,6 +31,7 @@ __all__ = (
     "DatabaseWriteError",
     "DatabaseQueryError",
     "error_to_json",
+    "error_info_to_json",
     "is_smithers_error",
     "is_known_error_code",
     "known_error_codes",
@@ -385,4 +388,69 @@ def error_to_json(err: BaseException, *, include_stack: bool = False) -> dict[st
         out["cause"] = error_to_json(cause)
     if include_stack:
         out["stack"] = "".join(traceback.format_exception(err))
+    return out
+
+
+ERROR_JSON_KEYS: tuple[str, ...] = (
+    "name",
+    "message",
+    "code",
+    "details",
+    "cause",
+    "stack",
+    "retryable",
+    "file",
+    "line",
+    "function",
+)
+"""The keys of a recorded error in every ``--json`` output, in this order."""
+
+
+def error_info_to_json(info: ErrorInfo | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Return a recorded error in the one JSON shape every ``--json`` output uses.
+
+    The shape is the seed's `errorToJson` one (``name``, ``message``, ``code``,
+    ``details``, ``cause``, ``stack``) plus ``retryable`` and the source location
+    (``file``, ``line``, ``function``). Every key is present (None when unknown);
+    ``cause`` is the same shape, recursively. A mapping (an `ErrorInfo` decoded from an
+    event's JSON) is filled in the same way, and keys written by a newer version are
+    kept after the known ones. No I/O.
+
+    Args:
+        info: An `ErrorInfo`, its camelCase JSON as a mapping, or None.
+
+    Returns:
+        A JSON-ready dict with the keys of `ERROR_JSON_KEYS` (and any unknown ones of
+        a mapping), or None for None.
+    """
+    if info is None:
+        return None
+    if isinstance(info, ErrorInfo):
+        details: Any = msgspec.json.decode(info.details)
+        return {
+            "name": info.name,
+            "message": info.message,
+            "code": info.code,
+            "details": details,
+            "cause": error_info_to_json(info.cause),
+            "stack": info.stack,
+            "retryable": info.retryable,
+            "file": info.file,
+            "line": info.line,
+            "function": info.function,
+        }
+    cause = info.get("cause")
+    out: dict[str, Any] = {
+        "name": info.get("name"),
+        "message": info.get("message"),
+        "code": info.get("code"),
+        "details": info.get("details"),
+        "cause": error_info_to_json(cause) if isinstance(cause, dict) else None,
+        "stack": info.get("stack"),
+        "retryable": info.get("retryable", True),
+        "file": info.get("file"),
+        "line": info.get("line"),
+        "function": info.get("function"),
+    }
+    out.update((k, v) for k, v in info.items() if k not in out)
     return out

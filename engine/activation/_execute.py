@@ -17,6 +17,7 @@ from smithers.eventstore.errors import SmithersError
 from smithers.eventstore.events import NULL_RAW, ErrorInfo
 
 from ..errors import InvalidOutputError, TaskTimeoutError
+from ._tracebacks import raised_at, trimmed_stack
 
 if TYPE_CHECKING:
     from ..authoring import Task, TaskContext
@@ -31,8 +32,38 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     error: ErrorInfo | None = None
 
 
-def error_info(err: BaseException) -> ErrorInfo:
-    """Turn an exception into an `ErrorInfo` (failure as data, never pickled)."""
+_MAX_CAUSES = 5
+"""Deepest chain of ``raise ... from`` causes recorded with an error."""
+
+
+def error_info(err: BaseException, *, _depth: int = 0) -> ErrorInfo:
+    """Turn an exception into an `ErrorInfo` (failure as data, never pickled).
+
+    Records the exception's name, message, code and details, its traceback with the
+    engine's own frames trimmed (`trimmed_stack`), the file:line in user code where it
+    was raised (`raised_at`), and its ``__cause__`` (up to 5 deep; causes carry no
+    stack of their own, the top error's stack shows the chain). No I/O beyond reading
+    source lines for the traceback.
+
+    Args:
+        err: The exception a task's callable, a builder or the engine raised.
+
+    Returns:
+        The error as data: ``code`` None and ``retryable`` True for a plain exception.
+    """
+    where = raised_at(err)
+    cause = err.__cause__
+    common: dict[str, Any] = {
+        "stack": trimmed_stack(err) if _depth == 0 else None,
+        "file": where.file if where else None,
+        "line": where.line if where else None,
+        "function": where.function if where else None,
+        "cause": (
+            error_info(cause, _depth=_depth + 1)
+            if cause is not None and _depth < _MAX_CAUSES
+            else None
+        ),
+    }
     if isinstance(err, SmithersError):
         details = NULL_RAW
         if err.details:
@@ -46,6 +77,7 @@ def error_info(err: BaseException) -> ErrorInfo:
             code=err.code,
             retryable=err.retryable,
             details=details,
+            **common,
         )
     code = getattr(err, "code", None)
     return ErrorInfo(
@@ -53,6 +85,7 @@ def error_info(err: BaseException) -> ErrorInfo:
         message=str(err) or type(err).__name__,
         code=code if isinstance(code, str) else None,
         retryable=True,
+        **common,
     )
 
 

@@ -1,4 +1,7 @@
-"""A run's past, read from its log: state at a point, frames, timeline, diffs, verify, reads."""
+"""A run's past, read from its log.
+
+The state at a point, frames, the timeline, diffs, verify, the read API, a node's story.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,12 @@ from ._diff import NodeDiff as NodeDiff
 from ._diff import RunDiff as RunDiff
 from ._diff import diff_runs as diff_runs
 from ._diff import json_diff as json_diff
+from ._node import AttemptDetail as AttemptDetail
+from ._node import HeartbeatDetail as HeartbeatDetail
+from ._node import IterationDetail as IterationDetail
+from ._node import NodeDetail as NodeDetail
+from ._node import build_node_detail as build_node_detail
+from ._node import node_detail as node_detail
 from ._queries import event_to_json as event_to_json
 from ._queries import follow_events as follow_events
 from ._queries import get_output as get_output
@@ -47,6 +56,12 @@ __all__ = (
     "VerifyResult",
     "recorded_workflow",
     "verify_run",
+    "AttemptDetail",
+    "HeartbeatDetail",
+    "IterationDetail",
+    "NodeDetail",
+    "build_node_detail",
+    "node_detail",
     "SUPERVISOR_STREAM_ID",
     "FrameRef",
     "find_frame",

@@ -19,7 +19,7 @@ from smithers.eventstore import (
     decode_event,
     decode_json,
 )
-from smithers.eventstore.errors import SmithersError
+from smithers.eventstore.errors import SmithersError, error_info_to_json
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES, Event, RunForked
 
 from .._stores import open_existing_store
@@ -388,7 +388,8 @@ def event_to_json(stored: StoredEvent, event: Event | None = None) -> dict[str, 
 
     The shape is ``{"seq", "type", "runId", "timestampMs", ...fields}``, the same as
     the lines of ``stream.ndjson``. It is decoded from the stored bytes, so fields
-    written by a newer version are kept.
+    written by a newer version are kept. An ``error`` field is given the one error
+    shape of every ``--json`` output (`error_info_to_json`: every key present).
 
     Args:
         stored: The stored envelope (its `data` and `seq` are used).
@@ -405,4 +406,7 @@ def event_to_json(stored: StoredEvent, event: Event | None = None) -> dict[str, 
     body = msgspec.json.decode(stored.data)
     if not isinstance(body, dict):
         body = {"type": stored.type, "value": body}
+    error = body.get("error")
+    if isinstance(error, dict):  # the one error shape of every --json output
+        body["error"] = error_info_to_json(error)
     return {"seq": stored.seq, **body}

@@ -26,6 +26,7 @@ from smithers.eventstore import (
     resolve_db_path,
     to_raw,
 )
+from smithers.eventstore.errors import error_info_to_json
 from smithers.eventstore.events import (
     ErrorInfo,
     Event,
@@ -82,7 +83,9 @@ class RunResult(msgspec.Struct, kw_only=True):
     outputs: dict[str, Any]
     """Each node's latest output as plain JSON values, by node id."""
     error: dict[str, Any] | None = None
-    """For failed runs: ``{"name", "message", "code", ...}``, as `error_to_json`."""
+    """For failed runs: the one JSON error shape (`error_info_to_json`): ``name``,
+    ``message``, ``code``, ``details``, ``cause``, ``stack``, ``retryable``, ``file``,
+    ``line``, ``function``."""
 
     @property
     def output(self) -> Any:
@@ -102,10 +105,8 @@ def new_run_id() -> str:
 
 
 def _error_dict(info: ErrorInfo) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": info.name, "message": info.message, "code": info.code}
-    details = decode_json(info.details)
-    if details is not None:
-        out["details"] = details
+    out = error_info_to_json(info)
+    assert out is not None
     return out
 
 
