@@ -48,6 +48,7 @@ USAGE_ERROR_CODES: frozenset[str] = frozenset(
         "MISSING_OUTPUT",
         "NESTED_LOOP",
         "NODE_NOT_FOUND",
+        "RESUME_FRAME_MISMATCH",
         "RESUME_METADATA_MISMATCH",
         "RUN_ALREADY_EXISTS",
         "RUN_NOT_FOUND",

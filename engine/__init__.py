@@ -41,6 +41,7 @@ from .errors import InvalidOutputError as InvalidOutputError
 from .errors import MissingOutputError as MissingOutputError
 from .errors import NodeNotFoundError as NodeNotFoundError
 from .errors import ResumeClaimFailedError as ResumeClaimFailedError
+from .errors import ResumeFrameMismatchError as ResumeFrameMismatchError
 from .errors import ResumeMetadataMismatchError as ResumeMetadataMismatchError
 from .errors import RunNotFoundError as RunNotFoundError
 from .errors import RunNotResumableError as RunNotResumableError
@@ -122,6 +123,7 @@ __all__ = (
     "NodeNotFoundError",
     "Parallel",
     "ResumeClaimFailedError",
+    "ResumeFrameMismatchError",
     "ResumeMetadataMismatchError",
     "ResumeProcess",
     "RunNotFoundError",

@@ -27,6 +27,7 @@ __all__ = (
     "RunStillRunningError",
     "RunNotResumableError",
     "ResumeMetadataMismatchError",
+    "ResumeFrameMismatchError",
     "SnapshotNotFoundError",
     "TaskHeartbeatTimeoutError",
     "HeartbeatPayloadTooLargeError",
@@ -276,6 +277,69 @@ class ResumeMetadataMismatchError(EngineError):
             hint=(
                 "Revert the files to resume this run, or keep the edit and fork/replay it "
                 f"onto the new code (`smithers fork {run_id} --frame N`), or start a fresh run."
+            ),
+        )
+
+
+class ResumeFrameMismatchError(EngineError):
+    """The workflow, re-rendered at a recorded frame, does not give the recorded tree.
+
+    Raised by a resume (`run_workflow(resume=True)`, `resume_run`, ``up --resume``) for
+    the run's last recorded frame, and by `replay` for the parent's frame it starts from,
+    before anything is appended, unless ``allow_nondeterminism=True``
+    (``--allow-nondeterminism``). The builder read something besides ``ctx`` (the clock,
+    randomness, files, a global) or its code changed since the frame was recorded.
+
+    Details: `runId` (the run resumed or replayed), `frameRunId` and `frameNo` (the
+    frame re-rendered: the parent's for a fork that has no frame of its own), `nodes`
+    (``{"nodeId", "change"}`` of each task that differs and that the log shows acting
+    by the frame, change ``added``, ``removed`` or ``changed``; empty when the builder
+    raised or only the tree's structure differs), `recordedHash`, `renderedHash` (None
+    when the builder raised), `error` (what the builder raised, or None).
+    """
+
+    default_code = "RESUME_FRAME_MISMATCH"
+
+    def __init__(
+        self,
+        run_id: str,
+        *,
+        frame_run_id: str,
+        frame_no: int,
+        nodes: list[tuple[str, str]],
+        recorded_hash: str,
+        rendered_hash: str | None,
+        error: dict[str, Any] | None = None,
+        replay: bool = False,
+    ) -> None:
+        where = f"frame {frame_no}"
+        if frame_run_id != run_id:
+            where += f" of run {frame_run_id!r}"
+        if error is not None:
+            why = f"the builder raised {error.get('name')}: {error.get('message')}"
+        elif nodes:
+            shown = ", ".join(f"{n} ({c})" for n, c in nodes[:5])
+            why = f"tasks that differ: {shown}" + (", …" if len(nodes) > 5 else "")
+        else:
+            why = "the tree differs in its structure (order or grouping), not in a task"
+        verb = "replay" if replay else "resume"
+        super().__init__(
+            f"Cannot {verb} run {run_id!r}: its workflow no longer renders what the log "
+            f"recorded at {where} ({why}).",
+            details={
+                "runId": run_id,
+                "frameRunId": frame_run_id,
+                "frameNo": frame_no,
+                "nodes": [{"nodeId": n, "change": c} for n, c in nodes],
+                "recordedHash": recorded_hash,
+                "renderedHash": rendered_hash,
+                "error": error,
+            },
+            hint=(
+                "The builder must be a pure function of ctx (no clock, randomness, files "
+                f"or globals) and its code unchanged. See every frame that differs with "
+                f"`smithers verify {frame_run_id}`; to {verb} anyway, pass "
+                "--allow-nondeterminism (Python: allow_nondeterminism=True)."
             ),
         )
 

@@ -80,6 +80,13 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
     ),
     _d(
         "engine",
+        "RESUME_FRAME_MISMATCH",
+        "A resume or replay re-renders a recorded frame and gets another tree: the "
+        "builder reads something besides ctx (clock, randomness, files) or its code changed.",
+        ("runId", "frameRunId", "frameNo", "nodes", "recordedHash", "renderedHash"),
+    ),
+    _d(
+        "engine",
         "INVALID_OUTPUT",
         "Task output cannot be parsed or validated against the declared output schema.",
         ("nodeId", "schema"),

@@ -42,6 +42,7 @@ from ._verify import FrameMismatch as FrameMismatch
 from ._verify import TreeNodeChange as TreeNodeChange
 from ._verify import VerifyResult as VerifyResult
 from ._verify import recorded_workflow as recorded_workflow
+from ._verify import verify_frame as verify_frame
 from ._verify import verify_run as verify_run
 
 __all__ = (
@@ -55,6 +56,7 @@ __all__ = (
     "TreeNodeChange",
     "VerifyResult",
     "recorded_workflow",
+    "verify_frame",
     "verify_run",
     "AttemptDetail",
     "HeartbeatDetail",

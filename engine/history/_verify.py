@@ -32,7 +32,7 @@ from .._stores import existing_store
 from ..activation import compile_tree, error_info
 from ..authoring import WorkflowContext, check_input, load_named_workflow
 from ..errors import EngineError, RunNotFoundError, WorkflowMissingDefaultError
-from ._state import load_state, state_at
+from ._state import find_frame, frame_not_found, load_state, state_at
 from ._timeline import tree_at
 
 if TYPE_CHECKING:
@@ -48,12 +48,16 @@ __all__ = (
     "TreeNodeChange",
     "VerifyResult",
     "recorded_workflow",
+    "verify_frame",
     "verify_run",
 )
 
 DbPath = str | os.PathLike[str] | None
-_Bad = tuple[int, FrameCommitted, str | None, dict[str, Any] | None, Exception | None]
-"""The first frame that differs: ``(seq, event, rendered hash, rendered tree, error)``."""
+_Bad = tuple[
+    int, FrameCommitted, str | None, dict[str, Any] | None, Exception | None, frozenset[str]
+]
+"""The first frame that differs: ``(seq, event, rendered hash, rendered tree, error,
+ids of the tasks that had run by then)``."""
 
 
 class TreeNodeChange(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -67,6 +71,10 @@ class TreeNodeChange(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The task's node in the recorded tree (without children), None if `added`."""
     rendered: dict[str, Any] | None = None
     """The task's node in the re-rendered tree (without children), None if `removed`."""
+    ran: bool = False
+    """True when the log records the task doing something by the frame (an attempt, an
+    output, a failure, a skip): a change to it contradicts the log. False for a task
+    still pending then, whose change only alters what the run does next."""
 
 
 class FrameMismatch(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -153,25 +161,43 @@ def _tasks(tree: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _tree_changes(recorded: Any, rendered: Any) -> list[TreeNodeChange]:
-    """Return the tasks that differ between two canonical trees, by task id. No I/O."""
+def _tree_changes(
+    recorded: Any, rendered: Any, ran: frozenset[str] = frozenset()
+) -> list[TreeNodeChange]:
+    """Return the tasks that differ between two canonical trees, by task id. No I/O.
+
+    `ran`: ids of the tasks the log records doing something by then (`_ran`).
+    """
     old, new = _tasks(recorded), _tasks(rendered)
     out: list[TreeNodeChange] = []
     for node_id, node in old.items():
         if node_id not in new:
-            out.append(TreeNodeChange(node_id=node_id, change="removed", recorded=node))
+            out.append(
+                TreeNodeChange(node_id=node_id, change="removed", recorded=node, ran=node_id in ran)
+            )
         elif new[node_id] != node:
             out.append(
                 TreeNodeChange(
-                    node_id=node_id, change="changed", recorded=node, rendered=new[node_id]
+                    node_id=node_id,
+                    change="changed",
+                    recorded=node,
+                    rendered=new[node_id],
+                    ran=node_id in ran,
                 )
             )
     out.extend(
-        TreeNodeChange(node_id=node_id, change="added", rendered=node)
+        TreeNodeChange(node_id=node_id, change="added", rendered=node, ran=node_id in ran)
         for node_id, node in new.items()
         if node_id not in old
     )
     return out
+
+
+def _ran(state: RunState) -> frozenset[str]:
+    """Ids of the nodes that `state` shows doing something: not pending, or an attempt."""
+    return frozenset(
+        rec.node_id for rec in state.nodes.values() if rec.state != "pending" or rec.attempts
+    )
 
 
 # ---------------------------------------------------------------------- the check
@@ -241,17 +267,22 @@ async def _check(
             if digest != event.xml_hash:
                 mismatched.append(event.frame_no)
                 if first_bad is None:
-                    first_bad = (seq, event, digest, tree, error)
+                    first_bad = (seq, event, digest, tree, error, _ran(state))
         apply_event(state, event, seq=seq)
     if first_bad is None:
         return checked, mismatched, None
-    seq, event, digest, tree, error = first_bad
+    return checked, mismatched, await _describe(store, run_id, first_bad)
+
+
+async def _describe(store: EventStore, run_id: str, bad: _Bad) -> FrameMismatch:
+    """The `FrameMismatch` of a frame whose re-render differs (reads its recorded tree)."""
+    seq, event, digest, tree, error, ran = bad
     try:
         recorded = await tree_at(run_id, event.frame_no, store=store)
     except EngineError:
         recorded = None  # frames that cannot be rebuilt: the hashes still tell
-    nodes = _tree_changes(recorded, tree) if recorded is not None and tree is not None else []
-    mismatch = FrameMismatch(
+    nodes = _tree_changes(recorded, tree, ran) if recorded is not None and tree is not None else []
+    return FrameMismatch(
         frame_no=event.frame_no,
         seq=seq,
         recorded_hash=event.xml_hash,
@@ -259,7 +290,43 @@ async def _check(
         error=_error_json(error) if error is not None else None,
         nodes=nodes,
     )
-    return checked, mismatched, mismatch
+
+
+async def verify_frame(
+    store: EventStore, run_id: str, frame_no: int, workflow: Workflow
+) -> FrameMismatch | None:
+    """Re-render one recorded frame of a run with `workflow` and compare its hash.
+
+    What `verify_run` does for one frame, at the cost of one state rebuild (the nearest
+    checkpoint plus the rows after it, `state_at`) and one render, however long the
+    log: the state is the run's state right before the frame's `FrameCommitted` (what
+    the engine rendered from). This is the check a resume or a replay runs before it
+    appends. Awaits reads; writes nothing.
+
+    Args:
+        store: The open event store.
+        run_id: The run whose own log has the frame (for a fork's inherited frames,
+            the parent).
+        frame_no: The frame's number (as `FrameCommitted.frame_no`).
+        workflow: The workflow to re-render.
+
+    Returns:
+        None when the re-render gives the recorded hash, else the `FrameMismatch` (the
+        tasks that differ, or what the builder raised).
+
+    Raises:
+        RunNotFoundError: if the run has no events.
+        SnapshotNotFoundError: if the run's log has no frame `frame_no`.
+    """
+    found = await find_frame(store, run_id, frame_no)
+    if found is None:
+        raise await frame_not_found(store, run_id, frame_no)
+    before = await state_at(store, run_id, seq=found.seq - 1)
+    digest, tree, error = _Renderer(workflow, run_id).render(before)
+    if digest == found.event.xml_hash:
+        return None
+    bad = (found.seq, found.event, digest, tree, error, _ran(before))
+    return await _describe(store, run_id, bad)
 
 
 async def verify_run(

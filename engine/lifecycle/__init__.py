@@ -16,6 +16,7 @@ from ._ownership import pid_alive as pid_alive
 from ._ownership import refuse_if_owned as refuse_if_owned
 from ._run import SMITHERS_VERSION as SMITHERS_VERSION
 from ._run import RunResult as RunResult
+from ._run import check_determinism as check_determinism
 from ._run import check_resumable as check_resumable
 from ._run import close_open_attempts as close_open_attempts
 from ._run import new_run_id as new_run_id
@@ -38,6 +39,7 @@ __all__ = (
     "refuse_if_owned",
     "SMITHERS_VERSION",
     "RunResult",
+    "check_determinism",
     "check_resumable",
     "close_open_attempts",
     "new_run_id",

@@ -462,6 +462,7 @@ async def resume_run(
     log_dir: str | os.PathLike[str] | None = _DEFAULT,
     stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
     clock: Clock | None = None,
+    allow_nondeterminism: bool = False,
 ) -> RunResult:
     """Resume a run by id alone: workflow file, input and config come from its log.
 
@@ -485,6 +486,8 @@ async def resume_run(
         stale_threshold_ms: An owner silent for this long (ms) is stale and may be
             taken over (see `judge_owner`).
         clock: Time source (tests pass a fake).
+        allow_nondeterminism: Resume although the workflow no longer renders the run's
+            last recorded frame as the log has it (see `check_determinism`).
 
     Returns:
         The `RunResult` of the resumed activation (or of the finished run).
@@ -495,6 +498,8 @@ async def resume_run(
             workflow file, or its file is gone.
         RunOwnerAliveError, RunStillRunningError: if the run's owner still lives.
         ResumeMetadataMismatchError: if the workflow's code changed since the run began.
+        ResumeFrameMismatchError: if the workflow re-renders the run's last recorded
+            frame differently (not with `allow_nondeterminism`); nothing is recorded.
         ResumeClaimFailedError: if another process claimed the run first.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
 
@@ -542,5 +547,6 @@ async def resume_run(
         workflow_path=path,
         stale_threshold_ms=stale_threshold_ms,
         clock=clock,
+        allow_nondeterminism=allow_nondeterminism,
         **options,
     )

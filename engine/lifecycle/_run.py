@@ -41,10 +41,11 @@ from ..activation import NdjsonMirror, RunLoop, default_log_dir
 from ..authoring import WorkflowIdentity, check_input, workflow_identity
 from ..errors import (
     InvalidInputError,
+    ResumeFrameMismatchError,
     ResumeMetadataMismatchError,
     RunNotResumableError,
 )
-from ..history import SUPERVISOR_STREAM_ID, load_state
+from ..history import SUPERVISOR_STREAM_ID, load_state, verify_frame
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, owner_verdict, refuse_if_owned
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = (
     "SMITHERS_VERSION",
     "RunResult",
+    "check_determinism",
     "check_resumable",
     "close_open_attempts",
     "new_run_id",
@@ -173,12 +175,14 @@ async def check_resumable(
     force: bool = False,
     wf: Workflow | None = None,
     workflow_path: str | os.PathLike[str] | None = None,
+    allow_nondeterminism: bool = False,
 ) -> None:
     """Refuse what would make appending to `state`'s run and resuming it unsafe.
 
     For time-travel operations (rewind, retry-task), checked before they append: the
     ownership check of ``run_workflow(resume=True)`` (`owner_verdict`, then
-    `refuse_if_owned`) and, given `wf`, the workflow identity. Awaits reads.
+    `refuse_if_owned`) and, given `wf`, the workflow identity and the determinism
+    check of the run's last frame (`check_determinism`). Awaits reads.
 
     Args:
         store: The open store.
@@ -187,8 +191,10 @@ async def check_resumable(
         stale_ms: An owner silent for this long (ms) is stale (see `judge_owner`).
         force: Take over an owner that only looks alive (a fresh heartbeat from
             another host, or a run this process drives).
-        wf: The workflow the run will resume with; None skips the identity check.
+        wf: The workflow the run will resume with; None skips the identity and
+            determinism checks.
         workflow_path: Its file (default: the builder's module file).
+        allow_nondeterminism: Skip the determinism check.
 
     Raises:
         RunOwnerAliveError: if the owner process lives on this host (even with `force`).
@@ -196,6 +202,8 @@ async def check_resumable(
             this process with a fresh lease; not with `force`.
         ResumeMetadataMismatchError: if `wf`'s code differs from the code the run
             recorded in its first `RunStarted` (a fork not run yet recorded none).
+        ResumeFrameMismatchError: if `wf` does not re-render the run's last frame as
+            recorded; not with `allow_nondeterminism`.
     """
     verdict = await owner_verdict(store, state, now_ms=now_ms, stale_threshold_ms=stale_ms)
     refuse_if_owned(verdict, force=force)
@@ -207,6 +215,64 @@ async def check_resumable(
         raise ResumeMetadataMismatchError(
             state.run_id, identity.diff(recorded), recorded.digest, identity.digest
         )
+    if not allow_nondeterminism:
+        await check_determinism(store, state, wf)
+
+
+async def check_determinism(
+    store: EventStore, state: RunState, wf: Workflow, *, replay: bool = False
+) -> None:
+    """Refuse to go on from `state` if `wf` no longer renders its last recorded frame.
+
+    The resume (and replay) side of `verify_run`, Temporal's replayer as model: the
+    frame is re-rendered with `wf` from the state the engine rendered it from and its
+    hash compared with the recorded ``FrameCommitted.xml_hash`` (`verify_frame`). The
+    frame is `state`'s last recorded one: for a fork with no frame of its own yet, the
+    parent's frame it was forked at; a run with no frame at all is not checked. Costs
+    one state rebuild (checkpoint plus the rows after it) and one render. Awaits reads.
+
+    As in Temporal, what refuses is a render that contradicts the log: the builder
+    raises, a task the log shows acting by the frame (an attempt, output, failure or
+    skip) is added, removed or rendered differently, or the tree differs in a way not
+    traced to tasks (its structure, or a recorded tree that cannot be rebuilt). A
+    difference only in tasks still pending at the frame is let through: it changes
+    what the run does next, which is what a fork onto edited code is for. `verify_run`
+    reports every difference.
+
+    Args:
+        store: The open store.
+        state: The state the run will go on from (a resume's current state; for a
+            replay, the parent's state at the frame).
+        wf: The workflow that will render from it.
+        replay: Word the error for a replay instead of a resume.
+
+    Raises:
+        ResumeFrameMismatchError: naming the frame, the tasks that differ (or what the
+            builder raised) and the next step (``smithers verify``, or
+            ``--allow-nondeterminism``).
+    """
+    if state.frames:
+        frame_run_id, frame_no = state.run_id, state.frames[-1].frame_no
+    elif state.parent_run_id is not None and state.parent_frame_no is not None:
+        frame_run_id, frame_no = state.parent_run_id, state.parent_frame_no
+    else:
+        return  # no frame recorded yet: nothing to compare with
+    mismatch = await verify_frame(store, frame_run_id, frame_no, wf)
+    if mismatch is None:
+        return
+    contradicting = [n for n in mismatch.nodes if n.ran]
+    if mismatch.error is None and mismatch.nodes and not contradicting:
+        return  # only tasks still pending at the frame differ: what runs next, not the past
+    raise ResumeFrameMismatchError(
+        state.run_id,
+        frame_run_id=frame_run_id,
+        frame_no=frame_no,
+        nodes=[(n.node_id, n.change) for n in contradicting],
+        recorded_hash=mismatch.recorded_hash,
+        rendered_hash=mismatch.rendered_hash,
+        error=mismatch.error,
+        replay=replay,
+    )
 
 
 def _recorded_identity(first: RunStarted | None) -> WorkflowIdentity | None:
@@ -235,6 +301,7 @@ async def run_workflow(
     workflow_path: str | os.PathLike[str] | None = None,
     stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
     clock: Clock | None = None,
+    allow_nondeterminism: bool = False,
 ) -> RunResult:
     """Run a workflow to its end and return the result, as Smithers' `runWorkflow`.
 
@@ -270,6 +337,9 @@ async def run_workflow(
         stale_threshold_ms: With `resume`, an owner silent for this long (ms) is stale
             and may be taken over (see `judge_owner`).
         clock: Time source (tests pass a fake).
+        allow_nondeterminism: With `resume`, go on although `wf` no longer renders
+            the run's last recorded frame as the log has it (see `check_determinism`).
+            Separate from `force`, which is about who owns the run.
 
     Returns:
         A `RunResult` with status ``"finished"``, ``"failed"`` or ``"cancelled"``.
@@ -284,6 +354,9 @@ async def run_workflow(
         RunNotResumableError: if the run to resume was cancelled or continued as new.
         RunOwnerAliveError, RunStillRunningError: if the run's owner still lives.
         ResumeMetadataMismatchError: if the workflow's code changed since the run began.
+        ResumeFrameMismatchError: with `resume`, if `wf` re-renders the run's last
+            recorded frame (a fork's: its parent's frame) differently; nothing is
+            recorded. Not with `allow_nondeterminism`.
         ResumeClaimFailedError: if another process claimed the run first.
         OwnershipLostError: if another process took the run over mid-run.
         DatabaseWriteError, DatabaseQueryError: on storage failures.
@@ -337,6 +410,8 @@ async def run_workflow(
                 raise ResumeMetadataMismatchError(
                     run_id, identity.diff(recorded), recorded.digest, identity.digest
                 )
+            if not allow_nondeterminism:
+                await check_determinism(store, state, wf)
             # A fork that never ran has no RunStarted of its own: a given input wins
             # over the one it inherited (or recorded on its RunForked).
             given = state.activation == 0 and input is not None

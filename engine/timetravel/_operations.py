@@ -42,6 +42,7 @@ from ..history import load_state, state_at
 from ..lifecycle import (
     DEFAULT_STALE_THRESHOLD_MS,
     RunResult,
+    check_determinism,
     check_resumable,
     new_run_id,
     run_workflow,
@@ -282,6 +283,7 @@ async def replay(
     store: EventStore | None = None,
     workflow: Workflow | None = None,
     run_id_new: str | None = None,
+    allow_nondeterminism: bool = False,
     **run_options: Any,
 ) -> RunResult:
     """Replay a run from frame `frame`: fork it, record ``ReplayStarted``, run the fork now.
@@ -289,7 +291,10 @@ async def replay(
     The child's log starts ``RunForked``, ``ReplayStarted``; then it is resumed, so
     what was not finished at the frame (and `reset_nodes`) runs again, with `input` if
     given. The workflow is the one the parent recorded unless `workflow` is given (its
-    code may have changed since: forks are for that). Awaits I/O and runs to the end.
+    code may have changed since: forks are for that). Before anything is recorded, the
+    workflow re-renders the parent's frame `frame` and must give the tree the parent
+    recorded there (`check_determinism`): edited code that renders the same tree is
+    fine, a different tree is refused. Awaits I/O and runs to the end.
 
     Args:
         run_id: The parent run.
@@ -302,6 +307,8 @@ async def replay(
         store: An open `EventStore` to use instead of opening `db` (not closed here).
         workflow: The workflow to run (default: the parent's recorded file).
         run_id_new: The child's run id (default: a new one).
+        allow_nondeterminism: Replay although the workflow renders the parent's frame
+            `frame` differently from what the parent recorded.
         **run_options: Other keyword arguments of `run_workflow` (``max_concurrency``,
             ``on_progress``, ``clock``, …).
 
@@ -310,7 +317,9 @@ async def replay(
 
     Raises:
         Everything `fork` and `run_workflow` raise; `InvalidInputError` if `input` fails
-        the workflow's input schema, or a run id is invalid (nothing is recorded then).
+        the workflow's input schema, or a run id is invalid; `ResumeFrameMismatchError`
+        if the workflow re-renders the parent's frame `frame` differently (not with
+        `allow_nondeterminism`). Nothing is recorded then.
 
     Example:
         >>> result = await replay(run_id, frame=3, input={"start": 7})  # doctest: +SKIP
@@ -324,6 +333,8 @@ async def replay(
         wf, path = _workflow(at, workflow)
         if input is not None:
             check_input(wf, input)  # refuse before anything is recorded
+        if not allow_nondeterminism:
+            await check_determinism(session.store, at, wf, replay=True)
         child = await _fork(
             session,
             at,
@@ -337,4 +348,6 @@ async def replay(
         )
         target = session.run_kwargs
     options = _run_options(at, path, run_options)
+    # The fork's resume would check the same frame (its parent's `frame`) again.
+    options["allow_nondeterminism"] = True
     return await run_workflow(wf, run_id=child, resume=True, **target, **options)

@@ -101,6 +101,9 @@ async def retry_task(
             (RunStillRunningError only without `force`).
         ResumeMetadataMismatchError: if the workflow's code changed since the run began
             (fork or replay it instead); nothing is recorded.
+        ResumeFrameMismatchError: if the workflow re-renders the run's last frame
+            differently (not with ``allow_nondeterminism=True`` in `run_options`);
+            nothing is recorded.
         SeqConflictError: if another writer appended meanwhile.
         Everything `run_workflow(resume=True)` raises.
 
@@ -128,6 +131,7 @@ async def retry_task(
             force=force,
             wf=wf,
             workflow_path=path,
+            allow_nondeterminism=bool(run_options.get("allow_nondeterminism")),
         )
         dependents = task_dependents(wf, state, node) if deps else []
         clear = [
@@ -160,6 +164,7 @@ async def retry_task(
         )
         target = session.run_kwargs
     options = _run_options(state, path, run_options)
+    options["allow_nondeterminism"] = True  # its last frame was checked above
     try:
         result = await run_workflow(
             wf, run_id=run_id, resume=True, force=force, **target, **options
