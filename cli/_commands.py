@@ -153,6 +153,12 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
     help="With --resume: take over a run whose owner on another host still looks alive.",
 )
 @click.option(
+    "--allow-nondeterminism",
+    is_flag=True,
+    help="With --resume: go on although the workflow no longer renders the run's last "
+    "frame as its log recorded it (see `smithers verify`).",
+)
+@click.option(
     "-d",
     "--detach",
     is_flag=True,
@@ -185,6 +191,7 @@ def up(
     max_concurrency: int | None,
     resume_id: str | None,
     force: bool,
+    allow_nondeterminism: bool,
     detach: bool,
     db: str | None,
     log_dir: str | None,
@@ -232,8 +239,9 @@ def up(
             )
     elif file is None:
         raise click.UsageError("Missing argument 'FILE[:NAME]' (or --resume RUN_ID).")
-    elif force:
-        raise click.UsageError("--force only applies to --resume.")
+    elif force or allow_nondeterminism:
+        flag = "--force" if force else "--allow-nondeterminism"
+        raise click.UsageError(f"{flag} only applies to --resume.")
     options: dict[str, Any] = {}
     if no_log:
         options["log_dir"] = None
@@ -249,6 +257,7 @@ def up(
             run_id=run_id,
             resume_id=resume_id,
             force=force,
+            allow_nondeterminism=allow_nondeterminism,
             max_concurrency=max_concurrency,
             db=db,
             log_dir=log_dir,
@@ -283,6 +292,7 @@ def up(
             if handle is not None:
                 return await handle.resume(
                     force=force,
+                    allow_nondeterminism=allow_nondeterminism,
                     max_concurrency=max_concurrency,
                     on_progress=reporter,
                     cancel=interrupt,

@@ -84,6 +84,7 @@ def start_detached(
     run_id: str | None,
     resume_id: str | None,
     force: bool,
+    allow_nondeterminism: bool = False,
     max_concurrency: int | None,
     db: str | None,
     log_dir: str | None,
@@ -105,6 +106,7 @@ def start_detached(
     if resume_id is not None:
         rid = resume_id
         args = ["--resume", rid] + (["--force"] if force else [])
+        args += ["--allow-nondeterminism"] if allow_nondeterminism else []
     else:
         assert file is not None
         input_value = parse_input_json(input_json)

@@ -228,6 +228,12 @@ def fork_command(
 @reset_option
 @label_option
 @new_run_id_option
+@click.option(
+    "--allow-nondeterminism",
+    is_flag=True,
+    help="Replay although the workflow renders frame N differently from what the run "
+    "recorded there (see `smithers verify`).",
+)
 @db_option
 @click.option(
     "--json", "as_json", is_flag=True, help='Print {"runId","status","outputs","error"} at the end.'
@@ -243,6 +249,7 @@ def replay_command(
     reset_nodes: tuple[str, ...],
     label: str | None,
     new_run_id: str | None,
+    allow_nondeterminism: bool,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -250,6 +257,8 @@ def replay_command(
 
     The fork's log starts RunForked, ReplayStarted; what was not finished at the
     frame runs again (with --input, if given), on the workflow file's current code.
+    That code must render frame N as the run recorded it, except for tasks still
+    pending there (else RESUME_FRAME_MISMATCH; --allow-nondeterminism goes on anyway).
     Exit codes as `smithers up` (0 finished, 1 failed, 2 cancelled, 4 bad arguments).
 
     \b
@@ -269,6 +278,7 @@ def replay_command(
                 reset_nodes=reset_nodes,
                 label=label,
                 run_id_new=new_run_id,
+                allow_nondeterminism=allow_nondeterminism,
                 on_progress=reporter,
             ),
         )
