@@ -124,13 +124,18 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
 @main.command()
 @click.argument("file", metavar="FILE[:NAME]", required=False)
 @click.option(
+    "-i",
     "--input",
     "input_json",
     metavar="JSON",
     help="Workflow input: a JSON object, @FILE holding one, or - to read it from stdin.",
 )
 @click.option(
-    "--run-id", metavar="ID", callback=check_run_id, help="Run id to use (default: a new one)."
+    "-r",
+    "--run-id",
+    metavar="ID",
+    callback=check_run_id,
+    help="Run id to use (default: a new one).",
 )
 @click.option(
     "-c",
@@ -167,6 +172,7 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option("--no-log", is_flag=True, help="Do not write the NDJSON event mirror.")
 @click.option(
+    "-j",
     "--json",
     "as_json",
     is_flag=True,

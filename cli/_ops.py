@@ -219,7 +219,7 @@ async def _supervise_until_signal(**options: Any) -> int:
 @click.option("--dry-run", is_flag=True, help="Say what would be done; start and record nothing.")
 @click.option("--once", is_flag=True, help="Poll once, then exit.")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print each event as an NDJSON line.")
+@click.option("-j", "--json", "as_json", is_flag=True, help="Print each event as an NDJSON line.")
 @click.pass_context
 def supervise_command(
     ctx: click.Context,

@@ -36,7 +36,9 @@ db_option = click.option(
     help="Database file. Default: $SMITHERS_DB, else the nearest .smithers/smithers.db "
     "walking up from the current directory.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+json_option = click.option(
+    "-j", "--json", "as_json", is_flag=True, help="Print JSON instead of text."
+)
 
 
 def check_run_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

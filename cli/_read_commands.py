@@ -153,7 +153,9 @@ def _parse_limit(text: str | None) -> int | None:
     help="For a fork, first the parent's events up to the fork point (and its parent's...).",
 )
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print NDJSON: one event object per line.")
+@click.option(
+    "-j", "--json", "as_json", is_flag=True, help="Print NDJSON: one event object per line."
+)
 @pass_clients
 def events(
     clients: Clients,
@@ -214,7 +216,7 @@ def events(
     "--iteration", type=click.IntRange(min=0), metavar="I", help="Loop iteration (default: latest)."
 )
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print compact JSON on one line.")
+@click.option("-j", "--json", "as_json", is_flag=True, help="Print compact JSON on one line.")
 @pass_clients
 def output(
     clients: Clients,

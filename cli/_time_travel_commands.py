@@ -98,6 +98,7 @@ def _print_tree(tree: dict[str, Any], states: dict[str, str] | None = None) -> N
 @main.command("graph")
 @click.argument("file", metavar="FILE[:NAME]")
 @click.option(
+    "-i",
     "--input",
     "input_json",
     metavar="JSON",

@@ -36,6 +36,7 @@ frame_option = click.option(
     help="Frame number (see `smithers timeline RUN`).",
 )
 input_option = click.option(
+    "-i",
     "--input",
     "input_json",
     metavar="JSON",
@@ -50,6 +51,7 @@ reset_option = click.option(
 )
 label_option = click.option("--label", metavar="LABEL", help="Branch label of the fork.")
 new_run_id_option = click.option(
+    "-r",
     "--run-id",
     "new_run_id",
     metavar="ID",
@@ -230,7 +232,11 @@ def fork_command(
 @new_run_id_option
 @db_option
 @click.option(
-    "--json", "as_json", is_flag=True, help='Print {"runId","status","outputs","error"} at the end.'
+    "-j",
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"runId","status","outputs","error"} at the end.',
 )
 @click.pass_context
 @pass_clients
@@ -293,7 +299,11 @@ def replay_command(
 )
 @db_option
 @click.option(
-    "--json", "as_json", is_flag=True, help='Print {"runId","status","outputs","error"} at the end.'
+    "-j",
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"runId","status","outputs","error"} at the end.',
 )
 @click.pass_context
 @pass_clients
