@@ -76,7 +76,9 @@ def main(ctx: click.Context) -> None:
     resumed after the fact.
 
     \b
-    Start a run, then look at it:
+    Start a run of an example (or of a workflow file of yours, here
+    flows/count.py), then look at it:
+        smithers up examples/hello.py --input '{"name": "Ada"}'
         smithers up flows/count.py --input '{"start": 5}'
         smithers ps
         smithers inspect RUN_ID
@@ -208,10 +210,11 @@ def up(
 
     \b
     Examples:
-        smithers up flows/count.py --input '{"start": 5}'
-        smithers up flows/all.py:count -c 8 --db runs/smithers.db --json
+        smithers up examples/hello.py --input '{"name": "Ada"}'
+        echo '{"name": "Ada"}' | smithers up examples/hello.py:hello -i -
+        smithers up examples/repo_audit.py -c 8 --db runs/smithers.db --json
         smithers up --resume run-lx2k3j-1a2b3c
-        smithers up flows/count.py --detach
+        smithers up examples/hello.py --detach
 
     \b
     Exit codes:

@@ -113,8 +113,8 @@ def graph_command(file: str, input_json: str | None, as_json: bool) -> None:
 
     \b
     Examples:
-        smithers graph flows/count.py --input '{"start": 5}'
-        smithers graph flows/all.py:count --json | jq '.children[0]'
+        smithers graph examples/hello.py --input '{"name": "Ada"}'
+        smithers graph examples/robust_pipeline.py:robust_pipeline --json | jq '.children[0]'
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     input_value = parse_input_json(input_json)
     wf, _ = load_workflow(file)
