@@ -33,7 +33,7 @@ from ._errors import (
     exit_code_for_status,
 )
 from ._node_output import error_location
-from ._options import check_run_id, db_option
+from ._options import LongNameOption, check_run_id, db_option
 from ._options import db_args as _db_args
 from ._options import parse_input_json as _parse_input
 from ._output import (
@@ -129,12 +129,14 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
     "-i",
     "--input",
     "input_json",
+    cls=LongNameOption,
     metavar="JSON",
     help="Workflow input: a JSON object, @FILE holding one, or - to read it from stdin.",
 )
 @click.option(
     "-r",
     "--run-id",
+    cls=LongNameOption,
     metavar="ID",
     callback=check_run_id,
     help="Run id to use (default: a new one).",

@@ -22,7 +22,7 @@ from ._clients import Clients, pass_clients
 from ._commands import RUN_STATUSES, main
 from ._options import DURATION as _DURATION
 from ._options import UNIT_MS as _UNIT_MS
-from ._options import check_run_id, db_args, db_option, json_option
+from ._options import LongNameOption, check_run_id, db_args, db_option, json_option
 from ._output import (
     dumps,
     echo_json,
@@ -52,12 +52,14 @@ PS_DEFAULT_LIMIT = 20
 @click.option(
     "-s",
     "--status",
+    cls=LongNameOption,
     type=click.Choice(RUN_STATUSES),
     help="Only runs with this status.",
 )
 @click.option(
     "-l",
     "--limit",
+    cls=LongNameOption,
     type=click.IntRange(min=1),
     metavar="N",
     help=f"Show at most N runs (default: {PS_DEFAULT_LIMIT}).",
@@ -283,7 +285,13 @@ def _print_groups(bodies: list[dict[str, Any]], by: str, as_json: bool) -> None:
     metavar="SEQ|DURATION",
     help="Events after this seq (e.g. 120), or newer than this duration (30s, 5m, 2h, 1d).",
 )
-@click.option("-l", "--limit", metavar="N", help="At most N events (the first ones matching).")
+@click.option(
+    "-l",
+    "--limit",
+    cls=LongNameOption,
+    metavar="N",
+    help="At most N events (the first ones matching).",
+)
 @click.option(
     "--group-by",
     type=click.Choice(["node", "type"]),
@@ -496,6 +504,7 @@ async def _print_log(
 @click.option(
     "-n",
     "--tail",
+    cls=LongNameOption,
     type=click.IntRange(min=0),
     metavar="N",
     help="Only the last N events (then, with -f, the new ones).",

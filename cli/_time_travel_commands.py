@@ -18,7 +18,7 @@ from smithers.engine import load_workflow, render_graph
 
 from ._clients import Clients, pass_clients
 from ._commands import main
-from ._options import check_run_id, db_option, json_option, parse_input_json
+from ._options import LongNameOption, check_run_id, db_option, json_option, parse_input_json
 from ._output import (
     STATE_STYLES,
     echo_json,
@@ -101,6 +101,7 @@ def _print_tree(tree: dict[str, Any], states: dict[str, str] | None = None) -> N
     "-i",
     "--input",
     "input_json",
+    cls=LongNameOption,
     metavar="JSON",
     help="Workflow input: a JSON object, @FILE holding one, or - to read it from stdin.",
 )

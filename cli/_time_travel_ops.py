@@ -16,7 +16,14 @@ from smithers.eventstore.events import RetryTaskFinished
 
 from ._clients import Clients, pass_clients
 from ._commands import _report_result, main
-from ._options import check_run_id, db_args, db_option, json_option, parse_input_json
+from ._options import (
+    LongNameOption,
+    check_run_id,
+    db_args,
+    db_option,
+    json_option,
+    parse_input_json,
+)
 from ._output import echo_json, stdout_is_tty
 from ._progress import ProgressReporter
 
@@ -39,6 +46,7 @@ input_option = click.option(
     "-i",
     "--input",
     "input_json",
+    cls=LongNameOption,
     metavar="JSON",
     help="The new run's input: a JSON object, @FILE holding one, or - to read it from stdin.",
 )
@@ -54,6 +62,7 @@ new_run_id_option = click.option(
     "-r",
     "--run-id",
     "new_run_id",
+    cls=LongNameOption,
     metavar="ID",
     callback=check_run_id,
     help="The fork's run id (default: a new one).",
