@@ -33,7 +33,7 @@ from ._errors import (
     exit_code_for_status,
 )
 from ._node_output import error_location
-from ._options import check_run_id, db_option
+from ._options import LongNameOption, check_run_id, db_option
 from ._options import db_args as _db_args
 from ._options import parse_input_json as _parse_input
 from ._output import (
@@ -76,7 +76,9 @@ def main(ctx: click.Context) -> None:
     resumed after the fact.
 
     \b
-    Start a run, then look at it:
+    Start a run of an example (or of a workflow file of yours, here
+    flows/count.py), then look at it:
+        smithers up examples/hello.py --input '{"name": "Ada"}'
         smithers up flows/count.py --input '{"start": 5}'
         smithers ps
         smithers inspect RUN_ID
@@ -124,13 +126,20 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
 @main.command()
 @click.argument("file", metavar="FILE[:NAME]", required=False)
 @click.option(
+    "-i",
     "--input",
     "input_json",
+    cls=LongNameOption,
     metavar="JSON",
     help="Workflow input: a JSON object, @FILE holding one, or - to read it from stdin.",
 )
 @click.option(
-    "--run-id", metavar="ID", callback=check_run_id, help="Run id to use (default: a new one)."
+    "-r",
+    "--run-id",
+    cls=LongNameOption,
+    metavar="ID",
+    callback=check_run_id,
+    help="Run id to use (default: a new one).",
 )
 @click.option(
     "-c",
@@ -173,6 +182,7 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option("--no-log", is_flag=True, help="Do not write the NDJSON event mirror.")
 @click.option(
+    "-j",
     "--json",
     "as_json",
     is_flag=True,
@@ -209,10 +219,11 @@ def up(
 
     \b
     Examples:
-        smithers up flows/count.py --input '{"start": 5}'
-        smithers up flows/all.py:count -c 8 --db runs/smithers.db --json
+        smithers up examples/hello.py --input '{"name": "Ada"}'
+        echo '{"name": "Ada"}' | smithers up examples/hello.py:hello -i -
+        smithers up examples/repo_audit.py -c 8 --db runs/smithers.db --json
         smithers up --resume run-lx2k3j-1a2b3c
-        smithers up flows/count.py --detach
+        smithers up examples/hello.py --detach
 
     \b
     Exit codes:

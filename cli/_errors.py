@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 import traceback
-from typing import Any
+from typing import IO, Any
 
 import click
 from smithers.eventstore import SmithersError
@@ -25,9 +25,11 @@ __all__ = (
     "EXIT_USAGE",
     "EXIT_WAITING",
     "SmithersGroup",
+    "UsageError",
     "echo_error",
     "exit_code_for_error",
     "exit_code_for_status",
+    "usage_error",
 )
 
 EXIT_OK = 0
@@ -130,10 +132,51 @@ def report_exception(exc: BaseException) -> int:
     return EXIT_FAILED
 
 
+class UsageError(click.UsageError):
+    """A usage error (click's) printed as every error is: ``Error [INVALID_INPUT]: …``.
+
+    The line carries click's own message (``No such option: --bogus``, ``Invalid
+    value for '--limit': …``); the command's usage line and ``Try '… --help' for
+    help.`` follow as the next step. Exit code 4 (`EXIT_USAGE`).
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, error: click.UsageError) -> None:
+        """Wrap click's `error`, keeping its message and context."""
+        super().__init__(error.format_message(), error.ctx)
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print ``Error [INVALID_INPUT]: message``, then the usage and the help hint."""
+        out = file if file is not None else sys.stderr
+        ctx = self.ctx
+        color = ctx.color if ctx is not None else None
+        click.secho(f"Error [INVALID_INPUT]: {self.format_message()}", file=out, fg="red")
+        if ctx is None:
+            return
+        click.echo(ctx.get_usage(), file=out, color=color)
+        if ctx.command.get_help_option(ctx) is not None:
+            option = max(ctx.command.get_help_option_names(ctx), key=len)
+            click.echo(f"Try '{ctx.command_path} {option}' for help.", file=out, color=color)
+
+
+def usage_error(error: click.UsageError) -> click.UsageError:
+    """Return `error` as a `UsageError` printed the ``Error [INVALID_INPUT]`` way, exit 4.
+
+    ``smithers`` without a command (click's "no args is help") keeps printing the
+    help, exiting 4 too.
+    """
+    if isinstance(error, click.exceptions.NoArgsIsHelpError | UsageError):
+        error.exit_code = EXIT_USAGE  # type: ignore[misc]  # click types it a ClassVar
+        return error
+    return UsageError(error)
+
+
 class SmithersGroup(click.Group):
     """A click group whose commands report errors as ``Error [CODE]: …`` with our exit codes.
 
-    Usage errors keep click's message and exit 4 (DESIGN §9: bad arguments); a
+    Usage errors print ``Error [INVALID_INPUT]: <click's message>``, the usage line
+    and the help hint, and exit 4 (DESIGN §9: bad arguments); a
     `SmithersError` prints its code, summary and hint; anything else is an
     ``INTERNAL_ERROR``. No traceback unless ``SMITHERS_DEBUG=1``.
     """
@@ -149,8 +192,7 @@ class SmithersGroup(click.Group):
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as e:
-            e.exit_code = EXIT_USAGE  # type: ignore[misc]  # click types it a ClassVar
-            raise
+            raise usage_error(e) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the subcommand, turning every error into a message and an exit code."""
@@ -159,8 +201,7 @@ class SmithersGroup(click.Group):
         except (click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except click.UsageError as e:
-            e.exit_code = EXIT_USAGE  # type: ignore[misc]  # click types it a ClassVar
-            raise
+            raise usage_error(e) from None
         except click.ClickException:
             raise
         except BaseException as e:  # the one place that reports everything

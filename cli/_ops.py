@@ -116,21 +116,39 @@ def cancel(
 
 @main.command()
 @click.option("--reason", metavar="TEXT", help="Why; recorded with each cancellation.")
+@click.option("--wait", "wait", metavar="DURATION", help=_WAIT_HELP + " Default: 10s.")
 @click.option(
-    "--wait", "wait", metavar="DURATION", default="10s", show_default=True, help=_WAIT_HELP
+    "--force",
+    is_flag=True,
+    help="Do not wait for live owners: record every cancellation now (as --wait 0).",
 )
 @db_option
 @json_option
 @pass_clients
-def down(clients: Clients, reason: str | None, wait: str, db: str | None, as_json: bool) -> None:
+def down(
+    clients: Clients,
+    reason: str | None,
+    wait: str | None,
+    force: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
     """Cancel every active run, running or waiting (as `smithers cancel`, all at once).
+
+    Each live owner is asked to stop and waited for (--wait); one that is gone, or
+    does not stop in time, has its run's cancellation recorded by this command.
+    With --force nobody is waited for: each run is recorded as cancelled at once
+    and its owner, if still alive, stops when it sees that.
 
     \b
     Examples:
         smithers down
+        smithers down --force --reason "stuck"
         smithers down --json | jq -r '.[].runId'
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
-    wait_ms = parse_duration_ms(wait, "--wait")
+    if force and wait is not None:
+        raise click.UsageError("Use either --force or --wait, not both.")
+    wait_ms = 0 if force else parse_duration_ms(wait or "10s", "--wait")
     states = clients.run(
         db, lambda client: client.down(source="cli", reason=reason, wait_ms=wait_ms)
     )
@@ -219,7 +237,7 @@ async def _supervise_until_signal(**options: Any) -> int:
 @click.option("--dry-run", is_flag=True, help="Say what would be done; start and record nothing.")
 @click.option("--once", is_flag=True, help="Poll once, then exit.")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print each event as an NDJSON line.")
+@click.option("-j", "--json", "as_json", is_flag=True, help="Print each event as an NDJSON line.")
 @click.pass_context
 def supervise_command(
     ctx: click.Context,

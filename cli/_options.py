@@ -15,6 +15,7 @@ from smithers.eventstore import SmithersError
 
 __all__ = (
     "DURATION",
+    "LongNameOption",
     "UNIT_MS",
     "check_run_id",
     "db_args",
@@ -36,7 +37,21 @@ db_option = click.option(
     help="Database file. Default: $SMITHERS_DB, else the nearest .smithers/smithers.db "
     "walking up from the current directory.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+json_option = click.option(
+    "-j", "--json", "as_json", is_flag=True, help="Print JSON instead of text."
+)
+
+
+class LongNameOption(click.Option):
+    """An option whose usage errors name it by its long name only (``'--status'``).
+
+    Click names an option with a short flag ``'-s' / '--status'``; the long name
+    alone keeps messages as they were before the short flags.
+    """
+
+    def get_error_hint(self, ctx: click.Context | None) -> str:
+        """Return the option's longest name, quoted, for click's error messages."""
+        return f"'{max(self.opts, key=len)}'"
 
 
 def check_run_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -56,7 +71,7 @@ def check_run_id(ctx: click.Context, param: click.Parameter, value: str | None) 
         return None
     if param.param_type_name == "argument" or param.name == "resume_id":
         return validate_run_id(value, what="run id", hint=EXISTING_RUN_HINT)
-    return validate_run_id(value, what=param.opts[0])
+    return validate_run_id(value, what=max(param.opts, key=len))  # --run-id, not -r
 
 
 def db_args(db: str | None) -> str:

@@ -18,7 +18,7 @@ from smithers.engine import load_workflow, render_graph
 
 from ._clients import Clients, pass_clients
 from ._commands import main
-from ._options import check_run_id, db_option, json_option, parse_input_json
+from ._options import LongNameOption, check_run_id, db_option, json_option, parse_input_json
 from ._output import (
     STATE_STYLES,
     echo_json,
@@ -98,8 +98,10 @@ def _print_tree(tree: dict[str, Any], states: dict[str, str] | None = None) -> N
 @main.command("graph")
 @click.argument("file", metavar="FILE[:NAME]")
 @click.option(
+    "-i",
     "--input",
     "input_json",
+    cls=LongNameOption,
     metavar="JSON",
     help="Workflow input: a JSON object, @FILE holding one, or - to read it from stdin.",
 )
@@ -112,8 +114,8 @@ def graph_command(file: str, input_json: str | None, as_json: bool) -> None:
 
     \b
     Examples:
-        smithers graph flows/count.py --input '{"start": 5}'
-        smithers graph flows/all.py:count --json | jq '.children[0]'
+        smithers graph examples/hello.py --input '{"name": "Ada"}'
+        smithers graph examples/robust_pipeline.py:robust_pipeline --json | jq '.children[0]'
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     input_value = parse_input_json(input_json)
     wf, _ = load_workflow(file)

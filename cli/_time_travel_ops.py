@@ -16,7 +16,14 @@ from smithers.eventstore.events import RetryTaskFinished
 
 from ._clients import Clients, pass_clients
 from ._commands import _report_result, main
-from ._options import check_run_id, db_args, db_option, json_option, parse_input_json
+from ._options import (
+    LongNameOption,
+    check_run_id,
+    db_args,
+    db_option,
+    json_option,
+    parse_input_json,
+)
 from ._output import echo_json, stdout_is_tty
 from ._progress import ProgressReporter
 
@@ -36,8 +43,10 @@ frame_option = click.option(
     help="Frame number (see `smithers timeline RUN`).",
 )
 input_option = click.option(
+    "-i",
     "--input",
     "input_json",
+    cls=LongNameOption,
     metavar="JSON",
     help="The new run's input: a JSON object, @FILE holding one, or - to read it from stdin.",
 )
@@ -50,8 +59,10 @@ reset_option = click.option(
 )
 label_option = click.option("--label", metavar="LABEL", help="Branch label of the fork.")
 new_run_id_option = click.option(
+    "-r",
     "--run-id",
     "new_run_id",
+    cls=LongNameOption,
     metavar="ID",
     callback=check_run_id,
     help="The fork's run id (default: a new one).",
@@ -236,7 +247,11 @@ def fork_command(
 )
 @db_option
 @click.option(
-    "--json", "as_json", is_flag=True, help='Print {"runId","status","outputs","error"} at the end.'
+    "-j",
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"runId","status","outputs","error"} at the end.',
 )
 @click.pass_context
 @pass_clients
@@ -303,7 +318,11 @@ def replay_command(
 )
 @db_option
 @click.option(
-    "--json", "as_json", is_flag=True, help='Print {"runId","status","outputs","error"} at the end.'
+    "-j",
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"runId","status","outputs","error"} at the end.',
 )
 @click.pass_context
 @pass_clients

@@ -57,7 +57,7 @@ def test_usage_errors_exit_4_with_clicks_message(cli: Any, args: tuple[str, ...]
     result = cli.raw(*args)
     assert result.exit_code == 4
     assert "Usage: smithers" in result.stderr
-    assert "Error:" in result.stderr
+    assert "Error [INVALID_INPUT]: " in result.stderr
 
 
 def _break_load_run(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
