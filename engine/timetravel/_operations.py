@@ -30,8 +30,9 @@ from smithers.eventstore.events import (
     ReplayStarted,
     RunForked,
     RunRewound,
+    RunStatusChanged,
 )
-from smithers.projections import RunState, apply_rewind, is_run_status
+from smithers.projections import RunState, apply_event, apply_rewind, is_run_status
 
 from .._run_ids import EXISTING_RUN_HINT, validate_run_id
 from ..authoring import check_input
@@ -78,8 +79,10 @@ async def rewind(
     The run's state becomes exactly its state at that frame (tasks in flight then are
     running again in the state, and a resume closes their attempts as ``abandoned``
     and runs them again); the events after it stay in the log for audit but no longer
-    count. The run is then resumable: `resume_run` (or ``smithers up --resume``)
-    continues it from there.
+    count. A run that was running at the frame also gets ``RunStatusChanged
+    ("waiting-resume")`` (`_rewound_status`): no process drives it now, and the
+    supervisor leaves it alone. The run is then resumable: `resume_run` (or ``smithers
+    up --resume``) continues it from there.
 
     Args:
         run_id: The run.
@@ -94,7 +97,8 @@ async def rewind(
         clock: Time source of the event's timestamp (tests pass a fake).
 
     Returns:
-        The run's state after the rewind (at the `RunRewound` event's seq).
+        The run's state after the rewind (at its last event's seq), status
+        ``"waiting-resume"`` if it was running at the frame.
 
     Raises:
         InvalidInputError: if `run_id` is not a valid run id (`validate_run_id`).
@@ -120,8 +124,29 @@ async def rewind(
             )
         target = await state_at(session.store, run_id, frame=frame)
         event = RunRewound(run_id=run_id, timestamp_ms=now, to_frame_no=frame, to_seq=target.seq)
-        seq = await session.append(run_id, [event], expected_seq=state.seq, status=target.status)
-        return apply_rewind(state, event, seq=seq, target=target)
+        events: list[Event] = [event]
+        status = _rewound_status(target.status)
+        if status != target.status:
+            events.append(RunStatusChanged(run_id=run_id, timestamp_ms=now, status=status))
+        seq = await session.append(run_id, events, expected_seq=state.seq, status=status)
+        first = seq - len(events) + 1
+        after = apply_rewind(state, event, seq=first, target=target)
+        for i, extra in enumerate(events[1:], start=1):
+            apply_event(after, extra, seq=first + i)
+        return after
+
+
+def _rewound_status(status: str) -> str:
+    """Return the status a run rewound to a frame where it had `status` gets. No I/O.
+
+    A run that was running at the frame is ``"waiting-resume"``: the rewind is
+    appended from outside any activation, so nothing drives the run until a person
+    resumes it (``smithers up --resume``); ``"running"`` would make it look like a run
+    whose owner died, which the supervisor restarts. A run parked at the frame
+    (``waiting-approval``, ``waiting-event``, ``waiting-timer``) stays parked: what
+    wakes it is the same. Any other status is kept.
+    """
+    return "waiting-resume" if status == "running" else status
 
 
 async def _head(store: EventStore, run_id: str) -> RunState | None:
