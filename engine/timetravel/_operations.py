@@ -38,6 +38,8 @@ from .._run_ids import EXISTING_RUN_HINT, validate_run_id
 from ..authoring import check_input
 from ..errors import (
     NodeNotFoundError,
+    RunNotResumableError,
+    WorkflowMissingDefaultError,
 )
 from ..history import load_state, state_at
 from ..lifecycle import (
@@ -241,6 +243,7 @@ async def fork(
     store: EventStore | None = None,
     run_id_new: str | None = None,
     clock: Clock | None = None,
+    workflow: Workflow | None = None,
 ) -> str:
     """Fork a run at frame `frame` into a new run, not started yet. Awaits I/O.
 
@@ -250,7 +253,11 @@ async def fork(
     (nothing is copied, so the cost does not grow with the parent's length). The
     parent's log is not touched. Run the child with `resume_run` (its tasks in flight
     at the frame run again); the child records no workflow identity until then, so it
-    may run on edited code.
+    may run on edited code. A given `input` is checked at once against the input type
+    of the workflow the fork will run (`workflow`, else the file the parent recorded,
+    imported as a resume would), so a bad input is refused before anything is
+    recorded; when that file cannot be imported (a run started from Python code, a
+    file gone), the input is checked when the fork runs.
 
     Args:
         run_id: The parent run.
@@ -263,6 +270,8 @@ async def fork(
         store: An open `EventStore` to use instead of opening `db` (not closed here).
         run_id_new: The child's run id (default: a new one).
         clock: Time source of the event's timestamp.
+        workflow: The workflow whose input type checks `input` (default: the parent's
+            recorded file).
 
     Returns:
         The child's run id.
@@ -271,8 +280,11 @@ async def fork(
         RunNotFoundError: if the parent does not exist.
         SnapshotNotFoundError: if the parent has no frame `frame`.
         NodeNotFoundError: if a reset node is not a node of the parent.
-        InvalidInputError: if `input` is not a JSON object, or `run_id` or
-            `run_id_new` is not a valid run id (`validate_run_id`).
+        InvalidInputError: if `input` is not a JSON object or fails the workflow's
+            input type, or `run_id` or `run_id_new` is not a valid run id
+            (`validate_run_id`); nothing is recorded then.
+        EngineError: code ``INVALID_INPUT`` if the recorded workflow file raises while
+            importing (only when `input` is given).
         RunAlreadyExistsError: if `run_id_new` is taken.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
 
@@ -283,6 +295,7 @@ async def fork(
     _check_ids(run_id, run_id_new)
     async with _session(db, store) as session:
         at = await state_at(session.store, run_id, frame=frame)
+        _check_fork_input(at, input, workflow)
         return await _fork(
             session,
             at,
@@ -294,6 +307,26 @@ async def fork(
             replay=False,
             now=_now(clock),
         )
+
+
+def _check_fork_input(at: RunState, input: Any, workflow: Workflow | None) -> None:
+    """Refuse a fork's `input` that the workflow it will run rejects; nothing is recorded.
+
+    The workflow is `workflow`, else the parent's recorded file. A file that cannot be
+    found or has no such workflow (a run started from Python code) leaves the check to
+    the fork's first run; a file that raises while importing is reported now.
+    """
+    if input is None:
+        return
+    _input_raw(input)  # a JSON object, serialisable
+    wf = workflow
+    if wf is None:
+        try:
+            wf, _ = _workflow(at, None)
+        except (RunNotResumableError, WorkflowMissingDefaultError) as e:
+            log.debug("fork of %s: input checked when the fork runs (%s)", at.run_id, e)
+            return
+    check_input(wf, input)
 
 
 async def replay(
