@@ -18,6 +18,7 @@ from smithers.eventstore import SmithersError
 
 from ._clients import Clients, pass_clients
 from ._commands import RUN_STATUSES, main
+from ._inspect_view import inspect_view
 from ._options import DURATION as _DURATION
 from ._options import UNIT_MS as _UNIT_MS
 from ._options import check_run_id, db_args, db_option, json_option
@@ -36,7 +37,6 @@ if typing.TYPE_CHECKING:
     from smithers.engine import Client
     from smithers.eventstore import StoredEvent
     from smithers.eventstore.events import Event
-    from smithers.projections import RunState
 
 __all__ = ()
 
@@ -86,15 +86,11 @@ def inspect(clients: Clients, run_id: str, db: str | None, as_json: bool) -> Non
         smithers inspect run-lx2k3j-1a2b3c
         smithers inspect run-lx2k3j-1a2b3c --json | jq '.nodes[] | select(.state == "failed")'
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
-
-    async def read(client: Client) -> RunState:
-        return await (await client.get_run(run_id)).state()
-
-    state = clients.run(db, read)
+    state, tree = clients.run(db, lambda client: inspect_view(client, run_id))
     if as_json:
-        echo_json(inspect_json(state))
+        echo_json(inspect_json(state, tree))
     else:
-        print_inspect(state, db_args=db_args(db))
+        print_inspect(state, tree=tree, db_args=db_args(db))
 
 
 # ---------------------------------------------------------------------- events
