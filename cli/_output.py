@@ -200,7 +200,8 @@ def error_label(error: ErrorInfo | Mapping[str, Any] | None) -> str:
 def runs_json(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
     """Return runs as ``ps --json`` objects (camelCase keys).
 
-    ``durationMs`` is the run's wall time: from its first event to its last.
+    The run's wall time (what ``ps`` shows) is ``updatedAtMs - createdAtMs``: from its
+    first event to its last.
     """
     return [
         {
@@ -209,7 +210,6 @@ def runs_json(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
             "workflowName": r.workflow_name,
             "createdAtMs": r.created_at_ms,
             "updatedAtMs": r.updated_at_ms,
-            "durationMs": r.updated_at_ms - r.created_at_ms,
         }
         for r in runs
     ]

@@ -193,7 +193,10 @@ def test_durations_are_wall_time_and_summed_attempts(sh: Sh, finished: str) -> N
     assert body["durationMs"] == wall == body["updatedAtMs"] - body["createdAtMs"]
     assert wall >= 400
     (ps,) = sh.json("ps")
-    assert ps["durationMs"] == wall
+    assert ps["updatedAtMs"] - ps["createdAtMs"] == wall
+    shown = f"{wall}ms" if wall < 1000 else f"{wall / 1000:.2f}s"
+    assert shown in sh("ps").stdout
+    assert f"Duration  {shown}" in sh("inspect", finished).stdout
 
     (second,) = [n for n in body["nodes"] if n["nodeId"] == "second"]
     attempts = second["attempts"]
