@@ -38,9 +38,12 @@ __all__ = (
     "format_duration",
     "format_time",
     "inspect_json",
+    "node_duration_ms",
+    "nodes_in_tree_order",
     "print_inspect",
     "print_runs",
     "print_table",
+    "run_duration_ms",
     "runs_json",
     "stdout_console",
     "stdout_is_tty",
@@ -54,6 +57,7 @@ STATE_STYLES: Mapping[str, str] = {
     "cancelled": "magenta",
     "skipped": "dim",
     "continued": "green",
+    "waiting-resume": "cyan",
 }
 """Rich styles for run and node states on a terminal."""
 
@@ -194,7 +198,11 @@ def error_label(error: ErrorInfo | Mapping[str, Any] | None) -> str:
 
 
 def runs_json(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
-    """Return runs as ``ps --json`` objects (camelCase keys)."""
+    """Return runs as ``ps --json`` objects (camelCase keys).
+
+    The run's wall time (what ``ps`` shows) is ``updatedAtMs - createdAtMs``: from its
+    first event to its last.
+    """
     return [
         {
             "runId": r.run_id,
@@ -208,7 +216,11 @@ def runs_json(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
 
 
 def print_runs(runs: Sequence[RunRecord]) -> None:
-    """Print the ``ps`` table: run id, workflow, status, started, duration."""
+    """Print the ``ps`` table: run id, workflow, status, started, duration.
+
+    The duration is the run's wall time, from its first event to its last (as
+    ``inspect`` shows it).
+    """
     if not runs:
         click.echo("No runs. Start one with `smithers up FILE`.")
         return
@@ -250,40 +262,112 @@ def _node_json(rec: NodeRecord) -> dict[str, Any]:
         "state": rec.state,
         "label": rec.label,
         "attemptCount": rec.attempt_count,
+        "durationMs": node_duration_ms(rec),
         "attempts": [_attempt_json(a) for a in rec.attempts],
         "output": decode_json(rec.output) if rec.has_output else None,
     }
 
 
-def inspect_json(state: RunState) -> dict[str, Any]:
-    """Return the ``inspect --json`` object of a run (camelCase keys)."""
+def _tree_ids(tree: Any, out: dict[str, int]) -> None:
+    """Collect the ids of `tree`'s nodes (depth first, in order) into `out`: id -> position."""
+    if isinstance(tree, Mapping):
+        node_id = tree.get("id")
+        if isinstance(node_id, str) and node_id not in out:
+            out[node_id] = len(out)
+        _tree_ids(tree.get("children"), out)
+    elif isinstance(tree, list):
+        for child in tree:
+            _tree_ids(child, out)
+
+
+def nodes_in_tree_order(state: RunState, tree: Mapping[str, Any] | None) -> list[NodeRecord]:
+    """Return the run's nodes in the order of `tree` (the last rendered tree). No I/O.
+
+    A node's iterations stay together, by iteration. A node not in the tree (an
+    unmounted branch, a task the workflow no longer renders) follows the node mounted
+    just before it that is in the tree, so it stays where it was mounted. Without a
+    tree, mount order (``state.nodes``'s).
+    """
+    if tree is None:
+        return list(state.nodes.values())
+    position: dict[str, int] = {}
+    _tree_ids(tree, position)
+    keyed: list[tuple[tuple[int, int, int, int], NodeRecord]] = []
+    anchor = -1
+    for mounted, rec in enumerate(state.nodes.values()):
+        at = position.get(rec.node_id)
+        if at is not None:
+            anchor = at
+            key = (at, 0, rec.iteration, mounted)
+        else:
+            key = (anchor, 1, rec.iteration, mounted)
+        keyed.append((key, rec))
+    keyed.sort(key=lambda pair: pair[0])
+    return [rec for _, rec in keyed]
+
+
+def _origin(state: RunState) -> str:
+    """``"run"``, or how it came from its parent: ``"fork"`` or ``"replay"`` (as timeline)."""
+    if state.parent_run_id is None:
+        return "run"
+    return "replay" if state.replay_of is not None else "fork"
+
+
+def inspect_json(state: RunState, tree: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the ``inspect --json`` object of a run (camelCase keys).
+
+    ``frames`` counts the frames of the run's own log as ``timeline`` lists them,
+    ``discardedFrames`` those a rewind discarded; ``durationMs`` is the run's wall
+    time (first event to last); ``kind`` (``run``, ``fork``, ``replay``),
+    ``parentRunId``, ``parentFrameNo`` and ``branchLabel`` say where a fork came from.
+    Nodes are in the order of `tree` (see `nodes_in_tree_order`), each with
+    ``durationMs``, the sum of its attempts' durations.
+    """
     return {
         "runId": state.run_id,
         "status": state.status,
         "workflowName": state.workflow_name,
         "workflowPath": state.workflow_path,
+        "kind": _origin(state),
+        "parentRunId": state.parent_run_id,
+        "parentFrameNo": state.parent_frame_no,
+        "branchLabel": state.branch_label,
         "input": decode_json(state.input),
         "error": error_json(state.error),
         "createdAtMs": state.created_at_ms,
         "updatedAtMs": state.updated_at_ms,
         "finishedAtMs": state.finished_at_ms,
+        "durationMs": run_duration_ms(state),
         "lastSeq": state.seq,
-        "nodes": [_node_json(rec) for rec in state.nodes.values()],
-        "frames": len(state.frames),
+        "nodes": [_node_json(rec) for rec in nodes_in_tree_order(state, tree)],
+        "frames": state.frame_count,
+        "discardedFrames": state.frame_count - len(state.frames),
     }
 
 
-def _node_duration(rec: NodeRecord) -> int | None:
-    if not rec.attempts or rec.attempts[-1].finished_at_ms is None:
+def node_duration_ms(rec: NodeRecord) -> int | None:
+    """Return the time (ms) the node's attempts took, summed; None if one still runs.
+
+    Not the span from the first attempt's start to the last one's end: a node run
+    again later (``retry-task``, a resume after a rewind) did not run in between.
+    None also for a node with no attempt.
+    """
+    if not rec.attempts:
         return None
-    return rec.attempts[-1].finished_at_ms - rec.attempts[0].started_at_ms
+    total = 0
+    for attempt in rec.attempts:
+        duration = attempt.duration_ms
+        if duration is None:
+            return None
+        total += duration
+    return total
 
 
-def _run_duration(state: RunState) -> int | None:
-    if state.created_at_ms is None:
+def run_duration_ms(state: RunState) -> int | None:
+    """Return the run's wall time (ms): from its first event to its last, as ``ps``."""
+    if state.created_at_ms is None or state.updated_at_ms is None:
         return None
-    end = state.finished_at_ms if state.finished_at_ms is not None else state.updated_at_ms
-    return None if end is None else end - state.created_at_ms
+    return state.updated_at_ms - state.created_at_ms
 
 
 def compact_json(value: Any, *, limit: int = 200) -> str:
@@ -296,10 +380,35 @@ def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def print_inspect(state: RunState, *, db_args: str = "") -> None:
+def _frames_text(state: RunState) -> str:
+    """``4 (0-3), 2 discarded by a rewind``: the frames as ``timeline`` counts them."""
+    count = state.frame_count
+    if not count:
+        return "0"
+    last = state.next_frame_no - 1
+    text = f"{count} ({last - count + 1}-{last})"
+    discarded = count - len(state.frames)
+    if discarded:
+        text += f", {discarded} discarded by {'a rewind' if state.rewinds == 1 else 'rewinds'}"
+    return text
+
+
+def _parent_text(state: RunState) -> str:
+    """``RUN at frame N (fork, label L)`` for a fork or replay."""
+    how = _origin(state)
+    if state.branch_label is not None:
+        how += f", label {state.branch_label}"
+    return f"{state.parent_run_id} at frame {state.parent_frame_no} ({how})"
+
+
+def print_inspect(
+    state: RunState, *, tree: Mapping[str, Any] | None = None, db_args: str = ""
+) -> None:
     """Print a run's summary, its nodes table and its failed attempts (with file:line).
 
-    `db_args` (`` --db PATH`` or empty) is appended to the suggested commands.
+    Nodes are listed in the order of `tree`, the last rendered tree (see
+    `nodes_in_tree_order`). `db_args` (`` --db PATH`` or empty) is appended to the
+    suggested commands.
     """
     workflow = state.workflow_name or "-"
     if state.workflow_path:
@@ -308,10 +417,14 @@ def print_inspect(state: RunState, *, db_args: str = "") -> None:
         ("Run", state.run_id),
         ("Workflow", workflow),
         ("Status", state.status),
+    ]
+    if state.parent_run_id is not None:
+        summary.append(("Parent", _parent_text(state)))
+    summary += [
         ("Started", format_time(state.created_at_ms)),
-        ("Duration", format_duration(_run_duration(state))),
+        ("Duration", format_duration(run_duration_ms(state))),
         ("Input", _shorten(dumps(decode_json(state.input)), 120)),
-        ("Frames", str(len(state.frames))),
+        ("Frames", _frames_text(state)),
     ]
     if state.error is not None:
         summary.append(("Error", error_label(state.error)))
@@ -335,10 +448,10 @@ def print_inspect(state: RunState, *, db_args: str = "") -> None:
                 str(rec.iteration),
                 rec.state,
                 str(rec.attempt_count),
-                format_duration(_node_duration(rec)),
+                format_duration(node_duration_ms(rec)),
                 _shorten(error_label(rec.last_error), 70),
             )
-            for rec in state.nodes.values()
+            for rec in nodes_in_tree_order(state, tree)
         ),
         styles=("bold", "", None, "", "", "red"),
     )

@@ -20,6 +20,7 @@ from smithers.eventstore.events import TERMINAL_RUN_STATUSES
 
 from ._clients import Clients, pass_clients
 from ._commands import RUN_STATUSES, main
+from ._inspect_view import inspect_view
 from ._options import DURATION as _DURATION
 from ._options import UNIT_MS as _UNIT_MS
 from ._options import LongNameOption, check_run_id, db_args, db_option, json_option
@@ -162,29 +163,29 @@ def inspect(
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     every_s = interval_s(interval)
 
-    def show(state: RunState) -> None:
+    def show(view: tuple[RunState, dict[str, Any] | None]) -> None:
+        state, tree = view
         if as_json:
-            echo_json(inspect_json(state))
+            echo_json(inspect_json(state, tree))
         else:
-            print_inspect(state, db_args=db_args(db))
+            print_inspect(state, tree=tree, db_args=db_args(db))
 
-    async def read(client: Client) -> RunState:
-        handle = await client.get_run(run_id)
+    async def read(client: Client) -> tuple[RunState, dict[str, Any] | None]:
         if not watch:
-            return await handle.state()
+            return await inspect_view(client, run_id)
         return await watch_view(
-            handle.state,
+            lambda: inspect_view(client, run_id),
             show,
             title=f"smithers inspect {run_id}",
             every_s=every_s,
-            key=lambda state: state.seq,
-            done=lambda state: state.status in TERMINAL_RUN_STATUSES,
+            key=lambda view: view[0].seq,
+            done=lambda view: view[0].status in TERMINAL_RUN_STATUSES,
             separate=not as_json,
         )
 
-    state = clients.run(db, read)
+    view = clients.run(db, read)
     if not watch:
-        show(state)
+        show(view)
 
 
 # ---------------------------------------------------------------------- events

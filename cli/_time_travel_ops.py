@@ -157,6 +157,7 @@ def rewind_command(
         return
     counts = ", ".join(f"{n} {s}" for s, n in sorted(state.counts().items()) if n)
     click.echo(f"Run {run_id} rewound to frame {frame} (state at seq {to_seq}).")
+    click.echo(f"  status: {state.status} (nothing runs it until it is resumed)")
     if counts:
         click.echo(f"  nodes:  {counts}")
     click.echo(f"  resume: smithers up --resume {run_id}{db_args(db)}")

@@ -88,12 +88,25 @@ RunStatus = Literal[
     "waiting-approval",
     "waiting-event",
     "waiting-timer",
+    "waiting-resume",
     "finished",
     "continued",
     "failed",
     "cancelled",
 ]
-"""Smithers' `RunStatus` vocabulary: the statuses this version writes in `RunStatusChanged`."""
+"""The statuses this version writes in `RunStatusChanged`: Smithers' `RunStatus`
+vocabulary, plus ``"waiting-resume"``.
+
+``"waiting-resume"`` is ours: a run rewound (`RunRewound`) without being resumed. Its
+state is back at a frame where it was running, but no process drives it and none will
+until a person resumes it (``smithers up --resume``). None of the reference's statuses
+says that: ``"running"`` makes the supervisor restart it (it looks like a run whose
+owner died), and the other ``waiting-*`` statuses name something else that wakes the
+run (a decision, an event, a timer). It follows their ``waiting-<what wakes it>``
+pattern, so every reader that treats ``waiting*`` as parked (exit code 3,
+`RunHandle.result`, ``down``) treats it so. A version that does not know it skips the
+`RunStatusChanged` (the fold ignores unknown statuses) and shows the status before it.
+"""
 
 TERMINAL_RUN_STATUSES: frozenset[str] = frozenset({"finished", "failed", "cancelled", "continued"})
 """Statuses after which a run does nothing more unless rewound or retried."""

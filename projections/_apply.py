@@ -163,6 +163,7 @@ def _run_forked(s: RunState, e: RunForked, seq: int) -> None:
     # event itself says, so a fork folded without its parent still knows its ancestry.
     s.parent_run_id = e.parent_run_id
     s.parent_frame_no = e.parent_frame_no
+    s.branch_label = e.branch_label
     if e.input != NULL_RAW:
         s.input = e.input  # the fork runs with its own input
     s.next_frame_no = max(s.next_frame_no, e.parent_frame_no + 1)
@@ -334,10 +335,10 @@ def apply_event(state: RunState, event: Event, *, seq: int) -> RunState:
     node; neither changes the run's status. `RunRewound` and `RetryTaskStarted` clear
     the owner (`owner_id`, `pid`, `host`, `activated_at_ms`): they are appended from
     outside any activation, and the run has no owner until its next `RunStarted`.
-    `RunForked` records the parent, sets `next_frame_no` and, when it carries one, the
-    fork's own input; the parent's nodes come from `fork_state`. A `RunStatusChanged`
-    whose status is not a `RunStatus` (written by a later version) leaves `status` as
-    it was.
+    `RunForked` records the parent and branch label, sets `next_frame_no` and, when it
+    carries one, the fork's own input; the parent's nodes come from `fork_state`. A
+    `RunStatusChanged` whose status is not a `RunStatus` (written by a later version)
+    leaves `status` as it was.
 
     Args:
         state: The state after seq ``seq - 1``.
@@ -366,9 +367,9 @@ def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
     `event.reset_nodes` back to pending with no output (as `RetryTaskStarted`; attempts
     kept); `parent_run_id`/`parent_frame_no` set; status ``"pending"`` until the child's
     own `RunStarted`; no frames, `next_frame_no` = ``parent_frame_no + 1``; `seq` 0;
-    `activation`, `rewinds` 0; no owner, error, replay or timestamps. Workflow metadata,
-    input and config are the parent's (folding `event` then sets the fork's own input,
-    if it carries one).
+    `activation`, `rewinds` 0; no owner, error, replay, branch label or timestamps.
+    Workflow metadata, input and config are the parent's (folding `event` then sets the
+    fork's own input, if it carries one).
 
     Args:
         parent: The parent's state at `event.parent_seq` (not modified).
@@ -411,6 +412,7 @@ def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
         parent_run_id=event.parent_run_id,
         parent_frame_no=event.parent_frame_no,
         replay_of=None,
+        branch_label=None,
     )
     _reset_nodes(s, event.reset_nodes)
     return s

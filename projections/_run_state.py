@@ -33,6 +33,7 @@ RunStatus = Literal[
     "waiting-approval",
     "waiting-event",
     "waiting-timer",
+    "waiting-resume",
     "finished",
     "continued",
     "failed",
@@ -202,6 +203,20 @@ class RunState(msgspec.Struct, kw_only=True):
     """Frame of the parent this run was forked at, None otherwise."""
     replay_of: tuple[str, int] | None = None
     """``(parent_run_id, parent_frame_no)`` of the last `ReplayStarted`, None otherwise."""
+    branch_label: str | None = None
+    """The fork's branch label (`RunForked.branch_label`), None if none or not a fork."""
+
+    @property
+    def frame_count(self) -> int:
+        """Number of frames in the run's own log, those a rewind discarded included.
+
+        What ``timeline`` lists for the run: the engine numbers frames one by one from
+        `next_frame_no` and never reuses a number, so a run's log holds every number
+        from its first frame (0, or ``parent_frame_no + 1`` for a fork) to
+        ``next_frame_no - 1``. ``len(frames)`` counts only the effective history's.
+        """
+        first = self.parent_frame_no + 1 if self.parent_frame_no is not None else 0
+        return max(self.next_frame_no - first, 0)
 
     def copy(self) -> RunState:
         """Return an independent snapshot (containers copied, records shared: they are frozen)."""

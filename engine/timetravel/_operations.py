@@ -30,13 +30,16 @@ from smithers.eventstore.events import (
     ReplayStarted,
     RunForked,
     RunRewound,
+    RunStatusChanged,
 )
-from smithers.projections import RunState, apply_rewind, is_run_status
+from smithers.projections import RunState, apply_event, apply_rewind, is_run_status
 
 from .._run_ids import EXISTING_RUN_HINT, validate_run_id
 from ..authoring import check_input
 from ..errors import (
     NodeNotFoundError,
+    RunNotResumableError,
+    WorkflowMissingDefaultError,
 )
 from ..history import load_state, state_at
 from ..lifecycle import (
@@ -79,8 +82,10 @@ async def rewind(
     The run's state becomes exactly its state at that frame (tasks in flight then are
     running again in the state, and a resume closes their attempts as ``abandoned``
     and runs them again); the events after it stay in the log for audit but no longer
-    count. The run is then resumable: `resume_run` (or ``smithers up --resume``)
-    continues it from there.
+    count. A run that was running at the frame also gets ``RunStatusChanged
+    ("waiting-resume")`` (`_rewound_status`): no process drives it now, and the
+    supervisor leaves it alone. The run is then resumable: `resume_run` (or ``smithers
+    up --resume``) continues it from there.
 
     Args:
         run_id: The run.
@@ -95,7 +100,8 @@ async def rewind(
         clock: Time source of the event's timestamp (tests pass a fake).
 
     Returns:
-        The run's state after the rewind (at the `RunRewound` event's seq).
+        The run's state after the rewind (at its last event's seq), status
+        ``"waiting-resume"`` if it was running at the frame.
 
     Raises:
         InvalidInputError: if `run_id` is not a valid run id (`validate_run_id`).
@@ -121,8 +127,29 @@ async def rewind(
             )
         target = await state_at(session.store, run_id, frame=frame)
         event = RunRewound(run_id=run_id, timestamp_ms=now, to_frame_no=frame, to_seq=target.seq)
-        seq = await session.append(run_id, [event], expected_seq=state.seq, status=target.status)
-        return apply_rewind(state, event, seq=seq, target=target)
+        events: list[Event] = [event]
+        status = _rewound_status(target.status)
+        if status != target.status:
+            events.append(RunStatusChanged(run_id=run_id, timestamp_ms=now, status=status))
+        seq = await session.append(run_id, events, expected_seq=state.seq, status=status)
+        first = seq - len(events) + 1
+        after = apply_rewind(state, event, seq=first, target=target)
+        for i, extra in enumerate(events[1:], start=1):
+            apply_event(after, extra, seq=first + i)
+        return after
+
+
+def _rewound_status(status: str) -> str:
+    """Return the status a run rewound to a frame where it had `status` gets. No I/O.
+
+    A run that was running at the frame is ``"waiting-resume"``: the rewind is
+    appended from outside any activation, so nothing drives the run until a person
+    resumes it (``smithers up --resume``); ``"running"`` would make it look like a run
+    whose owner died, which the supervisor restarts. A run parked at the frame
+    (``waiting-approval``, ``waiting-event``, ``waiting-timer``) stays parked: what
+    wakes it is the same. Any other status is kept.
+    """
+    return "waiting-resume" if status == "running" else status
 
 
 async def _head(store: EventStore, run_id: str) -> RunState | None:
@@ -217,6 +244,7 @@ async def fork(
     store: EventStore | None = None,
     run_id_new: str | None = None,
     clock: Clock | None = None,
+    workflow: Workflow | None = None,
 ) -> str:
     """Fork a run at frame `frame` into a new run, not started yet. Awaits I/O.
 
@@ -226,7 +254,11 @@ async def fork(
     (nothing is copied, so the cost does not grow with the parent's length). The
     parent's log is not touched. Run the child with `resume_run` (its tasks in flight
     at the frame run again); the child records no workflow identity until then, so it
-    may run on edited code.
+    may run on edited code. A given `input` is checked at once against the input type
+    of the workflow the fork will run (`workflow`, else the file the parent recorded,
+    imported as a resume would), so a bad input is refused before anything is
+    recorded; when that file cannot be imported (a run started from Python code, a
+    file gone), the input is checked when the fork runs.
 
     Args:
         run_id: The parent run.
@@ -239,6 +271,8 @@ async def fork(
         store: An open `EventStore` to use instead of opening `db` (not closed here).
         run_id_new: The child's run id (default: a new one).
         clock: Time source of the event's timestamp.
+        workflow: The workflow whose input type checks `input` (default: the parent's
+            recorded file).
 
     Returns:
         The child's run id.
@@ -247,8 +281,11 @@ async def fork(
         RunNotFoundError: if the parent does not exist.
         SnapshotNotFoundError: if the parent has no frame `frame`.
         NodeNotFoundError: if a reset node is not a node of the parent.
-        InvalidInputError: if `input` is not a JSON object, or `run_id` or
-            `run_id_new` is not a valid run id (`validate_run_id`).
+        InvalidInputError: if `input` is not a JSON object or fails the workflow's
+            input type, or `run_id` or `run_id_new` is not a valid run id
+            (`validate_run_id`); nothing is recorded then.
+        EngineError: code ``INVALID_INPUT`` if the recorded workflow file raises while
+            importing (only when `input` is given).
         RunAlreadyExistsError: if `run_id_new` is taken.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
 
@@ -259,6 +296,7 @@ async def fork(
     _check_ids(run_id, run_id_new)
     async with _session(db, store) as session:
         at = await state_at(session.store, run_id, frame=frame)
+        _check_fork_input(at, input, workflow)
         return await _fork(
             session,
             at,
@@ -270,6 +308,26 @@ async def fork(
             replay=False,
             now=_now(clock),
         )
+
+
+def _check_fork_input(at: RunState, input: Any, workflow: Workflow | None) -> None:
+    """Refuse a fork's `input` that the workflow it will run rejects; nothing is recorded.
+
+    The workflow is `workflow`, else the parent's recorded file. A file that cannot be
+    found or has no such workflow (a run started from Python code) leaves the check to
+    the fork's first run; a file that raises while importing is reported now.
+    """
+    if input is None:
+        return
+    _input_raw(input)  # a JSON object, serialisable
+    wf = workflow
+    if wf is None:
+        try:
+            wf, _ = _workflow(at, None)
+        except (RunNotResumableError, WorkflowMissingDefaultError) as e:
+            log.debug("fork of %s: input checked when the fork runs (%s)", at.run_id, e)
+            return
+    check_input(wf, input)
 
 
 async def replay(

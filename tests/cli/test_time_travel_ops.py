@@ -13,6 +13,7 @@ from smithers.eventstore.events import (
     RetryTaskStarted,
     RunForked,
     RunRewound,
+    RunStatusChanged,
 )
 
 if TYPE_CHECKING:
@@ -157,13 +158,21 @@ def test_rewind_appends_run_rewound_and_the_run_resumes(
 
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
-    assert body == {"runId": finished_run, "toFrameNo": 1, "toSeq": seq1, "status": "running"}
+    assert body == {
+        "runId": finished_run,
+        "toFrameNo": 1,
+        "toSeq": seq1,
+        "status": "waiting-resume",
+    }
     events = log.events(finished_run)
     assert events[: len(before)] == before
-    (rewound,) = events[len(before) :]
+    # Issue 8: running at the frame, so it now waits for a person (not "running").
+    (rewound, status) = events[len(before) :]
     assert isinstance(rewound, RunRewound)
     assert (rewound.to_frame_no, rewound.to_seq) == (1, seq1)
-    assert log.status(finished_run) == "running"
+    assert isinstance(status, RunStatusChanged)
+    assert status.status == "waiting-resume"
+    assert log.status(finished_run) == "waiting-resume"
 
     resumed = cli("up", "--resume", finished_run, "--json")
     assert resumed.exit_code == 0, resumed.output
@@ -209,7 +218,7 @@ def test_rewind_asks_on_a_terminal(
         cli_main(), ["rewind", finished_run, "--frame", "1", "--db", str(cli.db)], input="y\n"
     )
     assert agreed.exit_code == 0, agreed.output
-    assert len(log.events(finished_run)) == n + 1
+    assert len(log.events(finished_run)) == n + 2  # RunRewound, RunStatusChanged (issue 8)
 
     yes = cli("rewind", finished_run, "--frame", "1", "--yes")
     assert yes.exit_code == 0

@@ -152,19 +152,24 @@ async def test_rewind_appends_one_event_and_the_state_is_the_frames() -> None:
 
     after = await rows_of(store, "r")
     assert after[: len(before)] == before
-    (rewound,) = events_of(after[len(before) :])
+    # Issue 8: the run was running at the frame, so it now waits for a person.
+    (rewound, status) = events_of(after[len(before) :])
     assert isinstance(rewound, RunRewound)
     assert (rewound.to_frame_no, rewound.to_seq) == (1, seq1)
+    assert isinstance(status, RunStatusChanged)
+    assert status.status == "waiting-resume"
     at_frame = await state_of(store, "r", upto_seq=seq1)
     assert state.seq == len(after)
-    assert state.status == at_frame.status == "running"
+    assert at_frame.status == "running"
+    assert state.status == "waiting-resume"
     assert node_states(state) == node_states(at_frame)
     assert state.outputs() == at_frame.outputs()
     assert state.rewinds == 1
     refolded = await state_of(store, "r")
     assert node_states(refolded) == node_states(state)
+    assert refolded.status == "waiting-resume"
     assert (await store.get_run("r")) is not None
-    assert (await store.get_run("r")).status == "running"  # type: ignore[union-attr]
+    assert (await store.get_run("r")).status == "waiting-resume"  # type: ignore[union-attr]
 
 
 async def test_a_rewound_run_resumes_and_reruns_only_what_was_not_finished() -> None:
