@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs in CI (see tests/conftest.py)
+
 if TYPE_CHECKING:
     from pathlib import Path
 

@@ -38,6 +38,8 @@ from smithers.eventstore import StoredEvent, decode_event, decode_json
 from smithers.eventstore.events import NodeCancelled, NodeFinished, NodeStarted, RunStarted
 from smithers.projections import fold_stored
 
+pytestmark = pytest.mark.slow  # runs in CI (see tests/conftest.py)
+
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.py"
 EFFECTS_ENV = "SMITHERS_CRASH_EFFECTS"

@@ -1125,6 +1125,7 @@ def finished(state: RunState) -> set[str]:
 PICK = st.integers(0, 1_000)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(spec=specs(), seed=st.integers(0, 10), pick=PICK)
 def test_property_b_fork_at_n_reruns_exactly_what_was_not_finished(
@@ -1160,6 +1161,7 @@ def kind_of(spec: Any, node_id: str) -> str:
     return "".join(kind_of(c, node_id) for c in children)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(spec=specs(), seed=st.integers(0, 10), pick_fork=PICK, pick_rewind=PICK)
 def test_property_c_rewind_and_fork_never_change_earlier_events(
@@ -1187,6 +1189,7 @@ def test_property_c_rewind_and_fork_never_change_earlier_events(
     anyio.run(check)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(spec=specs(), seed=st.integers(0, 10), deps=st.booleans(), pick=PICK)
 def test_property_d_retry_task_reruns_the_node_and_its_dependents_only(
