@@ -1,8 +1,14 @@
 """The default event store: one SQLite file in WAL mode, driven through aiosqlite.
 
-Every public call costs one hop to aiosqlite's connection thread: a whole append
-(conflict check, batch insert, runs-index update, commit) runs as one function in that
-thread, so a tick of the engine pays ~0.1 ms of hop plus the commit itself.
+Reads and side-table writes cost one hop to aiosqlite's connection thread each (a whole
+transaction runs as one function there, ~0.1 ms of hop plus the work). An append, the
+engine's one write per tick, usually costs no hop: with ``durability="normal"`` a small
+batch is committed on the calling (event loop) thread through a second connection
+(`_InlineWriter`) when the write lock is free at once, which takes ~0.03 ms. Whatever
+could block the loop goes to the thread instead: a lock held by another writer (waited
+on and retried there, as before), ``durability="full"`` (an fsync per commit), big
+batches, and WAL checkpoints (the inline connection never checkpoints; the store asks
+the thread for a ``PASSIVE`` one as the WAL grows).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import anyio
 
 from ._codec import encode_event
 from ._envelope import Lease, RunRecord, StoredEvent
+from ._inline import InlineWriter, is_busy, wal_checkpoint
 from .errors import (
     DatabaseQueryError,
     DatabaseWriteError,
@@ -88,6 +95,18 @@ _INSERT = (
     "INSERT INTO _smithers_events (run_id, seq, type, timestamp_ms, payload) VALUES (?, ?, ?, ?, ?)"
 )
 _RUN_COLUMNS = "run_id, workflow_name, status, created_at_ms, updated_at_ms, last_seq"
+_RUN_SELECT = (
+    "SELECT r.run_id, r.workflow_name, r.status, r.created_at_ms, "
+    "COALESCE(e.timestamp_ms, r.updated_at_ms), COALESCE(e.seq, r.last_seq) "
+    "FROM _smithers_runs r LEFT JOIN _smithers_events e ON e.position = ("
+    "SELECT position FROM _smithers_events WHERE run_id = r.run_id ORDER BY seq DESC LIMIT 1)"
+)
+"""A run's index row with its last seq and time read from its last event.
+
+An append writes the row only when it starts the run or changes its status or name:
+a row per commit more would cost a page in the WAL on every engine tick. So the
+row's ``last_seq``/``updated_at_ms`` are those of its last status change, and reads
+take them from the run's last event (one seek on the ``(run_id, seq)`` index)."""
 _LEASE_COLUMNS = "run_id, owner_id, pid, host, acquired_at_ms, heartbeat_at_ms"
 
 _WRITE_ERROR_CODES = frozenset(
@@ -100,6 +119,14 @@ directory fails with ``SQLITE_READONLY_DIRECTORY``, which is ``SQLITE_READONLY``
 _LOCK_RETRIES = 6
 """How many times a write that found the database locked is retried (after busy_timeout)."""
 
+_INLINE_MAX_ROWS = 64
+"""Biggest batch (events) an append commits on the loop's thread; bigger ones hop."""
+_INLINE_MAX_BYTES = 256 * 1024
+"""Biggest batch (payload bytes) an append commits on the loop's thread."""
+_CHECKPOINT_PAGES = 1_000
+"""WAL growth (estimated pages written by inline commits) that asks the connection
+thread for a ``PASSIVE`` checkpoint: SQLite's own ``wal_autocheckpoint`` default."""
+
 
 def _is_write_fault(err: sqlite3.Error) -> bool:
     code = getattr(err, "sqlite_errorcode", None)
@@ -107,8 +134,7 @@ def _is_write_fault(err: sqlite3.Error) -> bool:
 
 
 def _is_locked(err: sqlite3.Error) -> bool:
-    text = str(err).lower()
-    return "locked" in text or "busy" in text
+    return is_busy(err)
 
 
 class SQLiteEventStore:
@@ -124,9 +150,25 @@ class SQLiteEventStore:
         ...     await store.append("r1", [RunStatusChanged(...)], expected_seq=0)
     """
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        path: Path,
+        *,
+        inline: bool = False,
+        max_page_count: int | None = None,
+    ) -> None:
         self._conn = conn
         self.path = path
+        # Appends on the loop's thread (see `_inline`): wanted with durability
+        # "normal"; the connection is opened by the first append that fits.
+        self._inline_wanted = inline
+        self._inline: InlineWriter | None = None
+        self._max_page_count = max_page_count
+        self._closed = False
+        # True while the end of a WAL checkpoint runs in the connection thread:
+        # appends meanwhile go through the thread too (see `wal_checkpoint`).
+        self._checkpointing = False
 
     @classmethod
     async def open(
@@ -179,7 +221,7 @@ class SQLiteEventStore:
             )
         except sqlite3.Error as e:
             raise _query_error(db_path, e) from e
-        store = cls(conn, db_path)
+        store = cls(conn, db_path, inline=durability == "normal", max_page_count=max_page_count)
         sync = "FULL" if durability == "full" else "NORMAL"
         try:
             await store._call(_init_schema, sync, busy_timeout_ms, max_page_count)
@@ -205,7 +247,12 @@ class SQLiteEventStore:
         return result
 
     async def close(self) -> None:
-        """Close the connection. Awaits I/O."""
+        """Close the connections. Awaits I/O."""
+        self._closed = True
+        inline, self._inline, self._inline_wanted = self._inline, None, False
+        if inline is not None:
+            # In the connection thread: closing may wait for the inline lock.
+            await self._call(lambda _conn: inline.close())
         await self._conn.close()
 
     # ------------------------------------------------------------------ writes
@@ -249,7 +296,61 @@ class SQLiteEventStore:
             (run_id, expected_seq + i, type(e).__name__, e.timestamp_ms, encode_event(e))
             for i, e in enumerate(events, 1)
         ]
+        if self._inline_wanted and len(rows) <= _INLINE_MAX_ROWS:
+            size = sum(len(r[4]) for r in rows)
+            inline = self._inline or await self._open_inline()
+            if inline is not None and size <= _INLINE_MAX_BYTES and not self._checkpointing:
+                try:
+                    last = inline.try_write(
+                        _append_tx, run_id, rows, expected_seq, status, workflow_name
+                    )
+                except sqlite3.Error as e:
+                    raise _write_error(self.path, e) from e
+                if last is not None:
+                    if inline.grew(size):
+                        self._checkpoint_soon()
+                    return last
+        # Contended, big, or durability "full": in the connection thread, which waits.
         return await self._write(_append_tx, run_id, rows, expected_seq, status, workflow_name)
+
+    async def _open_inline(self) -> InlineWriter | None:
+        # The first append opens the inline connection (in the thread: file I/O); an
+        # append meanwhile takes the thread path. A failure to open only means no
+        # inline appends: the thread path reports whatever is wrong with the file.
+        self._inline_wanted = False
+        try:
+            inline = await self._call(
+                lambda _conn: InlineWriter.open(
+                    str(self.path),
+                    max_page_count=self._max_page_count,
+                    checkpoint_pages=_CHECKPOINT_PAGES,
+                )
+            )
+        except sqlite3.Error:
+            return None
+        if inline is None:
+            return None
+        if self._closed:  # closed while it was being opened
+            inline.close()
+            return None
+        self._inline, self._inline_wanted = inline, True
+        return inline
+
+    def _checkpoint_soon(self) -> None:
+        # Queued to aiosqlite's connection thread without waiting for it (a future of
+        # None: aiosqlite's queue runs the call and reports to no one).
+        aio = self._conn
+
+        def hold() -> None:
+            self._checkpointing = True
+
+        def checkpoint() -> None:
+            try:
+                wal_checkpoint(aio._connection, hold)
+            finally:
+                self._checkpointing = False
+
+        aio._tx.put_nowait((None, checkpoint))
 
     # ------------------------------------------------------------------ reads
 
@@ -305,14 +406,12 @@ class SQLiteEventStore:
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """Return the run's index row or None. Raises `DatabaseQueryError` on I/O failure."""
-        rows = await self._read(
-            f"SELECT {_RUN_COLUMNS} FROM _smithers_runs WHERE run_id = ?", (run_id,)
-        )
+        rows = await self._read(f"{_RUN_SELECT} WHERE r.run_id = ?", (run_id,))
         return _run_record(rows[0]) if rows else None
 
     async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
         """Return runs newest first. Raises `DatabaseQueryError` on I/O failure."""
-        sql = f"SELECT {_RUN_COLUMNS} FROM _smithers_runs ORDER BY created_at_ms DESC, rowid DESC"
+        sql = f"{_RUN_SELECT} ORDER BY r.created_at_ms DESC, r.rowid DESC"
         params: tuple[Any, ...] = ()
         if limit is not None:
             sql += " LIMIT ?"
@@ -500,7 +599,8 @@ def _append_tx(
                 f"INSERT OR REPLACE INTO _smithers_runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 (run_id, workflow_name or "", status or "running", first_ms, last_ms, last_seq),
             )
-        else:
+        elif status is not None or workflow_name is not None:
+            # Only then: the last seq and time are read from the log (`_RUN_SELECT`).
             conn.execute(
                 "UPDATE _smithers_runs SET last_seq = ?, updated_at_ms = ?, "
                 "status = COALESCE(?, status), workflow_name = COALESCE(?, workflow_name) "

@@ -1,0 +1,169 @@
+"""Commits on the event loop's own thread: the SQLite store's uncontended fast path.
+
+A hop to aiosqlite's connection thread costs ~0.1 ms, several times what committing a
+small batch in WAL mode with ``synchronous=NORMAL`` costs (~0.03 ms: no fsync, the
+commit is a ``write`` to the WAL). `InlineWriter` keeps a second connection, used only
+for write transactions that can finish at once:
+
+- its ``busy_timeout`` is 0, so a write lock held by another connection (this store's
+  thread, another process) fails at once with ``SQLITE_BUSY`` instead of blocking the
+  loop; the caller then takes the thread path, which waits and retries;
+- its ``wal_autocheckpoint`` is 0, so a commit never runs a checkpoint (page writes and
+  two fsyncs) on the loop; the caller counts the WAL's growth (`grew`) and has the
+  connection thread checkpoint (`wal_checkpoint`);
+- a lock guards it: one connection is never used by two threads at once. The loop
+  never waits for it (`try_write` takes it only if free); `close` runs in the
+  connection thread and may wait.
+
+Opened with ``check_same_thread=False``: it is opened and closed in the connection
+thread, and used on the loop's thread (or any thread that finds the lock free).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ("InlineWriter", "is_busy", "wal_checkpoint")
+
+_T = TypeVar("_T")
+
+log = logging.getLogger("smithers.eventstore")
+
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def is_busy(err: sqlite3.Error) -> bool:
+    """Return True if `err` means another connection holds a lock (retry later)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _BUSY_CODES:
+        return True
+    text = str(err).lower()
+    return "locked" in text or "busy" in text
+
+
+class InlineWriter:
+    """A connection for write transactions on the calling thread, never waiting.
+
+    Create it with `open` in the connection thread. `try_write` runs a transaction
+    function if the connection is free and the database's write lock is free; `None`
+    means "not done, nothing written: take the thread path".
+
+    Args:
+        conn: The connection (``isolation_level=None``, ``check_same_thread=False``).
+        checkpoint_pages: WAL pages written between two checkpoint requests.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, checkpoint_pages: int) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = threading.Lock()
+        self._checkpoint_pages = checkpoint_pages
+        self._pages = 0
+
+    @classmethod
+    def open(
+        cls, path: str, *, max_page_count: int | None, checkpoint_pages: int
+    ) -> InlineWriter | None:
+        """Open the inline connection to `path`; None if the file is not in WAL mode.
+
+        Blocking I/O: call it in the connection thread.
+
+        Raises:
+            sqlite3.Error: if the file cannot be opened.
+        """
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if max_page_count is not None:
+                conn.execute(f"PRAGMA max_page_count = {int(max_page_count)}")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        except BaseException:
+            conn.close()
+            raise
+        if str(mode).lower() != "wal":
+            # A rollback journal fsyncs on commit: not something for the loop's thread.
+            conn.close()
+            return None
+        return cls(conn, checkpoint_pages)
+
+    def try_write(self, fn: Callable[..., _T], *args: Any) -> _T | None:
+        """Run ``fn(conn, *args)`` here and now, unless that would have to wait.
+
+        `fn` is a whole write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) that rolls
+        back on any exception, and never returns None.
+
+        Returns:
+            What `fn` returned; None if the connection is in use by another thread,
+            closed, or the database's write lock is held (``SQLITE_BUSY``): then
+            nothing was written.
+
+        Raises:
+            sqlite3.Error: any other SQLite failure (nothing of the transaction kept).
+            Exception: whatever `fn` raises (e.g. a version conflict).
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            conn = self._conn
+            if conn is None:
+                return None
+            try:
+                return fn(conn, *args)
+            except sqlite3.OperationalError as e:
+                if is_busy(e):
+                    return None
+                raise
+        finally:
+            self._lock.release()
+
+    def grew(self, payload_bytes: int) -> bool:
+        """Count a committed transaction's WAL pages; True when a checkpoint is due.
+
+        The estimate: the payload's pages plus three (the table's last page, the
+        ``(run_id, seq)`` index page, the runs-index page).
+        """
+        self._pages += 3 + payload_bytes // 4096
+        if self._pages < self._checkpoint_pages:
+            return False
+        self._pages = 0
+        return True
+
+    def close(self) -> None:
+        """Close the connection. Blocking: call it in the connection thread."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+def wal_checkpoint(conn: sqlite3.Connection | None, hold: Callable[[], None]) -> None:
+    """Checkpoint the WAL from `conn` (the connection thread's), if open; blocking.
+
+    SQLite starts the WAL over from its beginning only when a write begins on a fully
+    checkpointed WAL, which a steady stream of inline writes racing the checkpoint
+    would prevent (the WAL would grow without bound). So two ``PASSIVE`` steps (which
+    never wait for readers or writers): the first copies the bulk of the WAL while
+    inline writes go on; then `hold` is called, which must send further writes
+    through this thread (queued behind this call), and the second copies the few
+    frames written meanwhile. A failure is only logged: the next checkpoint catches
+    up.
+
+    Args:
+        conn: The connection thread's connection (None: closed, nothing to do).
+        hold: Called between the two steps.
+    """
+    if conn is None:
+        return
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        hold()
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error as e:
+        log.debug("WAL checkpoint skipped: %s", e)
