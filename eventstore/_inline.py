@@ -143,27 +143,33 @@ class InlineWriter:
             conn.close()
 
 
-def wal_checkpoint(conn: sqlite3.Connection | None, hold: Callable[[], None]) -> None:
+def wal_checkpoint(
+    conn: sqlite3.Connection | None, *, restart_frames: int, hold: Callable[[], None]
+) -> None:
     """Checkpoint the WAL from `conn` (the connection thread's), if open; blocking.
 
-    SQLite starts the WAL over from its beginning only when a write begins on a fully
-    checkpointed WAL, which a steady stream of inline writes racing the checkpoint
-    would prevent (the WAL would grow without bound). So two ``PASSIVE`` steps (which
-    never wait for readers or writers): the first copies the bulk of the WAL while
-    inline writes go on; then `hold` is called, which must send further writes
-    through this thread (queued behind this call), and the second copies the few
-    frames written meanwhile. A failure is only logged: the next checkpoint catches
-    up.
+    A ``PASSIVE`` checkpoint (it never waits for readers or writers) copies the WAL
+    into the database while inline writes go on. SQLite starts the WAL over from its
+    beginning only when a write begins on a fully checkpointed WAL, which a steady
+    stream of inline writes racing the checkpoint prevents, so the WAL would grow
+    without bound. Hence, once the WAL holds `restart_frames` frames or more, a second
+    step: `hold` is called, which must send further writes through this thread
+    (queued behind this call), and a second ``PASSIVE`` checkpoint copies the few
+    frames written meanwhile; the next write then starts the WAL over. Writes wait
+    for that step (its two fsyncs), so it is done only every few checkpoints.
+    A failure is only logged: the next checkpoint catches up.
 
     Args:
         conn: The connection thread's connection (None: closed, nothing to do).
-        hold: Called between the two steps.
+        restart_frames: WAL size (frames, i.e. pages) from which to restart it.
+        hold: Called before the second step.
     """
     if conn is None:
         return
     try:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        hold()
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        if frames >= restart_frames:
+            hold()
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     except sqlite3.Error as e:
         log.debug("WAL checkpoint skipped: %s", e)

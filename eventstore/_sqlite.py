@@ -126,6 +126,9 @@ _INLINE_MAX_BYTES = 256 * 1024
 _CHECKPOINT_PAGES = 1_000
 """WAL growth (estimated pages written by inline commits) that asks the connection
 thread for a ``PASSIVE`` checkpoint: SQLite's own ``wal_autocheckpoint`` default."""
+_RESTART_FRAMES = 4_000
+"""WAL size (frames of a page each, ~16 MB) from which a checkpoint also makes the WAL
+start over, holding appends for a moment (see `wal_checkpoint`)."""
 
 
 def _is_write_fault(err: sqlite3.Error) -> bool:
@@ -346,7 +349,7 @@ class SQLiteEventStore:
 
         def checkpoint() -> None:
             try:
-                wal_checkpoint(aio._connection, hold)
+                wal_checkpoint(aio._connection, restart_frames=_RESTART_FRAMES, hold=hold)
             finally:
                 self._checkpointing = False
 
