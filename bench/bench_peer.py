@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import smithers.engine as engine
+from peer_workflows import make_workflow
 from smithers.eventstore import SQLiteEventStore
 
-from smithers import Parallel, Sequence, Task, run_workflow, workflow
+from smithers import run_workflow
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -116,36 +117,6 @@ async def floors(tmp: Path, steps: int, tag: str) -> tuple[list[float], list[flo
 # ---------------------------------------------------------------------- workflows
 
 
-def _value(i: int) -> dict[str, Any]:
-    # 45 bytes of JSON: {"task":"t00001","ok":true,"note":"noop-ok!"}
-    return {"task": f"t{i:05d}", "ok": True, "note": "noop-ok!"}
-
-
-def _async_task(i: int) -> Task:
-    async def run() -> dict[str, Any]:
-        return _value(i)
-
-    return Task(f"t{i}", output=dict, run=run)
-
-
-def _sync_task(i: int) -> Task:
-    def run() -> dict[str, Any]:
-        return _value(i)
-
-    return Task(f"t{i}", output=dict, run=run)
-
-
-def make_workflow(n: int, shape: str, kind: str) -> Any:
-    make = _async_task if kind == "async" else _sync_task
-
-    @workflow(f"peer-{shape}-{kind}-{n}")
-    def wf(ctx: Any) -> Any:
-        tasks = [make(i) for i in range(n)]
-        return Sequence(*tasks) if shape == "sequential" else Parallel(*tasks)
-
-    return wf
-
-
 def db_bytes(path: Path) -> int:
     """The database's size once its WAL is checkpointed into it (the data's, not the WAL's)."""
     with closing(sqlite3.connect(path)) as conn:
@@ -187,8 +158,18 @@ async def watched(fn: Callable[[], Awaitable[Any]]) -> tuple[Any, float]:
     return result, watch.worst_ms
 
 
+async def create_db(db: Path) -> int:
+    """Create an empty database at `db` (not timed: creating a file costs 5-50 ms of
+    fsyncs here, once per project); return its size in bytes."""
+    await (await SQLiteEventStore.open(db)).close()
+    return db_bytes(db)
+
+
 async def run_timed(wf: Any, db: Path, **kwargs: Any) -> tuple[Any, float]:
-    """Run `wf` to its end in a new database; return (result, seconds)."""
+    """Run `wf` to its end in the database `db`; return (result, seconds).
+
+    Timed: the whole `run_workflow` call, opening and closing the store included.
+    """
     t0 = time.perf_counter()
     result = await run_workflow(wf, db=db, log_dir=None, **kwargs)
     elapsed = time.perf_counter() - t0
@@ -199,14 +180,15 @@ async def run_timed(wf: Any, db: Path, **kwargs: Any) -> tuple[Any, float]:
 async def per_task(
     tmp: Path, n: int, shape: str, kind: str, reps: int = 3, **kwargs: Any
 ) -> dict[str, float]:
-    """Median ms per task of `reps` fresh runs, and database bytes per task."""
+    """Median ms per task of `reps` runs, each in a new database, and bytes per task."""
     times: list[float] = []
     size = 0
     for rep in range(reps):
         db = tmp / f"{shape}-{kind}-{n}-{rep}.db"
+        empty = await create_db(db)
         _, elapsed = await run_timed(make_workflow(n, shape, kind), db, **kwargs)
         times.append(elapsed * 1000 / n)
-        size = db_bytes(db)
+        size = db_bytes(db) - empty
         _remove(db)
     return {"ms": statistics.median(times), "db_bytes_per_task": size / n}
 
@@ -214,6 +196,7 @@ async def per_task(
 async def stall(tmp: Path, n: int, shape: str, kind: str, **kwargs: Any) -> float:
     """The worst event-loop stall (ms) during one run of the workload."""
     db = tmp / f"stall-{shape}-{kind}-{n}.db"
+    await create_db(db)
     wf = make_workflow(n, shape, kind)
     _, worst = await watched(lambda: run_timed(wf, db, **kwargs))
     _remove(db)

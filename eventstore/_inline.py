@@ -1,9 +1,9 @@
-"""Commits on the event loop's own thread: the SQLite store's uncontended fast path.
+"""Statements on the event loop's own thread: the SQLite store's uncontended fast path.
 
 A hop to aiosqlite's connection thread costs ~0.1 ms, several times what committing a
 small batch in WAL mode with ``synchronous=NORMAL`` costs (~0.03 ms: no fsync, the
-commit is a ``write`` to the WAL). `InlineWriter` keeps a second connection, used only
-for write transactions that can finish at once:
+commit is a ``write`` to the WAL) or what a small read costs. `InlineConnection` keeps
+a second connection, used only for what can finish at once (small appends and reads):
 
 - its ``busy_timeout`` is 0, so a write lock held by another connection (this store's
   thread, another process) fails at once with ``SQLITE_BUSY`` instead of blocking the
@@ -12,7 +12,7 @@ for write transactions that can finish at once:
   two fsyncs) on the loop; the caller counts the WAL's growth (`grew`) and has the
   connection thread checkpoint (`wal_checkpoint`);
 - a lock guards it: one connection is never used by two threads at once. The loop
-  never waits for it (`try_write` takes it only if free); `close` runs in the
+  never waits for it (`try_run` takes it only if free); `close` runs in the
   connection thread and may wait.
 
 Opened with ``check_same_thread=False``: it is opened and closed in the connection
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ("InlineWriter", "is_busy", "wal_checkpoint")
+__all__ = ("InlineConnection", "is_busy", "wal_checkpoint")
 
 _T = TypeVar("_T")
 
@@ -47,12 +47,12 @@ def is_busy(err: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
-class InlineWriter:
-    """A connection for write transactions on the calling thread, never waiting.
+class InlineConnection:
+    """A connection for short statements on the calling thread, never waiting.
 
-    Create it with `open` in the connection thread. `try_write` runs a transaction
-    function if the connection is free and the database's write lock is free; `None`
-    means "not done, nothing written: take the thread path".
+    Create it with `open` in the connection thread. `try_run` runs a function (a
+    write transaction or a read) if the connection is free and no lock is in the way;
+    `None` means "not done, nothing written: take the thread path".
 
     Args:
         conn: The connection (``isolation_level=None``, ``check_same_thread=False``).
@@ -68,15 +68,18 @@ class InlineWriter:
     @classmethod
     def open(
         cls, path: str, *, max_page_count: int | None, checkpoint_pages: int
-    ) -> InlineWriter | None:
-        """Open the inline connection to `path`; None if the file is not in WAL mode.
+    ) -> InlineConnection | None:
+        """Open the inline connection to `path`; None if that is not possible.
 
-        Blocking I/O: call it in the connection thread.
-
-        Raises:
-            sqlite3.Error: if the file cannot be opened.
+        None when the file is not in WAL mode (a rollback journal fsyncs on commit)
+        or cannot be opened: the caller then does everything in its thread, which
+        reports whatever is wrong with the file. Blocking I/O: call it in the
+        connection thread.
         """
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            return None
         try:
             conn.execute("PRAGMA busy_timeout = 0")
             conn.execute("PRAGMA wal_autocheckpoint = 0")
@@ -84,25 +87,23 @@ class InlineWriter:
             if max_page_count is not None:
                 conn.execute(f"PRAGMA max_page_count = {int(max_page_count)}")
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        except BaseException:
+        except sqlite3.Error:
             conn.close()
-            raise
+            return None
         if str(mode).lower() != "wal":
-            # A rollback journal fsyncs on commit: not something for the loop's thread.
             conn.close()
             return None
         return cls(conn, checkpoint_pages)
 
-    def try_write(self, fn: Callable[..., _T], *args: Any) -> _T | None:
+    def try_run(self, fn: Callable[..., _T], *args: Any) -> _T | None:
         """Run ``fn(conn, *args)`` here and now, unless that would have to wait.
 
-        `fn` is a whole write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) that rolls
-        back on any exception, and never returns None.
+        `fn` is a read, or a whole write transaction (``BEGIN IMMEDIATE`` …
+        ``COMMIT``) that rolls back on any exception; it never returns None.
 
         Returns:
             What `fn` returned; None if the connection is in use by another thread,
-            closed, or the database's write lock is held (``SQLITE_BUSY``): then
-            nothing was written.
+            closed, or a lock is held (``SQLITE_BUSY``): then nothing was written.
 
         Raises:
             sqlite3.Error: any other SQLite failure (nothing of the transaction kept).

@@ -4,7 +4,7 @@ Reads and side-table writes cost one hop to aiosqlite's connection thread each (
 transaction runs as one function there, ~0.1 ms of hop plus the work). An append, the
 engine's one write per tick, usually costs no hop: with ``durability="normal"`` a small
 batch is committed on the calling (event loop) thread through a second connection
-(`_InlineWriter`) when the write lock is free at once, which takes ~0.03 ms. Whatever
+(`InlineConnection`) when the write lock is free at once, which takes ~0.03 ms. Whatever
 could block the loop goes to the thread instead: a lock held by another writer (waited
 on and retried there, as before), ``durability="full"`` (an fsync per commit), big
 batches, and WAL checkpoints (the inline connection never checkpoints; the store asks
@@ -22,7 +22,7 @@ import anyio
 
 from ._codec import encode_event
 from ._envelope import Lease, RunRecord, StoredEvent
-from ._inline import InlineWriter, is_busy, wal_checkpoint
+from ._inline import InlineConnection, is_busy, wal_checkpoint
 from .errors import (
     DatabaseQueryError,
     DatabaseWriteError,
@@ -123,6 +123,8 @@ _INLINE_MAX_ROWS = 64
 """Biggest batch (events) an append commits on the loop's thread; bigger ones hop."""
 _INLINE_MAX_BYTES = 256 * 1024
 """Biggest batch (payload bytes) an append commits on the loop's thread."""
+_INLINE_MAX_READ_ROWS = 1_024
+"""Most rows a read may ask for to run on the loop's thread (~0.5 ms); more hop."""
 _CHECKPOINT_PAGES = 1_000
 """WAL growth (estimated pages written by inline commits) that asks the connection
 thread for a ``PASSIVE`` checkpoint: SQLite's own ``wal_autocheckpoint`` default."""
@@ -158,17 +160,15 @@ class SQLiteEventStore:
         conn: aiosqlite.Connection,
         path: Path,
         *,
-        inline: bool = False,
-        max_page_count: int | None = None,
+        inline: InlineConnection | None = None,
+        inline_appends: bool = False,
     ) -> None:
         self._conn = conn
         self.path = path
-        # Appends on the loop's thread (see `_inline`): wanted with durability
-        # "normal"; the connection is opened by the first append that fits.
-        self._inline_wanted = inline
-        self._inline: InlineWriter | None = None
-        self._max_page_count = max_page_count
-        self._closed = False
+        # Small reads, and with durability "normal" small appends, on the loop's
+        # thread (see `_inline`); None: everything in the connection thread.
+        self._inline = inline
+        self._inline_appends = inline_appends and inline is not None
         # True while the end of a WAL checkpoint runs in the connection thread:
         # appends meanwhile go through the thread too (see `wal_checkpoint`).
         self._checkpointing = False
@@ -224,7 +224,7 @@ class SQLiteEventStore:
             )
         except sqlite3.Error as e:
             raise _query_error(db_path, e) from e
-        store = cls(conn, db_path, inline=durability == "normal", max_page_count=max_page_count)
+        store = cls(conn, db_path)
         sync = "FULL" if durability == "full" else "NORMAL"
         try:
             await store._call(_init_schema, sync, busy_timeout_ms, max_page_count)
@@ -233,6 +233,13 @@ class SQLiteEventStore:
             if _is_write_fault(e):
                 raise _write_error(db_path, e) from e
             raise _query_error(db_path, e) from e
+        # Once the file is known good, in the same thread: the second connection.
+        store._inline = await store._call(
+            lambda _conn: InlineConnection.open(
+                str(db_path), max_page_count=max_page_count, checkpoint_pages=_CHECKPOINT_PAGES
+            )
+        )
+        store._inline_appends = durability == "normal" and store._inline is not None
         return store
 
     async def __aenter__(self) -> SQLiteEventStore:
@@ -251,11 +258,12 @@ class SQLiteEventStore:
 
     async def close(self) -> None:
         """Close the connections. Awaits I/O."""
-        self._closed = True
-        inline, self._inline, self._inline_wanted = self._inline, None, False
+        inline, self._inline, self._inline_appends = self._inline, None, False
         if inline is not None:
-            # In the connection thread: closing may wait for the inline lock.
-            await self._call(lambda _conn: inline.close())
+            # Queued to the connection thread before aiosqlite's own close (closing it
+            # may wait for the inline lock, and is not the last connection: no
+            # checkpoint). See `_checkpoint_soon` for the queue.
+            self._conn._tx.put_nowait((None, inline.close))
         await self._conn.close()
 
     # ------------------------------------------------------------------ writes
@@ -299,12 +307,17 @@ class SQLiteEventStore:
             (run_id, expected_seq + i, type(e).__name__, e.timestamp_ms, encode_event(e))
             for i, e in enumerate(events, 1)
         ]
-        if self._inline_wanted and len(rows) <= _INLINE_MAX_ROWS:
+        inline = self._inline
+        if (
+            inline is not None
+            and self._inline_appends
+            and not self._checkpointing
+            and len(rows) <= _INLINE_MAX_ROWS
+        ):
             size = sum(len(r[4]) for r in rows)
-            inline = self._inline or await self._open_inline()
-            if inline is not None and size <= _INLINE_MAX_BYTES and not self._checkpointing:
+            if size <= _INLINE_MAX_BYTES:
                 try:
-                    last = inline.try_write(
+                    last = inline.try_run(
                         _append_tx, run_id, rows, expected_seq, status, workflow_name
                     )
                 except sqlite3.Error as e:
@@ -315,29 +328,6 @@ class SQLiteEventStore:
                     return last
         # Contended, big, or durability "full": in the connection thread, which waits.
         return await self._write(_append_tx, run_id, rows, expected_seq, status, workflow_name)
-
-    async def _open_inline(self) -> InlineWriter | None:
-        # The first append opens the inline connection (in the thread: file I/O); an
-        # append meanwhile takes the thread path. A failure to open only means no
-        # inline appends: the thread path reports whatever is wrong with the file.
-        self._inline_wanted = False
-        try:
-            inline = await self._call(
-                lambda _conn: InlineWriter.open(
-                    str(self.path),
-                    max_page_count=self._max_page_count,
-                    checkpoint_pages=_CHECKPOINT_PAGES,
-                )
-            )
-        except sqlite3.Error:
-            return None
-        if inline is None:
-            return None
-        if self._closed:  # closed while it was being opened
-            inline.close()
-            return None
-        self._inline, self._inline_wanted = inline, True
-        return inline
 
     def _checkpoint_soon(self) -> None:
         # Queued to aiosqlite's connection thread without waiting for it (a future of
@@ -357,8 +347,15 @@ class SQLiteEventStore:
 
     # ------------------------------------------------------------------ reads
 
-    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    async def _read(self, sql: str, params: tuple[Any, ...], *, small: bool = False) -> list[Any]:
+        # A `small` read (a bounded number of rows) runs on this thread when the
+        # inline connection is free; any other, in the connection thread.
         try:
+            inline = self._inline
+            if small and inline is not None:
+                rows = inline.try_run(_fetchall, sql, params)
+                if rows is not None:
+                    return rows
             return await self._call(_fetchall, sql, params)
         except sqlite3.Error as e:
             raise _query_error(self.path, e) from e
@@ -371,16 +368,28 @@ class SQLiteEventStore:
         Raises:
             DatabaseQueryError: if the database cannot be read.
         """
+        # Not the run_id column: it is `run_id` (one str object fewer per row).
         sql = (
-            "SELECT position, run_id, seq, type, timestamp_ms, payload FROM _smithers_events "
+            "SELECT position, seq, type, timestamp_ms, payload FROM _smithers_events "
             "WHERE run_id = ? AND seq > ?"
         )
         params: tuple[Any, ...] = (run_id, after_seq)
         if upto_seq is not None:
             sql += " AND seq <= ?"
             params += (upto_seq,)
-        rows = await self._read(sql + " ORDER BY seq", params)
-        return [_stored(r) for r in rows]
+        small = upto_seq is not None and upto_seq - after_seq <= _INLINE_MAX_READ_ROWS
+        rows = await self._read(sql + " ORDER BY seq", params, small=small)
+        return [
+            StoredEvent(
+                position=r[0],
+                run_id=run_id,
+                seq=r[1],
+                type=r[2],
+                timestamp_ms=r[3],
+                data=r[4],
+            )
+            for r in rows
+        ]
 
     async def read_all(
         self, *, after_position: int = 0, limit: int | None = None
@@ -398,18 +407,21 @@ class SQLiteEventStore:
         if limit is not None:
             sql += " LIMIT ?"
             params += (limit,)
-        return [_stored(r) for r in await self._read(sql, params)]
+        small = limit is not None and limit <= _INLINE_MAX_READ_ROWS
+        return [_stored(r) for r in await self._read(sql, params, small=small)]
 
     async def last_seq(self, run_id: str) -> int:
         """Return the run's last seq (0 if none). Raises `DatabaseQueryError` on I/O failure."""
         rows = await self._read(
-            "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?", (run_id,)
+            "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?",
+            (run_id,),
+            small=True,
         )
         return int(rows[0][0])
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """Return the run's index row or None. Raises `DatabaseQueryError` on I/O failure."""
-        rows = await self._read(f"{_RUN_SELECT} WHERE r.run_id = ?", (run_id,))
+        rows = await self._read(f"{_RUN_SELECT} WHERE r.run_id = ?", (run_id,), small=True)
         return _run_record(rows[0]) if rows else None
 
     async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
@@ -474,7 +486,7 @@ class SQLiteEventStore:
     async def get_lease(self, run_id: str) -> Lease | None:
         """Return the run's lease or None. Raises `DatabaseQueryError` on I/O failure."""
         rows = await self._read(
-            f"SELECT {_LEASE_COLUMNS} FROM _smithers_leases WHERE run_id = ?", (run_id,)
+            f"SELECT {_LEASE_COLUMNS} FROM _smithers_leases WHERE run_id = ?", (run_id,), small=True
         )
         return _lease(rows[0]) if rows else None
 
@@ -514,6 +526,7 @@ class SQLiteEventStore:
             "SELECT seq, data FROM _smithers_checkpoints WHERE run_id = ? AND seq <= ? "
             "ORDER BY seq DESC LIMIT 1",
             (run_id, at_or_before_seq),
+            small=True,
         )
         return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
 

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 from contextlib import closing
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import anyio
 import msgspec
@@ -21,7 +21,10 @@ from smithers.eventstore import RunRecord, SQLiteEventStore, StreamVersionConfli
 from smithers.eventstore.events import Event, FrameCommitted, NodeFinished, NodeStarted
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
+
+T = TypeVar("T")
 
 _OUTPUT = msgspec.Raw(b'{"task":"t00001","ok":true,"note":"noop-ok!"}')
 
@@ -35,8 +38,8 @@ def step(run_id: str, i: int) -> list[Event]:
     ]
 
 
-async def appended_without_yielding(store: SQLiteEventStore, run_id: str, seq: int) -> bool:
-    """Append one step; True if no other task ran meanwhile (no thread hop, no await)."""
+async def without_yielding(call: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+    """Await `call()`; also return True if no other task ran meanwhile (no thread hop)."""
     ran = False
 
     async def other() -> None:
@@ -45,9 +48,18 @@ async def appended_without_yielding(store: SQLiteEventStore, run_id: str, seq: i
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(other)
-        assert await store.append(run_id, step(run_id, seq), expected_seq=seq) == seq + 3
+        result = await call()
         done = not ran
-    return done
+    return result, done
+
+
+async def appended_without_yielding(store: SQLiteEventStore, run_id: str, seq: int) -> bool:
+    """Append one step; True if no other task ran meanwhile (no thread hop, no await)."""
+    last, inline = await without_yielding(
+        lambda: store.append(run_id, step(run_id, seq), expected_seq=seq)
+    )
+    assert last == seq + 3
+    return inline
 
 
 async def test_an_uncontended_append_commits_on_the_loop_thread(tmp_path: Path) -> None:
@@ -68,7 +80,7 @@ async def test_durability_full_always_goes_through_the_thread(
     async with await SQLiteEventStore.open(tmp_path / "s.db", durability=durability) as store:
         await store.append("r1", step("r1", 0), expected_seq=0)
         assert not await appended_without_yielding(store, "r1", 3)
-        assert store._inline is None
+        assert not store._inline_appends
 
 
 async def test_a_big_batch_goes_through_the_thread(tmp_path: Path) -> None:
@@ -213,3 +225,47 @@ async def test_the_runs_index_follows_appends_that_change_no_status(tmp_path: Pa
         )
         assert await store.get_run("r1") == expected
         assert await store.list_runs() == [expected]
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+async def test_small_reads_run_on_the_loop_thread_and_big_ones_hop(
+    tmp_path: Path, durability: Literal["normal", "full"]
+) -> None:
+    async with await SQLiteEventStore.open(tmp_path / "s.db", durability=durability) as store:
+        seq = 0
+        for i in range(400):  # 1,200 events
+            seq = await store.append("r1", step("r1", i), expected_seq=seq)
+        await store.put_checkpoint("r1", 600, b"state")
+
+        small = [
+            lambda: store.last_seq("r1"),
+            lambda: store.get_run("r1"),
+            lambda: store.get_lease("r1"),
+            lambda: store.get_checkpoint("r1", at_or_before_seq=700),
+            lambda: store.read("r1", after_seq=100, upto_seq=164),
+            lambda: store.read_all(after_position=5, limit=10),
+        ]
+        for read in small:
+            _, inline = await without_yielding(read)
+            assert inline
+        assert (await without_yielding(lambda: store.last_seq("r1")))[0] == 1_200
+        rows, inline = await without_yielding(lambda: store.read("r1", after_seq=7, upto_seq=9))
+        assert [(r.run_id, r.seq) for r in rows] == [("r1", 8), ("r1", 9)]
+
+        everything, inline = await without_yielding(lambda: store.read("r1"))
+        assert not inline
+        assert [r.seq for r in everything] == list(range(1, 1_201))
+        assert all(r.run_id == "r1" for r in everything)
+
+
+async def test_a_small_read_while_another_writer_holds_the_lock_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with await SQLiteEventStore.open(path) as store:
+        await store.append("r1", step("r1", 0), expected_seq=0)
+        with closing(sqlite3.connect(path, isolation_level=None)) as locker:
+            locker.execute("BEGIN EXCLUSIVE")  # WAL: readers are not blocked
+            try:
+                seq, inline = await without_yielding(lambda: store.last_seq("r1"))
+            finally:
+                locker.execute("ROLLBACK")
+        assert (seq, inline) == (3, True)
