@@ -227,19 +227,16 @@ class SQLiteEventStore:
         store = cls(conn, db_path)
         sync = "FULL" if durability == "full" else "NORMAL"
         try:
-            await store._call(_init_schema, sync, busy_timeout_ms, max_page_count)
+            inline = await store._call(
+                _init_schema, sync, busy_timeout_ms, max_page_count, str(db_path)
+            )
         except sqlite3.Error as e:
             await conn.close()
             if _is_write_fault(e):
                 raise _write_error(db_path, e) from e
             raise _query_error(db_path, e) from e
-        # Once the file is known good, in the same thread: the second connection.
-        store._inline = await store._call(
-            lambda _conn: InlineConnection.open(
-                str(db_path), max_page_count=max_page_count, checkpoint_pages=_CHECKPOINT_PAGES
-            )
-        )
-        store._inline_appends = durability == "normal" and store._inline is not None
+        store._inline = inline
+        store._inline_appends = durability == "normal" and inline is not None
         return store
 
     async def __aenter__(self) -> SQLiteEventStore:
@@ -550,6 +547,20 @@ class SQLiteEventStore:
 
 
 def _init_schema(
+    conn: sqlite3.Connection,
+    sync: str,
+    busy_timeout_ms: int,
+    max_page_count: int | None,
+    path: str,
+) -> InlineConnection | None:
+    # Then, once the file is known good and in the same hop: the inline connection.
+    _create_schema(conn, sync, busy_timeout_ms, max_page_count)
+    return InlineConnection.open(
+        path, max_page_count=max_page_count, checkpoint_pages=_CHECKPOINT_PAGES
+    )
+
+
+def _create_schema(
     conn: sqlite3.Connection, sync: str, busy_timeout_ms: int, max_page_count: int | None
 ) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
