@@ -125,11 +125,12 @@ _INLINE_MAX_BYTES = 256 * 1024
 """Biggest batch (payload bytes) an append commits on the loop's thread."""
 _INLINE_MAX_READ_ROWS = 1_024
 """Most rows a read may ask for to run on the loop's thread (~0.5 ms); more hop."""
-_CHECKPOINT_PAGES = 1_000
-"""WAL growth (estimated pages written by inline commits) that asks the connection
-thread for a ``PASSIVE`` checkpoint: SQLite's own ``wal_autocheckpoint`` default."""
-_RESTART_FRAMES = 4_000
-"""WAL size (frames of a page each, ~16 MB) from which a checkpoint also makes the WAL
+_CHECKPOINT_PAGES = 4_000
+"""WAL growth (estimated pages written by inline commits, ~16 MB) that asks the
+connection thread for a checkpoint. SQLite's own ``wal_autocheckpoint`` is 1,000; each
+checkpoint costs fsyncs that slow the inline writes racing it, so fewer, bigger ones."""
+_RESTART_FRAMES = 3_000
+"""WAL size (frames of a page each, ~12 MB) from which a checkpoint also makes the WAL
 start over, holding appends for a moment (see `wal_checkpoint`)."""
 
 
@@ -300,17 +301,16 @@ class SQLiteEventStore:
         """
         if not events:
             return expected_seq
-        rows = [
-            (run_id, expected_seq + i, type(e).__name__, e.timestamp_ms, encode_event(e))
-            for i, e in enumerate(events, 1)
-        ]
+        if len(events) > _INLINE_MAX_ROWS:
+            # Encoded in the connection thread too: thousands of events (a first
+            # render) take tens of ms to encode, which must not block the loop.
+            batch = list(events)
+            return await self._write(
+                _encode_append_tx, run_id, batch, expected_seq, status, workflow_name
+            )
+        rows = _rows(run_id, events, expected_seq)
         inline = self._inline
-        if (
-            inline is not None
-            and self._inline_appends
-            and not self._checkpointing
-            and len(rows) <= _INLINE_MAX_ROWS
-        ):
+        if inline is not None and self._inline_appends and not self._checkpointing:
             size = sum(len(r[4]) for r in rows)
             if size <= _INLINE_MAX_BYTES:
                 try:
@@ -599,6 +599,27 @@ def _fetchall(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> li
 def _execute_write(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
     # One statement in autocommit mode is its own transaction: all of it or nothing.
     return conn.execute(sql, params).rowcount
+
+
+def _rows(
+    run_id: str, events: Sequence[Event], expected_seq: int
+) -> list[tuple[str, int, str, int, bytes]]:
+    return [
+        (run_id, expected_seq + i, type(e).__name__, e.timestamp_ms, encode_event(e))
+        for i, e in enumerate(events, 1)
+    ]
+
+
+def _encode_append_tx(
+    conn: sqlite3.Connection,
+    run_id: str,
+    events: list[Event],
+    expected_seq: int,
+    status: str | None,
+    workflow_name: str | None,
+) -> int:
+    rows = _rows(run_id, events, expected_seq)
+    return _append_tx(conn, run_id, rows, expected_seq, status, workflow_name)
 
 
 def _append_tx(
