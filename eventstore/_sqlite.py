@@ -1,14 +1,15 @@
 """The default event store: one SQLite file in WAL mode, driven through aiosqlite.
 
-Reads and side-table writes cost one hop to aiosqlite's connection thread each (a whole
-transaction runs as one function there, ~0.1 ms of hop plus the work). An append, the
-engine's one write per tick, usually costs no hop: with ``durability="normal"`` a small
-batch is committed on the calling (event loop) thread through a second connection
-(`InlineConnection`) when the write lock is free at once, which takes ~0.03 ms. Whatever
-could block the loop goes to the thread instead: a lock held by another writer (waited
-on and retried there, as before), ``durability="full"`` (an fsync per commit), big
-batches, and WAL checkpoints (the inline connection never checkpoints; the store asks
-the thread for a ``PASSIVE`` one as the WAL grows).
+A call that goes to aiosqlite's connection thread costs one hop (~0.1 ms) plus its
+work; a whole transaction runs as one function there. The engine's one write per tick
+and small reads usually cost no hop: with ``durability="normal"`` an append of up to
+64 events is committed on the calling (event loop) thread through a second connection
+(`InlineConnection`) when the write lock is free at once (~0.03-0.05 ms), and a read
+of a bounded number of rows (a point lookup, up to 1,024 events) runs there too.
+Whatever could block the loop goes to the thread instead: a lock held by another
+writer (waited on and retried there), ``durability="full"`` (an fsync per commit),
+big batches and big reads, side-table writes, and WAL checkpoints (the inline
+connection never checkpoints; the store has the thread do one as the WAL grows).
 """
 
 from __future__ import annotations
