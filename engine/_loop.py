@@ -70,6 +70,8 @@ __all__ = ("HEARTBEAT_INTERVAL_MS", "RunLoop")
 HEARTBEAT_INTERVAL_MS = 1_000
 """How often the owner renews its lease and looks for requests appended by others."""
 _CONFLICT_RETRIES = 5
+_IDLE_WORKERS = 8
+"""Most worker tasks kept waiting for the next attempt (see `RunLoop._pooled_worker`)."""
 _REQUEST_TYPES = (RunCancelRequested,)
 """Events another process may append to a run it does not own (requests to the owner)."""
 
@@ -698,9 +700,15 @@ class RunLoop:
             self.send.send_nowait(("done", node_id, attempt, outcome))
 
     async def _pooled_worker(self, job: tuple[Leaf, int, anyio.CancelScope]) -> None:
-        """Run `job`, then the jobs `tick` hands over, until the run ends."""
+        """Run `job`, then the jobs `tick` hands over, until the run ends.
+
+        At most `_IDLE_WORKERS` wait for work; others end (after a wide fanout,
+        cancelling a hundred idle tasks at the run's end would cost more than it saved).
+        """
         while True:
             await self._worker(*job)
+            if self.idle_workers >= _IDLE_WORKERS:
+                return
             self.idle_workers += 1
             job = await self.jobs_recv.receive()
 
