@@ -14,6 +14,7 @@ connection never checkpoints; the store has the thread do one as the WAL grows).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -261,8 +262,8 @@ class SQLiteEventStore:
         if inline is not None:
             # Queued to the connection thread before aiosqlite's own close (closing it
             # may wait for the inline lock, and is not the last connection: no
-            # checkpoint). See `_checkpoint_soon` for the queue.
-            self._conn._tx.put_nowait((None, inline.close))
+            # checkpoint).
+            self._submit(inline.close)
         await self._conn.close()
 
     # ------------------------------------------------------------------ writes
@@ -327,9 +328,17 @@ class SQLiteEventStore:
         # Contended, big, or durability "full": in the connection thread, which waits.
         return await self._write(_append_tx, run_id, rows, expected_seq, status, workflow_name)
 
+    def _submit(self, fn: Callable[[], object]) -> None:
+        # Queues `fn` to aiosqlite's connection thread without waiting for it. Its
+        # queue takes (future, function) pairs; the future's outcome is dropped (it is
+        # set before `close` returns: the close is queued after it). aiosqlite < 0.22
+        # needs a real future there, not None.
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_drop_outcome)
+        self._conn._tx.put_nowait((future, fn))
+
     def _checkpoint_soon(self) -> None:
-        # Queued to aiosqlite's connection thread without waiting for it (a future of
-        # None: aiosqlite's queue runs the call and reports to no one).
+        # Queued to the connection thread; appends go on meanwhile (see `wal_checkpoint`).
         aio = self._conn
 
         def hold() -> None:
@@ -341,7 +350,7 @@ class SQLiteEventStore:
             finally:
                 self._checkpointing = False
 
-        aio._tx.put_nowait((None, checkpoint))
+        self._submit(checkpoint)
 
     # ------------------------------------------------------------------ reads
 
@@ -662,6 +671,11 @@ def _append_tx(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _drop_outcome(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: no "exception was never retrieved" warning
 
 
 def _stored(row: Any) -> StoredEvent:
