@@ -81,12 +81,15 @@ class InlineConnection:
         except sqlite3.Error:
             return None
         try:
-            conn.execute("PRAGMA busy_timeout = 0")
+            # Waits a little while opening (another process may be creating the file),
+            # never afterwards.
+            conn.execute("PRAGMA busy_timeout = 1000")
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             conn.execute("PRAGMA synchronous = NORMAL")
             if max_page_count is not None:
                 conn.execute(f"PRAGMA max_page_count = {int(max_page_count)}")
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            conn.execute("PRAGMA busy_timeout = 0")
         except sqlite3.Error:
             conn.close()
             return None

@@ -121,6 +121,9 @@ directory fails with ``SQLITE_READONLY_DIRECTORY``, which is ``SQLITE_READONLY``
 _LOCK_RETRIES = 6
 """How many times a write that found the database locked is retried (after busy_timeout)."""
 
+_OPEN_RETRIES = 3
+"""How many times opening retries after ``database is locked`` (20, 40, 80 ms apart)."""
+
 _INLINE_MAX_ROWS = 64
 """Biggest batch (events) an append commits on the loop's thread; bigger ones hop."""
 _INLINE_MAX_BYTES = 256 * 1024
@@ -229,15 +232,22 @@ class SQLiteEventStore:
             raise _query_error(db_path, e) from e
         store = cls(conn, db_path)
         sync = "FULL" if durability == "full" else "NORMAL"
-        try:
-            inline = await store._call(
-                _init_schema, sync, busy_timeout_ms, max_page_count, str(db_path)
-            )
-        except sqlite3.Error as e:
-            await conn.close()
-            if _is_write_fault(e):
-                raise _write_error(db_path, e) from e
-            raise _query_error(db_path, e) from e
+        for attempt in range(_OPEN_RETRIES + 1):
+            try:
+                inline = await store._call(
+                    _init_schema, sync, busy_timeout_ms, max_page_count, str(db_path)
+                )
+                break
+            except sqlite3.Error as e:
+                # Two processes creating one file race for the switch to WAL, which
+                # SQLite refuses at once (no busy wait) to the loser: try again.
+                if attempt < _OPEN_RETRIES and _is_locked(e):
+                    await anyio.sleep(0.02 * 2**attempt)
+                    continue
+                await conn.close()
+                if _is_write_fault(e):
+                    raise _write_error(db_path, e) from e
+                raise _query_error(db_path, e) from e
         store._inline = inline
         store._inline_appends = durability == "normal" and inline is not None
         return store

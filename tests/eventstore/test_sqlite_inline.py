@@ -269,3 +269,25 @@ async def test_a_small_read_while_another_writer_holds_the_lock_goes_on(tmp_path
             finally:
                 locker.execute("ROLLBACK")
         assert (seq, inline) == (3, True)
+
+
+async def test_stores_opening_a_new_file_at_once_all_open(tmp_path: Path) -> None:
+    # They race to switch the new file to WAL, which SQLite refuses at once (no busy
+    # wait) to the losers: opening retries.
+    for i in range(15):
+        path = tmp_path / f"s{i}.db"
+        stores: list[SQLiteEventStore] = []
+
+        async def open_one(path: Path = path, stores: list[SQLiteEventStore] = stores) -> None:
+            stores.append(await SQLiteEventStore.open(path))
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(4):
+                    tg.start_soon(open_one)
+            for n, store in enumerate(stores):
+                await store.append(f"r{n}", step(f"r{n}", 0), expected_seq=0)
+        finally:
+            for store in stores:
+                await store.close()
+        assert len(stores) == 4
