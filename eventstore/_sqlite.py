@@ -1,12 +1,20 @@
 """The default event store: one SQLite file in WAL mode, driven through aiosqlite.
 
-Every public call costs one hop to aiosqlite's connection thread: a whole append
-(conflict check, batch insert, runs-index update, commit) runs as one function in that
-thread, so a tick of the engine pays ~0.1 ms of hop plus the commit itself.
+A call that goes to aiosqlite's connection thread costs one hop (~0.1 ms) plus its
+work; a whole transaction runs as one function there. The engine's one write per tick
+and small reads usually cost no hop: with ``durability="normal"`` an append of up to
+64 events is committed on the calling (event loop) thread through a second connection
+(`InlineConnection`) when the write lock is free at once (~0.03-0.05 ms), and a read
+of a bounded number of rows (a point lookup, up to 1,024 events) runs there too.
+Whatever could block the loop goes to the thread instead: a lock held by another
+writer (waited on and retried there), ``durability="full"`` (an fsync per commit),
+big batches and big reads, side-table writes, and WAL checkpoints (the inline
+connection never checkpoints; the store has the thread do one as the WAL grows).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -17,6 +25,7 @@ import anyio
 
 from ._codec import encode_event
 from ._envelope import Lease, RunRecord, StoredEvent
+from ._inline import InlineConnection, is_busy, wal_checkpoint
 from .errors import (
     DatabaseQueryError,
     DatabaseWriteError,
@@ -89,6 +98,18 @@ _INSERT = (
     "INSERT INTO _smithers_events (run_id, seq, type, timestamp_ms, payload) VALUES (?, ?, ?, ?, ?)"
 )
 _RUN_COLUMNS = "run_id, workflow_name, status, created_at_ms, updated_at_ms, last_seq"
+_RUN_SELECT = (
+    "SELECT r.run_id, r.workflow_name, r.status, r.created_at_ms, "
+    "COALESCE(e.timestamp_ms, r.updated_at_ms), COALESCE(e.seq, r.last_seq) "
+    "FROM _smithers_runs r LEFT JOIN _smithers_events e ON e.position = ("
+    "SELECT position FROM _smithers_events WHERE run_id = r.run_id ORDER BY seq DESC LIMIT 1)"
+)
+"""A run's index row with its last seq and time read from its last event.
+
+An append writes the row only when it starts the run or changes its status or name:
+a row per commit more would cost a page in the WAL on every engine tick. So the
+row's ``last_seq``/``updated_at_ms`` are those of its last status change, and reads
+take them from the run's last event (one seek on the ``(run_id, seq)`` index)."""
 _LEASE_COLUMNS = "run_id, owner_id, pid, host, acquired_at_ms, heartbeat_at_ms"
 
 _WRITE_ERROR_CODES = frozenset(
@@ -101,6 +122,23 @@ directory fails with ``SQLITE_READONLY_DIRECTORY``, which is ``SQLITE_READONLY``
 _LOCK_RETRIES = 6
 """How many times a write that found the database locked is retried (after busy_timeout)."""
 
+_OPEN_RETRIES = 3
+"""How many times opening retries after ``database is locked`` (20, 40, 80 ms apart)."""
+
+_INLINE_MAX_ROWS = 64
+"""Biggest batch (events) an append commits on the loop's thread; bigger ones hop."""
+_INLINE_MAX_BYTES = 256 * 1024
+"""Biggest batch (payload bytes) an append commits on the loop's thread."""
+_INLINE_MAX_READ_ROWS = 1_024
+"""Most rows a read may ask for to run on the loop's thread (~0.5 ms); more hop."""
+_CHECKPOINT_PAGES = 4_000
+"""WAL growth (estimated pages written by inline commits, ~16 MB) that asks the
+connection thread for a checkpoint. SQLite's own ``wal_autocheckpoint`` is 1,000; each
+checkpoint costs fsyncs that slow the inline writes racing it, so fewer, bigger ones."""
+_RESTART_FRAMES = 3_000
+"""WAL size (frames of a page each, ~12 MB) from which a checkpoint also makes the WAL
+start over, holding appends for a moment (see `wal_checkpoint`)."""
+
 
 def _is_write_fault(err: sqlite3.Error) -> bool:
     code = getattr(err, "sqlite_errorcode", None)
@@ -108,8 +146,7 @@ def _is_write_fault(err: sqlite3.Error) -> bool:
 
 
 def _is_locked(err: sqlite3.Error) -> bool:
-    text = str(err).lower()
-    return "locked" in text or "busy" in text
+    return is_busy(err)
 
 
 class SQLiteEventStore:
@@ -125,9 +162,23 @@ class SQLiteEventStore:
         ...     await store.append("r1", [RunStatusChanged(...)], expected_seq=0)
     """
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        path: Path,
+        *,
+        inline: InlineConnection | None = None,
+        inline_appends: bool = False,
+    ) -> None:
         self._conn = conn
         self.path = path
+        # Small reads, and with durability "normal" small appends, on the loop's
+        # thread (see `_inline`); None: everything in the connection thread.
+        self._inline = inline
+        self._inline_appends = inline_appends and inline is not None
+        # True while the end of a WAL checkpoint runs in the connection thread:
+        # appends meanwhile go through the thread too (see `wal_checkpoint`).
+        self._checkpointing = False
 
     @classmethod
     async def open(
@@ -182,13 +233,24 @@ class SQLiteEventStore:
             raise _query_error(db_path, e) from e
         store = cls(conn, db_path)
         sync = "FULL" if durability == "full" else "NORMAL"
-        try:
-            await store._call(_init_schema, sync, busy_timeout_ms, max_page_count)
-        except sqlite3.Error as e:
-            await conn.close()
-            if _is_write_fault(e):
-                raise _write_error(db_path, e) from e
-            raise _query_error(db_path, e) from e
+        for attempt in range(_OPEN_RETRIES + 1):
+            try:
+                inline = await store._call(
+                    _init_schema, sync, busy_timeout_ms, max_page_count, str(db_path)
+                )
+                break
+            except sqlite3.Error as e:
+                # Two processes creating one file race for the switch to WAL, which
+                # SQLite refuses at once (no busy wait) to the loser: try again.
+                if attempt < _OPEN_RETRIES and _is_locked(e):
+                    await anyio.sleep(0.02 * 2**attempt)
+                    continue
+                await conn.close()
+                if _is_write_fault(e):
+                    raise _write_error(db_path, e) from e
+                raise _query_error(db_path, e) from e
+        store._inline = inline
+        store._inline_appends = durability == "normal" and inline is not None
         return store
 
     async def __aenter__(self) -> SQLiteEventStore:
@@ -206,7 +268,13 @@ class SQLiteEventStore:
         return result
 
     async def close(self) -> None:
-        """Close the connection. Awaits I/O."""
+        """Close the connections. Awaits I/O."""
+        inline, self._inline, self._inline_appends = self._inline, None, False
+        if inline is not None:
+            # Queued to the connection thread before aiosqlite's own close (closing it
+            # may wait for the inline lock, and is not the last connection: no
+            # checkpoint).
+            self._submit(inline.close)
         await self._conn.close()
 
     # ------------------------------------------------------------------ writes
@@ -246,16 +314,66 @@ class SQLiteEventStore:
         """
         if not events:
             return expected_seq
-        rows = [
-            (run_id, expected_seq + i, type(e).__name__, e.timestamp_ms, encode_event(e))
-            for i, e in enumerate(events, 1)
-        ]
+        if len(events) > _INLINE_MAX_ROWS:
+            # Encoded in the connection thread too: thousands of events (a first
+            # render) take tens of ms to encode, which must not block the loop.
+            batch = list(events)
+            return await self._write(
+                _encode_append_tx, run_id, batch, expected_seq, status, workflow_name
+            )
+        rows = _rows(run_id, events, expected_seq)
+        inline = self._inline
+        if inline is not None and self._inline_appends and not self._checkpointing:
+            size = sum(len(r[4]) for r in rows)
+            if size <= _INLINE_MAX_BYTES:
+                try:
+                    last = inline.try_run(
+                        _append_tx, run_id, rows, expected_seq, status, workflow_name
+                    )
+                except sqlite3.Error as e:
+                    raise _write_error(self.path, e) from e
+                if last is not None:
+                    if inline.grew(size):
+                        self._checkpoint_soon()
+                    return last
+        # Contended, big, or durability "full": in the connection thread, which waits.
         return await self._write(_append_tx, run_id, rows, expected_seq, status, workflow_name)
+
+    def _submit(self, fn: Callable[[], object]) -> None:
+        # Queues `fn` to aiosqlite's connection thread without waiting for it. Its
+        # queue takes (future, function) pairs; the future's outcome is dropped (it is
+        # set before `close` returns: the close is queued after it). aiosqlite < 0.22
+        # needs a real future there, not None.
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_drop_outcome)
+        self._conn._tx.put_nowait((future, fn))
+
+    def _checkpoint_soon(self) -> None:
+        # Queued to the connection thread; appends go on meanwhile (see `wal_checkpoint`).
+        aio = self._conn
+
+        def hold() -> None:
+            self._checkpointing = True
+
+        def checkpoint() -> None:
+            try:
+                wal_checkpoint(aio._connection, restart_frames=_RESTART_FRAMES, hold=hold)
+            finally:
+                self._checkpointing = False
+
+        self._submit(checkpoint)
 
     # ------------------------------------------------------------------ reads
 
-    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    async def _read(self, sql: str, params: tuple[Any, ...], *, small: bool = False) -> list[Any]:
+        # A `small` read (a bounded number of rows) runs on this thread when the
+        # inline connection is free; any other, in the connection thread.
         try:
+            inline = self._inline
+            if small and inline is not None:
+                rows = inline.try_run(_fetchall, sql, params)
+                if rows is not None:
+                    return rows
             return await self._call(_fetchall, sql, params)
         except sqlite3.Error as e:
             raise _query_error(self.path, e) from e
@@ -268,16 +386,28 @@ class SQLiteEventStore:
         Raises:
             DatabaseQueryError: if the database cannot be read.
         """
+        # Not the run_id column: it is `run_id` (one str object fewer per row).
         sql = (
-            "SELECT position, run_id, seq, type, timestamp_ms, payload FROM _smithers_events "
+            "SELECT position, seq, type, timestamp_ms, payload FROM _smithers_events "
             "WHERE run_id = ? AND seq > ?"
         )
         params: tuple[Any, ...] = (run_id, after_seq)
         if upto_seq is not None:
             sql += " AND seq <= ?"
             params += (upto_seq,)
-        rows = await self._read(sql + " ORDER BY seq", params)
-        return [_stored(r) for r in rows]
+        small = upto_seq is not None and upto_seq - after_seq <= _INLINE_MAX_READ_ROWS
+        rows = await self._read(sql + " ORDER BY seq", params, small=small)
+        return [
+            StoredEvent(
+                position=r[0],
+                run_id=run_id,
+                seq=r[1],
+                type=r[2],
+                timestamp_ms=r[3],
+                data=r[4],
+            )
+            for r in rows
+        ]
 
     async def read_all(
         self, *, after_position: int = 0, limit: int | None = None
@@ -295,25 +425,26 @@ class SQLiteEventStore:
         if limit is not None:
             sql += " LIMIT ?"
             params += (limit,)
-        return [_stored(r) for r in await self._read(sql, params)]
+        small = limit is not None and limit <= _INLINE_MAX_READ_ROWS
+        return [_stored(r) for r in await self._read(sql, params, small=small)]
 
     async def last_seq(self, run_id: str) -> int:
         """Return the run's last seq (0 if none). Raises `DatabaseQueryError` on I/O failure."""
         rows = await self._read(
-            "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?", (run_id,)
+            "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?",
+            (run_id,),
+            small=True,
         )
         return int(rows[0][0])
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """Return the run's index row or None. Raises `DatabaseQueryError` on I/O failure."""
-        rows = await self._read(
-            f"SELECT {_RUN_COLUMNS} FROM _smithers_runs WHERE run_id = ?", (run_id,)
-        )
+        rows = await self._read(f"{_RUN_SELECT} WHERE r.run_id = ?", (run_id,), small=True)
         return _run_record(rows[0]) if rows else None
 
     async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
         """Return runs newest first. Raises `DatabaseQueryError` on I/O failure."""
-        sql = f"SELECT {_RUN_COLUMNS} FROM _smithers_runs ORDER BY created_at_ms DESC, rowid DESC"
+        sql = f"{_RUN_SELECT} ORDER BY r.created_at_ms DESC, r.rowid DESC"
         params: tuple[Any, ...] = ()
         if limit is not None:
             sql += " LIMIT ?"
@@ -373,7 +504,7 @@ class SQLiteEventStore:
     async def get_lease(self, run_id: str) -> Lease | None:
         """Return the run's lease or None. Raises `DatabaseQueryError` on I/O failure."""
         rows = await self._read(
-            f"SELECT {_LEASE_COLUMNS} FROM _smithers_leases WHERE run_id = ?", (run_id,)
+            f"SELECT {_LEASE_COLUMNS} FROM _smithers_leases WHERE run_id = ?", (run_id,), small=True
         )
         return _lease(rows[0]) if rows else None
 
@@ -413,6 +544,7 @@ class SQLiteEventStore:
             "SELECT seq, data FROM _smithers_checkpoints WHERE run_id = ? AND seq <= ? "
             "ORDER BY seq DESC LIMIT 1",
             (run_id, at_or_before_seq),
+            small=True,
         )
         return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
@@ -452,6 +584,20 @@ def _enter_wal(conn: sqlite3.Connection) -> None:
 
 
 def _init_schema(
+    conn: sqlite3.Connection,
+    sync: str,
+    busy_timeout_ms: int,
+    max_page_count: int | None,
+    path: str,
+) -> InlineConnection | None:
+    # Then, once the file is known good and in the same hop: the inline connection.
+    _create_schema(conn, sync, busy_timeout_ms, max_page_count)
+    return InlineConnection.open(
+        path, max_page_count=max_page_count, checkpoint_pages=_CHECKPOINT_PAGES
+    )
+
+
+def _create_schema(
     conn: sqlite3.Connection, sync: str, busy_timeout_ms: int, max_page_count: int | None
 ) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -492,6 +638,27 @@ def _execute_write(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) 
     return conn.execute(sql, params).rowcount
 
 
+def _rows(
+    run_id: str, events: Sequence[Event], expected_seq: int
+) -> list[tuple[str, int, str, int, bytes]]:
+    return [
+        (run_id, expected_seq + i, type(e).__name__, e.timestamp_ms, encode_event(e))
+        for i, e in enumerate(events, 1)
+    ]
+
+
+def _encode_append_tx(
+    conn: sqlite3.Connection,
+    run_id: str,
+    events: list[Event],
+    expected_seq: int,
+    status: str | None,
+    workflow_name: str | None,
+) -> int:
+    rows = _rows(run_id, events, expected_seq)
+    return _append_tx(conn, run_id, rows, expected_seq, status, workflow_name)
+
+
 def _append_tx(
     conn: sqlite3.Connection,
     run_id: str,
@@ -517,7 +684,8 @@ def _append_tx(
                 f"INSERT OR REPLACE INTO _smithers_runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 (run_id, workflow_name or "", status or "running", first_ms, last_ms, last_seq),
             )
-        else:
+        elif status is not None or workflow_name is not None:
+            # Only then: the last seq and time are read from the log (`_RUN_SELECT`).
             conn.execute(
                 "UPDATE _smithers_runs SET last_seq = ?, updated_at_ms = ?, "
                 "status = COALESCE(?, status), workflow_name = COALESCE(?, workflow_name) "
@@ -530,6 +698,11 @@ def _append_tx(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _drop_outcome(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: no "exception was never retrieved" warning
 
 
 def _stored(row: Any) -> StoredEvent:

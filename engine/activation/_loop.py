@@ -392,6 +392,7 @@ class RunLoop:
                         log.warning("could not release the lease of run %s", self.run_id)
             self.send.close()
             self.recv.close()
+            self.attempts.close()
             if self.mirror is not None:
                 self.mirror.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -80,6 +81,11 @@ def _schema_name(schema: Any) -> str:
 
 
 def _arity(fn: Callable[..., Any]) -> int:
+    plain = not hasattr(fn, "__wrapped__") and not hasattr(fn, "__signature__")
+    if type(fn) is types.FunctionType and plain:
+        # What inspect.signature says, ~50x faster (it costs ~15 us per Task, in
+        # every render): positional parameters without a default.
+        return 1 if fn.__code__.co_argcount > len(fn.__defaults__ or ()) else 0
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,42 +45,63 @@ def _module_file(base: Path, parts: list[str]) -> Path | None:
     return None
 
 
-def _local_imports(path: Path, root: Path) -> list[Path]:
+_ImportSpec = tuple[int, tuple[str, ...], tuple[str, ...]]
+"""An import statement: ``(level, module parts, imported names)``; level -1 is ``import``."""
+_PARSED: dict[str, tuple[_ImportSpec, ...]] = {}
+"""Import statements by the SHA-256 of a file's bytes: a file is parsed once per process."""
+_PARSE_LOCK = threading.Lock()
+"""CPython 3.11's parser keeps one recursion counter per interpreter: two threads parsing
+at once can fail with ``SystemError: AST constructor recursion depth mismatch``."""
+
+
+def _import_specs(data: bytes, digest: str, path: Path) -> tuple[_ImportSpec, ...]:
+    specs = _PARSED.get(digest)
+    if specs is not None:
+        return specs
     try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (SyntaxError, ValueError, OSError):
-        return []
-    found: list[Path] = []
-    here = path.parent
+        with _PARSE_LOCK:
+            tree = ast.parse(data, filename=str(path))
+    except (SyntaxError, ValueError):
+        return ()
+    found: list[_ImportSpec] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                hit = _module_file(root, alias.name.split("."))
-                if hit is not None:
-                    found.append(hit)
+            found.extend((-1, tuple(alias.name.split(".")), ()) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = here
-                for _ in range(node.level - 1):
-                    base = base.parent
-            else:
-                base = root
-            parts = node.module.split(".") if node.module else []
-            hit = _module_file(base, parts)
+            parts = tuple(node.module.split(".")) if node.module else ()
+            found.append((node.level, parts, tuple(alias.name for alias in node.names)))
+    specs = _PARSED[digest] = tuple(found)
+    return specs
+
+
+def _local_imports(specs: tuple[_ImportSpec, ...], path: Path, root: Path) -> list[Path]:
+    found: list[Path] = []
+    here = path.parent
+    for level, parts, names in specs:
+        if level < 0:
+            hit = _module_file(root, list(parts))
             if hit is not None:
                 found.append(hit)
-            # `from pkg import mod` may name a submodule.
-            for alias in node.names:
-                sub = _module_file(base, [*parts, alias.name])
-                if sub is not None:
-                    found.append(sub)
+            continue
+        base = here if level else root
+        for _ in range(level - 1):
+            base = base.parent
+        hit = _module_file(base, list(parts))
+        if hit is not None:
+            found.append(hit)
+        # `from pkg import mod` may name a submodule.
+        for name in names:
+            sub = _module_file(base, [*parts, name])
+            if sub is not None:
+                found.append(sub)
     return found
 
 
 def workflow_identity(entry: str | os.PathLike[str]) -> WorkflowIdentity:
     """Hash `entry` and, transitively, the local modules it imports.
 
-    Reads files (sync I/O; small). Unreadable files hash as empty.
+    Reads files (sync I/O; small). Unreadable files hash as empty. A file's imports are
+    parsed once per process for the same bytes (cached by their SHA-256).
 
     Returns:
         A `WorkflowIdentity`; equal identities mean the same code.
@@ -96,8 +118,11 @@ def workflow_identity(entry: str | os.PathLike[str]) -> WorkflowIdentity:
             data = path.read_bytes()
         except OSError:
             data = b""
-        seen[path] = hashlib.sha256(data).hexdigest()
-        todo.extend(p.resolve() for p in _local_imports(path, root) if p.resolve() not in seen)
+        digest = seen[path] = hashlib.sha256(data).hexdigest()
+        specs = _import_specs(data, digest, path) if data else ()
+        todo.extend(
+            p.resolve() for p in _local_imports(specs, path, root) if p.resolve() not in seen
+        )
     files = []
     for path, digest in seen.items():
         try:

@@ -379,7 +379,8 @@ async def run_workflow(
         )
     clock = clock or SystemClock()
     path = workflow_path or wf.source_path
-    identity = _identity_of(path)
+    # In a thread: hashing and parsing the workflow's files blocks for milliseconds.
+    identity = await anyio.to_thread.run_sync(_identity_of, path)
     if not resume:
         input_value, input_raw = check_input(wf, input)
     run_id = run_id or new_run_id()
