@@ -38,7 +38,9 @@ class Clients:
     ) -> None:
         self._connect = connect
 
-    def open(self, db: str | None, *, read_only: bool = False) -> AbstractAsyncContextManager[Client]:
+    def open(
+        self, db: str | None, *, read_only: bool = False
+    ) -> AbstractAsyncContextManager[Client]:
         """Return ``connect(db)``: use it as ``async with clients.open(db) as client``.
 
         With `read_only`, ``connect(db, read_only=True)`` (the database opened
