@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from smithers.eventstore import SQLiteEventStore
 from smithers.eventstore.errors import DatabaseQueryError, DatabaseWriteError
 from smithers.eventstore.events import Event, RunStatusChanged
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.anyio
 
@@ -55,7 +58,8 @@ async def test_a_read_only_store_reads_and_refuses_writes(tmp_path: Path) -> Non
                 await write()
             assert info.value.code == "DB_WRITE_FAILED"
             assert info.value.details["readOnly"] is True
-            assert info.value.hint is not None and "--db" in info.value.hint
+            assert info.value.hint is not None
+            assert "--db" in info.value.hint
 
     assert path.read_bytes() == before
 
