@@ -34,16 +34,32 @@ class Clients:
     """Opens the client of a command: `connect` by default (tests may pass another)."""
 
     def __init__(
-        self, connect: Callable[[str | None], AbstractAsyncContextManager[Client]] = connect
+        self, connect: Callable[..., AbstractAsyncContextManager[Client]] = connect
     ) -> None:
         self._connect = connect
 
-    def open(self, db: str | None) -> AbstractAsyncContextManager[Client]:
-        """Return ``connect(db)``: use it as ``async with clients.open(db) as client``."""
+    def open(
+        self, db: str | None, *, read_only: bool = False
+    ) -> AbstractAsyncContextManager[Client]:
+        """Return ``connect(db)``: use it as ``async with clients.open(db) as client``.
+
+        With `read_only`, ``connect(db, read_only=True)`` (the database opened
+        read-only: SQLite ``mode=ro``, see `connect`).
+        """
+        if read_only:
+            return self._connect(db, read_only=True)
         return self._connect(db)
 
-    def run(self, db: str | None, fn: Callable[[Client], Awaitable[_T]]) -> _T:
+    def run(
+        self, db: str | None, fn: Callable[[Client], Awaitable[_T]], *, read_only: bool = False
+    ) -> _T:
         """Open a client on `db`, await ``fn(client)``, close it; all in one `anyio.run`.
+
+        Args:
+            db: The ``--db`` option (None: resolved as `connect` does).
+            fn: What the command does with the client.
+            read_only: Open the database read-only (every read command does): a
+                write through the client raises `DatabaseWriteError`.
 
         Returns:
             What `fn` returned.
@@ -53,7 +69,7 @@ class Clients:
         """
 
         async def main() -> _T:
-            async with self.open(db) as client:
+            async with self.open(db, read_only=read_only) as client:
                 return await fn(client)
 
         return anyio.run(main)

@@ -147,7 +147,7 @@ def diff_command(
         handle = await client.get_run(run_id)
         return await handle.diff(other, from_frame=from_frame, to_frame=to_frame, frame=frame)
 
-    d = clients.run(db, read)
+    d = clients.run(db, read, read_only=True)
     if as_json:
         echo_json(diff_json(d))
     else:
@@ -220,7 +220,7 @@ def verify_command(clients: Clients, run_id: str, db: str | None, as_json: bool)
     async def read(client: Client) -> VerifyResult:
         return await (await client.get_run(run_id)).verify()
 
-    result = clients.run(db, read)
+    result = clients.run(db, read, read_only=True)
     if as_json:
         echo_json(verify_json(result))
     else:

@@ -209,7 +209,7 @@ def node(
     async def read(client: Client) -> NodeDetail:
         return await (await client.get_run(run_id)).node(node_id, iteration=iteration)
 
-    detail = clients.run(db, read)
+    detail = clients.run(db, read, read_only=True)
     if as_json:
         echo_json(node_json(detail))
     else:

@@ -114,7 +114,7 @@ def ps(
             click.echo(f"Newest {at_most} runs shown; -l N for more, -a for all.")
 
     if not watch:
-        show(clients.run(db, read))
+        show(clients.run(db, read, read_only=True))
         return
 
     async def watch_runs(client: Client) -> None:
@@ -127,7 +127,7 @@ def ps(
             separate=not as_json,
         )
 
-    clients.run(db, watch_runs)
+    clients.run(db, watch_runs, read_only=True)
 
 
 # ---------------------------------------------------------------------- inspect
@@ -183,7 +183,7 @@ def inspect(
             separate=not as_json,
         )
 
-    view = clients.run(db, read)
+    view = clients.run(db, read, read_only=True)
     if not watch:
         show(view)
 
@@ -391,7 +391,7 @@ def events(
             flush_stdout()
         return []
 
-    rows = clients.run(db, read)
+    rows = clients.run(db, read, read_only=True)
     if watch:
         return
     if group_by is not None:
@@ -442,7 +442,7 @@ def output(
     async def read(client: Client) -> Any:
         return await (await client.get_run(run_id)).output(node_id, iteration=iteration)
 
-    value = clients.run(db, read)
+    value = clients.run(db, read, read_only=True)
     echo_json(value, pretty=pretty or (stdout_is_tty() and not as_json))
 
 
@@ -540,4 +540,8 @@ def logs(
         smithers logs RUN -f | jq -c 'select(.type == "NodeFinished")'
         smithers logs FORK --follow-ancestry
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
-    clients.run(db, lambda client: _print_log(client, run_id, follow, follow_ancestry, since, tail))
+    clients.run(
+        db,
+        lambda client: _print_log(client, run_id, follow, follow_ancestry, since, tail),
+        read_only=True,
+    )

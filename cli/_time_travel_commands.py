@@ -185,7 +185,7 @@ def state_command(clients: Clients, run_id: str, frame: int, db: str | None, as_
     async def read(client: Client) -> FrameView:
         return await (await client.get_run(run_id)).frame_view(frame)
 
-    snap = clients.run(db, read)
+    snap = clients.run(db, read, read_only=True)
     if as_json:
         echo_json(frame_view_json(snap))
         return
@@ -288,7 +288,7 @@ def timeline_command(
     async def read(client: Client) -> Timeline:
         return await (await client.get_run(run_id)).timeline()
 
-    tl = clients.run(db, read)
+    tl = clients.run(db, read, read_only=True)
     if as_json:
         echo_json(timeline_json(tl))
         return

@@ -66,7 +66,10 @@ Durability = Literal["normal", "full"]
 
 @contextlib.asynccontextmanager
 async def connect(
-    db: str | os.PathLike[str] | None = None, *, durability: Durability = "normal"
+    db: str | os.PathLike[str] | None = None,
+    *,
+    durability: Durability = "normal",
+    read_only: bool = False,
 ) -> AsyncIterator[Client]:
     """Open a client on a run database (an async context manager yielding a `Client`).
 
@@ -81,6 +84,12 @@ async def connect(
         db: Database path (a ``postgresql://`` URL in a later version).
         durability: ``"normal"`` (survives a process crash) or ``"full"`` (an fsync
             per commit: also survives power loss); see `SQLiteEventStore.open`.
+        read_only: Open the database for reading only (SQLite ``mode=ro``, and
+            ``immutable=1`` when the file or its folder is not writable; see
+            `SQLiteEventStore.open`): a copy on a read-only mount can be audited.
+            Every write (`Client.start`, `RunHandle.cancel`, `RunHandle.rewind`,
+            ...) then raises `DatabaseWriteError` (``DB_WRITE_FAILED``) saying the
+            database is read-only, and nothing creates a missing file.
 
     Yields:
         The `Client`. Entering raises nothing: the database's errors surface from the
@@ -90,7 +99,7 @@ async def connect(
         >>> async with connect("runs/smithers.db") as client:  # doctest: +SKIP
         ...     result = await client.run(count, input={"start": 5})
     """
-    client = Client(resolve_db_path(db), durability=durability)
+    client = Client(resolve_db_path(db), durability=durability, read_only=read_only)
     try:
         error: BaseException | None = None
         async with anyio.create_task_group() as tg:
@@ -116,9 +125,12 @@ class Client:
     they raise `RuntimeError`.
     """
 
-    def __init__(self, path: Path, *, durability: Durability = "normal") -> None:
+    def __init__(
+        self, path: Path, *, durability: Durability = "normal", read_only: bool = False
+    ) -> None:
         self._path = path
         self._durability: Durability = durability
+        self._read_only = read_only
         self._store: SQLiteEventStore | None = None
         self._opening = anyio.Lock()
         self._tg: TaskGroup | None = None
@@ -133,16 +145,28 @@ class Client:
         """The database file (absolute), as resolved by `connect`."""
         return self._path
 
+    @property
+    def read_only(self) -> bool:
+        """True if the client was opened with ``connect(..., read_only=True)``."""
+        return self._read_only
+
     async def _open(self, *, create: bool = False) -> EventStore:
-        """The client's store, opened on first use (created only when `create`)."""
+        """The client's store, opened on first use (created only when `create`).
+
+        A read-only client opens the existing file read-only whatever `create` says.
+        """
         if self._closed:
             raise RuntimeError("This client is closed: use it inside `async with connect(...)`.")
         if self._store is None:
             async with self._opening:
                 if self._store is None:
+                    create = create and not self._read_only
                     path = self._path if create else resolve_db_path(self._path, must_exist=True)
                     self._store = await SQLiteEventStore.open(
-                        path, durability=self._durability, create=create
+                        path,
+                        durability=self._durability,
+                        create=create,
+                        read_only=self._read_only,
                     )
         return self._store
 

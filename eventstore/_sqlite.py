@@ -15,8 +15,10 @@ connection never checkpoints; the store has the thread do one as the WAL grows).
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -34,7 +36,6 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Callable, Sequence
 
     from .events import Event
@@ -179,6 +180,14 @@ class SQLiteEventStore:
         # True while the end of a WAL checkpoint runs in the connection thread:
         # appends meanwhile go through the thread too (see `wal_checkpoint`).
         self._checkpointing = False
+        self.read_only = False
+        """True if opened with ``read_only=True``: every write raises `DatabaseWriteError`."""
+        self.uri: str | None = None
+        """The SQLite URI a read-only store was opened with (``mode=ro``, and
+        ``immutable=1`` when the file or its folder is not writable); None otherwise."""
+        # Tables present in a read-only file (one of an older schema lacks the side
+        # tables, which a read-only open cannot create): reads of a missing one are empty.
+        self._tables: frozenset[str] = _SCHEMA_OBJECTS
 
     @classmethod
     async def open(
@@ -189,6 +198,7 @@ class SQLiteEventStore:
         busy_timeout_ms: int = 5_000,
         create: bool = True,
         max_page_count: int | None = None,
+        read_only: bool = False,
     ) -> SQLiteEventStore:
         """Open (and create, unless `create` is False) the database at `path`.
 
@@ -207,6 +217,12 @@ class SQLiteEventStore:
                 needs more fails with `DatabaseWriteError` as on a full disk. Useful
                 to cap the database's growth and to test full-disk handling. SQLite
                 never sets it below the file's current size. None: no quota.
+            read_only: Open the existing file for reading only (`create` is then
+                ignored): SQLite ``mode=ro``, plus ``immutable=1`` when the file or
+                its folder is not writable (no permission bit, or `os.access` says
+                so), so no -wal/-shm is created and a copy on a read-only mount can
+                be read. Writes raise `DatabaseWriteError`. No schema change is made;
+                reads of the side tables of an older file are empty.
 
         Returns:
             The open store; close it with `close` (or ``async with``).
@@ -220,6 +236,8 @@ class SQLiteEventStore:
         if max_page_count is not None and max_page_count < 1:
             raise ValueError(f"max_page_count must be a positive page count, not {max_page_count}")
         db_path = Path(path)
+        if read_only:
+            return await cls._open_read_only(db_path, busy_timeout_ms)
         # A stat before the first thread hop: cheap, and it keeps `create=False` honest.
         if not create and not db_path.exists():  # noqa: ASYNC240
             raise DatabaseQueryError(f"No database at {db_path}.", details={"dbPath": str(db_path)})
@@ -253,6 +271,27 @@ class SQLiteEventStore:
         store._inline_appends = durability == "normal" and inline is not None
         return store
 
+    @classmethod
+    async def _open_read_only(cls, db_path: Path, busy_timeout_ms: int) -> SQLiteEventStore:
+        if not db_path.is_file():  # noqa: ASYNC240 - a stat, before any thread hop
+            raise DatabaseQueryError(f"No database at {db_path}.", details={"dbPath": str(db_path)})
+        uri = _read_only_uri(db_path)
+        try:
+            conn = await aiosqlite.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise _query_error(db_path, e) from e
+        store = cls(conn, db_path)
+        store.read_only = True
+        store.uri = uri
+        try:
+            store._tables = await store._call(_check_read_only, busy_timeout_ms)
+        except sqlite3.Error as e:
+            await conn.close()
+            raise _query_error(db_path, e) from e
+        return store
+
     async def __aenter__(self) -> SQLiteEventStore:
         return self
 
@@ -282,6 +321,8 @@ class SQLiteEventStore:
     async def _write(self, fn: Callable[..., _T], *args: Any) -> _T:
         # Runs one write transaction; `database is locked` is retried with backoff,
         # every other sqlite3 error becomes `DatabaseWriteError` at once.
+        if self.read_only:
+            raise _write_error(self.path, None)
         delay_s = 0.05
         for attempt in range(_LOCK_RETRIES + 1):
             try:
@@ -503,6 +544,8 @@ class SQLiteEventStore:
 
     async def get_lease(self, run_id: str) -> Lease | None:
         """Return the run's lease or None. Raises `DatabaseQueryError` on I/O failure."""
+        if "_smithers_leases" not in self._tables:
+            return None
         rows = await self._read(
             f"SELECT {_LEASE_COLUMNS} FROM _smithers_leases WHERE run_id = ?", (run_id,), small=True
         )
@@ -510,6 +553,8 @@ class SQLiteEventStore:
 
     async def list_leases(self) -> list[Lease]:
         """Return every lease by run id. Raises `DatabaseQueryError` on I/O failure."""
+        if "_smithers_leases" not in self._tables:
+            return []
         rows = await self._read(
             f"SELECT {_LEASE_COLUMNS} FROM _smithers_leases ORDER BY run_id", ()
         )
@@ -540,6 +585,8 @@ class SQLiteEventStore:
         Raises:
             DatabaseQueryError: if the database cannot be read.
         """
+        if "_smithers_checkpoints" not in self._tables:
+            return None
         rows = await self._read(
             "SELECT seq, data FROM _smithers_checkpoints WHERE run_id = ? AND seq <= ? "
             "ORDER BY seq DESC LIMIT 1",
@@ -627,6 +674,14 @@ def _create_schema(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _check_read_only(conn: sqlite3.Connection, busy_timeout_ms: int) -> frozenset[str]:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA query_only = ON")
+    # Reading the schema turns a non-SQLite file (or an unreadable WAL) into an error now.
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master").fetchall()}
+    return frozenset(names & _SCHEMA_OBJECTS)
 
 
 def _fetchall(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -738,7 +793,55 @@ def _lease(row: Any) -> Lease:
     )
 
 
-def _write_error(path: Path, e: BaseException) -> DatabaseWriteError:
+def _writable(path: Path) -> bool:
+    """True if `path` may be written: a write permission bit set and `os.access` agrees.
+
+    The bits count even for root (whom `os.access` lets write anything): a file or
+    folder an operator made read-only is treated as read-only.
+    """
+    try:
+        return bool(path.stat().st_mode & 0o222) and os.access(path, os.W_OK)
+    except OSError:
+        return False
+
+
+def _read_only_uri(path: Path) -> str:
+    """Return the SQLite URI opening `path` read-only (``mode=ro``).
+
+    Adds ``immutable=1`` (no locks, no -wal/-shm created: nothing written at all)
+    when the file or its folder is not writable, unless a non-empty -wal sidecar
+    holds commits not yet in the file, which ``immutable`` would ignore: then plain
+    ``mode=ro``, which reads them (it needs the -shm sidecar or a writable folder).
+    """
+    absolute = path.resolve()
+    uri = f"file:{urllib.parse.quote(str(absolute))}?mode=ro"
+    if _writable(absolute) and _writable(absolute.parent):
+        return uri
+    wal = absolute.with_name(absolute.name + "-wal")
+    try:
+        pending = wal.stat().st_size > 0
+    except OSError:
+        pending = False
+    return uri if pending else uri + "&immutable=1"
+
+
+def _is_read_only(path: Path, e: BaseException | None) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)
+    if e is None or (isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_READONLY):
+        return True
+    return not (_writable(path) and _writable(path.parent))
+
+
+def _write_error(path: Path, e: BaseException | None) -> DatabaseWriteError:
+    if _is_read_only(path, e):
+        reason = str(e) if e is not None else "opened read-only"
+        return DatabaseWriteError(
+            f"The database {path} is read-only ({reason}); nothing of this write was kept.",
+            details={"dbPath": str(path), "reason": reason, "readOnly": True},
+            hint="Read commands (ps, inspect, events, timeline, state, diff, verify) work "
+            "on it; to write, make the file and its folder writable, or copy the file to "
+            "a writable folder and pass --db COPY.",
+        )
     return DatabaseWriteError(
         f"Could not write to the database {path}: {e}. Nothing of this write was kept. "
         "Check free disk space and file permissions, and that no other process holds a "
