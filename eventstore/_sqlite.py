@@ -15,139 +15,56 @@ connection never checkpoints; the store has the thread do one as the WAL grows).
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import time
-import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import aiosqlite
 import anyio
 
-from ._codec import encode_event
 from ._envelope import Lease, RunRecord, StoredEvent
-from ._inline import InlineConnection, is_busy, wal_checkpoint
+from ._inline import InlineConnection, wal_checkpoint
+from ._sqlite_sql import (
+    _INLINE_MAX_BYTES,
+    _INLINE_MAX_READ_ROWS,
+    _INLINE_MAX_ROWS,
+    _LEASE_COLUMNS,
+    _LOCK_RETRIES,
+    _OPEN_RETRIES,
+    _RESTART_FRAMES,
+    _RUN_SELECT,
+    _SCHEMA_OBJECTS,
+    SCHEMA_VERSION,
+    _append_tx,
+    _check_read_only,
+    _drop_outcome,
+    _encode_append_tx,
+    _execute_write,
+    _fetchall,
+    _init_schema,
+    _is_locked,
+    _is_write_fault,
+    _lease,
+    _query_error,
+    _read_only_uri,
+    _rows,
+    _run_record,
+    _stored,
+    _write_error,
+)
 from .errors import (
     DatabaseQueryError,
-    DatabaseWriteError,
-    RunAlreadyExistsError,
-    SeqConflictError,
 )
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Callable, Sequence
 
     from .events import Event
 
 __all__ = ("SQLiteEventStore", "SCHEMA_VERSION")
 
-SCHEMA_VERSION = 2
-"""`PRAGMA user_version` of the current schema. 1: events and runs index; 2: + leases
-and checkpoints (side tables, created on open in databases of version 1)."""
 _T = TypeVar("_T")
-
-_SCHEMA: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS _smithers_events (
-    position INTEGER PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    timestamp_ms INTEGER NOT NULL,
-    payload BLOB NOT NULL,
-    UNIQUE (run_id, seq)
-)""",
-    """CREATE TABLE IF NOT EXISTS _smithers_runs (
-    run_id TEXT PRIMARY KEY,
-    workflow_name TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL DEFAULT 'running',
-    created_at_ms INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    last_seq INTEGER NOT NULL
-)""",
-    "CREATE INDEX IF NOT EXISTS _smithers_runs_by_created ON _smithers_runs (created_at_ms)",
-    # Operational side tables (not state: dropping them loses nothing of any run).
-    """CREATE TABLE IF NOT EXISTS _smithers_leases (
-    run_id TEXT PRIMARY KEY,
-    owner_id TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    host TEXT NOT NULL,
-    acquired_at_ms INTEGER NOT NULL,
-    heartbeat_at_ms INTEGER NOT NULL
-)""",
-    """CREATE TABLE IF NOT EXISTS _smithers_checkpoints (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID""",
-)
-"""Every statement of the schema, each idempotent; run in one transaction on open."""
-
-_SCHEMA_OBJECTS = frozenset(
-    {
-        "_smithers_events",
-        "_smithers_runs",
-        "_smithers_runs_by_created",
-        "_smithers_leases",
-        "_smithers_checkpoints",
-    }
-)
-"""Names in `sqlite_master` of a complete schema; open creates whatever is missing."""
-
-_INSERT = (
-    "INSERT INTO _smithers_events (run_id, seq, type, timestamp_ms, payload) VALUES (?, ?, ?, ?, ?)"
-)
-_RUN_COLUMNS = "run_id, workflow_name, status, created_at_ms, updated_at_ms, last_seq"
-_RUN_SELECT = (
-    "SELECT r.run_id, r.workflow_name, r.status, r.created_at_ms, "
-    "COALESCE(e.timestamp_ms, r.updated_at_ms), COALESCE(e.seq, r.last_seq) "
-    "FROM _smithers_runs r LEFT JOIN _smithers_events e ON e.position = ("
-    "SELECT position FROM _smithers_events WHERE run_id = r.run_id ORDER BY seq DESC LIMIT 1)"
-)
-"""A run's index row with its last seq and time read from its last event.
-
-An append writes the row only when it starts the run or changes its status or name:
-a row per commit more would cost a page in the WAL on every engine tick. So the
-row's ``last_seq``/``updated_at_ms`` are those of its last status change, and reads
-take them from the run's last event (one seek on the ``(run_id, seq)`` index)."""
-_LEASE_COLUMNS = "run_id, owner_id, pid, host, acquired_at_ms, heartbeat_at_ms"
-
-_WRITE_ERROR_CODES = frozenset(
-    {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
-)
-"""Primary SQLite result codes that mean "cannot write here", as opposed to "not a usable
-database". Extended codes reduce to them by their low byte: a WAL file in a read-only
-directory fails with ``SQLITE_READONLY_DIRECTORY``, which is ``SQLITE_READONLY``."""
-
-_LOCK_RETRIES = 6
-"""How many times a write that found the database locked is retried (after busy_timeout)."""
-
-_OPEN_RETRIES = 3
-"""How many times opening retries after ``database is locked`` (20, 40, 80 ms apart)."""
-
-_INLINE_MAX_ROWS = 64
-"""Biggest batch (events) an append commits on the loop's thread; bigger ones hop."""
-_INLINE_MAX_BYTES = 256 * 1024
-"""Biggest batch (payload bytes) an append commits on the loop's thread."""
-_INLINE_MAX_READ_ROWS = 1_024
-"""Most rows a read may ask for to run on the loop's thread (~0.5 ms); more hop."""
-_CHECKPOINT_PAGES = 4_000
-"""WAL growth (estimated pages written by inline commits, ~16 MB) that asks the
-connection thread for a checkpoint. SQLite's own ``wal_autocheckpoint`` is 1,000; each
-checkpoint costs fsyncs that slow the inline writes racing it, so fewer, bigger ones."""
-_RESTART_FRAMES = 3_000
-"""WAL size (frames of a page each, ~12 MB) from which a checkpoint also makes the WAL
-start over, holding appends for a moment (see `wal_checkpoint`)."""
-
-
-def _is_write_fault(err: sqlite3.Error) -> bool:
-    code = getattr(err, "sqlite_errorcode", None)
-    return isinstance(code, int) and code & 0xFF in _WRITE_ERROR_CODES
-
-
-def _is_locked(err: sqlite3.Error) -> bool:
-    return is_busy(err)
 
 
 class SQLiteEventStore:
@@ -612,249 +529,3 @@ class SQLiteEventStore:
 
 
 # ---------------------------------------------------------------------- thread-side code
-
-
-def _enter_wal(conn: sqlite3.Connection) -> None:
-    """Switch a new database file to WAL, waiting out another connection doing the same.
-
-    SQLite does not call the busy handler for this lock (two processes creating one
-    database at once: the loser gets ``database is locked`` at once), so retry here.
-    """
-    for attempt in range(_LOCK_RETRIES * 10 + 1):
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if not _is_locked(e) or attempt == _LOCK_RETRIES * 10:
-                raise
-            time.sleep(0.01 * (attempt + 1))  # in aiosqlite's thread, never the loop's
-
-
-def _init_schema(
-    conn: sqlite3.Connection,
-    sync: str,
-    busy_timeout_ms: int,
-    max_page_count: int | None,
-    path: str,
-) -> InlineConnection | None:
-    # Then, once the file is known good and in the same hop: the inline connection.
-    _create_schema(conn, sync, busy_timeout_ms, max_page_count)
-    return InlineConnection.open(
-        path, max_page_count=max_page_count, checkpoint_pages=_CHECKPOINT_PAGES
-    )
-
-
-def _create_schema(
-    conn: sqlite3.Connection, sync: str, busy_timeout_ms: int, max_page_count: int | None
-) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    if max_page_count is not None:
-        conn.execute(f"PRAGMA max_page_count = {int(max_page_count)}")
-    # Reading the schema first turns a non-SQLite file into an early, clear error.
-    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master").fetchall()}
-    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    if str(mode).lower() != "wal":
-        _enter_wal(conn)
-    conn.execute(f"PRAGMA synchronous = {sync}")
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    # Only a write lock when something is missing: opening an up-to-date file (the
-    # common case, and the only one a reader of a read-only file can manage) writes
-    # nothing and never waits for another process's write transaction.
-    if _SCHEMA_OBJECTS.issubset(names) and version >= SCHEMA_VERSION:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        # Re-read under the lock: never lower the version a newer smithers wrote.
-        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _check_read_only(conn: sqlite3.Connection, busy_timeout_ms: int) -> frozenset[str]:
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    conn.execute("PRAGMA query_only = ON")
-    # Reading the schema turns a non-SQLite file (or an unreadable WAL) into an error now.
-    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master").fetchall()}
-    return frozenset(names & _SCHEMA_OBJECTS)
-
-
-def _fetchall(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    return conn.execute(sql, params).fetchall()
-
-
-def _execute_write(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
-    # One statement in autocommit mode is its own transaction: all of it or nothing.
-    return conn.execute(sql, params).rowcount
-
-
-def _rows(
-    run_id: str, events: Sequence[Event], expected_seq: int
-) -> list[tuple[str, int, str, int, bytes]]:
-    return [
-        (run_id, expected_seq + i, type(e).__name__, e.timestamp_ms, encode_event(e))
-        for i, e in enumerate(events, 1)
-    ]
-
-
-def _encode_append_tx(
-    conn: sqlite3.Connection,
-    run_id: str,
-    events: list[Event],
-    expected_seq: int,
-    status: str | None,
-    workflow_name: str | None,
-) -> int:
-    rows = _rows(run_id, events, expected_seq)
-    return _append_tx(conn, run_id, rows, expected_seq, status, workflow_name)
-
-
-def _append_tx(
-    conn: sqlite3.Connection,
-    run_id: str,
-    rows: list[tuple[str, int, str, int, bytes]],
-    expected_seq: int,
-    status: str | None,
-    workflow_name: str | None,
-) -> int:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        actual = conn.execute(
-            "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?", (run_id,)
-        ).fetchone()[0]
-        if actual != expected_seq:
-            if expected_seq == 0:
-                raise RunAlreadyExistsError(run_id, actual_seq=actual)
-            raise SeqConflictError(run_id, expected_seq=expected_seq, actual_seq=actual)
-        conn.executemany(_INSERT, rows)
-        last_seq = rows[-1][1]
-        first_ms, last_ms = rows[0][3], rows[-1][3]
-        if expected_seq == 0:
-            conn.execute(
-                f"INSERT OR REPLACE INTO _smithers_runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, workflow_name or "", status or "running", first_ms, last_ms, last_seq),
-            )
-        elif status is not None or workflow_name is not None:
-            # Only then: the last seq and time are read from the log (`_RUN_SELECT`).
-            conn.execute(
-                "UPDATE _smithers_runs SET last_seq = ?, updated_at_ms = ?, "
-                "status = COALESCE(?, status), workflow_name = COALESCE(?, workflow_name) "
-                "WHERE run_id = ?",
-                (last_seq, last_ms, status, workflow_name, run_id),
-            )
-        conn.execute("COMMIT")
-        return last_seq
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _drop_outcome(future: asyncio.Future[object]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved: no "exception was never retrieved" warning
-
-
-def _stored(row: Any) -> StoredEvent:
-    return StoredEvent(
-        position=row[0],
-        run_id=row[1],
-        seq=row[2],
-        type=row[3],
-        timestamp_ms=row[4],
-        data=bytes(row[5]),
-    )
-
-
-def _run_record(row: Any) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        workflow_name=row[1],
-        status=row[2],
-        created_at_ms=row[3],
-        updated_at_ms=row[4],
-        last_seq=row[5],
-    )
-
-
-def _lease(row: Any) -> Lease:
-    return Lease(
-        run_id=row[0],
-        owner_id=row[1],
-        pid=row[2],
-        host=row[3],
-        acquired_at_ms=row[4],
-        heartbeat_at_ms=row[5],
-    )
-
-
-def _writable(path: Path) -> bool:
-    """True if `path` may be written: a write permission bit set and `os.access` agrees.
-
-    The bits count even for root (whom `os.access` lets write anything): a file or
-    folder an operator made read-only is treated as read-only.
-    """
-    try:
-        return bool(path.stat().st_mode & 0o222) and os.access(path, os.W_OK)
-    except OSError:
-        return False
-
-
-def _read_only_uri(path: Path) -> str:
-    """Return the SQLite URI opening `path` read-only (``mode=ro``).
-
-    Adds ``immutable=1`` (no locks, no -wal/-shm created: nothing written at all)
-    when the file or its folder is not writable, unless a non-empty -wal sidecar
-    holds commits not yet in the file, which ``immutable`` would ignore: then plain
-    ``mode=ro``, which reads them (it needs the -shm sidecar or a writable folder).
-    """
-    absolute = path.resolve()
-    uri = f"file:{urllib.parse.quote(str(absolute))}?mode=ro"
-    if _writable(absolute) and _writable(absolute.parent):
-        return uri
-    wal = absolute.with_name(absolute.name + "-wal")
-    try:
-        pending = wal.stat().st_size > 0
-    except OSError:
-        pending = False
-    return uri if pending else uri + "&immutable=1"
-
-
-def _is_read_only(path: Path, e: BaseException | None) -> bool:
-    code = getattr(e, "sqlite_errorcode", None)
-    if e is None or (isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_READONLY):
-        return True
-    return not (_writable(path) and _writable(path.parent))
-
-
-def _write_error(path: Path, e: BaseException | None) -> DatabaseWriteError:
-    if _is_read_only(path, e):
-        reason = str(e) if e is not None else "opened read-only"
-        return DatabaseWriteError(
-            f"The database {path} is read-only ({reason}); nothing of this write was kept.",
-            details={"dbPath": str(path), "reason": reason, "readOnly": True},
-            hint="Read commands (ps, inspect, events, timeline, state, diff, verify) work "
-            "on it; to write, make the file and its folder writable, or copy the file to "
-            "a writable folder and pass --db COPY.",
-        )
-    return DatabaseWriteError(
-        f"Could not write to the database {path}: {e}. Nothing of this write was kept. "
-        "Check free disk space and file permissions, and that no other process holds a "
-        "long write lock.",
-        details={"dbPath": str(path), "reason": str(e)},
-    )
-
-
-def _query_error(path: Path, e: BaseException) -> DatabaseQueryError:
-    return DatabaseQueryError(
-        f"Could not read the database {path}: {e}. Verify the file with "
-        f"`sqlite3 {path} 'PRAGMA integrity_check'`; if it is another process's file, "
-        "unreadable, or a copy missing its -wal/-shm sidecars, fix that, else restore "
-        "from backup or start with a fresh --db.",
-        details={"dbPath": str(path), "reason": str(e)},
-    )
