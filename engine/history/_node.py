@@ -19,7 +19,7 @@ from smithers.eventstore.events import (
     TaskHeartbeat,
 )
 
-from .._stores import open_existing_store
+from .._stores import existing_store
 from ..errors import NodeNotFoundError
 from ._queries import load_run, read_events
 
@@ -249,13 +249,7 @@ async def node_detail(
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseQueryError: if the database cannot be read.
     """
-    own = store is None
-    if store is None:
-        store = await open_existing_store(db)
-    try:
+    async with existing_store(db, store) as store:
         state = await load_run(run_id, store=store)
         events = await read_events(run_id, store=store, node_id=node_id, follow_ancestry=True)
-    finally:
-        if own:
-            await store.close()
     return build_node_detail(state, node_id, events, iteration=iteration)

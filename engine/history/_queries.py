@@ -22,7 +22,7 @@ from smithers.eventstore import (
 from smithers.eventstore.errors import SmithersError, error_info_to_json
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES, Event, RunForked
 
-from .._stores import open_existing_store
+from .._stores import existing_store
 from ..errors import MissingOutputError, NodeNotFoundError, RunNotFoundError
 from ._state import SUPERVISOR_STREAM_ID, load_state
 
@@ -70,17 +70,11 @@ async def list_runs(
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseQueryError: if the database cannot be read.
     """
-    own = store is None
-    if store is None:
-        store = await open_existing_store(db)
-    try:
+    async with existing_store(db, store) as store:
         # One extra row: the supervisor's stream may be among the first `limit`.
         runs = await store.list_runs(
             limit=None if status is not None or limit is None else limit + 1
         )
-    finally:
-        if own:
-            await store.close()
     runs = [r for r in runs if r.run_id != SUPERVISOR_STREAM_ID]
     if status is not None:
         runs = [r for r in runs if r.status == status]
@@ -111,15 +105,9 @@ async def load_run(
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseQueryError: if the database cannot be read.
     """
-    own = store is None
-    if store is None:
-        store = await open_existing_store(db)
-    try:
+    async with existing_store(db, store) as store:
         # A fork's state starts from its parent's at the fork point (`load_state`).
         return await load_state(store, run_id, upto_seq=upto_seq)
-    finally:
-        if own:
-            await store.close()
 
 
 def _check_types(types: Iterable[str] | None) -> frozenset[str] | None:
@@ -222,10 +210,7 @@ async def read_events(
             f"after_seq and limit must be >= 0, got {after_seq} and {limit}.",
             code="INVALID_EVENTS_OPTIONS",
         )
-    own = store is None
-    if store is None:
-        store = await open_existing_store(db)
-    try:
+    async with existing_store(db, store) as store:
         if await store.last_seq(run_id) == 0:
             raise RunNotFoundError(run_id)
         stored = await store.read(run_id, after_seq=after_seq)
@@ -245,9 +230,6 @@ async def read_events(
             state = await load_state(store, run_id)
             if not any(nid == node_id for nid, _ in state.nodes):
                 raise NodeNotFoundError(run_id, node_id, _node_ids(state))
-    finally:
-        if own:
-            await store.close()
     return out
 
 
@@ -284,10 +266,7 @@ async def follow_events(
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseQueryError: if the database cannot be read.
     """
-    own = store is None
-    if store is None:
-        store = await open_existing_store(db)
-    try:
+    async with existing_store(db, store) as store:
         if await store.last_seq(run_id) == 0:
             raise RunNotFoundError(run_id)
         if follow_ancestry:
@@ -312,10 +291,6 @@ async def follow_events(
             if done_at is not None and seq >= done_at:
                 return
             await anyio.sleep(poll_interval_s)
-    finally:
-        if own:
-            with anyio.CancelScope(shield=True):
-                await store.close()
 
 
 def _node_ids(state: RunState) -> list[str]:
