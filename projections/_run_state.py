@@ -222,6 +222,10 @@ class RunState(msgspec.Struct, kw_only=True):
         """Return an independent snapshot (containers copied, records shared: they are frozen)."""
         return msgspec.structs.replace(self, nodes=dict(self.nodes), frames=list(self.frames))
 
+    def node_ids(self) -> list[str]:
+        """Return the ids of the run's nodes, each once, in mount order (any iteration)."""
+        return list(dict.fromkeys(node_id for node_id, _ in self.nodes))
+
     def node(self, node_id: str, iteration: int = 0) -> NodeRecord | None:
         """Return the node record or None."""
         return self.nodes.get((node_id, iteration))

@@ -196,7 +196,7 @@ def build_node_detail(
         key=lambda r: r.iteration,
     )
     if not records and not events:
-        known = list(dict.fromkeys(nid for nid, _ in state.nodes))
+        known = state.node_ids()
         raise NodeNotFoundError(state.run_id, node_id, known)
     if iteration is not None:
         seen = sorted({r.iteration for r in records} | {_iteration_of(e) for _, e in events})

@@ -229,7 +229,7 @@ async def read_events(
             # Nothing matched: a filter left nothing out, or there is no such node.
             state = await load_state(store, run_id)
             if not any(nid == node_id for nid, _ in state.nodes):
-                raise NodeNotFoundError(run_id, node_id, _node_ids(state))
+                raise NodeNotFoundError(run_id, node_id, state.node_ids())
     return out
 
 
@@ -293,10 +293,6 @@ async def follow_events(
             await anyio.sleep(poll_interval_s)
 
 
-def _node_ids(state: RunState) -> list[str]:
-    return list(dict.fromkeys(node_id for node_id, _ in state.nodes))
-
-
 async def get_output(
     run_id: str,
     node_id: str,
@@ -328,7 +324,7 @@ async def get_output(
     state = await load_run(run_id, db=db, store=store)
     records = [rec for (nid, _), rec in state.nodes.items() if nid == node_id]
     if not records:
-        raise NodeNotFoundError(run_id, node_id, _node_ids(state))
+        raise NodeNotFoundError(run_id, node_id, state.node_ids())
     if iteration is None:
         with_output = [rec for rec in records if rec.has_output]
         rec = max(with_output or records, key=lambda r: r.iteration)

@@ -202,7 +202,7 @@ async def _fork(
 ) -> str:
     """Append the child's first events; `at` is the parent's state at frame `frame`."""
     resets = tuple(dict.fromkeys(reset_nodes))
-    known = list(dict.fromkeys(node_id for node_id, _ in at.nodes))
+    known = at.node_ids()
     for node_id in resets:
         if node_id not in known:
             # Not mounted by the frame: it runs in the fork anyway, so likely a typo.

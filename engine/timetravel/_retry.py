@@ -115,7 +115,7 @@ async def retry_task(
     async with _session(db, store) as session:
         state = await load_state(session.store, run_id)
         if state.node(node, iteration) is None:
-            known = list(dict.fromkeys(node_id for node_id, _ in state.nodes))
+            known = state.node_ids()
             raise NodeNotFoundError(run_id, node, known)
         if state.status == "continued":
             raise RunNotResumableError(
