@@ -107,7 +107,6 @@ class RunLoop:
         self.run_id = run_id
         self.on_progress = on_progress
         self.clock = clock
-        self.mirror = mirror
         self.writer = RunWriter(store, run_id, mirror=mirror)
         self.state = state if state is not None else RunState(run_id=run_id)
         self.seq = self.state.seq  # last appended seq
@@ -393,8 +392,7 @@ class RunLoop:
             self.send.close()
             self.recv.close()
             self.attempts.close()
-            if self.mirror is not None:
-                self.mirror.close()
+            self.writer.close()
 
     async def _record_interrupted(self, reason: str, source: str) -> None:
         if self.decider.terminal is not None or not self.claimed:
