@@ -13,13 +13,13 @@ from typing import Any
 import click
 from smithers.engine import event_to_json
 from smithers.eventstore import decode_json
-from smithers.eventstore.errors import error_info_to_json
 
 from ._clients import Clients, pass_clients
 from ._commands import main
 from ._node_output import error_location, indented, node_ref
 from ._options import db_args, db_option, json_option
 from ._output import (
+    attempt_json,
     compact_json,
     echo_json,
     error_label,
@@ -42,13 +42,7 @@ _SHOWN_HEARTBEATS = 5
 
 def _attempt_json(a: AttemptDetail) -> dict[str, Any]:
     return {
-        "attempt": a.attempt,
-        "state": a.state,
-        "startedAtMs": a.started_at_ms,
-        "finishedAtMs": a.finished_at_ms,
-        "durationMs": a.duration_ms,
-        "error": error_info_to_json(a.error),
-        "cancelReason": a.cancel_reason,
+        **attempt_json(a),
         "heartbeats": [
             {
                 "seq": h.seq,

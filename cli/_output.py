@@ -24,10 +24,12 @@ from smithers.eventstore.events import ErrorInfo
 from ._node_output import print_failures
 
 if TYPE_CHECKING:
+    from smithers.engine import AttemptDetail
     from smithers.eventstore import RunRecord
     from smithers.projections import AttemptRecord, NodeRecord, RunState
 
 __all__ = (
+    "attempt_json",
     "STATE_STYLES",
     "dumps",
     "echo_json",
@@ -243,7 +245,8 @@ def print_runs(runs: Sequence[RunRecord]) -> None:
 # ---------------------------------------------------------------------- inspect
 
 
-def _attempt_json(a: AttemptRecord) -> dict[str, Any]:
+def attempt_json(a: AttemptRecord | AttemptDetail) -> dict[str, Any]:
+    """One attempt as ``inspect --json`` and ``node --json`` show it."""
     return {
         "attempt": a.attempt,
         "state": a.state,
@@ -263,7 +266,7 @@ def _node_json(rec: NodeRecord) -> dict[str, Any]:
         "label": rec.label,
         "attemptCount": rec.attempt_count,
         "durationMs": node_duration_ms(rec),
-        "attempts": [_attempt_json(a) for a in rec.attempts],
+        "attempts": [attempt_json(a) for a in rec.attempts],
         "output": decode_json(rec.output) if rec.has_output else None,
     }
 
