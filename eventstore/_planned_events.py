@@ -1,7 +1,7 @@
 """Events of engine features not built yet, from the reference's catalogue.
 
 Smithers' event reference defines these for features DESIGN plans but smithers-py
-does not have yet: approvals, durable timers, agents (tool calls, streamed output,
+does not have yet: agents (tool calls, streamed output,
 token usage, budgets, provider connection), hijacking an agent session, VCS reverts
 and VCS time travel, frame snapshots. Nothing in smithers-py emits or folds them yet.
 
@@ -15,21 +15,11 @@ the class name, so moving a class changes nothing in the log. Import them from
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec  # noqa: TC002 (msgspec resolves Struct annotations at run time)
 
 from ._event_base import NULL_RAW, AttemptEvent, ErrorInfo, Event, NodeEvent
 
 __all__ = (
-    "TimerType",
-    "ApprovalRequested",
-    "ApprovalGranted",
-    "ApprovalAutoApproved",
-    "ApprovalDenied",
-    "TimerCreated",
-    "TimerFired",
-    "TimerCancelled",
     "ToolCallStarted",
     "ToolCallFinished",
     "NodeOutput",
@@ -46,63 +36,6 @@ __all__ = (
     "TimeTravelFinished",
     "SnapshotCaptured",
 )
-
-
-# --------------------------------------------------------------------------- approvals
-
-
-class ApprovalRequested(NodeEvent, frozen=True, kw_only=True):
-    """A node asked for an approval decision."""
-
-
-class ApprovalGranted(NodeEvent, frozen=True, kw_only=True):
-    """A node's approval was granted."""
-
-
-class ApprovalAutoApproved(NodeEvent, frozen=True, kw_only=True):
-    """An approval was granted by a configured policy without human intervention."""
-
-
-class ApprovalDenied(NodeEvent, frozen=True, kw_only=True):
-    """A node's approval was denied."""
-
-
-# --------------------------------------------------------------------------- timers
-
-
-TimerType = Literal["duration", "absolute"]
-"""``"duration"``: created from a relative delay; ``"absolute"``: from a wall-clock time."""
-
-
-class TimerCreated(Event, frozen=True, kw_only=True):
-    """A durable timer was registered with the engine."""
-
-    timer_id: str
-    """Stable identifier of the timer."""
-    fires_at_ms: int
-    """Unix epoch milliseconds when the timer will fire."""
-    timer_type: TimerType
-    """How the fire time was given."""
-
-
-class TimerFired(Event, frozen=True, kw_only=True):
-    """A timer fired and resumed its waiting node."""
-
-    timer_id: str
-    """Stable identifier of the timer."""
-    fires_at_ms: int
-    """Scheduled fire time, Unix epoch milliseconds."""
-    fired_at_ms: int
-    """Actual fire time, Unix epoch milliseconds."""
-    delay_ms: int
-    """Actual minus scheduled fire time; non-zero means scheduler lag."""
-
-
-class TimerCancelled(Event, frozen=True, kw_only=True):
-    """A timer was cancelled before it fired."""
-
-    timer_id: str
-    """Stable identifier of the timer."""
 
 
 # --------------------------------------------------------------------------- tools

@@ -10,7 +10,7 @@ stored without re-encoding, and decoded against the reader's schema when needed.
 
 This module defines the events smithers-py writes or folds today and `AnyEvent`, the
 union of every known event. The base classes live in `_event_base`; the reference's
-events for features not built yet in `_planned_events` (approvals, timers, agents, …)
+events for features not built yet in `_planned_events` (agents, tool calls, …)
 and `_planned_extension_events` (sandboxes, voice, RAG, alerts, …). All are
 re-exported here, so ``from smithers.eventstore.events import X`` works for every
 event, and every event in the union decodes.
@@ -28,10 +28,6 @@ from ._event_base import ErrorInfo as ErrorInfo
 from ._event_base import Event as Event
 from ._event_base import NodeEvent as NodeEvent
 from ._planned_events import AgentEvent as AgentEvent
-from ._planned_events import ApprovalAutoApproved as ApprovalAutoApproved
-from ._planned_events import ApprovalDenied as ApprovalDenied
-from ._planned_events import ApprovalGranted as ApprovalGranted
-from ._planned_events import ApprovalRequested as ApprovalRequested
 from ._planned_events import BudgetExceeded as BudgetExceeded
 from ._planned_events import NodeOutput as NodeOutput
 from ._planned_events import ProviderDisconnected as ProviderDisconnected
@@ -41,10 +37,6 @@ from ._planned_events import RevertStarted as RevertStarted
 from ._planned_events import RunHijacked as RunHijacked
 from ._planned_events import RunHijackRequested as RunHijackRequested
 from ._planned_events import SnapshotCaptured as SnapshotCaptured
-from ._planned_events import TimerCancelled as TimerCancelled
-from ._planned_events import TimerCreated as TimerCreated
-from ._planned_events import TimerFired as TimerFired
-from ._planned_events import TimerType as TimerType
 from ._planned_events import TimeTravelFinished as TimeTravelFinished
 from ._planned_events import TimeTravelStarted as TimeTravelStarted
 from ._planned_events import TokenUsageReported as TokenUsageReported
@@ -339,6 +331,129 @@ class NodeWaitingTimer(NodeEvent, frozen=True, kw_only=True):
     fires_at_ms: int
 
 
+# --------------------------------------------------------------------------- waits
+# Runs that wait (approvals, signals, durable timers). A decision or a signal is a
+# cross-process request: appended by whoever decides or signals, consumed by the run's
+# owner (or by the activation the deciding command starts).
+
+
+class NodeWaitingEvent(NodeEvent, frozen=True, kw_only=True):
+    """A node waits for a signal (`WaitForEvent`); the run may park as ``waiting-event``.
+
+    Not in Smithers' catalogue (its `NodeWaitingApproval`/`NodeWaitingTimer` have no
+    signal twin); named and shaped like them."""
+
+    event_name: str
+    """Name of the signal the node waits for."""
+    correlation_id: str | None = None
+    """Only a signal with this correlation id resolves the wait; None: any."""
+    timeout_at_ms: int | None = None
+    """Unix epoch ms after which the wait times out; None: never."""
+
+
+ApprovalMode = Literal["approve", "select", "rank"]
+"""``"approve"``: yes or no; ``"select"``: pick one of the options; ``"rank"``: order them."""
+
+
+class ApprovalRequested(NodeEvent, frozen=True, kw_only=True):
+    """A node asked for an approval decision (an `Approval`, or a task with
+    ``needs_approval=True``)."""
+
+    title: str | None = None
+    """What to decide, for the person asked."""
+    summary: str | None = None
+    """More context for the decision."""
+    metadata: msgspec.Raw = NULL_RAW
+    """Anything else the workflow attached to the request, as JSON."""
+    mode: ApprovalMode = "approve"
+    """What kind of decision is asked."""
+    options: tuple[str, ...] = ()
+    """The choices, for ``"select"`` and ``"rank"``."""
+
+
+class ApprovalGranted(NodeEvent, frozen=True, kw_only=True):
+    """A node's approval was granted (a person's decision, a cross-process request)."""
+
+    note: str | None = None
+    """The decider's note."""
+    decided_by: str | None = None
+    """Who decided."""
+    selected: str | None = None
+    """The option picked, for a ``"select"`` approval."""
+    ranked: tuple[str, ...] = ()
+    """The options in the decider's order, for a ``"rank"`` approval."""
+
+
+class ApprovalAutoApproved(NodeEvent, frozen=True, kw_only=True):
+    """An approval was granted by a configured policy without human intervention."""
+
+
+class ApprovalDenied(NodeEvent, frozen=True, kw_only=True):
+    """A node's approval was denied (a person's decision, a cross-process request)."""
+
+    note: str | None = None
+    """The decider's note."""
+    decided_by: str | None = None
+    """Who decided."""
+
+
+class SignalReceived(Event, frozen=True, kw_only=True):
+    """A signal was sent to the run (``smithers signal``, `RunHandle.signal`).
+
+    Not in Smithers' catalogue. The fold hands it to the oldest `WaitForEvent` node
+    that was already waiting for `signal_name` (and `correlation_id`, when the waiter
+    names one); a signal no waiter was waiting for is kept for audit and resolves
+    nothing, later waits included."""
+
+    signal_name: str
+    """The signal's name (the `event` a `WaitForEvent` waits for)."""
+    data: msgspec.Raw = NULL_RAW
+    """The payload, validated against the waiter's `output` schema before recording."""
+    correlation_id: str | None = None
+    """The sender's correlation id, if any."""
+    sent_by: str | None = None
+    """Who sent it."""
+
+
+TimerType = Literal["duration", "absolute"]
+"""``"duration"``: created from a relative delay; ``"absolute"``: from a wall-clock time."""
+
+
+class TimerCreated(Event, frozen=True, kw_only=True):
+    """A durable timer was registered with the engine (a `Timer` node was reached)."""
+
+    timer_id: str
+    """Stable identifier of the timer: ``"<nodeId>:<iteration>"``."""
+    fires_at_ms: int
+    """Unix epoch milliseconds when the timer will fire."""
+    timer_type: TimerType
+    """How the fire time was given."""
+    node_id: str | None = None
+    """The `Timer` node that waits on it."""
+    iteration: int = 0
+    """Loop iteration of that node."""
+
+
+class TimerFired(Event, frozen=True, kw_only=True):
+    """A timer fired and resumed its waiting node."""
+
+    timer_id: str
+    """Stable identifier of the timer."""
+    fires_at_ms: int
+    """Scheduled fire time, Unix epoch milliseconds."""
+    fired_at_ms: int
+    """Actual fire time, Unix epoch milliseconds."""
+    delay_ms: int
+    """Actual minus scheduled fire time; non-zero means scheduler lag."""
+
+
+class TimerCancelled(Event, frozen=True, kw_only=True):
+    """A timer was cancelled before it fired (its run ended, or its node unmounted)."""
+
+    timer_id: str
+    """Stable identifier of the timer."""
+
+
 # --------------------------------------------------------------------------- run requests
 
 
@@ -435,6 +550,8 @@ AnyEvent = (
     | NodeRetrying
     | NodeWaitingApproval
     | NodeWaitingTimer
+    | NodeWaitingEvent
+    | SignalReceived
     | RunCancelRequested
     | RunHijackRequested
     | RunHijacked

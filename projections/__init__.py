@@ -16,13 +16,18 @@ from ._fold import effective_events as effective_events
 from ._fold import fold as fold
 from ._fold import fold_stored as fold_stored
 from ._run_state import DONE_NODE_STATES as DONE_NODE_STATES
+from ._run_state import WAITING_NODE_STATES as WAITING_NODE_STATES
+from ._run_state import ApprovalRecord as ApprovalRecord
 from ._run_state import AttemptRecord as AttemptRecord
+from ._run_state import EventWaitRecord as EventWaitRecord
 from ._run_state import FrameRecord as FrameRecord
 from ._run_state import NodeKey as NodeKey
 from ._run_state import NodeRecord as NodeRecord
 from ._run_state import NodeStateName as NodeStateName
 from ._run_state import RunState as RunState
 from ._run_state import RunStatus as RunStatus
+from ._run_state import SignalRecord as SignalRecord
+from ._run_state import TimerRecord as TimerRecord
 from ._run_state import is_run_status as is_run_status
 from .errors import CheckpointDecodeError as CheckpointDecodeError
 from .errors import ForkBaseMismatchError as ForkBaseMismatchError
@@ -42,6 +47,11 @@ __all__ = (
     "NodeStateName",
     "ProjectionError",
     "RunState",
+    "SignalRecord",
+    "TimerRecord",
+    "WAITING_NODE_STATES",
+    "ApprovalRecord",
+    "EventWaitRecord",
     "RunStatus",
     "apply_event",
     "apply_rewind",

@@ -28,6 +28,15 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import msgspec
 from smithers.eventstore.events import (
     NULL_RAW,
+    ApprovalAutoApproved,
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRequested,
+    NodeWaitingEvent,
+    SignalReceived,
+    TimerCancelled,
+    TimerCreated,
+    TimerFired,
     ErrorInfo,
     Event,
     FrameCommitted,
@@ -52,7 +61,17 @@ from smithers.eventstore.events import (
     TaskHeartbeat,
 )
 
-from ._run_state import AttemptRecord, FrameRecord, NodeRecord, RunState, is_run_status
+from ._run_state import (
+    ApprovalRecord,
+    AttemptRecord,
+    EventWaitRecord,
+    FrameRecord,
+    NodeRecord,
+    RunState,
+    SignalRecord,
+    TimerRecord,
+    is_run_status,
+)
 from .errors import ForkBaseMismatchError
 
 if TYPE_CHECKING:
@@ -135,6 +154,10 @@ def _status_changed(s: RunState, e: RunStatusChanged, seq: int) -> None:
     # A status from a later version is skipped, as an unknown event type would be.
     if is_run_status(e.status):
         s.status = e.status
+        if e.status.startswith("waiting-"):
+            # Parked: the activation that parked it ends; a decision, a signal, a due
+            # timer or a person's resume starts the next one.
+            _release_owner(s)
 
 
 @_on(RunFinished)
@@ -212,6 +235,9 @@ def _reset_nodes(s: RunState, node_ids: Iterable[str]) -> None:
             has_output=False,
             skip_reason=None,
             next_attempt_delay_ms=None,
+            approval=None,
+            wait=None,
+            timer=None,
         )
         for key, rec in s.nodes.items()
         if key[0] in wanted
@@ -304,6 +330,150 @@ def _waiting_approval(s: RunState, e: NodeWaitingApproval, seq: int) -> None:
 def _waiting_timer(s: RunState, e: NodeWaitingTimer, seq: int) -> None:
     rec = _rec(s, e.node_id, e.iteration)
     s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(rec, state="waiting-timer")
+
+
+# ---------------------------------------------------------------- waits (approvals, signals, timers)
+
+
+@_on(ApprovalRequested)
+def _approval_requested(s: RunState, e: ApprovalRequested, seq: int) -> None:
+    rec = _rec(s, e.node_id, e.iteration)
+    approval = ApprovalRecord(
+        requested_at_ms=e.timestamp_ms,
+        title=e.title,
+        summary=e.summary,
+        metadata=e.metadata,
+        mode=e.mode,
+        options=e.options,
+    )
+    s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(rec, approval=approval)
+
+
+def _decide(s: RunState, node_id: str, iteration: int, at_ms: int, **decision: object) -> None:
+    rec = _rec(s, node_id, iteration)
+    base = rec.approval or ApprovalRecord(requested_at_ms=at_ms)
+    approval = msgspec.structs.replace(base, decided_at_ms=at_ms, **decision)
+    s.nodes[(node_id, iteration)] = msgspec.structs.replace(rec, approval=approval)
+
+
+@_on(ApprovalGranted)
+def _approval_granted(s: RunState, e: ApprovalGranted, seq: int) -> None:
+    _decide(
+        s,
+        e.node_id,
+        e.iteration,
+        e.timestamp_ms,
+        decision="granted",
+        note=e.note,
+        decided_by=e.decided_by,
+        selected=e.selected,
+        ranked=e.ranked,
+    )
+
+
+@_on(ApprovalAutoApproved)
+def _approval_auto(s: RunState, e: ApprovalAutoApproved, seq: int) -> None:
+    _decide(s, e.node_id, e.iteration, e.timestamp_ms, decision="granted", auto=True)
+
+
+@_on(ApprovalDenied)
+def _approval_denied(s: RunState, e: ApprovalDenied, seq: int) -> None:
+    _decide(
+        s,
+        e.node_id,
+        e.iteration,
+        e.timestamp_ms,
+        decision="denied",
+        note=e.note,
+        decided_by=e.decided_by,
+    )
+
+
+@_on(NodeWaitingEvent)
+def _waiting_event(s: RunState, e: NodeWaitingEvent, seq: int) -> None:
+    rec = _rec(s, e.node_id, e.iteration)
+    wait = EventWaitRecord(
+        event_name=e.event_name,
+        correlation_id=e.correlation_id,
+        timeout_at_ms=e.timeout_at_ms,
+        since_seq=seq,
+        since_ms=e.timestamp_ms,
+    )
+    s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
+        rec, state="waiting-event", wait=wait
+    )
+
+
+@_on(SignalReceived)
+def _signal(s: RunState, e: SignalReceived, seq: int) -> None:
+    # The oldest wait already open for this name (and correlation id, if it names one)
+    # gets it: a signal sent before a wait began never resolves that wait.
+    target: NodeRecord | None = None
+    for rec in s.nodes.values():
+        w = rec.wait
+        if (
+            rec.state == "waiting-event"
+            and w is not None
+            and not w.received
+            and w.event_name == e.signal_name
+            and (w.correlation_id is None or w.correlation_id == e.correlation_id)
+            and (target is None or target.wait is None or w.since_seq < target.wait.since_seq)
+        ):
+            target = rec
+    delivered: tuple[str, int] | None = None
+    if target is not None and target.wait is not None:
+        delivered = (target.node_id, target.iteration)
+        wait = msgspec.structs.replace(
+            target.wait, received=True, data=e.data, signal_seq=seq, sent_by=e.sent_by
+        )
+        s.nodes[delivered] = msgspec.structs.replace(target, wait=wait)
+    s.signals.append(
+        SignalRecord(
+            seq=seq,
+            signal_name=e.signal_name,
+            timestamp_ms=e.timestamp_ms,
+            correlation_id=e.correlation_id,
+            sent_by=e.sent_by,
+            delivered_to=delivered,
+        )
+    )
+
+
+def _timer_node(s: RunState, timer_id: str) -> NodeRecord | None:
+    """The node whose timer is `timer_id` (``"<nodeId>:<iteration>"``), or None."""
+    node_id, _, iteration = timer_id.rpartition(":")
+    rec = s.nodes.get((node_id, int(iteration))) if iteration.isdigit() else None
+    if rec is not None and rec.timer is not None and rec.timer.timer_id == timer_id:
+        return rec
+    for rec in s.nodes.values():
+        if rec.timer is not None and rec.timer.timer_id == timer_id:
+            return rec
+    return None
+
+
+@_on(TimerCreated)
+def _timer_created(s: RunState, e: TimerCreated, seq: int) -> None:
+    if e.node_id is None:
+        return
+    rec = _rec(s, e.node_id, e.iteration)
+    timer = TimerRecord(timer_id=e.timer_id, fires_at_ms=e.fires_at_ms, timer_type=e.timer_type)
+    s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(rec, timer=timer)
+
+
+@_on(TimerFired)
+def _timer_fired(s: RunState, e: TimerFired, seq: int) -> None:
+    rec = _timer_node(s, e.timer_id)
+    if rec is not None and rec.timer is not None:
+        timer = msgspec.structs.replace(rec.timer, state="fired", fired_at_ms=e.fired_at_ms)
+        s.nodes[(rec.node_id, rec.iteration)] = msgspec.structs.replace(rec, timer=timer)
+
+
+@_on(TimerCancelled)
+def _timer_cancelled(s: RunState, e: TimerCancelled, seq: int) -> None:
+    rec = _timer_node(s, e.timer_id)
+    if rec is not None and rec.timer is not None:
+        timer = msgspec.structs.replace(rec.timer, state="cancelled")
+        s.nodes[(rec.node_id, rec.iteration)] = msgspec.structs.replace(rec, timer=timer)
 
 
 @_on(TaskHeartbeat)
@@ -407,6 +577,7 @@ def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
         error=None,
         nodes=dict(parent.nodes),
         frames=[],
+        signals=list(parent.signals),
         next_frame_no=event.parent_frame_no + 1,
         rewinds=0,
         parent_run_id=event.parent_run_id,

@@ -17,13 +17,18 @@ from smithers.eventstore.events import NULL_RAW, ErrorInfo
 
 __all__ = (
     "DONE_NODE_STATES",
+    "WAITING_NODE_STATES",
+    "ApprovalRecord",
     "AttemptRecord",
+    "EventWaitRecord",
     "FrameRecord",
     "NodeKey",
     "NodeRecord",
     "NodeStateName",
     "RunState",
     "RunStatus",
+    "SignalRecord",
+    "TimerRecord",
     "is_run_status",
 )
 
@@ -63,9 +68,17 @@ NodeStateName = Literal[
     "cancelled",
     "skipped",
     "waiting-approval",
+    "waiting-event",
     "waiting-timer",
 ]
-"""States of a node, as Smithers' node states."""
+"""States of a node, as Smithers' node states (``"waiting-event"``: a `WaitForEvent`
+waiting for its signal)."""
+
+WAITING_NODE_STATES: frozenset[str] = frozenset(
+    {"waiting-approval", "waiting-event", "waiting-timer"}
+)
+"""Node states of a node that waits for something outside the run (a decision, a
+signal, a timer): the run parks when nothing else can go on."""
 
 NodeKey = tuple[str, int]
 """``(node_id, iteration)``."""
@@ -96,6 +109,72 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
         return self.finished_at_ms - self.started_at_ms
 
 
+class ApprovalRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """An approval asked for by a node (`ApprovalRequested`) and its decision, if any."""
+
+    requested_at_ms: int
+    """Unix epoch ms of the request."""
+    title: str | None = None
+    summary: str | None = None
+    metadata: msgspec.Raw = NULL_RAW
+    mode: Literal["approve", "select", "rank"] = "approve"
+    options: tuple[str, ...] = ()
+    decision: Literal["granted", "denied"] | None = None
+    """None while pending."""
+    auto: bool = False
+    """Granted by a policy (`ApprovalAutoApproved`), not a person."""
+    note: str | None = None
+    decided_by: str | None = None
+    decided_at_ms: int | None = None
+    selected: str | None = None
+    """The option picked, for ``"select"``."""
+    ranked: tuple[str, ...] = ()
+    """The options in order, for ``"rank"``."""
+
+
+class EventWaitRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A `WaitForEvent` node's wait (`NodeWaitingEvent`) and the signal that resolved it."""
+
+    event_name: str
+    correlation_id: str | None = None
+    timeout_at_ms: int | None = None
+    """Unix epoch ms the wait times out at; None: never."""
+    since_seq: int
+    """Seq of the `NodeWaitingEvent`: only a signal recorded after it resolves the wait."""
+    since_ms: int
+    """Unix epoch ms the wait began."""
+    received: bool = False
+    """True once a signal resolved the wait."""
+    data: msgspec.Raw = NULL_RAW
+    """The resolving signal's payload (JSON null until then)."""
+    signal_seq: int | None = None
+    """Seq of the resolving `SignalReceived`."""
+    sent_by: str | None = None
+
+
+class TimerRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A `Timer` node's durable timer (`TimerCreated`, then `TimerFired` or `TimerCancelled`)."""
+
+    timer_id: str
+    fires_at_ms: int
+    """Unix epoch ms the timer is due."""
+    timer_type: Literal["duration", "absolute"] = "duration"
+    state: Literal["pending", "fired", "cancelled"] = "pending"
+    fired_at_ms: int | None = None
+
+
+class SignalRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A signal sent to the run (`SignalReceived`), kept for audit."""
+
+    seq: int
+    signal_name: str
+    timestamp_ms: int
+    correlation_id: str | None = None
+    sent_by: str | None = None
+    delivered_to: tuple[str, int] | None = None
+    """``(node_id, iteration)`` of the wait it resolved; None if none was waiting."""
+
+
 class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """One node in one iteration."""
 
@@ -116,6 +195,12 @@ class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     the next attempt as ``TaskContext.last_heartbeat``)."""
     next_attempt_delay_ms: int | None = None
     """Backoff announced by NodeRetrying before the next attempt, None otherwise."""
+    approval: ApprovalRecord | None = None
+    """The approval this node asked for (an `Approval`, or ``needs_approval=True``)."""
+    wait: EventWaitRecord | None = None
+    """The signal wait of a `WaitForEvent` node."""
+    timer: TimerRecord | None = None
+    """The durable timer of a `Timer` node."""
 
     @property
     def attempt_count(self) -> int:
@@ -205,6 +290,8 @@ class RunState(msgspec.Struct, kw_only=True):
     """``(parent_run_id, parent_frame_no)`` of the last `ReplayStarted`, None otherwise."""
     branch_label: str | None = None
     """The fork's branch label (`RunForked.branch_label`), None if none or not a fork."""
+    signals: list[SignalRecord] = msgspec.field(default_factory=list)
+    """Signals sent to the run, in log order (effective history)."""
 
     @property
     def frame_count(self) -> int:
@@ -220,7 +307,9 @@ class RunState(msgspec.Struct, kw_only=True):
 
     def copy(self) -> RunState:
         """Return an independent snapshot (containers copied, records shared: they are frozen)."""
-        return msgspec.structs.replace(self, nodes=dict(self.nodes), frames=list(self.frames))
+        return msgspec.structs.replace(
+            self, nodes=dict(self.nodes), frames=list(self.frames), signals=list(self.signals)
+        )
 
     def node_ids(self) -> list[str]:
         """Return the ids of the run's nodes, each once, in mount order (any iteration)."""
@@ -239,6 +328,20 @@ class RunState(msgspec.Struct, kw_only=True):
                 best[node_id] = iteration
                 out[node_id] = rec.output
         return out
+
+    def waiting(self) -> list[NodeRecord]:
+        """Return the nodes waiting for a decision, a signal or a timer, in mount order."""
+        return [rec for rec in self.nodes.values() if rec.state in WAITING_NODE_STATES]
+
+    def pending_approvals(self) -> list[NodeRecord]:
+        """Return the nodes whose approval is asked and not decided yet, in mount order."""
+        return [
+            rec
+            for rec in self.nodes.values()
+            if rec.approval is not None
+            and rec.approval.decision is None
+            and rec.state == "waiting-approval"
+        ]
 
     def counts(self) -> dict[str, int]:
         """Return the number of nodes in each state."""

@@ -140,6 +140,23 @@ QUICK_REFERENCE: dict[str, tuple[str, ...]] = {
 DESIGN_EVENTS: dict[str, tuple[str, ...]] = {
     "RunRewound": ("runId", "timestampMs", "toFrameNo", "toSeq"),
     "RunCancelRequested": ("runId", "timestampMs", "source", "reason"),
+    "NodeWaitingEvent": (
+        "runId",
+        "timestampMs",
+        "nodeId",
+        "iteration",
+        "eventName",
+        "correlationId",
+        "timeoutAtMs",
+    ),
+    "SignalReceived": (
+        "runId",
+        "timestampMs",
+        "signalName",
+        "data",
+        "correlationId",
+        "sentBy",
+    ),
 }
 
 
