@@ -24,12 +24,19 @@ from ._run_ids import EXISTING_RUN_HINT as EXISTING_RUN_HINT
 from ._run_ids import MAX_RUN_ID_LENGTH as MAX_RUN_ID_LENGTH
 from ._run_ids import validate_run_id as validate_run_id
 from .activation import default_log_dir as default_log_dir
+from .authoring import Approval as Approval
+from .authoring import ApprovalDecision as ApprovalDecision
+from .authoring import ApprovalRanking as ApprovalRanking
+from .authoring import ApprovalSelection as ApprovalSelection
 from .authoring import Backoff as Backoff
 from .authoring import Branch as Branch
 from .authoring import Parallel as Parallel
 from .authoring import Sequence as Sequence
 from .authoring import Task as Task
 from .authoring import TaskContext as TaskContext
+from .authoring import Timer as Timer
+from .authoring import TimerOutput as TimerOutput
+from .authoring import WaitForEvent as WaitForEvent
 from .authoring import Workflow as Workflow
 from .authoring import WorkflowContext as WorkflowContext
 from .authoring import load_workflow as load_workflow
@@ -112,6 +119,13 @@ __all__ = (
     "SMITHERS_VERSION",
     "Backoff",
     "Branch",
+    "Approval",
+    "ApprovalDecision",
+    "ApprovalRanking",
+    "ApprovalSelection",
+    "Timer",
+    "TimerOutput",
+    "WaitForEvent",
     "CancelStep",
     "Client",
     "Clock",

@@ -182,6 +182,45 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
         ("ralphId", "maxIterations"),
     ),
     _d("engine", "SCHEDULER_ERROR", "The scheduler cannot produce a valid execution decision."),
+    _d(
+        "engine",
+        "CONTINUATION_STATE_TOO_LARGE",
+        "Continue-as-new state exceeds the serialized size limit.",
+        ("runId", "sizeBytes", "maxBytes"),
+    ),
+    _d(
+        "engine", "INVALID_CONTINUATION_STATE", "Continue-as-new state cannot be parsed or applied."
+    ),
+    _d(
+        "engine",
+        "APPROVAL_DENIED",
+        'A node\'s approval was denied and its on_deny is "fail".',
+        ("nodeId", "iteration", "note", "decidedBy"),
+    ),
+    _d(
+        "engine",
+        "NO_PENDING_APPROVALS",
+        "approve/deny names a run (or node) with no approval waiting for a decision.",
+        ("runId",),
+    ),
+    _d(
+        "engine",
+        "AMBIGUOUS_APPROVAL",
+        "approve/deny without a node, while several approvals wait.",
+        ("runId", "pending"),
+    ),
+    _d(
+        "engine",
+        "APPROVAL_ALREADY_DECIDED",
+        "An approval that was already granted or denied is decided again.",
+        ("runId", "nodeId", "iteration", "decision"),
+    ),
+    _d(
+        "engine",
+        "WAIT_FOR_EVENT_TIMEOUT",
+        "A WaitForEvent node's timeout passed before its signal arrived.",
+        ("nodeId", "iteration", "eventName", "timeoutMs"),
+    ),
     # Components
     _d("components", "TASK_ID_REQUIRED", "A Task is missing a valid string id."),
     _d("components", "TASK_MISSING_OUTPUT", "A Task is missing its output schema.", ("nodeId",)),
@@ -192,6 +231,11 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
         ("kind", "id"),
     ),
     _d("components", "NESTED_LOOP", "A Loop is nested inside another loop."),
+    _d(
+        "components",
+        "APPROVAL_OPTIONS_REQUIRED",
+        "An approval mode that requires explicit options is missing them.",
+    ),
     _d(
         "components",
         "CONTEXT_OUTSIDE_WORKFLOW",

@@ -341,7 +341,8 @@ class NodeWaitingEvent(NodeEvent, frozen=True, kw_only=True):
     """A node waits for a signal (`WaitForEvent`); the run may park as ``waiting-event``.
 
     Not in Smithers' catalogue (its `NodeWaitingApproval`/`NodeWaitingTimer` have no
-    signal twin); named and shaped like them."""
+    signal twin); named and shaped like them.
+    """
 
     event_name: str
     """Name of the signal the node waits for."""
@@ -356,8 +357,7 @@ ApprovalMode = Literal["approve", "select", "rank"]
 
 
 class ApprovalRequested(NodeEvent, frozen=True, kw_only=True):
-    """A node asked for an approval decision (an `Approval`, or a task with
-    ``needs_approval=True``)."""
+    """A node asked for an approval decision (`Approval`, or ``needs_approval=True``)."""
 
     title: str | None = None
     """What to decide, for the person asked."""
@@ -403,7 +403,8 @@ class SignalReceived(Event, frozen=True, kw_only=True):
     Not in Smithers' catalogue. The fold hands it to the oldest `WaitForEvent` node
     that was already waiting for `signal_name` (and `correlation_id`, when the waiter
     names one); a signal no waiter was waiting for is kept for audit and resolves
-    nothing, later waits included."""
+    nothing, later waits included.
+    """
 
     signal_name: str
     """The signal's name (the `event` a `WaitForEvent` waits for)."""

@@ -32,11 +32,6 @@ from smithers.eventstore.events import (
     ApprovalDenied,
     ApprovalGranted,
     ApprovalRequested,
-    NodeWaitingEvent,
-    SignalReceived,
-    TimerCancelled,
-    TimerCreated,
-    TimerFired,
     ErrorInfo,
     Event,
     FrameCommitted,
@@ -48,6 +43,7 @@ from smithers.eventstore.events import (
     NodeSkipped,
     NodeStarted,
     NodeWaitingApproval,
+    NodeWaitingEvent,
     NodeWaitingTimer,
     ReplayStarted,
     RetryTaskStarted,
@@ -58,7 +54,11 @@ from smithers.eventstore.events import (
     RunRewound,
     RunStarted,
     RunStatusChanged,
+    SignalReceived,
     TaskHeartbeat,
+    TimerCancelled,
+    TimerCreated,
+    TimerFired,
 )
 
 from ._run_state import (
@@ -332,7 +332,7 @@ def _waiting_timer(s: RunState, e: NodeWaitingTimer, seq: int) -> None:
     s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(rec, state="waiting-timer")
 
 
-# ---------------------------------------------------------------- waits (approvals, signals, timers)
+# ------------------------------------------------------- waits (approvals, signals, timers)
 
 
 @_on(ApprovalRequested)

@@ -11,6 +11,10 @@ The public facade: re-exports only (DESIGN §2, §12)::
 from __future__ import annotations
 
 from smithers.engine import SMITHERS_VERSION as __version__
+from smithers.engine import Approval as Approval
+from smithers.engine import ApprovalDecision as ApprovalDecision
+from smithers.engine import ApprovalRanking as ApprovalRanking
+from smithers.engine import ApprovalSelection as ApprovalSelection
 from smithers.engine import Backoff as Backoff
 from smithers.engine import Branch as Branch
 from smithers.engine import Client as Client
@@ -20,6 +24,9 @@ from smithers.engine import RunResult as RunResult
 from smithers.engine import Sequence as Sequence
 from smithers.engine import Task as Task
 from smithers.engine import TaskContext as TaskContext
+from smithers.engine import Timer as Timer
+from smithers.engine import TimerOutput as TimerOutput
+from smithers.engine import WaitForEvent as WaitForEvent
 from smithers.engine import Workflow as Workflow
 from smithers.engine import WorkflowContext as WorkflowContext
 from smithers.engine import cancel_run as cancel_run
@@ -49,6 +56,13 @@ from smithers.eventstore.errors import known_error_codes as known_error_codes
 __all__ = (
     "Backoff",
     "Branch",
+    "Approval",
+    "ApprovalDecision",
+    "ApprovalRanking",
+    "ApprovalSelection",
+    "Timer",
+    "TimerOutput",
+    "WaitForEvent",
     "Client",
     "Parallel",
     "RunHandle",

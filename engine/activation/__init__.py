@@ -15,6 +15,7 @@ from ._attempts import AttemptRunner as AttemptRunner
 from ._attempts import RunningAttempt as RunningAttempt
 from ._beats import BEAT_COALESCE_MS as BEAT_COALESCE_MS
 from ._beats import BeatBook as BeatBook
+from ._decide import DEFAULT_HOLD_MS as DEFAULT_HOLD_MS
 from ._decide import Decider as Decider
 from ._execute import Outcome as Outcome
 from ._execute import error_info as error_info
@@ -49,6 +50,9 @@ from ._render import Leaf as Leaf
 from ._render import Plan as Plan
 from ._render import compile_tree as compile_tree
 from ._schedule import Scheduler as Scheduler
+from ._waits import WaitStep as WaitStep
+from ._waits import timer_id as timer_id
+from ._waits import wait_step as wait_step
 from ._writer import Rebase as Rebase
 from ._writer import RunWriter as RunWriter
 from ._writer import append_to_run as append_to_run
@@ -95,4 +99,8 @@ __all__ = (
     "Decider",
     "HEARTBEAT_INTERVAL_MS",
     "RunLoop",
+    "DEFAULT_HOLD_MS",
+    "WaitStep",
+    "timer_id",
+    "wait_step",
 )

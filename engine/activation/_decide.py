@@ -21,13 +21,15 @@ from smithers.eventstore.events import (
     RunFailed,
     RunFinished,
     RunStatusChanged,
+    TimerCancelled,
 )
 
-from ..authoring import WorkflowContext
+from ..authoring import WAIT_KINDS, WorkflowContext
 from ..errors import SchedulerError
-from ._execute import error_info, execute_attempt
+from ._execute import Outcome, error_info, execute_attempt
 from ._render import compile_tree
 from ._schedule import Scheduler
+from ._waits import WaitStatus, wait_step
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -38,12 +40,18 @@ if TYPE_CHECKING:
     from .._clock import Clock
     from ..authoring import Workflow
     from ._attempts import AttemptRunner
-    from ._execute import Outcome
     from ._loop import RunLoop
     from ._messages import AttemptCancelled, AttemptEnded
     from ._render import Leaf, Plan
 
-__all__ = ("Decider",)
+__all__ = ("DEFAULT_HOLD_MS", "Decider")
+
+DEFAULT_HOLD_MS = 60_000
+"""A run whose next wake-up (a timer, a wait's timeout) is at most this many ms away
+keeps its process and sleeps instead of parking."""
+
+_PARK_ORDER: tuple[WaitStatus, ...] = ("waiting-approval", "waiting-event", "waiting-timer")
+"""The status a run parks in when nodes wait for different things: the first present."""
 
 
 class Decider:
@@ -56,6 +64,7 @@ class Decider:
         input_value: ``ctx.input``.
         max_concurrency: Run-wide cap on running tasks.
         clock: Time source of the events' timestamps.
+        hold_ms: Sleep instead of parking when the next wake-up is this close (ms).
     """
 
     __slots__ = (
@@ -64,6 +73,7 @@ class Decider:
         "clock",
         "emit",
         "failing",
+        "hold_ms",
         "input_value",
         "loop",
         "max_concurrency",
@@ -72,6 +82,7 @@ class Decider:
         "run_id",
         "scheduler",
         "terminal",
+        "waiting",
         "wf",
     )
 
@@ -84,6 +95,7 @@ class Decider:
         input_value: object,
         max_concurrency: int,
         clock: Clock,
+        hold_ms: int = DEFAULT_HOLD_MS,
     ) -> None:
         self.loop = loop
         self.emit = loop.emit
@@ -102,7 +114,12 @@ class Decider:
         self.cancelling: tuple[str, str] | None = None
         """``(reason, source)`` once the run is being cancelled."""
         self.terminal: str | None = None
-        """``"finished"``, ``"failed"`` or ``"cancelled"`` once the run's end is emitted."""
+        """``"finished"``, ``"failed"``, ``"cancelled"`` once the run's end is emitted, or
+        the ``waiting-*`` status it parked in."""
+        self.hold_ms = hold_ms
+        self.waiting: dict[NodeKey, tuple[WaitStatus, int | None]] = {}
+        """Mounted nodes waiting for a decision, a signal or a timer: their park status
+        and wake-up time (Unix epoch ms, None if only something outside wakes them)."""
 
     # ------------------------------------------------------------------ render
 
@@ -125,6 +142,8 @@ class Decider:
         for key in [k for k in attempts.running if not _mounted(plan, k)]:
             attempts.cancel(key, "unmounted")
         self._drop_backoffs([k for k in attempts.backoff if not _mounted(plan, k)], "unmounted")
+        for key in [k for k in self.waiting if not _mounted(plan, k)]:
+            del self.waiting[key]
         self.plan = plan
         self.scheduler = Scheduler(plan, is_done=_done_check(plan, nodes), is_busy=attempts.is_busy)
         for key in attempts.running:
@@ -162,6 +181,50 @@ class Decider:
                     scheduler.released(key)
                     self.fail(rec.last_error or error_info(SchedulerError("failed")))
                     continue
+                task = leaf.task
+                if task.kind in WAIT_KINDS or task.needs_approval:
+                    step = wait_step(leaf, rec, run_id=self.run_id, now_ms=self.clock.now_ms())
+                    for event in step.events:
+                        self.emit(event)
+                    if step.outcome == "wait":
+                        assert step.status is not None
+                        scheduler.released(key)
+                        self.waiting[key] = (step.status, step.wake_at_ms)
+                        if step.wake_at_ms is not None:
+                            loop.wake_at(key, step.wake_at_ms)
+                        continue
+                    self.waiting.pop(key, None)
+                    if step.outcome == "skip":
+                        self.emit(
+                            NodeSkipped(
+                                run_id=self.run_id,
+                                timestamp_ms=self.clock.now_ms(),
+                                node_id=key[0],
+                                iteration=key[1],
+                                reason=step.reason,
+                            )
+                        )
+                        scheduler.released(key)
+                        scheduler.complete(key)
+                        need_render = key[0] in self.reads or need_render
+                        progressed = True
+                        continue
+                    if step.outcome != "run":  # ends now, as one attempt
+                        attempt = (rec.attempt_count if rec is not None else 0) + 1
+                        self.emit(
+                            NodeStarted(
+                                run_id=self.run_id,
+                                timestamp_ms=self.clock.now_ms(),
+                                node_id=key[0],
+                                iteration=key[1],
+                                attempt=attempt,
+                            )
+                        )
+                        scheduler.released(key)
+                        outcome = Outcome(output=step.output, error=step.error)
+                        need_render = self.record_outcome(leaf, attempt, outcome) or need_render
+                        progressed = True
+                        continue
                 attempt = (rec.attempt_count if rec is not None else 0) + 1
                 self.emit(
                     NodeStarted(
@@ -279,6 +342,17 @@ class Decider:
         if event is not None:
             self.emit(event)
 
+    def wake(self, key: NodeKey | None) -> None:
+        """Look at a waiting node again: `key`, or every one (None).
+
+        `key` when its wake-up time came; None when a decision or a signal arrived.
+        """
+        if self.scheduler is None:
+            return
+        for k in list(self.waiting) if key is None else [key]:
+            if k in self.waiting:
+                self.scheduler.requeue(k)
+
     def backoff_elapsed(self, key: NodeKey) -> None:
         """A retry's delay is over: queue the task again, unless the retry was dropped."""
         if self.attempts.backoff_elapsed(key) and self.scheduler is not None:
@@ -338,11 +412,40 @@ class Decider:
         self.finish()
 
     def finish(self) -> None:
-        """Emit the run's end: cancelled, failed (also when stuck), or finished."""
+        """Emit the run's end (cancelled, failed, also when stuck, or finished), or park it.
+
+        Nothing runs any more. If nodes wait and the run is neither failing nor being
+        cancelled, it parks (``RunStatusChanged`` to a ``waiting-*`` status; the process
+        may exit), unless the next wake-up is within `hold_ms`: then it keeps sleeping
+        (the wake-up's message brings the next tick). A run that ends cancels its
+        pending timers (``TimerCancelled``).
+        """
+        if self.failing is None and self.cancelling is None and self.waiting:
+            wakes = [at for _, at in self.waiting.values() if at is not None]
+            if wakes and min(wakes) - self.clock.now_ms() <= self.hold_ms:
+                return  # sleep: the wake-up's message ticks again
+            self._commit_last_frame()
+            statuses = {status for status, _ in self.waiting.values()}
+            status = next(s for s in _PARK_ORDER if s in statuses)
+            now = self.clock.now_ms()
+            self.emit(RunStatusChanged(run_id=self.run_id, timestamp_ms=now, status=status))
+            self.terminal = status
+            return
+        self._commit_last_frame()
+        now = self.clock.now_ms()
+        rid = self.run_id
+        for rec in self.loop.state.nodes.values():
+            if rec.timer is not None and rec.timer.state == "pending":
+                self.emit(TimerCancelled(run_id=rid, timestamp_ms=now, timer_id=rec.timer.timer_id))
+        self._end()
+
+    def _commit_last_frame(self) -> None:
         if self.loop.nodes_changed_since_frame and self.plan is not None:
             # A last frame, so the final node states are at a frame too (tasks decided
             # inline after the tick's frame, e.g. static ones, would be missing).
             self.loop._commit_frame(self.plan)
+
+    def _end(self) -> None:
         now = self.clock.now_ms()
         rid = self.run_id
         if self.cancelling is not None:

@@ -23,16 +23,20 @@ from smithers.eventstore.errors import (
 )
 from smithers.eventstore.events import (
     NULL_RAW,
+    ApprovalAutoApproved,
+    ApprovalDenied,
+    ApprovalGranted,
     Event,
     FrameCommitted,
     NodeEvent,
     RunCancelRequested,
+    SignalReceived,
 )
 from smithers.projections import RunState, apply_event
 
 from ..errors import OwnershipLostError, ResumeClaimFailedError
 from ._attempts import AttemptRunner
-from ._decide import Decider
+from ._decide import DEFAULT_HOLD_MS, Decider
 from ._frames import FrameEncoder
 from ._messages import (
     AttemptCancelled,
@@ -43,6 +47,7 @@ from ._messages import (
     ForeignAppended,
     Message,
     TaskBeat,
+    WaitDue,
 )
 from ._writer import RunWriter
 
@@ -50,6 +55,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
     from anyio.abc import TaskGroup
+    from smithers.projections import NodeKey
 
     from .._clock import Clock
     from ..authoring import Workflow
@@ -61,7 +67,9 @@ __all__ = ("HEARTBEAT_INTERVAL_MS", "RunLoop")
 HEARTBEAT_INTERVAL_MS = 1_000
 """How often the owner renews its lease and looks for requests appended by others."""
 _CONFLICT_RETRIES = 5
-_REQUEST_TYPES = (RunCancelRequested,)
+_DECISION_TYPES = (ApprovalGranted, ApprovalDenied, ApprovalAutoApproved, SignalReceived)
+"""Requests that may resolve a waiting node: decisions and signals."""
+_REQUEST_TYPES = (RunCancelRequested, *_DECISION_TYPES)
 """Events another process may append to a run it does not own (requests to the owner)."""
 
 log = logging.getLogger("smithers.engine")
@@ -85,6 +93,8 @@ class RunLoop:
         state: The run's folded state when resuming (None for a new run).
         owner: This activation's lease, recorded once the first append (the claim) wins.
         reload: Re-folds the run from the log (used after another process appended).
+        hold_ms: Sleep instead of parking when the next wake-up (a timer, a wait's
+            timeout) is at most this many ms away.
     """
 
     def __init__(
@@ -101,6 +111,7 @@ class RunLoop:
         state: RunState | None = None,
         owner: Lease | None = None,
         reload: Callable[[], Awaitable[RunState]] | None = None,
+        hold_ms: int = DEFAULT_HOLD_MS,
     ) -> None:
         self.wf = wf
         self.store = store
@@ -127,6 +138,7 @@ class RunLoop:
             input_value=input_value,
             max_concurrency=max_concurrency,
             clock=clock,
+            hold_ms=hold_ms,
         )
 
     @property
@@ -224,6 +236,8 @@ class RunLoop:
                 self.send.send_nowait(
                     CancelRequested(reason=event.reason or "cancel-requested", source=event.source)
                 )
+            elif isinstance(event, _DECISION_TYPES):
+                self.send.send_nowait(WaitDue(key=None))
 
     async def _read_foreign(self) -> None:
         """Fold events others appended since our last append, and react to them."""
@@ -240,6 +254,16 @@ class RunLoop:
             self.seq = row.seq
             events.append(event)
         self._handle_foreign(events)
+
+    def wake_at(self, key: NodeKey, at_ms: int) -> None:
+        """Send `WaitDue(key)` at Unix epoch ms `at_ms` (a timer's fire time, a timeout)."""
+
+        async def sleeper() -> None:
+            await self.clock.sleep_ms(max(at_ms - self.clock.now_ms(), 0))
+            self.send.send_nowait(WaitDue(key=key))
+
+        if self.tg is not None:
+            self.tg.start_soon(sleeper)
 
     def now(self) -> int:
         """Return the clock's Unix epoch ms."""
@@ -306,6 +330,8 @@ class RunLoop:
                     decider.request_cancel(reason, source)
                 case ForeignAppended():
                     changed = True  # folded in above, by `_read_foreign`
+                case WaitDue(key=key):
+                    decider.wake(key)
 
         if changed and not need_render and decider.plan is not None:
             # Nothing the last render read has changed: the tree is the same (empty delta).

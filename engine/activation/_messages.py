@@ -27,6 +27,7 @@ __all__ = (
     "ForeignAppended",
     "Message",
     "TaskBeat",
+    "WaitDue",
 )
 
 
@@ -96,6 +97,12 @@ class ForeignAppended(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The lease heartbeat saw events another process appended to the run's log."""
 
 
+class WaitDue(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Look at waiting nodes again: `key`'s wake-up came, or (None) a decision arrived."""
+
+    key: NodeKey | None
+
+
 Message = (
     TaskBeat
     | BeatTimedOut
@@ -104,5 +111,6 @@ Message = (
     | BackoffElapsed
     | CancelRequested
     | ForeignAppended
+    | WaitDue
 )
 """Everything the coordinator's stream carries."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from ..authoring import Branch, Parallel, Sequence, Task
+from ..authoring import Approval, Branch, Parallel, Sequence, Task, Timer, WaitForEvent
 from ..errors import DuplicateIdError, EngineError
 
 if TYPE_CHECKING:
@@ -138,6 +138,26 @@ def _task_tree(task: Task) -> dict[str, Any]:
         node["dependsOn"] = list(task.depends_on)
     if task.prompt is not None:
         node["prompt"] = task.prompt
+    if task.needs_approval:
+        node["needsApproval"] = True
+    if isinstance(task, Approval):
+        node["mode"] = task.mode
+        if task.options:
+            node["options"] = list(task.options)
+        if task.on_deny != "fail":
+            node["onDeny"] = task.on_deny
+    elif isinstance(task, WaitForEvent):
+        node["event"] = task.event
+        if task.correlation_id is not None:
+            node["correlationId"] = task.correlation_id
+        if task.timeout_ms is not None:
+            node["timeoutMs"] = task.timeout_ms
+            node["onTimeout"] = task.on_timeout
+    elif isinstance(task, Timer):
+        if task.until_ms is not None:
+            node["untilMs"] = task.until_ms
+        else:
+            node["durationMs"] = task.duration_ms
     return node
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from ._components import WAIT_KINDS as WAIT_KINDS
 from ._components import Backoff as Backoff
 from ._components import Branch as Branch
 from ._components import Component as Component
 from ._components import Parallel as Parallel
 from ._components import Sequence as Sequence
 from ._components import Task as Task
+from ._components import TaskKind as TaskKind
 from ._components import Workflow as Workflow
 from ._components import check_input as check_input
 from ._components import workflow as workflow
@@ -18,6 +20,15 @@ from ._identity import WorkflowIdentity as WorkflowIdentity
 from ._identity import workflow_identity as workflow_identity
 from ._loader import load_named_workflow as load_named_workflow
 from ._loader import load_workflow as load_workflow
+from ._waits import Approval as Approval
+from ._waits import ApprovalDecision as ApprovalDecision
+from ._waits import ApprovalOptionsRequiredError as ApprovalOptionsRequiredError
+from ._waits import ApprovalRanking as ApprovalRanking
+from ._waits import ApprovalSelection as ApprovalSelection
+from ._waits import Timer as Timer
+from ._waits import TimerOutput as TimerOutput
+from ._waits import WaitForEvent as WaitForEvent
+from ._waits import parse_duration_ms as parse_duration_ms
 
 __all__ = (
     "Backoff",
@@ -36,4 +47,15 @@ __all__ = (
     "load_workflow",
     "WorkflowIdentity",
     "workflow_identity",
+    "Approval",
+    "ApprovalDecision",
+    "ApprovalOptionsRequiredError",
+    "ApprovalRanking",
+    "ApprovalSelection",
+    "Timer",
+    "TimerOutput",
+    "WaitForEvent",
+    "parse_duration_ms",
+    "WAIT_KINDS",
+    "TaskKind",
 )

@@ -31,7 +31,9 @@ __all__ = (
     "Component",
     "Parallel",
     "Sequence",
+    "WAIT_KINDS",
     "Task",
+    "TaskKind",
     "Workflow",
     "check_input",
     "workflow",
@@ -68,6 +70,13 @@ class Backoff(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 DEFAULT_BACKOFF = Backoff()
+
+TaskKind = Literal["static", "compute", "agent", "approval", "event", "timer", "subflow"]
+"""What a leaf does: the three kinds of `Task`, and the nodes that wait (`Approval`,
+`WaitForEvent`, `Timer`) or run a child workflow (`Subflow`)."""
+
+WAIT_KINDS: frozenset[str] = frozenset({"approval", "event", "timer"})
+"""Kinds of leaves that wait for something outside the run instead of executing."""
 
 
 class Component:
@@ -124,7 +133,11 @@ class Task(Component):
         label: Human-readable label shown by ``inspect``.
         heartbeat_timeout_ms: Fail an attempt (``TASK_HEARTBEAT_TIMEOUT``, retryable) when
             its `run` callable has not called ``ctx.heartbeat()`` for this many ms.
-        needs_approval, cache: not supported yet (raise).
+        needs_approval: Ask a person before the first attempt: the task waits
+            (``waiting-approval``, the run parks) until ``smithers approve``/``deny``
+            decides; denied, it fails with ``APPROVAL_DENIED`` (or is let go with
+            `continue_on_fail`). As Smithers' ``needsApproval``.
+        cache: not supported yet (raises).
 
     Raises:
         TaskIdRequiredError: if `id` is not a non-empty string.
@@ -141,6 +154,7 @@ class Task(Component):
         "id",
         "kind",
         "label",
+        "needs_approval",
         "output",
         "prompt",
         "retries",
@@ -183,7 +197,6 @@ class Task(Component):
             )
         unsupported = {
             "agent": agent is not None,
-            "needs_approval": bool(needs_approval),
             "cache": cache is not None,
         }
         for name, used in unsupported.items():
@@ -213,7 +226,7 @@ class Task(Component):
         self.run = run
         self.agent = agent
         self.prompt = prompt
-        self.kind: Literal["static", "compute", "agent"] = (
+        self.kind: TaskKind = (
             "compute" if run is not None else "agent" if agent is not None else "static"
         )
         self.retries = retries if retries is not None else (2 if self.kind == "agent" else 0)
@@ -225,6 +238,45 @@ class Task(Component):
         self.depends_on = tuple(depends_on)
         self.label = label
         self.run_arity = _arity(run) if run is not None else 0
+        self.needs_approval = bool(needs_approval)
+
+    def _init_node(
+        self,
+        id: str,
+        *,
+        kind: TaskKind,
+        output: Any,
+        label: str | None,
+        depends_on: Iterable[str],
+        skip_if: bool,
+    ) -> None:
+        """Set the fields of a node that runs no callable (`Approval`, `Timer`, ...).
+
+        Such nodes are leaves of the tree like tasks, so they share Task's attributes;
+        what they do is decided by the engine from `kind`.
+
+        Raises:
+            TaskIdRequiredError: if `id` is not a non-empty string.
+        """
+        if not isinstance(id, str) or not id:
+            raise TaskIdRequiredError(id)
+        self.id = id
+        self.output = output
+        self.value = _UNSET
+        self.run = None
+        self.agent = None
+        self.prompt = None
+        self.kind = kind
+        self.retries = 0
+        self.backoff = DEFAULT_BACKOFF
+        self.timeout_ms = None
+        self.heartbeat_timeout_ms = None
+        self.continue_on_fail = False
+        self.skip_if = bool(skip_if)
+        self.depends_on = tuple(depends_on)
+        self.label = label
+        self.run_arity = 0
+        self.needs_approval = False
 
     @property
     def output_name(self) -> str:

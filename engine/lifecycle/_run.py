@@ -37,7 +37,7 @@ from smithers.eventstore.events import (
 
 from .._clock import Clock, SystemClock
 from .._run_ids import validate_run_id
-from ..activation import NdjsonMirror, RunLoop, default_log_dir
+from ..activation import DEFAULT_HOLD_MS, NdjsonMirror, RunLoop, default_log_dir
 from ..authoring import WorkflowIdentity, check_input, workflow_identity
 from ..errors import (
     InvalidInputError,
@@ -81,7 +81,8 @@ class RunResult(msgspec.Struct, kw_only=True):
 
     run_id: str
     status: str
-    """``"finished"``, ``"failed"``, ``"cancelled"`` (later: waiting statuses)."""
+    """``"finished"``, ``"failed"``, ``"cancelled"``, ``"continued"``, or the status a
+    parked run waits in: ``"waiting-approval"``, ``"waiting-event"``, ``"waiting-timer"``."""
     outputs: dict[str, Any]
     """Each node's latest output as plain JSON values, by node id."""
     error: dict[str, Any] | None = None
@@ -302,6 +303,7 @@ async def run_workflow(
     stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
     clock: Clock | None = None,
     allow_nondeterminism: bool = False,
+    hold_ms: int = DEFAULT_HOLD_MS,
 ) -> RunResult:
     """Run a workflow to its end and return the result, as Smithers' `runWorkflow`.
 
@@ -340,9 +342,16 @@ async def run_workflow(
         allow_nondeterminism: With `resume`, go on although `wf` no longer renders
             the run's last recorded frame as the log has it (see `check_determinism`).
             Separate from `force`, which is about who owns the run.
+        hold_ms: When nothing can go on but nodes wait, keep the process and sleep if
+            the next wake-up (a timer, a wait's timeout) is at most this many ms away
+            (default 60 s); otherwise the run parks (status ``waiting-*``) and this
+            returns. 0 parks at once.
 
     Returns:
-        A `RunResult` with status ``"finished"``, ``"failed"`` or ``"cancelled"``.
+        A `RunResult` with status ``"finished"``, ``"failed"`` or ``"cancelled"``, or
+        ``"waiting-approval"``/``"waiting-event"``/``"waiting-timer"`` for a run that
+        parked (resume it after the decision, signal or timer, or let ``smithers
+        approve``/``signal``/``supervise`` do it).
 
     Raises:
         InvalidInputError: if `input` is not an object or fails the input schema, or
@@ -467,6 +476,7 @@ async def run_workflow(
             state=state,
             owner=owner,
             reload=reload,
+            hold_ms=hold_ms,
         )
         await loop.drive(first_events, cancel)
         return _result(loop.state)
