@@ -42,6 +42,7 @@ from .history import (
 )
 from .lifecycle import (
     down,
+    list_pending_approvals,
     new_run_id,
     run_workflow,
 )
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from smithers.projections import RunState
 
     from .authoring import Workflow
-    from .lifecycle import RunResult
+    from .lifecycle import PendingApproval, RunResult
 
 __all__ = ("Client", "RunHandle", "connect")
 
@@ -356,6 +357,22 @@ class Client:
             DatabaseQueryError: if the database cannot be read.
         """
         return await list_runs(store=await self._open(), limit=limit, status=status)
+
+    async def pending_approvals(self, *, run_id: str | None = None) -> list[PendingApproval]:
+        """Return the approvals waiting for a decision (see `list_pending_approvals`).
+
+        Across every running or parked run of the database, or only `run_id`. Awaits
+        reads; writes nothing.
+
+        Returns:
+            `PendingApproval`s, newest run first, then in mount order.
+
+        Raises:
+            InvalidInputError: if `run_id` is not a valid run id.
+            RunNotFoundError: if `run_id` has no events.
+            SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+        """
+        return await list_pending_approvals(await self._open(), run_id=run_id)
 
     async def get_run(self, run_id: str) -> RunHandle:
         """Return the handle of an existing run. Awaits one read.
