@@ -74,14 +74,18 @@ async def test_approve_resumes_a_parked_run_to_its_end(tmp_path: Path, db: Path)
         assert "deploy" not in first.outputs
         handle = await client.get_run("r1")
         decision = await handle.approve(note="ship it", by="alice")
-        assert decision.parked and decision.node_id == "ok" and decision.decision == "granted"
+        assert decision.parked
+        assert decision.node_id == "ok"
+        assert decision.decision == "granted"
         assert decision.node.approval is not None
         assert decision.node.approval.decided_by == "alice"
         result = await handle.result()
     assert result.status == "finished"
     assert result.outputs["deploy"] == {"n": 2}
     out = result.outputs["ok"]
-    assert out["approved"] is True and out["note"] == "ship it" and out["decidedBy"] == "alice"
+    assert out["approved"] is True
+    assert out["note"] == "ship it"
+    assert out["decidedBy"] == "alice"
     types = await types_of(db, "r1")
     assert types.count("ApprovalRequested") == 1
     assert types.count("ApprovalGranted") == 1
@@ -109,7 +113,8 @@ async def test_deny_follows_on_deny(
     assert result.status == status
     assert state.nodes[("ok", 0)].state == ok_state
     if on_deny == "fail":
-        assert result.error is not None and result.error["code"] == "APPROVAL_DENIED"
+        assert result.error is not None
+        assert result.error["code"] == "APPROVAL_DENIED"
         assert "not today" in result.error["message"]
     if on_deny == "continue":
         assert result.outputs["ok"]["approved"] is False
@@ -203,7 +208,8 @@ async def test_errors_ambiguous_none_twice_and_unknown_node(tmp_path: Path, db: 
             await handle.approve()
         assert info.value.code == "AMBIGUOUS_APPROVAL"
         assert [p["nodeId"] for p in info.value.details["pending"]] == ["a", "b"]
-        assert "'First'" in str(info.value.summary) and "'Second'" in info.value.summary
+        assert "'First'" in str(info.value.summary)
+        assert "'Second'" in info.value.summary
         with pytest.raises(NodeNotFoundError):
             await handle.approve("zzz")
         with pytest.raises(InvalidInputError):
@@ -219,7 +225,8 @@ async def test_errors_ambiguous_none_twice_and_unknown_node(tmp_path: Path, db: 
             await handle.approve()
         assert none.value.code == "NO_PENDING_APPROVALS"
     types = await types_of(db, "t1")
-    assert types.count("ApprovalGranted") == 1 and types.count("ApprovalDenied") == 1
+    assert types.count("ApprovalGranted") == 1
+    assert types.count("ApprovalDenied") == 1
 
 
 async def test_concurrent_approves_record_exactly_one_decision(tmp_path: Path, db: Path) -> None:
@@ -269,7 +276,8 @@ async def test_signals_validated_oldest_waiter_first_and_never_early(
         handle = await client.start(wf, run_id="s1")
         assert (await handle.result()).status == "waiting-approval"
         early = await handle.signal("ci.done", {"n": 0})  # nobody waits yet
-        assert early.delivered_to is None and not early.parked
+        assert early.delivered_to is None
+        assert not early.parked
         await handle.approve()
         assert (await handle.result()).status == "waiting-event"
         # The early signal resolved nothing: both still wait.
@@ -287,7 +295,8 @@ async def test_signals_validated_oldest_waiter_first_and_never_early(
         paid = await handle.signal("paid", {"amount": 5}, correlation_id="order-42", resume=False)
         assert paid.delivered_to == ("pay", 0)
         second = await handle.signal("ci.done", {"n": 2})
-        assert second.delivered_to == ("w2", 0) and second.parked
+        assert second.delivered_to == ("w2", 0)
+        assert second.parked
         result = await handle.result()
     assert result.status == "finished"
     assert result.outputs["w1"] == {"n": 1}
@@ -322,7 +331,8 @@ async def test_wait_for_event_times_out_while_live(
     assert result.status == status
     assert run_state.nodes[("w", 0)].state == state
     if on_timeout == "fail":
-        assert result.error is not None and result.error["code"] == "WAIT_FOR_EVENT_TIMEOUT"
+        assert result.error is not None
+        assert result.error["code"] == "WAIT_FOR_EVENT_TIMEOUT"
     if on_timeout == "continue":
         assert result.outputs["w"] is None
     statuses = [e.status for _, e in await read_events("l1", db=db) if hasattr(e, "status")]
@@ -342,7 +352,8 @@ async def test_a_live_owner_picks_a_signal_up(tmp_path: Path, db: Path) -> None:
         sent: Any = None
         async with smithers.connect(db) as second:  # another client, as another process
             sent = await (await second.get_run("l2")).signal("go", {"n": 9})
-        assert sent.delivered_to == ("w", 0) and not sent.parked
+        assert sent.delivered_to == ("w", 0)
+        assert not sent.parked
         with anyio.fail_after(10):
             result = await other.result()
     assert result.status == "finished"
