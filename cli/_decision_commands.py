@@ -380,7 +380,7 @@ def signal_command(
     \b
     Examples:
         smithers signal run-lx2k3j-1a2b3c ci.done --data '{"ok": true}'
-        smithers signal run-lx2k3j-1a2b3c payment --data @payload.json --correlation order-42
+        smithers signal run-lx2k3j-1a2b3c paid --data '{"amount": 3}' --correlation order-42
         echo '{"ok": true}' | smithers signal run-lx2k3j-1a2b3c ci.done --data -
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     data = _parse_data(data_json)

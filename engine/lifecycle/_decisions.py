@@ -208,6 +208,16 @@ def _find_approval(
                 details={"runId": rid, "iteration": iteration},
             )
         pending = _pending(state)
+        if not pending:
+            # Decided, but the run has not acted on it yet (parked, or a decider that
+            # won a race): say who decided, rather than "nothing waits".
+            undone = [
+                r
+                for r in state.nodes.values()
+                if r.state == "waiting-approval" and r.approval and r.approval.decision
+            ]
+            if len(undone) == 1:
+                return undone[0], True
         if state.status in TERMINAL_RUN_STATUSES and not pending:
             raise NoPendingApprovalsError(rid, f"the run has ended ({state.status})")
         if not pending:
@@ -232,10 +242,11 @@ def _find_approval(
             )
     asked = [r for r in records if r.approval is not None]
     if not asked:
+        state_now = records[-1].state
         why = (
-            f"node {node_id!r} is not an approval"
-            if all(r.state not in ("pending",) for r in records)
-            else f"node {node_id!r} has not asked for a decision yet ({records[-1].state})"
+            f"node {node_id!r} has not asked for a decision yet (it is {state_now})"
+            if state_now == "pending"
+            else f"node {node_id!r} is not an approval (it is {state_now})"
         )
         raise NoPendingApprovalsError(rid, why, node_id=node_id)
     open_ = [r for r in asked if r.approval is not None and r.approval.decision is None]
@@ -333,6 +344,9 @@ async def _decide(
         rec, decided = _find_approval(state, node_id, iteration)
         if decided:
             raise _already(state, rec)
+        # The one chosen stays the one meant: after a conflict, a racing decider that
+        # decided it first makes this call APPROVAL_ALREADY_DECIDED, not another pick.
+        node_id, iteration = rec.node_id, rec.iteration
         _check_choice(rec, granted, selected, ranking)
         now = clock.now_ms()
         event: ApprovalGranted | ApprovalDenied
