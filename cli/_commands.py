@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 import typing
 from typing import Any
 
@@ -46,6 +47,7 @@ from ._output import (
 )
 from ._progress import ProgressReporter
 from ._signals import Interrupt, leave_promptly, run_interruptible
+from ._waiting import waiting_lines
 
 if typing.TYPE_CHECKING:
     from collections.abc import Callable
@@ -290,8 +292,10 @@ def up(
         wf, path = load_workflow(file)
         run_id = run_id or new_run_id()
     new_id = run_id
+    parked: RunState | None = None
 
     async def session(client: Client) -> tuple[RunState | None, RunResult | None, Interrupt | None]:
+        nonlocal parked
         handle: RunHandle | None = None
         if resume_id is not None:
             handle = await client.get_run(resume_id)
@@ -323,6 +327,9 @@ def up(
 
         with reporter:
             result, interrupt = await run_interruptible(start)
+        if result is not None and result.status.startswith("waiting"):
+            # What it waits for, from the whole log (the reporter saw this activation).
+            parked = await (await client.get_run(result.run_id)).state()
         return None, result, interrupt
 
     try:
@@ -352,7 +359,7 @@ def up(
         leave_promptly(interrupt.exit_code)
         ctx.exit(interrupt.exit_code)
     assert result is not None
-    _report_result(ctx, result, reporter, db, as_json)
+    _report_result(ctx, result, reporter, db, as_json, parked)
 
 
 def _report_already_finished(
@@ -380,8 +387,9 @@ def _report_result(
     reporter: ProgressReporter,
     db: str | None,
     as_json: bool,
+    parked: RunState | None = None,
 ) -> typing.NoReturn:
-    """Print how the run ended and exit with its status's code."""
+    """Print how the run ended (or what it waits for, parked) and exit with its code."""
     code = exit_code_for_status(result.status)
     if as_json:
         echo_json(
@@ -406,6 +414,12 @@ def _report_result(
         click.echo(f"  output:  smithers output {result.run_id} {node}{_db_args(db)}")
         if "output" in result.outputs:
             click.echo(f"  result:  {compact_json(result.outputs['output'], limit=300)}")
+    if parked is not None:
+        lines = waiting_lines(parked, now_ms=time.time_ns() // 1_000_000, db_args=_db_args(db))
+        if lines:
+            click.echo("It is parked (no process runs it) until one of these happens:")
+            for line in lines:
+                click.echo(line)
     if result.status == "failed":
         failed = reporter.last_failed
         raised = error_location(result.error)

@@ -42,6 +42,8 @@ EXIT_TERMINATED = 143
 
 USAGE_ERROR_CODES: frozenset[str] = frozenset(
     {
+        "AMBIGUOUS_APPROVAL",
+        "APPROVAL_ALREADY_DECIDED",
         "CLI_DB_NOT_FOUND",
         "DUPLICATE_ID",
         "INVALID_EVENTS_OPTIONS",
@@ -49,6 +51,7 @@ USAGE_ERROR_CODES: frozenset[str] = frozenset(
         "MISSING_INPUT",
         "MISSING_OUTPUT",
         "NESTED_LOOP",
+        "NO_PENDING_APPROVALS",
         "NODE_NOT_FOUND",
         "RESUME_FRAME_MISMATCH",
         "RESUME_METADATA_MISMATCH",

@@ -41,6 +41,7 @@ __all__ = (
     "format_time",
     "inspect_json",
     "node_duration_ms",
+    "node_waits_json",
     "nodes_in_tree_order",
     "print_inspect",
     "print_runs",
@@ -60,6 +61,9 @@ STATE_STYLES: Mapping[str, str] = {
     "skipped": "dim",
     "continued": "green",
     "waiting-resume": "cyan",
+    "waiting-approval": "cyan",
+    "waiting-event": "cyan",
+    "waiting-timer": "cyan",
 }
 """Rich styles for run and node states on a terminal."""
 
@@ -268,7 +272,57 @@ def _node_json(rec: NodeRecord) -> dict[str, Any]:
         "durationMs": node_duration_ms(rec),
         "attempts": [attempt_json(a) for a in rec.attempts],
         "output": decode_json(rec.output) if rec.has_output else None,
+        **node_waits_json(rec),
     }
+
+
+def node_waits_json(rec: NodeRecord) -> dict[str, Any]:
+    """The ``approval``, ``wait`` and ``timer`` keys of a node in ``inspect --json``.
+
+    Each is null when the node has none; otherwise camelCase objects: ``approval``
+    ``{title, summary, metadata, mode, options, requestedAtMs, decision, decidedBy,
+    decidedAtMs, note, selected, ranked}``; ``wait`` ``{eventName, correlationId,
+    timeoutAtMs, sinceMs, received, sentBy}``; ``timer`` ``{timerId, firesAtMs,
+    timerType, state, firedAtMs}``.
+    """
+    approval = wait = timer = None
+    if rec.approval is not None:
+        a = rec.approval
+        approval = {
+            "title": a.title,
+            "summary": a.summary,
+            "metadata": decode_json(a.metadata),
+            "mode": a.mode,
+            "options": list(a.options),
+            "requestedAtMs": a.requested_at_ms,
+            "decision": a.decision,
+            "auto": a.auto,
+            "decidedBy": a.decided_by,
+            "decidedAtMs": a.decided_at_ms,
+            "note": a.note,
+            "selected": a.selected,
+            "ranked": list(a.ranked),
+        }
+    if rec.wait is not None:
+        w = rec.wait
+        wait = {
+            "eventName": w.event_name,
+            "correlationId": w.correlation_id,
+            "timeoutAtMs": w.timeout_at_ms,
+            "sinceMs": w.since_ms,
+            "received": w.received,
+            "sentBy": w.sent_by,
+        }
+    if rec.timer is not None:
+        t = rec.timer
+        timer = {
+            "timerId": t.timer_id,
+            "firesAtMs": t.fires_at_ms,
+            "timerType": t.timer_type,
+            "state": t.state,
+            "firedAtMs": t.fired_at_ms,
+        }
+    return {"approval": approval, "wait": wait, "timer": timer}
 
 
 def _tree_ids(tree: Any, out: dict[str, int]) -> None:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.text import Text
 from smithers.eventstore.events import (
+    ApprovalDenied,
+    ApprovalGranted,
     Event,
     NodeCancelled,
     NodeEvent,
@@ -21,13 +23,19 @@ from smithers.eventstore.events import (
     NodeRetrying,
     NodeSkipped,
     NodeStarted,
+    NodeWaitingApproval,
+    NodeWaitingEvent,
+    NodeWaitingTimer,
     RunCancelled,
     RunFailed,
     RunFinished,
+    RunStatusChanged,
+    SignalReceived,
+    TimerFired,
 )
 from smithers.projections import RunState, apply_event
 
-from ._output import STATE_STYLES, error_label, stdout_console
+from ._output import STATE_STYLES, error_label, format_time, stdout_console
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -61,6 +69,22 @@ def describe(event: Event) -> tuple[str, str, str] | None:
         return "skipped", _node_label(event), f" ({event.reason})" if event.reason else ""
     if isinstance(event, NodeCancelled):
         return "cancelled", _node_label(event), f" ({event.reason})" if event.reason else ""
+    if isinstance(event, NodeWaitingApproval):
+        return "waiting", _node_label(event), " (approval)"
+    if isinstance(event, NodeWaitingEvent):
+        corr = f", correlation {event.correlation_id}" if event.correlation_id else ""
+        return "waiting", _node_label(event), f" (signal {event.event_name!r}{corr})"
+    if isinstance(event, NodeWaitingTimer):
+        return "waiting", _node_label(event), f" (timer, fires at {format_time(event.fires_at_ms)})"
+    if isinstance(event, ApprovalGranted | ApprovalDenied):
+        verb = "approved" if isinstance(event, ApprovalGranted) else "denied"
+        return verb, _node_label(event), f" (by {event.decided_by})" if event.decided_by else ""
+    if isinstance(event, SignalReceived):
+        return "signal", event.signal_name, f" (from {event.sent_by})" if event.sent_by else ""
+    if isinstance(event, TimerFired):
+        return "timer", event.timer_id, " fired"
+    if isinstance(event, RunStatusChanged) and event.status.startswith("waiting-"):
+        return "run", event.status, " (parked)"
     if isinstance(event, RunFinished):
         return "run", "finished", ""
     if isinstance(event, RunFailed):
@@ -70,7 +94,7 @@ def describe(event: Event) -> tuple[str, str, str] | None:
     return None
 
 
-_VERB_STYLES = {"retrying": "yellow", "run": "bold"}
+_VERB_STYLES = {"retrying": "yellow", "run": "bold", "waiting": "cyan", "denied": "red"}
 
 
 class _StatusLine:

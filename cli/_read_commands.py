@@ -34,6 +34,7 @@ from ._output import (
     runs_json,
     stdout_is_tty,
 )
+from ._waiting import waiting_lines
 from ._watch import flush_stdout, interval_option, interval_s, watch_view
 
 if typing.TYPE_CHECKING:
@@ -169,6 +170,12 @@ def inspect(
             echo_json(inspect_json(state, tree))
         else:
             print_inspect(state, tree=tree, db_args=db_args(db))
+            lines = waiting_lines(state, now_ms=time.time_ns() // 1_000_000, db_args=db_args(db))
+            if lines:
+                click.echo()
+                click.echo("Waiting:")
+                for line in lines:
+                    click.echo(line)
 
     async def read(client: Client) -> tuple[RunState, dict[str, Any] | None]:
         if not watch:

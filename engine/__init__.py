@@ -41,12 +41,15 @@ from .authoring import Workflow as Workflow
 from .authoring import WorkflowContext as WorkflowContext
 from .authoring import load_workflow as load_workflow
 from .authoring import workflow as workflow
+from .errors import AmbiguousApprovalError as AmbiguousApprovalError
+from .errors import ApprovalAlreadyDecidedError as ApprovalAlreadyDecidedError
 from .errors import DuplicateIdError as DuplicateIdError
 from .errors import EngineError as EngineError
 from .errors import InvalidInputError as InvalidInputError
 from .errors import InvalidOutputError as InvalidOutputError
 from .errors import MissingOutputError as MissingOutputError
 from .errors import NodeNotFoundError as NodeNotFoundError
+from .errors import NoPendingApprovalsError as NoPendingApprovalsError
 from .errors import ResumeClaimFailedError as ResumeClaimFailedError
 from .errors import ResumeFrameMismatchError as ResumeFrameMismatchError
 from .errors import ResumeMetadataMismatchError as ResumeMetadataMismatchError
@@ -93,15 +96,22 @@ from .history import verify_run as verify_run
 from .lifecycle import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
 from .lifecycle import SMITHERS_VERSION as SMITHERS_VERSION
 from .lifecycle import CancelStep as CancelStep
+from .lifecycle import DecisionResult as DecisionResult
+from .lifecycle import PendingApproval as PendingApproval
 from .lifecycle import ResumeProcess as ResumeProcess
 from .lifecycle import RunResult as RunResult
+from .lifecycle import SignalResult as SignalResult
 from .lifecycle import SpawnResume as SpawnResume
+from .lifecycle import approve as approve
 from .lifecycle import cancel_run as cancel_run
+from .lifecycle import deny as deny
 from .lifecycle import down as down
+from .lifecycle import list_pending_approvals as list_pending_approvals
 from .lifecycle import new_run_id as new_run_id
 from .lifecycle import resume_result_file as resume_result_file
 from .lifecycle import resume_run as resume_run
 from .lifecycle import run_workflow as run_workflow
+from .lifecycle import signal as signal
 from .lifecycle import spawn_detached as spawn_detached
 from .lifecycle import spawn_resume as spawn_resume
 from .lifecycle import supervise as supervise
@@ -127,6 +137,16 @@ __all__ = (
     "TimerOutput",
     "WaitForEvent",
     "CancelStep",
+    "AmbiguousApprovalError",
+    "ApprovalAlreadyDecidedError",
+    "DecisionResult",
+    "NoPendingApprovalsError",
+    "PendingApproval",
+    "SignalResult",
+    "approve",
+    "deny",
+    "list_pending_approvals",
+    "signal",
     "Client",
     "Clock",
     "DuplicateIdError",

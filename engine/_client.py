@@ -42,13 +42,14 @@ from .history import (
 )
 from .lifecycle import (
     down,
+    list_pending_approvals,
     new_run_id,
     run_workflow,
 )
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
     from anyio.abc import TaskGroup
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from smithers.projections import RunState
 
     from .authoring import Workflow
-    from .lifecycle import RunResult
+    from .lifecycle import PendingApproval, RunResult
 
 __all__ = ("Client", "RunHandle", "connect")
 
@@ -222,17 +223,45 @@ class Client:
         if run_id is not None:
             validate_run_id(run_id)
         store = await self._open(create=True)
+        rid = run_id or new_run_id()
+        handle = RunHandle(self, rid)
+        handle._wf = wf
+        kwargs = {"input": input, "run_id": rid, "resume": resume, **options}
+        user = kwargs.pop("on_progress", None)
+
+        async def runner(progress: Callable[[Event], Any]) -> RunResult:
+            return await run_workflow(
+                wf, store=store, db=self._path, on_progress=progress, **kwargs
+            )
+
+        await self._launch(handle, runner, user)
+        if handle._error is not None and not handle._claimed:
+            raise handle._error
+        return handle
+
+    async def _launch(
+        self,
+        handle: RunHandle,
+        runner: Callable[[Callable[[Event], Any]], Awaitable[RunResult]],
+        user: Callable[[Event], Any] | None = None,
+    ) -> None:
+        """Drive ``runner(on_progress)`` as a task of the client's task group for `handle`.
+
+        Returns once the run's first event is recorded (its claim), or the runner ended
+        without appending (then ``handle._error`` may say why). `handle.result()` then
+        awaits the task.
+        """
         tg = self._tg
         if tg is None:  # pragma: no cover - `connect` sets it before yielding
             raise RuntimeError("This client has no task group: make it with `connect`.")
-        rid = run_id or new_run_id()
-        handle = RunHandle(self, rid)
         handle._done = done = anyio.Event()
         handle._scope = scope = anyio.CancelScope()
+        handle._claimed = False
+        handle._result = None
+        handle._error = None
         ready = anyio.Event()
-        kwargs = {"input": input, "run_id": rid, "resume": resume, **options}
-        drive = functools.partial(self._drive, handle, wf, store, kwargs, scope, done, ready)
-        tg.start_soon(drive, name=f"smithers run {rid}")
+        drive = functools.partial(self._drive, handle, runner, user, scope, done, ready)
+        tg.start_soon(drive, name=f"smithers run {handle.run_id}")
         # Readiness by event, not `tg.start`: the run loop calls `on_progress`, and
         # `task_status.started()` must be called by the started task itself.
         try:
@@ -240,22 +269,16 @@ class Client:
         except BaseException:
             scope.cancel()
             raise
-        if handle._error is not None and not handle._claimed:
-            raise handle._error
-        return handle
 
     async def _drive(
         self,
         handle: RunHandle,
-        wf: Workflow,
-        store: EventStore,
-        kwargs: dict[str, Any],
+        runner: Callable[[Callable[[Event], Any]], Awaitable[RunResult]],
+        user: Callable[[Event], Any] | None,
         scope: anyio.CancelScope,
         done: anyio.Event,
         ready: anyio.Event,
     ) -> None:
-        user: Callable[[Event], Any] | None = kwargs.pop("on_progress", None)
-
         def progress(event: Event) -> None:
             if not handle._claimed:
                 handle._claimed = True
@@ -266,9 +289,7 @@ class Client:
 
         try:
             with scope:
-                handle._result = await run_workflow(
-                    wf, store=store, db=self._path, on_progress=progress, **kwargs
-                )
+                handle._result = await runner(progress)
         except Exception as e:  # kept for `result()` (or raised by `start`)
             handle._error = e
         finally:
@@ -336,6 +357,22 @@ class Client:
             DatabaseQueryError: if the database cannot be read.
         """
         return await list_runs(store=await self._open(), limit=limit, status=status)
+
+    async def pending_approvals(self, *, run_id: str | None = None) -> list[PendingApproval]:
+        """Return the approvals waiting for a decision (see `list_pending_approvals`).
+
+        Across every running or parked run of the database, or only `run_id`. Awaits
+        reads; writes nothing.
+
+        Returns:
+            `PendingApproval`s, newest run first, then in mount order.
+
+        Raises:
+            InvalidInputError: if `run_id` is not a valid run id.
+            RunNotFoundError: if `run_id` has no events.
+            SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+        """
+        return await list_pending_approvals(await self._open(), run_id=run_id)
 
     async def get_run(self, run_id: str) -> RunHandle:
         """Return the handle of an existing run. Awaits one read.

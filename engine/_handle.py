@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES
 
-from .errors import RunNotFoundError
+from .errors import (
+    ResumeClaimFailedError,
+    RunNotFoundError,
+    RunOwnerAliveError,
+    RunStillRunningError,
+)
 from .history import (
     diff_runs,
     follow_events,
@@ -25,9 +30,13 @@ from .history import (
     verify_run,
 )
 from .lifecycle import (
+    approve,
     cancel_run,
+    deny,
     resume_run,
     run_result,
+    run_workflow,
+    signal,
 )
 from .timetravel import fork, replay, retry_task, rewind
 
@@ -41,7 +50,7 @@ if TYPE_CHECKING:
     from ._client import Client
     from .authoring import Workflow
     from .history import FrameView, NodeDetail, RunDiff, Timeline, VerifyResult
-    from .lifecycle import CancelStep, RunResult
+    from .lifecycle import CancelStep, DecisionResult, RunResult, SignalResult
 
 __all__ = ("RunHandle",)
 
@@ -66,6 +75,7 @@ class RunHandle:
         self._claimed = False
         self._result: RunResult | None = None
         self._error: Exception | None = None
+        self._wf: Workflow | None = None  # the workflow, for a run started here
 
     def __repr__(self) -> str:
         return f"RunHandle(run_id={self.run_id!r})"
@@ -404,6 +414,182 @@ class RunHandle:
             on_step=on_step,
             **options,
         )
+
+    # ------------------------------------------------------------------ decisions
+
+    async def approve(
+        self,
+        node_id: str | None = None,
+        *,
+        iteration: int | None = None,
+        note: str | None = None,
+        by: str | None = None,
+        selected: str | None = None,
+        ranked: Iterable[str] | None = None,
+        resume: bool = True,
+        workflow: Workflow | None = None,
+    ) -> DecisionResult:
+        """Grant a pending approval of this run, then resume the run if it is parked.
+
+        Records ``ApprovalGranted`` (see `approve`: which approval, concurrency,
+        checks). If the run was parked (``waiting-*``) and `resume` is true, it is
+        resumed in the client's task group, as `Client.start` does: ``await
+        handle.result()`` then waits for its end or its next park. A run with a live
+        owner is left to it (the owner picks the decision up within about a second).
+        If another process resumed the run first, `result` polls it instead. Awaits I/O.
+
+        Args:
+            node_id: The approval's node; None: the run's only pending approval.
+            iteration: The node's loop iteration; None: the one pending.
+            note: The decider's note.
+            by: Who decides (recorded as ``decidedBy``).
+            selected: For a ``"select"`` approval: the option chosen.
+            ranked: For a ``"rank"`` approval: all its options, in order.
+            resume: Resume a parked run (default True).
+            workflow: The workflow to resume with; default: the one this client
+                started the run with, else the file the run recorded.
+
+        Returns:
+            The `DecisionResult` (node, iteration, the node's record, ``parked``).
+
+        Raises:
+            InvalidInputError, RunNotFoundError, NodeNotFoundError,
+                NoPendingApprovalsError, AmbiguousApprovalError,
+                ApprovalAlreadyDecidedError: as `approve`; nothing is recorded.
+            RunNotResumableError, ResumeMetadataMismatchError,
+                ResumeFrameMismatchError: the decision was recorded, but the run
+                cannot be resumed from here (resume it with `resume` or ``smithers
+                up --resume``).
+        """
+        result = await approve(
+            await self._store(),
+            self.run_id,
+            node_id,
+            iteration=iteration,
+            note=note,
+            decided_by=by,
+            selected=selected,
+            ranked=ranked,
+            db=self._client.path,
+        )
+        if resume and result.parked:
+            await self._resume_parked(workflow)
+        return result
+
+    async def deny(
+        self,
+        node_id: str | None = None,
+        *,
+        iteration: int | None = None,
+        note: str | None = None,
+        by: str | None = None,
+        resume: bool = True,
+        workflow: Workflow | None = None,
+    ) -> DecisionResult:
+        """Deny a pending approval of this run, then resume the run if it is parked.
+
+        Records ``ApprovalDenied`` (see `deny`); the node's ``on_deny`` decides what
+        follows. Resuming is as `approve`'s. Awaits I/O.
+
+        Returns:
+            The `DecisionResult`.
+
+        Raises:
+            As `RunHandle.approve`.
+        """
+        result = await deny(
+            await self._store(),
+            self.run_id,
+            node_id,
+            iteration=iteration,
+            note=note,
+            decided_by=by,
+            db=self._client.path,
+        )
+        if resume and result.parked:
+            await self._resume_parked(workflow)
+        return result
+
+    async def signal(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        correlation_id: str | None = None,
+        by: str | None = None,
+        resume: bool = True,
+        workflow: Workflow | None = None,
+    ) -> SignalResult:
+        """Send a signal to this run, then resume the run if it is parked and a wait got it.
+
+        Records ``SignalReceived`` after checking `data` against the waiting node's
+        ``output`` schema (see `signal`); the oldest `WaitForEvent` waiting for `name`
+        (and `correlation_id`) receives it. Resuming is as `approve`'s. Awaits I/O.
+
+        Args:
+            name: The signal's name.
+            data: The payload (a JSON-able value).
+            correlation_id: The sender's correlation id.
+            by: Who sends it (recorded as ``sentBy``).
+            resume: Resume a parked run whose wait the signal resolved (default True).
+            workflow: The workflow, to check the payload and resume with; default: the
+                one this client started the run with, else the file the run recorded.
+
+        Returns:
+            The `SignalResult` (``delivered_to``: the wait resolved, or None).
+
+        Raises:
+            InvalidInputError: for a bad name, or data that does not fit the schema;
+                nothing is recorded.
+            RunNotFoundError, RunNotResumableError: as `signal`, and as `approve` for
+                the resume.
+        """
+        wf = workflow or self._wf
+        result = await signal(
+            await self._store(),
+            self.run_id,
+            name,
+            data,
+            correlation_id=correlation_id,
+            sent_by=by,
+            wf=wf,
+            db=self._client.path,
+        )
+        if resume and result.parked:
+            await self._resume_parked(wf)
+        return result
+
+    async def _resume_parked(self, workflow: Workflow | None) -> None:
+        """Resume the parked run in the client's task group (as `Client.start`).
+
+        Another process resuming it first is not an error: `result` then polls.
+        """
+        client = self._client
+        store = await self._store()
+        wf = workflow or self._wf
+        run_id = self.run_id
+
+        async def runner(progress: Callable[[Event], Any]) -> RunResult:
+            if wf is not None:
+                return await run_workflow(
+                    wf,
+                    run_id=run_id,
+                    resume=True,
+                    store=store,
+                    db=client.path,
+                    on_progress=progress,
+                )
+            return await resume_run(run_id, store=store, db=client.path, on_progress=progress)
+
+        await client._launch(self, runner)
+        error = self._error
+        if error is not None and not self._claimed:
+            self._done = None  # not ours to drive: `result` polls the log
+            self._error = None
+            if not isinstance(
+                error, ResumeClaimFailedError | RunOwnerAliveError | RunStillRunningError
+            ):
+                raise error
 
     # ------------------------------------------------------------------ time travel
 

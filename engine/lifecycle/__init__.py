@@ -7,6 +7,13 @@ from ._control import cancel_run as cancel_run
 from ._control import down as down
 from ._control import load_recorded_workflow as load_recorded_workflow
 from ._control import resume_run as resume_run
+from ._decisions import DecisionResult as DecisionResult
+from ._decisions import PendingApproval as PendingApproval
+from ._decisions import SignalResult as SignalResult
+from ._decisions import approve as approve
+from ._decisions import deny as deny
+from ._decisions import list_pending_approvals as list_pending_approvals
+from ._decisions import signal as signal
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
 from ._ownership import OwnerKind as OwnerKind
 from ._ownership import OwnerVerdict as OwnerVerdict
@@ -56,4 +63,11 @@ __all__ = (
     "spawn_detached",
     "spawn_resume",
     "supervise",
+    "DecisionResult",
+    "PendingApproval",
+    "SignalResult",
+    "approve",
+    "deny",
+    "list_pending_approvals",
+    "signal",
 )

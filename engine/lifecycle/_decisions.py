@@ -1,0 +1,734 @@
+"""Deciding approvals and sending signals: requests appended to a run's log (DESIGN §4, §6).
+
+A decision (``ApprovalGranted``/``ApprovalDenied``) or a signal (``SignalReceived``)
+is a cross-process request, as a cancel is (`cancel_run`): whoever decides appends
+it to the run's log, guarded by ``expected_seq`` = the seq it read. On a conflict
+(the owner, or another decider, appended meanwhile) the log is read again and the
+request checked again, so of two concurrent ``approve`` of one node exactly one is
+recorded and the other is refused with ``APPROVAL_ALREADY_DECIDED``.
+
+Who acts on the request: a live owner picks it up at its next heartbeat (it accepts
+decisions and signals appended by others); a parked run (status ``waiting-*``) has
+no owner, and the result says so (``parked``) so that the caller resumes it
+(``smithers approve`` does in the background, `RunHandle.approve` in the client's
+task group). Nothing here starts a process or runs a workflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from smithers.eventstore import (
+    EventStore,
+    SeqConflictError,
+    decode_json,
+    encode_json,
+)
+from smithers.eventstore.events import (
+    TERMINAL_RUN_STATUSES,
+    ApprovalDenied,
+    ApprovalGranted,
+    SignalReceived,
+)
+from smithers.projections import apply_event
+
+from .._clock import Clock, SystemClock
+from .._run_ids import EXISTING_RUN_HINT, validate_run_id
+from ..activation import append_to_run as _append_to_run
+from ..activation import compile_tree, default_log_dir
+from ..authoring import WaitForEvent, WorkflowContext, check_input
+from ..errors import (
+    AmbiguousApprovalError,
+    ApprovalAlreadyDecidedError,
+    InvalidInputError,
+    NodeNotFoundError,
+    NoPendingApprovalsError,
+)
+from ..history import SUPERVISOR_STREAM_ID, load_state
+from ._control import load_recorded_workflow
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable
+
+    from smithers.projections import NodeRecord, RunState
+
+    from ..authoring import Workflow
+
+__all__ = (
+    "DecisionResult",
+    "PendingApproval",
+    "SignalResult",
+    "approve",
+    "deny",
+    "list_pending_approvals",
+    "signal",
+)
+
+_ROUNDS = 50
+"""Attempts of a request's append before giving up on a run others keep appending to."""
+_MAX_NAME = 256
+"""The longest node id, signal name or correlation id accepted, in characters."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class DecisionResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What `approve`/`deny` recorded, and whether the run needs resuming."""
+
+    run_id: str
+    node_id: str
+    iteration: int
+    decision: Literal["granted", "denied"]
+    seq: int
+    """Seq of the recorded ``ApprovalGranted``/``ApprovalDenied``."""
+    node: NodeRecord
+    """The node's record with the decision folded in (``node.approval``)."""
+    run_status: str
+    """The run's status when the decision was recorded (``running``, ``waiting-*``)."""
+    parked: bool
+    """True if the run was parked (``waiting-*``, no owner): someone must resume it
+    for the decision to take effect. False: its live owner picks the decision up."""
+
+
+class SignalResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What `signal` recorded: the ``SignalReceived`` and the wait it resolved, if any."""
+
+    run_id: str
+    signal_name: str
+    correlation_id: str | None
+    seq: int
+    """Seq of the recorded ``SignalReceived``."""
+    delivered_to: tuple[str, int] | None
+    """``(node_id, iteration)`` of the `WaitForEvent` it resolved; None when no node
+    was waiting for it (recorded for audit, it resolves nothing, later waits included)."""
+    run_status: str
+    """The run's status when the signal was recorded."""
+    parked: bool
+    """True if the run was parked (no owner) and the signal resolved a wait: someone
+    must resume it. False: a live owner picks it up, or there is nothing to resume."""
+
+
+class PendingApproval(msgspec.Struct, frozen=True, kw_only=True):
+    """An approval waiting for a decision (``smithers approvals``)."""
+
+    run_id: str
+    run_status: str
+    workflow_name: str | None
+    node_id: str
+    iteration: int
+    title: str | None
+    summary: str | None
+    mode: Literal["approve", "select", "rank"]
+    options: tuple[str, ...]
+    requested_at_ms: int
+    """Unix epoch ms of the request (``ApprovalRequested``)."""
+    metadata: Any = None
+    """The request's metadata as plain JSON values (None without)."""
+
+
+# ---------------------------------------------------------------------- checks
+
+
+def _check_run(run_id: str) -> None:
+    validate_run_id(run_id, hint=EXISTING_RUN_HINT)
+    if run_id == SUPERVISOR_STREAM_ID:
+        raise InvalidInputError(
+            f"{run_id!r} is the supervisor's log, not a run.",
+            details={"runId": run_id},
+            hint="List runs with `smithers ps`.",
+        )
+
+
+def _check_name(value: object, what: str, *, optional: bool = False) -> str | None:
+    """Refuse a node id, signal name or correlation id that is not a short plain string."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(
+            f"The {what} must be a non-empty string, got {value!r}.",
+            details={"value": repr(value)},
+        )
+    if len(value) > _MAX_NAME or _CONTROL.search(value):
+        why = "is too long" if len(value) > _MAX_NAME else "has control characters"
+        raise InvalidInputError(
+            f"The {what} {value[:80]!r} {why} (at most {_MAX_NAME} printable characters).",
+            details={"value": value[:300]},
+        )
+    return value
+
+
+def _check_iteration(iteration: object) -> int | None:
+    if iteration is None:
+        return None
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+        raise InvalidInputError(
+            f"The iteration must be a whole number >= 0, got {iteration!r}.",
+            details={"iteration": repr(iteration)},
+        )
+    return iteration
+
+
+def _check_text(value: object, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidInputError(f"The {what} must be a string, got {type(value).__name__}.")
+
+
+def _when(ms: int | None) -> str:
+    """A Unix epoch ms as an ISO date-time in UTC (for messages)."""
+    if ms is None:
+        return "an unknown time"
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------- approvals
+
+
+def _pending(state: RunState) -> list[NodeRecord]:
+    return state.pending_approvals()
+
+
+def _find_approval(
+    state: RunState, node_id: str | None, iteration: int | None
+) -> tuple[NodeRecord, bool]:
+    """The node to decide, and whether its approval is already decided.
+
+    Raises:
+        NoPendingApprovalsError, AmbiguousApprovalError, NodeNotFoundError: see `approve`.
+    """
+    rid = state.run_id
+    if node_id is None:
+        if iteration is not None:
+            raise InvalidInputError(
+                "An iteration needs a node: pass the node id too.",
+                details={"runId": rid, "iteration": iteration},
+            )
+        pending = _pending(state)
+        if not pending:
+            # Decided, but the run has not acted on it yet (parked, or a decider that
+            # won a race): say who decided, rather than "nothing waits".
+            undone = [
+                r
+                for r in state.nodes.values()
+                if r.state == "waiting-approval" and r.approval and r.approval.decision
+            ]
+            if len(undone) == 1:
+                return undone[0], True
+        if state.status in TERMINAL_RUN_STATUSES and not pending:
+            raise NoPendingApprovalsError(rid, f"the run has ended ({state.status})")
+        if not pending:
+            raise NoPendingApprovalsError(rid, f"nothing waits for a decision ({state.status})")
+        if len(pending) > 1:
+            raise AmbiguousApprovalError(
+                rid,
+                [
+                    (r.node_id, r.iteration, r.approval.title if r.approval else None)
+                    for r in pending
+                ],
+            )
+        return pending[0], False
+    records = [r for r in state.nodes.values() if r.node_id == node_id]
+    if not records:
+        raise NodeNotFoundError(rid, node_id, sorted({k for k, _ in state.nodes}))
+    if iteration is not None:
+        records = [r for r in records if r.iteration == iteration]
+        if not records:
+            raise NoPendingApprovalsError(
+                rid, f"node {node_id!r} has no iteration {iteration}", node_id=node_id
+            )
+    asked = [r for r in records if r.approval is not None]
+    if not asked:
+        state_now = records[-1].state
+        why = (
+            f"node {node_id!r} has not asked for a decision yet (it is {state_now})"
+            if state_now == "pending"
+            else f"node {node_id!r} is not an approval (it is {state_now})"
+        )
+        raise NoPendingApprovalsError(rid, why, node_id=node_id)
+    open_ = [r for r in asked if r.approval is not None and r.approval.decision is None]
+    if len(open_) > 1:
+        raise AmbiguousApprovalError(
+            rid,
+            [(r.node_id, r.iteration, r.approval.title if r.approval else None) for r in open_],
+        )
+    if open_:
+        return open_[0], False
+    return asked[-1], True  # decided: the latest decided iteration
+
+
+def _already(state: RunState, rec: NodeRecord) -> ApprovalAlreadyDecidedError:
+    approval = rec.approval
+    assert approval is not None
+    return ApprovalAlreadyDecidedError(
+        state.run_id,
+        rec.node_id,
+        rec.iteration,
+        decision=approval.decision or "decided",
+        decided_by=approval.decided_by,
+        decided_at_ms=approval.decided_at_ms,
+        note=approval.note,
+        when=_when(approval.decided_at_ms),
+    )
+
+
+def _check_choice(
+    rec: NodeRecord, granted: bool, selected: str | None, ranked: tuple[str, ...] | None
+) -> None:
+    """Refuse a selection/ranking that does not fit the approval's mode and options."""
+    approval = rec.approval
+    assert approval is not None
+    mode, options = approval.mode, approval.options
+    where = {"nodeId": rec.node_id, "iteration": rec.iteration, "mode": mode}
+    listed = ", ".join(options)
+    if selected is not None and mode != "select":
+        raise InvalidInputError(
+            f"{rec.node_id!r} is a {mode!r} approval: a selection applies only to 'select'.",
+            details=where,
+        )
+    if ranked is not None and mode != "rank":
+        raise InvalidInputError(
+            f"{rec.node_id!r} is a {mode!r} approval: a ranking applies only to 'rank'.",
+            details=where,
+        )
+    if not granted:
+        return
+    if mode == "select":
+        if selected is None or selected not in options:
+            got = "none" if selected is None else repr(selected)
+            raise InvalidInputError(
+                f"{rec.node_id!r} asks to select one of: {listed}; got {got}.",
+                details={**where, "options": list(options), "selected": selected},
+                hint=f"Pass one of them, e.g. --select {options[0]}"
+                if options
+                else "This approval has no options.",
+            )
+    elif mode == "rank" and (ranked is None or sorted(ranked) != sorted(options)):
+        got = "none" if ranked is None else ",".join(ranked)
+        raise InvalidInputError(
+            f"{rec.node_id!r} asks to rank all of: {listed} (each once); got {got}.",
+            details={**where, "options": list(options), "ranked": list(ranked or ())},
+            hint=f"Pass them in your order, e.g. --rank {','.join(options)}",
+        )
+
+
+async def _decide(
+    store: EventStore,
+    run_id: str,
+    node_id: str | None,
+    *,
+    granted: bool,
+    iteration: int | None,
+    note: str | None,
+    decided_by: str | None,
+    selected: str | None,
+    ranked: Iterable[str] | None,
+    db: str | os.PathLike[str] | None,
+    clock: Clock | None,
+) -> DecisionResult:
+    _check_run(run_id)
+    node_id = _check_name(node_id, "node id", optional=True)
+    iteration = _check_iteration(iteration)
+    note = _check_text(note, "note")
+    decided_by = _check_text(decided_by, "decider's name")
+    selected = _check_text(selected, "selected option")
+    ranking = None if ranked is None else tuple(str(r) for r in ranked)
+    clock = clock or SystemClock()
+    log_dir = default_log_dir(Path(db), run_id) if db is not None else None
+    conflict: SeqConflictError | None = None
+    for _ in range(_ROUNDS):
+        state = await load_state(store, run_id)
+        rec, decided = _find_approval(state, node_id, iteration)
+        if decided:
+            raise _already(state, rec)
+        # The one chosen stays the one meant: after a conflict, a racing decider that
+        # decided it first makes this call APPROVAL_ALREADY_DECIDED, not another pick.
+        node_id, iteration = rec.node_id, rec.iteration
+        _check_choice(rec, granted, selected, ranking)
+        now = clock.now_ms()
+        event: ApprovalGranted | ApprovalDenied
+        if granted:
+            event = ApprovalGranted(
+                run_id=run_id,
+                timestamp_ms=now,
+                node_id=rec.node_id,
+                iteration=rec.iteration,
+                note=note,
+                decided_by=decided_by,
+                selected=selected,
+                ranked=ranking or (),
+            )
+        else:
+            event = ApprovalDenied(
+                run_id=run_id,
+                timestamp_ms=now,
+                node_id=rec.node_id,
+                iteration=rec.iteration,
+                note=note,
+                decided_by=decided_by,
+            )
+        try:
+            seq = await _append_to_run(
+                store, run_id, [event], expected_seq=state.seq, log_dir=log_dir
+            )
+        except SeqConflictError as e:
+            conflict = e
+            continue  # someone appended: read again, check again
+        status = state.status
+        apply_event(state, event, seq=seq)
+        return DecisionResult(
+            run_id=run_id,
+            node_id=rec.node_id,
+            iteration=rec.iteration,
+            decision="granted" if granted else "denied",
+            seq=seq,
+            node=state.nodes[(rec.node_id, rec.iteration)],
+            run_status=status,
+            parked=status.startswith("waiting-"),
+        )
+    assert conflict is not None
+    raise conflict
+
+
+async def approve(
+    store: EventStore,
+    run_id: str,
+    node_id: str | None = None,
+    *,
+    iteration: int | None = None,
+    note: str | None = None,
+    decided_by: str | None = None,
+    selected: str | None = None,
+    ranked: Iterable[str] | None = None,
+    db: str | os.PathLike[str] | None = None,
+    clock: Clock | None = None,
+) -> DecisionResult:
+    """Grant a pending approval: append ``ApprovalGranted`` to the run's log.
+
+    As Smithers' ``smithers approve``. The approval is the node named, or, without
+    `node_id`, the run's only pending one. The append is guarded by ``expected_seq``:
+    on a conflict the log is read and everything checked again, so a decision is
+    recorded at most once even when several processes decide at the same time. The
+    run is not resumed here: the result's ``parked`` says whether someone must (see
+    `RunHandle.approve` and ``smithers approve``, which do). Awaits I/O.
+
+    Args:
+        store: The open event store.
+        run_id: The run.
+        node_id: The approval's node; None: the run's only pending approval.
+        iteration: The node's loop iteration; None: the one pending.
+        note: The decider's note (recorded, and in the node's output).
+        decided_by: Who decides (recorded as ``decidedBy``).
+        selected: For a ``"select"`` approval: the option chosen (one of its options).
+        ranked: For a ``"rank"`` approval: all its options, each once, in order.
+        db: The database path, to extend the run's NDJSON mirror (None: no mirror).
+        clock: Time source (tests pass a fake).
+
+    Returns:
+        A `DecisionResult`: the node and iteration decided, the event's seq, the node's
+        record with the decision, the run's status and whether it is parked.
+
+    Raises:
+        InvalidInputError: ``INVALID_INPUT`` for a bad run id, node id or iteration,
+            a selection or ranking that does not fit the mode and options (a
+            ``"select"`` approval needs `selected` among its options, a ``"rank"`` one
+            `ranked` a permutation of its options); nothing is recorded.
+        RunNotFoundError: if the run has no events.
+        NodeNotFoundError: if the run has no node `node_id`.
+        NoPendingApprovalsError: ``NO_PENDING_APPROVALS`` if nothing (or the node
+            named) waits for a decision.
+        AmbiguousApprovalError: ``AMBIGUOUS_APPROVAL`` without `node_id` (or
+            `iteration`) while several approvals wait; its details list them.
+        ApprovalAlreadyDecidedError: ``APPROVAL_ALREADY_DECIDED`` if the approval was
+            decided already (by whom, what, when in the message and details).
+        SeqConflictError: if others kept appending through every attempt (50).
+        DatabaseWriteError: on storage failures.
+
+    Example:
+        >>> result = await approve(store, "run-lx2k3j-1a2b3c", "deploy")  # doctest: +SKIP
+        >>> result.parked  # doctest: +SKIP
+        True
+    """
+    return await _decide(
+        store,
+        run_id,
+        node_id,
+        granted=True,
+        iteration=iteration,
+        note=note,
+        decided_by=decided_by,
+        selected=selected,
+        ranked=ranked,
+        db=db,
+        clock=clock,
+    )
+
+
+async def deny(
+    store: EventStore,
+    run_id: str,
+    node_id: str | None = None,
+    *,
+    iteration: int | None = None,
+    note: str | None = None,
+    decided_by: str | None = None,
+    db: str | os.PathLike[str] | None = None,
+    clock: Clock | None = None,
+) -> DecisionResult:
+    """Deny a pending approval: append ``ApprovalDenied`` to the run's log.
+
+    As `approve` (which approval, concurrency, what is returned, errors), without a
+    selection or ranking. What the denial does is the node's ``on_deny``: fail the
+    node with ``APPROVAL_DENIED``, finish it with ``approved: false``, or skip it; a
+    gated task (``needs_approval=True``) fails. Awaits I/O.
+
+    Raises:
+        InvalidInputError, RunNotFoundError, NodeNotFoundError,
+            NoPendingApprovalsError, AmbiguousApprovalError,
+            ApprovalAlreadyDecidedError, SeqConflictError, DatabaseWriteError: as
+            `approve`.
+    """
+    return await _decide(
+        store,
+        run_id,
+        node_id,
+        granted=False,
+        iteration=iteration,
+        note=note,
+        decided_by=decided_by,
+        selected=None,
+        ranked=None,
+        db=db,
+        clock=clock,
+    )
+
+
+async def list_pending_approvals(
+    store: EventStore, *, run_id: str | None = None
+) -> list[PendingApproval]:
+    """Return the approvals waiting for a decision, in one run or across the database.
+
+    Across the database, every run that is running or parked is folded (runs that
+    ended have none pending). Awaits reads; writes nothing.
+
+    Args:
+        store: The open event store.
+        run_id: Only this run; None: every active run, newest run first.
+
+    Returns:
+        `PendingApproval`s, by run (newest first), then in mount order.
+
+    Raises:
+        InvalidInputError: if `run_id` is not a valid run id.
+        RunNotFoundError: if `run_id` has no events.
+    """
+    if run_id is not None:
+        _check_run(run_id)
+        run_ids = [run_id]
+    else:
+        run_ids = [
+            r.run_id
+            for r in await store.list_runs()
+            if r.run_id != SUPERVISOR_STREAM_ID
+            and (r.status == "running" or r.status.startswith("waiting-"))
+        ]
+    out: list[PendingApproval] = []
+    for rid in run_ids:
+        state = await load_state(store, rid)
+        for rec in state.pending_approvals():
+            approval = rec.approval
+            assert approval is not None
+            out.append(
+                PendingApproval(
+                    run_id=rid,
+                    run_status=state.status,
+                    workflow_name=state.workflow_name,
+                    node_id=rec.node_id,
+                    iteration=rec.iteration,
+                    title=approval.title,
+                    summary=approval.summary,
+                    mode=approval.mode,
+                    options=approval.options,
+                    requested_at_ms=approval.requested_at_ms,
+                    metadata=decode_json(approval.metadata),
+                )
+            )
+    return out
+
+
+# ---------------------------------------------------------------------- signals
+
+
+def _target(state: RunState, name: str, correlation_id: str | None) -> NodeRecord | None:
+    """The wait a ``SignalReceived`` would resolve now: as the fold chooses (oldest)."""
+    target: NodeRecord | None = None
+    for rec in state.nodes.values():
+        w = rec.wait
+        if (
+            rec.state == "waiting-event"
+            and w is not None
+            and not w.received
+            and w.event_name == name
+            and (w.correlation_id is None or w.correlation_id == correlation_id)
+            and (target is None or target.wait is None or w.since_seq < target.wait.since_seq)
+        ):
+            target = rec
+    return target
+
+
+def _schema_of(wf: Workflow, state: RunState, rec: NodeRecord) -> Any:
+    """The `output` schema of the `WaitForEvent` `rec`, from a render of `wf` at `state`.
+
+    Raises:
+        InvalidInputError: if the render fails or does not mount the node as a
+            `WaitForEvent` (the payload cannot be checked, so it is not recorded).
+    """
+    try:
+        value, _ = check_input(wf, decode_json(state.input) or {})
+        ctx = WorkflowContext(run_id=state.run_id, input=value, state=state)
+        plan = compile_tree(wf.build(ctx))
+    except Exception as e:
+        raise InvalidInputError(
+            f"Cannot check the signal's payload: the workflow {wf.name!r} does not render "
+            f"from the run's state ({type(e).__name__}: {e}).",
+            details={"runId": state.run_id, "nodeId": rec.node_id},
+            hint=f"See `smithers verify {state.run_id}`.",
+        ) from e
+    key = (rec.node_id, rec.iteration)
+    for leaf in plan.leaves.values():
+        if leaf.key == key and isinstance(leaf.task, WaitForEvent):
+            return leaf.task.output
+    raise InvalidInputError(
+        f"Cannot check the signal's payload: the workflow no longer mounts the "
+        f"WaitForEvent {rec.node_id!r} the run waits in.",
+        details={"runId": state.run_id, "nodeId": rec.node_id},
+        hint=f"See `smithers verify {state.run_id}`.",
+    )
+
+
+def _payload(data: Any) -> bytes:
+    """`data` as JSON bytes: a JSON-able value, or ``msgspec.Raw``/bytes holding JSON."""
+    try:
+        if isinstance(data, msgspec.Raw | bytes | bytearray):
+            raw = bytes(data)
+            msgspec.json.decode(raw or b"null")
+            return raw or b"null"
+        return encode_json(data)
+    except (msgspec.DecodeError, msgspec.EncodeError, TypeError) as e:
+        raise InvalidInputError(
+            f"The signal's data is not JSON: {e}.",
+            hint="Pass a JSON value, e.g. --data '{\"ok\": true}'.",
+        ) from e
+
+
+def _validated(raw: bytes, schema: Any, rec: NodeRecord, name: str) -> bytes:
+    """Raise ``INVALID_INPUT`` if `raw` does not fit `schema`; else the canonical JSON."""
+    try:
+        value = msgspec.json.decode(raw, type=schema)
+    except msgspec.ValidationError as e:
+        shown = getattr(schema, "__name__", repr(schema))
+        raise InvalidInputError(
+            f"The {name!r} signal's data does not match the output of {rec.node_id!r} "
+            f"({shown}): {e}. Nothing was recorded.",
+            details={"nodeId": rec.node_id, "iteration": rec.iteration, "errors": str(e)},
+            hint=f"Send data shaped like {shown}.",
+        ) from e
+    return encode_json(value)
+
+
+async def signal(
+    store: EventStore,
+    run_id: str,
+    name: str,
+    data: Any = None,
+    *,
+    correlation_id: str | None = None,
+    sent_by: str | None = None,
+    wf: Workflow | None = None,
+    db: str | os.PathLike[str] | None = None,
+    clock: Clock | None = None,
+) -> SignalResult:
+    """Send a signal to a run: append ``SignalReceived`` (``smithers signal``).
+
+    The oldest `WaitForEvent` node already waiting for `name` (and for
+    `correlation_id`, when the node names one) receives it; the payload is first
+    validated against that node's ``output`` schema, found by rendering the workflow
+    (`wf`, else the file the run recorded, imported here) from the run's state. A
+    signal no node waits for is recorded anyway, for audit: it resolves nothing,
+    later waits included (``delivered_to`` is None). The append is guarded by
+    ``expected_seq``; on a conflict the log is read and the target chosen and checked
+    again. The run is not resumed here (see ``parked``). Awaits I/O.
+
+    Args:
+        store: The open event store.
+        run_id: The run.
+        name: The signal's name (a `WaitForEvent`'s ``event``).
+        data: The payload: a JSON-able value, or JSON text as bytes/``msgspec.Raw``.
+        correlation_id: The sender's correlation id.
+        sent_by: Who sends it (recorded as ``sentBy``).
+        wf: The run's workflow, to check the payload with; default: the file the run
+            recorded (only loaded when a node waits for the signal).
+        db: The database path, to extend the run's NDJSON mirror (None: no mirror).
+        clock: Time source (tests pass a fake).
+
+    Returns:
+        A `SignalResult`: the event's seq, the wait it resolved (or None), the run's
+        status and whether it is parked with a wait resolved.
+
+    Raises:
+        InvalidInputError: ``INVALID_INPUT`` for a bad run id, name or correlation
+            id, data that is not JSON or does not fit the waiter's schema, or a
+            workflow that cannot be rendered to find that schema; nothing is recorded.
+        RunNotFoundError: if the run has no events.
+        RunNotResumableError: if a node waits but the run recorded no workflow file
+            (started from Python code) and `wf` is not given.
+        SeqConflictError: if others kept appending through every attempt (50).
+        DatabaseWriteError: on storage failures.
+    """
+    _check_run(run_id)
+    name = _check_name(name, "signal name") or ""
+    correlation_id = _check_name(correlation_id, "correlation id", optional=True)
+    sent_by = _check_text(sent_by, "sender's name")
+    raw = _payload(data)
+    clock = clock or SystemClock()
+    log_dir = default_log_dir(Path(db), run_id) if db is not None else None
+    conflict: SeqConflictError | None = None
+    workflow = wf
+    for _ in range(_ROUNDS):
+        state = await load_state(store, run_id)
+        rec = _target(state, name, correlation_id)
+        payload = raw
+        if rec is not None:
+            if workflow is None:
+                workflow, _ = load_recorded_workflow(state)
+            payload = _validated(raw, _schema_of(workflow, state, rec), rec, name)
+        event = SignalReceived(
+            run_id=run_id,
+            timestamp_ms=clock.now_ms(),
+            signal_name=name,
+            data=msgspec.Raw(payload),
+            correlation_id=correlation_id,
+            sent_by=sent_by,
+        )
+        try:
+            seq = await _append_to_run(
+                store, run_id, [event], expected_seq=state.seq, log_dir=log_dir
+            )
+        except SeqConflictError as e:
+            conflict = e
+            continue
+        status = state.status
+        return SignalResult(
+            run_id=run_id,
+            signal_name=name,
+            correlation_id=correlation_id,
+            seq=seq,
+            delivered_to=(rec.node_id, rec.iteration) if rec is not None else None,
+            run_status=status,
+            parked=rec is not None and status.startswith("waiting-"),
+        )
+    assert conflict is not None
+    raise conflict
