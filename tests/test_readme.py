@@ -64,7 +64,13 @@ def check_comments(code: str, printed: list[str]) -> None:
 
 
 def test_every_python_block_names_its_file() -> None:
-    assert set(readme_files()) == {"count.py", "flows/checked.py", "debug.py"}
+    assert set(readme_files()) == {"count.py", "flows/checked.py", "debug.py", "wait.py"}
+
+
+def test_the_runs_that_wait_example(tmp_path: Path) -> None:
+    printed = run_program(tmp_path, "wait.py")
+    check_comments(readme_files()["wait.py"], printed)
+    assert printed == ["waiting-approval", "waiting-event", "finished {'ok': True}"]
 
 
 def test_the_writing_a_workflow_example(tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ from smithers.eventstore.events import (
     FrameCommitted,
     NodeEvent,
     RunCancelRequested,
+    RunStarted,
+    RunStatusChanged,
     SignalReceived,
 )
 from smithers.projections import RunState, apply_event
@@ -130,6 +132,9 @@ class RunLoop:
         self.send, self.recv = anyio.create_memory_object_stream[Message](math.inf)
         self.tg: TaskGroup | None = None
         self.nodes_changed_since_frame = False
+        self.unpark = False
+        """A decision or signal arrived while this activation was parking: the next
+        tick starts the run again (`_unpark`)."""
         self.attempts = AttemptRunner(run_id, input_value=input_value, clock=clock, send=self.send)
         self.decider = Decider(
             self,
@@ -237,6 +242,13 @@ class RunLoop:
                     CancelRequested(reason=event.reason or "cancel-requested", source=event.source)
                 )
             elif isinstance(event, _DECISION_TYPES):
+                terminal = self.decider.terminal
+                if terminal is not None and terminal.startswith("waiting-"):
+                    # It came in while our park was being appended (the park was
+                    # re-applied after it): the decider saw us running and will not
+                    # resume us, so we go on ourselves.
+                    self.decider.terminal = None
+                    self.unpark = True
                 self.send.send_nowait(WaitDue(key=None))
 
     async def _read_foreign(self) -> None:
@@ -254,6 +266,24 @@ class RunLoop:
             self.seq = row.seq
             events.append(event)
         self._handle_foreign(events)
+
+    def _unpark(self) -> None:
+        """Take back the run this activation has just parked: a new activation."""
+        self.unpark = False
+        now = self.now()
+        owner = self.owner
+        self.emit(
+            RunStarted(
+                run_id=self.run_id,
+                timestamp_ms=now,
+                workflow_name=self.wf.name,
+                activation=self.state.activation + 1,
+                owner_id=owner.owner_id if owner is not None else "",
+                pid=owner.pid if owner is not None else None,
+                host=owner.host if owner is not None else None,
+            )
+        )
+        self.emit(RunStatusChanged(run_id=self.run_id, timestamp_ms=now, status="running"))
 
     def wake_at(self, key: NodeKey, at_ms: int) -> None:
         """Send `WaitDue(key)` at Unix epoch ms `at_ms` (a timer's fire time, a timeout)."""
@@ -303,6 +333,8 @@ class RunLoop:
         """Handle completions, decide, and append everything in one transaction."""
         decider = self.decider
         attempts = self.attempts
+        if self.unpark:
+            self._unpark()
         need_render = decider.plan is None
         changed = False  # did a node's state change (so a frame is due)?
         if any(type(m) is ForeignAppended for m in msgs):

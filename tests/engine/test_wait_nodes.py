@@ -393,3 +393,25 @@ async def test_frames_record_what_a_node_waits_for(db: Path) -> None:
     ok = next(c for c in sequence["children"] if c.get("id") == "ok")
     assert ok["kind"] == "approval"
     assert ok["mode"] == "approve"
+
+
+async def test_a_decision_landing_while_the_run_parks_is_not_lost(
+    db: Path, read_log: Callable[..., Awaitable[Any]]
+) -> None:
+    # The task appends the grant itself just before it returns, so the owner's next
+    # batch (the task's end and the park) conflicts with it: the owner must take the
+    # decision into account instead of parking on a run the decider saw running.
+    async def decide_then_return() -> dict[str, int]:
+        await request(db, "race", granted("race", "ok", decided_by="ana"))
+        return {"n": 1}
+
+    @workflow("race")
+    def wf(ctx: Any) -> Any:
+        return Parallel(Task("t", output=N, run=decide_then_return), Approval("ok"))
+
+    result = await run_workflow(wf, db=db, run_id="race")
+    assert result.status == "finished"
+    assert result.outputs["ok"]["decidedBy"] == "ana"
+    log = await read_log("race")
+    assert [e.activation for e in log.find("RunStarted")] == [1, 2]
+    assert log.find("RunStatusChanged")[-1].status == "finished"
