@@ -149,7 +149,7 @@ async def _append(run_id: str, event: Any, db: Any, store: Any) -> int:
 DECISIONS = Decisions()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def decisions() -> Decisions:
     """Records decisions and signals into a run's log (see `Decisions`)."""
     return DECISIONS
