@@ -8,6 +8,7 @@ otherwise it is skipped with that reason, so ``python -m pytest -q`` stays quick
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -29,3 +30,126 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# ---------------------------------------------------------------------- decisions, signals
+
+
+class Decisions:
+    """Records approval decisions and signals the way another process would.
+
+    Until the ``approve``/``deny``/``signal`` API lands, the tests of waiting runs record
+    `ApprovalGranted`/`ApprovalDenied`/`SignalReceived` here, in one place: each call
+    appends one event to the run's log with ``expected_seq`` = the run's last seq (as a
+    request from outside the owning activation) and resumes nothing. Pass `db` (a SQLite
+    file, opened and closed per call) or an open `store`. Returns the event's seq.
+    """
+
+    async def approve(
+        self,
+        run_id: str,
+        node_id: str,
+        *,
+        iteration: int = 0,
+        note: str | None = None,
+        by: str | None = None,
+        selected: str | None = None,
+        ranked: tuple[str, ...] = (),
+        at_ms: int | None = None,
+        db: Any = None,
+        store: Any = None,
+    ) -> int:
+        """Append `ApprovalGranted` for `node_id` (its `iteration`)."""
+        from smithers.eventstore.events import ApprovalGranted
+
+        event = ApprovalGranted(
+            run_id=run_id,
+            timestamp_ms=_now_ms(at_ms),
+            node_id=node_id,
+            iteration=iteration,
+            note=note,
+            decided_by=by,
+            selected=selected,
+            ranked=ranked,
+        )
+        return await _append(run_id, event, db, store)
+
+    async def deny(
+        self,
+        run_id: str,
+        node_id: str,
+        *,
+        iteration: int = 0,
+        note: str | None = None,
+        by: str | None = None,
+        at_ms: int | None = None,
+        db: Any = None,
+        store: Any = None,
+    ) -> int:
+        """Append `ApprovalDenied` for `node_id` (its `iteration`)."""
+        from smithers.eventstore.events import ApprovalDenied
+
+        event = ApprovalDenied(
+            run_id=run_id,
+            timestamp_ms=_now_ms(at_ms),
+            node_id=node_id,
+            iteration=iteration,
+            note=note,
+            decided_by=by,
+        )
+        return await _append(run_id, event, db, store)
+
+    async def signal(
+        self,
+        run_id: str,
+        name: str,
+        data: Any = None,
+        *,
+        correlation_id: str | None = None,
+        by: str | None = None,
+        at_ms: int | None = None,
+        db: Any = None,
+        store: Any = None,
+    ) -> int:
+        """Append `SignalReceived` named `name` with the JSON payload `data`."""
+        from smithers.eventstore import to_raw
+        from smithers.eventstore.events import SignalReceived
+
+        event = SignalReceived(
+            run_id=run_id,
+            timestamp_ms=_now_ms(at_ms),
+            signal_name=name,
+            data=to_raw(data),
+            correlation_id=correlation_id,
+            sent_by=by,
+        )
+        return await _append(run_id, event, db, store)
+
+
+def _now_ms(at_ms: int | None) -> int:
+    import time
+
+    return at_ms if at_ms is not None else time.time_ns() // 1_000_000
+
+
+async def _append(run_id: str, event: Any, db: Any, store: Any) -> int:
+    from smithers.eventstore import SQLiteEventStore
+
+    opened = store is None
+    if store is None:
+        store = await SQLiteEventStore.open(db, create=False)
+    try:
+        last: int = await store.last_seq(run_id)
+        return int(await store.append(run_id, [event], expected_seq=last))
+    finally:
+        if opened:
+            await store.close()
+
+
+DECISIONS = Decisions()
+
+
+@pytest.fixture(scope="session")
+def decisions() -> Decisions:
+    """Records decisions and signals into a run's log (see `Decisions`)."""
+    return DECISIONS

@@ -1,11 +1,14 @@
 """Run or resume the crash workflow in this process: ``python driver.py start|resume DB RUN_ID``.
 
 The crash tests start it as a subprocess and kill it with SIGKILL. It loads
-`crash_workflow.py` (next to this file) with `load_workflow` and calls `run_workflow`.
+`crash_workflow.py` (next to this file; ``SMITHERS_CRASH_WORKFLOW`` names another file
+there, e.g. ``wait_workflow.py``) with `load_workflow` and calls `run_workflow`
+(``SMITHERS_CRASH_HOLD_MS`` sets its `hold_ms`).
 
-Exit status: 0 when the run finished; 1 when it ended otherwise (the status is printed
-on stdout); 2 on a `SmithersError`, whose code is printed on stderr as
-``SMITHERS_ERROR <CODE>`` (then the message).
+Exit status: 0 when the run finished; 3 when it parked (``waiting-*``, as ``smithers
+up``); 1 when it ended otherwise (the status is printed on stdout); 2 on a
+`SmithersError`, whose code is printed on stderr as ``SMITHERS_ERROR <CODE>`` (then
+the message).
 
 Fault injection: with ``SMITHERS_CRASH_LEASE_DELAY_MS`` set, the process pauses that
 long before each lease write (as if descheduled right after its claim was appended).
@@ -27,6 +30,8 @@ from smithers.eventstore.errors import SmithersError
 WORKFLOW = Path(__file__).resolve().parent / "crash_workflow.py"
 LEASE_DELAY_ENV = "SMITHERS_CRASH_LEASE_DELAY_MS"
 GO_FILE_ENV = "SMITHERS_CRASH_GO_FILE"
+WORKFLOW_ENV = "SMITHERS_CRASH_WORKFLOW"
+HOLD_ENV = "SMITHERS_CRASH_HOLD_MS"
 
 
 class SlowLeaseStore(SQLiteEventStore):
@@ -40,7 +45,10 @@ class SlowLeaseStore(SQLiteEventStore):
 
 
 async def _main(mode: str, db: str, run_id: str) -> int:
-    wf, path = load_workflow(str(WORKFLOW))
+    workflow_file = WORKFLOW.with_name(os.environ.get(WORKFLOW_ENV) or WORKFLOW.name)
+    wf, path = load_workflow(str(workflow_file))
+    hold = os.environ.get(HOLD_ENV)
+    options = {"hold_ms": int(hold)} if hold else {}
     delay_ms = os.environ.get(LEASE_DELAY_ENV)
     store = None
     if delay_ms:
@@ -58,6 +66,7 @@ async def _main(mode: str, db: str, run_id: str) -> int:
             db=db,
             store=store,
             workflow_path=path,
+            **options,
         )
     except SmithersError as e:
         print(f"SMITHERS_ERROR {e.code}\n{e}", file=sys.stderr, flush=True)
@@ -66,6 +75,8 @@ async def _main(mode: str, db: str, run_id: str) -> int:
         if store is not None:
             await store.close()
     print(f"status {result.status}", flush=True)
+    if result.status.startswith("waiting-"):
+        return 3
     return 0 if result.status == "finished" else 1
 
 
