@@ -46,6 +46,7 @@ from ._messages import (
     CancelRequested,
     ForeignAppended,
     Message,
+    SubflowWaiting,
     TaskBeat,
     WaitDue,
 )
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from ..authoring import Workflow
     from ._ndjson import NdjsonMirror
     from ._render import Plan
+    from ._subflow import ChildRunner
 
 __all__ = ("HEARTBEAT_INTERVAL_MS", "RunLoop")
 
@@ -95,6 +97,8 @@ class RunLoop:
         reload: Re-folds the run from the log (used after another process appended).
         hold_ms: Sleep instead of parking when the next wake-up (a timer, a wait's
             timeout) is at most this many ms away.
+        run_child: Starts or resumes the child run of a `Subflow` node (`run_workflow`
+            passes one; the activation room cannot import the lifecycle room).
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class RunLoop:
         owner: Lease | None = None,
         reload: Callable[[], Awaitable[RunState]] | None = None,
         hold_ms: int = DEFAULT_HOLD_MS,
+        run_child: ChildRunner | None = None,
     ) -> None:
         self.wf = wf
         self.store = store
@@ -130,7 +135,9 @@ class RunLoop:
         self.send, self.recv = anyio.create_memory_object_stream[Message](math.inf)
         self.tg: TaskGroup | None = None
         self.nodes_changed_since_frame = False
-        self.attempts = AttemptRunner(run_id, input_value=input_value, clock=clock, send=self.send)
+        self.attempts = AttemptRunner(
+            run_id, input_value=input_value, clock=clock, send=self.send, run_child=run_child
+        )
         self.decider = Decider(
             self,
             self.attempts,
@@ -332,6 +339,9 @@ class RunLoop:
                     changed = True  # folded in above, by `_read_foreign`
                 case WaitDue(key=key):
                     decider.wake(key)
+                case SubflowWaiting():
+                    changed = True
+                    decider.subflow_waiting(msg)
 
         if changed and not need_render and decider.plan is not None:
             # Nothing the last render read has changed: the tree is the same (empty delta).

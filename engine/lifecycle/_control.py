@@ -43,6 +43,7 @@ from ._run import (
     _result,
     run_workflow,
 )
+from ._subflow import ENDED_STATUSES, wake_parent
 
 if TYPE_CHECKING:
     import os
@@ -533,7 +534,7 @@ async def resume_run(
         if config.get(key) is not None:
             options[option] = config[key]
     recorded_cap = config.get("maxConcurrency")
-    return await run_workflow(
+    result = await run_workflow(
         wf,
         run_id=run_id,
         resume=True,
@@ -550,3 +551,26 @@ async def resume_run(
         allow_nondeterminism=allow_nondeterminism,
         **options,
     )
+    if state.subflow_of is not None and result.status in ENDED_STATUSES:
+        # A child resumed on its own (a decision, a signal, a due timer) that ended:
+        # its parent, parked on it, goes on now.
+        await _wake_parent(run_id, db=db, store=store, stale_threshold_ms=stale_threshold_ms)
+    return result
+
+
+async def _wake_parent(
+    run_id: str, *, db: str | os.PathLike[str] | None, store: EventStore | None, **options: Any
+) -> None:
+    """`wake_parent` for the child run `run_id`, through a store of its own if need be."""
+    opened = store if store is not None else await open_existing_store(db)
+    try:
+        child = await load_state(opened, run_id)
+
+        async def resume(parent_id: str) -> RunResult:
+            return await resume_run(parent_id, db=db, store=store, **options)
+
+        await wake_parent(child, resume, store=opened)
+    finally:
+        if store is None:
+            with anyio.CancelScope(shield=True):
+                await opened.close()
