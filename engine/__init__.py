@@ -66,6 +66,7 @@ from .errors import UnsupportedFeatureError as UnsupportedFeatureError
 from .errors import WorkflowExecutionFailedError as WorkflowExecutionFailedError
 from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
 from .history import AttemptDetail as AttemptDetail
+from .history import ChildRun as ChildRun
 from .history import DiffSide as DiffSide
 from .history import FrameMismatch as FrameMismatch
 from .history import FrameView as FrameView
@@ -214,5 +215,6 @@ __all__ = (
     "validate_run_id",
     "child_run_id",
     "parse_child_run_id",
+    "ChildRun",
     "workflow",
 )

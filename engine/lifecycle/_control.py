@@ -35,7 +35,7 @@ from .._stores import open_existing_store
 from ..activation import append_to_run, default_log_dir
 from ..authoring import load_named_workflow
 from ..errors import InvalidInputError, RunNotResumableError
-from ..history import SUPERVISOR_STREAM_ID, load_state
+from ..history import SUPERVISOR_STREAM_ID, child_runs, load_state
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, OwnerVerdict, judge_owner
 from ._run import (
     _DEFAULT,
@@ -121,7 +121,9 @@ async def cancel_run(
     waiting out its backoff, `RunStatusChanged("cancelled")` and `RunCancelled`; then
     it deletes the run's lease (an owner that was only slow then stops too). Every
     append uses `expected_seq`: a racing write by the owner is detected, the log
-    re-read and the decision taken again. Awaits I/O.
+    re-read and the decision taken again. A cancelled run's child runs (`Subflow`)
+    still running or parked are cancelled the same way (source ``"parent"``, reason
+    ``"parent-cancelled"``). Awaits I/O.
 
     Args:
         run_id: The run to cancel.
@@ -162,7 +164,7 @@ async def cancel_run(
     if store is None:
         store = await open_existing_store(path)
     try:
-        return await _cancel(
+        state = await _cancel(
             store,
             run_id,
             source,
@@ -173,10 +175,35 @@ async def cancel_run(
             clock,
             log_dir=default_log_dir(path, run_id) if path is not None else None,
         )
+        if state.status == "cancelled":
+            await _cancel_children(
+                store, run_id, path=path, wait_ms=wait_ms, stale_threshold_ms=stale_threshold_ms
+            )
+        return state
     finally:
         if own:
             with anyio.CancelScope(shield=True):
                 await store.close()
+
+
+async def _cancel_children(
+    store: EventStore, run_id: str, *, path: Path | None, **options: Any
+) -> None:
+    """Cancel the child runs (`Subflow`) of a cancelled run that are still active.
+
+    A live parent cancels its running children itself; this converges the rest: the
+    children of a parent that parked or died with it. Recursive (grandchildren too).
+    """
+    for child in await child_runs(store, run_id):
+        if _is_active(child.status):
+            await cancel_run(
+                child.run_id,
+                db=path,
+                store=store,
+                source="parent",
+                reason="parent-cancelled",
+                **options,
+            )
 
 
 def _db_path(db: str | os.PathLike[str] | None, own: bool) -> Path | None:
