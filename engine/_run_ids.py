@@ -21,6 +21,7 @@ __all__ = (
     "MAX_RUN_ID_LENGTH",
     "SUBFLOW_ID",
     "child_run_id",
+    "child_tail",
     "parse_child_run_id",
     "path_under",
     "validate_run_id",
@@ -139,16 +140,32 @@ def child_run_id(parent_run_id: str, node_id: str, iteration: int, *, round_no: 
 def parse_child_run_id(run_id: str) -> tuple[str, str, int] | None:
     """Return ``(parent run id, node id, iteration)`` of a child run id, else None.
 
-    The inverse of `child_run_id` (the round is dropped). A run id that does not have
-    that shape (no ``:child:``, a node id that a `Subflow` could not have, an
-    iteration that is not a number) is not a child's. Pure.
+    The inverse of `child_run_id` (the round is dropped), read from the right: the
+    node id has no ``:``, so ``...:child:<node>:<iteration>[:<round>]`` is found
+    whatever the parent's id (a child's child, a node named ``child``). An id of
+    another shape is not a child's. Pure.
     """
-    parent, marker, rest = run_id.rpartition(CHILD_MARKER)
-    if not marker or not parent:
-        return None
+    parts = run_id.split(":")
+    for size in (4, 3):  # with a round, then without
+        if len(parts) <= size:
+            continue
+        tail = parts[-size:]
+        parsed = child_tail(":".join(tail[1:])) if tail[0] == CHILD_MARKER[1:-1] else None
+        parent = ":".join(parts[:-size])
+        if parsed is not None and parent:
+            return parent, parsed[0], parsed[1]
+    return None
+
+
+def child_tail(rest: str) -> tuple[str, int] | None:
+    """``(node id, iteration)`` of what follows ``<parentRunId>:child:`` in a child's id.
+
+    `rest` is ``<node>:<iteration>`` or ``<node>:<iteration>:<round>``; None if it is
+    not. Pure.
+    """
     parts = rest.split(":")
     if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts[1:]):
         return None
     if not SUBFLOW_ID.fullmatch(parts[0]):
         return None
-    return parent, parts[0], int(parts[1])
+    return parts[0], int(parts[1])

@@ -193,7 +193,7 @@ async def run_subflow(
         nonlocal timed_out
         await clock.sleep_ms(timeout_ms)
         timed_out = True
-        request.cancel.set("timeout", "parent")
+        request.cancel.set("parent-timeout", "parent")
 
     async def call() -> ChildOutcome | Exception:
         try:
@@ -229,7 +229,9 @@ async def run_subflow(
     err = error_info(
         WorkflowExecutionFailedError(task.id, request.child_run_id, child.status, reason)
     )
-    return Outcome(error=msgspec.structs.replace(err, cause=child.error))
+    # As retryable as the child's own failure: a retry (`retries`) is a new child run.
+    retryable = child.error.retryable if child.error is not None else True
+    return Outcome(error=msgspec.structs.replace(err, cause=child.error, retryable=retryable))
 
 
 def subflow_waiting_events(

@@ -16,7 +16,7 @@ from smithers.eventstore import decode_json, encode_json
 
 from .._run_ids import SUBFLOW_ID
 from ..errors import UnsupportedFeatureError
-from ._components import Task, Workflow
+from ._components import DEFAULT_BACKOFF, Backoff, Task, Workflow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -52,6 +52,7 @@ class Subflow(Task):
         label, depends_on, skip_if: as for `Task`.
         retries: Child runs to start again after a failed one (default 0); each
             retry is a new child run, ``...:<iteration>:<n>``.
+        backoff: Delay between a failed child and the next (as for `Task`).
         timeout_ms: Cancel the child and fail the node (``TASK_TIMEOUT``) after this
             many ms.
 
@@ -75,6 +76,7 @@ class Subflow(Task):
         depends_on: Iterable[str] = (),
         skip_if: bool = False,
         retries: int | None = None,
+        backoff: Backoff | None = None,
         timeout_ms: int | None = None,
     ) -> None:
         self._init_node(
@@ -109,6 +111,7 @@ class Subflow(Task):
         self.workflow = workflow
         self.input = _json_object(id, input)
         self.retries = retries or 0
+        self.backoff = backoff or DEFAULT_BACKOFF
         self.timeout_ms = timeout_ms
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .._run_ids import CHILD_MARKER, parse_child_run_id
+from .._run_ids import CHILD_MARKER, child_tail, parse_child_run_id
 from ._queries import list_runs
 
 if TYPE_CHECKING:
@@ -55,14 +55,14 @@ async def child_runs(store: EventStore, run_id: str) -> list[ChildRun]:
     for record in await list_runs(store=store):
         if not record.run_id.startswith(prefix):
             continue
-        parsed = parse_child_run_id(record.run_id)
-        if parsed is None or parsed[0] != run_id:
+        parsed = child_tail(record.run_id[len(prefix) :])
+        if parsed is None:
             continue
         out.append(
             ChildRun(
                 run_id=record.run_id,
-                node_id=parsed[1],
-                iteration=parsed[2],
+                node_id=parsed[0],
+                iteration=parsed[1],
                 status=record.status,
                 workflow_name=record.workflow_name,
                 created_at_ms=record.created_at_ms,
