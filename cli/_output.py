@@ -17,6 +17,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from smithers.engine import parse_child_run_id
 from smithers.eventstore import decode_json
 from smithers.eventstore.errors import error_info_to_json
 from smithers.eventstore.events import ErrorInfo
@@ -207,7 +208,8 @@ def runs_json(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
     """Return runs as ``ps --json`` objects (camelCase keys).
 
     The run's wall time (what ``ps`` shows) is ``updatedAtMs - createdAtMs``: from its
-    first event to its last.
+    first event to its last. ``parentRunId`` is the parent of a `Subflow`'s child run
+    (from its id, see `parse_child_run_id`), None for other runs.
     """
     return [
         {
@@ -216,9 +218,15 @@ def runs_json(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
             "workflowName": r.workflow_name,
             "createdAtMs": r.created_at_ms,
             "updatedAtMs": r.updated_at_ms,
+            "parentRunId": _parent_of(r.run_id),
         }
         for r in runs
     ]
+
+
+def _parent_of(run_id: str) -> str | None:
+    parsed = parse_child_run_id(run_id)
+    return parsed[0] if parsed is not None else None
 
 
 def print_runs(runs: Sequence[RunRecord]) -> None:

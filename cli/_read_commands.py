@@ -18,9 +18,15 @@ from smithers.engine import (
 from smithers.eventstore import SmithersError
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES
 
+from ._children import (
+    InspectView,
+    children_json,
+    inspect_with_children,
+    print_children,
+    subflow_json,
+)
 from ._clients import Clients, pass_clients
 from ._commands import RUN_STATUSES, main
-from ._inspect_view import inspect_view
 from ._options import DURATION as _DURATION
 from ._options import UNIT_MS as _UNIT_MS
 from ._options import LongNameOption, check_run_id, db_args, db_option, json_option
@@ -41,7 +47,6 @@ if typing.TYPE_CHECKING:
     from smithers.engine import Client, RunHandle
     from smithers.eventstore import RunRecord, StoredEvent
     from smithers.eventstore.events import Event
-    from smithers.projections import RunState
 
 __all__ = ()
 
@@ -68,6 +73,12 @@ PS_DEFAULT_LIMIT = 20
 )
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show every run (no limit).")
 @click.option(
+    "--no-children",
+    "no_children",
+    is_flag=True,
+    help="Hide child runs (the runs of Subflow nodes, ids RUN:child:NODE:ITER).",
+)
+@click.option(
     "-w", "--watch", is_flag=True, help="Show the list again as it changes, until Ctrl-C."
 )
 @interval_option
@@ -79,6 +90,7 @@ def ps(
     status: str | None,
     limit: int | None,
     show_all: bool,
+    no_children: bool,
     watch: bool,
     interval: str,
     db: str | None,
@@ -95,6 +107,7 @@ def ps(
         smithers ps -s failed -l 5 --json
         smithers ps --all
         smithers ps --watch --interval 1s
+        smithers ps --no-children
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     if show_all and limit is not None:
         raise click.UsageError("Use either --all or --limit, not both.")
@@ -103,7 +116,11 @@ def ps(
 
     async def read(client: Client) -> list[RunRecord]:
         # One more than shown: tells whether runs were left out.
-        return await client.runs(status=status, limit=None if at_most is None else at_most + 1)
+        return await client.runs(
+            status=status,
+            limit=None if at_most is None else at_most + 1,
+            children=not no_children,
+        )
 
     def show(runs: list[RunRecord]) -> None:
         shown = runs[:at_most]
@@ -164,10 +181,13 @@ def inspect(
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     every_s = interval_s(interval)
 
-    def show(view: tuple[RunState, dict[str, Any] | None]) -> None:
-        state, tree = view
+    def show(view: InspectView) -> None:
+        state, tree, children = view
         if as_json:
-            echo_json(inspect_json(state, tree))
+            out = inspect_json(state, tree)
+            out["subflowOf"] = subflow_json(state)
+            out["children"] = children_json(children)
+            echo_json(out)
         else:
             print_inspect(state, tree=tree, db_args=db_args(db))
             lines = waiting_lines(state, now_ms=time.time_ns() // 1_000_000, db_args=db_args(db))
@@ -176,12 +196,13 @@ def inspect(
                 click.echo("Waiting:")
                 for line in lines:
                     click.echo(line)
+            print_children(state, children)
 
-    async def read(client: Client) -> tuple[RunState, dict[str, Any] | None]:
+    async def read(client: Client) -> InspectView:
         if not watch:
-            return await inspect_view(client, run_id)
+            return await inspect_with_children(client, run_id)
         return await watch_view(
-            lambda: inspect_view(client, run_id),
+            lambda: inspect_with_children(client, run_id),
             show,
             title=f"smithers inspect {run_id}",
             every_s=every_s,

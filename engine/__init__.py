@@ -22,6 +22,8 @@ from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
 from ._run_ids import EXISTING_RUN_HINT as EXISTING_RUN_HINT
 from ._run_ids import MAX_RUN_ID_LENGTH as MAX_RUN_ID_LENGTH
+from ._run_ids import child_run_id as child_run_id
+from ._run_ids import parse_child_run_id as parse_child_run_id
 from ._run_ids import validate_run_id as validate_run_id
 from .activation import default_log_dir as default_log_dir
 from .authoring import Approval as Approval
@@ -32,6 +34,7 @@ from .authoring import Backoff as Backoff
 from .authoring import Branch as Branch
 from .authoring import Parallel as Parallel
 from .authoring import Sequence as Sequence
+from .authoring import Subflow as Subflow
 from .authoring import Task as Task
 from .authoring import TaskContext as TaskContext
 from .authoring import Timer as Timer
@@ -63,8 +66,10 @@ from .errors import TaskIdRequiredError as TaskIdRequiredError
 from .errors import TaskMissingOutputError as TaskMissingOutputError
 from .errors import TaskTimeoutError as TaskTimeoutError
 from .errors import UnsupportedFeatureError as UnsupportedFeatureError
+from .errors import WorkflowExecutionFailedError as WorkflowExecutionFailedError
 from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
 from .history import AttemptDetail as AttemptDetail
+from .history import ChildRun as ChildRun
 from .history import DiffSide as DiffSide
 from .history import FrameMismatch as FrameMismatch
 from .history import FrameView as FrameView
@@ -136,6 +141,7 @@ __all__ = (
     "Timer",
     "TimerOutput",
     "WaitForEvent",
+    "Subflow",
     "CancelStep",
     "AmbiguousApprovalError",
     "ApprovalAlreadyDecidedError",
@@ -197,6 +203,7 @@ __all__ = (
     "Workflow",
     "WorkflowContext",
     "WorkflowMissingDefaultError",
+    "WorkflowExecutionFailedError",
     "cancel_run",
     "connect",
     "down",
@@ -226,5 +233,8 @@ __all__ = (
     "timeline",
     "tree_at",
     "validate_run_id",
+    "child_run_id",
+    "parse_child_run_id",
+    "ChildRun",
     "workflow",
 )

@@ -38,6 +38,7 @@ from ._handle import RunHandle
 from ._run_ids import EXISTING_RUN_HINT, validate_run_id
 from .errors import InvalidInputError, RunNotFoundError
 from .history import (
+    is_child_run,
     list_runs,
 )
 from .lifecycle import (
@@ -341,12 +342,17 @@ class Client:
             wf, input=input, run_id=run_id, resume=resume, store=store, db=self._path, **options
         )
 
-    async def runs(self, *, status: str | None = None, limit: int | None = None) -> list[RunRecord]:
+    async def runs(
+        self, *, status: str | None = None, limit: int | None = None, children: bool = True
+    ) -> list[RunRecord]:
         """Return the database's runs, newest first (see `list_runs`). Awaits I/O.
 
         Args:
             status: Only runs whose last recorded status is this (e.g. ``"failed"``).
-            limit: At most this many runs (after the `status` filter); None for all.
+            limit: At most this many runs (after the filters); None for all.
+            children: Include the child runs of `Subflow` nodes (ids
+                ``<parentRunId>:child:...``, see `parse_child_run_id`); False lists
+                top-level runs only.
 
         Returns:
             `RunRecord`s (run id, workflow name, status, created/updated Unix epoch
@@ -356,7 +362,11 @@ class Client:
             SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
             DatabaseQueryError: if the database cannot be read.
         """
-        return await list_runs(store=await self._open(), limit=limit, status=status)
+        store = await self._open()
+        if children:
+            return await list_runs(store=store, limit=limit, status=status)
+        runs = [r for r in await list_runs(store=store, status=status) if not is_child_run(r)]
+        return runs if limit is None else runs[:limit]
 
     async def pending_approvals(self, *, run_id: str | None = None) -> list[PendingApproval]:
         """Return the approvals waiting for a decision (see `list_pending_approvals`).

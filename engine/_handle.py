@@ -18,6 +18,7 @@ from .errors import (
     RunStillRunningError,
 )
 from .history import (
+    child_runs,
     diff_runs,
     follow_events,
     frame_view,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
     from ._client import Client
     from .authoring import Workflow
-    from .history import FrameView, NodeDetail, RunDiff, Timeline, VerifyResult
+    from .history import ChildRun, FrameView, NodeDetail, RunDiff, Timeline, VerifyResult
     from .lifecycle import CancelStep, DecisionResult, RunResult, SignalResult
 
 __all__ = ("RunHandle",)
@@ -161,6 +162,15 @@ class RunHandle:
         if record is None:
             raise RunNotFoundError(self.run_id)
         return record
+
+    async def children(self) -> list[ChildRun]:
+        """Return the run's child runs (its `Subflow` nodes' runs), oldest first.
+
+        Each `ChildRun` has the child's ``run_id``, the parent's ``node_id`` and
+        ``iteration`` that started it, its ``status`` and ``workflow_name``. Awaits one
+        read of the runs index.
+        """
+        return await child_runs(await self._store(), self.run_id)
 
     async def state(self, *, frame: int | None = None, seq: int | None = None) -> RunState:
         """Return the run's state now, at frame `frame`, or after event `seq` (`state_at`).

@@ -15,7 +15,17 @@ from pathlib import Path
 
 from .errors import InvalidInputError
 
-__all__ = ("EXISTING_RUN_HINT", "MAX_RUN_ID_LENGTH", "path_under", "validate_run_id")
+__all__ = (
+    "CHILD_MARKER",
+    "EXISTING_RUN_HINT",
+    "MAX_RUN_ID_LENGTH",
+    "SUBFLOW_ID",
+    "child_run_id",
+    "child_tail",
+    "parse_child_run_id",
+    "path_under",
+    "validate_run_id",
+)
 
 MAX_RUN_ID_LENGTH = 128
 """The longest run id accepted, in characters."""
@@ -104,3 +114,58 @@ def path_under(base: str | Path, *parts: str) -> Path:
             hint=_HINT,
         )
     return path
+
+
+# ---------------------------------------------------------------------- subflow children
+
+CHILD_MARKER = ":child:"
+"""What separates a parent's run id from the rest of its child's run id."""
+
+SUBFLOW_ID = re.compile(r"[A-Za-z0-9_.-]+")
+"""What a `Subflow` node id may be made of: run id characters but ``:``."""
+
+
+def child_run_id(parent_run_id: str, node_id: str, iteration: int, *, round_no: int = 1) -> str:
+    """Return the run id of a `Subflow`'s child: ``<parentRunId>:child:<nodeId>:<iteration>``.
+
+    `round_no` counts the child runs of the node: 1 for the first, n + 1 after n failed
+    ones (a retry of a failed child starts a new run ``...:<iteration>:<round>``). A
+    crash or a resume does not start a new round: the same child run is resumed.
+    Pure.
+    """
+    base = f"{parent_run_id}{CHILD_MARKER}{node_id}:{iteration}"
+    return base if round_no <= 1 else f"{base}:{round_no}"
+
+
+def parse_child_run_id(run_id: str) -> tuple[str, str, int] | None:
+    """Return ``(parent run id, node id, iteration)`` of a child run id, else None.
+
+    The inverse of `child_run_id` (the round is dropped), read from the right: the
+    node id has no ``:``, so ``...:child:<node>:<iteration>[:<round>]`` is found
+    whatever the parent's id (a child's child, a node named ``child``). An id of
+    another shape is not a child's. Pure.
+    """
+    parts = run_id.split(":")
+    for size in (4, 3):  # with a round, then without
+        if len(parts) <= size:
+            continue
+        tail = parts[-size:]
+        parsed = child_tail(":".join(tail[1:])) if tail[0] == CHILD_MARKER[1:-1] else None
+        parent = ":".join(parts[:-size])
+        if parsed is not None and parent:
+            return parent, parsed[0], parsed[1]
+    return None
+
+
+def child_tail(rest: str) -> tuple[str, int] | None:
+    """``(node id, iteration)`` of what follows ``<parentRunId>:child:`` in a child's id.
+
+    `rest` is ``<node>:<iteration>`` or ``<node>:<iteration>:<round>``; None if it is
+    not. Pure.
+    """
+    parts = rest.split(":")
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts[1:]):
+        return None
+    if not SUBFLOW_ID.fullmatch(parts[0]):
+        return None
+    return parts[0], int(parts[1])

@@ -35,6 +35,7 @@ __all__ = (
     "NoPendingApprovalsError",
     "AmbiguousApprovalError",
     "ApprovalAlreadyDecidedError",
+    "WorkflowExecutionFailedError",
 )
 
 
@@ -522,4 +523,23 @@ class ApprovalAlreadyDecidedError(EngineError):
             },
             hint=f"See the run with `smithers inspect {run_id}`; to decide again, rewind it "
             "to a frame before the decision (`smithers rewind`).",
+        )
+
+
+class WorkflowExecutionFailedError(EngineError):
+    """A `Subflow`'s child run did not finish: it failed, was cancelled or continued.
+
+    The `Subflow` node fails with it; the child's own error is recorded as its cause.
+    Details: `status` (the child's), `childRunId`, `nodeId`.
+    """
+
+    default_code = "WORKFLOW_EXECUTION_FAILED"
+
+    def __init__(self, node_id: str, child_run_id: str, status: str, reason: str | None) -> None:
+        super().__init__(
+            f"Subflow {node_id!r}: child run {child_run_id!r} ended {status}"
+            + (f": {reason}" if reason else "")
+            + ".",
+            details={"status": status, "childRunId": child_run_id, "nodeId": node_id},
+            hint=f"See the child with `smithers inspect {child_run_id}`.",
         )

@@ -157,6 +157,13 @@ class RunStarted(Event, frozen=True, kw_only=True):
     """Owner's process id."""
     host: str | None = None
     """Owner's host name."""
+    parent_run_id: str | None = None
+    """For the child run of a `Subflow` node: the parent run's id (every activation
+    records it). None for a top-level run. Not a fork's parent (`RunForked` says that)."""
+    parent_node_id: str | None = None
+    """For a child run: the id of the parent's `Subflow` node that runs it."""
+    parent_iteration: int | None = None
+    """For a child run: the loop iteration of that node in the parent."""
 
 
 class RunStatusChanged(Event, frozen=True, kw_only=True):

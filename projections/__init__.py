@@ -27,6 +27,7 @@ from ._run_state import NodeStateName as NodeStateName
 from ._run_state import RunState as RunState
 from ._run_state import RunStatus as RunStatus
 from ._run_state import SignalRecord as SignalRecord
+from ._run_state import SubflowParent as SubflowParent
 from ._run_state import TimerRecord as TimerRecord
 from ._run_state import is_run_status as is_run_status
 from .errors import CheckpointDecodeError as CheckpointDecodeError
@@ -48,6 +49,7 @@ __all__ = (
     "ProjectionError",
     "RunState",
     "SignalRecord",
+    "SubflowParent",
     "TimerRecord",
     "WAITING_NODE_STATES",
     "ApprovalRecord",

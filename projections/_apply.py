@@ -69,6 +69,7 @@ from ._run_state import (
     NodeRecord,
     RunState,
     SignalRecord,
+    SubflowParent,
     TimerRecord,
     is_run_status,
 )
@@ -147,6 +148,10 @@ def _run_started(s: RunState, e: RunStarted, seq: int) -> None:
         s.smithers_version = e.smithers_version
     if s.created_at_ms is None:
         s.created_at_ms = e.timestamp_ms
+    if e.parent_run_id is not None and e.parent_node_id is not None:
+        s.subflow_of = SubflowParent(
+            run_id=e.parent_run_id, node_id=e.parent_node_id, iteration=e.parent_iteration or 0
+        )
 
 
 @_on(RunStatusChanged)
@@ -537,8 +542,8 @@ def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
     `event.reset_nodes` back to pending with no output (as `RetryTaskStarted`; attempts
     kept); `parent_run_id`/`parent_frame_no` set; status ``"pending"`` until the child's
     own `RunStarted`; no frames, `next_frame_no` = ``parent_frame_no + 1``; `seq` 0;
-    `activation`, `rewinds` 0; no owner, error, replay, branch label or timestamps.
-    Workflow metadata, input and config are the parent's (folding `event` then sets the
+    `activation`, `rewinds` 0; no owner, error, replay, branch label, `subflow_of` or
+    timestamps. Workflow metadata, input and config are the parent's (folding `event` then sets the
     fork's own input, if it carries one).
 
     Args:
@@ -584,6 +589,7 @@ def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
         parent_frame_no=event.parent_frame_no,
         replay_of=None,
         branch_label=None,
+        subflow_of=None,
     )
     _reset_nodes(s, event.reset_nodes)
     return s

@@ -28,6 +28,7 @@ __all__ = (
     "RunState",
     "RunStatus",
     "SignalRecord",
+    "SubflowParent",
     "TimerRecord",
     "is_run_status",
 )
@@ -216,6 +217,17 @@ class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
         return None
 
 
+class SubflowParent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Where a child run comes from: the parent run and its `Subflow` node."""
+
+    run_id: str
+    """The parent run's id."""
+    node_id: str
+    """The parent's `Subflow` node that runs this child."""
+    iteration: int = 0
+    """That node's loop iteration."""
+
+
 class FrameRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """A committed render."""
 
@@ -292,6 +304,9 @@ class RunState(msgspec.Struct, kw_only=True):
     """The fork's branch label (`RunForked.branch_label`), None if none or not a fork."""
     signals: list[SignalRecord] = msgspec.field(default_factory=list)
     """Signals sent to the run, in log order (effective history)."""
+    subflow_of: SubflowParent | None = None
+    """For the child run of a `Subflow` node: its parent run and node (from its
+    `RunStarted`); None for other runs. Unrelated to `parent_run_id`, a fork's parent."""
 
     @property
     def frame_count(self) -> int:

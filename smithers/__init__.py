@@ -22,6 +22,7 @@ from smithers.engine import Parallel as Parallel
 from smithers.engine import RunHandle as RunHandle
 from smithers.engine import RunResult as RunResult
 from smithers.engine import Sequence as Sequence
+from smithers.engine import Subflow as Subflow
 from smithers.engine import Task as Task
 from smithers.engine import TaskContext as TaskContext
 from smithers.engine import Timer as Timer
@@ -63,6 +64,7 @@ __all__ = (
     "Timer",
     "TimerOutput",
     "WaitForEvent",
+    "Subflow",
     "Client",
     "Parallel",
     "RunHandle",

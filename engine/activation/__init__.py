@@ -40,6 +40,7 @@ from ._messages import BeatTimedOut as BeatTimedOut
 from ._messages import CancelRequested as CancelRequested
 from ._messages import ForeignAppended as ForeignAppended
 from ._messages import Message as Message
+from ._messages import SubflowWaiting as SubflowWaiting
 from ._messages import TaskBeat as TaskBeat
 from ._ndjson import STREAM_FILE as STREAM_FILE
 from ._ndjson import NdjsonMirror as NdjsonMirror
@@ -50,6 +51,15 @@ from ._render import Leaf as Leaf
 from ._render import Plan as Plan
 from ._render import compile_tree as compile_tree
 from ._schedule import Scheduler as Scheduler
+from ._subflow import SUBFLOW_EVENT_PREFIX as SUBFLOW_EVENT_PREFIX
+from ._subflow import ChildCancel as ChildCancel
+from ._subflow import ChildOutcome as ChildOutcome
+from ._subflow import ChildParked as ChildParked
+from ._subflow import ChildRunner as ChildRunner
+from ._subflow import SubflowRequest as SubflowRequest
+from ._subflow import run_subflow as run_subflow
+from ._subflow import subflow_request as subflow_request
+from ._subflow import subflow_waiting_events as subflow_waiting_events
 from ._waits import WaitStep as WaitStep
 from ._waits import timer_id as timer_id
 from ._waits import wait_step as wait_step
@@ -103,4 +113,14 @@ __all__ = (
     "WaitStep",
     "timer_id",
     "wait_step",
+    "SubflowWaiting",
+    "SUBFLOW_EVENT_PREFIX",
+    "ChildCancel",
+    "ChildOutcome",
+    "ChildParked",
+    "ChildRunner",
+    "SubflowRequest",
+    "run_subflow",
+    "subflow_request",
+    "subflow_waiting_events",
 )

@@ -17,7 +17,7 @@ import msgspec
 from smithers.eventstore import decode_json
 from smithers.eventstore.events import TaskHeartbeatTimeout
 
-from ..authoring import TaskContext
+from ..authoring import Subflow, TaskContext
 from ..errors import TaskHeartbeatTimeoutError
 from ._beats import BeatBook
 from ._execute import Outcome, error_info, execute_attempt
@@ -27,8 +27,10 @@ from ._messages import (
     BackoffElapsed,
     BeatTimedOut,
     Message,
+    SubflowWaiting,
     TaskBeat,
 )
+from ._subflow import ChildParked, run_subflow, subflow_request
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 
     from .._clock import Clock
     from ._render import Leaf
+    from ._subflow import ChildRunner, SubflowRequest
 
 __all__ = ("AttemptRunner", "RunningAttempt")
 
@@ -68,6 +71,8 @@ class AttemptRunner:
         input_value: ``ctx.input`` handed to each attempt.
         clock: Time source (heartbeat times, backoff sleeps).
         send: The coordinator's stream; every worker reports on it.
+        run_child: Runs the child run of a `Subflow` attempt (set by `run_workflow`);
+            None fails such attempts.
     """
 
     __slots__ = (
@@ -79,9 +84,11 @@ class AttemptRunner:
         "input_value",
         "jobs_recv",
         "jobs_send",
+        "run_child",
         "run_id",
         "running",
         "send",
+        "subflows",
         "tg",
     )
 
@@ -92,8 +99,12 @@ class AttemptRunner:
         input_value: object,
         clock: Clock,
         send: MemoryObjectSendStream[Message],
+        run_child: ChildRunner | None = None,
     ) -> None:
         self.run_id = run_id
+        self.run_child = run_child
+        self.subflows: dict[NodeKey, SubflowRequest] = {}
+        """The child-run requests of running `Subflow` attempts, by node key."""
         self.input_value = input_value
         self.clock = clock
         self.send = send
@@ -130,6 +141,10 @@ class AttemptRunner:
         `state` is the run's state now (for the task's last recorded heartbeat).
         """
         assert self.tg is not None
+        if leaf.task.kind == "subflow":
+            assert isinstance(leaf.task, Subflow)
+            key = leaf.key
+            self.subflows[key] = subflow_request(leaf.task, self.run_id, key, state.nodes.get(key))
         job = (leaf, attempt, self.running[leaf.key].scope, self.task_context(leaf, attempt, state))
         if self.idle_workers:
             self.idle_workers -= 1
@@ -159,15 +174,26 @@ class AttemptRunner:
         return self.running.pop(key).leaf
 
     def cancel(self, key: NodeKey, reason: str) -> None:
-        """Cancel a running attempt; its `NodeCancelled` gets `reason`."""
+        """Cancel a running attempt; its `NodeCancelled` gets `reason`.
+
+        A `Subflow` attempt is not cut short: its child run is asked to cancel, records
+        its cancellation and ends, and then the attempt ends cancelled.
+        """
         self.cancel_reasons[key] = reason
-        self.running[key].scope.cancel()
+        self._stop(key, reason)
 
     def cancel_all(self, reason: str) -> None:
         """Cancel every running attempt (keeping a reason already given to one)."""
-        for key, running in self.running.items():
+        for key in self.running:
             self.cancel_reasons.setdefault(key, reason)
-            running.scope.cancel()
+            self._stop(key, reason)
+
+    def _stop(self, key: NodeKey, reason: str) -> None:
+        child = self.subflows.get(key)
+        if child is not None:
+            child.cancel.set(f"parent-{reason}", "parent")
+        else:
+            self.running[key].scope.cancel()
 
     def task_context(self, leaf: Leaf, attempt: int, state: RunState) -> TaskContext:
         """The `TaskContext` of an attempt; its ``beat`` reports on the stream.
@@ -210,8 +236,17 @@ class AttemptRunner:
         task = leaf.task
         key = leaf.key
         self.beats.started(key, self.clock.now_ms())
+        parked: ChildParked | None = None
         with scope:
-            if task.heartbeat_timeout_ms is None:
+            if isinstance(task, Subflow):
+                ended = await run_subflow(
+                    task, self.subflows[key], self.run_child, self.clock, attempt
+                )
+                if isinstance(ended, ChildParked):
+                    parked = ended
+                else:
+                    outcome = ended
+            elif task.heartbeat_timeout_ms is None:
                 outcome = await execute_attempt(task, tctx)
             else:
                 async with anyio.create_task_group() as tg:
@@ -232,7 +267,10 @@ class AttemptRunner:
                 last,
             )
             outcome = Outcome(error=error_info(err))
-        if outcome is None:
+        self.subflows.pop(key, None)
+        if parked is not None:
+            self.send.send_nowait(SubflowWaiting(key=key, attempt=attempt, parked=parked))
+        elif outcome is None:
             reason = self.cancel_reasons.pop(key, "cancelled")
             self.send.send_nowait(AttemptCancelled(key=key, attempt=attempt, reason=reason))
         else:

@@ -29,6 +29,7 @@ from ..errors import SchedulerError
 from ._execute import Outcome, error_info, execute_attempt
 from ._render import compile_tree
 from ._schedule import Scheduler
+from ._subflow import subflow_waiting_events
 from ._waits import WaitStatus, wait_step
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from ..authoring import Workflow
     from ._attempts import AttemptRunner
     from ._loop import RunLoop
-    from ._messages import AttemptCancelled, AttemptEnded
+    from ._messages import AttemptCancelled, AttemptEnded, SubflowWaiting
     from ._render import Leaf, Plan
 
 __all__ = ("DEFAULT_HOLD_MS", "Decider")
@@ -226,6 +227,7 @@ class Decider:
                         progressed = True
                         continue
                 attempt = (rec.attempt_count if rec is not None else 0) + 1
+                self.waiting.pop(key, None)  # a Subflow whose child parked: look again
                 self.emit(
                     NodeStarted(
                         run_id=self.run_id,
@@ -335,6 +337,32 @@ class Decider:
                 reason=msg.reason,
             )
         )
+
+    def subflow_waiting(self, msg: SubflowWaiting) -> None:
+        """A `Subflow`'s child run parked: the node waits too, as the child does.
+
+        The attempt is closed and the node marked waiting (`subflow_waiting_events`);
+        the run parks with the child's status once nothing else can go on. A wake-up
+        (the child's next timer or timeout, a decision or signal reaching this run)
+        or a resume starts the next attempt, which resumes the same child.
+        """
+        key = msg.key
+        self._flush_beat(key)
+        self.attempts.ended(key)
+        assert self.scheduler is not None
+        self.scheduler.released(key)
+        parked = msg.parked
+        for event in subflow_waiting_events(
+            self.run_id, key, msg.attempt, parked, self.clock.now_ms()
+        ):
+            self.emit(event)
+        if self.cancelling is not None or not _mounted(self.scheduler.plan, key):
+            return
+        known = parked.status in _PARK_ORDER
+        status = _PARK_ORDER[_PARK_ORDER.index(parked.status) if known else 0]
+        self.waiting[key] = (status, parked.wake_at_ms)
+        if parked.wake_at_ms is not None:
+            self.loop.wake_at(key, parked.wake_at_ms)
 
     def _flush_beat(self, key: NodeKey) -> None:
         """Record a coalesced-away payload before the attempt's end, so it is durable."""

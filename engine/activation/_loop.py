@@ -48,6 +48,7 @@ from ._messages import (
     CancelRequested,
     ForeignAppended,
     Message,
+    SubflowWaiting,
     TaskBeat,
     WaitDue,
 )
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from ..authoring import Workflow
     from ._ndjson import NdjsonMirror
     from ._render import Plan
+    from ._subflow import ChildRunner
 
 __all__ = ("HEARTBEAT_INTERVAL_MS", "RunLoop")
 
@@ -97,6 +99,8 @@ class RunLoop:
         reload: Re-folds the run from the log (used after another process appended).
         hold_ms: Sleep instead of parking when the next wake-up (a timer, a wait's
             timeout) is at most this many ms away.
+        run_child: Starts or resumes the child run of a `Subflow` node (`run_workflow`
+            passes one; the activation room cannot import the lifecycle room).
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class RunLoop:
         owner: Lease | None = None,
         reload: Callable[[], Awaitable[RunState]] | None = None,
         hold_ms: int = DEFAULT_HOLD_MS,
+        run_child: ChildRunner | None = None,
     ) -> None:
         self.wf = wf
         self.store = store
@@ -135,7 +140,9 @@ class RunLoop:
         self.unpark = False
         """A decision or signal arrived while this activation was parking: the next
         tick starts the run again (`_unpark`)."""
-        self.attempts = AttemptRunner(run_id, input_value=input_value, clock=clock, send=self.send)
+        self.attempts = AttemptRunner(
+            run_id, input_value=input_value, clock=clock, send=self.send, run_child=run_child
+        )
         self.decider = Decider(
             self,
             self.attempts,
@@ -364,6 +371,9 @@ class RunLoop:
                     changed = True  # folded in above, by `_read_foreign`
                 case WaitDue(key=key):
                     decider.wake(key)
+                case SubflowWaiting():
+                    changed = True
+                    decider.subflow_waiting(msg)
 
         if changed and not need_render and decider.plan is not None:
             # Nothing the last render read has changed: the tree is the same (empty delta).

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from smithers.projections import NodeKey
 
     from ._execute import Outcome
+    from ._subflow import ChildParked
 
 __all__ = (
     "AttemptCancelled",
@@ -26,6 +27,7 @@ __all__ = (
     "CancelRequested",
     "ForeignAppended",
     "Message",
+    "SubflowWaiting",
     "TaskBeat",
     "WaitDue",
 )
@@ -103,6 +105,17 @@ class WaitDue(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     key: NodeKey | None
 
 
+class SubflowWaiting(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A `Subflow` attempt's child run parked: the node waits as its child does."""
+
+    key: NodeKey
+    """``(node_id, iteration)`` of the `Subflow` node."""
+    attempt: int
+    """The attempt (1-based)."""
+    parked: ChildParked
+    """The child's status and next wake-up."""
+
+
 Message = (
     TaskBeat
     | BeatTimedOut
@@ -112,5 +125,6 @@ Message = (
     | CancelRequested
     | ForeignAppended
     | WaitDue
+    | SubflowWaiting
 )
 """Everything the coordinator's stream carries."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from ..authoring import Approval, Branch, Parallel, Sequence, Task, Timer, WaitForEvent
+from ..authoring import Approval, Branch, Parallel, Sequence, Subflow, Task, Timer, WaitForEvent
 from ..errors import DuplicateIdError, EngineError
 
 if TYPE_CHECKING:
@@ -158,6 +158,8 @@ def _task_tree(task: Task) -> dict[str, Any]:
             node["untilMs"] = task.until_ms
         else:
             node["durationMs"] = task.duration_ms
+    elif isinstance(task, Subflow):
+        node["workflow"] = task.workflow.name
     return node
 
 

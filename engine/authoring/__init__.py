@@ -20,6 +20,7 @@ from ._identity import WorkflowIdentity as WorkflowIdentity
 from ._identity import workflow_identity as workflow_identity
 from ._loader import load_named_workflow as load_named_workflow
 from ._loader import load_workflow as load_workflow
+from ._subflow import Subflow as Subflow
 from ._waits import Approval as Approval
 from ._waits import ApprovalDecision as ApprovalDecision
 from ._waits import ApprovalOptionsRequiredError as ApprovalOptionsRequiredError
@@ -57,5 +58,6 @@ __all__ = (
     "WaitForEvent",
     "parse_duration_ms",
     "WAIT_KINDS",
+    "Subflow",
     "TaskKind",
 )

@@ -5,6 +5,9 @@ The state at a point, frames, the timeline, diffs, verify, the read API, a node'
 
 from __future__ import annotations
 
+from ._children import ChildRun as ChildRun
+from ._children import child_runs as child_runs
+from ._children import is_child_run as is_child_run
 from ._diff import DiffSide as DiffSide
 from ._diff import JsonChange as JsonChange
 from ._diff import NodeDiff as NodeDiff
@@ -46,6 +49,9 @@ from ._verify import verify_frame as verify_frame
 from ._verify import verify_run as verify_run
 
 __all__ = (
+    "ChildRun",
+    "child_runs",
+    "is_child_run",
     "DiffSide",
     "JsonChange",
     "NodeDiff",

@@ -34,6 +34,11 @@ from ._spawn import SpawnResume as SpawnResume
 from ._spawn import resume_result_file as resume_result_file
 from ._spawn import spawn_detached as spawn_detached
 from ._spawn import spawn_resume as spawn_resume
+from ._subflow import ENDED_STATUSES as ENDED_STATUSES
+from ._subflow import child_outcome as child_outcome
+from ._subflow import child_runner as child_runner
+from ._subflow import next_wake_ms as next_wake_ms
+from ._subflow import wake_parent as wake_parent
 from ._supervisor import supervise as supervise
 
 __all__ = (
@@ -70,4 +75,9 @@ __all__ = (
     "deny",
     "list_pending_approvals",
     "signal",
+    "ENDED_STATUSES",
+    "child_outcome",
+    "child_runner",
+    "next_wake_ms",
+    "wake_parent",
 )

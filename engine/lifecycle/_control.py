@@ -35,7 +35,7 @@ from .._stores import open_existing_store
 from ..activation import append_to_run, default_log_dir
 from ..authoring import load_named_workflow
 from ..errors import InvalidInputError, RunNotResumableError
-from ..history import SUPERVISOR_STREAM_ID, load_state
+from ..history import SUPERVISOR_STREAM_ID, child_runs, load_state
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, OwnerVerdict, judge_owner
 from ._run import (
     _DEFAULT,
@@ -43,6 +43,7 @@ from ._run import (
     _result,
     run_workflow,
 )
+from ._subflow import ENDED_STATUSES, wake_parent
 
 if TYPE_CHECKING:
     import os
@@ -120,7 +121,9 @@ async def cancel_run(
     waiting out its backoff, `RunStatusChanged("cancelled")` and `RunCancelled`; then
     it deletes the run's lease (an owner that was only slow then stops too). Every
     append uses `expected_seq`: a racing write by the owner is detected, the log
-    re-read and the decision taken again. Awaits I/O.
+    re-read and the decision taken again. A cancelled run's child runs (`Subflow`)
+    still running or parked are cancelled the same way (source ``"parent"``, reason
+    ``"parent-cancelled"``). Awaits I/O.
 
     Args:
         run_id: The run to cancel.
@@ -161,7 +164,7 @@ async def cancel_run(
     if store is None:
         store = await open_existing_store(path)
     try:
-        return await _cancel(
+        state = await _cancel(
             store,
             run_id,
             source,
@@ -172,10 +175,35 @@ async def cancel_run(
             clock,
             log_dir=default_log_dir(path, run_id) if path is not None else None,
         )
+        if state.status == "cancelled":
+            await _cancel_children(
+                store, run_id, path=path, wait_ms=wait_ms, stale_threshold_ms=stale_threshold_ms
+            )
+        return state
     finally:
         if own:
             with anyio.CancelScope(shield=True):
                 await store.close()
+
+
+async def _cancel_children(
+    store: EventStore, run_id: str, *, path: Path | None, **options: Any
+) -> None:
+    """Cancel the child runs (`Subflow`) of a cancelled run that are still active.
+
+    A live parent cancels its running children itself; this converges the rest: the
+    children of a parent that parked or died with it. Recursive (grandchildren too).
+    """
+    for child in await child_runs(store, run_id):
+        if _is_active(child.status):
+            await cancel_run(
+                child.run_id,
+                db=path,
+                store=store,
+                source="parent",
+                reason="parent-cancelled",
+                **options,
+            )
 
 
 def _db_path(db: str | os.PathLike[str] | None, own: bool) -> Path | None:
@@ -533,7 +561,7 @@ async def resume_run(
         if config.get(key) is not None:
             options[option] = config[key]
     recorded_cap = config.get("maxConcurrency")
-    return await run_workflow(
+    result = await run_workflow(
         wf,
         run_id=run_id,
         resume=True,
@@ -550,3 +578,26 @@ async def resume_run(
         allow_nondeterminism=allow_nondeterminism,
         **options,
     )
+    if state.subflow_of is not None and result.status in ENDED_STATUSES:
+        # A child resumed on its own (a decision, a signal, a due timer) that ended:
+        # its parent, parked on it, goes on now.
+        await _wake_parent(run_id, db=db, store=store, stale_threshold_ms=stale_threshold_ms)
+    return result
+
+
+async def _wake_parent(
+    run_id: str, *, db: str | os.PathLike[str] | None, store: EventStore | None, **options: Any
+) -> None:
+    """`wake_parent` for the child run `run_id`, through a store of its own if need be."""
+    opened = store if store is not None else await open_existing_store(db)
+    try:
+        child = await load_state(opened, run_id)
+
+        async def resume(parent_id: str) -> RunResult:
+            return await resume_run(parent_id, db=db, store=store, **options)
+
+        await wake_parent(child, resume, store=opened)
+    finally:
+        if store is None:
+            with anyio.CancelScope(shield=True):
+                await opened.close()

@@ -47,11 +47,12 @@ from ..errors import (
 )
 from ..history import SUPERVISOR_STREAM_ID, load_state, verify_frame
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, owner_verdict, refuse_if_owned
+from ._subflow import child_runner
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
-    from smithers.projections import RunState
+    from smithers.projections import RunState, SubflowParent
 
     from ..authoring import Workflow
 
@@ -304,6 +305,7 @@ async def run_workflow(
     clock: Clock | None = None,
     allow_nondeterminism: bool = False,
     hold_ms: int = DEFAULT_HOLD_MS,
+    subflow_of: SubflowParent | None = None,
 ) -> RunResult:
     """Run a workflow to its end and return the result, as Smithers' `runWorkflow`.
 
@@ -346,6 +348,10 @@ async def run_workflow(
             the next wake-up (a timer, a wait's timeout) is at most this many ms away
             (default 60 s); otherwise the run parks (status ``waiting-*``) and this
             returns. 0 parks at once.
+        subflow_of: Set by the engine when the run is the child run of a `Subflow`
+            node: the parent run and node, recorded on every ``RunStarted``
+            (``parentRunId``, ``parentNodeId``, ``parentIteration``). A resumed child
+            keeps the parent its log records.
 
     Returns:
         A `RunResult` with status ``"finished"``, ``"failed"`` or ``"cancelled"``, or
@@ -439,6 +445,7 @@ async def run_workflow(
             "maxOutputBytes": max_output_bytes,
             "toolTimeoutMs": tool_timeout_ms,
         }
+        parent = state.subflow_of if state is not None and state.subflow_of else subflow_of
         first_events: list[Event] = [
             RunStarted(
                 run_id=run_id,
@@ -454,6 +461,9 @@ async def run_workflow(
                 owner_id=owner.owner_id,
                 pid=owner.pid,
                 host=owner.host,
+                parent_run_id=parent.run_id if parent is not None else None,
+                parent_node_id=parent.node_id if parent is not None else None,
+                parent_iteration=parent.iteration if parent is not None else None,
             ),
             RunStatusChanged(run_id=run_id, timestamp_ms=now, status="running"),
         ]
@@ -477,6 +487,24 @@ async def run_workflow(
             owner=owner,
             reload=reload,
             hold_ms=hold_ms,
+            run_child=child_runner(
+                run_workflow,
+                store=store,
+                clock=clock,
+                force=force,
+                options={
+                    "db": db_path,
+                    "log_dir": _DEFAULT if log_dir is not None else None,
+                    "max_concurrency": max_concurrency,
+                    "root_dir": root_dir,
+                    "allow_network": allow_network,
+                    "max_output_bytes": max_output_bytes,
+                    "tool_timeout_ms": tool_timeout_ms,
+                    "stale_threshold_ms": stale_threshold_ms,
+                    "allow_nondeterminism": allow_nondeterminism,
+                    "hold_ms": hold_ms,
+                },
+            ),
         )
         await loop.drive(first_events, cancel)
         return _result(loop.state)

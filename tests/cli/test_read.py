@@ -31,6 +31,7 @@ def test_ps_json_lists_runs_newest_first(cli: Any) -> None:
         "workflowName": "count",
         "createdAtMs": runs[1]["createdAtMs"],
         "updatedAtMs": runs[1]["updatedAtMs"],
+        "parentRunId": None,
     }
     assert runs[1]["updatedAtMs"] >= runs[1]["createdAtMs"]
 
