@@ -105,6 +105,7 @@ from .lifecycle import run_workflow as run_workflow
 from .lifecycle import spawn_detached as spawn_detached
 from .lifecycle import spawn_resume as spawn_resume
 from .lifecycle import supervise as supervise
+from .lifecycle import wake_deadline as wake_deadline
 from .timetravel import fork as fork
 from .timetravel import replay as replay
 from .timetravel import retry_task as retry_task
@@ -202,6 +203,7 @@ __all__ = (
     "spawn_resume",
     "state_at",
     "supervise",
+    "wake_deadline",
     "task_dependents",
     "timeline",
     "tree_at",

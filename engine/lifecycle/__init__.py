@@ -27,7 +27,9 @@ from ._spawn import SpawnResume as SpawnResume
 from ._spawn import resume_result_file as resume_result_file
 from ._spawn import spawn_detached as spawn_detached
 from ._spawn import spawn_resume as spawn_resume
+from ._supervisor import WakeReason as WakeReason
 from ._supervisor import supervise as supervise
+from ._supervisor import wake_deadline as wake_deadline
 
 __all__ = (
     "DEFAULT_STALE_THRESHOLD_MS",
@@ -55,5 +57,7 @@ __all__ = (
     "resume_result_file",
     "spawn_detached",
     "spawn_resume",
+    "WakeReason",
     "supervise",
+    "wake_deadline",
 )
