@@ -234,7 +234,7 @@ def up(
         smithers up examples/repo_audit.py -c 8 --db runs/smithers.db --json
         smithers up --resume run-lx2k3j-1a2b3c
         smithers up examples/hello.py --detach
-        smithers up flows/nightly.py --hold-ms 0
+        smithers up examples/hello.py --hold-ms 0
 
     \b
     Exit codes:

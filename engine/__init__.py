@@ -74,6 +74,7 @@ from .history import RunDiff as RunDiff
 from .history import Timeline as Timeline
 from .history import TimelineFrame as TimelineFrame
 from .history import TimelineRewind as TimelineRewind
+from .history import TimelineWait as TimelineWait
 from .history import TreeNodeChange as TreeNodeChange
 from .history import VerifyResult as VerifyResult
 from .history import diff_runs as diff_runs
@@ -174,6 +175,7 @@ __all__ = (
     "Timeline",
     "TimelineFrame",
     "TimelineRewind",
+    "TimelineWait",
     "UnsupportedFeatureError",
     "Workflow",
     "WorkflowContext",
