@@ -142,7 +142,8 @@ async def test_wake_deadline_is_the_earliest_timer_or_wait_timeout(db: Path) -> 
     assert result.status == "waiting-approval"  # approvals first, then events, then timers
     state = await load_run("t6", db=db)
     wait = state.node("ci")
-    assert wait is not None and wait.wait is not None
+    assert wait is not None
+    assert wait.wait is not None
     assert wake_deadline(state) == (wait.wait.timeout_at_ms, "timeout")
 
     @workflow("asks")
