@@ -170,6 +170,15 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
     "frame as its log recorded it (see `smithers verify`).",
 )
 @click.option(
+    "--hold-ms",
+    type=click.IntRange(min=0),
+    metavar="MS",
+    help="How long a run that has only timers (or wait timeouts) left keeps waiting in "
+    "this process before it parks: if the next one is due within MS it sleeps here, "
+    "else the run parks (status waiting-timer/-event, exit 3; `smithers supervise` wakes "
+    "it when due). 0 parks at once. Default: 60000.",
+)
+@click.option(
     "-d",
     "--detach",
     is_flag=True,
@@ -204,6 +213,7 @@ def up(
     resume_id: str | None,
     force: bool,
     allow_nondeterminism: bool,
+    hold_ms: int | None,
     detach: bool,
     db: str | None,
     log_dir: str | None,
@@ -226,6 +236,7 @@ def up(
         smithers up examples/repo_audit.py -c 8 --db runs/smithers.db --json
         smithers up --resume run-lx2k3j-1a2b3c
         smithers up examples/hello.py --detach
+        smithers up examples/hello.py --hold-ms 0
 
     \b
     Exit codes:
@@ -260,6 +271,8 @@ def up(
         options["log_dir"] = None
     elif log_dir is not None:
         options["log_dir"] = log_dir
+    if hold_ms is not None:
+        options["hold_ms"] = hold_ms
 
     if detach:
         start_detached(
@@ -276,6 +289,7 @@ def up(
             log_dir=log_dir,
             no_log=no_log,
             as_json=as_json,
+            hold_ms=hold_ms,
         )
         return
 

@@ -90,6 +90,7 @@ def start_detached(
     log_dir: str | None,
     no_log: bool,
     as_json: bool,
+    hold_ms: int | None = None,
 ) -> None:
     """Start ``up`` in the background and exit 0 once the run has started.
 
@@ -118,6 +119,8 @@ def start_detached(
             args += ["--input", json.dumps(input_value)]
     if max_concurrency is not None:
         args += ["-c", str(max_concurrency)]
+    if hold_ms is not None:
+        args += ["--hold-ms", str(hold_ms)]
     if no_log:
         args.append("--no-log")
     elif log_dir is not None:

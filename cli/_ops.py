@@ -175,9 +175,14 @@ def _event_line(event: Event, dry_run: bool) -> str | None:
             + (" (dry run: nothing is started or recorded)." if dry_run else ".")
         )
     if isinstance(event, RunAutoResumed):
+        pid = f"; resumer pid {event.pid}" if event.pid else ""
+        if event.wake is not None:
+            verb = "would wake" if dry_run else "woke"
+            what = "timer due" if event.wake == "timer" else "wait timed out"
+            due = f" at {format_time(event.due_at_ms)}" if event.due_at_ms is not None else ""
+            return f"{verb:<12} {event.run_id}  ({what}{due}{pid})"
         verb = "would resume" if dry_run else "resumed"
         gone = format_duration(event.stale_duration_ms)
-        pid = f"; resumer pid {event.pid}" if event.pid else ""
         return f"{verb:<12} {event.run_id}  (owner silent for {gone}{pid})"
     if isinstance(event, RunAutoResumeSkipped):
         detail: str = event.reason
@@ -188,8 +193,10 @@ def _event_line(event: Event, dry_run: bool) -> str | None:
         return f"{'skipped':<12} {event.run_id}  {detail}"
     if isinstance(event, SupervisorPollCompleted):
         resumed = "would resume" if dry_run else "resumed"
+        # resumed_count includes the parked runs woken (each is a resume).
+        woken = f" ({event.woken_count} woken)" if event.woken_count else ""
         return (
-            f"poll: {event.stale_count} stale, {event.resumed_count} {resumed}, "
+            f"poll: {event.stale_count} stale, {event.resumed_count} {resumed}{woken}, "
             f"{event.skipped_count} skipped ({format_duration(event.duration_ms)})"
         )
     return None
@@ -249,7 +256,7 @@ def supervise_command(
     db: str | None,
     as_json: bool,
 ) -> None:
-    """Resume runs whose process is gone (crashed, killed, machine rebooted).
+    """Resume runs whose process is gone; wake parked runs whose timer is due.
 
     Every --interval, runs still marked running whose owner's pid is dead (this
     host) or whose heartbeat is older than --stale-threshold are resumed, each by a
@@ -262,6 +269,11 @@ def supervise_command(
     failed (backed off, doubling up to 30 min) are skipped. Decisions are recorded
     in the log stream `supervisor` (`smithers events supervisor`). SIGINT/SIGTERM
     stop it.
+
+    Parked runs (waiting-timer, waiting-event, waiting-approval: no process) whose
+    timer is due or whose WaitForEvent timeout passed are woken the same way. Between
+    polls it sleeps until the next such deadline it knows of, at most --interval, so
+    a timer fires on time: a run parked while it sleeps is seen at the next poll.
 
     \b
     Examples:

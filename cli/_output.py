@@ -229,17 +229,20 @@ def _parent_of(run_id: str) -> str | None:
     return parsed[0] if parsed is not None else None
 
 
-def print_runs(runs: Sequence[RunRecord]) -> None:
+def print_runs(runs: Sequence[RunRecord], *, waiting: Mapping[str, str] | None = None) -> None:
     """Print the ``ps`` table: run id, workflow, status, started, duration.
 
     The duration is the run's wall time, from its first event to its last (as
-    ``inspect`` shows it).
+    ``inspect`` shows it). With `waiting` (run id -> what it waits for) and a run in
+    it, a ``WAITING FOR`` column is added.
     """
     if not runs:
         click.echo("No runs. Start one with `smithers up FILE`.")
         return
+    waits = {rid: text for rid, text in (waiting or {}).items() if text}
+    extra = ("WAITING FOR",) if waits else ()
     print_table(
-        ("RUN ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"),
+        ("RUN ID", "WORKFLOW", "STATUS", "STARTED", "DURATION", *extra),
         (
             (
                 r.run_id,
@@ -247,10 +250,11 @@ def print_runs(runs: Sequence[RunRecord]) -> None:
                 r.status,
                 format_time(r.created_at_ms),
                 format_duration(r.updated_at_ms - r.created_at_ms),
+                *((waits.get(r.run_id, ""),) if waits else ()),
             )
             for r in runs
         ),
-        styles=("bold", "", None, "", ""),
+        styles=("bold", "", None, "", "", ""),
     )
 
 

@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.text import Text
 from smithers.eventstore.events import (
-    ApprovalDenied,
-    ApprovalGranted,
     Event,
     NodeCancelled,
     NodeEvent,
@@ -30,12 +28,12 @@ from smithers.eventstore.events import (
     RunFailed,
     RunFinished,
     RunStatusChanged,
-    SignalReceived,
+    TimerCancelled,
     TimerFired,
 )
-from smithers.projections import RunState, apply_event
+from smithers.projections import WAITING_NODE_STATES, RunState, apply_event
 
-from ._output import STATE_STYLES, error_label, format_time, stdout_console
+from ._output import STATE_STYLES, error_label, format_clock, format_duration, stdout_console
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -48,6 +46,64 @@ __all__ = ("ProgressReporter",)
 
 def _node_label(event: NodeEvent) -> str:
     return f"{event.node_id}#{event.iteration}" if event.iteration else event.node_id
+
+
+def _timer_label(timer_id: str) -> str:
+    """``soak`` for timer ``soak:0``, ``soak#2`` for ``soak:2`` (ids are ``node:iteration``)."""
+    node_id, _, iteration = timer_id.rpartition(":")
+    if not node_id or not iteration.isdigit():
+        return timer_id
+    return node_id if iteration == "0" else f"{node_id}#{iteration}"
+
+
+def _at(at_ms: int, from_ms: int) -> str:
+    """``12:00:03 (in 30s)``: a wall-clock time and how far it is from `from_ms`."""
+    return f"{format_clock(at_ms)[:8]} (in {format_duration(max(at_ms - from_ms, 0))})"
+
+
+def describe_wait(event: Event, before: RunState) -> tuple[str, str, str] | None:
+    """Return ``(verb, subject, detail)`` when `event` starts or ends a node's wait.
+
+    `before` is the run's state before `event` (the approval's title, a wait's signal).
+    A node starts waiting (``waiting for approval: deploy (Deploy?)``, ``timer soak
+    fires at 12:00:03 (in 30s)``, ``waiting for signal ci.done``); a wait ends (``timer
+    soak fired``, ``approved``/``denied deploy``, ``signal ci.done reached ci``, ``timed
+    out``). Decisions and signals recorded by another process before this activation
+    are not seen here: the node's own end line shows then.
+    """
+    if isinstance(event, NodeWaitingApproval):
+        rec = before.nodes.get((event.node_id, event.iteration))
+        title = rec.approval.title if rec is not None and rec.approval is not None else None
+        return "waiting", f"for approval: {_node_label(event)}", f" ({title})" if title else ""
+    if isinstance(event, NodeWaitingTimer):
+        fires = _at(event.fires_at_ms, event.timestamp_ms)
+        return "timer", _node_label(event), f" fires at {fires}"
+    if isinstance(event, NodeWaitingEvent):
+        detail = f" on {_node_label(event)}"
+        if event.correlation_id is not None:
+            detail += f" (correlation {event.correlation_id})"
+        if event.timeout_at_ms is not None:
+            detail += f", times out at {_at(event.timeout_at_ms, event.timestamp_ms)}"
+        return "waiting", f"for signal {event.event_name}", detail
+    if isinstance(event, TimerFired):
+        late = f" ({format_duration(event.delay_ms)} late)" if event.delay_ms >= 1000 else ""
+        return "timer", _timer_label(event.timer_id), f" fired{late}"
+    if isinstance(event, TimerCancelled):
+        return "timer", _timer_label(event.timer_id), " cancelled"
+    if isinstance(event, NodeStarted | NodeSkipped | NodeFailed):
+        rec = before.nodes.get((event.node_id, event.iteration))
+        if rec is None or rec.state not in WAITING_NODE_STATES:
+            return None
+        if rec.state == "waiting-approval":
+            decision = rec.approval.decision if rec.approval is not None else None
+            by = rec.approval.decided_by if rec.approval is not None else None
+            verb = {"granted": "approved", "denied": "denied"}.get(decision or "", "decided")
+            return verb, _node_label(event), f" (by {by})" if by else ""
+        if rec.state == "waiting-event" and rec.wait is not None:
+            if rec.wait.received:
+                return "signal", rec.wait.event_name, f" reached {_node_label(event)}"
+            return "timed out", _node_label(event), f" (no signal {rec.wait.event_name})"
+    return None
 
 
 def describe(event: Event) -> tuple[str, str, str] | None:
@@ -69,32 +125,27 @@ def describe(event: Event) -> tuple[str, str, str] | None:
         return "skipped", _node_label(event), f" ({event.reason})" if event.reason else ""
     if isinstance(event, NodeCancelled):
         return "cancelled", _node_label(event), f" ({event.reason})" if event.reason else ""
-    if isinstance(event, NodeWaitingApproval):
-        return "waiting", _node_label(event), " (approval)"
-    if isinstance(event, NodeWaitingEvent):
-        corr = f", correlation {event.correlation_id}" if event.correlation_id else ""
-        return "waiting", _node_label(event), f" (signal {event.event_name!r}{corr})"
-    if isinstance(event, NodeWaitingTimer):
-        return "waiting", _node_label(event), f" (timer, fires at {format_time(event.fires_at_ms)})"
-    if isinstance(event, ApprovalGranted | ApprovalDenied):
-        verb = "approved" if isinstance(event, ApprovalGranted) else "denied"
-        return verb, _node_label(event), f" (by {event.decided_by})" if event.decided_by else ""
-    if isinstance(event, SignalReceived):
-        return "signal", event.signal_name, f" (from {event.sent_by})" if event.sent_by else ""
-    if isinstance(event, TimerFired):
-        return "timer", event.timer_id, " fired"
-    if isinstance(event, RunStatusChanged) and event.status.startswith("waiting-"):
-        return "run", event.status, " (parked)"
     if isinstance(event, RunFinished):
         return "run", "finished", ""
     if isinstance(event, RunFailed):
         return "run", "failed", ""
     if isinstance(event, RunCancelled):
         return "run", "cancelled", f" ({event.reason})" if event.reason else ""
+    if isinstance(event, RunStatusChanged) and event.status.startswith("waiting-"):
+        return "run", "parked", f" ({event.status})"
     return None
 
 
-_VERB_STYLES = {"retrying": "yellow", "run": "bold", "waiting": "cyan", "denied": "red"}
+_VERB_STYLES = {
+    "retrying": "yellow",
+    "run": "bold",
+    "waiting": "cyan",
+    "timer": "cyan",
+    "signal": "cyan",
+    "approved": "green",
+    "denied": "red",
+    "timed out": "red",
+}
 
 
 class _StatusLine:
@@ -109,6 +160,10 @@ class _StatusLine:
         text = Text()
         for state in ("running", "finished", "failed"):
             text.append(f"{state} {counts.get(state, 0)}", style=STATE_STYLES[state])
+            text.append(" · ")
+        waiting = sum(counts.get(state, 0) for state in WAITING_NODE_STATES)
+        if waiting:
+            text.append(f"waiting {waiting}", style="cyan")
             text.append(" · ")
         text.append(f"{time.monotonic() - r.started:.1f}s")
         if r.last_event:
@@ -168,16 +223,24 @@ class ProgressReporter:
             self.first_ms = event.timestamp_ms
             self.state.run_id = event.run_id
         self.last_ms = event.timestamp_ms
+        wait_line = None if self.mode == "quiet" else describe_wait(event, self.state)
         apply_event(self.state, event, seq=self.seq)
         if isinstance(event, NodeFailed):
             self.last_failed = event
         node = f" {_node_label(event)}" if isinstance(event, NodeEvent) else ""
         self.last_event = f"{type(event).__name__}{node}"
+        if wait_line is not None:
+            self._show(event, wait_line)
         if isinstance(event, NodeStarted) or self.mode == "quiet":
             return None
         line = describe(event)
-        if line is None:
-            return None
+        if line is not None:
+            self._show(event, line)
+        return None
+
+    def _show(self, event: Event, line: tuple[str, str, str]) -> None:
+        """Print one progress line: ``[  1.23s] verb      subject detail``."""
+        assert self.first_ms is not None
         verb, subject, detail = line
         offset = (event.timestamp_ms - self.first_ms) / 1000
         stamp = f"[{offset:6.2f}s]"
@@ -188,4 +251,3 @@ class ProgressReporter:
             )
         else:
             click.echo(f"{stamp} {verb:<9} {subject}{detail}")
-        return None

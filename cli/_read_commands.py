@@ -40,7 +40,7 @@ from ._output import (
     runs_json,
     stdout_is_tty,
 )
-from ._waiting import waiting_lines
+from ._waiting import WAITING_RUN_STATUSES, waiting_for_json, waiting_for_text, waiting_lines
 from ._watch import flush_stdout, interval_option, interval_s, watch_view
 
 if typing.TYPE_CHECKING:
@@ -49,6 +49,9 @@ if typing.TYPE_CHECKING:
     from smithers.eventstore.events import Event
 
 __all__ = ()
+
+Listing = tuple[list["RunRecord"], dict[str, list[dict[str, Any]]]]
+"""What ``ps`` reads: the runs, and what each live or parked run waits for."""
 
 
 PS_DEFAULT_LIMIT = 20
@@ -98,6 +101,11 @@ def ps(
 ) -> None:
     """List runs, newest first (the newest 20 unless --limit or --all).
 
+    A run that waits (parked: waiting-approval, -event or -timer; or live and
+    holding a timer) shows what for: the node, the approval's title, the signal's
+    name, the timer's fire time, and for how long (--json: a "waitingFor" list of
+    {nodeId, iteration, kind, since, ...} on running and waiting runs).
+
     With --watch the list is shown again each time it changes (redrawn on a
     terminal; with --json one JSON array per line); Ctrl-C stops it (exit 130).
 
@@ -114,20 +122,36 @@ def ps(
     every_s = interval_s(interval)
     at_most = None if show_all else (limit or PS_DEFAULT_LIMIT)
 
-    async def read(client: Client) -> list[RunRecord]:
+    async def read(client: Client) -> Listing:
         # One more than shown: tells whether runs were left out.
-        return await client.runs(
+        runs = await client.runs(
             status=status,
             limit=None if at_most is None else at_most + 1,
             children=not no_children,
         )
+        waits: dict[str, list[dict[str, Any]]] = {}
+        for r in runs[:at_most]:
+            if r.status in WAITING_RUN_STATUSES:
+                try:
+                    state = await (await client.get_run(r.run_id)).state()
+                except SmithersError:
+                    continue  # e.g. a run whose log a newer version wrote
+                waits[r.run_id] = waiting_for_json(state)
+        return runs, waits
 
-    def show(runs: list[RunRecord]) -> None:
+    def show(listing: Listing) -> None:
+        runs, waits = listing
         shown = runs[:at_most]
         if as_json:
-            echo_json(runs_json(shown))
+            body = runs_json(shown)
+            for run in body:  # live and parked runs only: the others wait for nothing
+                if run["runId"] in waits:
+                    run["waitingFor"] = waits[run["runId"]]
+            echo_json(body)
             return
-        print_runs(shown)
+        now = time.time_ns() // 1_000_000
+        texts = {rid: waiting_for_text(items, now) for rid, items in waits.items() if items}
+        print_runs(shown, waiting=texts)
         if at_most is not None and len(runs) > at_most:
             click.echo(f"Newest {at_most} runs shown; -l N for more, -a for all.")
 
@@ -141,7 +165,7 @@ def ps(
             show,
             title="smithers ps",
             every_s=every_s,
-            key=lambda runs: runs_json(runs[:at_most]),
+            key=lambda listing: (runs_json(listing[0][:at_most]), listing[1]),
             separate=not as_json,
         )
 

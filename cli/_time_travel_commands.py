@@ -31,7 +31,7 @@ from ._output import (
 )
 
 if TYPE_CHECKING:
-    from smithers.engine import Client, FrameView, Timeline
+    from smithers.engine import Client, FrameView, Timeline, TimelineWait
     from smithers.projections import RunState
 
 __all__ = ("graph_command", "state_command", "timeline_command")
@@ -205,8 +205,19 @@ def state_command(clients: Clients, run_id: str, frame: int, db: str | None, as_
 
 
 def timeline_json(tl: Timeline) -> dict[str, Any]:
-    """Return ``timeline --json``: the run's frames, rewinds and descendants (camelCase)."""
+    """Return ``timeline --json``: the run's frames, rewinds and descendants (camelCase).
+
+    A frame where nodes began or stopped waiting has ``waits``: ``[{nodeId,
+    iteration, kind, change, how}]`` (`TimelineWait`); other frames do not have the key.
+    """
     out: dict[str, Any] = msgspec.to_builtins(tl)
+    runs = [out]
+    while runs:
+        run = runs.pop()
+        for frame in run["frames"]:
+            if not frame["waits"]:
+                del frame["waits"]
+        runs.extend(run["children"])
     return out
 
 
@@ -223,12 +234,21 @@ def _print_frames(tl: Timeline) -> None:
                 format_clock(f.timestamp_ms),
                 f.xml_hash[:_HASH_CHARS],
                 str(f.finished_count),
-                "discarded" if f.discarded else "",
+                "; ".join(
+                    (["discarded"] if f.discarded else []) + [_wait_note(w) for w in f.waits]
+                ),
             )
             for f in tl.frames
         ),
         styles=("bold", "", "", "dim", "", "dim"),
     )
+
+
+def _wait_note(wait: TimelineWait) -> str:
+    """A frame's note for a node that began or stopped waiting: ``timer soak fired``."""
+    node = f"{wait.node_id}#{wait.iteration}" if wait.iteration else wait.node_id
+    kind = "signal" if wait.kind == "event" else wait.kind
+    return f"{kind} {node} " + ("waiting" if wait.change == "started" else wait.how or "ended")
 
 
 def _origin(tl: Timeline) -> str:
@@ -274,7 +294,9 @@ def timeline_command(
     """Show a run's frames, rewinds, forks and continuations.
 
     Each frame is a committed render: its number, the seq of its FrameCommitted
-    event, when, the tree's hash, and how many nodes had finished by then. Use a
+    event, when, the tree's hash, and how many nodes had finished by then; a note
+    says which nodes began or stopped waiting since the frame before (e.g. "timer
+    soak waiting", "approval deploy granted", "signal ci timed-out"). Use a
     frame number with `state`, `rewind`, `fork` or `replay`. --json prints the whole
     tree of descendant runs, each with its frames.
 

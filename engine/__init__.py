@@ -82,6 +82,7 @@ from .history import RunDiff as RunDiff
 from .history import Timeline as Timeline
 from .history import TimelineFrame as TimelineFrame
 from .history import TimelineRewind as TimelineRewind
+from .history import TimelineWait as TimelineWait
 from .history import TreeNodeChange as TreeNodeChange
 from .history import VerifyResult as VerifyResult
 from .history import diff_runs as diff_runs
@@ -120,6 +121,7 @@ from .lifecycle import signal as signal
 from .lifecycle import spawn_detached as spawn_detached
 from .lifecycle import spawn_resume as spawn_resume
 from .lifecycle import supervise as supervise
+from .lifecycle import wake_deadline as wake_deadline
 from .timetravel import fork as fork
 from .timetravel import replay as replay
 from .timetravel import retry_task as retry_task
@@ -199,6 +201,7 @@ __all__ = (
     "Timeline",
     "TimelineFrame",
     "TimelineRewind",
+    "TimelineWait",
     "UnsupportedFeatureError",
     "Workflow",
     "WorkflowContext",
@@ -229,6 +232,7 @@ __all__ = (
     "spawn_resume",
     "state_at",
     "supervise",
+    "wake_deadline",
     "task_dependents",
     "timeline",
     "tree_at",

@@ -121,6 +121,10 @@ class SupervisorPollCompleted(Event, frozen=True, kw_only=True):
     resumed_count: int
     skipped_count: int
     duration_ms: int
+    woken_count: int = 0
+    """Parked runs (``waiting-*``) woken in this poll because a timer was due or a
+    wait's timeout passed (each also a `RunAutoResumed` with `wake` set). Not in
+    Smithers' catalogue; 0 in logs written before it existed."""
 
 
 # --------------------------------------------------------------------------- run lifecycle
@@ -214,6 +218,13 @@ class RunAutoResumed(Event, frozen=True, kw_only=True):
     from_seq: int | None = None
     """The run's last seq when the resume was started: if the run is found stale again
     with no node outcome after it, the resume made no progress and is backed off."""
+    wake: Literal["timer", "timeout"] | None = None
+    """Set when the run was not stale but parked (``waiting-*``) and woken: its timer
+    was due (``"timer"``) or a `WaitForEvent`'s timeout passed (``"timeout"``). None:
+    a stale run whose owner was gone. Not in Smithers' catalogue."""
+    due_at_ms: int | None = None
+    """With `wake`: the deadline that was due (Unix epoch ms; a timer's `firesAtMs`,
+    a wait's `timeoutAtMs`)."""
 
 
 class RunAutoResumeSkipped(Event, frozen=True, kw_only=True):

@@ -461,7 +461,12 @@ def _timer_created(s: RunState, e: TimerCreated, seq: int) -> None:
     if e.node_id is None:
         return
     rec = _rec(s, e.node_id, e.iteration)
-    timer = TimerRecord(timer_id=e.timer_id, fires_at_ms=e.fires_at_ms, timer_type=e.timer_type)
+    timer = TimerRecord(
+        timer_id=e.timer_id,
+        fires_at_ms=e.fires_at_ms,
+        timer_type=e.timer_type,
+        created_at_ms=e.timestamp_ms,
+    )
     s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(rec, timer=timer)
 
 

@@ -162,6 +162,9 @@ class TimerRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     timer_type: Literal["duration", "absolute"] = "duration"
     state: Literal["pending", "fired", "cancelled"] = "pending"
     fired_at_ms: int | None = None
+    created_at_ms: int | None = None
+    """Unix epoch ms the timer was created (`TimerCreated`), i.e. since when its node
+    waits; None in states folded before this field existed."""
 
 
 class SignalRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

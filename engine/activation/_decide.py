@@ -145,6 +145,13 @@ class Decider:
         self._drop_backoffs([k for k in attempts.backoff if not _mounted(plan, k)], "unmounted")
         for key in [k for k in self.waiting if not _mounted(plan, k)]:
             del self.waiting[key]
+            timer = nodes[key].timer if key in nodes else None
+            if timer is not None and timer.state == "pending":
+                # Its node is gone: the timer would wake nothing (nor the supervisor).
+                now = self.clock.now_ms()
+                self.emit(
+                    TimerCancelled(run_id=self.run_id, timestamp_ms=now, timer_id=timer.timer_id)
+                )
         self.plan = plan
         self.scheduler = Scheduler(plan, is_done=_done_check(plan, nodes), is_busy=attempts.is_busy)
         for key in attempts.running:

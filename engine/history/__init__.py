@@ -37,6 +37,7 @@ from ._timeline import FrameView as FrameView
 from ._timeline import Timeline as Timeline
 from ._timeline import TimelineFrame as TimelineFrame
 from ._timeline import TimelineRewind as TimelineRewind
+from ._timeline import TimelineWait as TimelineWait
 from ._timeline import frame_view as frame_view
 from ._timeline import render_graph as render_graph
 from ._timeline import timeline as timeline
@@ -81,6 +82,7 @@ __all__ = (
     "Timeline",
     "TimelineFrame",
     "TimelineRewind",
+    "TimelineWait",
     "render_graph",
     "frame_view",
     "timeline",

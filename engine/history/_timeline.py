@@ -29,6 +29,7 @@ from smithers.eventstore.events import (
     RunContinuedAsNew,
     RunForked,
     RunRewound,
+    TimerCancelled,
 )
 from smithers.projections import (
     RunState,
@@ -48,7 +49,7 @@ from ._state import find_frame, frame_not_found, state_at
 if TYPE_CHECKING:
     from smithers.eventstore import EventStore, StoredEvent
     from smithers.eventstore.events import Event
-    from smithers.projections import FrameRecord
+    from smithers.projections import FrameRecord, NodeRecord
 
     from ..authoring import Workflow
 
@@ -57,6 +58,7 @@ __all__ = (
     "Timeline",
     "TimelineFrame",
     "TimelineRewind",
+    "TimelineWait",
     "render_graph",
     "frame_view",
     "timeline",
@@ -66,6 +68,21 @@ __all__ = (
 DbPath = str | os.PathLike[str] | None
 _MAX_DEPTH = 1_000
 """Deepest descendant chain followed (a guard against a corrupt, cyclic ancestry)."""
+
+
+class TimelineWait(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A node that began or stopped waiting (an approval, a signal, a timer)."""
+
+    node_id: str
+    iteration: int
+    kind: Literal["approval", "event", "timer"]
+    """What it waits for: a decision, a signal (`WaitForEvent`), a timer."""
+    change: Literal["started", "ended"]
+    """``"started"``: it began waiting; ``"ended"``: the wait is over."""
+    how: str | None = None
+    """For ``"ended"``: ``"granted"``/``"denied"`` (approval), ``"received"``/
+    ``"timed-out"`` (signal), ``"fired"``/``"cancelled"`` (timer), else the node's
+    new state."""
 
 
 class TimelineFrame(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -82,6 +99,9 @@ class TimelineFrame(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """Nodes (all iterations) in state ``finished`` in the run's state at this frame."""
     discarded: bool = False
     """True if a later rewind discarded this frame (it stays in the log for audit)."""
+    waits: tuple[TimelineWait, ...] = ()
+    """Nodes that began or stopped waiting since the previous frame, in log order
+    (those recorded after the run's last frame count for the last frame)."""
 
 
 class TimelineRewind(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -397,6 +417,7 @@ def _one_pass(
     finished = _finished(state)
     continuations: list[tuple[str, int | None, int]] = []
     last_frame: int | None = None
+    waits: list[TimelineWait] = []  # since the previous frame
     for seq, event in pairs:
         if isinstance(event, RunRewound):
             state = apply_rewind(state, event, seq=seq, target=targets[event.to_seq])
@@ -420,6 +441,9 @@ def _one_pass(
         if key is not None:
             after = state.nodes.get(key)
             finished += after is not None and after.state == "finished"
+            change = _wait_change(before, after)
+            if change is not None:
+                waits.append(change)
         elif isinstance(event, RetryTaskStarted):
             finished = _finished(state)
         elif isinstance(event, FrameCommitted):
@@ -431,11 +455,61 @@ def _one_pass(
                     timestamp_ms=event.timestamp_ms,
                     xml_hash=event.xml_hash,
                     finished_count=finished,
+                    waits=tuple(waits),
                 )
             )
+            waits = []
         elif isinstance(event, RunContinuedAsNew):
             continuations.append((event.new_run_id, last_frame, seq))
+        elif isinstance(event, TimerCancelled):
+            # The run ended (or the node unmounted) while its timer was pending.
+            for rec in state.nodes.values():
+                if rec.timer is not None and rec.timer.timer_id == event.timer_id:
+                    if rec.state == "waiting-timer":
+                        waits.append(
+                            TimelineWait(
+                                node_id=rec.node_id,
+                                iteration=rec.iteration,
+                                kind="timer",
+                                change="ended",
+                                how="cancelled",
+                            )
+                        )
+                    break
+    if waits and out.frames:
+        last = out.frames[-1]
+        out.frames[-1] = msgspec.structs.replace(last, waits=(*last.waits, *waits))
     return state, continuations
+
+
+_WAIT_KINDS: dict[str, Literal["approval", "event", "timer"]] = {
+    "waiting-approval": "approval",
+    "waiting-event": "event",
+    "waiting-timer": "timer",
+}
+
+
+def _wait_change(before: NodeRecord | None, after: NodeRecord | None) -> TimelineWait | None:
+    """Whether one event made a node begin or stop waiting, and how. Pure."""
+    was = _WAIT_KINDS.get(before.state) if before is not None else None
+    now = _WAIT_KINDS.get(after.state) if after is not None else None
+    if now is not None and was is None:
+        assert after is not None
+        return TimelineWait(
+            node_id=after.node_id, iteration=after.iteration, kind=now, change="started"
+        )
+    if was is None or now is not None or after is None:
+        return None
+    how: str = after.state
+    if was == "timer" and after.timer is not None and after.timer.state != "pending":
+        how = after.timer.state
+    elif was == "approval" and after.approval is not None and after.approval.decision:
+        how = after.approval.decision
+    elif was == "event" and after.wait is not None:
+        how = "received" if after.wait.received else "timed-out"
+    return TimelineWait(
+        node_id=after.node_id, iteration=after.iteration, kind=was, change="ended", how=how
+    )
 
 
 async def _forks_by_parent(store: EventStore) -> dict[str, list[str]]:

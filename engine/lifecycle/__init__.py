@@ -39,7 +39,9 @@ from ._subflow import child_outcome as child_outcome
 from ._subflow import child_runner as child_runner
 from ._subflow import next_wake_ms as next_wake_ms
 from ._subflow import wake_parent as wake_parent
+from ._supervisor import WakeReason as WakeReason
 from ._supervisor import supervise as supervise
+from ._supervisor import wake_deadline as wake_deadline
 
 __all__ = (
     "DEFAULT_STALE_THRESHOLD_MS",
@@ -67,6 +69,7 @@ __all__ = (
     "resume_result_file",
     "spawn_detached",
     "spawn_resume",
+    "WakeReason",
     "supervise",
     "DecisionResult",
     "PendingApproval",
@@ -80,4 +83,5 @@ __all__ = (
     "child_runner",
     "next_wake_ms",
     "wake_parent",
+    "wake_deadline",
 )

@@ -27,12 +27,13 @@ from smithers.eventstore.events import (
     RunCancelled,
     RunCancelRequested,
     RunStatusChanged,
+    TimerCancelled,
 )
 
 from .._clock import Clock, SystemClock
 from .._run_ids import EXISTING_RUN_HINT, validate_run_id
 from .._stores import open_existing_store
-from ..activation import append_to_run, default_log_dir
+from ..activation import DEFAULT_HOLD_MS, append_to_run, default_log_dir
 from ..authoring import load_named_workflow
 from ..errors import InvalidInputError, RunNotResumableError
 from ..history import SUPERVISOR_STREAM_ID, child_runs, load_state
@@ -118,7 +119,8 @@ async def cancel_run(
     dead or stale, or has not stopped after `wait_ms`, this call records the end
     itself in one append: `RunCancelRequested` (unless already appended),
     `NodeCancelled` (reason ``"cancelled"``) for each running node and each retry
-    waiting out its backoff, `RunStatusChanged("cancelled")` and `RunCancelled`; then
+    waiting out its backoff, `TimerCancelled` for each pending timer,
+    `RunStatusChanged("cancelled")` and `RunCancelled`; then
     it deletes the run's lease (an owner that was only slow then stops too). Every
     append uses `expected_seq`: a racing write by the owner is detected, the log
     re-read and the decision taken again. A cancelled run's child runs (`Subflow`)
@@ -352,6 +354,13 @@ def _final_events(
                 reason="cancelled",
             )
         )
+    # A run that ends cancels its pending timers, as the owner's end does (a parked
+    # waiting-timer run has no owner: this is its end).
+    events.extend(
+        TimerCancelled(run_id=rid, timestamp_ms=now, timer_id=rec.timer.timer_id)
+        for rec in state.nodes.values()
+        if rec.timer is not None and rec.timer.state == "pending"
+    )
     events.append(RunStatusChanged(run_id=rid, timestamp_ms=now, status="cancelled"))
     events.append(
         RunCancelled(
@@ -491,6 +500,7 @@ async def resume_run(
     stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
     clock: Clock | None = None,
     allow_nondeterminism: bool = False,
+    hold_ms: int = DEFAULT_HOLD_MS,
 ) -> RunResult:
     """Resume a run by id alone: workflow file, input and config come from its log.
 
@@ -516,6 +526,9 @@ async def resume_run(
         clock: Time source (tests pass a fake).
         allow_nondeterminism: Resume although the workflow no longer renders the run's
             last recorded frame as the log has it (see `check_determinism`).
+        hold_ms: As `run_workflow`'s: when only waiting nodes are left, sleep in this
+            process if the next timer or timeout is at most this many ms away, else
+            park (0 parks at once; default 60 s).
 
     Returns:
         The `RunResult` of the resumed activation (or of the finished run).
@@ -576,6 +589,7 @@ async def resume_run(
         stale_threshold_ms=stale_threshold_ms,
         clock=clock,
         allow_nondeterminism=allow_nondeterminism,
+        hold_ms=hold_ms,
         **options,
     )
     if state.subflow_of is not None and result.status in ENDED_STATUSES:

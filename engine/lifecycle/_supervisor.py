@@ -1,4 +1,6 @@
-"""The supervisor: resume runs whose owner is gone (DESIGN §6, §10; ``smithers supervise``).
+"""The supervisor: resume runs whose owner is gone, wake parked runs (``supervise``).
+
+DESIGN §6, §10.
 
 Each poll lists the runs whose status is ``"running"`` and judges their owner with the
 one ownership verdict (`judge_owner`: the log's latest `RunStarted` names the owner,
@@ -27,6 +29,15 @@ appending there never races a run's owner) and `SupervisorPollCompleted`. Idle p
 a long-running supervisor are recorded at most once an hour, so an idle supervisor does
 not grow the database.
 
+Parked runs (status ``waiting-approval``, ``waiting-event`` or ``waiting-timer``) have
+no owner and cost no process. Each poll also computes, from each parked run's folded
+state, its next deadline (`wake_deadline`: a pending timer's fire time, an unresolved
+`WaitForEvent`'s timeout) and wakes the runs whose deadline has come through the same
+resume entry point (recorded as `RunAutoResumed` with ``wake`` set). Between polls the
+supervisor sleeps until the next deadline it knows of, capped by the poll interval, so
+a timer fires on time without a hot loop; a run parked after the sleep began is found
+at the latest by the next poll.
+
 A resume that fails (the resumer exits before its run reached an outcome, with no node
 outcome recorded) or makes no progress (the run is stale again with no node outcome
 since the resume began) is backed off exponentially per run (`rate-limited`, with the
@@ -40,7 +51,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from smithers.eventstore import (
@@ -76,7 +87,12 @@ if TYPE_CHECKING:
 
     from ._spawn import ResumeProcess
 
-__all__ = ("supervise",)
+__all__ = ("WakeReason", "supervise", "wake_deadline")
+
+WakeReason = Literal["timer", "timeout"]
+"""Why a parked run is woken: a timer is due, or a `WaitForEvent`'s timeout passed."""
+PARKED_STATUSES = frozenset({"waiting-approval", "waiting-event", "waiting-timer"})
+"""Statuses of a parked run: no owner, waiting for a decision, a signal or a timer."""
 
 _IDLE_RECORD_MS = 3_600_000
 """An idle poll is recorded only if none was recorded for this long (ms)."""
@@ -96,6 +112,38 @@ _PROGRESS_TYPES = frozenset(
     }
 )
 """Event types that show a resume got somewhere: a node outcome, a parked node or an end."""
+
+
+def wake_deadline(state: RunState) -> tuple[int, WakeReason] | None:
+    """Return when the parked run of `state` must be woken, and why; None if never. Pure.
+
+    The earliest of: the fire time of a pending timer its node waits on
+    (``"timer"``, `TimerRecord.fires_at_ms`, as recorded by `TimerCreated`: a restart
+    never moves it), and the timeout of a `WaitForEvent` still waiting for its signal
+    (``"timeout"``, `EventWaitRecord.timeout_at_ms`). Approvals, and waits without a
+    timeout, have no deadline: a decision or a signal wakes them.
+
+    Returns:
+        ``(due_at_ms, reason)``, Unix epoch ms, or None.
+    """
+    best: tuple[int, WakeReason] | None = None
+    for rec in state.nodes.values():
+        candidate: tuple[int, WakeReason]
+        timer, wait = rec.timer, rec.wait
+        if rec.state == "waiting-timer" and timer is not None and timer.state == "pending":
+            candidate = (timer.fires_at_ms, "timer")
+        elif (
+            rec.state == "waiting-event"
+            and wait is not None
+            and not wait.received
+            and wait.timeout_at_ms is not None
+        ):
+            candidate = (wait.timeout_at_ms, "timeout")
+        else:
+            continue
+        if best is None or candidate[0] < best[0]:
+            best = candidate
+    return best
 
 
 @dataclass
@@ -154,6 +202,9 @@ class _Supervisor:
         self.children: dict[str, _Child] = {}
         self.recorded: list[Event] = []
         self.polls = 0
+        self.next_due_ms: int | None = None
+        """The earliest future deadline the last poll saw (a parked run's timer or
+        timeout, a backed-off wake's next try), Unix epoch ms; None if none."""
 
     # ------------------------------------------------------------------ the stream
 
@@ -261,16 +312,19 @@ class _Supervisor:
         self.polls += 1
         self._reap()
         now = self.clock.now_ms()
-        runs = [
-            r
-            for r in await self.store.list_runs()
-            if r.run_id != SUPERVISOR_STREAM_ID and r.status == "running"
-        ]
+        every = [r for r in await self.store.list_runs() if r.run_id != SUPERVISOR_STREAM_ID]
+        runs = [r for r in every if r.status == "running"]
         leases = {lease.run_id: lease for lease in await self.store.list_leases()}
         runs.sort(key=lambda r: r.updated_at_ms)  # the longest-silent first
         stale = resumed = skipped = 0
         spawned: list[str] = []
         decisions: list[Event] = []
+        self.next_due_ms = None
+        woken, wake_skipped = await self._wake_parked(
+            [r for r in every if r.status in PARKED_STATUSES], now, spawned, decisions
+        )
+        resumed += woken
+        skipped += wake_skipped
         for run in runs:
             state = await load_state(self.store, run.run_id)
             verdict = judge_owner(
@@ -304,7 +358,7 @@ class _Supervisor:
         tail = await self._watch_startup(spawned)
         resumed -= len(tail)
         skipped += len(tail)
-        if self._should_record_poll(stale, now):
+        if self._should_record_poll(stale + woken + wake_skipped, now):
             tail.append(
                 SupervisorPollCompleted(
                     run_id=SUPERVISOR_STREAM_ID,
@@ -313,12 +367,93 @@ class _Supervisor:
                     resumed_count=resumed,
                     skipped_count=skipped,
                     duration_ms=int((time.monotonic() - started) * 1000),
+                    woken_count=woken,
                 )
             )
         await self.record(tail)
 
-    def _should_record_poll(self, stale: int, now: int) -> bool:
-        if stale or self.polls == 1:
+    def _due_later(self, at_ms: int) -> None:
+        """Remember a future deadline: the sleep after this poll ends by then."""
+        if self.next_due_ms is None or at_ms < self.next_due_ms:
+            self.next_due_ms = at_ms
+
+    async def _wake_parked(
+        self, parked: list[RunRecord], now: int, spawned: list[str], decisions: list[Event]
+    ) -> tuple[int, int]:
+        """Wake the parked runs whose deadline has come; return ``(woken, skipped)``.
+
+        A run not due yet only sets `next_due_ms`. A due run whose resumer (of this
+        supervisor, or an earlier one on this host) still starts is left alone, not
+        counted; one backed off after fruitless wakes, or whose workflow file is gone,
+        is skipped (`RunAutoResumeSkipped`, as for stale runs); the others are resumed
+        (`RunAutoResumed` with `wake` and `due_at_ms`), at most `max_concurrent`
+        starting at once. Appends the decisions to `decisions`, the started runs to
+        `spawned`.
+        """
+        woken = skipped = 0
+        due: list[tuple[int, WakeReason, RunState]] = []
+        for run in parked:
+            state = await load_state(self.store, run.run_id)
+            if state.status not in PARKED_STATUSES:
+                continue  # resumed (or ended) since the runs index was read
+            deadline = wake_deadline(state)
+            if deadline is None:
+                continue
+            at_ms, why = deadline
+            if at_ms > now:
+                self._due_later(at_ms)
+                continue
+            due.append((at_ms, why, state))
+        due.sort(key=lambda d: d[0])  # the most overdue first
+        for at_ms, why, state in due:
+            rid = state.run_id
+            if self._resumer_alive(rid) is not None:
+                continue  # woken already; its resumer has not claimed the run yet
+            skip = await self._refuse(state, now)
+            starting = len(spawned) if self.dry_run else self._starting()
+            if skip is None and starting >= self.max_concurrent:
+                skip = self._skip(rid, "rate-limited", now)
+            if skip is None:
+                try:
+                    decisions.append(await self._wake(state, at_ms, why, now))
+                except OSError as e:  # cannot fork: try again next poll
+                    error = ErrorInfo(name=type(e).__name__, message=str(e), retryable=True)
+                    skip = self._skip(rid, "rate-limited", now, error=error)
+                else:
+                    spawned.append(rid)
+                    woken += 1
+                    continue
+            if skip.retry_at_ms is not None:
+                self._due_later(skip.retry_at_ms)
+            skipped += 1
+            decisions.append(skip)
+        return woken, skipped
+
+    async def _wake(
+        self, state: RunState, due_at_ms: int, why: WakeReason, now: int
+    ) -> RunAutoResumed:
+        """Start a resumer for the parked run of `state` (not in a dry run)."""
+        rid = state.run_id
+        pid: int | None = None
+        from_seq = await self.store.last_seq(rid)
+        if not self.dry_run:
+            log_file = self._log_file(rid)
+            proc = self.spawn(rid, self.db_path, False, log_file)
+            pid = proc.pid
+            self.children[rid] = _Child(proc, from_seq, log_file)
+        return RunAutoResumed(
+            run_id=rid,
+            timestamp_ms=now,
+            stale_duration_ms=max(now - due_at_ms, 0),
+            pid=pid,
+            host=self.host if pid is not None else None,
+            from_seq=from_seq,
+            wake=why,
+            due_at_ms=due_at_ms,
+        )
+
+    def _should_record_poll(self, acted: int, now: int) -> bool:
+        if acted or self.polls == 1:
             return True
         last = self.last_poll_recorded_ms
         return last is None or now - last >= _IDLE_RECORD_MS
@@ -344,6 +479,11 @@ class _Supervisor:
         if verdict.lives_here or self._resumer_alive(rid) is not None:
             # Never take over a live process on this host (hung, or its pid reused).
             return self._skip(rid, "pid-alive", now)
+        return await self._refuse(state, now)
+
+    async def _refuse(self, state: RunState, now: int) -> RunAutoResumeSkipped | None:
+        """A skip for a run backed off after fruitless resumes or whose file is gone."""
+        rid = state.run_id
         failures = await self._failures(rid)
         if failures:
             retry_at = self.attempts[rid][-1].at_ms + self._backoff(failures)
@@ -438,7 +578,7 @@ async def supervise(
     startup_grace_ms: int = 5_000,
     on_event: Callable[[Event], Any] | None = None,
 ) -> list[Event]:
-    """Resume runs whose owner is gone, every `interval_ms` (``smithers supervise``).
+    """Resume runs whose owner is gone and wake parked runs that are due (``smithers supervise``).
 
     Each poll judges the owner of every run with status ``"running"`` (`judge_owner`):
     a run whose owner is gone (its pid on this host is dead), stale (no heartbeat for
@@ -453,9 +593,18 @@ async def supervise(
     `max_retry_backoff_ms`). Decisions are recorded in the ``"supervisor"`` stream (see
     the module docstring). Awaits I/O; runs until cancelled unless `once`.
 
+    Each poll also wakes parked runs (``waiting-*``, no owner) whose deadline has come
+    (`wake_deadline`: a due timer, a `WaitForEvent` timeout passed), through the same
+    resume entry point; recorded as `RunAutoResumed` with ``wake`` (``"timer"`` or
+    ``"timeout"``) and ``dueAtMs``, counted in `SupervisorPollCompleted.woken_count`
+    (and `resumed_count`). They are skipped like stale runs when backed off or when
+    their workflow file is gone. Between polls it sleeps until the earliest future
+    deadline it saw, at most `interval_ms`: a timer fires on time without a hot loop.
+
     Args:
         db: Database path (see `resolve_db_path`; the file must exist).
-        interval_ms: Time between polls (ms).
+        interval_ms: Longest time between polls (ms); shorter when a parked run's
+            deadline comes sooner.
         stale_threshold_ms: How long (ms) an owner may be silent before it is stale
             (default `DEFAULT_STALE_THRESHOLD_MS`, 60 s).
         max_concurrent: At most this many resumers starting at once.
@@ -526,7 +675,11 @@ async def supervise(
             await sup.poll()
             if once:
                 return sup.recorded
-            await clock.sleep_ms(interval_ms)
+            delay_ms = interval_ms
+            if sup.next_due_ms is not None:
+                # Sleep until the next deadline we know of, never longer than a poll.
+                delay_ms = min(delay_ms, max(sup.next_due_ms - clock.now_ms(), 0))
+            await clock.sleep_ms(delay_ms)
     finally:
         with anyio.CancelScope(shield=True):
             await store.close()
