@@ -26,6 +26,8 @@ from ._run_ids import validate_run_id as validate_run_id
 from .activation import default_log_dir as default_log_dir
 from .authoring import Backoff as Backoff
 from .authoring import Branch as Branch
+from .authoring import ContinueAsNew as ContinueAsNew
+from .authoring import Loop as Loop
 from .authoring import Parallel as Parallel
 from .authoring import Sequence as Sequence
 from .authoring import Task as Task
@@ -112,6 +114,8 @@ __all__ = (
     "SMITHERS_VERSION",
     "Backoff",
     "Branch",
+    "ContinueAsNew",
+    "Loop",
     "CancelStep",
     "Client",
     "Clock",

@@ -17,7 +17,9 @@ from ._fold import fold as fold
 from ._fold import fold_stored as fold_stored
 from ._run_state import DONE_NODE_STATES as DONE_NODE_STATES
 from ._run_state import AttemptRecord as AttemptRecord
+from ._run_state import CarriedOutput as CarriedOutput
 from ._run_state import FrameRecord as FrameRecord
+from ._run_state import LoopRecord as LoopRecord
 from ._run_state import NodeKey as NodeKey
 from ._run_state import NodeRecord as NodeRecord
 from ._run_state import NodeStateName as NodeStateName
@@ -35,7 +37,9 @@ __all__ = (
     "AttemptRecord",
     "CheckpointDecodeError",
     "ForkBaseMismatchError",
+    "CarriedOutput",
     "FrameRecord",
+    "LoopRecord",
     "InvalidRewindError",
     "NodeKey",
     "NodeRecord",

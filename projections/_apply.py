@@ -28,9 +28,13 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import msgspec
 from smithers.eventstore.events import (
     NULL_RAW,
+    ContinuationLoaded,
     ErrorInfo,
     Event,
     FrameCommitted,
+    LoopFinished,
+    LoopIterationStarted,
+    LoopRewound,
     NodeCancelled,
     NodeFailed,
     NodeFinished,
@@ -43,6 +47,7 @@ from smithers.eventstore.events import (
     ReplayStarted,
     RetryTaskStarted,
     RunCancelled,
+    RunContinuedAsNew,
     RunFailed,
     RunFinished,
     RunForked,
@@ -52,7 +57,15 @@ from smithers.eventstore.events import (
     TaskHeartbeat,
 )
 
-from ._run_state import AttemptRecord, FrameRecord, NodeRecord, RunState, is_run_status
+from ._run_state import (
+    AttemptRecord,
+    CarriedOutput,
+    FrameRecord,
+    LoopRecord,
+    NodeRecord,
+    RunState,
+    is_run_status,
+)
 from .errors import ForkBaseMismatchError
 
 if TYPE_CHECKING:
@@ -199,8 +212,11 @@ def _frame(s: RunState, e: FrameCommitted, seq: int) -> None:
     s.next_frame_no = max(s.next_frame_no, e.frame_no + 1)
 
 
-def _reset_nodes(s: RunState, node_ids: Iterable[str]) -> None:
-    """Put every iteration of `node_ids` back to pending, without output; keep attempts."""
+def _reset_nodes(s: RunState, node_ids: Iterable[str], *, from_iteration: int = 0) -> None:
+    """Put iterations >= `from_iteration` of `node_ids` back to pending, without output.
+
+    Attempts are kept (numbering continues).
+    """
     wanted = frozenset(node_ids)
     if not wanted:
         return
@@ -214,7 +230,7 @@ def _reset_nodes(s: RunState, node_ids: Iterable[str]) -> None:
             next_attempt_delay_ms=None,
         )
         for key, rec in s.nodes.items()
-        if key[0] in wanted
+        if key[0] in wanted and key[1] >= from_iteration
     }
     s.nodes.update(reset)  # existing keys: the mount order is kept
 
@@ -223,7 +239,8 @@ def _reset_nodes(s: RunState, node_ids: Iterable[str]) -> None:
 def _retry_task_started(s: RunState, e: RetryTaskStarted, seq: int) -> None:
     # The run's status moves only with RunStatusChanged/RunStarted. A retry is appended
     # from outside any activation: the previous owner no longer drives the run.
-    _reset_nodes(s, e.reset_nodes)
+    # Iterations from the retried one on (0: every iteration; loops: that pass and later).
+    _reset_nodes(s, e.reset_nodes, from_iteration=e.iteration)
     _release_owner(s)
 
 
@@ -407,6 +424,9 @@ def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
         error=None,
         nodes=dict(parent.nodes),
         frames=[],
+        loops=dict(parent.loops),
+        carried=dict(parent.carried),
+        continued_as_run_id=None,
         next_frame_no=event.parent_frame_no + 1,
         rewinds=0,
         parent_run_id=event.parent_run_id,
@@ -416,3 +436,61 @@ def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
     )
     _reset_nodes(s, event.reset_nodes)
     return s
+
+
+# ---- loops (issue 9: Loop passes and continue-as-new)
+
+
+@_on(LoopIterationStarted)
+def _loop_iteration_started(s: RunState, e: LoopIterationStarted, seq: int) -> None:
+    # Re-inserted so the loop whose pass started last is last (`ctx.iteration`'s loop).
+    s.loops.pop(e.loop_id, None)
+    s.loops[e.loop_id] = LoopRecord(loop_id=e.loop_id, iteration=e.iteration)
+
+
+@_on(LoopFinished)
+def _loop_finished(s: RunState, e: LoopFinished, seq: int) -> None:
+    s.loops[e.loop_id] = LoopRecord(
+        loop_id=e.loop_id, iteration=e.iteration, finished=True, reason=e.reason
+    )
+
+
+@_on(LoopRewound)
+def _loop_rewound(s: RunState, e: LoopRewound, seq: int) -> None:
+    s.loops.pop(e.loop_id, None)
+    s.loops[e.loop_id] = LoopRecord(loop_id=e.loop_id, iteration=e.iteration)
+    _reset_nodes(s, e.node_ids, from_iteration=e.iteration + 1)
+
+
+@_on(RunContinuedAsNew)
+def _run_continued_as_new(s: RunState, e: RunContinuedAsNew, seq: int) -> None:
+    # The status comes with the RunStatusChanged("continued") recorded beside it.
+    s.continued_as_run_id = e.new_run_id
+    s.finished_at_ms = e.timestamp_ms
+
+
+_CarriedLoops = dict[str, tuple[int, bool]]
+_CarriedOutputs = list[tuple[str, int, msgspec.Raw, int]]
+
+
+@_on(ContinuationLoaded)
+def _continuation_loaded(s: RunState, e: ContinuationLoaded, seq: int) -> None:
+    s.continued_from_run_id = e.from_run_id
+    s.ancestry_depth = e.ancestry_depth
+    s.continuation = e.state
+    if e.loops != NULL_RAW:
+        for loop_id, (iteration, done) in msgspec.json.decode(e.loops, type=_CarriedLoops).items():
+            s.loops[loop_id] = LoopRecord(loop_id=loop_id, iteration=iteration, finished=done)
+    if e.outputs == NULL_RAW:
+        return
+    for node_id, iteration, output, count in msgspec.json.decode(e.outputs, type=_CarriedOutputs):
+        s.carried[node_id] = CarriedOutput(iteration=iteration, output=output, count=count)
+        if e.carry_nodes:
+            # A finished record with no attempt: done in an earlier run of the chain.
+            s.nodes[(node_id, iteration)] = NodeRecord(
+                node_id=node_id,
+                iteration=iteration,
+                state="finished",
+                output=output,
+                has_output=True,
+            )

@@ -18,7 +18,9 @@ from smithers.eventstore.events import NULL_RAW, ErrorInfo
 __all__ = (
     "DONE_NODE_STATES",
     "AttemptRecord",
+    "CarriedOutput",
     "FrameRecord",
+    "LoopRecord",
     "NodeKey",
     "NodeRecord",
     "NodeStateName",
@@ -141,6 +143,30 @@ class FrameRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     timestamp_ms: int
 
 
+class LoopRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A Loop's progress (from `LoopIterationStarted`, `LoopFinished`, `LoopRewound`)."""
+
+    loop_id: str
+    """The loop's scoped id (``"<id>"``, or ``"<id>@<outer iteration>"`` when scoped)."""
+    iteration: int = 0
+    """The current (or, once finished, the last) pass, from 0."""
+    finished: bool = False
+    """True once the loop is done (`LoopFinished`)."""
+    reason: str | None = None
+    """Why it finished: ``"until"`` or ``"max-iterations"``; None while it runs."""
+
+
+class CarriedOutput(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A node's latest output carried from an earlier run of a continue-as-new chain."""
+
+    iteration: int
+    """The iteration that output is from."""
+    output: msgspec.Raw
+    """The output JSON."""
+    count: int = 1
+    """Iterations of the node with an output in the chain so far (this one included)."""
+
+
 class RunState(msgspec.Struct, kw_only=True):
     """Everything known about a run up to `seq` (DESIGN §5).
 
@@ -205,6 +231,20 @@ class RunState(msgspec.Struct, kw_only=True):
     """``(parent_run_id, parent_frame_no)`` of the last `ReplayStarted`, None otherwise."""
     branch_label: str | None = None
     """The fork's branch label (`RunForked.branch_label`), None if none or not a fork."""
+    # ---- loops (issue 9: Loop and continue-as-new)
+    loops: dict[str, LoopRecord] = msgspec.field(default_factory=dict)
+    """Loops by scoped loop id; the most recently (re)started pass's loop is last."""
+    continuation: msgspec.Raw = NULL_RAW
+    """State carried by continue-as-new (`ContinuationLoaded.state`), JSON null if none."""
+    continued_from_run_id: str | None = None
+    """The run this one continues (continue-as-new), None otherwise."""
+    continued_as_run_id: str | None = None
+    """The run this one continued as (`RunContinuedAsNew.new_run_id`), None otherwise."""
+    ancestry_depth: int = 0
+    """Number of continue-as-new steps leading to this run (0 for a first run)."""
+    carried: dict[str, CarriedOutput] = msgspec.field(default_factory=dict)
+    """Per node id, the latest output of the earlier runs of a continue-as-new chain
+    (`ContinuationLoaded.outputs`): what ``ctx.latest``/``ctx.iteration_count`` see."""
 
     @property
     def frame_count(self) -> int:
@@ -220,7 +260,13 @@ class RunState(msgspec.Struct, kw_only=True):
 
     def copy(self) -> RunState:
         """Return an independent snapshot (containers copied, records shared: they are frozen)."""
-        return msgspec.structs.replace(self, nodes=dict(self.nodes), frames=list(self.frames))
+        return msgspec.structs.replace(
+            self,
+            nodes=dict(self.nodes),
+            frames=list(self.frames),
+            loops=dict(self.loops),
+            carried=dict(self.carried),
+        )
 
     def node_ids(self) -> list[str]:
         """Return the ids of the run's nodes, each once, in mount order (any iteration)."""

@@ -14,6 +14,8 @@ from smithers.engine import SMITHERS_VERSION as __version__
 from smithers.engine import Backoff as Backoff
 from smithers.engine import Branch as Branch
 from smithers.engine import Client as Client
+from smithers.engine import ContinueAsNew as ContinueAsNew
+from smithers.engine import Loop as Loop
 from smithers.engine import Parallel as Parallel
 from smithers.engine import RunHandle as RunHandle
 from smithers.engine import RunResult as RunResult
@@ -49,6 +51,8 @@ from smithers.eventstore.errors import known_error_codes as known_error_codes
 __all__ = (
     "Backoff",
     "Branch",
+    "ContinueAsNew",
+    "Loop",
     "Client",
     "Parallel",
     "RunHandle",

@@ -14,10 +14,15 @@ from ._components import workflow as workflow
 from ._context import MAX_HEARTBEAT_BYTES as MAX_HEARTBEAT_BYTES
 from ._context import TaskContext as TaskContext
 from ._context import WorkflowContext as WorkflowContext
+from ._context import active_iteration as active_iteration
+from ._context import output_index as output_index
 from ._identity import WorkflowIdentity as WorkflowIdentity
 from ._identity import workflow_identity as workflow_identity
 from ._loader import load_named_workflow as load_named_workflow
 from ._loader import load_workflow as load_workflow
+from ._loops import MAX_CONTINUATION_BYTES as MAX_CONTINUATION_BYTES
+from ._loops import ContinueAsNew as ContinueAsNew
+from ._loops import Loop as Loop
 
 __all__ = (
     "Backoff",
@@ -32,8 +37,13 @@ __all__ = (
     "MAX_HEARTBEAT_BYTES",
     "TaskContext",
     "WorkflowContext",
+    "active_iteration",
+    "output_index",
     "load_named_workflow",
     "load_workflow",
     "WorkflowIdentity",
     "workflow_identity",
+    "MAX_CONTINUATION_BYTES",
+    "ContinueAsNew",
+    "Loop",
 )

@@ -341,8 +341,13 @@ async def run_workflow(
             the run's last recorded frame as the log has it (see `check_determinism`).
             Separate from `force`, which is about who owns the run.
 
+    Continue-as-new (``ContinueAsNew``, ``Loop(continue_as_new_every=N)``): the run ends
+    ``continued`` and the next run of the chain starts at once in this process, with
+    the same input and options; this repeats until a run ends otherwise.
+
     Returns:
-        A `RunResult` with status ``"finished"``, ``"failed"`` or ``"cancelled"``.
+        A `RunResult` with status ``"finished"``, ``"failed"`` or ``"cancelled"``: of
+        the last run of a continue-as-new chain (its `run_id`).
 
     Raises:
         InvalidInputError: if `input` is not an object or fails the input schema, or
@@ -399,7 +404,14 @@ async def run_workflow(
             if state.status == "finished":
                 return _result(state)  # nothing left to do: no new attempt, no event
             if state.status in _NOT_RESUMABLE:
-                raise RunNotResumableError(run_id, state.status, _NOT_RESUMABLE[state.status])
+                why = _NOT_RESUMABLE[state.status]
+                new = state.continued_as_run_id
+                if state.status == "continued" and new:
+                    why = (
+                        f"it continued as run {new}; resume that run instead "
+                        f"(`smithers up --resume {new}`)"
+                    )
+                raise RunNotResumableError(run_id, state.status, why)
             now = clock.now_ms()
             verdict = await owner_verdict(
                 store, state, now_ms=now, stale_threshold_ms=stale_threshold_ms
@@ -419,10 +431,7 @@ async def run_workflow(
             value = input if given else decode_json(state.input) or {}
             input_value, input_raw = check_input(wf, value)
             activation = state.activation + 1
-        if log_dir is _DEFAULT:
-            log_dir = default_log_dir(db_path, run_id) if db_path else None
-        now = clock.now_ms()
-        owner = _new_owner(run_id, now)
+        given_log_dir = log_dir
         config = {
             "maxConcurrency": max_concurrency,
             "rootDir": str(root_dir) if root_dir is not None else None,
@@ -430,45 +439,68 @@ async def run_workflow(
             "maxOutputBytes": max_output_bytes,
             "toolTimeoutMs": tool_timeout_ms,
         }
-        first_events: list[Event] = [
-            RunStarted(
-                run_id=run_id,
-                timestamp_ms=now,
-                workflow_name=wf.name,
-                workflow_path=_abspath(path),
-                workflow_hash=identity.digest if identity else None,
-                workflow_files=identity.files if identity else (),
-                input=msgspec.Raw(input_raw),
-                config=to_raw(config),
-                smithers_version=SMITHERS_VERSION,
-                activation=activation,
-                owner_id=owner.owner_id,
-                pid=owner.pid,
-                host=owner.host,
-            ),
-            RunStatusChanged(run_id=run_id, timestamp_ms=now, status="running"),
-        ]
+
+        def start_events(rid: str, activation: int, owner: Lease, now: int) -> list[Event]:
+            return [
+                RunStarted(
+                    run_id=rid,
+                    timestamp_ms=now,
+                    workflow_name=wf.name,
+                    workflow_path=_abspath(path),
+                    workflow_hash=identity.digest if identity else None,
+                    workflow_files=identity.files if identity else (),
+                    input=msgspec.Raw(input_raw),
+                    config=to_raw(config),
+                    smithers_version=SMITHERS_VERSION,
+                    activation=activation,
+                    owner_id=owner.owner_id,
+                    pid=owner.pid,
+                    host=owner.host,
+                ),
+                RunStatusChanged(run_id=rid, timestamp_ms=now, status="running"),
+            ]
+
+        def new_loop(rid: str, state: RunState | None, owner: Lease) -> RunLoop:
+            log = given_log_dir
+            if log is _DEFAULT:
+                log = default_log_dir(db_path, rid) if db_path else None
+            assert store is not None
+
+            async def reload() -> RunState:
+                assert store is not None
+                return await load_state(store, rid)
+
+            return RunLoop(
+                wf,
+                store,
+                rid,
+                input_value=input_value,
+                max_concurrency=max_concurrency,
+                on_progress=on_progress,
+                clock=clock,
+                mirror=NdjsonMirror(Path(log)) if log is not None else None,
+                state=state,
+                owner=owner,
+                reload=reload,
+            )
+
+        now = clock.now_ms()
+        owner = _new_owner(run_id, now)
+        first_events = start_events(run_id, activation, owner, now)
         if state is not None:
             # Attempts a crash left open: closed, and their tasks run again.
             first_events.extend(close_open_attempts(state, now_ms=now))
-
-        async def reload() -> RunState:
-            return await load_state(store, run_id)
-
-        loop = RunLoop(
-            wf,
-            store,
-            run_id,
-            input_value=input_value,
-            max_concurrency=max_concurrency,
-            on_progress=on_progress,
-            clock=clock,
-            mirror=NdjsonMirror(Path(log_dir)) if log_dir is not None else None,
-            state=state,
-            owner=owner,
-            reload=reload,
-        )
+        loop = new_loop(run_id, state, owner)
         await loop.drive(first_events, cancel)
+        while loop.decider.terminal == "continued" and loop.decider.carried is not None:
+            # Continue-as-new: the next run of the chain starts now, in this process.
+            carried = loop.decider.carried
+            now = clock.now_ms()
+            owner = _new_owner(carried.run_id, now)
+            first_events = start_events(carried.run_id, 1, owner, now)
+            first_events.insert(1, msgspec.structs.replace(carried, timestamp_ms=now))
+            loop = new_loop(carried.run_id, None, owner)
+            await loop.drive(first_events, cancel)
         return _result(loop.state)
     finally:
         if own_store:

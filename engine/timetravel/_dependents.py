@@ -90,7 +90,7 @@ def _input_value(wf: Workflow, state: RunState) -> Any:
 
 def _render(wf: Workflow, state: RunState, input_value: Any) -> Plan:
     ctx = WorkflowContext(run_id=state.run_id, input=input_value, state=state)
-    return compile_tree(wf.build(ctx))
+    return compile_tree(wf.build(ctx), loops=state.loops)
 
 
 def task_dependents(wf: Workflow, state: RunState, node_id: str) -> list[str]:
