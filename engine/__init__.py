@@ -36,12 +36,16 @@ from .authoring import Workflow as Workflow
 from .authoring import WorkflowContext as WorkflowContext
 from .authoring import load_workflow as load_workflow
 from .authoring import workflow as workflow
+from .errors import ContinuationStateTooLargeError as ContinuationStateTooLargeError
 from .errors import DuplicateIdError as DuplicateIdError
 from .errors import EngineError as EngineError
+from .errors import InvalidContinuationStateError as InvalidContinuationStateError
 from .errors import InvalidInputError as InvalidInputError
 from .errors import InvalidOutputError as InvalidOutputError
 from .errors import MissingOutputError as MissingOutputError
+from .errors import NestedLoopError as NestedLoopError
 from .errors import NodeNotFoundError as NodeNotFoundError
+from .errors import RalphMaxReachedError as RalphMaxReachedError
 from .errors import ResumeClaimFailedError as ResumeClaimFailedError
 from .errors import ResumeFrameMismatchError as ResumeFrameMismatchError
 from .errors import ResumeMetadataMismatchError as ResumeMetadataMismatchError
@@ -132,6 +136,10 @@ __all__ = (
     "ResumeProcess",
     "RunNotFoundError",
     "RunNotResumableError",
+    "ContinuationStateTooLargeError",
+    "InvalidContinuationStateError",
+    "NestedLoopError",
+    "RalphMaxReachedError",
     "RunOwnerAliveError",
     "RunHandle",
     "RunResult",

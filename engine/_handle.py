@@ -516,7 +516,7 @@ class RunHandle:
         self,
         node_id: str,
         *,
-        iteration: int = 0,
+        iteration: int | None = None,
         deps: bool = True,
         force: bool = False,
         **options: Any,
@@ -525,7 +525,8 @@ class RunHandle:
 
         Args:
             node_id: The task's node id.
-            iteration: Loop iteration of the node (0 outside loops).
+            iteration: Loop iteration (pass) of the node; None: its latest. Inside a
+                Loop, the loop goes back to that pass and later passes run again.
             deps: Also reset the node's dependents.
             force: Proceed although an owner on another host seems alive.
             **options: Other keyword arguments of `retry_task` (``workflow``,

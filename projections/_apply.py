@@ -213,13 +213,20 @@ def _frame(s: RunState, e: FrameCommitted, seq: int) -> None:
 
 
 def _reset_nodes(s: RunState, node_ids: Iterable[str], *, from_iteration: int = 0) -> None:
-    """Put iterations >= `from_iteration` of `node_ids` back to pending, without output.
+    """Put iterations of `node_ids` back to pending, without output; keep attempts.
 
-    Attempts are kept (numbering continues).
+    Each node id's iterations from ``min(from_iteration, its highest iteration)`` on:
+    every iteration for 0 (and for a node outside the loop of a retried pass, e.g. a
+    task after the loop), that pass and later ones for a node of the loop.
     """
     wanted = frozenset(node_ids)
     if not wanted:
         return
+    start: dict[str, int] = {}
+    if from_iteration > 0:
+        for node_id, iteration in s.nodes:
+            if node_id in wanted:
+                start[node_id] = min(from_iteration, max(start.get(node_id, 0), iteration))
     reset = {
         key: msgspec.structs.replace(
             rec,
@@ -230,7 +237,7 @@ def _reset_nodes(s: RunState, node_ids: Iterable[str], *, from_iteration: int = 
             next_attempt_delay_ms=None,
         )
         for key, rec in s.nodes.items()
-        if key[0] in wanted and key[1] >= from_iteration
+        if key[0] in wanted and key[1] >= start.get(key[0], 0)
     }
     s.nodes.update(reset)  # existing keys: the mount order is kept
 
@@ -459,7 +466,12 @@ def _loop_finished(s: RunState, e: LoopFinished, seq: int) -> None:
 def _loop_rewound(s: RunState, e: LoopRewound, seq: int) -> None:
     s.loops.pop(e.loop_id, None)
     s.loops[e.loop_id] = LoopRecord(loop_id=e.loop_id, iteration=e.iteration)
-    _reset_nodes(s, e.node_ids, from_iteration=e.iteration + 1)
+    wanted = frozenset(e.node_ids)
+    later = [key for key in s.nodes if key[0] in wanted and key[1] > e.iteration]
+    for key in later:
+        s.nodes[key] = msgspec.structs.replace(
+            s.nodes[key], state="pending", output=NULL_RAW, has_output=False, skip_reason=None
+        )
 
 
 @_on(RunContinuedAsNew)
@@ -484,7 +496,9 @@ def _continuation_loaded(s: RunState, e: ContinuationLoaded, seq: int) -> None:
     if e.outputs == NULL_RAW:
         return
     for node_id, iteration, output, count in msgspec.json.decode(e.outputs, type=_CarriedOutputs):
-        s.carried[node_id] = CarriedOutput(iteration=iteration, output=output, count=count)
+        s.carried[node_id] = CarriedOutput(
+            iteration=iteration, output=output, count=count, as_node=e.carry_nodes
+        )
         if e.carry_nodes:
             # A finished record with no attempt: done in an earlier run of the chain.
             s.nodes[(node_id, iteration)] = NodeRecord(

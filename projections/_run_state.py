@@ -165,6 +165,9 @@ class CarriedOutput(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The output JSON."""
     count: int = 1
     """Iterations of the node with an output in the chain so far (this one included)."""
+    as_node: bool = False
+    """True when the output is also a finished node of this run (a loop's
+    continuation, `ContinuationLoaded.carry_nodes`)."""
 
 
 class RunState(msgspec.Struct, kw_only=True):

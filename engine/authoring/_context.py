@@ -165,7 +165,8 @@ def output_index(state: RunState) -> dict[str, tuple[int, int]]:
         best, count = index.get(nid, (-1, 0))
         own = state.nodes.get((nid, carried.iteration))
         # The carried output may also be a node of this run: count it once.
-        extra = carried.count - (1 if own is not None and own.has_output else 0)
+        counted = carried.as_node and own is not None and own.has_output
+        extra = carried.count - (1 if counted else 0)
         index[nid] = (max(best, carried.iteration), count + extra)
     return index
 
