@@ -282,13 +282,19 @@ class RunHandle:
             self.run_id, node_id, iteration=iteration, store=await self._store()
         )
 
-    async def timeline(self) -> Timeline:
+    async def timeline(self, *, follow_ancestry: bool = False) -> Timeline:
         """Return the run's frames, rewinds and descendants (see `timeline`).
+
+        Args:
+            follow_ancestry: Start from the run's first ancestor (continue-as-new and
+                forks), so the tree holds the whole chain.
 
         Raises:
             RunNotFoundError: if the run has no events.
         """
-        return await timeline(self.run_id, store=await self._store())
+        return await timeline(
+            self.run_id, store=await self._store(), follow_ancestry=follow_ancestry
+        )
 
     async def frame_view(self, frame: int) -> FrameView:
         """Return the run at frame `frame`: its tree and its state (see `frame_view`).
