@@ -62,6 +62,7 @@ __all__ = (
     "check_resumable",
     "close_open_attempts",
     "new_run_id",
+    "not_resumable",
     "run_result",
     "run_workflow",
 )
@@ -93,6 +94,18 @@ class RunResult(msgspec.Struct, kw_only=True):
     def output(self) -> Any:
         """``outputs.get("output")``, the conventional final output."""
         return self.outputs.get("output")
+
+
+def not_resumable(state: RunState) -> RunNotResumableError:
+    """Return the refusal to resume a cancelled or continued run. No I/O.
+
+    A continued run's refusal names its successor (``smithers up --resume NEW``).
+    """
+    why = _NOT_RESUMABLE.get(state.status, "it has ended")
+    new = state.continued_as_run_id
+    if state.status == "continued" and new:
+        why = f"it continued as run {new}; resume that run instead (`smithers up --resume {new}`)"
+    return RunNotResumableError(state.run_id, state.status, why)
 
 
 def new_run_id() -> str:
@@ -404,14 +417,7 @@ async def run_workflow(
             if state.status == "finished":
                 return _result(state)  # nothing left to do: no new attempt, no event
             if state.status in _NOT_RESUMABLE:
-                why = _NOT_RESUMABLE[state.status]
-                new = state.continued_as_run_id
-                if state.status == "continued" and new:
-                    why = (
-                        f"it continued as run {new}; resume that run instead "
-                        f"(`smithers up --resume {new}`)"
-                    )
-                raise RunNotResumableError(run_id, state.status, why)
+                raise not_resumable(state)
             now = clock.now_ms()
             verdict = await owner_verdict(
                 store, state, now_ms=now, stale_threshold_ms=stale_threshold_ms
