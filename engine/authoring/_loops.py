@@ -41,7 +41,9 @@ class Loop(Component):
     Sequence/Parallel/Branch inside a Loop is *scoped*: it restarts on every outer pass,
     and its id and the ids of the tasks inside it get the outer pass as a suffix,
     ``"<id>@<outer iteration>"`` (e.g. task ``"fix"`` of an inner loop in outer pass 2 is
-    node ``"fix@2"``), so outputs never collide. Read them with that id.
+    node ``"fix@2"``), so outputs never collide. Read them with that id. While an inner
+    loop runs, ``ctx.iteration`` is *its* pass: for the outer pass use
+    ``ctx.loop_iteration(outer_id)`` (and pass ``iteration=`` to ``ctx.output_maybe``).
 
     Args:
         id: The loop's id (unique among loops; not a task id).

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from smithers.engine import (
     InvalidContinuationStateError,
     NestedLoopError,
@@ -588,3 +590,58 @@ async def test_the_state_at_every_frame_is_the_live_state_across_a_chain() -> No
             await state_at(store, result.run_id, frame=frame.frame_no)
             == live_frames[frame.frame_no]
         )
+
+
+def scripted(passes_to_ok: int, max_iterations: int, on_max: str, every: int | None) -> Workflow:
+    """A loop whose review passes on pass ``passes_to_ok - 1``, with a scoped inner loop."""
+
+    @workflow("scripted")
+    def wf(ctx: Any) -> Any:
+        last = ctx.latest(Review, "review")
+        # Not ctx.iteration: while the scoped inner loop runs, that is the inner pass.
+        it = ctx.loop_iteration("l")
+        return Sequence(
+            Loop(
+                "l",
+                Task("draft", output=Draft, run=lambda: {"n": it}),
+                Parallel(
+                    Task("review", output=Review, value={"ok": it + 1 >= passes_to_ok, "n": it}),
+                    Sequence(Loop("inner", Task("fix", output=dict, value={}), max_iterations=2)),
+                ),
+                until=last is not None and last.ok,
+                max_iterations=max_iterations,
+                on_max_reached=on_max,  # type: ignore[arg-type]
+                continue_as_new_every=every,
+            ),
+            Task("after", output=dict, value={}),
+        )
+
+    return wf
+
+
+@given(
+    passes_to_ok=st.integers(1, 5),
+    max_iterations=st.integers(1, 4),
+    on_max=st.sampled_from(["return-last", "fail"]),
+    every=st.sampled_from([None, 1, 2, 3]),
+)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_property_every_frame_of_a_loop_run_folds_to_the_live_state(
+    passes_to_ok: int, max_iterations: int, on_max: str, every: int | None
+) -> None:
+    async def check() -> None:
+        store = MemoryEventStore()
+        with live_states() as live:
+            wf = scripted(passes_to_ok, max_iterations, on_max, every)
+            result = await run_workflow(wf, store=store, run_id="r")
+        reached = min(passes_to_ok, max_iterations)
+        expected = "failed" if on_max == "fail" and passes_to_ok > max_iterations else "finished"
+        assert result.status == expected
+        last = await load_state(store, result.run_id)
+        if expected == "finished":
+            assert last.loops["l"].iteration == reached - 1
+        for frame in last.frames:
+            at = await state_at(store, result.run_id, frame=frame.frame_no)
+            assert at == live[frame.frame_no]
+
+    anyio.run(check)
