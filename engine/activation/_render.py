@@ -200,7 +200,7 @@ def compile_tree(
     loop_records: Mapping[str, LoopRecord] = loops if loops is not None else {}
     leaves: dict[str, Leaf] = {}
     loop_groups: dict[str, Group] = {}
-    root = Group(pos=0, kind="sequence", parent=None, index=0, cap=None)
+    root = Group(pos=0, kind="sequence", parent=None, index=0, cap=None, children=_tracked())
     # Each group's children, collected during the walk and frozen into it at the end.
     kids_of: dict[Group, list[Group | Leaf]] = {root: []}
     root_tree: dict[str, Any] = {"tag": "workflow", "children": []}
@@ -329,6 +329,18 @@ def compile_tree(
     )
 
 
+def _tracked() -> Any:
+    """A placeholder for `Group.children` that makes msgspec GC-track the group.
+
+    msgspec leaves untracked a Struct whose fields hold nothing GC-tracked when it is
+    made (a group with ``parent=None, children=()``), and never tracks it later. The
+    children set afterwards (`force_setattr`) point back at the group: a cycle the
+    collector cannot see, so every plan leaked (a long run, or a continue-as-new
+    chain, grew by a plan per render). Replaced by the tuple of children before use.
+    """
+    return []
+
+
 def _dep_keys(leaf: Leaf, leaves: Mapping[str, Leaf]) -> tuple[NodeKey, ...]:
     """The keys `leaf`'s ``depends_on`` ids name: in its own scope first, else anywhere."""
     node_id, iteration = leaf.key
@@ -358,6 +370,7 @@ def _group(
         parent=parent,
         index=index,
         cap=cap,
+        children=_tracked(),
         loop=loop,
         continue_state=state,
     )
