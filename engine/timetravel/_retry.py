@@ -124,8 +124,9 @@ async def retry_task(
             known = state.node_ids()
             raise NodeNotFoundError(run_id, node, known)
         if state.status == "continued":
+            new = state.continued_as_run_id or "the new run"
             raise RunNotResumableError(
-                run_id, state.status, "it continued as a new run; retry the task there"
+                run_id, state.status, f"it continued as run {new}; retry the task there"
             )
         wf, path = _workflow(state, workflow)
         now = _now(clock)
