@@ -46,12 +46,18 @@ def _node_label(node: dict[str, Any], states: dict[str, str] | None) -> tuple[st
     """``(text, state)`` of a tree node: ``task review (agent) finished``."""
     tag = str(node.get("tag", "?"))
     if tag == "task":
-        text = f"task {node.get('id')} ({node.get('kind')})"
+        key = str(node.get("id"))
+        if node.get("iteration") is not None:
+            key += f"#{node['iteration']}"  # a task in a loop: this pass
+        text = f"task {key} ({node.get('kind')})"
         if node.get("label"):
             text += f" {node['label']!r}"
         # A task this frame's render mounted has no record yet (NodePending follows).
-        state = (states or {}).get(str(node.get("id")), "new" if states is not None else "")
+        state = (states or {}).get(key, "new" if states is not None else "")
         return text, state
+    if tag == "loop":
+        passes = f"pass {node.get('iteration')}, max {node.get('maxIterations')}"
+        return f"loop {node.get('id')} ({passes})", ""
     if tag == "branch":
         return f"branch ({'then' if node.get('if') else 'else'})", ""
     if node.get("maxConcurrency") is not None:
@@ -154,8 +160,10 @@ def frame_view_json(snap: FrameView) -> dict[str, Any]:
 
 
 def _node_states(state: RunState) -> dict[str, str]:
-    """Each node's state at iteration 0 (the tree shows tasks by id)."""
-    return {key[0]: rec.state for key, rec in state.nodes.items() if key[1] == 0}
+    """Each node's state: by id at iteration 0, by ``id#iteration`` in every iteration."""
+    out: dict[str, str] = {key[0]: rec.state for key, rec in state.nodes.items() if key[1] == 0}
+    out.update({f"{key[0]}#{key[1]}": rec.state for key, rec in state.nodes.items()})
+    return out
 
 
 @main.command("state")
@@ -221,9 +229,33 @@ def timeline_json(tl: Timeline) -> dict[str, Any]:
     return out
 
 
+def _passes(iterations: dict[str, int]) -> str:
+    """``refine#2 inner@1#0``: each running loop and its pass."""
+    return " ".join(f"{loop_id}#{it}" for loop_id, it in iterations.items())
+
+
 def _print_frames(tl: Timeline) -> None:
     if not tl.frames:
         click.echo("No frames yet.")
+        return
+    if any(f.iterations for f in tl.frames):
+        # A run with loops: which pass each frame is in.
+        print_table(
+            ("FRAME", "SEQ", "TIME", "HASH", "FINISHED", "LOOPS", ""),
+            (
+                (
+                    str(f.frame_no),
+                    str(f.seq),
+                    format_clock(f.timestamp_ms),
+                    f.xml_hash[:_HASH_CHARS],
+                    str(f.finished_count),
+                    _passes(f.iterations),
+                    "discarded" if f.discarded else "",
+                )
+                for f in tl.frames
+            ),
+            styles=("bold", "", "", "dim", "", "", "dim"),
+        )
         return
     print_table(
         ("FRAME", "SEQ", "TIME", "HASH", "FINISHED", ""),
@@ -285,11 +317,21 @@ def _print_run_tree(tl: Timeline) -> None:
 @main.command("timeline")
 @click.argument("run_id", metavar="RUN", callback=check_run_id)
 @click.option("--tree", "as_tree", is_flag=True, help="Show the run and its descendants as a tree.")
+@click.option(
+    "--follow-ancestry",
+    is_flag=True,
+    help="Start from the run's first ancestor (continue-as-new, forks): the whole chain.",
+)
 @db_option
 @json_option
 @pass_clients
 def timeline_command(
-    clients: Clients, run_id: str, as_tree: bool, db: str | None, as_json: bool
+    clients: Clients,
+    run_id: str,
+    as_tree: bool,
+    follow_ancestry: bool,
+    db: str | None,
+    as_json: bool,
 ) -> None:
     """Show a run's frames, rewinds, forks and continuations.
 
@@ -305,10 +347,12 @@ def timeline_command(
         smithers timeline RUN
         smithers timeline RUN --tree
         smithers timeline RUN --json | jq '.frames[-1]'
+        smithers timeline RUN --follow-ancestry --tree
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
 
     async def read(client: Client) -> Timeline:
-        return await (await client.get_run(run_id)).timeline()
+        run = await client.get_run(run_id)
+        return await run.timeline(follow_ancestry=follow_ancestry)
 
     tl = clients.run(db, read, read_only=True)
     if as_json:

@@ -309,7 +309,11 @@ def replay_command(
 @click.argument("run_id", metavar="RUN", callback=check_run_id)
 @click.option("--node", "node_id", required=True, metavar="ID", help="The task to run again.")
 @click.option(
-    "--iteration", type=click.IntRange(min=0), default=0, metavar="I", help="Loop iteration."
+    "--iteration",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Loop iteration (pass) to retry; default: the node's latest.",
 )
 @click.option("--no-deps", is_flag=True, help="Reset only the node, not its dependents.")
 @click.option(
@@ -332,7 +336,7 @@ def retry_task_command(
     ctx: click.Context,
     run_id: str,
     node_id: str,
-    iteration: int,
+    iteration: int | None,
     no_deps: bool,
     force: bool,
     db: str | None,
@@ -349,6 +353,7 @@ def retry_task_command(
     Examples:
         smithers retry-task RUN --node review
         smithers retry-task RUN --node fetch --no-deps
+        smithers retry-task RUN --node review --iteration 1
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
 
     async def session(client: Client) -> Ran:

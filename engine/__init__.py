@@ -32,6 +32,8 @@ from .authoring import ApprovalRanking as ApprovalRanking
 from .authoring import ApprovalSelection as ApprovalSelection
 from .authoring import Backoff as Backoff
 from .authoring import Branch as Branch
+from .authoring import ContinueAsNew as ContinueAsNew
+from .authoring import Loop as Loop
 from .authoring import Parallel as Parallel
 from .authoring import Sequence as Sequence
 from .authoring import Subflow as Subflow
@@ -46,13 +48,17 @@ from .authoring import load_workflow as load_workflow
 from .authoring import workflow as workflow
 from .errors import AmbiguousApprovalError as AmbiguousApprovalError
 from .errors import ApprovalAlreadyDecidedError as ApprovalAlreadyDecidedError
+from .errors import ContinuationStateTooLargeError as ContinuationStateTooLargeError
 from .errors import DuplicateIdError as DuplicateIdError
 from .errors import EngineError as EngineError
+from .errors import InvalidContinuationStateError as InvalidContinuationStateError
 from .errors import InvalidInputError as InvalidInputError
 from .errors import InvalidOutputError as InvalidOutputError
 from .errors import MissingOutputError as MissingOutputError
+from .errors import NestedLoopError as NestedLoopError
 from .errors import NodeNotFoundError as NodeNotFoundError
 from .errors import NoPendingApprovalsError as NoPendingApprovalsError
+from .errors import RalphMaxReachedError as RalphMaxReachedError
 from .errors import ResumeClaimFailedError as ResumeClaimFailedError
 from .errors import ResumeFrameMismatchError as ResumeFrameMismatchError
 from .errors import ResumeMetadataMismatchError as ResumeMetadataMismatchError
@@ -144,6 +150,8 @@ __all__ = (
     "TimerOutput",
     "WaitForEvent",
     "Subflow",
+    "ContinueAsNew",
+    "Loop",
     "CancelStep",
     "AmbiguousApprovalError",
     "ApprovalAlreadyDecidedError",
@@ -170,6 +178,10 @@ __all__ = (
     "ResumeProcess",
     "RunNotFoundError",
     "RunNotResumableError",
+    "ContinuationStateTooLargeError",
+    "InvalidContinuationStateError",
+    "NestedLoopError",
+    "RalphMaxReachedError",
     "RunOwnerAliveError",
     "RunHandle",
     "RunResult",

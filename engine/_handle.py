@@ -302,13 +302,19 @@ class RunHandle:
             self.run_id, node_id, iteration=iteration, store=await self._store()
         )
 
-    async def timeline(self) -> Timeline:
+    async def timeline(self, *, follow_ancestry: bool = False) -> Timeline:
         """Return the run's frames, rewinds and descendants (see `timeline`).
+
+        Args:
+            follow_ancestry: Start from the run's first ancestor (continue-as-new and
+                forks), so the tree holds the whole chain.
 
         Raises:
             RunNotFoundError: if the run has no events.
         """
-        return await timeline(self.run_id, store=await self._store())
+        return await timeline(
+            self.run_id, store=await self._store(), follow_ancestry=follow_ancestry
+        )
 
     async def frame_view(self, frame: int) -> FrameView:
         """Return the run at frame `frame`: its tree and its state (see `frame_view`).
@@ -712,7 +718,7 @@ class RunHandle:
         self,
         node_id: str,
         *,
-        iteration: int = 0,
+        iteration: int | None = None,
         deps: bool = True,
         force: bool = False,
         **options: Any,
@@ -721,7 +727,8 @@ class RunHandle:
 
         Args:
             node_id: The task's node id.
-            iteration: Loop iteration of the node (0 outside loops).
+            iteration: Loop iteration (pass) of the node; None: its latest. Inside a
+                Loop, the loop goes back to that pass and later passes run again.
             deps: Also reset the node's dependents.
             force: Proceed although an owner on another host seems alive.
             **options: Other keyword arguments of `retry_task` (``workflow``,

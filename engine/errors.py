@@ -36,6 +36,10 @@ __all__ = (
     "AmbiguousApprovalError",
     "ApprovalAlreadyDecidedError",
     "WorkflowExecutionFailedError",
+    "NestedLoopError",
+    "RalphMaxReachedError",
+    "ContinuationStateTooLargeError",
+    "InvalidContinuationStateError",
 )
 
 
@@ -542,4 +546,78 @@ class WorkflowExecutionFailedError(EngineError):
             + ".",
             details={"status": status, "childRunId": child_run_id, "nodeId": node_id},
             hint=f"See the child with `smithers inspect {child_run_id}`.",
+        )
+
+
+# ---- loops (issue 9: Loop and continue-as-new)
+
+
+class NestedLoopError(EngineError, ValueError):
+    """A Loop is a direct child of another Loop (Smithers' ``NESTED_LOOP``).
+
+    Raised when the tree is compiled; the run fails with it. A Loop inside a
+    Sequence/Parallel/Branch inside a Loop is allowed (scoped). Details: `loopId`,
+    `parentLoopId`.
+    """
+
+    default_code = "NESTED_LOOP"
+
+    def __init__(self, loop_id: str, parent_id: str) -> None:
+        super().__init__(
+            f"Loop {loop_id!r} is directly inside loop {parent_id!r}; loops cannot nest directly.",
+            details={"loopId": loop_id, "parentLoopId": parent_id},
+            hint="Wrap the inner loop in a Sequence (it then restarts on each outer pass), "
+            "or merge the two loops.",
+        )
+
+
+class RalphMaxReachedError(EngineError):
+    """A Loop with ``on_max_reached="fail"`` ran `max_iterations` passes without `until`.
+
+    The run fails with it. Details: `ralphId` (the scoped loop id), `maxIterations`.
+    """
+
+    default_code = "RALPH_MAX_REACHED"
+
+    def __init__(self, loop_id: str, max_iterations: int) -> None:
+        super().__init__(
+            f"Loop {loop_id!r} reached max_iterations={max_iterations} before its until "
+            "condition held.",
+            details={"ralphId": loop_id, "maxIterations": max_iterations},
+            hint="Raise max_iterations, or use on_max_reached='return-last'.",
+        )
+
+
+class ContinuationStateTooLargeError(EngineError, ValueError):
+    """What a continue-as-new carries is over the limit (10 MB of JSON).
+
+    The run fails with it instead of continuing. Details: `runId`, `sizeBytes`,
+    `maxBytes`.
+    """
+
+    default_code = "CONTINUATION_STATE_TOO_LARGE"
+
+    def __init__(self, run_id: str, size_bytes: int, max_bytes: int) -> None:
+        super().__init__(
+            f"Run {run_id!r} cannot continue as new: the carried state is {size_bytes} "
+            f"bytes of JSON, over the {max_bytes}-byte limit.",
+            details={"runId": run_id, "sizeBytes": size_bytes, "maxBytes": max_bytes},
+            hint="Carry ids or paths instead of the data itself.",
+        )
+
+
+class InvalidContinuationStateError(EngineError, TypeError):
+    """``ContinueAsNew(state=...)`` was given state that is not JSON-serialisable.
+
+    Raised when the component is built (in the builder: the run fails with it).
+    Details: `valueType`, `errors`.
+    """
+
+    default_code = "INVALID_CONTINUATION_STATE"
+
+    def __init__(self, value_type: str, errors: str) -> None:
+        super().__init__(
+            f"ContinueAsNew state is not JSON-serialisable ({value_type}): {errors}.",
+            details={"valueType": value_type, "errors": errors},
+            hint="Carry plain JSON values: dicts, lists, strings, numbers, booleans, None.",
         )

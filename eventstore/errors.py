@@ -181,16 +181,18 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
         "A loop reaches max_iterations with fail-on-max behaviour.",
         ("ralphId", "maxIterations"),
     ),
-    _d("engine", "SCHEDULER_ERROR", "The scheduler cannot produce a valid execution decision."),
     _d(
         "engine",
         "CONTINUATION_STATE_TOO_LARGE",
-        "Continue-as-new state exceeds the serialized size limit.",
+        "Continue-as-new state exceeds the configured serialized size limit.",
         ("runId", "sizeBytes", "maxBytes"),
     ),
     _d(
-        "engine", "INVALID_CONTINUATION_STATE", "Continue-as-new state cannot be parsed or applied."
+        "engine",
+        "INVALID_CONTINUATION_STATE",
+        "Continue-as-new state cannot be parsed or applied.",
     ),
+    _d("engine", "SCHEDULER_ERROR", "The scheduler cannot produce a valid execution decision."),
     _d(
         "engine",
         "APPROVAL_DENIED",

@@ -19,8 +19,10 @@ from ._run_state import DONE_NODE_STATES as DONE_NODE_STATES
 from ._run_state import WAITING_NODE_STATES as WAITING_NODE_STATES
 from ._run_state import ApprovalRecord as ApprovalRecord
 from ._run_state import AttemptRecord as AttemptRecord
+from ._run_state import CarriedOutput as CarriedOutput
 from ._run_state import EventWaitRecord as EventWaitRecord
 from ._run_state import FrameRecord as FrameRecord
+from ._run_state import LoopRecord as LoopRecord
 from ._run_state import NodeKey as NodeKey
 from ._run_state import NodeRecord as NodeRecord
 from ._run_state import NodeStateName as NodeStateName
@@ -41,7 +43,9 @@ __all__ = (
     "AttemptRecord",
     "CheckpointDecodeError",
     "ForkBaseMismatchError",
+    "CarriedOutput",
     "FrameRecord",
+    "LoopRecord",
     "InvalidRewindError",
     "NodeKey",
     "NodeRecord",

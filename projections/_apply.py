@@ -32,9 +32,13 @@ from smithers.eventstore.events import (
     ApprovalDenied,
     ApprovalGranted,
     ApprovalRequested,
+    ContinuationLoaded,
     ErrorInfo,
     Event,
     FrameCommitted,
+    LoopFinished,
+    LoopIterationStarted,
+    LoopRewound,
     NodeCancelled,
     NodeFailed,
     NodeFinished,
@@ -48,6 +52,7 @@ from smithers.eventstore.events import (
     ReplayStarted,
     RetryTaskStarted,
     RunCancelled,
+    RunContinuedAsNew,
     RunFailed,
     RunFinished,
     RunForked,
@@ -64,8 +69,10 @@ from smithers.eventstore.events import (
 from ._run_state import (
     ApprovalRecord,
     AttemptRecord,
+    CarriedOutput,
     EventWaitRecord,
     FrameRecord,
+    LoopRecord,
     NodeRecord,
     RunState,
     SignalRecord,
@@ -227,11 +234,21 @@ def _frame(s: RunState, e: FrameCommitted, seq: int) -> None:
     s.next_frame_no = max(s.next_frame_no, e.frame_no + 1)
 
 
-def _reset_nodes(s: RunState, node_ids: Iterable[str]) -> None:
-    """Put every iteration of `node_ids` back to pending, without output; keep attempts."""
+def _reset_nodes(s: RunState, node_ids: Iterable[str], *, from_iteration: int = 0) -> None:
+    """Put iterations of `node_ids` back to pending, without output; keep attempts.
+
+    Each node id's iterations from ``min(from_iteration, its highest iteration)`` on:
+    every iteration for 0 (and for a node outside the loop of a retried pass, e.g. a
+    task after the loop), that pass and later ones for a node of the loop.
+    """
     wanted = frozenset(node_ids)
     if not wanted:
         return
+    start: dict[str, int] = {}
+    if from_iteration > 0:
+        for node_id, iteration in s.nodes:
+            if node_id in wanted:
+                start[node_id] = min(from_iteration, max(start.get(node_id, 0), iteration))
     reset = {
         key: msgspec.structs.replace(
             rec,
@@ -245,7 +262,7 @@ def _reset_nodes(s: RunState, node_ids: Iterable[str]) -> None:
             timer=None,
         )
         for key, rec in s.nodes.items()
-        if key[0] in wanted
+        if key[0] in wanted and key[1] >= start.get(key[0], 0)
     }
     s.nodes.update(reset)  # existing keys: the mount order is kept
 
@@ -254,7 +271,8 @@ def _reset_nodes(s: RunState, node_ids: Iterable[str]) -> None:
 def _retry_task_started(s: RunState, e: RetryTaskStarted, seq: int) -> None:
     # The run's status moves only with RunStatusChanged/RunStarted. A retry is appended
     # from outside any activation: the previous owner no longer drives the run.
-    _reset_nodes(s, e.reset_nodes)
+    # Iterations from the retried one on (0: every iteration; loops: that pass and later).
+    _reset_nodes(s, e.reset_nodes, from_iteration=e.iteration)
     _release_owner(s)
 
 
@@ -588,6 +606,9 @@ def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
         nodes=dict(parent.nodes),
         frames=[],
         signals=list(parent.signals),
+        loops=dict(parent.loops),
+        carried=dict(parent.carried),
+        continued_as_run_id=None,
         next_frame_no=event.parent_frame_no + 1,
         rewinds=0,
         parent_run_id=event.parent_run_id,
@@ -598,3 +619,68 @@ def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
     )
     _reset_nodes(s, event.reset_nodes)
     return s
+
+
+# ---- loops (issue 9: Loop passes and continue-as-new)
+
+
+@_on(LoopIterationStarted)
+def _loop_iteration_started(s: RunState, e: LoopIterationStarted, seq: int) -> None:
+    # Re-inserted so the loop whose pass started last is last (`ctx.iteration`'s loop).
+    s.loops.pop(e.loop_id, None)
+    s.loops[e.loop_id] = LoopRecord(loop_id=e.loop_id, iteration=e.iteration)
+
+
+@_on(LoopFinished)
+def _loop_finished(s: RunState, e: LoopFinished, seq: int) -> None:
+    s.loops[e.loop_id] = LoopRecord(
+        loop_id=e.loop_id, iteration=e.iteration, finished=True, reason=e.reason
+    )
+
+
+@_on(LoopRewound)
+def _loop_rewound(s: RunState, e: LoopRewound, seq: int) -> None:
+    s.loops.pop(e.loop_id, None)
+    s.loops[e.loop_id] = LoopRecord(loop_id=e.loop_id, iteration=e.iteration)
+    wanted = frozenset(e.node_ids)
+    later = [key for key in s.nodes if key[0] in wanted and key[1] > e.iteration]
+    for key in later:
+        s.nodes[key] = msgspec.structs.replace(
+            s.nodes[key], state="pending", output=NULL_RAW, has_output=False, skip_reason=None
+        )
+
+
+@_on(RunContinuedAsNew)
+def _run_continued_as_new(s: RunState, e: RunContinuedAsNew, seq: int) -> None:
+    # The status comes with the RunStatusChanged("continued") recorded beside it.
+    s.continued_as_run_id = e.new_run_id
+    s.finished_at_ms = e.timestamp_ms
+
+
+_CarriedLoops = dict[str, tuple[int, bool]]
+_CarriedOutputs = list[tuple[str, int, msgspec.Raw, int]]
+
+
+@_on(ContinuationLoaded)
+def _continuation_loaded(s: RunState, e: ContinuationLoaded, seq: int) -> None:
+    s.continued_from_run_id = e.from_run_id
+    s.ancestry_depth = e.ancestry_depth
+    s.continuation = e.state
+    if e.loops != NULL_RAW:
+        for loop_id, (iteration, done) in msgspec.json.decode(e.loops, type=_CarriedLoops).items():
+            s.loops[loop_id] = LoopRecord(loop_id=loop_id, iteration=iteration, finished=done)
+    if e.outputs == NULL_RAW:
+        return
+    for node_id, iteration, output, count in msgspec.json.decode(e.outputs, type=_CarriedOutputs):
+        s.carried[node_id] = CarriedOutput(
+            iteration=iteration, output=output, count=count, as_node=e.carry_nodes
+        )
+        if e.carry_nodes:
+            # A finished record with no attempt: done in an earlier run of the chain.
+            s.nodes[(node_id, iteration)] = NodeRecord(
+                node_id=node_id,
+                iteration=iteration,
+                state="finished",
+                output=output,
+                has_output=True,
+            )

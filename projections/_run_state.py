@@ -21,7 +21,9 @@ __all__ = (
     "ApprovalRecord",
     "AttemptRecord",
     "EventWaitRecord",
+    "CarriedOutput",
     "FrameRecord",
+    "LoopRecord",
     "NodeKey",
     "NodeRecord",
     "NodeStateName",
@@ -241,6 +243,33 @@ class FrameRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     timestamp_ms: int
 
 
+class LoopRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A Loop's progress (from `LoopIterationStarted`, `LoopFinished`, `LoopRewound`)."""
+
+    loop_id: str
+    """The loop's scoped id (``"<id>"``, or ``"<id>@<outer iteration>"`` when scoped)."""
+    iteration: int = 0
+    """The current (or, once finished, the last) pass, from 0."""
+    finished: bool = False
+    """True once the loop is done (`LoopFinished`)."""
+    reason: str | None = None
+    """Why it finished: ``"until"`` or ``"max-iterations"``; None while it runs."""
+
+
+class CarriedOutput(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A node's latest output carried from an earlier run of a continue-as-new chain."""
+
+    iteration: int
+    """The iteration that output is from."""
+    output: msgspec.Raw
+    """The output JSON."""
+    count: int = 1
+    """Iterations of the node with an output in the chain so far (this one included)."""
+    as_node: bool = False
+    """True when the output is also a finished node of this run (a loop's
+    continuation, `ContinuationLoaded.carry_nodes`)."""
+
+
 class RunState(msgspec.Struct, kw_only=True):
     """Everything known about a run up to `seq` (DESIGN §5).
 
@@ -310,6 +339,20 @@ class RunState(msgspec.Struct, kw_only=True):
     subflow_of: SubflowParent | None = None
     """For the child run of a `Subflow` node: its parent run and node (from its
     `RunStarted`); None for other runs. Unrelated to `parent_run_id`, a fork's parent."""
+    # ---- loops (issue 9: Loop and continue-as-new)
+    loops: dict[str, LoopRecord] = msgspec.field(default_factory=dict)
+    """Loops by scoped loop id; the most recently (re)started pass's loop is last."""
+    continuation: msgspec.Raw = NULL_RAW
+    """State carried by continue-as-new (`ContinuationLoaded.state`), JSON null if none."""
+    continued_from_run_id: str | None = None
+    """The run this one continues (continue-as-new), None otherwise."""
+    continued_as_run_id: str | None = None
+    """The run this one continued as (`RunContinuedAsNew.new_run_id`), None otherwise."""
+    ancestry_depth: int = 0
+    """Number of continue-as-new steps leading to this run (0 for a first run)."""
+    carried: dict[str, CarriedOutput] = msgspec.field(default_factory=dict)
+    """Per node id, the latest output of the earlier runs of a continue-as-new chain
+    (`ContinuationLoaded.outputs`): what ``ctx.latest``/``ctx.iteration_count`` see."""
 
     @property
     def frame_count(self) -> int:
@@ -326,7 +369,12 @@ class RunState(msgspec.Struct, kw_only=True):
     def copy(self) -> RunState:
         """Return an independent snapshot (containers copied, records shared: they are frozen)."""
         return msgspec.structs.replace(
-            self, nodes=dict(self.nodes), frames=list(self.frames), signals=list(self.signals)
+            self,
+            nodes=dict(self.nodes),
+            frames=list(self.frames),
+            signals=list(self.signals),
+            loops=dict(self.loops),
+            carried=dict(self.carried),
         )
 
     def node_ids(self) -> list[str]:

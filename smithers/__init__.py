@@ -18,6 +18,8 @@ from smithers.engine import ApprovalSelection as ApprovalSelection
 from smithers.engine import Backoff as Backoff
 from smithers.engine import Branch as Branch
 from smithers.engine import Client as Client
+from smithers.engine import ContinueAsNew as ContinueAsNew
+from smithers.engine import Loop as Loop
 from smithers.engine import Parallel as Parallel
 from smithers.engine import RunHandle as RunHandle
 from smithers.engine import RunResult as RunResult
@@ -65,6 +67,8 @@ __all__ = (
     "TimerOutput",
     "WaitForEvent",
     "Subflow",
+    "ContinueAsNew",
+    "Loop",
     "Client",
     "Parallel",
     "RunHandle",

@@ -24,9 +24,16 @@ from smithers.eventstore.events import (
     TimerCancelled,
 )
 
-from ..authoring import WAIT_KINDS, WorkflowContext
-from ..errors import SchedulerError
+from ..authoring import WAIT_KINDS, WorkflowContext, active_iteration
+from ..errors import ContinuationStateTooLargeError, SchedulerError
 from ._execute import Outcome, error_info, execute_attempt
+from ._loops import (
+    Continuing,
+    continuation_events,
+    continuation_run_id,
+    decide_pass_end,
+    started_loop_events,
+)
 from ._render import compile_tree
 from ._schedule import Scheduler
 from ._subflow import subflow_waiting_events
@@ -35,7 +42,7 @@ from ._waits import WaitStatus, wait_step
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-    from smithers.eventstore.events import ErrorInfo, NodeEvent
+    from smithers.eventstore.events import ContinuationLoaded, ErrorInfo, NodeEvent
     from smithers.projections import NodeKey, NodeRecord
 
     from .._clock import Clock
@@ -71,7 +78,9 @@ class Decider:
     __slots__ = (
         "attempts",
         "cancelling",
+        "carried",
         "clock",
+        "continuing",
         "emit",
         "failing",
         "hold_ms",
@@ -115,25 +124,33 @@ class Decider:
         self.cancelling: tuple[str, str] | None = None
         """``(reason, source)`` once the run is being cancelled."""
         self.terminal: str | None = None
-        """``"finished"``, ``"failed"``, ``"cancelled"`` once the run's end is emitted, or
-        the ``waiting-*`` status it parked in."""
+        """``"finished"``, ``"failed"``, ``"cancelled"`` or ``"continued"`` once the run's
+        end is emitted, or the ``waiting-*`` status it parked in."""
         self.hold_ms = hold_ms
         self.waiting: dict[NodeKey, tuple[WaitStatus, int | None]] = {}
         """Mounted nodes waiting for a decision, a signal or a timer: their park status
         and wake-up time (Unix epoch ms, None if only something outside wakes them)."""
+        self.continuing: Continuing | None = None
+        """Set once the run is to continue as new: nothing new starts (`_loops`)."""
+        self.carried: ContinuationLoaded | None = None
+        """For a run ended ``continued``: the new run's ``ContinuationLoaded``."""
 
     # ------------------------------------------------------------------ render
 
-    def render(self) -> None:
-        """Render the tree, commit a frame, mount new tasks, rebuild the scheduler."""
+    def render(self) -> bool:
+        """Render the tree, commit a frame, mount new tasks, rebuild the scheduler.
+
+        Returns True when the render recorded a loop event (a loop started, a pass ended
+        and the next began or the loop finished): render again.
+        """
         loop = self.loop
         state = loop.state
         ctx = WorkflowContext(run_id=self.run_id, input=self.input_value, state=state)
         try:
-            plan = compile_tree(self.wf.build(ctx))
+            plan = compile_tree(self.wf.build(ctx), loops=state.loops)
         except Exception as e:
             self.fail(error_info(e))
-            return
+            return False
         self.reads = ctx.reads
         loop._commit_frame(plan)
         attempts = self.attempts
@@ -156,6 +173,56 @@ class Decider:
         self.scheduler = Scheduler(plan, is_done=_done_check(plan, nodes), is_busy=attempts.is_busy)
         for key in attempts.running:
             self.scheduler.claim(key)
+        return self._loop_hooks(fresh=True)
+
+    def _loop_hooks(self, *, fresh: bool) -> bool:
+        """Act on what the scheduler met: loops started, passes ended, ContinueAsNew.
+
+        A pass's end is decided only by a `fresh` call (right after the render that
+        saw it, so `until` reads the pass's outputs); otherwise a render is asked for.
+        Returns True when a re-render is due.
+        """
+        scheduler = self.scheduler
+        assert scheduler is not None
+        state = self.loop.state
+        now = self.clock.now_ms()
+        rerender = False
+        if scheduler.loops_started:
+            for started in started_loop_events(
+                scheduler.loops_started, state, run_id=self.run_id, now_ms=now
+            ):
+                self.emit(started)
+                rerender = True  # ctx.iteration follows the loop that started
+            scheduler.loops_started.clear()
+        if scheduler.continuations:
+            group = scheduler.continuations[0]
+            if self.continuing is None and group.continue_state is not None:
+                self.continuing = Continuing(
+                    new_run_id=continuation_run_id(self.run_id, state.ancestry_depth + 1),
+                    iteration=active_iteration(state),
+                    state=group.continue_state,
+                )
+            scheduler.continuations.clear()
+        if scheduler.passes_ended:
+            if not fresh:
+                return True
+            for group in scheduler.passes_ended:
+                assert group.loop is not None
+                decision = decide_pass_end(group.loop, run_id=self.run_id, now_ms=now)
+                for event in decision.events:
+                    self.emit(event)
+                    rerender = True
+                if decision.error is not None:
+                    self.fail(error_info(decision.error))
+                if decision.continue_at is not None and self.continuing is None:
+                    self.continuing = Continuing(
+                        new_run_id=continuation_run_id(self.run_id, state.ancestry_depth + 1),
+                        iteration=decision.continue_at,
+                        state=bytes(state.continuation),
+                        loop_id=group.loop.loop_id,
+                    )
+            scheduler.passes_ended.clear()
+        return rerender
 
     # ------------------------------------------------------------------ start
 
@@ -170,10 +237,10 @@ class Decider:
         loop = self.loop
         to_spawn: list[tuple[Leaf, int]] = []
         while True:
-            if need_render and self.failing is None and self.cancelling is None:
-                self.render()
+            if need_render and self._may_start() and self.render():
+                continue  # loop events recorded: render again
             need_render = False
-            if self.failing is not None or self.cancelling is not None or self.scheduler is None:
+            if not self._may_start() or self.scheduler is None:
                 break
             scheduler = self.scheduler
             leaves = scheduler.take(self.max_concurrency - len(attempts.running))
@@ -260,6 +327,10 @@ class Decider:
             self.finish()
         return to_spawn
 
+    def _may_start(self) -> bool:
+        """False once the run is failing, cancelling or continuing as new."""
+        return self.failing is None and self.cancelling is None and self.continuing is None
+
     # ------------------------------------------------------------------ outcomes
 
     def record_outcome(self, leaf: Leaf, attempt: int, outcome: Outcome) -> bool:
@@ -282,7 +353,7 @@ class Decider:
                 )
             )
             scheduler.complete(key)
-            return node_id in self.reads
+            return node_id in self.reads or self._loop_hooks(fresh=False)
         error = outcome.error
         self.emit(
             NodeFailed(
@@ -313,6 +384,7 @@ class Decider:
                 self.attempts.wait_backoff(key, delay)
         elif task.continue_on_fail:
             scheduler.complete(key)
+            return self._loop_hooks(fresh=False)
         else:
             self.fail(error)
         return False
@@ -489,6 +561,18 @@ class Decider:
             self.emit(RunCancelled(run_id=rid, timestamp_ms=now, reason=reason, source=source))
             self.terminal = "cancelled"
             return
+        if self.failing is None and self.continuing is not None:
+            try:
+                ended, self.carried = continuation_events(
+                    self.loop.state, self.continuing, now_ms=now
+                )
+            except ContinuationStateTooLargeError as e:
+                self.fail(error_info(e))
+            else:
+                self.emit(ended)
+                self.emit(RunStatusChanged(run_id=rid, timestamp_ms=now, status="continued"))
+                self.terminal = "continued"
+                return
         if self.failing is None and self.scheduler is not None and not self.scheduler.finished:
             self.fail(error_info(_stuck(self.scheduler.waiting_on())))
         if self.failing is not None:

@@ -39,6 +39,12 @@ class Scheduler:
             or failed with ``continue_on_fail``).
         is_busy: Whether a node key is running or waiting out a retry backoff; such a
             task is activated but not queued (the engine re-queues it with `requeue`).
+
+    Loops (``Group.loop``): a loop's group completes only once the run's state records
+    the loop finished; when every child of a pass is done the group is listed in
+    `passes_ended` instead, for the engine to decide the next pass (`_loops`). Loops
+    whose group was activated are listed in `loops_started`, ``ContinueAsNew`` groups
+    reached in `continuations` (neither completes). The engine drains the three lists.
     """
 
     __slots__ = (
@@ -50,6 +56,9 @@ class Scheduler:
         "_running",
         "_waiting_deps",
         "_work",
+        "continuations",
+        "loops_started",
+        "passes_ended",
         "plan",
         "ready",
     )
@@ -71,6 +80,9 @@ class Scheduler:
         self._parked: dict[Group, deque[Leaf]] = {}
         self._waiting_deps: dict[NodeKey, list[Leaf]] = {}
         self._work: deque[tuple[bool, Group | Leaf]] = deque()
+        self.loops_started: list[Group] = []
+        self.passes_ended: list[Group] = []
+        self.continuations: list[Group] = []
         self._activate(plan.root)
         self._drain()
 
@@ -118,9 +130,8 @@ class Scheduler:
             if self._is_done(leaf.key):
                 self._complete(leaf)
                 return
-            for dep in leaf.task.depends_on:
-                # A dependency is looked up in the task's own iteration.
-                dep_key = (dep, leaf.key[1])
+            for dep_key in leaf.deps:
+                # In the task's own pass when mounted in its loop (see `Leaf.deps`).
                 if not self._is_done(dep_key):
                     self._waiting_deps.setdefault(dep_key, []).append(leaf)
                     return
@@ -128,6 +139,11 @@ class Scheduler:
                 self.ready.append(leaf)
             return
         group = node
+        if group.loop is not None:
+            self.loops_started.append(group)
+        if group.continue_state is not None:
+            self.continuations.append(group)  # never completes: the run goes on as new
+            return
         if not group.children:
             self._complete(group)
         elif group.kind == "sequence":
@@ -142,6 +158,9 @@ class Scheduler:
         if flags[pos] & _DONE:
             return
         flags[pos] |= _DONE
+        if not isinstance(node, Leaf) and node.loop is not None and not node.loop.finished:
+            self.passes_ended.append(node)  # the engine decides: next pass, or done
+            return
         if isinstance(node, Leaf):
             waiting = self._waiting_deps.pop(node.key, None)
             for leaf in waiting or ():

@@ -16,10 +16,15 @@ from ._components import workflow as workflow
 from ._context import MAX_HEARTBEAT_BYTES as MAX_HEARTBEAT_BYTES
 from ._context import TaskContext as TaskContext
 from ._context import WorkflowContext as WorkflowContext
+from ._context import active_iteration as active_iteration
+from ._context import output_index as output_index
 from ._identity import WorkflowIdentity as WorkflowIdentity
 from ._identity import workflow_identity as workflow_identity
 from ._loader import load_named_workflow as load_named_workflow
 from ._loader import load_workflow as load_workflow
+from ._loops import MAX_CONTINUATION_BYTES as MAX_CONTINUATION_BYTES
+from ._loops import ContinueAsNew as ContinueAsNew
+from ._loops import Loop as Loop
 from ._subflow import Subflow as Subflow
 from ._waits import Approval as Approval
 from ._waits import ApprovalDecision as ApprovalDecision
@@ -44,6 +49,8 @@ __all__ = (
     "MAX_HEARTBEAT_BYTES",
     "TaskContext",
     "WorkflowContext",
+    "active_iteration",
+    "output_index",
     "load_named_workflow",
     "load_workflow",
     "WorkflowIdentity",
@@ -60,4 +67,7 @@ __all__ = (
     "WAIT_KINDS",
     "Subflow",
     "TaskKind",
+    "MAX_CONTINUATION_BYTES",
+    "ContinueAsNew",
+    "Loop",
 )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from smithers.eventstore import decode_json, encode_json
+from smithers.eventstore.events import NULL_RAW
 
 from ..errors import (
     HeartbeatPayloadNotJsonSerializableError,
@@ -23,7 +24,13 @@ if TYPE_CHECKING:
 
     from smithers.projections import RunState
 
-__all__ = ("MAX_HEARTBEAT_BYTES", "TaskContext", "WorkflowContext")
+__all__ = (
+    "MAX_HEARTBEAT_BYTES",
+    "TaskContext",
+    "WorkflowContext",
+    "active_iteration",
+    "output_index",
+)
 
 MAX_HEARTBEAT_BYTES = 1_000_000
 """Largest heartbeat payload, in bytes of JSON (Smithers' persisted checkpoint limit)."""
@@ -38,19 +45,39 @@ class WorkflowContext:
         run_id: The run's id.
         input: The run's input: an instance of the workflow's input type if it declares
             one, else a dict.
-        iteration: Current loop iteration (0 outside loops).
+        iteration: The pass of the loop running now: the unfinished Loop whose pass
+            started last (0 outside loops, and once every loop is done). With loops
+            running side by side, use `loop_iteration`.
         reads: Node ids whose outputs this context was asked for.
     """
 
-    __slots__ = ("_cache", "_state", "input", "iteration", "reads", "run_id")
+    __slots__ = ("_cache", "_index", "_state", "input", "iteration", "reads", "run_id")
 
-    def __init__(self, *, run_id: str, input: Any, state: RunState, iteration: int = 0) -> None:
+    def __init__(
+        self, *, run_id: str, input: Any, state: RunState, iteration: int | None = None
+    ) -> None:
         self.run_id = run_id
         self.input = input
-        self.iteration = iteration
+        self.iteration = active_iteration(state) if iteration is None else iteration
         self.reads: set[str] = set()
         self._state = state
         self._cache: dict[tuple[str, int, Any], Any] = {}
+        self._index: dict[str, tuple[int, int]] | None = None
+
+    @property
+    def continuation(self) -> Any:
+        """The state carried by continue-as-new into this run (decoded JSON), or None."""
+        raw = self._state.continuation
+        return None if raw == NULL_RAW else decode_json(raw)
+
+    def loop_iteration(self, loop_id: str) -> int:
+        """Return the current (or, once done, the last) pass of loop `loop_id`, from 0.
+
+        `loop_id` is the scoped id for a scoped loop (``"<id>@<outer iteration>"``).
+        A loop not started yet is at pass 0.
+        """
+        rec = self._state.loops.get(loop_id)
+        return rec.iteration if rec is not None else 0
 
     def _get(self, schema: type[T] | Any, node_id: str, iteration: int) -> T | None:
         self.reads.add(node_id)
@@ -58,47 +85,98 @@ class WorkflowContext:
         if key in self._cache:
             return self._cache[key]  # type: ignore[no-any-return]
         rec = self._state.nodes.get((node_id, iteration))
-        if rec is None or not rec.has_output:
-            return None
-        value = decode_json(rec.output, schema)
+        if rec is not None and rec.has_output:
+            raw = rec.output
+        else:
+            carried = self._state.carried.get(node_id)
+            if carried is None or carried.iteration != iteration:
+                return None
+            raw = carried.output
+        value = decode_json(raw, schema)
         self._cache[key] = value
         return value  # type: ignore[no-any-return]
+
+    def _has(self, node_id: str, iteration: int) -> bool:
+        rec = self._state.nodes.get((node_id, iteration))
+        if rec is not None and rec.has_output:
+            return True
+        carried = self._state.carried.get(node_id)
+        return carried is not None and carried.iteration == iteration
 
     def output_maybe(
         self, schema: type[T] | Any, node_id: str, *, iteration: int | None = None
     ) -> T | None:
-        """Return the output of `node_id` decoded as `schema`, or None if there is none yet."""
+        """Return the output of `node_id` decoded as `schema`, or None if there is none yet.
+
+        `iteration` defaults to `iteration` (the running loop's pass).
+        """
         return self._get(schema, node_id, self.iteration if iteration is None else iteration)
 
     def output(self, schema: type[T] | Any, node_id: str, *, iteration: int | None = None) -> T:
         """Return the output of `node_id` decoded as `schema`.
+
+        `iteration` defaults to `iteration` (the running loop's pass).
 
         Raises:
             MissingOutputError: if the node has no output (yet) in that iteration.
         """
         it = self.iteration if iteration is None else iteration
         value = self._get(schema, node_id, it)
-        if value is None:
-            rec = self._state.nodes.get((node_id, it))
-            if rec is None or not rec.has_output:
-                raise MissingOutputError(node_id, it)
+        if value is None and not self._has(node_id, it):
+            raise MissingOutputError(node_id, it)
         return value  # type: ignore[return-value]
 
+    def _outputs_index(self) -> dict[str, tuple[int, int]]:
+        """`output_index` of the state, built once per render (one pass over the nodes)."""
+        if self._index is None:
+            self._index = output_index(self._state)
+        return self._index
+
     def latest(self, schema: type[T] | Any, node_id: str) -> T | None:
-        """Return the output of `node_id` in its highest finished iteration, or None."""
+        """Return the output of `node_id` in its highest iteration with one, or None.
+
+        Outputs carried from earlier runs of a continue-as-new chain count.
+        """
         self.reads.add(node_id)
-        best = -1
-        for (nid, it), rec in self._state.nodes.items():
-            if nid == node_id and rec.has_output and it > best:
-                best = it
+        best = self._outputs_index().get(node_id, (-1, 0))[0]
         return None if best < 0 else self._get(schema, node_id, best)
 
     def iteration_count(self, schema: type[T] | Any, node_id: str) -> int:
-        """Return how many iterations of `node_id` have an output."""
+        """Return how many iterations of `node_id` have an output.
+
+        Iterations of earlier runs of a continue-as-new chain count.
+        """
         self.reads.add(node_id)
-        return sum(
-            1 for (nid, _), rec in self._state.nodes.items() if nid == node_id and rec.has_output
-        )
+        return self._outputs_index().get(node_id, (-1, 0))[1]
+
+
+def output_index(state: RunState) -> dict[str, tuple[int, int]]:
+    """``node_id -> (highest iteration with an output, iterations with one)``. No I/O.
+
+    Counts the outputs carried from earlier runs of a continue-as-new chain
+    (`RunState.carried`); O(nodes).
+    """
+    index: dict[str, tuple[int, int]] = {}
+    for (nid, it), rec in state.nodes.items():
+        if rec.has_output:
+            best, count = index.get(nid, (-1, 0))
+            index[nid] = (max(best, it), count + 1)
+    for nid, carried in state.carried.items():
+        best, count = index.get(nid, (-1, 0))
+        own = state.nodes.get((nid, carried.iteration))
+        # The carried output may also be a node of this run: count it once.
+        counted = carried.as_node and own is not None and own.has_output
+        extra = carried.count - (1 if counted else 0)
+        index[nid] = (max(best, carried.iteration), count + extra)
+    return index
+
+
+def active_iteration(state: RunState) -> int:
+    """The pass of the unfinished loop whose pass started last in `state`, else 0. No I/O."""
+    for rec in reversed(state.loops.values()):
+        if not rec.finished:
+            return rec.iteration
+    return 0
 
 
 class TaskContext:

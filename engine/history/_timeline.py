@@ -22,6 +22,7 @@ import msgspec
 from smithers.eventstore import SmithersError, decode_event
 from smithers.eventstore.events import (
     NULL_RAW,
+    ContinuationLoaded,
     FrameCommitted,
     NodeEvent,
     ReplayStarted,
@@ -102,6 +103,8 @@ class TimelineFrame(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     waits: tuple[TimelineWait, ...] = ()
     """Nodes that began or stopped waiting since the previous frame, in log order
     (those recorded after the run's last frame count for the last frame)."""
+    iterations: dict[str, int] = msgspec.field(default_factory=dict)
+    """The current pass of each loop running at this frame: scoped loop id -> iteration."""
 
 
 class TimelineRewind(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -456,6 +459,9 @@ def _one_pass(
                     xml_hash=event.xml_hash,
                     finished_count=finished,
                     waits=tuple(waits),
+                    iterations={
+                        lid: rec.iteration for lid, rec in state.loops.items() if not rec.finished
+                    },
                 )
             )
             waits = []
@@ -524,7 +530,24 @@ async def _forks_by_parent(store: EventStore) -> dict[str, list[str]]:
     return out
 
 
-async def timeline(run_id: str, *, db: DbPath = None, store: EventStore | None = None) -> Timeline:
+async def _ancestor(store: EventStore, run_id: str) -> str | None:
+    """The run `run_id` continues (continue-as-new) or was forked from, else None."""
+    for row in await store.read(run_id, upto_seq=3):
+        event = decode_event(row.type, row.data)
+        if isinstance(event, ContinuationLoaded):
+            return event.from_run_id
+        if isinstance(event, RunForked):
+            return event.parent_run_id
+    return None
+
+
+async def timeline(
+    run_id: str,
+    *,
+    db: DbPath = None,
+    store: EventStore | None = None,
+    follow_ancestry: bool = False,
+) -> Timeline:
     """Return the run's timeline: its frames and rewinds, and its descendants as a tree.
 
     Each run's log is read once (no fold per frame); finding forks reads the first
@@ -534,6 +557,9 @@ async def timeline(run_id: str, *, db: DbPath = None, store: EventStore | None =
         run_id: The run.
         db: Database path (see `resolve_db_path`); must exist. Ignored with `store`.
         store: An open `EventStore` to use instead of `db` (not closed here).
+        follow_ancestry: Start from the first ancestor of the run instead: the run it
+            continues (continue-as-new) or was forked from, and so on back to the first
+            run; the returned tree then holds the whole chain.
 
     Returns:
         A `Timeline` whose `children` are the run's forks, replays and continuations,
@@ -549,6 +575,13 @@ async def timeline(run_id: str, *, db: DbPath = None, store: EventStore | None =
         [(0, 0), (1, 1), (2, 2)]
     """
     async with existing_store(db, store) as s:
+        if follow_ancestry:
+            chain = {run_id}
+            while (up := await _ancestor(s, run_id)) is not None and up not in chain:
+                if len(chain) > _MAX_DEPTH or await s.last_seq(up) == 0:
+                    break
+                chain.add(up)
+                run_id = up
         forks = await _forks_by_parent(s)
         seen: set[str] = set()
 

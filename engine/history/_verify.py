@@ -220,7 +220,7 @@ class _Renderer:
                 self._input, _ = check_input(self.wf, decode_json(state.input) or {})
                 self._input_raw = raw
             ctx = WorkflowContext(run_id=self.run_id, input=self._input, state=state)
-            plan = compile_tree(self.wf.build(ctx))
+            plan = compile_tree(self.wf.build(ctx), loops=state.loops)
         except Exception as e:  # whatever the builder raises is the finding
             return None, None, e
         return plan.xml_hash, plan.tree, None

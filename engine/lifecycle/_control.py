@@ -42,6 +42,7 @@ from ._run import (
     _DEFAULT,
     _NOT_RESUMABLE,
     _result,
+    not_resumable,
     run_workflow,
 )
 from ._subflow import ENDED_STATUSES, wake_parent
@@ -559,7 +560,7 @@ async def resume_run(
     if state.status == "finished":
         return _result(state)
     if state.status in _NOT_RESUMABLE:
-        raise RunNotResumableError(run_id, state.status, _NOT_RESUMABLE[state.status])
+        raise not_resumable(state)
     wf, path = load_recorded_workflow(state)
     config = decode_json(state.config)
     if not isinstance(config, dict):

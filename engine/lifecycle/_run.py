@@ -63,6 +63,7 @@ __all__ = (
     "check_resumable",
     "close_open_attempts",
     "new_run_id",
+    "not_resumable",
     "run_result",
     "run_workflow",
 )
@@ -95,6 +96,18 @@ class RunResult(msgspec.Struct, kw_only=True):
     def output(self) -> Any:
         """``outputs.get("output")``, the conventional final output."""
         return self.outputs.get("output")
+
+
+def not_resumable(state: RunState) -> RunNotResumableError:
+    """Return the refusal to resume a cancelled or continued run. No I/O.
+
+    A continued run's refusal names its successor (``smithers up --resume NEW``).
+    """
+    why = _NOT_RESUMABLE.get(state.status, "it has ended")
+    new = state.continued_as_run_id
+    if state.status == "continued" and new:
+        why = f"it continued as run {new}; resume that run instead (`smithers up --resume {new}`)"
+    return RunNotResumableError(state.run_id, state.status, why)
 
 
 def new_run_id() -> str:
@@ -353,11 +366,16 @@ async def run_workflow(
             (``parentRunId``, ``parentNodeId``, ``parentIteration``). A resumed child
             keeps the parent its log records.
 
+    Continue-as-new (``ContinueAsNew``, ``Loop(continue_as_new_every=N)``): the run ends
+    ``continued`` and the next run of the chain starts at once in this process, with
+    the same input and options; this repeats until a run ends otherwise.
+
     Returns:
         A `RunResult` with status ``"finished"``, ``"failed"`` or ``"cancelled"``, or
         ``"waiting-approval"``/``"waiting-event"``/``"waiting-timer"`` for a run that
         parked (resume it after the decision, signal or timer, or let ``smithers
-        approve``/``signal``/``supervise`` do it).
+        approve``/``signal``/``supervise`` do it); for a continue-as-new chain, the
+        result of its last run (its `run_id`).
 
     Raises:
         InvalidInputError: if `input` is not an object or fails the input schema, or
@@ -414,7 +432,7 @@ async def run_workflow(
             if state.status == "finished":
                 return _result(state)  # nothing left to do: no new attempt, no event
             if state.status in _NOT_RESUMABLE:
-                raise RunNotResumableError(run_id, state.status, _NOT_RESUMABLE[state.status])
+                raise not_resumable(state)
             now = clock.now_ms()
             verdict = await owner_verdict(
                 store, state, now_ms=now, stale_threshold_ms=stale_threshold_ms
@@ -434,10 +452,7 @@ async def run_workflow(
             value = input if given else decode_json(state.input) or {}
             input_value, input_raw = check_input(wf, value)
             activation = state.activation + 1
-        if log_dir is _DEFAULT:
-            log_dir = default_log_dir(db_path, run_id) if db_path else None
-        now = clock.now_ms()
-        owner = _new_owner(run_id, now)
+        given_log_dir = log_dir
         config = {
             "maxConcurrency": max_concurrency,
             "rootDir": str(root_dir) if root_dir is not None else None,
@@ -446,67 +461,90 @@ async def run_workflow(
             "toolTimeoutMs": tool_timeout_ms,
         }
         parent = state.subflow_of if state is not None and state.subflow_of else subflow_of
-        first_events: list[Event] = [
-            RunStarted(
-                run_id=run_id,
-                timestamp_ms=now,
-                workflow_name=wf.name,
-                workflow_path=_abspath(path),
-                workflow_hash=identity.digest if identity else None,
-                workflow_files=identity.files if identity else (),
-                input=msgspec.Raw(input_raw),
-                config=to_raw(config),
-                smithers_version=SMITHERS_VERSION,
-                activation=activation,
-                owner_id=owner.owner_id,
-                pid=owner.pid,
-                host=owner.host,
-                parent_run_id=parent.run_id if parent is not None else None,
-                parent_node_id=parent.node_id if parent is not None else None,
-                parent_iteration=parent.iteration if parent is not None else None,
-            ),
-            RunStatusChanged(run_id=run_id, timestamp_ms=now, status="running"),
-        ]
+
+        def start_events(rid: str, activation: int, owner: Lease, now: int) -> list[Event]:
+            return [
+                RunStarted(
+                    run_id=rid,
+                    timestamp_ms=now,
+                    workflow_name=wf.name,
+                    workflow_path=_abspath(path),
+                    workflow_hash=identity.digest if identity else None,
+                    workflow_files=identity.files if identity else (),
+                    input=msgspec.Raw(input_raw),
+                    config=to_raw(config),
+                    smithers_version=SMITHERS_VERSION,
+                    activation=activation,
+                    owner_id=owner.owner_id,
+                    pid=owner.pid,
+                    host=owner.host,
+                    parent_run_id=parent.run_id if parent is not None else None,
+                    parent_node_id=parent.node_id if parent is not None else None,
+                    parent_iteration=parent.iteration if parent is not None else None,
+                ),
+                RunStatusChanged(run_id=rid, timestamp_ms=now, status="running"),
+            ]
+
+        def new_loop(rid: str, state: RunState | None, owner: Lease) -> RunLoop:
+            log = given_log_dir
+            if log is _DEFAULT:
+                log = default_log_dir(db_path, rid) if db_path else None
+            assert store is not None
+
+            async def reload() -> RunState:
+                assert store is not None
+                return await load_state(store, rid)
+
+            return RunLoop(
+                wf,
+                store,
+                rid,
+                input_value=input_value,
+                max_concurrency=max_concurrency,
+                on_progress=on_progress,
+                clock=clock,
+                mirror=NdjsonMirror(Path(log)) if log is not None else None,
+                state=state,
+                owner=owner,
+                reload=reload,
+                hold_ms=hold_ms,
+                run_child=child_runner(
+                    run_workflow,
+                    store=store,
+                    clock=clock,
+                    force=force,
+                    options={
+                        "db": db_path,
+                        "log_dir": _DEFAULT if log is not None else None,
+                        "max_concurrency": max_concurrency,
+                        "root_dir": root_dir,
+                        "allow_network": allow_network,
+                        "max_output_bytes": max_output_bytes,
+                        "tool_timeout_ms": tool_timeout_ms,
+                        "stale_threshold_ms": stale_threshold_ms,
+                        "allow_nondeterminism": allow_nondeterminism,
+                        "hold_ms": hold_ms,
+                    },
+                ),
+            )
+
+        now = clock.now_ms()
+        owner = _new_owner(run_id, now)
+        first_events = start_events(run_id, activation, owner, now)
         if state is not None:
             # Attempts a crash left open: closed, and their tasks run again.
             first_events.extend(close_open_attempts(state, now_ms=now))
-
-        async def reload() -> RunState:
-            return await load_state(store, run_id)
-
-        loop = RunLoop(
-            wf,
-            store,
-            run_id,
-            input_value=input_value,
-            max_concurrency=max_concurrency,
-            on_progress=on_progress,
-            clock=clock,
-            mirror=NdjsonMirror(Path(log_dir)) if log_dir is not None else None,
-            state=state,
-            owner=owner,
-            reload=reload,
-            hold_ms=hold_ms,
-            run_child=child_runner(
-                run_workflow,
-                store=store,
-                clock=clock,
-                force=force,
-                options={
-                    "db": db_path,
-                    "log_dir": _DEFAULT if log_dir is not None else None,
-                    "max_concurrency": max_concurrency,
-                    "root_dir": root_dir,
-                    "allow_network": allow_network,
-                    "max_output_bytes": max_output_bytes,
-                    "tool_timeout_ms": tool_timeout_ms,
-                    "stale_threshold_ms": stale_threshold_ms,
-                    "allow_nondeterminism": allow_nondeterminism,
-                    "hold_ms": hold_ms,
-                },
-            ),
-        )
+        loop = new_loop(run_id, state, owner)
         await loop.drive(first_events, cancel)
+        while loop.decider.terminal == "continued" and loop.decider.carried is not None:
+            # Continue-as-new: the next run of the chain starts now, in this process.
+            carried = loop.decider.carried
+            now = clock.now_ms()
+            owner = _new_owner(carried.run_id, now)
+            first_events = start_events(carried.run_id, 1, owner, now)
+            first_events.insert(1, msgspec.structs.replace(carried, timestamp_ms=now))
+            loop = new_loop(carried.run_id, None, owner)
+            await loop.drive(first_events, cancel)
         return _result(loop.state)
     finally:
         if own_store:

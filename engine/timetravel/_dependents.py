@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..activation import Group, Plan
     from ..authoring import Workflow
 
-__all__ = ("task_dependents",)
+__all__ = ("enclosing_loop", "task_dependents")
 
 log = logging.getLogger("smithers.engine")
 
@@ -90,7 +90,7 @@ def _input_value(wf: Workflow, state: RunState) -> Any:
 
 def _render(wf: Workflow, state: RunState, input_value: Any) -> Plan:
     ctx = WorkflowContext(run_id=state.run_id, input=input_value, state=state)
-    return compile_tree(wf.build(ctx))
+    return compile_tree(wf.build(ctx), loops=state.loops)
 
 
 def task_dependents(wf: Workflow, state: RunState, node_id: str) -> list[str]:
@@ -137,3 +137,24 @@ def task_dependents(wf: Workflow, state: RunState, node_id: str) -> list[str]:
             break
         reset |= set(vanished) | _graph_dependents(plan, vanished)
     return [n for n in plan.leaves if n in reset and n != node_id]
+
+
+def enclosing_loop(wf: Workflow, state: RunState, node_id: str) -> tuple[str, list[str]] | None:
+    """The innermost Loop mounting `node_id` in the workflow rendered at `state`.
+
+    Returns:
+        ``(scoped loop id, node ids of the loop's tasks)``, or None when the task is not
+        in a loop (or not mounted). Pure: renders only.
+
+    Raises:
+        InvalidInputError: if the run's recorded input no longer fits `wf`.
+        Exception: whatever the workflow's builder raises for `state`.
+    """
+    plan = _render(wf, state, _input_value(wf, state))
+    node: Group | Leaf | None = plan.leaves.get(node_id)
+    while node is not None:
+        group = node.parent
+        if group is not None and group.loop is not None:
+            return group.loop.loop_id, _leaves_under(group)
+        node = group
+    return None

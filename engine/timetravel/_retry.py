@@ -10,6 +10,7 @@ from smithers.eventstore.errors import SmithersError
 from smithers.eventstore.events import (
     TERMINAL_RUN_STATUSES,
     Event,
+    LoopRewound,
     RetryTaskFinished,
     RetryTaskStarted,
     RunStatusChanged,
@@ -31,7 +32,7 @@ from ..lifecycle import (
     close_open_attempts,
     run_workflow,
 )
-from ._dependents import task_dependents
+from ._dependents import enclosing_loop, task_dependents
 from ._session import _now, _run_options, _session, _workflow
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ async def retry_task(
     run_id: str,
     *,
     node: str,
-    iteration: int = 0,
+    iteration: int | None = None,
     deps: bool = True,
     force: bool = False,
     db: str | os.PathLike[str] | None = None,
@@ -75,8 +76,11 @@ async def retry_task(
     Args:
         run_id: The run.
         node: The task's node id.
-        iteration: Loop iteration of the node (0 outside loops); recorded on the events
-            (a reset applies to every iteration of the node ids).
+        iteration: Loop iteration (pass) of the node to retry; default: its latest.
+            Outside loops, 0 (a reset applies to every iteration). Inside a Loop, that
+            pass of the node and of its dependents in the loop is reset, the loop goes
+            back to that pass (``LoopRewound``) and its later passes run again;
+            dependents after the loop are reset too.
         deps: Also reset the node's dependents (``--no-deps`` is False).
         force: Proceed although a process on another host seems to own the run (fresh
             lease); never overrides a live owner on this host.
@@ -114,12 +118,15 @@ async def retry_task(
     clock: Clock | None = run_options.get("clock")
     async with _session(db, store) as session:
         state = await load_state(session.store, run_id)
+        if iteration is None:
+            iteration = max((it for nid, it in state.nodes if nid == node), default=0)
         if state.node(node, iteration) is None:
             known = state.node_ids()
             raise NodeNotFoundError(run_id, node, known)
         if state.status == "continued":
+            new = state.continued_as_run_id or "the new run"
             raise RunNotResumableError(
-                run_id, state.status, "it continued as a new run; retry the task there"
+                run_id, state.status, f"it continued as run {new}; retry the task there"
             )
         wf, path = _workflow(state, workflow)
         now = _now(clock)
@@ -156,6 +163,18 @@ async def retry_task(
                 reset_nodes=resets,
             )
         )
+        in_loop = enclosing_loop(wf, state, node)
+        if in_loop is not None:
+            loop_id, loop_nodes = in_loop
+            events.append(
+                LoopRewound(
+                    run_id=run_id,
+                    timestamp_ms=now,
+                    loop_id=loop_id,
+                    iteration=iteration,
+                    node_ids=tuple(loop_nodes),
+                )
+            )
         reopen = state.status in TERMINAL_RUN_STATUSES
         if reopen:
             events.append(RunStatusChanged(run_id=run_id, timestamp_ms=now, status="running"))

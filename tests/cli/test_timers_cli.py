@@ -97,6 +97,7 @@ def test_timeline_marks_the_frames_where_the_timer_starts_and_fires(cli: Any, fl
         "finishedCount",
         "discarded",
         "waits",
+        "iterations",
     }
     text = cli("timeline", "tl").stdout
     assert "timer soak waiting" in text

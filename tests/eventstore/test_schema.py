@@ -157,6 +157,21 @@ DESIGN_EVENTS: dict[str, tuple[str, ...]] = {
         "correlationId",
         "sentBy",
     ),
+    # ---- loops (issue 9)
+    "LoopIterationStarted": ("runId", "timestampMs", "loopId", "iteration"),
+    "LoopFinished": ("runId", "timestampMs", "loopId", "iteration", "reason"),
+    "LoopRewound": ("runId", "timestampMs", "loopId", "iteration", "nodeIds"),
+    "ContinuationLoaded": (
+        "runId",
+        "timestampMs",
+        "fromRunId",
+        "ancestryDepth",
+        "iteration",
+        "state",
+        "loops",
+        "outputs",
+        "carryNodes",
+    ),
 }
 
 
@@ -337,6 +352,7 @@ def test_retry_task_events_fields() -> None:
         (ev.VoiceFinished, "operation", ("speak", "listen")),
         (ev.VoiceError, "operation", ("speak", "listen")),
         (ev.RunAutoResumeSkipped, "reason", ("pid-alive", "missing-workflow", "rate-limited")),
+        (ev.LoopFinished, "reason", ("until", "max-iterations")),
     ],
 )
 def test_closed_vocabularies_are_literals(

@@ -367,3 +367,43 @@ async def test_robust_pipeline_analysis_retries(
     assert result.status == status
     assert count(events, NodeStarted, "analyze") == 4  # retries=3
     assert ("final" in result.outputs) == (status == "finished")
+
+
+# ---------------------------------------------------------------------------- refine_loop
+
+
+def test_refine_loop_is_a_workflow_file() -> None:
+    wf, _ = load_workflow(str(EXAMPLES / "refine_loop.py"))
+    assert wf.name == "refine-loop"
+    doc = load("refine_loop").__doc__
+    assert doc is not None
+    assert "smithers up examples/refine_loop.py" in doc
+
+
+async def test_refine_loop_drafts_until_the_third_review_passes(tmp_path: Path) -> None:
+    result, events = await run("refine_loop", "refine_loop", tmp_path, {"topic": "loops"})
+    assert result.status == "finished"
+    started = [(e.node_id, e.iteration) for e in events if isinstance(e, NodeStarted)]
+    assert started == [
+        ("draft", 0),
+        ("review", 0),
+        ("draft", 1),
+        ("review", 1),
+        ("draft", 2),
+        ("review", 2),
+        ("output", 0),
+    ]
+    assert result.output == {
+        "text": "Draft 3 about loops (addressing: needs 1 more point(s))",
+        "passes": 3,
+    }
+
+
+async def test_refine_loop_fails_when_no_draft_passes_in_time(tmp_path: Path) -> None:
+    result, _ = await run(
+        "refine_loop", "refine_loop", tmp_path, {"pass_score": 9, "max_passes": 2}
+    )
+    assert result.status == "failed"
+    assert result.error is not None
+    assert result.error["code"] == "RALPH_MAX_REACHED"
+    assert "output" not in result.outputs
