@@ -431,18 +431,7 @@ def _waiting_event(s: RunState, e: NodeWaitingEvent, seq: int) -> None:
 def _signal(s: RunState, e: SignalReceived, seq: int) -> None:
     # The oldest wait already open for this name (and correlation id, if it names one)
     # gets it: a signal sent before a wait began never resolves that wait.
-    target: NodeRecord | None = None
-    for rec in s.nodes.values():
-        w = rec.wait
-        if (
-            rec.state == "waiting-event"
-            and w is not None
-            and not w.received
-            and w.event_name == e.signal_name
-            and (w.correlation_id is None or w.correlation_id == e.correlation_id)
-            and (target is None or target.wait is None or w.since_seq < target.wait.since_seq)
-        ):
-            target = rec
+    target = s.signal_target(e.signal_name, e.correlation_id)
     delivered: tuple[str, int] | None = None
     if target is not None and target.wait is not None:
         delivered = (target.node_id, target.iteration)

@@ -399,6 +399,28 @@ class RunState(msgspec.Struct, kw_only=True):
         """Return the nodes waiting for a decision, a signal or a timer, in mount order."""
         return [rec for rec in self.nodes.values() if rec.state in WAITING_NODE_STATES]
 
+    def signal_target(self, name: str, correlation_id: str | None) -> NodeRecord | None:
+        """Return the node a signal `name` (with `correlation_id`) would resolve now.
+
+        The oldest node (by the seq its wait began) waiting for `name` whose wait names
+        no correlation id or this one; None if no node waits for it. The fold delivers
+        a `SignalReceived` to exactly this node.
+        """
+        target: NodeRecord | None = None
+        since = 0
+        for rec in self.nodes.values():
+            w = rec.wait
+            if (
+                rec.state == "waiting-event"
+                and w is not None
+                and not w.received
+                and w.event_name == name
+                and (w.correlation_id is None or w.correlation_id == correlation_id)
+                and (target is None or w.since_seq < since)
+            ):
+                target, since = rec, w.since_seq
+        return target
+
     def pending_approvals(self) -> list[NodeRecord]:
         """Return the nodes whose approval is asked and not decided yet, in mount order."""
         return [

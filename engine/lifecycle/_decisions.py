@@ -564,19 +564,7 @@ async def list_pending_approvals(
 
 def _target(state: RunState, name: str, correlation_id: str | None) -> NodeRecord | None:
     """The wait a ``SignalReceived`` would resolve now: as the fold chooses (oldest)."""
-    target: NodeRecord | None = None
-    for rec in state.nodes.values():
-        w = rec.wait
-        if (
-            rec.state == "waiting-event"
-            and w is not None
-            and not w.received
-            and w.event_name == name
-            and (w.correlation_id is None or w.correlation_id == correlation_id)
-            and (target is None or target.wait is None or w.since_seq < target.wait.since_seq)
-        ):
-            target = rec
-    return target
+    return state.signal_target(name, correlation_id)
 
 
 def _schema_of(wf: Workflow, state: RunState, rec: NodeRecord) -> Any:
