@@ -50,6 +50,7 @@ from ._render import Group as Group
 from ._render import Leaf as Leaf
 from ._render import Plan as Plan
 from ._render import compile_tree as compile_tree
+from ._render import render_state as render_state
 from ._schedule import Scheduler as Scheduler
 from ._subflow import SUBFLOW_EVENT_PREFIX as SUBFLOW_EVENT_PREFIX
 from ._subflow import ChildCancel as ChildCancel
@@ -73,6 +74,7 @@ __all__ = (
     "Leaf",
     "Plan",
     "compile_tree",
+    "render_state",
     "Scheduler",
     "Outcome",
     "error_info",

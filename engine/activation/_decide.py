@@ -24,7 +24,7 @@ from smithers.eventstore.events import (
     TimerCancelled,
 )
 
-from ..authoring import WAIT_KINDS, WorkflowContext, active_iteration
+from ..authoring import WAIT_KINDS, active_iteration
 from ..errors import ContinuationStateTooLargeError, SchedulerError
 from ._execute import Outcome, error_info, execute_attempt
 from ._loops import (
@@ -34,7 +34,7 @@ from ._loops import (
     decide_pass_end,
     started_loop_events,
 )
-from ._render import compile_tree
+from ._render import render_state
 from ._schedule import Scheduler
 from ._subflow import subflow_waiting_events
 from ._waits import WaitStatus, wait_step
@@ -145,9 +145,8 @@ class Decider:
         """
         loop = self.loop
         state = loop.state
-        ctx = WorkflowContext(run_id=self.run_id, input=self.input_value, state=state)
         try:
-            plan = compile_tree(self.wf.build(ctx), loops=state.loops)
+            plan, ctx = render_state(self.wf, state, self.input_value)
         except Exception as e:
             self.fail(error_info(e))
             return False

@@ -24,15 +24,18 @@ from ..authoring import (
     Task,
     Timer,
     WaitForEvent,
+    WorkflowContext,
 )
 from ..errors import DuplicateIdError, EngineError, NestedLoopError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from smithers.projections import LoopRecord, NodeKey
+    from smithers.projections import LoopRecord, NodeKey, RunState
 
-__all__ = ("BASE_ITERATION", "Group", "Leaf", "LoopSpec", "Plan", "compile_tree")
+    from ..authoring import Workflow
+
+__all__ = ("BASE_ITERATION", "Group", "Leaf", "LoopSpec", "Plan", "compile_tree", "render_state")
 
 BASE_ITERATION = 0
 """The iteration of a node outside any Loop: every task's key is ``(node_id, 0)`` there."""
@@ -204,6 +207,22 @@ def _task_tree(task: Task, node_id: str, iteration: int | None) -> dict[str, Any
 _Scope = tuple[str, int, "str | None"]
 """Where a node is compiled: ``(id suffix, iteration, enclosing loop's scoped id)``."""
 _TOP: _Scope = ("", BASE_ITERATION, None)
+
+
+def render_state(wf: Workflow, state: RunState, input_value: Any) -> tuple[Plan, WorkflowContext]:
+    """Render `wf` from `state` as the engine renders a frame: the plan and the `ctx` used.
+
+    Calls the builder with a `WorkflowContext` over `state` (``ctx.input`` is
+    `input_value`) and compiles the result with the run's loop passes. The context's
+    `reads` tell which outputs the render read. Every render of a recorded state (the
+    run loop, verify, retry-task's dependents, a signal's payload check) goes through here,
+    so they all see the same tree.
+
+    Raises:
+        Whatever the builder raises, and `compile_tree`'s errors.
+    """
+    ctx = WorkflowContext(run_id=state.run_id, input=input_value, state=state)
+    return compile_tree(wf.build(ctx), loops=state.loops), ctx
 
 
 def compile_tree(

@@ -29,8 +29,8 @@ from smithers.projections import RunState, apply_event, apply_rewind, fork_state
 
 from .._checkpoints import gc_paused
 from .._stores import existing_store
-from ..activation import compile_tree, error_info
-from ..authoring import WorkflowContext, check_input, load_named_workflow
+from ..activation import error_info, render_state
+from ..authoring import check_input, load_named_workflow
 from ..errors import EngineError, RunNotFoundError, WorkflowMissingDefaultError
 from ._state import find_frame, frame_not_found, load_state, state_at
 from ._timeline import tree_at
@@ -219,8 +219,7 @@ class _Renderer:
             if raw != self._input_raw:
                 self._input, _ = check_input(self.wf, decode_json(state.input) or {})
                 self._input_raw = raw
-            ctx = WorkflowContext(run_id=self.run_id, input=self._input, state=state)
-            plan = compile_tree(self.wf.build(ctx), loops=state.loops)
+            plan, _ = render_state(self.wf, state, self._input)
         except Exception as e:  # whatever the builder raises is the finding
             return None, None, e
         return plan.xml_hash, plan.tree, None

@@ -39,8 +39,8 @@ from smithers.projections import apply_event
 from .._clock import Clock, SystemClock
 from .._run_ids import EXISTING_RUN_HINT, validate_run_id
 from ..activation import append_to_run as _append_to_run
-from ..activation import compile_tree, default_log_dir
-from ..authoring import WaitForEvent, WorkflowContext, check_input
+from ..activation import default_log_dir, render_state
+from ..authoring import WaitForEvent, check_input
 from ..errors import (
     AmbiguousApprovalError,
     ApprovalAlreadyDecidedError,
@@ -576,8 +576,7 @@ def _schema_of(wf: Workflow, state: RunState, rec: NodeRecord) -> Any:
     """
     try:
         value, _ = check_input(wf, decode_json(state.input) or {})
-        ctx = WorkflowContext(run_id=state.run_id, input=value, state=state)
-        plan = compile_tree(wf.build(ctx))
+        plan, _ = render_state(wf, state, value)
     except Exception as e:
         raise InvalidInputError(
             f"Cannot check the signal's payload: the workflow {wf.name!r} does not render "

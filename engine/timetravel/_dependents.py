@@ -16,9 +16,9 @@ from smithers.projections import RunState, apply_event
 from ..activation import (
     BASE_ITERATION,
     Leaf,
-    compile_tree,
+    render_state,
 )
-from ..authoring import WorkflowContext, check_input
+from ..authoring import check_input
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -89,8 +89,7 @@ def _input_value(wf: Workflow, state: RunState) -> Any:
 
 
 def _render(wf: Workflow, state: RunState, input_value: Any) -> Plan:
-    ctx = WorkflowContext(run_id=state.run_id, input=input_value, state=state)
-    return compile_tree(wf.build(ctx), loops=state.loops)
+    return render_state(wf, state, input_value)[0]
 
 
 def task_dependents(wf: Workflow, state: RunState, node_id: str) -> list[str]:
