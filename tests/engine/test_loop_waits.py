@@ -338,3 +338,31 @@ async def test_retry_task_of_an_approval_pass_asks_again(tmp_path: Path, db: Pat
         assert waiting(await handle.state()) == [("ok", 2, "waiting-approval")]
     events = await events_of(db, run_id)
     assert [e.iteration for e in named(events, "ApprovalRequested")] == [0, 1, 1, 2]
+
+
+async def test_replay_from_a_frame_of_pass_1_waits_again_for_that_pass(
+    tmp_path: Path, db: Path
+) -> None:
+    wf, run_id = await parked_review(tmp_path, db, 1)
+    async with smithers.connect(db) as client:
+        handle = await client.get_run(run_id)
+        await handle.approve(iteration=1)
+        assert (await handle.result()).status == "finished"
+        frames = (await handle.state()).frames
+        frame = -1
+        for f in frames:
+            at = (await handle.state(frame=f.frame_no)).nodes.get(("ok", 1))
+            if at is not None and at.approval is not None and not at.approval.decision:
+                frame = f.frame_no
+        assert frame >= 0
+        replayed = await handle.replay(frame, workflow=wf)
+        assert replayed.status == "waiting-approval"
+        fork = await client.get_run(replayed.run_id)
+        state = await fork.state()
+        assert waiting(state) == [("ok", 1, "waiting-approval")]
+        assert state.nodes[("ok", 0)].state == "finished"  # pass 0 is not asked again
+        await fork.deny(iteration=1)
+        assert (await fork.result()).status == "waiting-approval"
+        assert waiting(await fork.state()) == [("ok", 2, "waiting-approval")]
+    # The parent is untouched.
+    assert (await load_run(run_id, db=db)).status == "finished"
