@@ -423,6 +423,13 @@ def _report_result(
     took = format_duration(reporter.elapsed_ms)
     click.echo(f"Run {result.run_id} {result.status} in {took}" + (f": {parts}." if parts else "."))
     click.echo(f"  inspect: smithers inspect {result.run_id}{_db_args(db)}")
+    if len(reporter.chain) > 1 and reporter.chain[-1] == result.run_id:
+        n = len(reporter.chain) - 1
+        click.echo(
+            f"  chain:   {reporter.chain[0]} continued as new {n} time{'s' if n > 1 else ''}; "
+            f"the last run is {result.run_id}"
+        )
+        click.echo(f"  history: smithers timeline {result.run_id} --follow-ancestry{_db_args(db)}")
     if result.outputs and result.status == "finished":
         node = "output" if "output" in result.outputs else list(result.outputs)[-1]
         click.echo(f"  output:  smithers output {result.run_id} {node}{_db_args(db)}")

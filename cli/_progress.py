@@ -14,6 +14,8 @@ import click
 from rich.text import Text
 from smithers.eventstore.events import (
     Event,
+    LoopFinished,
+    LoopIterationStarted,
     NodeCancelled,
     NodeEvent,
     NodeFailed,
@@ -25,6 +27,7 @@ from smithers.eventstore.events import (
     NodeWaitingEvent,
     NodeWaitingTimer,
     RunCancelled,
+    RunContinuedAsNew,
     RunFailed,
     RunFinished,
     RunStatusChanged,
@@ -133,12 +136,21 @@ def describe(event: Event) -> tuple[str, str, str] | None:
         return "run", "cancelled", f" ({event.reason})" if event.reason else ""
     if isinstance(event, RunStatusChanged) and event.status.startswith("waiting-"):
         return "run", "parked", f" ({event.status})"
+    if isinstance(event, LoopIterationStarted):
+        return "loop", event.loop_id, f" pass {event.iteration}"
+    if isinstance(event, LoopFinished):
+        n = event.iteration + 1
+        why = "until" if event.reason == "until" else "max_iterations reached"
+        return "loop", event.loop_id, f" done after {n} pass{'es' if n > 1 else ''} ({why})"
+    if isinstance(event, RunContinuedAsNew):
+        return "run", "continued", f" as {event.new_run_id}"
     return None
 
 
 _VERB_STYLES = {
     "retrying": "yellow",
     "run": "bold",
+    "loop": "magenta",
     "waiting": "cyan",
     "timer": "cyan",
     "signal": "cyan",
@@ -189,6 +201,8 @@ class ProgressReporter:
         self.last_ms: int | None = None
         self.last_event = ""
         self.last_failed: NodeFailed | None = None
+        self.chain: list[str] = []
+        """Run ids of a continue-as-new chain seen, first to last (empty: none)."""
         self._console: Console | None = None
         self._status: Status | None = None
 
@@ -227,6 +241,10 @@ class ProgressReporter:
         apply_event(self.state, event, seq=self.seq)
         if isinstance(event, NodeFailed):
             self.last_failed = event
+        elif isinstance(event, RunContinuedAsNew):
+            if not self.chain:
+                self.chain.append(event.run_id)
+            self.chain.append(event.new_run_id)
         node = f" {_node_label(event)}" if isinstance(event, NodeEvent) else ""
         self.last_event = f"{type(event).__name__}{node}"
         if wait_line is not None:

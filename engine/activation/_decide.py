@@ -280,7 +280,9 @@ class Decider:
                         )
                         scheduler.released(key)
                         scheduler.complete(key)
-                        need_render = key[0] in self.reads or need_render
+                        # As a finish: the skip may end a loop's pass (`_loop_hooks`).
+                        hooks = self._loop_hooks(fresh=False)
+                        need_render = key[0] in self.reads or hooks or need_render
                         progressed = True
                         continue
                     if step.outcome != "run":  # ends now, as one attempt

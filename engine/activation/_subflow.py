@@ -113,6 +113,9 @@ class ChildOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """The child's error, for a failed child."""
     wake_at_ms: int | None = None
     """For a parked child: Unix epoch ms of its next timer or wait timeout, if any."""
+    run_id: str | None = None
+    """The run that stands so: the last run of the child's continue-as-new chain
+    (None: the child run itself)."""
 
 
 class ChildRunner(Protocol):
@@ -221,7 +224,9 @@ async def run_subflow(
             return Outcome(error=error_info(e))
     if child.status in _PARKED:
         return ChildParked(
-            status=child.status, child_run_id=request.child_run_id, wake_at_ms=child.wake_at_ms
+            status=child.status,
+            child_run_id=child.run_id or request.child_run_id,
+            wake_at_ms=child.wake_at_ms,
         )
     if child.status == "cancelled" and request.cancel.is_set():
         return None

@@ -7,6 +7,7 @@ the runs index by id, without folding any log.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -37,9 +38,16 @@ class ChildRun(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """Unix epoch ms of the child's first event."""
 
 
+_CONT_SUFFIX = re.compile(r":cont:\d+:[0-9a-f]{6}$")
+"""The suffix of a continue-as-new run's id (``<first run id>:cont:<depth>:<6 hex>``)."""
+
+
 def is_child_run(record: RunRecord) -> bool:
-    """Whether `record` is the child run of a `Subflow` (by its id). Pure."""
-    return parse_child_run_id(record.run_id) is not None
+    """Whether `record` is the child run of a `Subflow` (by its id). Pure.
+
+    A run that continues a child (continue-as-new) is one too.
+    """
+    return parse_child_run_id(_CONT_SUFFIX.sub("", record.run_id)) is not None
 
 
 async def child_runs(store: EventStore, run_id: str) -> list[ChildRun]:

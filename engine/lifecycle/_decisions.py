@@ -201,12 +201,25 @@ def _find_approval(
         NoPendingApprovalsError, AmbiguousApprovalError, NodeNotFoundError: see `approve`.
     """
     rid = state.run_id
-    if node_id is None:
-        if iteration is not None:
-            raise InvalidInputError(
-                "An iteration needs a node: pass the node id too.",
-                details={"runId": rid, "iteration": iteration},
+    if node_id is None and iteration is not None:
+        # A loop's pass named without its node: the approval asked in that pass.
+        asked_in = {r.node_id for r in state.nodes.values() if r.approval is not None}
+        at = [r for r in _pending(state) if r.iteration == iteration]
+        if len(at) > 1:
+            raise AmbiguousApprovalError(
+                rid,
+                [(r.node_id, r.iteration, r.approval.title if r.approval else None) for r in at],
             )
+        if at:
+            node_id = at[0].node_id
+        else:
+            asked_at = {n for n in asked_in if (n, iteration) in state.nodes}
+            if len(asked_at) != 1:
+                raise NoPendingApprovalsError(
+                    rid, f"no approval waits in iteration {iteration} ({state.status})"
+                )
+            node_id = asked_at.pop()
+    if node_id is None:
         pending = _pending(state)
         if not pending:
             # Decided, but the run has not acted on it yet (parked, or a decider that
@@ -418,7 +431,8 @@ async def approve(
     Args:
         store: The open event store.
         run_id: The run.
-        node_id: The approval's node; None: the run's only pending approval.
+        node_id: The approval's node; None: the run's only pending approval (or,
+            with `iteration`, the one asked in that loop pass).
         iteration: The node's loop iteration; None: the one pending.
         note: The decider's note (recorded, and in the node's output).
         decided_by: Who decides (recorded as ``decidedBy``).

@@ -5,8 +5,10 @@
 at the child run's log:
 
 - no child yet: start it, with its parent recorded (``RunStarted.parentRunId``, ...);
-- finished, failed, cancelled or continued: reuse how it ended (a finished child is
-  never run again, a failed one is not resumed: its failure is the node's);
+- finished, failed or cancelled: reuse how it ended (a finished child is never run
+  again, a failed one is not resumed: its failure is the node's);
+- continued as new: follow the chain (`last_of_chain`) and treat its last run as the
+  child (its output is the node's; parked or crashed, that run is the one resumed);
 - running with a dead owner (a crash), or parked: resume it (never a second child);
 - running with a live owner in another process (e.g. the background resume that
   ``smithers approve CHILD`` started): wait until it ends or parks, then go on.
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from ..activation import ChildRunner, SubflowRequest
     from ._run import RunResult
 
-__all__ = ("ENDED_STATUSES", "child_outcome", "child_runner", "next_wake_ms")
+__all__ = ("ENDED_STATUSES", "child_outcome", "child_runner", "last_of_chain", "next_wake_ms")
 
 log = logging.getLogger("smithers.engine")
 
@@ -74,7 +76,11 @@ def next_wake_ms(state: RunState) -> int | None:
 
 
 def child_outcome(state: RunState, *, output: Any = None) -> ChildOutcome:
-    """How the child run `state` stands: status, output (for a finished one), error."""
+    """How the child run `state` stands: status, output (for a finished one), error.
+
+    `state` is the last run of the child's continue-as-new chain (`last_of_chain`);
+    its id is the outcome's ``run_id``.
+    """
     if state.status == "finished" and output is None:
         raw = state.outputs().get("output")
         output = decode_json(raw) if raw is not None else None
@@ -83,6 +89,7 @@ def child_outcome(state: RunState, *, output: Any = None) -> ChildOutcome:
         output=output if state.status == "finished" else None,
         error=state.error,
         wake_at_ms=next_wake_ms(state) if state.status.startswith("waiting-") else None,
+        run_id=state.run_id,
     )
 
 
@@ -91,6 +98,22 @@ async def _state_or_none(store: EventStore, run_id: str) -> RunState | None:
         return await load_state(store, run_id)
     except RunNotFoundError:
         return None
+
+
+async def last_of_chain(store: EventStore, state: RunState) -> RunState:
+    """The last run of the continue-as-new chain that `state` starts. Awaits reads.
+
+    `state` itself if it did not continue; a continued run whose next run was never
+    recorded (a crash between the two) is the last one (it stays ``continued``).
+    """
+    seen = {state.run_id}
+    while state.status == "continued" and state.continued_as_run_id:
+        nxt = await _state_or_none(store, state.continued_as_run_id)
+        if nxt is None or nxt.run_id in seen:
+            break
+        seen.add(nxt.run_id)
+        state = nxt
+    return state
 
 
 def child_runner(
@@ -119,8 +142,11 @@ def child_runner(
         )
         while True:
             state = await _state_or_none(store, child_id)
-            if state is not None and state.status in ENDED_STATUSES:
-                return child_outcome(state)
+            if state is not None:
+                # A child that continued as new goes on in the last run of its chain.
+                state = await last_of_chain(store, state)
+                if state.status in ENDED_STATUSES:
+                    return child_outcome(state)
             try:
                 if state is None:
                     result = await run(
@@ -136,7 +162,7 @@ def child_runner(
                 else:
                     result = await run(
                         request.workflow,
-                        run_id=child_id,
+                        run_id=state.run_id,
                         resume=True,
                         force=force,
                         store=store,
@@ -151,10 +177,10 @@ def child_runner(
                     raise
                 await clock.sleep_ms(_BUSY_POLL_MS)
                 continue
+            # `result` is of the chain's last run when the child continued as new.
+            state = await load_state(store, result.run_id)
             if result.status.startswith("waiting-"):
-                parked = await load_state(store, child_id)
-                return child_outcome(parked)
-            state = await load_state(store, child_id)
+                return child_outcome(state)
             return child_outcome(state, output=result.output)
 
     return run_child

@@ -4,12 +4,15 @@ Random scripts of compute tasks, approvals (granted or denied, each ``on_deny``)
 tasks (``needs_approval=True``), `WaitForEvent` nodes (some with a correlation id, some
 sent a signal before the wait began, which must not count, or one with the wrong
 correlation id) and timers (zero, short, or long enough to park), in sequences and
-parallels, are driven to their end: at each park the script decides, signals or moves
+parallels, parts of them wrapped in a `Loop` (`until` read from outputs: a probe
+task's output count or an approval's latest output; 1-4 passes; either
+``on_max_reached``), so decisions differ per pass and signals arrive across passes,
+are driven to their end: at each park the script decides, signals or moves
 a virtual clock past the timers, then resumes. For every frame any activation
 committed, the state the engine held live then equals `state_at(frame)` (checkpoint
 plus tail, checkpoints every few events) and a plain fold of the log up to that
-frame; the final state is the fold of the whole log; and each wait resolved as the
-script says.
+frame; the final state is the fold of the whole log; each wait resolved as the
+script says for its pass; and each loop stopped at the pass its `until` says.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from smithers.projections import RunState, fold_stored
 
 from smithers import (
     Approval,
+    Loop,
     Parallel,
     Sequence,
     Task,
@@ -81,20 +85,37 @@ class VirtualClock:
 # --------------------------------------------------------------------------- scripts
 
 Step = tuple[Any, ...]
-"""``("task", id)``, ``("approval", id, on_deny, grant)``, ``("gated", id, grant)``,
-``("event", id, correlation_id | None, early)``, ``("timer", id, duration_ms)``."""
+"""``("task", id)``, ``("approval", id, on_deny, grants)``, ``("gated", id, grants)``,
+``("event", id, correlation_id | None, early)``, ``("timer", id, duration_ms)``.
+`grants` holds one decision per pass, cycled: pass ``i`` is granted if
+``grants[i % len(grants)]``."""
+
+LoopSpec = tuple[str, str, int, int, str]
+"""``(loop_id, until, k, max_iterations, on_max_reached)``: `until` is ``"count"`` (the
+loop's probe task has `k` outputs) or ``"approved"`` (its first approval's latest
+output is approved)."""
+
+Block = tuple[LoopSpec | None, list[list[Step]]]
+"""Stages in sequence, wrapped in a `Loop` when the spec is not None."""
+
+
+def granted(step: Step, iteration: int) -> bool:
+    """The script's decision for pass `iteration` of an approval or gated task."""
+    grants: tuple[bool, ...] = step[-1]
+    return grants[iteration % len(grants)]
 
 
 @st.composite
 def steps(draw: st.DrawFn, node_id: str) -> Step:
     kind = draw(st.sampled_from(["task", "approval", "gated", "event", "timer"]))
+    grants = st.lists(st.booleans(), min_size=1, max_size=3).map(tuple)
     if kind == "task":
         return ("task", node_id)
     if kind == "approval":
         on_deny = draw(st.sampled_from(["fail", "continue", "skip"]))
-        return ("approval", node_id, on_deny, draw(st.booleans()))
+        return ("approval", node_id, on_deny, draw(grants))
     if kind == "gated":
-        return ("gated", node_id, draw(st.booleans()))
+        return ("gated", node_id, draw(grants))
     if kind == "event":
         corr = draw(st.none() | st.just(f"c-{node_id}"))
         early = draw(st.sampled_from(["none", "early", "wrong-correlation"]))
@@ -105,14 +126,28 @@ def steps(draw: st.DrawFn, node_id: str) -> Step:
 
 
 @st.composite
-def scripts(draw: st.DrawFn) -> list[list[Step]]:
-    """A sequence of 1-4 stages, each one step or a parallel of two."""
+def scripts(draw: st.DrawFn) -> list[Block]:
+    """1-3 blocks of 1-3 stages, each stage one step or a parallel of two; a block may
+    be a Loop (until from outputs, 1-4 passes, either on_max_reached)."""
     ids = iter(f"n{i}" for i in range(100))
-    stages = []
-    for _ in range(draw(st.integers(1, 4))):
-        width = draw(st.sampled_from([1, 1, 2]))
-        stages.append([draw(steps(next(ids))) for _ in range(width)])
-    return stages
+    blocks: list[Block] = []
+    for b in range(draw(st.integers(1, 3))):
+        stages = []
+        for _ in range(draw(st.integers(1, 3))):
+            width = draw(st.sampled_from([1, 1, 2]))
+            stages.append([draw(steps(next(ids))) for _ in range(width)])
+        spec: LoopSpec | None = None
+        if draw(st.booleans()):
+            until = draw(st.sampled_from(["count", "approved"]))
+            spec = (
+                f"L{b}",
+                until,
+                draw(st.integers(1, 4)),
+                draw(st.integers(1, 4)),
+                draw(st.sampled_from(["return-last", "fail"])),
+            )
+        blocks.append((spec, stages))
+    return blocks
 
 
 def leaf(step: Step) -> Task:
@@ -128,15 +163,42 @@ def leaf(step: Step) -> Task:
     return Timer(node_id, duration=step[2])
 
 
-def build(script: list[list[Step]]) -> Any:
+def first_approval(stages: list[list[Step]]) -> str | None:
+    """The id of a loop's first `Approval` step (its ``"approved"`` until reads it)."""
+    return next((s[1] for stage in stages for s in stage if s[0] == "approval"), None)
+
+
+def build(script: list[Block]) -> Any:
+    def stage_of(stage: list[Step]) -> Any:
+        return leaf(stage[0]) if len(stage) == 1 else Parallel(*map(leaf, stage))
+
     @workflow("waits-script")
     def wf(ctx: Any) -> Any:
-        return Sequence(
-            *(
-                leaf(stage[0]) if len(stage) == 1 else Parallel(*map(leaf, stage))
-                for stage in script
+        parts: list[Any] = []
+        for spec, stages in script:
+            if spec is None:
+                parts.extend(stage_of(stage) for stage in stages)
+                continue
+            loop_id, until, k, max_iterations, on_max = spec
+            probe = f"{loop_id}-probe"
+            target = first_approval(stages)
+            if until == "approved" and target is not None:
+                last = ctx.latest(dict, target)
+                done = last is not None and bool(last["approved"])
+            else:
+                done = ctx.iteration_count(dict, probe) >= k
+            it = ctx.loop_iteration(loop_id)
+            parts.append(
+                Loop(
+                    loop_id,
+                    Task(probe, output=dict, run=lambda it=it: {"it": it}),
+                    *(stage_of(stage) for stage in stages),
+                    until=done,
+                    max_iterations=max_iterations,
+                    on_max_reached=on_max,
+                )
             )
-        )
+        return Sequence(*parts)
 
     return wf
 
@@ -162,12 +224,12 @@ def live_frames() -> Iterator[list[tuple[int, RunState]]]:
         yield seen
 
 
-async def drive(script: list[list[Step]], hold_ms: int, decisions: Any) -> None:
+async def drive(script: list[Block], hold_ms: int, decisions: Any) -> None:
     wf = build(script)
-    by_id = {step[1]: step for stage in script for step in stage}
+    by_id = {step[1]: step for _, stages in script for stage in stages for step in stage}
     store = MemoryEventStore()
     clock = VirtualClock()
-    early_sent: set[str] = set()
+    early_sent: set[tuple[str, int]] = set()
     with live_frames() as live:
         result = await run_workflow(wf, store=store, run_id=RUN, clock=clock, hold_ms=hold_ms)
         for _ in range(MAX_RESUMES):
@@ -176,32 +238,40 @@ async def drive(script: list[list[Step]], hold_ms: int, decisions: Any) -> None:
             state = fold_stored(RUN, await store.read(RUN))
             assert state.status == result.status
             at = clock.now_ms
-            # Signals for waits that have not begun yet: they must not count.
-            for node_id, step in by_id.items():
-                if step[0] != "event" or step[3] == "none" or node_id in early_sent:
+            # Signals for waits that have not begun yet (this pass's): they must not count.
+            for (node_id, iteration), rec in list(state.nodes.items()):
+                step = by_id.get(node_id)
+                if step is None or step[0] != "event" or step[3] == "none":
                     continue
-                if (node_id, 0) in state.nodes and state.nodes[(node_id, 0)].wait is None:
-                    early_sent.add(node_id)
-                    corr = "not-it" if step[3] == "wrong-correlation" else step[2]
-                    await decisions.signal(
-                        RUN,
-                        f"ev-{node_id}",
-                        {"early": True},
-                        correlation_id=corr,
-                        at_ms=at(),
-                        store=store,
-                    )
+                if (node_id, iteration) in early_sent or rec.wait is not None:
+                    continue
+                early_sent.add((node_id, iteration))
+                corr = "not-it" if step[3] == "wrong-correlation" else step[2]
+                await decisions.signal(
+                    RUN,
+                    f"ev-{node_id}",
+                    {"early": True},
+                    correlation_id=corr,
+                    at_ms=at(),
+                    store=store,
+                )
             for rec in state.waiting():
                 step = by_id[rec.node_id]
                 if rec.state == "waiting-approval":
-                    grant = step[-1]
-                    decide = decisions.approve if grant else decisions.deny
-                    await decide(RUN, rec.node_id, note=rec.node_id, at_ms=at(), store=store)
+                    decide = decisions.approve if granted(step, rec.iteration) else decisions.deny
+                    await decide(
+                        RUN,
+                        rec.node_id,
+                        iteration=rec.iteration,
+                        note=f"{rec.node_id}#{rec.iteration}",
+                        at_ms=at(),
+                        store=store,
+                    )
                 elif rec.state == "waiting-event":
                     await decisions.signal(
                         RUN,
                         f"ev-{rec.node_id}",
-                        {"from": rec.node_id},
+                        {"from": rec.node_id, "it": rec.iteration},
                         correlation_id=step[2],
                         at_ms=at(),
                         store=store,
@@ -230,38 +300,55 @@ async def drive(script: list[list[Step]], hold_ms: int, decisions: Any) -> None:
     check_outcome(script, final, result)
 
 
-def check_outcome(script: list[list[Step]], final: RunState, result: Any) -> None:
-    """Each node resolved as the script decided, up to the first denial that fails the run."""
+def check_outcome(script: list[Block], final: RunState, result: Any) -> None:
+    """Each node resolved as the script decided in each pass; loops ended as `until` said."""
+    by_id = {step[1]: step for _, stages in script for stage in stages for step in stage}
     denied_fail = [
-        s[1]
-        for stage in script
-        for s in stage
-        if (s[0] == "approval" and s[2] == "fail" and not s[3]) or (s[0] == "gated" and not s[2])
+        key
+        for key, rec in final.nodes.items()
+        if rec.approval is not None
+        and rec.approval.decision == "denied"
+        and (by_id[key[0]][0] == "gated" or by_id[key[0]][2] == "fail")
     ]
     if result.status == "failed":
-        assert denied_fail, result.error
-        assert result.error["code"] == "APPROVAL_DENIED"
+        code = result.error["code"]
+        assert code in ("APPROVAL_DENIED", "RALPH_MAX_REACHED"), result.error
+        if code == "APPROVAL_DENIED":
+            assert denied_fail, result.error
+        else:
+            assert not denied_fail
+            assert any(
+                spec is not None
+                and spec[4] == "fail"
+                and final.loops[spec[0]].iteration == spec[3] - 1
+                and not final.loops[spec[0]].finished
+                for spec, _ in script
+            ), result.error
     else:
         assert not denied_fail
-    for stage in script:
-        for step in stage:
-            rec = final.nodes.get((step[1], 0))
-            if rec is None or rec.state != "finished":
-                continue
-            out = decode_json(rec.output)
-            if step[0] == "approval":
-                assert out["approved"] is step[3]
-                assert out["note"] == step[1]
-            elif step[0] == "event":
-                assert out == {"from": step[1]}  # never the early or mismatched signal
-                assert rec.wait is not None
-                assert rec.wait.received
-            elif step[0] == "timer":
-                assert rec.timer is not None
-                assert rec.timer.state == "fired"
-                assert out["firedAtMs"] >= out["firesAtMs"]
-            if step[0] == "approval" and step[2] == "skip":
-                assert step[3], "a denied skip-approval finished"
+    for (node_id, iteration), rec in final.nodes.items():
+        step = by_id.get(node_id)
+        if step is not None and step[0] in ("approval", "gated") and rec.approval is not None:
+            decision = rec.approval.decision
+            if decision is not None:
+                assert (decision == "granted") is granted(step, iteration)
+                assert rec.approval.note == f"{node_id}#{iteration}"
+        if step is None or rec.state != "finished":
+            continue
+        out = decode_json(rec.output)
+        if step[0] == "approval":
+            assert out["approved"] is granted(step, iteration)
+            if step[2] == "skip":
+                assert out["approved"], "a denied skip-approval finished"
+        elif step[0] == "event":
+            # Never the early or mismatched signal, nor another pass's.
+            assert out == {"from": node_id, "it": iteration}
+            assert rec.wait is not None
+            assert rec.wait.received
+        elif step[0] == "timer":
+            assert rec.timer is not None
+            assert rec.timer.state == "fired"
+            assert out["firedAtMs"] >= out["firesAtMs"]
     signals = {s.seq: s for s in final.signals}
     for sig in signals.values():
         if sig.delivered_to is not None:
@@ -269,15 +356,36 @@ def check_outcome(script: list[list[Step]], final: RunState, result: Any) -> Non
     # A signal resolves at most one wait, and a wait takes one signal.
     delivered = [s.delivered_to for s in signals.values() if s.delivered_to is not None]
     assert len(delivered) == len(set(delivered))
-    # A TimerCreated per timer node reached, once.
+    # One timer per timer node and pass, with the id ``node:iteration``.
     for rec in final.nodes.values():
         if rec.timer is not None:
-            assert rec.timer.timer_id == f"{rec.node_id}:0"
+            assert rec.timer.timer_id == f"{rec.node_id}:{rec.iteration}"
+    if result.status == "finished":
+        for spec, stages in script:
+            if spec is not None:
+                check_loop(spec, stages, final)
+
+
+def check_loop(spec: LoopSpec, stages: list[list[Step]], final: RunState) -> None:
+    """A loop of a finished run stopped at the pass its `until` says (or its last)."""
+    loop_id, until, k, max_iterations, _ = spec
+    rec = final.loops[loop_id]
+    assert rec.finished
+    target = first_approval(stages)
+    if until == "approved" and target is not None:
+        step = next(s for stage in stages for s in stage if s[1] == target)
+        want = next((i for i in range(max_iterations) if granted(step, i)), max_iterations - 1)
+    else:
+        want = min(k, max_iterations) - 1
+    assert rec.iteration == want, (spec, rec)
+    assert rec.reason == ("until" if want < max_iterations - 1 else rec.reason)
+    passes = {i for (n, i) in final.nodes if n == f"{loop_id}-probe"}
+    assert passes == set(range(want + 1))
 
 
 @SETTINGS
 @given(script=scripts(), hold_ms=st.sampled_from([0, 60_000]))
 def test_every_frame_of_a_waiting_run_rebuilds_from_the_log(
-    script: list[list[Step]], hold_ms: int, decisions: Any
+    script: list[Block], hold_ms: int, decisions: Any
 ) -> None:
     anyio.run(drive, script, hold_ms, decisions, backend="asyncio")
