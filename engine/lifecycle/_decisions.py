@@ -451,12 +451,17 @@ async def _approval_run(
     if state.status in TERMINAL_RUN_STATUSES:
         raise miss
     found: list[tuple[RunState, NodeRecord]] = []
+    decided: list[tuple[RunState, NodeRecord]] = []
     for child in await active_descendants(store, run_id):
         try:
-            rec, _ = _find_approval(child, node_id, iteration)
+            rec, done = _find_approval(child, node_id, iteration)
         except (NoPendingApprovalsError, NodeNotFoundError):
             continue
-        found.append((child, rec))
+        (decided if done else found).append((child, rec))
+    # Open approvals first; one decided already (and not yet acted on) is named only
+    # when nothing is open, so that the request is refused as decided twice.
+    if not found and len(decided) == 1:
+        found = decided
     if not found:
         raise miss
     if len(found) > 1:
