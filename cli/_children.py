@@ -12,6 +12,7 @@ import click
 
 from ._inspect_view import inspect_view
 from ._output import print_table
+from ._waiting import needs_descendants
 
 if TYPE_CHECKING:
     from smithers.engine import ChildRun, Client
@@ -25,19 +26,25 @@ __all__ = (
     "subflow_json",
 )
 
-InspectView = tuple["RunState", "dict[str, Any] | None", "list[ChildRun]"]
-"""What ``inspect`` shows: the state, its last tree, its child runs."""
+InspectView = tuple["RunState", "dict[str, Any] | None", "list[ChildRun]", "list[RunState]"]
+"""What ``inspect`` shows: the state, its last tree, its child runs, and the states
+of its active descendants (what a waiting `Subflow` node's child waits for)."""
 
 
 async def inspect_with_children(client: Client, run_id: str) -> InspectView:
-    """`inspect_view` plus the run's child runs. Awaits reads.
+    """`inspect_view` plus the run's child runs and active descendants. Awaits reads.
+
+    The descendants are folded only when a waiting node may be a `Subflow` waiting in
+    its child run (`needs_descendants`).
 
     Raises:
         RunNotFoundError: if the run does not exist.
     """
     state, tree = await inspect_view(client, run_id)
-    children = await (await client.get_run(run_id)).children()
-    return state, tree, children
+    handle = await client.get_run(run_id)
+    children = await handle.children()
+    active = await handle.active_descendants() if needs_descendants(state) else []
+    return state, tree, children, active
 
 
 def children_json(children: list[ChildRun]) -> list[dict[str, Any]]:

@@ -47,7 +47,7 @@ from ._output import (
 )
 from ._progress import ProgressReporter
 from ._signals import Interrupt, leave_promptly, run_interruptible
-from ._waiting import waiting_lines
+from ._waiting import needs_descendants, waiting_lines
 
 if typing.TYPE_CHECKING:
     from collections.abc import Callable
@@ -307,9 +307,10 @@ def up(
         run_id = run_id or new_run_id()
     new_id = run_id
     parked: RunState | None = None
+    parked_children: list[RunState] = []
 
     async def session(client: Client) -> tuple[RunState | None, RunResult | None, Interrupt | None]:
-        nonlocal parked
+        nonlocal parked, parked_children
         handle: RunHandle | None = None
         if resume_id is not None:
             handle = await client.get_run(resume_id)
@@ -343,7 +344,10 @@ def up(
             result, interrupt = await run_interruptible(start)
         if result is not None and result.status.startswith("waiting"):
             # What it waits for, from the whole log (the reporter saw this activation).
-            parked = await (await client.get_run(result.run_id)).state()
+            parked_handle = await client.get_run(result.run_id)
+            parked = await parked_handle.state()
+            if needs_descendants(parked):  # a Subflow waits as its child run does
+                parked_children = await parked_handle.active_descendants()
         return None, result, interrupt
 
     try:
@@ -373,7 +377,7 @@ def up(
         leave_promptly(interrupt.exit_code)
         ctx.exit(interrupt.exit_code)
     assert result is not None
-    _report_result(ctx, result, reporter, db, as_json, parked)
+    _report_result(ctx, result, reporter, db, as_json, parked, parked_children)
 
 
 def _report_already_finished(
@@ -402,6 +406,7 @@ def _report_result(
     db: str | None,
     as_json: bool,
     parked: RunState | None = None,
+    parked_children: list[RunState] | None = None,
 ) -> typing.NoReturn:
     """Print how the run ended (or what it waits for, parked) and exit with its code."""
     code = exit_code_for_status(result.status)
@@ -436,7 +441,12 @@ def _report_result(
         if "output" in result.outputs:
             click.echo(f"  result:  {compact_json(result.outputs['output'], limit=300)}")
     if parked is not None:
-        lines = waiting_lines(parked, now_ms=time.time_ns() // 1_000_000, db_args=_db_args(db))
+        lines = waiting_lines(
+            parked,
+            now_ms=time.time_ns() // 1_000_000,
+            db_args=_db_args(db),
+            descendants=parked_children or (),
+        )
         if lines:
             click.echo("It is parked (no process runs it) until one of these happens:")
             for line in lines:

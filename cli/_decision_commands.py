@@ -76,6 +76,21 @@ async def _resume_in_background(client: Client, run_id: str, after_seq: int) -> 
     return _Resumed(proc, started, str(log_file))
 
 
+async def _resume_for(
+    client: Client, result: DecisionResult | SignalResult
+) -> tuple[str, _Resumed]:
+    """Resume the run a parked request's result names; ``(that run, how it went)``.
+
+    The request may have been recorded in a child run of the run named (a `Subflow`):
+    the run resumed is then the one the engine chose (`DecisionResult.resume_run_id`).
+    """
+    target = result.resume_run_id or result.run_id
+    after = result.seq
+    if target != result.run_id:  # its log is not the one the request went to
+        after = (await (await client.get_run(target)).state()).seq
+    return target, await _resume_in_background(client, target, after)
+
+
 def _resumed_json(resumed: _Resumed | None) -> dict[str, Any] | None:
     if resumed is None:
         return None
@@ -137,21 +152,23 @@ def _decide(
 ) -> None:
     """``approve``/``deny``: record the decision, resume a parked run, report."""
 
-    async def run(client: Client) -> tuple[DecisionResult, _Resumed | None]:
+    async def run(client: Client) -> tuple[DecisionResult, str, _Resumed | None]:
         handle = await client.get_run(run_id)
         method = handle.approve if verb == "approve" else handle.deny
         result: DecisionResult = await method(resume=False, **options)
-        resumed = None
+        target, resumed = result.resume_run_id or result.run_id, None
         if result.parked and not no_resume:
-            resumed = await _resume_in_background(client, run_id, result.seq)
-        return result, resumed
+            target, resumed = await _resume_for(client, result)
+        return result, target, resumed
 
-    result, resumed = clients.run(db, run)
+    result, target, resumed = clients.run(db, run)
     a = result.node.approval
     if as_json:
         echo_json(
             {
                 "runId": result.run_id,
+                "requestedRunId": result.requested_run_id or result.run_id,
+                "resumeRunId": target,
                 "nodeId": result.node_id,
                 "iteration": result.iteration,
                 "decision": result.decision,
@@ -174,8 +191,16 @@ def _decide(
             choice = f": selected {a.selected!r}"
         elif a is not None and a.ranked:
             choice = f": ranked {', '.join(a.ranked)}"
-        click.echo(f"{what} {result.node_id}{it} in run {run_id}{by}{choice}.")
-    _after(ctx, run_id, result.parked, resumed, no_resume, db, as_json=as_json)
+        where = _where(result.run_id, run_id)
+        click.echo(f"{what} {result.node_id}{it} in {where}{by}{choice}.")
+    _after(ctx, target, result.parked, resumed, no_resume, db, as_json=as_json)
+
+
+def _where(recorded_in: str, named: str) -> str:
+    """``run R``, or ``child run C of run R`` when a request reached a child run."""
+    if recorded_in == named:
+        return f"run {named}"
+    return f"child run {recorded_in} of run {named}"
 
 
 _node_option = click.option(
@@ -386,22 +411,24 @@ def signal_command(
     data = _parse_data(data_json)
     sender = by if by is not None else _default_by()
 
-    async def run(client: Client) -> tuple[SignalResult, _Resumed | None]:
+    async def run(client: Client) -> tuple[SignalResult, str, _Resumed | None]:
         handle = await client.get_run(run_id)
         result = await handle.signal(
             name, data, correlation_id=correlation_id, by=sender, resume=False
         )
-        resumed = None
+        target, resumed = result.resume_run_id or result.run_id, None
         if result.parked and not no_resume:
-            resumed = await _resume_in_background(client, run_id, result.seq)
-        return result, resumed
+            target, resumed = await _resume_for(client, result)
+        return result, target, resumed
 
-    result, resumed = clients.run(db, run)
+    result, target, resumed = clients.run(db, run)
     to = result.delivered_to
     if as_json:
         echo_json(
             {
                 "runId": result.run_id,
+                "requestedRunId": result.requested_run_id or result.run_id,
+                "resumeRunId": target,
                 "signalName": result.signal_name,
                 "correlationId": result.correlation_id,
                 "seq": result.seq,
@@ -415,12 +442,13 @@ def signal_command(
         click.echo(f"No node waits for {name!r} in run {run_id}; recorded, resolves nothing.")
     else:
         it = f" (iteration {to[1]})" if to[1] else ""
-        click.echo(f"Signal {name!r} delivered to {to[0]}{it} in run {run_id}.")
+        where = _where(result.run_id, run_id)
+        click.echo(f"Signal {name!r} delivered to {to[0]}{it} in {where}.")
     if to is None:
         if not as_json:
             click.echo(f"  inspect: smithers inspect {run_id}{db_args(db)}")
         return
-    _after(ctx, run_id, result.parked, resumed, no_resume, db, as_json=as_json)
+    _after(ctx, target, result.parked, resumed, no_resume, db, as_json=as_json)
 
 
 def _parse_data(text: str) -> Any:
@@ -450,6 +478,7 @@ def _approval_json(p: PendingApproval, now_ms: int, db: str | None) -> dict[str,
     tail = db_args(db)
     return {
         "runId": p.run_id,
+        "rootRunId": p.root_run_id or p.run_id,
         "runStatus": p.run_status,
         "workflowName": p.workflow_name,
         "nodeId": p.node_id,
@@ -518,6 +547,8 @@ def approvals(clients: Clients, run_id: str | None, db: str | None, as_json: boo
         click.echo()
         it = f"#{i['iteration']}" if i["iteration"] else ""
         click.echo(f"{i['runId']} {i['nodeId']}{it}: {i['title'] or '(no title)'}")
+        if i["rootRunId"] != i["runId"]:
+            click.echo(f"  in run:  {i['rootRunId']} (a Subflow's child run)")
         if i["summary"]:
             click.echo(f"  summary: {i['summary']}")
         if i["options"]:

@@ -40,7 +40,13 @@ from ._output import (
     runs_json,
     stdout_is_tty,
 )
-from ._waiting import WAITING_RUN_STATUSES, waiting_for_json, waiting_for_text, waiting_lines
+from ._waiting import (
+    WAITING_RUN_STATUSES,
+    needs_descendants,
+    waiting_for_json,
+    waiting_for_text,
+    waiting_lines,
+)
 from ._watch import flush_stdout, interval_option, interval_s, watch_view
 
 if typing.TYPE_CHECKING:
@@ -133,10 +139,12 @@ def ps(
         for r in runs[:at_most]:
             if r.status in WAITING_RUN_STATUSES:
                 try:
-                    state = await (await client.get_run(r.run_id)).state()
+                    handle = await client.get_run(r.run_id)
+                    state = await handle.state()
+                    below = await handle.active_descendants() if needs_descendants(state) else []
                 except SmithersError:
                     continue  # e.g. a run whose log a newer version wrote
-                waits[r.run_id] = waiting_for_json(state)
+                waits[r.run_id] = waiting_for_json(state, below)
         return runs, waits
 
     def show(listing: Listing) -> None:
@@ -206,15 +214,21 @@ def inspect(
     every_s = interval_s(interval)
 
     def show(view: InspectView) -> None:
-        state, tree, children = view
+        state, tree, children, below = view
         if as_json:
             out = inspect_json(state, tree)
             out["subflowOf"] = subflow_json(state)
             out["children"] = children_json(children)
+            out["waitingFor"] = waiting_for_json(state, below)
             echo_json(out)
         else:
             print_inspect(state, tree=tree, db_args=db_args(db))
-            lines = waiting_lines(state, now_ms=time.time_ns() // 1_000_000, db_args=db_args(db))
+            lines = waiting_lines(
+                state,
+                now_ms=time.time_ns() // 1_000_000,
+                db_args=db_args(db),
+                descendants=below,
+            )
             if lines:
                 click.echo()
                 click.echo("Waiting:")

@@ -4,8 +4,13 @@ Shared by ``up`` (when a run parks), ``inspect``, ``approvals`` and ``ps``: one 
 and one command per waiting node (``smithers approve``/``deny`` for an approval,
 ``smithers signal`` for a `WaitForEvent`, ``smithers supervise`` or ``up --resume``
 for a timer), and ``ps``'s ``waitingFor`` items. A waiting node (`RunState.waiting`)
-is described from its folded record. Formatting only: the state comes from the client
-and the caller passes the current time.
+is described from its folded record. A `Subflow` node waits as its child run does;
+given the run's active descendants (`RunHandle.active_descendants`), what the child
+waits for is shown under the node ("ask waits in child run R: approval ok ...",
+``kind: "subflow"`` in ``waitingFor``), with a command naming the top run when that is
+unambiguous (``approve``/``deny``/``signal`` reach into child runs), else the child.
+Formatting only: the states come from the client and the caller passes the current
+time.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ from typing import TYPE_CHECKING, Any
 from ._output import format_clock, format_duration, format_time
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from smithers.projections import NodeRecord, RunState
 
 __all__ = (
     "WAITING_RUN_STATUSES",
     "decide_command",
+    "needs_descendants",
     "wait_text",
     "waiting_for_json",
     "waiting_for_text",
@@ -57,17 +65,88 @@ def _label(rec: NodeRecord) -> str:
     return f"{rec.node_id}#{rec.iteration}" if rec.iteration else rec.node_id
 
 
-def waiting_lines(state: RunState, *, now_ms: int, db_args: str = "") -> list[str]:
+Tree = dict[str, dict[tuple[str, int], "RunState"]]
+"""Active child runs by parent run id, then by the parent's `Subflow` node key."""
+
+
+def _tree(descendants: Sequence[RunState]) -> Tree:
+    tree: Tree = {}
+    for child in descendants:  # tree order: a later round of a node wins
+        parent = child.subflow_of
+        if parent is not None:
+            tree.setdefault(parent.run_id, {})[(parent.node_id, parent.iteration)] = child
+    return tree
+
+
+def _child_of(tree: Tree, state: RunState, rec: NodeRecord) -> RunState | None:
+    """The active child run a waiting `Subflow` node `rec` of `state` waits in, if any."""
+    return tree.get(state.run_id, {}).get((rec.node_id, rec.iteration))
+
+
+def _counts(
+    state: RunState, descendants: Sequence[RunState]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Per node id and per signal name: how many places a request naming `state` may reach.
+
+    An approval request looks at `state`'s own node of that id first (whatever its
+    state), then at pending approvals in child runs; a signal at every wait for its
+    name. A command names `state` only when its count is 1.
+    """
+    approvals: dict[str, int] = {}
+    signals: dict[str, int] = {}
+    for rec in state.nodes.values():
+        approvals[rec.node_id] = approvals.get(rec.node_id, 0) + 1
+    for s in (state, *descendants):
+        for rec in s.waiting():
+            if s is not state and rec.state == "waiting-approval" and rec.approval is not None:
+                approvals[rec.node_id] = approvals.get(rec.node_id, 0) + 1
+            elif rec.state == "waiting-event" and rec.wait is not None:
+                signals[rec.wait.event_name] = signals.get(rec.wait.event_name, 0) + 1
+    return approvals, signals
+
+
+def waiting_lines(
+    state: RunState,
+    *,
+    now_ms: int,
+    db_args: str = "",
+    descendants: Sequence[RunState] = (),
+) -> list[str]:
     """Lines saying what each waiting node waits for and the command to continue.
 
     Empty when nothing waits. `now_ms` (Unix epoch ms) gives how long each has waited
-    and how long a timer has to go.
+    and how long a timer has to go. `descendants` (the run's active child runs,
+    `RunHandle.active_descendants`) shows what a waiting `Subflow` node's child waits
+    for, recursively; a command names the run `state` when the request is
+    unambiguous from there, else the child run.
     """
+    approvals, signals = _counts(state, descendants)
+    return _lines(state, now_ms, db_args, _tree(descendants), state.run_id, approvals, signals, "")
+
+
+def _lines(
+    state: RunState,
+    now_ms: int,
+    db_args: str,
+    tree: Tree,
+    top: str,
+    approvals: dict[str, int],
+    signals: dict[str, int],
+    where: str,
+) -> list[str]:
+    """`waiting_lines` of `state`; `where` prefixes each node (the path from `top`)."""
     rid = state.run_id
     lines: list[str] = []
     for rec in state.waiting():
-        label = _label(rec)
+        label = where + _label(rec)
+        child = _child_of(tree, state, rec)
+        if child is not None:
+            inner = f"{label} waits in child run {child.run_id}: "
+            sub = _lines(child, now_ms, db_args, tree, top, approvals, signals, inner)
+            lines.extend(sub or [f"  waiting: {inner}{child.status}"])
+            continue
         if rec.state == "waiting-approval" and rec.approval is not None:
+            ask = top if approvals.get(rec.node_id) == 1 else rid
             a = rec.approval
             what = f"approval ({a.mode})" + (f": {a.title}" if a.title else "")
             waited = format_duration(now_ms - a.requested_at_ms)
@@ -77,7 +156,7 @@ def waiting_lines(state: RunState, *, now_ms: int, db_args: str = "") -> list[st
             for verb, pad in (("approve", ""), ("deny", "   ")):
                 cmd = decide_command(
                     verb,
-                    rid,
+                    ask,
                     rec.node_id,
                     rec.iteration,
                     mode=a.mode,
@@ -93,7 +172,8 @@ def waiting_lines(state: RunState, *, now_ms: int, db_args: str = "") -> list[st
             if w.timeout_at_ms is not None:
                 what += f", times out at {format_time(w.timeout_at_ms)}"
             lines.append(f"  waiting: {label}, {what} (for {format_duration(now_ms - w.since_ms)})")
-            cmd = f"smithers signal {_q(rid)} {_q(w.event_name)} --data JSON"
+            to = top if signals.get(w.event_name) == 1 else rid
+            cmd = f"smithers signal {_q(to)} {_q(w.event_name)} --data JSON"
             if w.correlation_id:
                 cmd += f" --correlation {_q(w.correlation_id)}"
             lines.append(f"  signal:  {cmd}{db_args}")
@@ -104,7 +184,7 @@ def waiting_lines(state: RunState, *, now_ms: int, db_args: str = "") -> list[st
             lines.append(f"  waiting: {label}, timer fires at {format_time(t.fires_at_ms)} ({due})")
             lines.append(
                 f"  wake:    smithers supervise{db_args} wakes the run then, "
-                f"or run `smithers up --resume {_q(rid)}{db_args}` after that time"
+                f"or run `smithers up --resume {_q(top)}{db_args}` after that time"
             )
         else:
             lines.append(f"  waiting: {label} ({rec.state})")
@@ -127,19 +207,58 @@ def _since_ms(rec: NodeRecord) -> int | None:
     return None
 
 
-def waiting_for_json(state: RunState) -> list[dict[str, Any]]:
+def needs_descendants(state: RunState) -> bool:
+    """Whether a waiting node of `state` may be a `Subflow` waiting in a child run.
+
+    Its own approvals, signals and timers have their records; a `Subflow` node's
+    wait has none (or a ``subflow:`` event name). Callers read the run's
+    descendants only then.
+    """
+    for rec in state.waiting():
+        if rec.state == "waiting-approval" and rec.approval is None:
+            return True
+        if rec.state == "waiting-timer" and rec.timer is None:
+            return True
+        if rec.wait is not None and rec.wait.event_name.startswith("subflow:"):
+            return True
+    return False
+
+
+def waiting_for_json(state: RunState, descendants: Sequence[RunState] = ()) -> list[dict[str, Any]]:
     """Return the run's waiting nodes as ``ps --json``'s ``waitingFor`` list.
 
-    Each item: ``nodeId``, ``iteration``, ``kind`` (``"approval"``, ``"event"`` or
-    ``"timer"``), ``since`` (Unix epoch ms the wait began, or null); for an approval
+    Each item: ``nodeId``, ``iteration``, ``kind`` (``"approval"``, ``"event"``,
+    ``"timer"``, or ``"subflow"`` for a `Subflow` node waiting in a child run found in
+    `descendants`), ``since`` (Unix epoch ms the wait began, or null); for an approval
     also ``title``; for an event ``eventName``, ``correlationId`` and ``timeoutAtMs``
-    (null: never); for a timer ``firesAtMs``. Empty for a run that ended (its nodes may
-    still be recorded as waiting: nothing will resolve them).
+    (null: never); for a timer ``firesAtMs``; for a subflow ``childRunId``,
+    ``childStatus`` and the child's own ``waitingFor`` (recursively). Empty for a run
+    that ended (its nodes may still be recorded as waiting: nothing will resolve them).
     """
+    return _waiting_json(state, _tree(descendants))
+
+
+def _waiting_json(state: RunState, tree: Tree) -> list[dict[str, Any]]:
     if state.status not in WAITING_RUN_STATUSES:
         return []
     out: list[dict[str, Any]] = []
     for rec in state.waiting():
+        child = _child_of(tree, state, rec)
+        if child is not None:
+            inner = _waiting_json(child, tree)
+            since = [i["since"] for i in inner if i.get("since") is not None]
+            out.append(
+                {
+                    "nodeId": rec.node_id,
+                    "iteration": rec.iteration,
+                    "kind": "subflow",
+                    "since": min(since) if since else None,
+                    "childRunId": child.run_id,
+                    "childStatus": child.status,
+                    "waitingFor": inner,
+                }
+            )
+            continue
         item: dict[str, Any] = {
             "nodeId": rec.node_id,
             "iteration": rec.iteration,
@@ -177,6 +296,9 @@ def wait_text(item: dict[str, Any], now_ms: int) -> str:
         now_ms: Now, Unix epoch ms (for "in 30s", "for 5m").
     """
     kind = item["kind"]
+    if kind == "subflow":
+        inner = waiting_for_text(item.get("waitingFor") or [], now_ms) or item["childStatus"]
+        return f"{_node(item)} waits in child run {item['childRunId']}: {inner}"
     since = item.get("since")
     waited = f" for {format_duration(now_ms - since)}" if since is not None else ""
     if kind == "timer" and item.get("firesAtMs") is not None:

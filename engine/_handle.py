@@ -18,6 +18,7 @@ from .errors import (
     RunStillRunningError,
 )
 from .history import (
+    active_descendants,
     child_runs,
     diff_runs,
     follow_events,
@@ -171,6 +172,17 @@ class RunHandle:
         read of the runs index.
         """
         return await child_runs(await self._store(), self.run_id)
+
+    async def active_descendants(self) -> list[RunState]:
+        """Return the states of the run's live or parked descendant runs, in tree order.
+
+        The child runs of its `Subflow` nodes, their children, and so on, depth first
+        (each child, oldest first, before its own children); runs that ended are left
+        out (see `active_descendants`). What a parked parent really waits for is in
+        them: ``inspect`` and ``ps`` show it. Awaits one read of the runs index and
+        one fold per descendant.
+        """
+        return await active_descendants(await self._store(), self.run_id)
 
     async def state(self, *, frame: int | None = None, seq: int | None = None) -> RunState:
         """Return the run's state now, at frame `frame`, or after event `seq` (`state_at`).
@@ -448,9 +460,11 @@ class RunHandle:
         """Grant a pending approval of this run, then resume the run if it is parked.
 
         Records ``ApprovalGranted`` (see `approve`: which approval, concurrency,
-        checks). If the run was parked (``waiting-*``) and `resume` is true, it is
-        resumed in the client's task group, as `Client.start` does: ``await
-        handle.result()`` then waits for its end or its next park. A run with a live
+        checks; an approval waiting in a `Subflow`'s child run is decided there). If
+        the run was parked (``waiting-*``) and `resume` is true, it is resumed in the
+        client's task group (a parked tree: this run, which resumes its child), as
+        `Client.start` does: ``await handle.result()`` then waits for its end or its
+        next park. A run with a live
         owner is left to it (the owner picks the decision up within about a second).
         If another process resumed the run first, `result` polls it instead. Awaits I/O.
 
@@ -489,7 +503,7 @@ class RunHandle:
             db=self._client.path,
         )
         if resume and result.parked:
-            await self._resume_parked(workflow)
+            await self._resume_target(result.resume_run_id, workflow)
         return result
 
     async def deny(
@@ -523,7 +537,7 @@ class RunHandle:
             db=self._client.path,
         )
         if resume and result.parked:
-            await self._resume_parked(workflow)
+            await self._resume_target(result.resume_run_id, workflow)
         return result
 
     async def signal(
@@ -572,8 +586,20 @@ class RunHandle:
             db=self._client.path,
         )
         if resume and result.parked:
-            await self._resume_parked(wf)
+            await self._resume_target(result.resume_run_id, wf)
         return result
+
+    async def _resume_target(self, run_id: str, workflow: Workflow | None) -> None:
+        """Resume `run_id`: this run, or the parked child run a request reached.
+
+        A child is resumed through its own handle, from the file its log records
+        (`workflow` is this run's, not the child's); its end wakes this run.
+        """
+        if not run_id or run_id == self.run_id:
+            await self._resume_parked(workflow)
+            return
+        child = await self._client.get_run(run_id)
+        await child._resume_parked(None)
 
     async def _resume_parked(self, workflow: Workflow | None) -> None:
         """Resume the parked run in the client's task group (as `Client.start`).

@@ -465,27 +465,39 @@ class NoPendingApprovalsError(EngineError, LookupError):
 class AmbiguousApprovalError(EngineError, ValueError):
     """``approve``/``deny`` without a node (or iteration) while several approvals wait.
 
-    Details: `runId`, `pending` (a list of ``{"nodeId", "iteration", "title"}``).
+    Details: `runId`, `pending` (a list of ``{"nodeId", "iteration", "title"}``,
+    with ``"runId"`` when they wait in the run's child runs).
     """
 
     default_code = "AMBIGUOUS_APPROVAL"
 
-    def __init__(self, run_id: str, pending: list[tuple[str, int, str | None]]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        pending: list[tuple[str, int, str | None]],
+        *,
+        runs: list[str] | None = None,
+    ) -> None:
+        where = runs or [run_id] * len(pending)
         shown = ", ".join(
-            f"{node}" + (f" (iteration {it})" if it else "") + (f": {title!r}" if title else "")
-            for node, it, title in pending
+            f"{node}"
+            + (f" (iteration {it})" if it else "")
+            + (f" in child run {rid}" if rid != run_id else "")
+            + (f": {title!r}" if title else "")
+            for (node, it, title), rid in zip(pending, where, strict=True)
         )
         node, iteration, _ = pending[0]
         example = f"--node {node}" + (f" --iteration {iteration}" if iteration else "")
+        items: list[dict[str, object]] = [
+            {"nodeId": n, "iteration": it, "title": title} for n, it, title in pending
+        ]
+        if runs is not None:
+            for item, rid in zip(items, runs, strict=True):
+                item["runId"] = rid
         super().__init__(
             f"{len(pending)} approvals wait in run {run_id!r}: {shown}. Say which one.",
-            details={
-                "runId": run_id,
-                "pending": [
-                    {"nodeId": n, "iteration": it, "title": title} for n, it, title in pending
-                ],
-            },
-            hint=f"Name the node, e.g. `smithers approve {run_id} {example}`.",
+            details={"runId": run_id, "pending": items},
+            hint=f"Name the node, e.g. `smithers approve {where[0]} {example}`.",
         )
 
 

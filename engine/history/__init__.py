@@ -5,7 +5,9 @@ The state at a point, frames, the timeline, diffs, verify, the read API, a node'
 
 from __future__ import annotations
 
+from ._children import ACTIVE_CHILD_STATUSES as ACTIVE_CHILD_STATUSES
 from ._children import ChildRun as ChildRun
+from ._children import active_descendants as active_descendants
 from ._children import child_runs as child_runs
 from ._children import is_child_run as is_child_run
 from ._diff import DiffSide as DiffSide
@@ -50,7 +52,9 @@ from ._verify import verify_frame as verify_frame
 from ._verify import verify_run as verify_run
 
 __all__ = (
+    "ACTIVE_CHILD_STATUSES",
     "ChildRun",
+    "active_descendants",
     "child_runs",
     "is_child_run",
     "DiffSide",

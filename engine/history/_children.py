@@ -14,11 +14,16 @@ import msgspec
 
 from .._run_ids import CHILD_MARKER, child_tail, parse_child_run_id
 from ._queries import list_runs
+from ._state import load_state
 
 if TYPE_CHECKING:
     from smithers.eventstore import EventStore, RunRecord
+    from smithers.projections import RunState
 
-__all__ = ("ChildRun", "child_runs", "is_child_run")
+__all__ = ("ACTIVE_CHILD_STATUSES", "ChildRun", "active_descendants", "child_runs", "is_child_run")
+
+ACTIVE_CHILD_STATUSES = frozenset({"running", "waiting-approval", "waiting-event", "waiting-timer"})
+"""Statuses of a run that has not ended: live, or parked waiting for something."""
 
 
 class ChildRun(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -77,4 +82,42 @@ async def child_runs(store: EventStore, run_id: str) -> list[ChildRun]:
             )
         )
     out.sort(key=lambda c: (c.created_at_ms, c.run_id))
+    return out
+
+
+async def active_descendants(store: EventStore, run_id: str) -> list[RunState]:
+    """Return the folded states of `run_id`'s active descendant runs. Awaits reads.
+
+    Descendants are the child runs of its `Subflow` nodes, their children, and so on;
+    active ones are live or parked (`ACTIVE_CHILD_STATUSES`): a child that ended
+    waits for nothing and is not looked into. The order is the tree's, depth first:
+    each child (oldest first) before its own children, then its next sibling. One
+    read of the runs index (a descendant's id starts with ``<runId>:child:``), then
+    one fold per active descendant.
+
+    Raises:
+        DatabaseQueryError: if the database cannot be read.
+    """
+    prefix = run_id + CHILD_MARKER
+    records = [
+        r
+        for r in await list_runs(store=store)
+        if r.run_id.startswith(prefix) and r.status in ACTIVE_CHILD_STATUSES
+    ]
+    by_parent: dict[str, list[RunRecord]] = {}
+    for record in records:
+        parsed = parse_child_run_id(record.run_id)
+        if parsed is not None:
+            by_parent.setdefault(parsed[0], []).append(record)
+    out: list[RunState] = []
+
+    async def walk(parent_id: str) -> None:
+        children = sorted(by_parent.get(parent_id, ()), key=lambda r: (r.created_at_ms, r.run_id))
+        for record in children:
+            state = await load_state(store, record.run_id)
+            if state.status in ACTIVE_CHILD_STATUSES:
+                out.append(state)
+                await walk(record.run_id)
+
+    await walk(run_id)
     return out

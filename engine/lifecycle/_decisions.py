@@ -12,6 +12,18 @@ decisions and signals appended by others); a parked run (status ``waiting-*``) h
 no owner, and the result says so (``parked``) so that the caller resumes it
 (``smithers approve`` does in the background, `RunHandle.approve` in the client's
 task group). Nothing here starts a process or runs a workflow.
+
+Subflows: a request to a run reaches into its active descendants (the child runs of
+its `Subflow` nodes, recursively; `active_descendants`) when the run itself has
+nothing for it. An approval is looked for in the run named first, then in its
+descendants (one found there is decided there; several are `AMBIGUOUS_APPROVAL`). A
+signal goes to the run's own oldest matching waiter; if no node of the run waits for
+it, to the descendants' oldest matching waiter (the wait that began first, by its
+``NodeWaitingEvent`` time; ties in tree order); if none waits anywhere it is recorded
+in the run named, resolving nothing. The result names the run to resume
+(``resume_run_id``): the run named when it is parked (its resume resumes the parked
+child through its `Subflow` node, so the whole tree goes on in one process), else the
+descendant itself when it is parked under a live parent.
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ from smithers.eventstore.events import (
 from smithers.projections import apply_event
 
 from .._clock import Clock, SystemClock
-from .._run_ids import EXISTING_RUN_HINT, validate_run_id
+from .._run_ids import EXISTING_RUN_HINT, parse_child_run_id, validate_run_id
 from ..activation import append_to_run as _append_to_run
 from ..activation import default_log_dir, render_state
 from ..authoring import WaitForEvent, check_input
@@ -48,7 +60,7 @@ from ..errors import (
     NodeNotFoundError,
     NoPendingApprovalsError,
 )
-from ..history import SUPERVISOR_STREAM_ID, load_state
+from ..history import SUPERVISOR_STREAM_ID, active_descendants, load_state
 from ._control import load_recorded_workflow
 
 if TYPE_CHECKING:
@@ -91,7 +103,13 @@ class DecisionResult(msgspec.Struct, frozen=True, kw_only=True):
     """The run's status when the decision was recorded (``running``, ``waiting-*``)."""
     parked: bool
     """True if the run was parked (``waiting-*``, no owner): someone must resume it
-    for the decision to take effect. False: its live owner picks the decision up."""
+    (``resume_run_id``) for the decision to take effect. False: its live owner picks
+    the decision up."""
+    requested_run_id: str = ""
+    """The run the caller named; differs from `run_id` when the approval waited in
+    one of its descendants (a `Subflow`'s child run). Empty: `run_id`."""
+    resume_run_id: str = ""
+    """The run to resume when ``parked`` (see the module docstring). Empty: `run_id`."""
 
 
 class SignalResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,7 +127,14 @@ class SignalResult(msgspec.Struct, frozen=True, kw_only=True):
     """The run's status when the signal was recorded."""
     parked: bool
     """True if the run was parked (no owner) and the signal resolved a wait: someone
-    must resume it. False: a live owner picks it up, or there is nothing to resume."""
+    must resume it (``resume_run_id``). False: a live owner picks it up, or there is
+    nothing to resume."""
+    requested_run_id: str = ""
+    """The run the caller named; differs from `run_id` when the signal went to a wait
+    in one of its descendants (no node of the run named waited for it). Empty:
+    `run_id`."""
+    resume_run_id: str = ""
+    """The run to resume when ``parked`` (see the module docstring). Empty: `run_id`."""
 
 
 class PendingApproval(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,6 +153,9 @@ class PendingApproval(msgspec.Struct, frozen=True, kw_only=True):
     """Unix epoch ms of the request (``ApprovalRequested``)."""
     metadata: Any = None
     """The request's metadata as plain JSON values (None without)."""
+    root_run_id: str = ""
+    """The top of the run's `Subflow` tree: the run whose child (or grandchild, ...)
+    this run is; the run itself when it is no child. Empty: `run_id`."""
 
 
 # ---------------------------------------------------------------------- checks
@@ -350,6 +378,8 @@ async def _decide(
     selected = _check_text(selected, "selected option")
     ranking = None if ranked is None else tuple(str(r) for r in ranked)
     clock = clock or SystemClock()
+    requested = run_id
+    run_id = await _approval_run(store, requested, node_id, iteration)
     log_dir = default_log_dir(Path(db), run_id) if db is not None else None
     conflict: SeqConflictError | None = None
     for _ in range(_ROUNDS):
@@ -392,6 +422,7 @@ async def _decide(
             continue  # someone appended: read again, check again
         status = state.status
         apply_event(state, event, seq=seq)
+        parked, resume_id = await _resume_target(store, requested, run_id, status)
         return DecisionResult(
             run_id=run_id,
             node_id=rec.node_id,
@@ -400,10 +431,76 @@ async def _decide(
             seq=seq,
             node=state.nodes[(rec.node_id, rec.iteration)],
             run_status=status,
-            parked=status.startswith("waiting-"),
+            parked=parked,
+            requested_run_id=requested,
+            resume_run_id=resume_id,
         )
     assert conflict is not None
     raise conflict
+
+
+async def _approval_run(
+    store: EventStore, run_id: str, node_id: str | None, iteration: int | None
+) -> str:
+    """The run whose approval a request to `run_id` decides: `run_id`, or a descendant.
+
+    The run named first (as `_find_approval` picks); if it has nothing to decide (or
+    no node `node_id`), its active descendants: the one holding the approval asked
+    for. Raises the run's own error when no descendant holds one either.
+
+    Raises:
+        AmbiguousApprovalError: several descendants hold a matching approval (or one
+            holds several); the details list them with their runs.
+        NoPendingApprovalsError, NodeNotFoundError, InvalidInputError: as
+            `_find_approval` on the run named.
+    """
+    state = await load_state(store, run_id)
+    try:
+        _find_approval(state, node_id, iteration)
+    except (NoPendingApprovalsError, NodeNotFoundError) as e:
+        miss: NoPendingApprovalsError | NodeNotFoundError = e
+    else:
+        return run_id
+    if state.status in TERMINAL_RUN_STATUSES:
+        raise miss
+    found: list[tuple[RunState, NodeRecord]] = []
+    decided: list[tuple[RunState, NodeRecord]] = []
+    for child in await active_descendants(store, run_id):
+        try:
+            rec, done = _find_approval(child, node_id, iteration)
+        except (NoPendingApprovalsError, NodeNotFoundError):
+            continue
+        (decided if done else found).append((child, rec))
+    # Open approvals first; one decided already (and not yet acted on) is named only
+    # when nothing is open, so that the request is refused as decided twice.
+    if not found and len(decided) == 1:
+        found = decided
+    if not found:
+        raise miss
+    if len(found) > 1:
+        raise AmbiguousApprovalError(
+            run_id,
+            [(r.node_id, r.iteration, r.approval.title if r.approval else None) for _, r in found],
+            runs=[child.run_id for child, _ in found],
+        )
+    return found[0][0].run_id
+
+
+async def _resume_target(
+    store: EventStore, requested: str, run_id: str, status: str
+) -> tuple[bool, str]:
+    """``(parked, run to resume)`` after a request recorded in `run_id` (status `status`).
+
+    In the run named: it, when parked. In a descendant: the run named when it is
+    parked (its `Subflow` node resumes the child in the same process, and the tree
+    goes on to its end); else the descendant when it is parked (its end wakes its
+    parent, `wake_parent`); else nobody (a live owner picks the request up).
+    """
+    if requested != run_id:
+        top = await load_state(store, requested)
+        if top.status.startswith("waiting-"):
+            return True, requested
+    return status.startswith("waiting-"), run_id
 
 
 async def approve(
@@ -422,11 +519,14 @@ async def approve(
     """Grant a pending approval: append ``ApprovalGranted`` to the run's log.
 
     As Smithers' ``smithers approve``. The approval is the node named, or, without
-    `node_id`, the run's only pending one. The append is guarded by ``expected_seq``:
-    on a conflict the log is read and everything checked again, so a decision is
-    recorded at most once even when several processes decide at the same time. The
-    run is not resumed here: the result's ``parked`` says whether someone must (see
-    `RunHandle.approve` and ``smithers approve``, which do). Awaits I/O.
+    `node_id`, the run's only pending one; when the run has none, the one waiting in
+    its active descendants (the child runs of its `Subflow` nodes, recursively), which
+    is decided there (the result's ``run_id``; ``resume_run_id`` says what to resume).
+    The append is guarded by ``expected_seq``: on a conflict the log is read and
+    everything checked again, so a decision is recorded at most once even when
+    several processes decide at the same time. The run is not resumed here: the
+    result's ``parked`` says whether someone must (see `RunHandle.approve` and
+    ``smithers approve``, which do). Awaits I/O.
 
     Args:
         store: The open event store.
@@ -526,7 +626,9 @@ async def list_pending_approvals(
     """Return the approvals waiting for a decision, in one run or across the database.
 
     Across the database, every run that is running or parked is folded (runs that
-    ended have none pending). Awaits reads; writes nothing.
+    ended have none pending), child runs included. For one run, its active
+    descendants' (`Subflow` child runs, recursively) come after its own. Each names
+    its tree's top run (``root_run_id``). Awaits reads; writes nothing.
 
     Args:
         store: The open event store.
@@ -539,19 +641,21 @@ async def list_pending_approvals(
         InvalidInputError: if `run_id` is not a valid run id.
         RunNotFoundError: if `run_id` has no events.
     """
+    states: list[RunState] = []
     if run_id is not None:
         _check_run(run_id)
-        run_ids = [run_id]
+        states.append(await load_state(store, run_id))
+        if states[0].status not in TERMINAL_RUN_STATUSES:
+            states.extend(await active_descendants(store, run_id))
     else:
-        run_ids = [
-            r.run_id
-            for r in await store.list_runs()
-            if r.run_id != SUPERVISOR_STREAM_ID
-            and (r.status == "running" or r.status.startswith("waiting-"))
-        ]
+        for r in await store.list_runs():
+            if r.run_id != SUPERVISOR_STREAM_ID and (
+                r.status == "running" or r.status.startswith("waiting-")
+            ):
+                states.append(await load_state(store, r.run_id))
     out: list[PendingApproval] = []
-    for rid in run_ids:
-        state = await load_state(store, rid)
+    for state in states:
+        rid = state.run_id
         for rec in state.pending_approvals():
             approval = rec.approval
             assert approval is not None
@@ -568,9 +672,22 @@ async def list_pending_approvals(
                     options=approval.options,
                     requested_at_ms=approval.requested_at_ms,
                     metadata=decode_json(approval.metadata),
+                    root_run_id=_root_run_id(rid),
                 )
             )
     return out
+
+
+def _root_run_id(run_id: str) -> str:
+    """The top of `run_id`'s `Subflow` tree, read from its id (`parse_child_run_id`). Pure.
+
+    ``"a:child:x:0:child:y:0"`` -> ``"a"``; a run that is no child is its own root.
+    """
+    parsed = parse_child_run_id(run_id)
+    while parsed is not None:
+        run_id = parsed[0]
+        parsed = parse_child_run_id(run_id)
+    return run_id
 
 
 # ---------------------------------------------------------------------- signals
@@ -655,7 +772,10 @@ async def signal(
     """Send a signal to a run: append ``SignalReceived`` (``smithers signal``).
 
     The oldest `WaitForEvent` node already waiting for `name` (and for
-    `correlation_id`, when the node names one) receives it; the payload is first
+    `correlation_id`, when the node names one) receives it; when no node of the run
+    waits for it, the oldest such wait in its active descendants (`Subflow` child
+    runs, recursively: the signal is recorded in that child's log, the result's
+    ``run_id``); the payload is first
     validated against that node's ``output`` schema, found by rendering the workflow
     (`wf`, else the file the run recorded, imported here) from the run's state. A
     signal no node waits for is recorded anyway, for audit: it resolves nothing,
@@ -695,16 +815,23 @@ async def signal(
     sent_by = _check_text(sent_by, "sender's name")
     raw = _payload(data)
     clock = clock or SystemClock()
-    log_dir = default_log_dir(Path(db), run_id) if db is not None else None
     conflict: SeqConflictError | None = None
-    workflow = wf
+    requested = run_id
+    workflows: dict[str, Workflow] = {} if wf is None else {requested: wf}
     for _ in range(_ROUNDS):
-        state = await load_state(store, run_id)
+        state = await load_state(store, requested)
         rec = _target(state, name, correlation_id)
+        if rec is None and state.status not in TERMINAL_RUN_STATUSES:
+            found = await _descendant_target(store, requested, name, correlation_id)
+            if found is not None:
+                state, rec = found
+        run_id = state.run_id
         payload = raw
         if rec is not None:
+            workflow = workflows.get(run_id)
             if workflow is None:
                 workflow, _ = load_recorded_workflow(state)
+                workflows[run_id] = workflow
             payload = _validated(raw, _schema_of(workflow, state, rec), rec, name)
         event = SignalReceived(
             run_id=run_id,
@@ -714,6 +841,7 @@ async def signal(
             correlation_id=correlation_id,
             sent_by=sent_by,
         )
+        log_dir = default_log_dir(Path(db), run_id) if db is not None else None
         try:
             seq = await _append_to_run(
                 store, run_id, [event], expected_seq=state.seq, log_dir=log_dir
@@ -722,6 +850,9 @@ async def signal(
             conflict = e
             continue
         status = state.status
+        parked, resume_id = False, run_id
+        if rec is not None:
+            parked, resume_id = await _resume_target(store, requested, run_id, status)
         return SignalResult(
             run_id=run_id,
             signal_name=name,
@@ -729,7 +860,28 @@ async def signal(
             seq=seq,
             delivered_to=(rec.node_id, rec.iteration) if rec is not None else None,
             run_status=status,
-            parked=rec is not None and status.startswith("waiting-"),
+            parked=parked,
+            requested_run_id=requested,
+            resume_run_id=resume_id,
         )
     assert conflict is not None
     raise conflict
+
+
+async def _descendant_target(
+    store: EventStore, run_id: str, name: str, correlation_id: str | None
+) -> tuple[RunState, NodeRecord] | None:
+    """The descendant wait a signal to `run_id` resolves when no node of `run_id` waits.
+
+    Among `run_id`'s active descendants (tree order), each one's oldest matching
+    waiter (`_target`), then the one whose wait began first (``since_ms``); a tie
+    goes to the first in tree order. None if no descendant waits for it.
+    """
+    best: tuple[RunState, NodeRecord] | None = None
+    for child in await active_descendants(store, run_id):
+        rec = _target(child, name, correlation_id)
+        if rec is None or rec.wait is None:
+            continue
+        if best is None or (best[1].wait is not None and rec.wait.since_ms < best[1].wait.since_ms):
+            best = (child, rec)
+    return best

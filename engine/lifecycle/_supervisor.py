@@ -72,7 +72,7 @@ from smithers.eventstore.events import (
 )
 
 from .._clock import Clock, SystemClock
-from ..activation import RunWriter, default_log_dir
+from ..activation import SUBFLOW_EVENT_PREFIX, RunWriter, default_log_dir
 from ..errors import InvalidInputError
 from ..history import SUPERVISOR_STREAM_ID, load_state
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, OwnerVerdict, judge_owner, pid_alive
@@ -121,7 +121,10 @@ def wake_deadline(state: RunState) -> tuple[int, WakeReason] | None:
     (``"timer"``, `TimerRecord.fires_at_ms`, as recorded by `TimerCreated`: a restart
     never moves it), and the timeout of a `WaitForEvent` still waiting for its signal
     (``"timeout"``, `EventWaitRecord.timeout_at_ms`). Approvals, and waits without a
-    timeout, have no deadline: a decision or a signal wakes them.
+    timeout, have no deadline: a decision or a signal wakes them. Nor has a `Subflow`
+    node waiting in its child run (``subflow:<childRunId>``, which copies the child's
+    deadline): the child holds that deadline and is woken itself; its end wakes the
+    parent (`wake_parent`). Waking both would race two resumers for the child.
 
     Returns:
         ``(due_at_ms, reason)``, Unix epoch ms, or None.
@@ -137,6 +140,7 @@ def wake_deadline(state: RunState) -> tuple[int, WakeReason] | None:
             and wait is not None
             and not wait.received
             and wait.timeout_at_ms is not None
+            and not wait.event_name.startswith(SUBFLOW_EVENT_PREFIX)
         ):
             candidate = (wait.timeout_at_ms, "timeout")
         else:
