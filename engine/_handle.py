@@ -39,6 +39,7 @@ from .lifecycle import (
     run_result,
     run_workflow,
     signal,
+    wake_parent_of,
 )
 from .timetravel import fork, replay, retry_task, rewind
 
@@ -612,16 +613,13 @@ class RunHandle:
         run_id = self.run_id
 
         async def runner(progress: Callable[[Event], Any]) -> RunResult:
-            if wf is not None:
-                return await run_workflow(
-                    wf,
-                    run_id=run_id,
-                    resume=True,
-                    store=store,
-                    db=client.path,
-                    on_progress=progress,
-                )
-            return await resume_run(run_id, store=store, db=client.path, on_progress=progress)
+            if wf is None:
+                return await resume_run(run_id, store=store, db=client.path, on_progress=progress)
+            result = await run_workflow(
+                wf, run_id=run_id, resume=True, store=store, db=client.path, on_progress=progress
+            )
+            await wake_parent_of(run_id, result, db=client.path, store=store)
+            return result
 
         await client._launch(self, runner)
         error = self._error

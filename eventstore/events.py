@@ -434,6 +434,20 @@ class SignalReceived(Event, frozen=True, kw_only=True):
     """Who sent it."""
 
 
+class ChildRunEnded(NodeEvent, frozen=True, kw_only=True):
+    """A `Subflow`'s child run ended while its parent was live: look at the node again.
+
+    A cross-process request, appended by the process that drove the child; the
+    parent's owner then reads the child's result. A parent that is parked is resumed
+    instead. Not in Smithers' catalogue.
+    """
+
+    child_run_id: str
+    """The child run that ended."""
+    status: str
+    """Its final status."""
+
+
 TimerType = Literal["duration", "absolute"]
 """``"duration"``: created from a relative delay; ``"absolute"``: from a wall-clock time."""
 
@@ -647,6 +661,7 @@ AnyEvent = (
     | NodeWaitingTimer
     | NodeWaitingEvent
     | SignalReceived
+    | ChildRunEnded
     | RunCancelRequested
     | RunHijackRequested
     | RunHijacked

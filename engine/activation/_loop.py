@@ -26,6 +26,7 @@ from smithers.eventstore.events import (
     ApprovalAutoApproved,
     ApprovalDenied,
     ApprovalGranted,
+    ChildRunEnded,
     Event,
     FrameCommitted,
     NodeEvent,
@@ -71,8 +72,14 @@ __all__ = ("HEARTBEAT_INTERVAL_MS", "RunLoop")
 HEARTBEAT_INTERVAL_MS = 1_000
 """How often the owner renews its lease and looks for requests appended by others."""
 _CONFLICT_RETRIES = 5
-_DECISION_TYPES = (ApprovalGranted, ApprovalDenied, ApprovalAutoApproved, SignalReceived)
-"""Requests that may resolve a waiting node: decisions and signals."""
+_DECISION_TYPES = (
+    ApprovalGranted,
+    ApprovalDenied,
+    ApprovalAutoApproved,
+    SignalReceived,
+    ChildRunEnded,
+)
+"""Requests that may resolve a waiting node: decisions, signals, a child run's end."""
 _REQUEST_TYPES = (RunCancelRequested, *_DECISION_TYPES)
 """Events another process may append to a run it does not own (requests to the owner)."""
 

@@ -91,9 +91,11 @@ async def active_descendants(store: EventStore, run_id: str) -> list[RunState]:
     Descendants are the child runs of its `Subflow` nodes, their children, and so on;
     active ones are live or parked (`ACTIVE_CHILD_STATUSES`): a child that ended
     waits for nothing and is not looked into. The order is the tree's, depth first:
-    each child (oldest first) before its own children, then its next sibling. One
-    read of the runs index (a descendant's id starts with ``<runId>:child:``), then
-    one fold per active descendant.
+    each child before its own children, then its next sibling; siblings in the order
+    their parent mounted their `Subflow` nodes (a retry's child after the first), so
+    the order does not depend on which child happened to start first. One read of the
+    runs index (a descendant's id starts with ``<runId>:child:``), then one fold per
+    run walked.
 
     Raises:
         DatabaseQueryError: if the database cannot be read.
@@ -111,13 +113,23 @@ async def active_descendants(store: EventStore, run_id: str) -> list[RunState]:
             by_parent.setdefault(parsed[0], []).append(record)
     out: list[RunState] = []
 
-    async def walk(parent_id: str) -> None:
-        children = sorted(by_parent.get(parent_id, ()), key=lambda r: (r.created_at_ms, r.run_id))
-        for record in children:
+    async def walk(parent: RunState) -> None:
+        kids = by_parent.get(parent.run_id)
+        if not kids:
+            return
+        mounted = {key: i for i, key in enumerate(parent.nodes)}
+
+        def tree_order(record: RunRecord) -> tuple[int, int, str]:
+            tail = child_tail(record.run_id[len(parent.run_id) + len(CHILD_MARKER) :])
+            at = mounted.get(tail, len(mounted)) if tail is not None else len(mounted)
+            return at, record.created_at_ms, record.run_id
+
+        for record in sorted(kids, key=tree_order):
             state = await load_state(store, record.run_id)
             if state.status in ACTIVE_CHILD_STATUSES:
                 out.append(state)
-                await walk(record.run_id)
+                await walk(state)
 
-    await walk(run_id)
+    if run_id in by_parent:
+        await walk(await load_state(store, run_id))
     return out

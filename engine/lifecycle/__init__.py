@@ -7,6 +7,7 @@ from ._control import cancel_run as cancel_run
 from ._control import down as down
 from ._control import load_recorded_workflow as load_recorded_workflow
 from ._control import resume_run as resume_run
+from ._control import wake_parent_of as wake_parent_of
 from ._decisions import DecisionResult as DecisionResult
 from ._decisions import PendingApproval as PendingApproval
 from ._decisions import SignalResult as SignalResult
@@ -64,6 +65,7 @@ __all__ = (
     "down",
     "load_recorded_workflow",
     "resume_run",
+    "wake_parent_of",
     "ResumeProcess",
     "SpawnResume",
     "resume_result_file",

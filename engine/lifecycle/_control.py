@@ -593,20 +593,33 @@ async def resume_run(
         hold_ms=hold_ms,
         **options,
     )
-    if state.subflow_of is not None and result.status in ENDED_STATUSES:
-        # A child resumed on its own (a decision, a signal, a due timer) that ended:
-        # its parent, parked on it, goes on now.
-        await _wake_parent(run_id, db=db, store=store, stale_threshold_ms=stale_threshold_ms)
+    await wake_parent_of(run_id, result, db=db, store=store, stale_threshold_ms=stale_threshold_ms)
     return result
 
 
-async def _wake_parent(
-    run_id: str, *, db: str | os.PathLike[str] | None, store: EventStore | None, **options: Any
+async def wake_parent_of(
+    run_id: str,
+    result: RunResult,
+    *,
+    db: str | os.PathLike[str] | None,
+    store: EventStore | None,
+    **options: Any,
 ) -> None:
-    """`wake_parent` for the child run `run_id`, through a store of its own if need be."""
+    """After an activation of run `run_id` that is a `Subflow`'s child: wake its parent.
+
+    For a child resumed on its own (a decision, a signal, a due timer) that ended
+    (`result`): its parent, waiting on it, goes on now (`wake_parent`: a parked parent
+    is resumed here, with `resume_run` and `options`; a live one gets a request). Does
+    nothing for a run that is no child or has not ended. Awaits I/O, through a store of
+    its own if `store` is None.
+    """
+    if result.status not in ENDED_STATUSES:
+        return
     opened = store if store is not None else await open_existing_store(db)
     try:
         child = await load_state(opened, run_id)
+        if child.subflow_of is None:
+            return
 
         async def resume(parent_id: str) -> RunResult:
             return await resume_run(parent_id, db=db, store=store, **options)

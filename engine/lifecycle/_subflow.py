@@ -23,10 +23,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from smithers.eventstore import decode_json
-from smithers.eventstore.errors import SmithersError
+from smithers.eventstore.errors import SeqConflictError, SmithersError
+from smithers.eventstore.events import ChildRunEnded
 from smithers.projections import SubflowParent
 
-from ..activation import ChildOutcome
+from ..activation import ChildOutcome, append_to_run
 from ..errors import (
     ResumeClaimFailedError,
     RunNotFoundError,
@@ -186,19 +187,24 @@ def child_runner(
     return run_child
 
 
+_WAKE_TRIES = 5
+"""Reads of a busy parent's log before `wake_parent` gives up appending its request."""
+
+
 async def wake_parent(
     state: RunState,
     resume: Callable[[str], Awaitable[RunResult]],
     *,
     store: EventStore,
 ) -> RunResult | None:
-    """Resume the parent of child run `state` if it parked and the child has ended.
+    """Wake the parent of child run `state` once the child has ended.
 
     For a child that a decision, a signal or the supervisor resumed on its own: its
-    parent parked waiting on it and nothing else would wake it. The parent's
-    `Subflow` node then reads the child's result. Errors (the parent's file is gone,
-    another process resumed it first) are logged, not raised: the child's own run
-    went well.
+    parent waits on it and nothing else would wake it. A parked parent is resumed; a
+    live one (busy with other nodes) gets a `ChildRunEnded` request in its log, which
+    its owner picks up. Either way the parent's `Subflow` node then reads the child's
+    result. Errors (the parent's file is gone, another process resumed it first) are
+    logged, not raised: the child's own run went well.
 
     Args:
         state: The child's state after its activation.
@@ -211,11 +217,31 @@ async def wake_parent(
     parent = state.subflow_of
     if parent is None or state.status not in ENDED_STATUSES:
         return None
-    parent_state = await _state_or_none(store, parent.run_id)
-    if parent_state is None or not parent_state.status.startswith("waiting-"):
+    for _ in range(_WAKE_TRIES):
+        parent_state = await _state_or_none(store, parent.run_id)
+        if parent_state is None:
+            return None
+        rec = parent_state.node(parent.node_id, parent.iteration)
+        if rec is None or not rec.state.startswith("waiting-"):
+            return None
+        if parent_state.status.startswith("waiting-"):
+            break  # parked: resume it
+        if parent_state.status != "running":
+            return None
+        request = ChildRunEnded(
+            run_id=parent.run_id,
+            timestamp_ms=state.updated_at_ms or 0,
+            node_id=parent.node_id,
+            iteration=parent.iteration,
+            child_run_id=state.run_id,
+            status=state.status,
+        )
+        try:
+            await append_to_run(store, parent.run_id, [request], expected_seq=parent_state.seq)
+        except SeqConflictError:
+            continue  # the parent moved on (maybe parked): look again
         return None
-    rec = parent_state.node(parent.node_id, parent.iteration)
-    if rec is None or not rec.state.startswith("waiting-"):
+    else:
         return None
     try:
         return await resume(parent.run_id)

@@ -131,3 +131,48 @@ async def test_a_signal_to_the_parent_resolves_the_childs_wait(db: Path) -> None
     assert sent.delivered_to == ("ci", 0)
     assert result.status == "finished"
     assert result.outputs["output"] == {"n": 2}
+
+
+async def test_a_live_parent_reads_its_childs_end_without_a_resume(db: Path) -> None:
+    # The parent is busy (a slow task beside the Subflow) when the child's approval is
+    # decided: the child's end reaches the live parent as a `ChildRunEnded` request, and
+    # the parent finishes without parking on a child that already ended.
+    release = anyio.Event()
+
+    async def slow() -> dict[str, int]:
+        await release.wait()
+        return {"n": 0}
+
+    @workflow("busy-parent")
+    def busy(ctx: Any) -> Any:
+        return Parallel(Task("slow", output=N, run=slow), Subflow("ask", workflow=gated, output=N))
+
+    results: list[Any] = []
+    async with anyio.create_task_group() as tg:
+
+        async def drive() -> None:
+            results.append(await run_workflow(busy, db=db, run_id="lp"))
+
+        tg.start_soon(drive)
+        with anyio.fail_after(20):
+            while not db.exists():
+                await anyio.sleep(0.02)
+        async with connect(db) as client:
+            with anyio.fail_after(20):
+                while not await client.pending_approvals(run_id="lp"):
+                    await anyio.sleep(0.05)
+            child = await client.get_run("lp:child:ask:0")
+            await child.approve("ok", workflow=gated)
+            with anyio.fail_after(20):
+                assert (await child.result()).status == "finished"
+            with anyio.fail_after(20):
+                while (await (await client.get_run("lp")).state()).node("ask").state != "finished":
+                    await anyio.sleep(0.1)
+            release.set()
+            parent_log = [row.type for row, _ in await (await client.get_run("lp")).events()]
+    (result,) = results
+    assert result.status == "finished"
+    assert result.outputs["ask"] == {"n": 7}
+    assert parent_log.count("ChildRunEnded") == 1
+    # The parent never parked: it stayed live and read the child's result itself.
+    assert not any(t == "RunStatusChanged" for t in parent_log[2:-2])

@@ -157,6 +157,14 @@ DESIGN_EVENTS: dict[str, tuple[str, ...]] = {
         "correlationId",
         "sentBy",
     ),
+    "ChildRunEnded": (
+        "runId",
+        "timestampMs",
+        "nodeId",
+        "iteration",
+        "childRunId",
+        "status",
+    ),
     # ---- loops (issue 9)
     "LoopIterationStarted": ("runId", "timestampMs", "loopId", "iteration"),
     "LoopFinished": ("runId", "timestampMs", "loopId", "iteration", "reason"),
