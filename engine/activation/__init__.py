@@ -62,6 +62,7 @@ from ._subflow import run_subflow as run_subflow
 from ._subflow import subflow_request as subflow_request
 from ._subflow import subflow_waiting_events as subflow_waiting_events
 from ._waits import WaitStep as WaitStep
+from ._waits import close_waits as close_waits
 from ._waits import timer_id as timer_id
 from ._waits import wait_step as wait_step
 from ._writer import Rebase as Rebase
@@ -113,6 +114,7 @@ __all__ = (
     "RunLoop",
     "DEFAULT_HOLD_MS",
     "WaitStep",
+    "close_waits",
     "timer_id",
     "wait_step",
     "SubflowWaiting",

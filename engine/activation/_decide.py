@@ -37,7 +37,7 @@ from ._loops import (
 from ._render import render_state
 from ._schedule import Scheduler
 from ._subflow import subflow_waiting_events
-from ._waits import WaitStatus, wait_step
+from ._waits import WaitStatus, close_waits, wait_step
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -525,8 +525,9 @@ class Decider:
         Nothing runs any more. If nodes wait and the run is neither failing nor being
         cancelled, it parks (``RunStatusChanged`` to a ``waiting-*`` status; the process
         may exit), unless the next wake-up is within `hold_ms`: then it keeps sleeping
-        (the wake-up's message brings the next tick). A run that ends cancels its
-        pending timers (``TimerCancelled``).
+        (the wake-up's message brings the next tick). A run that ends closes what
+        still waits (`close_waits`: ``NodeCancelled`` for waiting nodes,
+        ``TimerCancelled`` for pending timers).
         """
         if self.failing is None and self.cancelling is None and self.waiting:
             wakes = [at for _, at in self.waiting.values() if at is not None]
@@ -539,12 +540,10 @@ class Decider:
             self.emit(RunStatusChanged(run_id=self.run_id, timestamp_ms=now, status=status))
             self.terminal = status
             return
+        reason = "cancelled" if self.cancelling is not None else "run-ended"
+        for event in close_waits(self.loop.state, now_ms=self.clock.now_ms(), reason=reason):
+            self.emit(event)
         self._commit_last_frame()
-        now = self.clock.now_ms()
-        rid = self.run_id
-        for rec in self.loop.state.nodes.values():
-            if rec.timer is not None and rec.timer.state == "pending":
-                self.emit(TimerCancelled(run_id=rid, timestamp_ms=now, timer_id=rec.timer.timer_id))
         self._end()
 
     def _commit_last_frame(self) -> None:

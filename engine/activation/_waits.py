@@ -19,23 +19,26 @@ from smithers.eventstore.events import (
     NULL_RAW,
     ApprovalRequested,
     ErrorInfo,
+    NodeCancelled,
     NodeWaitingApproval,
     NodeWaitingEvent,
     NodeWaitingTimer,
+    TimerCancelled,
     TimerCreated,
     TimerFired,
 )
+from smithers.projections import WAITING_NODE_STATES
 
 from ..authoring import Approval, Timer, WaitForEvent
 
 if TYPE_CHECKING:
     from smithers.eventstore.events import Event
-    from smithers.projections import NodeRecord
+    from smithers.projections import NodeRecord, RunState
 
     from ..authoring import Task
     from ._render import Leaf
 
-__all__ = ("WaitStatus", "WaitStep", "timer_id", "wait_step")
+__all__ = ("WaitStatus", "WaitStep", "close_waits", "timer_id", "wait_step")
 
 WaitStatus = Literal["waiting-approval", "waiting-event", "waiting-timer"]
 """The run status a waiting node parks its run in."""
@@ -57,6 +60,33 @@ class WaitStep(msgspec.Struct, frozen=True, kw_only=True):
     output: msgspec.Raw = NULL_RAW
     error: ErrorInfo | None = None
     reason: str | None = None
+
+
+def close_waits(state: RunState, *, now_ms: int, reason: str) -> list[Event]:
+    """The events that close what still waits when `state`'s run ends. Pure.
+
+    A run that ends (finished, failed, cancelled) leaves nothing waiting: each node in
+    a waiting state gets ``NodeCancelled`` (with `reason`, no attempt), each pending
+    timer ``TimerCancelled``, so the log says no decision, signal or timer will act on
+    the run any more. The owner records them at the run's end, ``smithers cancel``
+    when it ends a parked run itself.
+    """
+    rid = state.run_id
+    out: list[Event] = []
+    for rec in state.nodes.values():
+        if rec.timer is not None and rec.timer.state == "pending":
+            out.append(TimerCancelled(run_id=rid, timestamp_ms=now_ms, timer_id=rec.timer.timer_id))
+        if rec.state in WAITING_NODE_STATES:
+            out.append(
+                NodeCancelled(
+                    run_id=rid,
+                    timestamp_ms=now_ms,
+                    node_id=rec.node_id,
+                    iteration=rec.iteration,
+                    reason=reason,
+                )
+            )
+    return out
 
 
 def timer_id(node_id: str, iteration: int) -> str:

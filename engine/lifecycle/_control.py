@@ -27,13 +27,12 @@ from smithers.eventstore.events import (
     RunCancelled,
     RunCancelRequested,
     RunStatusChanged,
-    TimerCancelled,
 )
 
 from .._clock import Clock, SystemClock
 from .._run_ids import EXISTING_RUN_HINT, validate_run_id
 from .._stores import open_existing_store
-from ..activation import DEFAULT_HOLD_MS, append_to_run, default_log_dir
+from ..activation import DEFAULT_HOLD_MS, append_to_run, close_waits, default_log_dir
 from ..authoring import load_named_workflow
 from ..errors import InvalidInputError, RunNotResumableError
 from ..history import SUPERVISOR_STREAM_ID, child_runs, load_state
@@ -119,8 +118,9 @@ async def cancel_run(
     tasks, records `RunCancelled` and stops within about a second). If the owner is
     dead or stale, or has not stopped after `wait_ms`, this call records the end
     itself in one append: `RunCancelRequested` (unless already appended),
-    `NodeCancelled` (reason ``"cancelled"``) for each running node and each retry
-    waiting out its backoff, `TimerCancelled` for each pending timer,
+    `NodeCancelled` (reason ``"cancelled"``) for each running node, each retry
+    waiting out its backoff and each waiting node, `TimerCancelled` for each pending
+    timer (`close_waits`),
     `RunStatusChanged("cancelled")` and `RunCancelled`; then
     it deletes the run's lease (an owner that was only slow then stops too). Every
     append uses `expected_seq`: a racing write by the owner is detected, the log
@@ -355,13 +355,9 @@ def _final_events(
                 reason="cancelled",
             )
         )
-    # A run that ends cancels its pending timers, as the owner's end does (a parked
-    # waiting-timer run has no owner: this is its end).
-    events.extend(
-        TimerCancelled(run_id=rid, timestamp_ms=now, timer_id=rec.timer.timer_id)
-        for rec in state.nodes.values()
-        if rec.timer is not None and rec.timer.state == "pending"
-    )
+    # What still waits is closed, as the owner's end does (a parked run has no owner:
+    # this is its end).
+    events.extend(close_waits(state, now_ms=now, reason="cancelled"))
     events.append(RunStatusChanged(run_id=rid, timestamp_ms=now, status="cancelled"))
     events.append(
         RunCancelled(

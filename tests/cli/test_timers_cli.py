@@ -145,7 +145,7 @@ def test_cancelling_a_parked_run_cancels_its_pending_timer(
     assert result.exit_code == 0, result.output
     assert log.status("c1") == "cancelled"
     types = log.types("c1")
-    assert types[-3:] == ["TimerCancelled", "RunStatusChanged", "RunCancelled"]
+    assert types[-4:] == ["TimerCancelled", "NodeCancelled", "RunStatusChanged", "RunCancelled"]
     timeline = json.loads(cli("timeline", "c1", "--json").stdout)
     waits = [w for f in timeline["frames"] for w in f.get("waits", [])]
     assert waits[-1]["how"] == "cancelled"

@@ -111,9 +111,10 @@ async def test_cancelling_a_parked_timer_run_cancels_its_timer(db: Path, read_lo
     assert state.status == "cancelled"
     log = await read_log("t4")
     assert [e.timer_id for e in log.find("TimerCancelled")] == ["soak:0"]
-    tail = log.types[-3:]
-    assert tail == ["TimerCancelled", "RunStatusChanged", "RunCancelled"]
-    assert state.node("soak") is not None
+    tail = log.types[-4:]
+    # The timer and the node waiting on it are closed: nothing waits on an ended run.
+    assert tail == ["TimerCancelled", "NodeCancelled", "RunStatusChanged", "RunCancelled"]
+    assert state.node("soak").state == "cancelled"
     assert wake_deadline(state) is None
 
 

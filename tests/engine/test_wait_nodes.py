@@ -415,3 +415,37 @@ async def test_a_decision_landing_while_the_run_parks_is_not_lost(
     log = await read_log("race")
     assert [e.activation for e in log.find("RunStarted")] == [1, 2]
     assert log.find("RunStatusChanged")[-1].status == "finished"
+
+
+async def test_a_run_that_ends_leaves_nothing_waiting(
+    db: Path, read_log: Callable[..., Awaitable[Any]]
+) -> None:
+    # Cancelling a parked run (no owner: `cancel` ends it itself) closes its waiting
+    # nodes and timers, so nothing shows as waiting on a run that will never go on.
+    @workflow("parked-then-cancelled")
+    def wf(ctx: Any) -> Any:
+        return Parallel(Approval("ok"), Timer("later", duration="2h"))
+
+    assert (await run_workflow(wf, db=db, run_id="x1")).status == "waiting-approval"
+    async with smithers.connect(db) as client:
+        await (await client.get_run("x1")).cancel()
+    state = await load_state_at(db, "x1")
+    assert state.status == "cancelled"
+    assert state.waiting() == []
+    assert state.pending_approvals() == []
+    assert {k: r.state for k, r in state.nodes.items()} == {
+        ("ok", 0): "cancelled",
+        ("later", 0): "cancelled",
+    }
+    log = await read_log("x1")
+    assert [e.timer_id for e in log.find("TimerCancelled")] == ["later:0"]
+
+    # And a run that fails while a node waits closes it the same way.
+    @workflow("fails-while-waiting")
+    def wf2(ctx: Any) -> Any:
+        return Parallel(Approval("ok"), Task("boom", output=N, run=_boom))
+
+    assert (await run_workflow(wf2, db=db, run_id="x2")).status == "failed"
+    state = await load_state_at(db, "x2")
+    assert state.node("ok").state == "cancelled"
+    assert state.waiting() == []
