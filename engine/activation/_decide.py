@@ -83,6 +83,7 @@ class Decider:
         "continuing",
         "emit",
         "failing",
+        "fresh",
         "hold_ms",
         "input_value",
         "loop",
@@ -119,6 +120,10 @@ class Decider:
         self.scheduler: Scheduler | None = None
         self.reads: set[str] = set()
         """Node ids whose outputs the last render read."""
+        self.fresh = False
+        """True while the last render is still what rendering now would return: nothing
+        it read changed since and no loop event was recorded after it (DESIGN §11). A
+        pass that ends then is decided at once, on that render's plan."""
         self.failing: ErrorInfo | None = None
         """The run's error once it is failing: nothing new starts."""
         self.cancelling: tuple[str, str] | None = None
@@ -152,6 +157,7 @@ class Decider:
             self.fail(error_info(e))
             return False
         self.reads = ctx.reads
+        self.fresh = True
         loop._commit_frame(plan)
         attempts = self.attempts
         nodes = state.nodes
@@ -180,10 +186,14 @@ class Decider:
 
         A pass's end is decided only by a `fresh` call (right after the render that
         saw it, so `until` reads the pass's outputs); otherwise a render is asked for.
-        Returns True when a re-render is due.
+        Returns True when a re-render is due. Costs nothing for a plan without loops
+        or ``ContinueAsNew`` (the scheduler's three lists stay empty): it is called on
+        every completion.
         """
         scheduler = self.scheduler
         assert scheduler is not None
+        if not (scheduler.loops_started or scheduler.continuations or scheduler.passes_ended):
+            return False
         state = self.loop.state
         now = self.clock.now_ms()
         rerender = False
@@ -222,6 +232,8 @@ class Decider:
                         loop_id=group.loop.loop_id,
                     )
             scheduler.passes_ended.clear()
+        if rerender:
+            self.fresh = False  # loop events recorded: the plan is behind the state
         return rerender
 
     # ------------------------------------------------------------------ start
@@ -281,7 +293,7 @@ class Decider:
                         )
                         scheduler.released(key)
                         scheduler.complete(key)
-                        need_render = key[0] in self.reads or need_render
+                        need_render = self._changed(key[0]) or need_render
                         progressed = True
                         continue
                     if step.outcome != "run":  # ends now, as one attempt
@@ -353,7 +365,7 @@ class Decider:
                 )
             )
             scheduler.complete(key)
-            return node_id in self.reads or self._loop_hooks(fresh=False)
+            return self._changed(node_id)
         error = outcome.error
         self.emit(
             NodeFailed(
@@ -384,10 +396,22 @@ class Decider:
                 self.attempts.wait_backoff(key, delay)
         elif task.continue_on_fail:
             scheduler.complete(key)
-            return self._loop_hooks(fresh=False)
+            return self._loop_hooks(fresh=self.fresh)
         else:
             self.fail(error)
         return False
+
+    def _changed(self, node_id: str) -> bool:
+        """`node_id` is done: return True if a re-render is needed.
+
+        It is when the last render read its output. Otherwise the plan is still what a
+        render would return, so a loop pass the completion ended is decided on it now
+        (one render per pass, not two) unless something since made it stale.
+        """
+        if node_id in self.reads:
+            self.fresh = False
+            return True
+        return self._loop_hooks(fresh=self.fresh)
 
     def attempt_ended(self, msg: AttemptEnded) -> bool:
         """Record an attempt's outcome; return True if a re-render is needed."""
