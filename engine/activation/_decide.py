@@ -262,14 +262,13 @@ class Decider:
             for leaf in leaves:
                 key = leaf.key
                 rec = loop.state.nodes.get(key)
-                exhausted = rec is not None and rec.attempt_count > leaf.task.retries
-                if rec is not None and rec.state == "failed" and exhausted:
+                task = leaf.task
+                if rec is not None and rec.state == "failed" and rec.attempt_count > task.retries:
                     # Failed for good in an earlier activation: it stays failed.
                     scheduler.released(key)
                     self.fail(rec.last_error or error_info(SchedulerError("failed")))
                     continue
-                task = leaf.task
-                if task.kind in WAIT_KINDS or task.needs_approval:
+                if task.needs_approval or task.kind in WAIT_KINDS:
                     step = wait_step(leaf, rec, run_id=self.run_id, now_ms=self.clock.now_ms())
                     for event in step.events:
                         self.emit(event)
@@ -313,7 +312,8 @@ class Decider:
                         progressed = True
                         continue
                 attempt = (rec.attempt_count if rec is not None else 0) + 1
-                self.waiting.pop(key, None)  # a Subflow whose child parked: look again
+                if self.waiting:
+                    self.waiting.pop(key, None)  # a Subflow whose child parked: look again
                 self.emit(
                     NodeStarted(
                         run_id=self.run_id,
@@ -323,7 +323,7 @@ class Decider:
                         attempt=attempt,
                     )
                 )
-                if leaf.task.kind == "static":
+                if task.kind == "static":
                     # No side effect: decided and recorded inline, in this same tick.
                     tctx = attempts.task_context(leaf, attempt, loop.state)
                     outcome = await execute_attempt(leaf.task, tctx)
