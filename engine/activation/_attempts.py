@@ -238,7 +238,8 @@ class AttemptRunner:
         self.beats.started(key, self.clock.now_ms())
         parked: ChildParked | None = None
         with scope:
-            if isinstance(task, Subflow):
+            if task.kind == "subflow":
+                assert isinstance(task, Subflow)
                 ended = await run_subflow(
                     task, self.subflows[key], self.run_child, self.clock, attempt
                 )
@@ -267,7 +268,8 @@ class AttemptRunner:
                 last,
             )
             outcome = Outcome(error=error_info(err))
-        self.subflows.pop(key, None)
+        if self.subflows:
+            self.subflows.pop(key, None)
         if parked is not None:
             self.send.send_nowait(SubflowWaiting(key=key, attempt=attempt, parked=parked))
         elif outcome is None:

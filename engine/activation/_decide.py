@@ -83,6 +83,7 @@ class Decider:
         "continuing",
         "emit",
         "failing",
+        "fresh",
         "hold_ms",
         "input_value",
         "loop",
@@ -119,6 +120,10 @@ class Decider:
         self.scheduler: Scheduler | None = None
         self.reads: set[str] = set()
         """Node ids whose outputs the last render read."""
+        self.fresh = False
+        """True while the last render is still what rendering now would return: nothing
+        it read changed since and no loop event was recorded after it (DESIGN §11). A
+        pass that ends then is decided at once, on that render's plan."""
         self.failing: ErrorInfo | None = None
         """The run's error once it is failing: nothing new starts."""
         self.cancelling: tuple[str, str] | None = None
@@ -151,6 +156,7 @@ class Decider:
             self.fail(error_info(e))
             return False
         self.reads = ctx.reads
+        self.fresh = True
         loop._commit_frame(plan)
         attempts = self.attempts
         nodes = state.nodes
@@ -179,10 +185,14 @@ class Decider:
 
         A pass's end is decided only by a `fresh` call (right after the render that
         saw it, so `until` reads the pass's outputs); otherwise a render is asked for.
-        Returns True when a re-render is due.
+        Returns True when a re-render is due. Costs nothing for a plan without loops
+        or ``ContinueAsNew`` (the scheduler's three lists stay empty): it is called on
+        every completion.
         """
         scheduler = self.scheduler
         assert scheduler is not None
+        if not (scheduler.loops_started or scheduler.continuations or scheduler.passes_ended):
+            return False
         state = self.loop.state
         now = self.clock.now_ms()
         rerender = False
@@ -221,6 +231,8 @@ class Decider:
                         loop_id=group.loop.loop_id,
                     )
             scheduler.passes_ended.clear()
+        if rerender:
+            self.fresh = False  # loop events recorded: the plan is behind the state
         return rerender
 
     # ------------------------------------------------------------------ start
@@ -249,14 +261,13 @@ class Decider:
             for leaf in leaves:
                 key = leaf.key
                 rec = loop.state.nodes.get(key)
-                exhausted = rec is not None and rec.attempt_count > leaf.task.retries
-                if rec is not None and rec.state == "failed" and exhausted:
+                task = leaf.task
+                if rec is not None and rec.state == "failed" and rec.attempt_count > task.retries:
                     # Failed for good in an earlier activation: it stays failed.
                     scheduler.released(key)
                     self.fail(rec.last_error or error_info(SchedulerError("failed")))
                     continue
-                task = leaf.task
-                if task.kind in WAIT_KINDS or task.needs_approval:
+                if task.needs_approval or task.kind in WAIT_KINDS:
                     step = wait_step(leaf, rec, run_id=self.run_id, now_ms=self.clock.now_ms())
                     for event in step.events:
                         self.emit(event)
@@ -280,9 +291,7 @@ class Decider:
                         )
                         scheduler.released(key)
                         scheduler.complete(key)
-                        # As a finish: the skip may end a loop's pass (`_loop_hooks`).
-                        hooks = self._loop_hooks(fresh=False)
-                        need_render = key[0] in self.reads or hooks or need_render
+                        need_render = self._changed(key[0]) or need_render
                         progressed = True
                         continue
                     if step.outcome != "run":  # ends now, as one attempt
@@ -302,7 +311,8 @@ class Decider:
                         progressed = True
                         continue
                 attempt = (rec.attempt_count if rec is not None else 0) + 1
-                self.waiting.pop(key, None)  # a Subflow whose child parked: look again
+                if self.waiting:
+                    self.waiting.pop(key, None)  # a Subflow whose child parked: look again
                 self.emit(
                     NodeStarted(
                         run_id=self.run_id,
@@ -312,7 +322,7 @@ class Decider:
                         attempt=attempt,
                     )
                 )
-                if leaf.task.kind == "static":
+                if task.kind == "static":
                     # No side effect: decided and recorded inline, in this same tick.
                     tctx = attempts.task_context(leaf, attempt, loop.state)
                     outcome = await execute_attempt(leaf.task, tctx)
@@ -354,7 +364,7 @@ class Decider:
                 )
             )
             scheduler.complete(key)
-            return node_id in self.reads or self._loop_hooks(fresh=False)
+            return self._changed(node_id)
         error = outcome.error
         self.emit(
             NodeFailed(
@@ -385,10 +395,22 @@ class Decider:
                 self.attempts.wait_backoff(key, delay)
         elif task.continue_on_fail:
             scheduler.complete(key)
-            return self._loop_hooks(fresh=False)
+            return self._loop_hooks(fresh=self.fresh)
         else:
             self.fail(error)
         return False
+
+    def _changed(self, node_id: str) -> bool:
+        """`node_id` is done: return True if a re-render is needed.
+
+        It is when the last render read its output. Otherwise the plan is still what a
+        render would return, so a loop pass the completion ended is decided on it now
+        (one render per pass, not two) unless something since made it stale.
+        """
+        if node_id in self.reads:
+            self.fresh = False
+            return True
+        return self._loop_hooks(fresh=self.fresh)
 
     def attempt_ended(self, msg: AttemptEnded) -> bool:
         """Record an attempt's outcome; return True if a re-render is needed."""

@@ -156,6 +156,11 @@ def _string_end(text: str, start: int) -> int:
 # ---------------------------------------------------------------------- diff
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+"""JSON types whose ``==`` is JSON equality when both sides have the same type (not
+float: ``-0.0 == 0.0``)."""
+
+
 def _same(a: Any, b: Any) -> bool:
     """JSON equality: unlike ``==``, ``true`` differs from ``1`` and ``1`` from ``1.0``."""
     if a is b:
@@ -199,8 +204,11 @@ def _diff(a: Any, b: Any, path: list[PathPart], ops: list[dict[str, Any]]) -> No
         for key, value in b.items():
             if key not in a:
                 ops.append({"op": "set", "path": format_path([*path, key]), "value": value})
-            else:
-                _diff(a[key], value, [*path, key], ops)
+                continue
+            old = a[key]
+            if old is value or (type(old) is type(value) in _SCALARS and old == value):
+                continue  # most fields of most nodes: no call, no path built
+            _diff(old, value, [*path, key], ops)
         return
     if isinstance(a, list) and isinstance(b, list):
         _diff_list(a, b, path, ops)

@@ -160,6 +160,11 @@ def _flatten(items: Iterable[Any]) -> list[Any]:
     return out
 
 
+_NODE_KINDS = frozenset({"approval", "event", "timer", "subflow"})
+"""`Task.kind` of the leaves that are not plain tasks (`Approval`, `WaitForEvent`,
+`Timer`, `Subflow`): only those record more in the tree."""
+
+
 def _task_tree(task: Task, node_id: str, iteration: int | None) -> dict[str, Any]:
     node: dict[str, Any] = {
         "tag": "task",
@@ -181,6 +186,8 @@ def _task_tree(task: Task, node_id: str, iteration: int | None) -> dict[str, Any
         node["prompt"] = task.prompt
     if task.needs_approval:
         node["needsApproval"] = True
+    if task.kind not in _NODE_KINDS:
+        return node  # a plain Task (the common case): no isinstance chain per leaf
     if isinstance(task, Approval):
         node["mode"] = task.mode
         if task.options:

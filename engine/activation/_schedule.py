@@ -158,14 +158,14 @@ class Scheduler:
         if flags[pos] & _DONE:
             return
         flags[pos] |= _DONE
-        if not isinstance(node, Leaf) and node.loop is not None and not node.loop.finished:
+        if isinstance(node, Leaf):
+            if self._waiting_deps:
+                for leaf in self._waiting_deps.pop(node.key, ()):
+                    flags[leaf.pos] &= ~_ACTIVATED
+                    self._activate(leaf)
+        elif node.loop is not None and not node.loop.finished:
             self.passes_ended.append(node)  # the engine decides: next pass, or done
             return
-        if isinstance(node, Leaf):
-            waiting = self._waiting_deps.pop(node.key, None)
-            for leaf in waiting or ():
-                flags[leaf.pos] &= ~_ACTIVATED
-                self._activate(leaf)
         parent = node.parent
         if parent is None:
             return

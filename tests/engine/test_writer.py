@@ -259,6 +259,32 @@ async def test_the_runs_index_follows_the_batch(db: Path, store_of: Any) -> None
     assert (await store.get_run("r")).status == "waiting-approval"
 
 
+@pytest.mark.parametrize("durability", ["normal", "full"], ids=["loop-thread", "conn-thread"])
+async def test_a_cancelled_caller_does_not_cut_an_append_short(
+    tmp_path: Path, durability: Any
+) -> None:
+    # "normal": the append commits on the loop's thread and never suspends; "full": it
+    # waits for the connection thread. Either way it completes and returns its seq
+    # although the caller's scope is cancelled (the caller must not fall behind the log).
+    store = await SQLiteEventStore.open(tmp_path / "s.db", durability=durability)
+    try:
+        writer = RunWriter(store, "r", mirror=NdjsonMirror(tmp_path))
+        seqs: list[int] = []
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            seqs.append(await writer.append(started("r"), expected_seq=0))
+            seqs.append(await writer.append(pending("r", "x"), expected_seq=2))
+            await anyio.sleep(0)  # the cancellation lands here, after both appends
+        assert scope.cancelled_caught
+        assert seqs == [2, 3]
+        assert [row.seq for row in await store.read("r")] == [1, 2, 3]
+        lines = mirror_lines(tmp_path / "stream.ndjson")
+        assert [line["seq"] for line in lines] == [1, 2, 3]
+        writer.close()
+    finally:
+        await store.close()
+
+
 async def test_a_mirror_started_late_holds_the_whole_log(tmp_path: Path) -> None:
     store = MemoryEventStore()
     await RunWriter(store, "r").append(started("r") + pending("r", "a", "b"), expected_seq=0)
