@@ -1,7 +1,7 @@
 """Events of engine features not built yet, from the reference's catalogue.
 
 Smithers' event reference defines these for features DESIGN plans but smithers-py
-does not have yet: agents (tool calls, streamed output,
+does not have yet: agents (streamed output,
 token usage, budgets, provider connection), hijacking an agent session, VCS reverts
 and VCS time travel, frame snapshots. Nothing in smithers-py emits or folds them yet.
 
@@ -20,8 +20,6 @@ import msgspec  # noqa: TC002 (msgspec resolves Struct annotations at run time)
 from ._event_base import NULL_RAW, AttemptEvent, ErrorInfo, Event, NodeEvent
 
 __all__ = (
-    "ToolCallStarted",
-    "ToolCallFinished",
     "NodeOutput",
     "AgentEvent",
     "TokenUsageReported",
@@ -36,29 +34,6 @@ __all__ = (
     "TimeTravelFinished",
     "SnapshotCaptured",
 )
-
-
-# --------------------------------------------------------------------------- tools
-
-
-class ToolCallStarted(AttemptEvent, frozen=True, kw_only=True):
-    """An agent attempt began a tool call."""
-
-    tool_name: str
-    """Name of the called tool."""
-    seq: int
-    """Sequential counter of tool calls within the attempt."""
-
-
-class ToolCallFinished(AttemptEvent, frozen=True, kw_only=True):
-    """A tool call of an agent attempt ended."""
-
-    tool_name: str
-    """Name of the called tool."""
-    seq: int
-    """Sequential counter of tool calls within the attempt (as in ToolCallStarted)."""
-    status: str
-    """Outcome of the call, e.g. ``"success"`` or ``"error"``."""
 
 
 # --------------------------------------------------------------------------- agent output

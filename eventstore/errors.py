@@ -255,6 +255,64 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
         "A workflow file does not define a workflow.",
         ("path",),
     ),
+    # Tools
+    _d("tools", "TOOL_PATH_INVALID", "A filesystem tool receives a non-string path.", ("path",)),
+    _d(
+        "tools",
+        "TOOL_PATH_ESCAPE",
+        "A filesystem tool resolves a path outside the sandbox root, including through symlinks.",
+        ("path", "resolved", "rootDir"),
+    ),
+    _d(
+        "tools",
+        "TOOL_FILE_TOO_LARGE",
+        "A read or edit operation exceeds the configured file size limit.",
+        ("path", "sizeBytes", "maxBytes"),
+    ),
+    _d(
+        "tools",
+        "TOOL_CONTENT_TOO_LARGE",
+        "A write operation exceeds the configured content size limit.",
+        ("path", "sizeBytes", "maxBytes"),
+    ),
+    _d(
+        "tools",
+        "TOOL_PATCH_TOO_LARGE",
+        "An edit patch exceeds the configured patch size limit.",
+        ("path", "sizeBytes", "maxBytes"),
+    ),
+    _d(
+        "tools",
+        "TOOL_PATCH_FAILED",
+        "A unified diff patch cannot be applied to the target file.",
+        ("path", "hunk", "reason"),
+    ),
+    _d(
+        "tools",
+        "TOOL_NETWORK_DISABLED",
+        "The bash tool tries to access the network while network access is disabled.",
+        ("command",),
+    ),
+    _d(
+        "tools",
+        "TOOL_GIT_REMOTE_DISABLED",
+        "The bash tool attempts a remote git operation while network access is disabled.",
+        ("command",),
+    ),
+    _d(
+        "tools",
+        "TOOL_COMMAND_FAILED",
+        "A bash tool command exits with a non-zero status.",
+        ("command", "exitCode", "timedOut", "stdout", "stderr"),
+        retryable=True,
+    ),
+    _d(
+        "tools",
+        "TOOL_GREP_FAILED",
+        "The grep tool fails with an rg execution error.",
+        ("pattern", "reason"),
+        retryable=True,
+    ),
     # Runtime
     _d("runtime", "INTERNAL_ERROR", "An unexpected internal exception without a specific code."),
     # Database

@@ -10,7 +10,7 @@ stored without re-encoding, and decoded against the reader's schema when needed.
 
 This module defines the events smithers-py writes or folds today and `AnyEvent`, the
 union of every known event. The base classes live in `_event_base`; the reference's
-events for features not built yet in `_planned_events` (agents, tool calls, …)
+events for features not built yet in `_planned_events` (agents, …)
 and `_planned_extension_events` (sandboxes, voice, RAG, alerts, …). All are
 re-exported here, so ``from smithers.eventstore.events import X`` works for every
 event, and every event in the union decodes.
@@ -40,8 +40,6 @@ from ._planned_events import SnapshotCaptured as SnapshotCaptured
 from ._planned_events import TimeTravelFinished as TimeTravelFinished
 from ._planned_events import TimeTravelStarted as TimeTravelStarted
 from ._planned_events import TokenUsageReported as TokenUsageReported
-from ._planned_events import ToolCallFinished as ToolCallFinished
-from ._planned_events import ToolCallStarted as ToolCallStarted
 from ._planned_extension_events import AlertAcknowledged as AlertAcknowledged
 from ._planned_extension_events import AlertEscalated as AlertEscalated
 from ._planned_extension_events import AlertFired as AlertFired
@@ -630,6 +628,44 @@ class ContinuationLoaded(Event, frozen=True, kw_only=True):
     outputs are also finished nodes of this run, so the run goes on where it was (tasks
     done before are not run again). False for ``ContinueAsNew``: the run starts afresh
     and only ``ctx.latest``/``ctx.iteration_count`` see them."""
+
+
+# --------------------------------------------------------------------------- tools
+
+
+class ToolCallStarted(AttemptEvent, frozen=True, kw_only=True):
+    """A tool call of an attempt began, journaled before the tool does anything.
+
+    Built-in tools (`read`, `write`, `edit`, `grep`, `bash`) and user tools alike.
+    """
+
+    tool_name: str
+    """Name of the called tool."""
+    seq: int
+    """Sequential counter of tool calls within the attempt, from 1."""
+    arguments: msgspec.Raw = NULL_RAW
+    """The call's arguments as a JSON object (JSON null when not recorded)."""
+
+
+class ToolCallFinished(AttemptEvent, frozen=True, kw_only=True):
+    """A tool call of an attempt ended, with its outcome and cost."""
+
+    tool_name: str
+    """Name of the called tool."""
+    seq: int
+    """Sequential counter of tool calls within the attempt (as in ToolCallStarted)."""
+    status: str
+    """Outcome of the call: ``"success"`` or ``"error"``."""
+    result_size_bytes: int = 0
+    """Size of the result's JSON encoding, in bytes (0 on error)."""
+    duration_ms: int = 0
+    """Wall-clock time the call took, in milliseconds."""
+    error: ErrorInfo | None = None
+    """The failure, when `status` is ``"error"``."""
+    result: msgspec.Raw = NULL_RAW
+    """The result as JSON (already capped at the sandbox's ``max_output_bytes``), so a
+    resumed attempt can replay a side-effecting call instead of running it again; JSON
+    null on error."""
 
 
 # --------------------------------------------------------------------------- the union

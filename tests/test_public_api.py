@@ -17,7 +17,7 @@ ALLOWED = {
     "engine": {"eventstore", "projections"},
     "cli": {"eventstore", "projections", "engine"},
 }
-PACKAGES = ("smithers", *(f"smithers.{layer}" for layer in LAYERS))
+PACKAGES = ("smithers", *(f"smithers.{layer}" for layer in LAYERS), "smithers.engine.tools")
 
 CONTRACT_NAMES = (  # DESIGN §12
     "workflow",
@@ -212,3 +212,26 @@ def test_engine_rooms_import_one_way() -> None:
                 if inside and parts[2] in ENGINE_ROOMS and parts[2] not in allowed:
                     bad.append(f"{path.relative_to(ROOT)}: {room} imports {target}")
     assert bad == []
+
+
+SIDE_ROOMS = {"tools": {"tools", "authoring"}}
+"""Engine rooms outside the chain: each may import only the rooms listed (and the engine's
+public `errors`), so agents and the executor can build on them without a cycle."""
+
+
+@pytest.mark.parametrize("room", sorted(SIDE_ROOMS))
+def test_side_rooms_import_only_their_allowed_rooms(room: str) -> None:
+    bad: list[str] = []
+    for path in sorted((ROOT / "engine" / room).rglob("*.py")):
+        for target, _ in _imports_from(path):
+            parts = target.split(".")
+            if parts[:2] != ["smithers", "engine"]:
+                continue
+            if len(parts) == 2 or (parts[2] not in SIDE_ROOMS[room] and parts[2] != "errors"):
+                bad.append(f"{path.relative_to(ROOT)}: {room} imports {target}")
+    assert bad == []
+
+
+def test_chain_rooms_may_use_side_rooms_but_not_the_reverse() -> None:
+    assert set(SIDE_ROOMS).isdisjoint(ENGINE_ROOMS)
+    assert (ROOT / "engine" / "tools" / "__init__.py").is_file()
