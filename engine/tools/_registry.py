@@ -13,7 +13,7 @@ from smithers.eventstore import to_raw
 from smithers.eventstore.errors import SmithersError
 from smithers.eventstore.events import NULL_RAW, ErrorInfo, ToolCallFinished, ToolCallStarted
 
-from ._errors import ToolArgumentsError
+from ._errors import ToolArgumentsError, ToolPathInvalidError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -74,6 +74,7 @@ class Tool:
         """Validate `arguments`: a Struct instance for a Struct schema, else the dict.
 
         Raises:
+            ToolPathInvalidError: if a ``path`` or ``cwd`` argument is not a string.
             ToolArgumentsError: if `arguments` is not an object or fails the Struct schema.
         """
         if arguments is None:
@@ -85,6 +86,10 @@ class Tool:
         try:
             return msgspec.convert(dict(arguments), self._args_type)
         except msgspec.ValidationError as e:
+            # A path argument of the wrong type is the catalogue's TOOL_PATH_INVALID.
+            for field in ("path", "cwd"):
+                if str(e).endswith(f"at `$.{field}`") and field in arguments:
+                    raise ToolPathInvalidError(arguments[field], "expected a string") from e
             raise ToolArgumentsError(self.name, str(e)) from e
 
     async def call(self, ctx: ToolContext, arguments: Mapping[str, Any] | None = None) -> Any:
