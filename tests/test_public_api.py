@@ -212,3 +212,21 @@ def test_engine_rooms_import_one_way() -> None:
                 if inside and parts[2] in ENGINE_ROOMS and parts[2] not in allowed:
                     bad.append(f"{path.relative_to(ROOT)}: {room} imports {target}")
     assert bad == []
+
+
+SIDE_ROOMS = {"agents": ("authoring", "errors")}
+"""Engine sub-packages outside the chain, with what of the engine each may import."""
+
+
+@pytest.mark.parametrize("room", sorted(SIDE_ROOMS))
+def test_side_rooms_import_only_what_they_may(room: str) -> None:
+    """agents may use authoring and the engine's errors, nothing else of the engine."""
+    allowed = {room, *SIDE_ROOMS[room]}
+    bad: list[str] = []
+    for path in sorted((ROOT / "engine" / room).rglob("*.py")):
+        for target, _ in _imports_from(path):
+            parts = target.split(".")
+            inside = parts[:2] == ["smithers", "engine"]
+            if inside and (len(parts) == 2 or parts[2] not in allowed):
+                bad.append(f"{path.relative_to(ROOT)}: {room} imports {target}")
+    assert bad == []
