@@ -139,7 +139,7 @@ def output_instructions(schema: Any) -> str:
 
 # ---------------------------------------------------------------------------- extraction
 
-_FENCE = re.compile(r"```[ \t]*json[ \t]*\r?\n(.*?)\r?\n?[ \t]*```", re.IGNORECASE | re.DOTALL)
+_FENCE = re.compile(r"```[ \t]*json\b[ \t]*\r?\n?(.*?)\r?\n?[ \t]*```", re.IGNORECASE | re.DOTALL)
 _DECODER = msgspec.json.Decoder()
 
 
@@ -150,53 +150,59 @@ def _decode(text: str) -> tuple[bool, Any]:
         return False, None
 
 
-def _balanced_end(text: str, start: int) -> int | None:
-    """Index after the ``}`` closing the object opened at `start`, or None if unclosed.
+_SPECIAL = re.compile(r'[{}"\\]')
 
-    Braces inside JSON strings (with their escapes) do not count.
+
+def _scan(text: str, start: int, spans: list[tuple[int, int]], seen: set[int]) -> None:
+    """Match braces from the ``{`` at `start` until it closes or the text ends.
+
+    Braces inside JSON strings (with their escapes) do not count. Every ``{`` met
+    outside a string is added to `seen` (a scan from it would retrace this one) and each
+    closed object's ``(start, end)`` is appended to `spans`.
     """
-    depth = 0
+    stack: list[int] = []
     in_string = False
-    escaped = False
-    for i in range(start, len(text)):
-        ch = text[i]
+    skip = -1  # index of a character escaped by a backslash
+    for match in _SPECIAL.finditer(text, start):
+        i = match.start()
+        if i == skip:
+            continue
+        ch = match.group()
         if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
+            if ch == "\\":
+                skip = i + 1
             elif ch == '"':
                 in_string = False
         elif ch == '"':
             in_string = True
         elif ch == "{":
-            depth += 1
+            stack.append(i)
+            seen.add(i)
         elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return None
+            spans.append((stack.pop(), i + 1))
+            if not stack:
+                return
 
 
 def _last_object(text: str) -> JsonCandidate | None:
-    """The parseable balanced object ending last in `text` (the outermost one of a nest)."""
-    best: tuple[int, int, Any] | None = None  # (end, start, value)
-    covered_until = -1
+    """The parseable balanced object ending last in `text` (the outermost one of a nest).
+
+    Linear in the text: a ``{`` is scanned from only if no earlier scan met it outside
+    a string, and two scans over the same stretch are either in step or in opposite
+    string phase for good, so no character is visited more than twice.
+    """
+    spans: list[tuple[int, int]] = []
+    seen: set[int] = set()
     start = text.find("{")
     while start != -1:
-        if start >= covered_until:
-            end = _balanced_end(text, start)
-            if end is not None:
-                ok, value = _decode(text[start:end])
-                if ok:
-                    covered_until = end  # objects nested in this one end before it
-                    if best is None or end > best[0]:
-                        best = (end, start, value)
+        if start not in seen:
+            _scan(text, start, spans, seen)
         start = text.find("{", start + 1)
-    if best is None:
-        return None
-    end, start, value = best
-    return JsonCandidate(source="object", text=text[start:end], value=value)
+    for start, end in sorted(spans, key=lambda span: (-span[1], span[0])):
+        ok, value = _decode(text[start:end])
+        if ok:
+            return JsonCandidate(source="object", text=text[start:end], value=value)
+    return None
 
 
 def extract_json(text: str) -> JsonCandidate | None:

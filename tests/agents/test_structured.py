@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from smithers.engine import agents
 from smithers.engine.agents import (
     SCHEMA_REPAIR_TURNS,
@@ -163,6 +165,13 @@ EXTRACTION_CASES = [
         id="broken-fence-falls-through",
     ),
     pytest.param('"just a string"', "just a string", "whole", id="whole-string"),
+    pytest.param('see ```json {"a": 2}``` above', {"a": 2}, "fenced", id="one-line-fence"),
+    pytest.param(
+        'A ```jsonc block is not json: ```jsonc\n{"a": 1}\n``` and {"a": 4}',
+        {"a": 4},
+        "object",
+        id="jsonc-fence-is-not-json",
+    ),
 ]
 
 
@@ -182,6 +191,48 @@ def test_extract_json(text: str, value: Any, source: str) -> None:
 )
 def test_no_json_is_none(text: str) -> None:
     assert extract_json(text) is None
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+PROSE = st.text(st.characters(blacklist_characters="{}`"), max_size=40)
+
+
+@given(
+    value=st.dictionaries(st.text(), JSON_VALUES, max_size=5),
+    before=PROSE,
+    after=PROSE,
+)
+def test_an_object_in_prose_is_found(value: dict[str, Any], before: str, after: str) -> None:
+    found = extract_json(before + msgspec.json.encode(value).decode() + after)
+
+    assert found is not None
+    assert found.value == value
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{ " * 100_000 + '{"a": 1}',
+        '{"' * 100_000 + '{"a": 1}',
+        "}" * 100_000 + '{"a": 1}',
+        "{x" * 50_000 + "}" * 50_000 + '{"a": 1}',
+    ],
+    ids=["unclosed", "quotes", "closers", "nested-invalid"],
+)
+def test_extraction_stays_linear_on_hostile_text(text: str) -> None:
+    found = extract_json(text)
+
+    assert found is not None
+    assert found.value == {"a": 1}
 
 
 def test_whole_text_wins_over_an_object_inside_it() -> None:
