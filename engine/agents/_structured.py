@@ -118,7 +118,8 @@ def output_instructions(schema: Any) -> str:
     """Return the prompt contract for agents without native structured output.
 
     Appended to the task's prompt: the JSON schema and how to reply (one JSON object,
-    nothing else), as Smithers' prompt contract for CLI agents.
+    nothing else): DESIGN §8's "prompt contract", for agents (CLI agents, models
+    without a JSON mode) that cannot be handed the schema natively.
 
     Args:
         schema: The task's output type (see `output_json_schema`).
@@ -253,7 +254,8 @@ def validate_output(raw: Any, schema: Any) -> Any:
 
     Text goes through `extract_json` first and is decoded by msgspec against `schema`
     (JSON rules: no ``"1"`` for an int). Anything else (a provider's native structured
-    output, already parsed) is converted with `msgspec.convert`, same rules. Pure.
+    output, already parsed: a dict, a dataclass or model instance) is converted with
+    `msgspec.convert` (same rules; objects are read by attribute). Pure.
 
     Args:
         raw: The reply text, or an already-parsed JSON value (dict, list, ...).
@@ -277,7 +279,7 @@ def validate_output(raw: Any, schema: Any) -> Any:
         except msgspec.ValidationError as e:
             return _problem(e, candidate.text)
     try:
-        return msgspec.convert(raw, type=schema)
+        return msgspec.convert(raw, type=schema, from_attributes=True)
     except msgspec.ValidationError as e:
         try:
             reply = msgspec.json.encode(raw).decode()

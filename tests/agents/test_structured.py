@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from typing import Any
@@ -262,6 +263,15 @@ def test_a_valid_reply_round_trips_to_the_struct() -> None:
 
 def test_an_already_parsed_reply_is_converted() -> None:
     assert validate_output({"severity": 1, "title": "t"}, Triage) == Triage(1, "t")
+
+
+def test_a_model_object_is_read_by_attribute() -> None:
+    @dataclasses.dataclass
+    class Reply:
+        severity: int
+        title: str
+
+    assert validate_output(Reply(3, "t"), Triage) == Triage(3, "t")
 
 
 def test_a_dict_output_accepts_any_object() -> None:
