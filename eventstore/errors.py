@@ -89,7 +89,7 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
         "engine",
         "INVALID_OUTPUT",
         "Task output cannot be parsed or validated against the declared output schema.",
-        ("nodeId", "schema"),
+        ("nodeId", "schema", "errors", "schemaRetryAttempts"),
         retryable=True,
     ),
     _d(
@@ -311,6 +311,65 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
         "TOOL_GREP_FAILED",
         "The grep tool fails with an rg execution error.",
         ("pattern", "reason"),
+        retryable=True,
+    ),
+    # Agents
+    _d(
+        "agents",
+        "AGENT_CLI_ERROR",
+        "A CLI-backed agent exits unsuccessfully, streams an explicit error, or its RPC "
+        "transport fails.",
+        ("agentId", "exitCode", "stderr"),
+        retryable=True,
+    ),
+    _d(
+        "agents",
+        "AGENT_QUOTA_EXCEEDED",
+        "An agent provider returns a usage-limit or quota error. The failure is transient; "
+        "retries are preserved and the run pauses until the reset time.",
+        ("agentId", "agentEngine", "agentModel", "quotaResetAtMs", "resetHint"),
+        retryable=True,
+    ),
+    _d(
+        "agents",
+        "AGENT_CONFIG_INVALID",
+        "An agent fails with a non-retryable configuration error such as bad credentials, "
+        "an unknown model, a missing LLM, or an unsupported model.",
+        ("agentId", "agentModel", "status", "providerCode"),
+    ),
+    _d(
+        "agents",
+        "AGENT_RPC_FILE_ARGS",
+        "Pi RPC mode is used with file arguments that the transport does not support.",
+    ),
+    _d(
+        "agents",
+        "AGENT_BUILD_COMMAND",
+        "An agent implementation forbids building a command because it uses a custom "
+        "generate() transport.",
+    ),
+    _d(
+        "agents",
+        "AGENT_DIAGNOSTIC_TIMEOUT",
+        "An internal agent diagnostic check exceeds the per-check timeout budget.",
+        ("check", "timeoutMs"),
+        retryable=True,
+    ),
+    # Agents, beyond Smithers' catalogue: its API agents pass the SDK's error through.
+    _d(
+        "agents",
+        "AGENT_RATE_LIMITED",
+        "An agent provider rate-limits the request (HTTP 429 without a quota cause); the "
+        "next try waits for its retry-after.",
+        ("status", "retryAfterMs", "agentId", "agentModel"),
+        retryable=True,
+    ),
+    _d(
+        "agents",
+        "AGENT_PROVIDER_ERROR",
+        "An agent provider fails transiently: a 5xx, an overloaded service, a request "
+        "timeout or a dropped connection.",
+        ("status", "providerCode", "retryAfterMs"),
         retryable=True,
     ),
     # Runtime
