@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from ._event_base import ErrorInfo
+from ._codec import to_raw
+from ._event_base import NULL_RAW, ErrorInfo
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -31,6 +32,7 @@ __all__ = (
     "DatabaseWriteError",
     "DatabaseQueryError",
     "error_to_json",
+    "error_info_of",
     "error_info_to_json",
     "is_smithers_error",
     "is_known_error_code",
@@ -574,6 +576,38 @@ ERROR_JSON_KEYS: tuple[str, ...] = (
     "function",
 )
 """The keys of a recorded error in every ``--json`` output, in this order."""
+
+
+def error_info_of(err: BaseException) -> ErrorInfo:
+    """Return `err` as data: name, message, code, retryable and details. Pure.
+
+    A `SmithersError` gives its summary, code, retryability and details (values JSON
+    cannot hold are recorded as their ``repr``); any other exception its ``str`` (or its
+    class name), the ``code`` attribute it may carry, and ``retryable`` True. No
+    traceback, location or cause: the engine's `error_info` adds those for a task's
+    failure; a tool call's failure records this much.
+    """
+    if isinstance(err, SmithersError):
+        details: msgspec.Raw = NULL_RAW
+        if err.details:
+            try:
+                details = to_raw(err.details)
+            except (TypeError, msgspec.EncodeError):
+                details = to_raw({k: repr(v) for k, v in err.details.items()})
+        return ErrorInfo(
+            name=type(err).__name__,
+            message=err.summary,
+            code=err.code,
+            retryable=err.retryable,
+            details=details,
+        )
+    code = getattr(err, "code", None)
+    return ErrorInfo(
+        name=type(err).__name__,
+        message=str(err) or type(err).__name__,
+        code=code if isinstance(code, str) else None,
+        retryable=True,
+    )
 
 
 def error_info_to_json(info: ErrorInfo | Mapping[str, Any] | None) -> dict[str, Any] | None:

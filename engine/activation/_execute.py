@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from smithers.eventstore import encode_json, to_raw
-from smithers.eventstore.errors import SmithersError
+from smithers.eventstore import encode_json
+from smithers.eventstore.errors import error_info_of
 from smithers.eventstore.events import NULL_RAW, ErrorInfo
 
 from ..errors import InvalidOutputError, TaskTimeoutError
@@ -64,29 +64,7 @@ def error_info(err: BaseException, *, _depth: int = 0) -> ErrorInfo:
             else None
         ),
     }
-    if isinstance(err, SmithersError):
-        details = NULL_RAW
-        if err.details:
-            try:
-                details = to_raw(err.details)
-            except (TypeError, msgspec.EncodeError):
-                details = to_raw({k: repr(v) for k, v in err.details.items()})
-        return ErrorInfo(
-            name=type(err).__name__,
-            message=err.summary,
-            code=err.code,
-            retryable=err.retryable,
-            details=details,
-            **common,
-        )
-    code = getattr(err, "code", None)
-    return ErrorInfo(
-        name=type(err).__name__,
-        message=str(err) or type(err).__name__,
-        code=code if isinstance(code, str) else None,
-        retryable=True,
-        **common,
-    )
+    return msgspec.structs.replace(error_info_of(err), **common)
 
 
 def validate_output(task: Task, value: Any) -> msgspec.Raw:

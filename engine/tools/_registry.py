@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 from smithers.eventstore import to_raw
-from smithers.eventstore.errors import SmithersError
+from smithers.eventstore.errors import error_info_of
 from smithers.eventstore.events import NULL_RAW, ErrorInfo, ToolCallFinished, ToolCallStarted
 
 from ._errors import ToolArgumentsError, ToolPathInvalidError
@@ -172,27 +172,7 @@ def _inline_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
 
 def tool_error_info(err: BaseException) -> ErrorInfo:
     """A tool failure as data for `ToolCallFinished.error` (code, message, details)."""
-    if isinstance(err, SmithersError):
-        details = NULL_RAW
-        if err.details:
-            try:
-                details = to_raw(err.details)
-            except (TypeError, msgspec.EncodeError):
-                details = to_raw({k: repr(v) for k, v in err.details.items()})
-        return ErrorInfo(
-            name=type(err).__name__,
-            message=err.summary,
-            code=err.code,
-            retryable=err.retryable,
-            details=details,
-        )
-    code = getattr(err, "code", None)
-    return ErrorInfo(
-        name=type(err).__name__,
-        message=str(err) or type(err).__name__,
-        code=code if isinstance(code, str) else None,
-        retryable=True,
-    )
+    return error_info_of(err)
 
 
 def define_tool(
