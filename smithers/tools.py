@@ -20,7 +20,7 @@ built by hand (e.g. outside a run). A tool's failure is raised as its ``TOOL_*``
 
 from __future__ import annotations
 
-from typing import Any
+import typing
 
 from smithers.engine import tools as _tools
 from smithers.engine.authoring import TaskContext
@@ -28,6 +28,7 @@ from smithers.engine.tools import CommandResult, ToolContext, define_tool
 
 __all__ = (
     "CommandResult",
+    "TaskContext",
     "ToolContext",
     "bash",
     "define_tool",
@@ -62,7 +63,9 @@ async def read(ctx: TaskContext | ToolContext, *, path: str) -> str:
     return await _tools.read(_tool_context(ctx), path=path)
 
 
-async def write(ctx: TaskContext | ToolContext, *, path: str, content: str) -> dict[str, Any]:
+async def write(
+    ctx: TaskContext | ToolContext, *, path: str, content: str
+) -> dict[str, typing.Any]:
     """Create or replace the file `path` with `content`, creating folders as needed.
 
     Returns:
@@ -75,7 +78,7 @@ async def write(ctx: TaskContext | ToolContext, *, path: str, content: str) -> d
     return await _tools.write(_tool_context(ctx), path=path, content=content)
 
 
-async def edit(ctx: TaskContext | ToolContext, *, path: str, patch: str) -> dict[str, Any]:
+async def edit(ctx: TaskContext | ToolContext, *, path: str, patch: str) -> dict[str, typing.Any]:
     """Apply the unified diff `patch` to the file `path`: every hunk, or none.
 
     Returns:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
 import pytest
-from smithers.engine import InvalidInputError, read_events
+from smithers.engine import InvalidInputError, load_workflow, read_events
 from smithers.eventstore import decode_json
 from smithers.eventstore.events import NodeFailed, ToolCallFinished, ToolCallStarted
 
@@ -169,3 +170,38 @@ async def test_the_facade_takes_a_tool_context_too(tmp_path: Path) -> None:
     assert [type(e).__name__ for e in journal] == ["ToolCallStarted", "ToolCallFinished"] * 2
     with pytest.raises(TypeError):
         await smithers.tools.read(object(), path="a.txt")  # type: ignore[arg-type]
+
+
+GATED = """
+    import smithers
+    from smithers import Approval, Sequence, Task, workflow
+
+    async def note(ctx):
+        await smithers.tools.write(ctx, path="note.txt", content="after approval")
+        return {"text": str(ctx.tools.root_dir)}
+
+    @workflow("gated-tools")
+    def gated(ctx):
+        return Sequence(Approval("ok"), Task("note", output=dict, run=note))
+"""
+
+
+async def test_a_resumed_run_keeps_its_recorded_sandbox(db: Path, tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    path = tmp_path / "flows" / "gated.py"
+    path.write_text(textwrap.dedent(GATED), encoding="utf-8")
+    wf, _ = load_workflow(str(path))
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+
+    async with smithers.connect(db) as client:
+        first = await client.run(wf, run_id="r1", root_dir=sandbox, hold_ms=0)
+        assert first.status == "waiting-approval"
+        handle = await client.get_run("r1")
+        await handle.approve()  # resumes the run from its log, in this process
+        result = await handle.result()
+
+    assert result.status == "finished"
+    assert result.outputs["note"] == {"text": str(sandbox.resolve())}
+    assert (sandbox / "note.txt").read_text() == "after approval"
+    assert not (path.parent / "note.txt").exists()
