@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 import typing
 from typing import Any
@@ -179,6 +180,31 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
     "it when due). 0 parks at once. Default: 60000.",
 )
 @click.option(
+    "--root",
+    "root_dir",
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False),
+    help="Root of the tool sandbox (smithers.tools and agent tools): paths outside it are "
+    "refused. Default: the workflow file's folder.",
+)
+@click.option(
+    "--allow-network",
+    is_flag=True,
+    help="Let the bash tool reach the network (off by default).",
+)
+@click.option(
+    "--max-output-bytes",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Cap on one tool call's output, in bytes. Default: 200000.",
+)
+@click.option(
+    "--tool-timeout-ms",
+    type=click.IntRange(min=1),
+    metavar="MS",
+    help="Wall-clock limit of one tool call, in milliseconds. Default: 60000.",
+)
+@click.option(
     "-d",
     "--detach",
     is_flag=True,
@@ -214,6 +240,10 @@ def up(
     force: bool,
     allow_nondeterminism: bool,
     hold_ms: int | None,
+    root_dir: str | None,
+    allow_network: bool,
+    max_output_bytes: int | None,
+    tool_timeout_ms: int | None,
     detach: bool,
     db: str | None,
     log_dir: str | None,
@@ -237,6 +267,7 @@ def up(
         smithers up --resume run-lx2k3j-1a2b3c
         smithers up examples/hello.py --detach
         smithers up examples/hello.py --hold-ms 0
+        smithers up examples/hello.py --root . --tool-timeout-ms 5000
 
     \b
     Exit codes:
@@ -261,6 +292,12 @@ def up(
             raise click.UsageError(
                 "--input and --run-id cannot be used with --resume: the run's log has them."
             )
+        given = (root_dir, max_output_bytes, tool_timeout_ms)
+        if allow_network or any(v is not None for v in given):
+            raise click.UsageError(
+                "--root, --allow-network, --max-output-bytes and --tool-timeout-ms cannot be "
+                "used with --resume: the run keeps the tool sandbox its log recorded."
+            )
     elif file is None:
         raise click.UsageError("Missing argument 'FILE[:NAME]' (or --resume RUN_ID).")
     elif force or allow_nondeterminism:
@@ -273,6 +310,16 @@ def up(
         options["log_dir"] = log_dir
     if hold_ms is not None:
         options["hold_ms"] = hold_ms
+    sandbox: dict[str, Any] = {}
+    if root_dir is not None:
+        sandbox["root_dir"] = os.path.abspath(root_dir)
+    if allow_network:
+        sandbox["allow_network"] = True
+    if max_output_bytes is not None:
+        sandbox["max_output_bytes"] = max_output_bytes
+    if tool_timeout_ms is not None:
+        sandbox["tool_timeout_ms"] = tool_timeout_ms
+    options.update(sandbox)
 
     if detach:
         start_detached(
@@ -290,6 +337,7 @@ def up(
             no_log=no_log,
             as_json=as_json,
             hold_ms=hold_ms,
+            sandbox=sandbox,
         )
         return
 

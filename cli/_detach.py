@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
@@ -31,6 +31,7 @@ from ._options import db_args, parse_input_json
 from ._output import echo_json
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from smithers.engine import Client, ResumeProcess
@@ -75,6 +76,20 @@ def _tail(path: Path, limit: int = 4000) -> str:
     return text[-limit:]
 
 
+def _sandbox_args(sandbox: Mapping[str, Any]) -> list[str]:
+    """The ``up`` flags of the tool-sandbox options in `sandbox`."""
+    args: list[str] = []
+    if sandbox.get("root_dir") is not None:
+        args += ["--root", str(sandbox["root_dir"])]
+    if sandbox.get("allow_network"):
+        args.append("--allow-network")
+    if sandbox.get("max_output_bytes") is not None:
+        args += ["--max-output-bytes", str(sandbox["max_output_bytes"])]
+    if sandbox.get("tool_timeout_ms") is not None:
+        args += ["--tool-timeout-ms", str(sandbox["tool_timeout_ms"])]
+    return args
+
+
 def start_detached(
     ctx: click.Context,
     clients: Clients,
@@ -91,8 +106,12 @@ def start_detached(
     no_log: bool,
     as_json: bool,
     hold_ms: int | None = None,
+    sandbox: Mapping[str, Any] | None = None,
 ) -> None:
     """Start ``up`` in the background and exit 0 once the run has started.
+
+    `sandbox` holds the tool-sandbox options given (``root_dir`` absolute,
+    ``allow_network``, ``max_output_bytes``, ``tool_timeout_ms``), forwarded as flags.
 
     One client (from `clients`) does every read: the checks, then the polls for the
     background run's start.
@@ -121,6 +140,7 @@ def start_detached(
         args += ["-c", str(max_concurrency)]
     if hold_ms is not None:
         args += ["--hold-ms", str(hold_ms)]
+    args += _sandbox_args(sandbox or {})
     if no_log:
         args.append("--no-log")
     elif log_dir is not None:

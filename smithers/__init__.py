@@ -10,6 +10,7 @@ The public facade: re-exports only (DESIGN §2, §12)::
 
 from __future__ import annotations
 
+from smithers import tools as tools
 from smithers.engine import SMITHERS_VERSION as __version__
 from smithers.engine import Approval as Approval
 from smithers.engine import ApprovalDecision as ApprovalDecision
@@ -101,5 +102,6 @@ __all__ = (
     "state_at",
     "supervise",
     "timeline",
+    "tools",
     "workflow",
 )

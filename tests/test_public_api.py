@@ -17,7 +17,12 @@ ALLOWED = {
     "engine": {"eventstore", "projections"},
     "cli": {"eventstore", "projections", "engine"},
 }
-PACKAGES = ("smithers", *(f"smithers.{layer}" for layer in LAYERS), "smithers.engine.tools")
+PACKAGES = (
+    "smithers",
+    *(f"smithers.{layer}" for layer in LAYERS),
+    "smithers.engine.tools",
+    "smithers.tools",
+)
 
 CONTRACT_NAMES = (  # DESIGN §12
     "workflow",

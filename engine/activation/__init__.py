@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ._attempts import AttemptRunner as AttemptRunner
 from ._attempts import RunningAttempt as RunningAttempt
+from ._attempts import ToolSettings as ToolSettings
 from ._beats import BEAT_COALESCE_MS as BEAT_COALESCE_MS
 from ._beats import BeatBook as BeatBook
 from ._decide import DEFAULT_HOLD_MS as DEFAULT_HOLD_MS
@@ -42,6 +43,7 @@ from ._messages import ForeignAppended as ForeignAppended
 from ._messages import Message as Message
 from ._messages import SubflowWaiting as SubflowWaiting
 from ._messages import TaskBeat as TaskBeat
+from ._messages import ToolJournaled as ToolJournaled
 from ._ndjson import STREAM_FILE as STREAM_FILE
 from ._ndjson import NdjsonMirror as NdjsonMirror
 from ._ndjson import default_log_dir as default_log_dir
@@ -101,6 +103,7 @@ __all__ = (
     "append_to_run",
     "Message",
     "TaskBeat",
+    "ToolJournaled",
     "BeatTimedOut",
     "AttemptEnded",
     "AttemptCancelled",
@@ -109,6 +112,7 @@ __all__ = (
     "ForeignAppended",
     "AttemptRunner",
     "RunningAttempt",
+    "ToolSettings",
     "Decider",
     "HEARTBEAT_INTERVAL_MS",
     "RunLoop",

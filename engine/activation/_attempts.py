@@ -9,16 +9,22 @@ emit, and the coordinator decides everything else.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
 import msgspec
 from smithers.eventstore import decode_json
-from smithers.eventstore.events import TaskHeartbeatTimeout
+from smithers.eventstore.events import (
+    TaskHeartbeatTimeout,
+    ToolCallFinished,
+    ToolCallStarted,
+)
 
 from ..authoring import Subflow, TaskContext
 from ..errors import TaskHeartbeatTimeoutError
+from ..tools import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_TOOL_TIMEOUT_MS, ToolContext
 from ._beats import BeatBook
 from ._execute import Outcome, error_info, execute_attempt
 from ._messages import (
@@ -29,6 +35,7 @@ from ._messages import (
     Message,
     SubflowWaiting,
     TaskBeat,
+    ToolJournaled,
 )
 from ._subflow import ChildParked, run_subflow, subflow_request
 
@@ -37,19 +44,36 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectSendStream
-    from smithers.eventstore.events import TaskHeartbeat
+    from smithers.eventstore.events import Event, TaskHeartbeat
     from smithers.projections import NodeKey, RunState
 
     from .._clock import Clock
     from ._render import Leaf
     from ._subflow import ChildRunner, SubflowRequest
 
-__all__ = ("AttemptRunner", "RunningAttempt")
+__all__ = ("AttemptRunner", "RunningAttempt", "ToolSettings")
 
 _IDLE_WORKERS = 8
 """Most pooled worker tasks kept waiting for the next attempt (see `_pooled_worker`)."""
 _Job: TypeAlias = "tuple[Leaf, int, anyio.CancelScope, TaskContext]"
 """An attempt handed to a pooled worker: leaf, attempt number, its scope, its context."""
+
+
+class ToolSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The run's tool sandbox, handed to every attempt's `ToolContext` (``ctx.tools``).
+
+    As Smithers' ``rootDir``/``allowNetwork``/``maxOutputBytes``/``toolTimeoutMs`` run
+    options (`run_workflow` records them in ``RunStarted.config``).
+    """
+
+    root_dir: str | None = None
+    """The sandbox root; None: the current directory when the first tool is used."""
+    allow_network: bool = False
+    """Whether `bash` may reach the network."""
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    """Cap on one tool call's returned text, in bytes."""
+    tool_timeout_ms: int = DEFAULT_TOOL_TIMEOUT_MS
+    """Wall-clock limit of one tool call, in milliseconds."""
 
 
 class RunningAttempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +97,8 @@ class AttemptRunner:
         send: The coordinator's stream; every worker reports on it.
         run_child: Runs the child run of a `Subflow` attempt (set by `run_workflow`);
             None fails such attempts.
+        tools: The run's tool sandbox (``ctx.tools`` of each attempt); default settings
+            rooted in the current directory when None.
     """
 
     __slots__ = (
@@ -90,6 +116,7 @@ class AttemptRunner:
         "send",
         "subflows",
         "tg",
+        "tools",
     )
 
     def __init__(
@@ -100,8 +127,10 @@ class AttemptRunner:
         clock: Clock,
         send: MemoryObjectSendStream[Message],
         run_child: ChildRunner | None = None,
+        tools: ToolSettings | None = None,
     ) -> None:
         self.run_id = run_id
+        self.tools = tools if tools is not None else ToolSettings()
         self.run_child = run_child
         self.subflows: dict[NodeKey, SubflowRequest] = {}
         """The child-run requests of running `Subflow` attempts, by node key."""
@@ -227,6 +256,45 @@ class AttemptRunner:
             input=self.input_value,
             last_heartbeat=decode_json(raw) if raw is not None else None,  # JSON null -> None
             beat=beat,
+            make_tools=self._tool_context,
+        )
+
+    def _tool_context(self, tctx: TaskContext) -> ToolContext:
+        """The `ToolContext` of the attempt of `tctx`, built on its first ``ctx.tools``.
+
+        Its journal sends each tool event to the coordinator (`ToolJournaled`), from the
+        event loop's thread or a worker thread alike; the tick records it.
+        """
+        key = (tctx.node_id, tctx.iteration)
+        attempt = tctx.attempt
+        loop_thread = threading.get_ident()
+        send = self.send
+
+        def journal(event: Event) -> None:
+            if not isinstance(event, ToolCallStarted | ToolCallFinished):
+                return
+            msg = ToolJournaled(key=key, attempt=attempt, event=event)
+            try:
+                if threading.get_ident() == loop_thread:
+                    send.send_nowait(msg)
+                else:
+                    anyio.from_thread.run_sync(send.send_nowait, msg)
+            except (anyio.ClosedResourceError, RuntimeError):
+                pass  # the attempt outlived its run (an abandoned worker thread)
+
+        settings = self.tools
+        return ToolContext(
+            settings.root_dir if settings.root_dir is not None else os.getcwd(),
+            allow_network=settings.allow_network,
+            max_output_bytes=settings.max_output_bytes,
+            tool_timeout_ms=settings.tool_timeout_ms,
+            journal=journal,
+            run_id=self.run_id,
+            node_id=tctx.node_id,
+            iteration=tctx.iteration,
+            attempt=attempt,
+            idempotency_key=tctx.idempotency_key,
+            now_ms=self.clock.now_ms,
         )
 
     async def _worker(
@@ -308,6 +376,13 @@ class AttemptRunner:
         if running is None or running.attempt != msg.attempt:
             return None
         return self.beats.record(msg.key, msg.attempt, msg.data, self.clock.now_ms())
+
+    def on_tool(self, msg: ToolJournaled) -> ToolCallStarted | ToolCallFinished | None:
+        """The tool event to record, or None if its attempt is no longer running."""
+        running = self.running.get(msg.key)
+        if running is None or running.attempt != msg.attempt:
+            return None
+        return msg.event
 
     def timed_out_event(self, msg: BeatTimedOut) -> TaskHeartbeatTimeout:
         """The event recording that the watchdog stopped a silent attempt."""

@@ -38,7 +38,7 @@ from smithers.eventstore.events import (
 from smithers.projections import RunState, apply_event
 
 from ..errors import OwnershipLostError, ResumeClaimFailedError
-from ._attempts import AttemptRunner
+from ._attempts import AttemptRunner, ToolSettings
 from ._decide import DEFAULT_HOLD_MS, Decider
 from ._frames import FrameEncoder
 from ._messages import (
@@ -51,6 +51,7 @@ from ._messages import (
     Message,
     SubflowWaiting,
     TaskBeat,
+    ToolJournaled,
     WaitDue,
 )
 from ._writer import RunWriter
@@ -108,6 +109,7 @@ class RunLoop:
             timeout) is at most this many ms away.
         run_child: Starts or resumes the child run of a `Subflow` node (`run_workflow`
             passes one; the activation room cannot import the lifecycle room).
+        tools: The run's tool sandbox, for each attempt's ``ctx.tools``.
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class RunLoop:
         reload: Callable[[], Awaitable[RunState]] | None = None,
         hold_ms: int = DEFAULT_HOLD_MS,
         run_child: ChildRunner | None = None,
+        tools: ToolSettings | None = None,
     ) -> None:
         self.wf = wf
         self.store = store
@@ -148,7 +151,12 @@ class RunLoop:
         """A decision or signal arrived while this activation was parking: the next
         tick starts the run again (`_unpark`)."""
         self.attempts = AttemptRunner(
-            run_id, input_value=input_value, clock=clock, send=self.send, run_child=run_child
+            run_id,
+            input_value=input_value,
+            clock=clock,
+            send=self.send,
+            run_child=run_child,
+            tools=tools,
         )
         self.decider = Decider(
             self,
@@ -363,6 +371,10 @@ class RunLoop:
                     event = attempts.on_beat(msg)
                     if event is not None:
                         self.emit(event)
+                case ToolJournaled():
+                    tool_event = attempts.on_tool(msg)
+                    if tool_event is not None:
+                        self.emit(tool_event)
                 case BeatTimedOut():
                     self.emit(attempts.timed_out_event(msg))
                 case AttemptCancelled():

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 if TYPE_CHECKING:
+    from smithers.eventstore.events import ToolCallFinished, ToolCallStarted
     from smithers.projections import NodeKey
 
     from ._execute import Outcome
@@ -29,6 +30,7 @@ __all__ = (
     "Message",
     "SubflowWaiting",
     "TaskBeat",
+    "ToolJournaled",
     "WaitDue",
 )
 
@@ -42,6 +44,17 @@ class TaskBeat(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The attempt that sent it (1-based)."""
     data: msgspec.Raw | None
     """The payload as JSON, or None for a heartbeat without data."""
+
+
+class ToolJournaled(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A running attempt's tool call began or ended (its `ToolContext` journal)."""
+
+    key: NodeKey
+    """``(node_id, iteration)`` of the task."""
+    attempt: int
+    """The attempt that made the call (1-based)."""
+    event: ToolCallStarted | ToolCallFinished
+    """The event to record."""
 
 
 class BeatTimedOut(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -118,6 +131,7 @@ class SubflowWaiting(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 Message = (
     TaskBeat
+    | ToolJournaled
     | BeatTimedOut
     | AttemptEnded
     | AttemptCancelled

@@ -193,10 +193,14 @@ class TaskContext:
         last_heartbeat: The payload of the latest heartbeat recorded for this node by an
             earlier attempt (or earlier in this one), decoded JSON; None if none. Resume
             long work from it.
+        tools: The attempt's tool sandbox and journal, a
+            `smithers.engine.tools.ToolContext` (see `tools`).
     """
 
     __slots__ = (
         "_beat",
+        "_make_tools",
+        "_tools",
         "attempt",
         "idempotency_key",
         "input",
@@ -216,6 +220,7 @@ class TaskContext:
         input: Any,
         last_heartbeat: Any = None,
         beat: Callable[[msgspec.Raw | None], None] | None = None,
+        make_tools: Callable[[TaskContext], Any] | None = None,
     ) -> None:
         self.run_id = run_id
         self.node_id = node_id
@@ -225,6 +230,29 @@ class TaskContext:
         self.input = input
         self.last_heartbeat = last_heartbeat
         self._beat = beat
+        self._make_tools = make_tools
+        self._tools: Any = None
+
+    @property
+    def tools(self) -> Any:
+        """The `ToolContext` of this attempt: the run's sandbox, journaled into its log.
+
+        Built on first use (no filesystem work for tasks that use no tool), then the
+        same object for the whole attempt. Its root, network switch and limits are the
+        run's (``run_workflow(root_dir=…, allow_network=…, max_output_bytes=…,
+        tool_timeout_ms=…)``, ``smithers up --root …``); every call made with it is
+        recorded as ``ToolCallStarted``/``ToolCallFinished`` of this attempt. Call the
+        tools with `smithers.tools` (``await smithers.tools.read(ctx, path=…)``).
+
+        Raises:
+            RuntimeError: if the context was built outside a run (no sandbox given).
+            ToolPathInvalidError: if the run's root is no longer an existing folder.
+        """
+        if self._tools is None:
+            if self._make_tools is None:
+                raise RuntimeError("this TaskContext has no tool sandbox (not built by a run)")
+            self._tools = self._make_tools(self)
+        return self._tools
 
     def heartbeat(self, data: Any = None) -> None:
         """Signal the task is alive, optionally with a checkpoint payload (JSON-able).

@@ -37,7 +37,7 @@ from smithers.eventstore.events import (
 
 from .._clock import Clock, SystemClock
 from .._run_ids import validate_run_id
-from ..activation import DEFAULT_HOLD_MS, NdjsonMirror, RunLoop, default_log_dir
+from ..activation import DEFAULT_HOLD_MS, NdjsonMirror, RunLoop, ToolSettings, default_log_dir
 from ..authoring import WorkflowIdentity, check_input, workflow_identity
 from ..errors import (
     InvalidInputError,
@@ -161,6 +161,29 @@ def close_open_attempts(
         for rec in state.nodes.values()
         if rec.state == "running" and (only is None or rec.node_id in only)
     ]
+
+
+def _check_root(root_dir: str | os.PathLike[str] | None) -> str | None:
+    """`root_dir` made absolute, or None.
+
+    Raises:
+        InvalidInputError: if it is not an existing folder.
+    """
+    if root_dir is None:
+        return None
+    root = os.path.abspath(root_dir)
+    if not os.path.isdir(root):
+        raise InvalidInputError(
+            f"The tool sandbox root {root!r} is not an existing folder.",
+            details={"rootDir": root},
+            hint="Create the folder or pass another root (--root DIR).",
+        )
+    return root
+
+
+def _default_root(path: str | os.PathLike[str] | None) -> str | None:
+    """The workflow file's folder (absolute), or None (the cwd at the first tool call)."""
+    return os.path.dirname(os.path.abspath(path)) if path else None
 
 
 def _abspath(path: str | os.PathLike[str] | None) -> str | None:
@@ -344,12 +367,14 @@ async def run_workflow(
         on_progress: Called with every event after it is recorded.
         cancel: An object with ``async wait()`` (e.g. `anyio.Event`); when it returns,
             running tasks are cancelled and the run ends ``"cancelled"``.
-        root_dir: Root of the tool sandbox for agent tools (recorded in the run's config).
+        root_dir: Root of the tool sandbox (``ctx.tools``, agent tools), an existing
+            folder; recorded (absolute) in the run's config. Default: the workflow
+            file's folder, else the current directory.
         log_dir: Directory of the NDJSON mirror ``stream.ndjson``; None disables it.
             Default: ``<db dir>/executions/<run_id>/logs`` for a SQLite database.
-        allow_network: Whether agent tools may use the network (recorded).
-        max_output_bytes: Cap on one tool call's output, in bytes (recorded).
-        tool_timeout_ms: Cap on one tool call's duration, in ms (recorded).
+        allow_network: Whether tools (`bash`) may use the network (recorded).
+        max_output_bytes: Cap on one tool call's output, in bytes, >= 1 (recorded).
+        tool_timeout_ms: Cap on one tool call's duration, in ms, >= 1 (recorded).
         workflow_path: Workflow file path to record (default: the builder's module file).
         stale_threshold_ms: With `resume`, an owner silent for this long (ms) is stale
             and may be taken over (see `judge_owner`).
@@ -410,8 +435,21 @@ async def run_workflow(
             f"{run_id!r} is reserved for the supervisor's log; pick another run id.",
             details={"runId": run_id},
         )
+    if max_output_bytes < 1 or tool_timeout_ms < 1:
+        raise InvalidInputError(
+            "max_output_bytes and tool_timeout_ms must be >= 1, got "
+            f"{max_output_bytes} and {tool_timeout_ms}.",
+            details={"maxOutputBytes": max_output_bytes, "toolTimeoutMs": tool_timeout_ms},
+        )
+    root_dir = _check_root(root_dir)
     clock = clock or SystemClock()
     path = workflow_path or wf.source_path
+    tools = ToolSettings(
+        root_dir=root_dir if root_dir is not None else _default_root(path),
+        allow_network=allow_network,
+        max_output_bytes=max_output_bytes,
+        tool_timeout_ms=tool_timeout_ms,
+    )
     # In a thread: hashing and parsing the workflow's files blocks for milliseconds.
     identity = await anyio.to_thread.run_sync(_identity_of, path)
     if not resume:
@@ -508,6 +546,7 @@ async def run_workflow(
                 owner=owner,
                 reload=reload,
                 hold_ms=hold_ms,
+                tools=tools,
                 run_child=child_runner(
                     run_workflow,
                     store=store,

@@ -1,0 +1,1 @@
+../../smithers/tools.py
