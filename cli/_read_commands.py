@@ -380,7 +380,8 @@ def _print_groups(bodies: list[dict[str, Any]], by: str, as_json: bool) -> None:
 @click.option(
     "--follow-ancestry",
     is_flag=True,
-    help="For a fork, first the parent's events up to the fork point (and its parent's...).",
+    help="First the ancestors' events: a fork's parent up to the fork point, a "
+    "continue-as-new run's predecessors whole (and so on up the chain).",
 )
 @db_option
 @click.option(
@@ -579,7 +580,8 @@ async def _print_log(
 @click.option(
     "--follow-ancestry",
     is_flag=True,
-    help="For a fork, first the parent's events up to the fork point (and its parent's...).",
+    help="First the ancestors' events: a fork's parent up to the fork point, a "
+    "continue-as-new run's predecessors whole (and so on up the chain).",
 )
 @db_option
 @pass_clients

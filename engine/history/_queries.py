@@ -20,7 +20,12 @@ from smithers.eventstore import (
     decode_json,
 )
 from smithers.eventstore.errors import SmithersError, error_info_to_json
-from smithers.eventstore.events import TERMINAL_RUN_STATUSES, Event, RunForked
+from smithers.eventstore.events import (
+    TERMINAL_RUN_STATUSES,
+    ContinuationLoaded,
+    Event,
+    RunForked,
+)
 
 from .._stores import existing_store
 from ..errors import MissingOutputError, NodeNotFoundError, RunNotFoundError
@@ -142,22 +147,31 @@ def _matches(
 
 
 _MAX_ANCESTRY = 1_000
-"""Deepest fork chain followed (a guard against a corrupt, cyclic ancestry)."""
+"""Deepest ancestry followed (a guard against a corrupt, cyclic ancestry)."""
 
 
 async def _ancestor_rows(store: EventStore, run_id: str) -> list[StoredEvent]:
-    """A fork's ancestors' events up to each fork point, the oldest ancestor's first."""
+    """The ancestors' events, the oldest ancestor's first.
+
+    A fork's parent counts up to the fork point (`RunForked` first in the fork's log); a
+    continue-as-new run's predecessor counts whole (`ContinuationLoaded` right after
+    the run's first `RunStarted`), so the history reads as one across a chain.
+    """
     chain: list[list[StoredEvent]] = []
     current = run_id
     for _ in range(_MAX_ANCESTRY):
-        first = await store.read(current, upto_seq=1)
-        if not first or first[0].type != "RunForked":
+        head = await store.read(current, upto_seq=2)
+        events = [decode_event(row.type, row.data) for row in head]
+        if events and isinstance(events[0], RunForked):
+            forked = events[0]
+            chain.append(await store.read(forked.parent_run_id, upto_seq=forked.parent_seq))
+            current = forked.parent_run_id
+            continue
+        loaded = next((e for e in events if isinstance(e, ContinuationLoaded)), None)
+        if loaded is None:
             break
-        forked = decode_event(first[0].type, first[0].data)
-        if not isinstance(forked, RunForked):
-            break
-        chain.append(await store.read(forked.parent_run_id, upto_seq=forked.parent_seq))
-        current = forked.parent_run_id
+        chain.append(await store.read(loaded.from_run_id))
+        current = loaded.from_run_id
     return [row for rows in reversed(chain) for row in rows]
 
 
@@ -177,8 +191,9 @@ async def read_events(
 
     Events of types this version does not know are skipped. With `follow_ancestry`, a
     fork's events are preceded by its parent's up to the fork point (`RunForked`'s
-    `parent_seq`), and so on up its ancestry: the history the fork's state is built
-    from. Each envelope keeps its own `run_id` and `seq`.
+    `parent_seq`), a continue-as-new run's by its predecessor's whole log, and so on up
+    its ancestry: the history the run's state is built from. Each envelope keeps its own
+    `run_id` and `seq`.
 
     Args:
         run_id: The run's id.

@@ -27,7 +27,7 @@ from smithers.engine import (
     tree_at,
 )
 from smithers.engine.activation import _loop
-from smithers.engine.history import load_state
+from smithers.engine.history import load_state, read_events
 from smithers.eventstore import MemoryEventStore, decode_event
 from smithers.eventstore.events import (
     ContinuationLoaded,
@@ -508,6 +508,22 @@ async def test_continue_as_new_every_chains_runs_that_go_on_where_they_were() ->
     assert last.continued_from_run_id == second_id
     assert last.ancestry_depth == 2
     assert (await load_state(store, second_id)).status == "continued"
+
+
+async def test_events_follow_ancestry_reads_one_history_across_the_chain() -> None:
+    # The last run of a chain, with its ancestry: every run's events, oldest run first,
+    # each envelope keeping its own run id and seq.
+    store = MemoryEventStore()
+    result = await run_workflow(counting(every=3, max_iterations=7), store=store, run_id="r")
+    rows = await read_events(result.run_id, store=store, follow_ancestry=True)
+    runs = list(dict.fromkeys(row.run_id for row, _ in rows))
+    assert runs[0] == "r"
+    assert runs[-1] == result.run_id
+    assert len(runs) == 3
+    steps = [(e.node_id, e.iteration) for _, e in rows if isinstance(e, NodeStarted)]
+    assert [it for node, it in steps if node == "step"] == list(range(7))
+    own = await read_events(result.run_id, store=store)
+    assert rows[-len(own) :] == own
 
 
 async def test_resuming_a_continued_run_names_the_new_run() -> None:
