@@ -48,7 +48,7 @@ from ._output import (
 )
 from ._progress import ProgressReporter
 from ._signals import Interrupt, leave_promptly, run_interruptible
-from ._waiting import needs_descendants, waiting_lines
+from ._waiting import needs_descendants, waiting_for_json, waiting_lines
 
 if typing.TYPE_CHECKING:
     from collections.abc import Callable
@@ -223,8 +223,9 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
     "--json",
     "as_json",
     is_flag=True,
-    help='Print {"runId","status","outputs","error"} at the end; also when the command '
-    "fails before the run ends (status null, error set).",
+    help='Print {"runId","status","outputs","error"} at the end (a parked run adds '
+    '"waitingFor", as ps --json); also when the command fails before the run ends (status '
+    "null, error set).",
 )
 @click.pass_context
 @_json_failures
@@ -459,14 +460,15 @@ def _report_result(
     """Print how the run ended (or what it waits for, parked) and exit with its code."""
     code = exit_code_for_status(result.status)
     if as_json:
-        echo_json(
-            {
-                "runId": result.run_id,
-                "status": result.status,
-                "outputs": result.outputs,
-                "error": result.error,
-            }
-        )
+        body: dict[str, typing.Any] = {
+            "runId": result.run_id,
+            "status": result.status,
+            "outputs": result.outputs,
+            "error": result.error,
+        }
+        if parked is not None:  # what it waits for, as `ps --json` says it
+            body["waitingFor"] = waiting_for_json(parked, parked_children or ())
+        echo_json(body)
         if result.status == "cancelled":
             leave_promptly(code)
         ctx.exit(code)

@@ -262,3 +262,16 @@ def test_help_teaches(cli: Any) -> None:
         res = cli.raw(verb, "--help")
         assert res.exit_code == 0
         assert "Examples:" in res.stdout
+
+
+def test_up_json_of_a_parked_run_says_what_it_waits_for(wflows: Path, cli: Any) -> None:
+    result = cli.up("deploy.py", "--run-id", "j1", "--json")
+    assert result.exit_code == 3
+    body = json.loads(result.stdout)
+    assert (body["runId"], body["status"]) == ("j1", "waiting-approval")
+    [wait] = body["waitingFor"]
+    assert (wait["nodeId"], wait["kind"], wait["title"]) == (
+        "deploy-approval",
+        "approval",
+        "Deploy to prod?",
+    )
