@@ -15,14 +15,9 @@ the class name, so moving a class changes nothing in the log. Import them from
 
 from __future__ import annotations
 
-import msgspec  # noqa: TC002 (msgspec resolves Struct annotations at run time)
-
-from ._event_base import NULL_RAW, AttemptEvent, ErrorInfo, Event, NodeEvent
+from ._event_base import AttemptEvent, ErrorInfo, Event, NodeEvent
 
 __all__ = (
-    "NodeOutput",
-    "AgentEvent",
-    "TokenUsageReported",
     "BudgetExceeded",
     "ProviderDisconnected",
     "ProviderReconnected",
@@ -37,43 +32,6 @@ __all__ = (
 
 
 # --------------------------------------------------------------------------- agent output
-
-
-class NodeOutput(AttemptEvent, frozen=True, kw_only=True):
-    """Streaming text from an agent (coalesced, at most a few events per second per task)."""
-
-    text: str
-    """The text chunk."""
-    stream: str
-    """Which stream the text came from, e.g. ``"stdout"`` or ``"stderr"``."""
-
-
-class AgentEvent(AttemptEvent, frozen=True, kw_only=True):
-    """A structured event reported by an agent engine during an attempt."""
-
-    engine: str
-    """Agent engine that reported it, e.g. ``"claude-code"``."""
-    event: msgspec.Raw = NULL_RAW
-    """The engine's event as JSON."""
-
-
-class TokenUsageReported(AttemptEvent, frozen=True, kw_only=True):
-    """An agent attempt reported model token usage."""
-
-    model: str
-    """Model id."""
-    agent: str
-    """Agent that used the tokens."""
-    input_tokens: int
-    """Prompt tokens."""
-    output_tokens: int
-    """Completion tokens."""
-    cache_read_tokens: int | None = None
-    """Prompt tokens read from the provider's cache, when reported."""
-    cache_write_tokens: int | None = None
-    """Prompt tokens written to the provider's cache, when reported."""
-    reasoning_tokens: int | None = None
-    """Reasoning tokens, when reported."""
 
 
 # --------------------------------------------------------------------------- budgets and providers

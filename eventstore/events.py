@@ -27,9 +27,7 @@ from ._event_base import AttemptEvent as AttemptEvent
 from ._event_base import ErrorInfo as ErrorInfo
 from ._event_base import Event as Event
 from ._event_base import NodeEvent as NodeEvent
-from ._planned_events import AgentEvent as AgentEvent
 from ._planned_events import BudgetExceeded as BudgetExceeded
-from ._planned_events import NodeOutput as NodeOutput
 from ._planned_events import ProviderDisconnected as ProviderDisconnected
 from ._planned_events import ProviderReconnected as ProviderReconnected
 from ._planned_events import RevertFinished as RevertFinished
@@ -39,7 +37,6 @@ from ._planned_events import RunHijackRequested as RunHijackRequested
 from ._planned_events import SnapshotCaptured as SnapshotCaptured
 from ._planned_events import TimeTravelFinished as TimeTravelFinished
 from ._planned_events import TimeTravelStarted as TimeTravelStarted
-from ._planned_events import TokenUsageReported as TokenUsageReported
 from ._planned_extension_events import AlertAcknowledged as AlertAcknowledged
 from ._planned_extension_events import AlertEscalated as AlertEscalated
 from ._planned_extension_events import AlertFired as AlertFired
@@ -645,6 +642,8 @@ class ToolCallStarted(AttemptEvent, frozen=True, kw_only=True):
     """Sequential counter of tool calls within the attempt, from 1."""
     arguments: msgspec.Raw = NULL_RAW
     """The call's arguments as a JSON object (JSON null when not recorded)."""
+    call_id: str | None = None
+    """The model's id of the call (an agent's tool call), None for a direct call."""
 
 
 class ToolCallFinished(AttemptEvent, frozen=True, kw_only=True):
@@ -666,6 +665,45 @@ class ToolCallFinished(AttemptEvent, frozen=True, kw_only=True):
     """The result as JSON (already capped at the sandbox's ``max_output_bytes``), so a
     resumed attempt can replay a side-effecting call instead of running it again; JSON
     null on error."""
+    call_id: str | None = None
+    """The model's id of the call (as in ToolCallStarted), None for a direct call."""
+
+
+class NodeOutput(AttemptEvent, frozen=True, kw_only=True):
+    """Streaming text from an agent, coalesced (at most ~2 events per second per attempt)."""
+
+    text: str
+    """The text chunk."""
+    stream: str
+    """Which stream the text came from, e.g. ``"stdout"`` or ``"stderr"``."""
+
+
+class AgentEvent(AttemptEvent, frozen=True, kw_only=True):
+    """A structured event reported by an agent engine during an attempt."""
+
+    engine: str
+    """Agent engine that reported it, e.g. ``"claude-code"``."""
+    event: msgspec.Raw = NULL_RAW
+    """The engine's event as JSON."""
+
+
+class TokenUsageReported(AttemptEvent, frozen=True, kw_only=True):
+    """An agent attempt reported model token usage."""
+
+    model: str
+    """Model id."""
+    agent: str
+    """Agent that used the tokens."""
+    input_tokens: int
+    """Prompt tokens."""
+    output_tokens: int
+    """Completion tokens."""
+    cache_read_tokens: int | None = None
+    """Prompt tokens read from the provider's cache, when reported."""
+    cache_write_tokens: int | None = None
+    """Prompt tokens written to the provider's cache, when reported."""
+    reasoning_tokens: int | None = None
+    """Reasoning tokens, when reported."""
 
 
 # --------------------------------------------------------------------------- the union

@@ -17,6 +17,7 @@ from ._fold import fold as fold
 from ._fold import fold_stored as fold_stored
 from ._run_state import DONE_NODE_STATES as DONE_NODE_STATES
 from ._run_state import WAITING_NODE_STATES as WAITING_NODE_STATES
+from ._run_state import AgentReplay as AgentReplay
 from ._run_state import ApprovalRecord as ApprovalRecord
 from ._run_state import AttemptRecord as AttemptRecord
 from ._run_state import CarriedOutput as CarriedOutput
@@ -38,6 +39,7 @@ from .errors import InvalidRewindError as InvalidRewindError
 from .errors import ProjectionError as ProjectionError
 
 __all__ = (
+    "AgentReplay",
     "CHECKPOINT_FORMAT",
     "DONE_NODE_STATES",
     "AttemptRecord",

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import msgspec
 from smithers.eventstore.events import (
     NULL_RAW,
+    AgentEvent,
     ApprovalAutoApproved,
     ApprovalDenied,
     ApprovalGranted,
@@ -64,9 +65,11 @@ from smithers.eventstore.events import (
     TimerCancelled,
     TimerCreated,
     TimerFired,
+    ToolCallFinished,
 )
 
 from ._run_state import (
+    AgentReplay,
     ApprovalRecord,
     AttemptRecord,
     CarriedOutput,
@@ -260,6 +263,7 @@ def _reset_nodes(s: RunState, node_ids: Iterable[str], *, from_iteration: int = 
             approval=None,
             wait=None,
             timer=None,
+            agent_replay=None,
         )
         for key, rec in s.nodes.items()
         if key[0] in wanted and key[1] >= start.get(key[0], 0)
@@ -302,6 +306,7 @@ def _finished(s: RunState, e: NodeFinished, seq: int) -> None:
         attempts=_end_attempt(rec, e.attempt, state="finished", at_ms=e.timestamp_ms),
         output=e.output,
         has_output=True,
+        agent_replay=None,
     )
 
 
@@ -312,6 +317,7 @@ def _failed(s: RunState, e: NodeFailed, seq: int) -> None:
         rec,
         state="failed",
         attempts=_end_attempt(rec, e.attempt, state="failed", at_ms=e.timestamp_ms, error=e.error),
+        agent_replay=None,
     )
 
 
@@ -331,7 +337,7 @@ def _cancelled(s: RunState, e: NodeCancelled, seq: int) -> None:
 def _skipped(s: RunState, e: NodeSkipped, seq: int) -> None:
     rec = _rec(s, e.node_id, e.iteration)
     s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
-        rec, state="skipped", skip_reason=e.reason
+        rec, state="skipped", skip_reason=e.reason, agent_replay=None
     )
 
 
@@ -491,6 +497,45 @@ def _timer_cancelled(s: RunState, e: TimerCancelled, seq: int) -> None:
     if rec is not None and rec.timer is not None:
         timer = msgspec.structs.replace(rec.timer, state="cancelled")
         s.nodes[(rec.node_id, rec.iteration)] = msgspec.structs.replace(rec, timer=timer)
+
+
+class _AgentEventType(msgspec.Struct):
+    type: str = ""
+
+
+_agent_event_type = msgspec.json.Decoder(_AgentEventType)
+
+
+@_on(AgentEvent)
+def _agent_event(s: RunState, e: AgentEvent, seq: int) -> None:
+    # Only model responses are kept: the next attempt replays them after a crash.
+    try:
+        kind = _agent_event_type.decode(e.event).type
+    except msgspec.DecodeError:
+        return
+    if kind != "response":
+        return
+    rec = _rec(s, e.node_id, e.iteration)
+    replay = rec.agent_replay or AgentReplay()
+    s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
+        rec,
+        agent_replay=msgspec.structs.replace(replay, responses=(*replay.responses, e.event)),
+    )
+
+
+@_on(ToolCallFinished)
+def _tool_call_finished(s: RunState, e: ToolCallFinished, seq: int) -> None:
+    # An agent's tool result, by the model's call id: the next attempt replays it.
+    if e.call_id is None or e.status != "success":
+        return
+    rec = _rec(s, e.node_id, e.iteration)
+    replay = rec.agent_replay or AgentReplay()
+    s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
+        rec,
+        agent_replay=msgspec.structs.replace(
+            replay, tool_results={**replay.tool_results, e.call_id: e.result}
+        ),
+    )
 
 
 @_on(TaskHeartbeat)

@@ -181,6 +181,20 @@ class SignalRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """``(node_id, iteration)`` of the wait it resolved; None if none was waiting."""
 
 
+class AgentReplay(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """What an agent attempt interrupted by a crash recorded, for the next one to replay.
+
+    Kept on the node from its attempts' ``AgentEvent``/``ToolCallFinished`` events while
+    they end cancelled (a crash's ``abandoned``, a cancel), dropped when an attempt
+    finishes or fails (a retry starts a fresh conversation) or the node is reset.
+    """
+
+    responses: tuple[msgspec.Raw, ...] = ()
+    """The recorded ``{"type": "response", ...}`` agent events, in order (whole JSON)."""
+    tool_results: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)
+    """Successful tool results by the model's tool-call id."""
+
+
 class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """One node in one iteration."""
 
@@ -207,6 +221,8 @@ class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The signal wait of a `WaitForEvent` node."""
     timer: TimerRecord | None = None
     """The durable timer of a `Timer` node."""
+    agent_replay: AgentReplay | None = None
+    """What the agent attempts a crash interrupted recorded (replayed by the next one)."""
 
     @property
     def attempt_count(self) -> int:

@@ -221,7 +221,7 @@ def test_engine_rooms_import_one_way() -> None:
 
 SIDE_ROOMS: dict[str, tuple[str, ...]] = {
     "tools": ("authoring", "errors"),
-    "agents": ("authoring", "errors"),
+    "agents": ("authoring", "errors", "tools"),
 }
 """Engine rooms outside the chain, with what of the engine each may import: the chain's
 rooms (agents' runtime, the executor) build on them, never the reverse."""

@@ -17,11 +17,15 @@ import anyio
 import msgspec
 from smithers.eventstore import decode_json
 from smithers.eventstore.events import (
+    AgentEvent,
+    NodeOutput,
     TaskHeartbeatTimeout,
+    TokenUsageReported,
     ToolCallFinished,
     ToolCallStarted,
 )
 
+from ..agents import AgentPlan, plan_agent_attempt
 from ..authoring import Subflow, TaskContext
 from ..errors import TaskHeartbeatTimeoutError
 from ..tools import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_TOOL_TIMEOUT_MS, ToolContext
@@ -55,8 +59,11 @@ __all__ = ("AttemptRunner", "RunningAttempt", "ToolSettings")
 
 _IDLE_WORKERS = 8
 """Most pooled worker tasks kept waiting for the next attempt (see `_pooled_worker`)."""
-_Job: TypeAlias = "tuple[Leaf, int, anyio.CancelScope, TaskContext]"
-"""An attempt handed to a pooled worker: leaf, attempt number, its scope, its context."""
+_Job: TypeAlias = "tuple[Leaf, int, anyio.CancelScope, TaskContext, AgentPlan | None]"
+"""An attempt handed to a pooled worker: leaf, attempt number, its scope, its context,
+and for an agent task what the run's state says about it."""
+_JOURNALED = (ToolCallStarted, ToolCallFinished, AgentEvent, NodeOutput, TokenUsageReported)
+"""Events an attempt's journal may send (tool calls; an agent's conversation and usage)."""
 
 
 class ToolSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,7 +181,11 @@ class AttemptRunner:
             assert isinstance(leaf.task, Subflow)
             key = leaf.key
             self.subflows[key] = subflow_request(leaf.task, self.run_id, key, state.nodes.get(key))
-        job = (leaf, attempt, self.running[leaf.key].scope, self.task_context(leaf, attempt, state))
+        plan = None
+        if leaf.task.kind == "agent":
+            plan = plan_agent_attempt(state, state.nodes.get(leaf.key), len(leaf.task.agents))
+        tctx = self.task_context(leaf, attempt, state)
+        job = (leaf, attempt, self.running[leaf.key].scope, tctx, plan)
         if self.idle_workers:
             self.idle_workers -= 1
             self.jobs_send.send_nowait(job)
@@ -262,8 +273,9 @@ class AttemptRunner:
     def _tool_context(self, tctx: TaskContext) -> ToolContext:
         """The `ToolContext` of the attempt of `tctx`, built on its first ``ctx.tools``.
 
-        Its journal sends each tool event to the coordinator (`ToolJournaled`), from the
-        event loop's thread or a worker thread alike; the tick records it.
+        Its journal sends each tool event (and an agent's conversation events) to the
+        coordinator (`ToolJournaled`), from the event loop's thread or a worker thread
+        alike; the tick records it.
         """
         key = (tctx.node_id, tctx.iteration)
         attempt = tctx.attempt
@@ -271,7 +283,7 @@ class AttemptRunner:
         send = self.send
 
         def journal(event: Event) -> None:
-            if not isinstance(event, ToolCallStarted | ToolCallFinished):
+            if not isinstance(event, _JOURNALED):
                 return
             msg = ToolJournaled(key=key, attempt=attempt, event=event)
             try:
@@ -298,7 +310,12 @@ class AttemptRunner:
         )
 
     async def _worker(
-        self, leaf: Leaf, attempt: int, scope: anyio.CancelScope, tctx: TaskContext
+        self,
+        leaf: Leaf,
+        attempt: int,
+        scope: anyio.CancelScope,
+        tctx: TaskContext,
+        plan: AgentPlan | None,
     ) -> None:
         outcome: Outcome | None = None
         task = leaf.task
@@ -316,13 +333,13 @@ class AttemptRunner:
                 else:
                     outcome = ended
             elif task.heartbeat_timeout_ms is None:
-                outcome = await execute_attempt(task, tctx)
+                outcome = await execute_attempt(task, tctx, plan)
             else:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(
                         self._watchdog, key, attempt, task.heartbeat_timeout_ms, tg.cancel_scope
                     )
-                    outcome = await execute_attempt(task, tctx)
+                    outcome = await execute_attempt(task, tctx, plan)
                     tg.cancel_scope.cancel()
         if key in self.beats.timed_out:
             self.beats.timed_out.discard(key)
@@ -377,11 +394,15 @@ class AttemptRunner:
             return None
         return self.beats.record(msg.key, msg.attempt, msg.data, self.clock.now_ms())
 
-    def on_tool(self, msg: ToolJournaled) -> ToolCallStarted | ToolCallFinished | None:
-        """The tool event to record, or None if its attempt is no longer running."""
+    def on_tool(self, msg: ToolJournaled) -> Event | None:
+        """The journaled event to record, or None if its attempt is no longer running.
+
+        It counts as a sign of life of the attempt (for its heartbeat timeout).
+        """
         running = self.running.get(msg.key)
         if running is None or running.attempt != msg.attempt:
             return None
+        self.beats.started(msg.key, self.clock.now_ms())
         return msg.event
 
     def timed_out_event(self, msg: BeatTimedOut) -> TaskHeartbeatTimeout:

@@ -26,7 +26,7 @@ from smithers.eventstore.events import (
 
 from ..authoring import WAIT_KINDS, active_iteration
 from ..errors import ContinuationStateTooLargeError, SchedulerError
-from ._execute import Outcome, error_info, execute_attempt
+from ._execute import Outcome, error_info, execute_attempt, retry_delay_ms
 from ._loops import (
     Continuing,
     continuation_events,
@@ -378,7 +378,7 @@ class Decider:
         )
         retry = self.cancelling is None and self.failing is None and _mounted(scheduler.plan, key)
         if error.retryable and attempt <= task.retries and retry:
-            delay = task.backoff.delay_ms(attempt)
+            delay = retry_delay_ms(task, attempt, error)
             self.emit(
                 NodeRetrying(
                     run_id=self.run_id,

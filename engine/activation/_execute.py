@@ -20,9 +20,10 @@ from ..errors import InvalidOutputError, TaskTimeoutError
 from ._tracebacks import raised_at, trimmed_stack
 
 if TYPE_CHECKING:
+    from ..agents import AgentPlan
     from ..authoring import Task, TaskContext
 
-__all__ = ("Outcome", "error_info", "execute_attempt", "validate_output")
+__all__ = ("Outcome", "error_info", "execute_attempt", "retry_delay_ms", "validate_output")
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,7 +83,11 @@ def validate_output(task: Task, value: Any) -> msgspec.Raw:
         raise InvalidOutputError(task.id, task.output_name, str(e)) from e
 
 
-async def _call(task: Task, tctx: TaskContext) -> Any:
+async def _call(task: Task, tctx: TaskContext, plan: AgentPlan | None) -> Any:
+    if task.kind == "agent":
+        from ..agents import AgentPlan, run_agent_task
+
+        return await run_agent_task(task, tctx, plan or AgentPlan())
     fn = task.run
     assert fn is not None
     args = (tctx,) if task.run_arity else ()
@@ -95,11 +100,12 @@ async def _call(task: Task, tctx: TaskContext) -> Any:
     return result
 
 
-async def execute_attempt(task: Task, tctx: TaskContext) -> Outcome:
+async def execute_attempt(task: Task, tctx: TaskContext, plan: AgentPlan | None = None) -> Outcome:
     """Run one attempt of `task` and validate its output.
 
     Awaits the task's own work. Sync callables run in a worker thread (abandoned on
-    timeout or cancellation, since a thread cannot be interrupted).
+    timeout or cancellation, since a thread cannot be interrupted). An agent task asks
+    its agent (`run_agent_task`, with `plan` from the run's state).
 
     Returns:
         An `Outcome` with the output JSON, or with the error (``TASK_TIMEOUT``,
@@ -110,13 +116,40 @@ async def execute_attempt(task: Task, tctx: TaskContext) -> Outcome:
             return Outcome(output=validate_output(task, task.value))
         if task.timeout_ms is not None:
             with anyio.move_on_after(task.timeout_ms / 1000) as scope:
-                value = await _call(task, tctx)
+                value = await _call(task, tctx, plan)
             if scope.cancelled_caught:
                 raise TaskTimeoutError(task.id, tctx.attempt, task.timeout_ms)
         else:
-            value = await _call(task, tctx)
+            value = await _call(task, tctx, plan)
         return Outcome(output=validate_output(task, value))
     except anyio.get_cancelled_exc_class():
         raise
     except Exception as e:
-        return Outcome(error=error_info(e))
+        info = error_info(e)
+        if getattr(e, "fallback_available", False):
+            # A refused agent with a fallback left: the next attempt uses the next agent.
+            info = msgspec.structs.replace(info, retryable=True)
+        return Outcome(error=info)
+
+
+class _RetryAfter(msgspec.Struct):
+    retryAfterMs: int | None = None
+
+
+_retry_after = msgspec.json.Decoder(_RetryAfter)
+
+
+def retry_delay_ms(task: Task, failed_attempt: int, error: ErrorInfo) -> int:
+    """The delay in ms before the attempt after `failed_attempt` of `task` failed with `error`.
+
+    The task's backoff, or longer when the error names the delay a provider asked for
+    (``details.retryAfterMs``, from ``retry-after``), as Smithers honouring rate limits.
+    """
+    delay = task.backoff.delay_ms(failed_attempt)
+    if error.details is NULL_RAW or error.code is None:
+        return delay
+    try:
+        asked = _retry_after.decode(error.details).retryAfterMs or 0
+    except msgspec.DecodeError:
+        return delay
+    return max(delay, asked)

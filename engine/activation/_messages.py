@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 if TYPE_CHECKING:
-    from smithers.eventstore.events import ToolCallFinished, ToolCallStarted
+    from smithers.eventstore.events import Event
     from smithers.projections import NodeKey
 
     from ._execute import Outcome
@@ -47,14 +47,19 @@ class TaskBeat(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class ToolJournaled(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A running attempt's tool call began or ended (its `ToolContext` journal)."""
+    """A running attempt's journal sent an event (a tool call, an agent's conversation).
+
+    A tool call began or ended, or the attempt's agent recorded part of its
+    conversation, its token usage or streamed text.
+    """
 
     key: NodeKey
     """``(node_id, iteration)`` of the task."""
     attempt: int
     """The attempt that made the call (1-based)."""
-    event: ToolCallStarted | ToolCallFinished
-    """The event to record."""
+    event: Event
+    """The event to record (`ToolCallStarted`/`Finished`, `AgentEvent`, `NodeOutput`,
+    `TokenUsageReported`)."""
 
 
 class BeatTimedOut(msgspec.Struct, frozen=True, kw_only=True, gc=False):

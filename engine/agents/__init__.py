@@ -1,8 +1,13 @@
-"""Agents: structured output and the agent error catalogue (DESIGN §8).
+"""Agents: the agent protocol, agent attempts, structured output, agent errors (DESIGN §8).
 
-A room of the engine that may import from `authoring` and the shared `errors` only (so
-far). Everything here is pure and needs no optional dependency:
+A room of the engine that imports `authoring`, `tools` and the shared `errors`; the
+executor (`activation`) builds on it. Nothing here needs an optional dependency except
+the Pydantic AI adapter (`PydanticAIAgent`, imported lazily):
 
+- the protocol: `Agent` (``async generate(request) -> AgentResult``), `AgentRequest`,
+  `AgentResult`, `AgentUsage`; the journal that records and replays a conversation,
+  `AgentJournal`; one attempt of an agent task, `run_agent_task` (fallback chains,
+  repair turns) with `AgentPlan`/`plan_agent_attempt`;
 - structured output: `output_json_schema`, `output_instructions`, `extract_json`,
   `validate_output`, `repair_prompt`, `SCHEMA_REPAIR_TURNS`, `invalid_output_error`;
 - provider errors: `classify_provider_error` and one error class per `AGENT_*` code.
@@ -10,9 +15,23 @@ far). Everything here is pure and needs no optional dependency:
 
 from __future__ import annotations
 
+from ._journal import AgentJournal as AgentJournal
+from ._journal import fingerprint as fingerprint
+from ._protocol import DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS as DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS
+from ._protocol import DEFAULT_AGENT_RETRIES as DEFAULT_AGENT_RETRIES
+from ._protocol import Agent as Agent
+from ._protocol import AgentRequest as AgentRequest
+from ._protocol import AgentResult as AgentResult
+from ._protocol import AgentUsage as AgentUsage
+from ._protocol import agent_id_of as agent_id_of
+from ._protocol import engine_of as engine_of
 from ._provider_errors import ProviderErrorClass as ProviderErrorClass
 from ._provider_errors import classify_provider_error as classify_provider_error
 from ._provider_errors import parse_retry_after_ms as parse_retry_after_ms
+from ._run import AgentPlan as AgentPlan
+from ._run import as_agent as as_agent
+from ._run import plan_agent_attempt as plan_agent_attempt
+from ._run import run_agent_task as run_agent_task
 from ._structured import SCHEMA_REPAIR_TURNS as SCHEMA_REPAIR_TURNS
 from ._structured import JsonCandidate as JsonCandidate
 from ._structured import ValidationProblem as ValidationProblem
@@ -34,6 +53,20 @@ from .errors import AgentRateLimitedError as AgentRateLimitedError
 from .errors import AgentRpcFileArgsError as AgentRpcFileArgsError
 
 __all__ = (
+    "DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS",
+    "DEFAULT_AGENT_RETRIES",
+    "Agent",
+    "AgentRequest",
+    "AgentResult",
+    "AgentUsage",
+    "AgentJournal",
+    "AgentPlan",
+    "agent_id_of",
+    "as_agent",
+    "engine_of",
+    "fingerprint",
+    "plan_agent_attempt",
+    "run_agent_task",
     "SCHEMA_REPAIR_TURNS",
     "JsonCandidate",
     "ValidationProblem",

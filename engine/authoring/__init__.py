@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._components import AGENT_HEARTBEAT_TIMEOUT_MS as AGENT_HEARTBEAT_TIMEOUT_MS
+from ._components import BUILTIN_TOOL_NAMES as BUILTIN_TOOL_NAMES
 from ._components import WAIT_KINDS as WAIT_KINDS
 from ._components import Backoff as Backoff
 from ._components import Branch as Branch
@@ -37,6 +39,8 @@ from ._waits import WaitForEvent as WaitForEvent
 from ._waits import parse_duration_ms as parse_duration_ms
 
 __all__ = (
+    "AGENT_HEARTBEAT_TIMEOUT_MS",
+    "BUILTIN_TOOL_NAMES",
     "Backoff",
     "Branch",
     "Component",

@@ -107,6 +107,89 @@ def _arity(fn: Callable[..., Any]) -> int:
     return 1 if positional else 0
 
 
+AGENT_HEARTBEAT_TIMEOUT_MS = 600_000
+"""Default `Task.heartbeat_timeout_ms` of agent tasks: 10 minutes without a streamed event."""
+BUILTIN_TOOL_NAMES: frozenset[str] = frozenset({"read", "write", "edit", "grep", "bash"})
+"""Names `Task(tools=[...])` accepts for the built-in tools (`smithers.tools`)."""
+
+
+def _agent_chain(task_id: str, agent: Any, prompt: Any) -> tuple[Any, ...]:
+    """`agent` as a fallback chain (a tuple of at least one agent), checked.
+
+    Raises:
+        UnsupportedFeatureError: if the chain is empty, an item is not an agent (no
+            ``generate`` method and not a ``pydantic_ai.Agent``), or `prompt` is missing.
+    """
+    chain = tuple(agent) if isinstance(agent, list | tuple) else (agent,)
+    if not chain:
+        raise UnsupportedFeatureError(
+            f"Task {task_id!r}: agent= needs at least one agent.", details={"nodeId": task_id}
+        )
+    for item in chain:
+        pydantic = type(item).__module__.startswith("pydantic_ai") and callable(
+            getattr(item, "run", None)
+        )
+        if not callable(getattr(item, "generate", None)) and not pydantic:
+            raise UnsupportedFeatureError(
+                f"Task {task_id!r}: {type(item).__name__} is not an agent (it needs an "
+                "async generate(request) method, or must be a pydantic_ai.Agent).",
+                details={"nodeId": task_id, "option": "agent"},
+            )
+    if prompt is None or not (isinstance(prompt, str) or callable(prompt)):
+        raise UnsupportedFeatureError(
+            f"Task {task_id!r}: an agent task needs prompt= (a str, or a callable of ctx "
+            "returning one).",
+            details={"nodeId": task_id, "option": "prompt"},
+        )
+    return chain
+
+
+def _tool_list(task_id: str, tools: Iterable[Any]) -> tuple[Any, ...]:
+    """`tools` checked: built-in names or tool objects (``name`` and ``call``), unique.
+
+    Raises:
+        UnsupportedFeatureError: for an unknown name, a non-tool, or a name given twice.
+    """
+    out: list[Any] = []
+    seen: set[str] = set()
+    for item in tools:
+        if isinstance(item, str):
+            if item not in BUILTIN_TOOL_NAMES:
+                known = ", ".join(sorted(BUILTIN_TOOL_NAMES))
+                raise UnsupportedFeatureError(
+                    f"Task {task_id!r}: no built-in tool {item!r} (built-ins: {known}).",
+                    details={"nodeId": task_id, "option": "tools"},
+                )
+            name = item
+        elif isinstance(getattr(item, "name", None), str) and callable(getattr(item, "call", None)):
+            name = item.name
+        else:
+            raise UnsupportedFeatureError(
+                f"Task {task_id!r}: tools= takes built-in tool names and define_tool() "
+                f"tools, got {type(item).__name__}.",
+                details={"nodeId": task_id, "option": "tools"},
+            )
+        if name in seen:
+            raise UnsupportedFeatureError(
+                f"Task {task_id!r}: tool {name!r} is given twice.",
+                details={"nodeId": task_id, "option": "tools"},
+            )
+        seen.add(name)
+        out.append(item)
+    return tuple(out)
+
+
+def _allowed_tools(task_id: str, allow: Iterable[str] | None) -> frozenset[str] | None:
+    if allow is None:
+        return None
+    if isinstance(allow, str):
+        raise UnsupportedFeatureError(
+            f"Task {task_id!r}: allow_tools= takes a list of tool names, not a str.",
+            details={"nodeId": task_id, "option": "allow_tools"},
+        )
+    return frozenset(allow)
+
+
 class Task(Component):
     """One unit of work with a validated output, as Smithers' ``<Task>``.
 
@@ -119,8 +202,15 @@ class Task(Component):
         value: Static output (a dict or an instance of `output`).
         run: Callable returning the output; sync or async, with no argument or one
             `TaskContext`. Sync callables run in a worker thread.
-        agent: An object with ``async generate(request)``; not supported yet.
-        prompt: Prompt for `agent`.
+        agent: An agent (anything with ``async generate(request) -> AgentResult``, see
+            `smithers.agents`, or a ``pydantic_ai.Agent``), or a list of them: a fallback
+            chain where attempt n uses the n-th agent and the last one from then on.
+        prompt: The agent's prompt: a str, or a callable of the `TaskContext` returning
+            one (read ``ctx.input`` and upstream outputs there). Required with `agent`.
+        tools: Tools the agent may call: `smithers.tools.define_tool` tools and/or the
+            names of built-ins (``"read"``, ``"write"``, ``"edit"``, ``"grep"``,
+            ``"bash"``), sandboxed to the run's root. Default: none.
+        allow_tools: Names of `tools` the agent may actually use (None: all of them).
         retries: Extra attempts after a failure (default 0 for static/compute, 2 for
             agent tasks). Non-retryable errors (e.g. bad configuration) are not retried.
         backoff: Delay policy between attempts (default exponential from 1 s, cap 60 s).
@@ -132,7 +222,8 @@ class Task(Component):
             position in the tree.
         label: Human-readable label shown by ``inspect``.
         heartbeat_timeout_ms: Fail an attempt (``TASK_HEARTBEAT_TIMEOUT``, retryable) when
-            its `run` callable has not called ``ctx.heartbeat()`` for this many ms.
+            its `run` callable has not called ``ctx.heartbeat()`` for this many ms. Agent
+            tasks default to 10 minutes, and every event an agent streams counts.
         needs_approval: Ask a person before the first attempt: the task waits
             (``waiting-approval``, the run parks) until ``smithers approve``/``deny``
             decides; denied, it fails with ``APPROVAL_DENIED`` (or is let go with
@@ -147,6 +238,8 @@ class Task(Component):
 
     __slots__ = (
         "agent",
+        "agents",
+        "allow_tools",
         "backoff",
         "continue_on_fail",
         "depends_on",
@@ -162,6 +255,7 @@ class Task(Component):
         "run_arity",
         "skip_if",
         "timeout_ms",
+        "tools",
         "value",
     )
 
@@ -173,7 +267,9 @@ class Task(Component):
         value: Any = _UNSET,
         run: Callable[..., Any] | None = None,
         agent: Any = None,
-        prompt: str | None = None,
+        prompt: str | Callable[[Any], str] | None = None,
+        tools: Iterable[Any] = (),
+        allow_tools: Iterable[str] | None = None,
         retries: int | None = None,
         backoff: Backoff | None = None,
         timeout_ms: int | None = None,
@@ -195,10 +291,7 @@ class Task(Component):
                 f"Task {id!r} needs exactly one of value=, run= or agent= (got {given}).",
                 details={"nodeId": id},
             )
-        unsupported = {
-            "agent": agent is not None,
-            "cache": cache is not None,
-        }
+        unsupported = {"cache": cache is not None}
         for name, used in unsupported.items():
             if used:
                 raise UnsupportedFeatureError(
@@ -225,13 +318,19 @@ class Task(Component):
         self.value = value
         self.run = run
         self.agent = agent
+        self.agents = _agent_chain(id, agent, prompt) if agent is not None else ()
         self.prompt = prompt
+        self.tools = _tool_list(id, tools)
+        self.allow_tools = _allowed_tools(id, allow_tools)
         self.kind: TaskKind = (
             "compute" if run is not None else "agent" if agent is not None else "static"
         )
-        self.retries = retries if retries is not None else (2 if self.kind == "agent" else 0)
+        is_agent = self.kind == "agent"
+        self.retries = retries if retries is not None else (2 if is_agent else 0)
         self.backoff = backoff or DEFAULT_BACKOFF
         self.timeout_ms = timeout_ms
+        if heartbeat_timeout_ms is None and is_agent:
+            heartbeat_timeout_ms = AGENT_HEARTBEAT_TIMEOUT_MS
         self.heartbeat_timeout_ms = heartbeat_timeout_ms
         self.continue_on_fail = bool(continue_on_fail)
         self.skip_if = bool(skip_if)
@@ -265,7 +364,10 @@ class Task(Component):
         self.value = _UNSET
         self.run = None
         self.agent = None
+        self.agents = ()
         self.prompt = None
+        self.tools = ()
+        self.allow_tools = None
         self.kind = kind
         self.retries = 0
         self.backoff = DEFAULT_BACKOFF

@@ -92,8 +92,17 @@ class Tool:
                     raise ToolPathInvalidError(arguments[field], "expected a string") from e
             raise ToolArgumentsError(self.name, str(e)) from e
 
-    async def call(self, ctx: ToolContext, arguments: Mapping[str, Any] | None = None) -> Any:
+    async def call(
+        self,
+        ctx: ToolContext,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        call_id: str | None = None,
+    ) -> Any:
         """Run the tool in `ctx`'s sandbox and journal it.
+
+        `call_id` (a model's id for the call) is recorded on both events, so a resumed
+        agent attempt can replay the result instead of calling the tool again.
 
         `ctx.journal` gets `ToolCallStarted` (with the arguments) before the tool runs and
         `ToolCallFinished` after: ``status`` ``"success"`` with the result's size and JSON,
@@ -120,6 +129,7 @@ class Tool:
             "attempt": ctx.attempt,
             "tool_name": self.name,
             "seq": seq,
+            "call_id": call_id,
         }
         _emit(ctx, ToolCallStarted(timestamp_ms=ctx.now_ms(), arguments=raw_arguments, **common))
         started = time.monotonic()
