@@ -310,6 +310,11 @@ def _finished(s: RunState, e: NodeFinished, seq: int) -> None:
     )
 
 
+_TRANSIENT_AGENT_CODES = frozenset({"AGENT_RATE_LIMITED", "AGENT_PROVIDER_ERROR"})
+"""Failures after which the next attempt continues the conversation (replaying what was
+recorded) instead of starting over: the provider failed, not the conversation."""
+
+
 @_on(NodeFailed)
 def _failed(s: RunState, e: NodeFailed, seq: int) -> None:
     rec = _rec(s, e.node_id, e.iteration)
@@ -317,7 +322,7 @@ def _failed(s: RunState, e: NodeFailed, seq: int) -> None:
         rec,
         state="failed",
         attempts=_end_attempt(rec, e.attempt, state="failed", at_ms=e.timestamp_ms, error=e.error),
-        agent_replay=None,
+        agent_replay=rec.agent_replay if e.error.code in _TRANSIENT_AGENT_CODES else None,
     )
 
 
@@ -501,6 +506,7 @@ def _timer_cancelled(s: RunState, e: TimerCancelled, seq: int) -> None:
 
 class _AgentEventType(msgspec.Struct):
     type: str = ""
+    agent: str | None = None
 
 
 _agent_event_type = msgspec.json.Decoder(_AgentEventType)
@@ -508,14 +514,26 @@ _agent_event_type = msgspec.json.Decoder(_AgentEventType)
 
 @_on(AgentEvent)
 def _agent_event(s: RunState, e: AgentEvent, seq: int) -> None:
-    # Only model responses are kept: the next attempt replays them after a crash.
+    # The agent of the conversation and its model responses are kept: the next attempt
+    # replays them after a crash (or a provider failure).
     try:
-        kind = _agent_event_type.decode(e.event).type
+        head = _agent_event_type.decode(e.event)
     except msgspec.DecodeError:
         return
-    if kind != "response":
-        return
     rec = _rec(s, e.node_id, e.iteration)
+    if head.type == "start":
+        # A conversation is replayed only to the agent that had it (a fallback starts over).
+        if rec.agent_replay is not None and rec.agent_replay.agent_id != head.agent:
+            s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
+                rec, agent_replay=AgentReplay(agent_id=head.agent)
+            )
+        elif rec.agent_replay is None:
+            s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
+                rec, agent_replay=AgentReplay(agent_id=head.agent)
+            )
+        return
+    if head.type != "response":
+        return
     replay = rec.agent_replay or AgentReplay()
     s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
         rec,

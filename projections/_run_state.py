@@ -185,10 +185,14 @@ class AgentReplay(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """What an agent attempt interrupted by a crash recorded, for the next one to replay.
 
     Kept on the node from its attempts' ``AgentEvent``/``ToolCallFinished`` events while
-    they end cancelled (a crash's ``abandoned``, a cancel), dropped when an attempt
-    finishes or fails (a retry starts a fresh conversation) or the node is reset.
+    they end cancelled (a crash's ``abandoned``, a cancel) or fail because the provider
+    did (``AGENT_RATE_LIMITED``, ``AGENT_PROVIDER_ERROR``); dropped when an attempt
+    finishes or fails otherwise (a retry starts a fresh conversation), when another
+    agent of a fallback chain starts, or when the node is reset.
     """
 
+    agent_id: str | None = None
+    """The agent that had the conversation (its ``{"type": "start"}`` event)."""
     responses: tuple[msgspec.Raw, ...] = ()
     """The recorded ``{"type": "response", ...}`` agent events, in order (whole JSON)."""
     tool_results: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)

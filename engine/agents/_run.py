@@ -181,6 +181,7 @@ async def run_agent_task(task: Task, tctx: TaskContext, plan: AgentPlan) -> Any:
     index, agent = _choose(chain, plan)
     agent_id = agent_id_of(agent)
     tool_ctx = tctx.tools
+    replay = plan.replay if plan.replay and plan.replay.agent_id == agent_id else None
     journal = AgentJournal(
         run_id=tctx.run_id,
         node_id=tctx.node_id,
@@ -191,7 +192,7 @@ async def run_agent_task(task: Task, tctx: TaskContext, plan: AgentPlan) -> Any:
         send=tool_ctx.journal or (lambda _e: None),
         beat=tctx.heartbeat,
         now_ms=tool_ctx.now_ms,
-        replay=plan.replay,
+        replay=replay,
     )
     schema = task.output
     journal.event(
@@ -202,7 +203,7 @@ async def run_agent_task(task: Task, tctx: TaskContext, plan: AgentPlan) -> Any:
             if isinstance(getattr(agent, "model", None), str)
             else None,
             "chainIndex": index,
-            "replayable": len(plan.replay.responses) if plan.replay else 0,
+            "replayable": len(replay.responses) if replay else 0,
         },
     )
     abort = anyio.Event()
