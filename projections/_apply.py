@@ -523,11 +523,7 @@ def _agent_event(s: RunState, e: AgentEvent, seq: int) -> None:
     rec = _rec(s, e.node_id, e.iteration)
     if head.type == "start":
         # A conversation is replayed only to the agent that had it (a fallback starts over).
-        if rec.agent_replay is not None and rec.agent_replay.agent_id != head.agent:
-            s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
-                rec, agent_replay=AgentReplay(agent_id=head.agent)
-            )
-        elif rec.agent_replay is None:
+        if rec.agent_replay is None or rec.agent_replay.agent_id != head.agent:
             s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
                 rec, agent_replay=AgentReplay(agent_id=head.agent)
             )
