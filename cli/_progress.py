@@ -20,6 +20,7 @@ from smithers.eventstore.events import (
     NodeEvent,
     NodeFailed,
     NodeFinished,
+    NodeOutput,
     NodeRetrying,
     NodeSkipped,
     NodeStarted,
@@ -33,6 +34,8 @@ from smithers.eventstore.events import (
     RunStatusChanged,
     TimerCancelled,
     TimerFired,
+    TokenUsageReported,
+    ToolCallFinished,
 )
 from smithers.projections import WAITING_NODE_STATES, RunState, apply_event
 
@@ -144,10 +147,19 @@ def describe(event: Event) -> tuple[str, str, str] | None:
         return "loop", event.loop_id, f" done after {n} pass{'es' if n > 1 else ''} ({why})"
     if isinstance(event, RunContinuedAsNew):
         return "run", "continued", f" as {event.new_run_id}"
+    if isinstance(event, ToolCallFinished):
+        status = "" if event.status == "success" else f" {event.status}"
+        error = f": {error_label(event.error)}" if event.error is not None else ""
+        return "tool", _node_label(event), f" {event.tool_name}{status}{error}"
+    if isinstance(event, TokenUsageReported):
+        tokens = f"{event.input_tokens} in / {event.output_tokens} out"
+        return "tokens", _node_label(event), f" {tokens} ({event.model})"
     return None
 
 
 _VERB_STYLES = {
+    "tool": "dim",
+    "tokens": "dim",
     "retrying": "yellow",
     "run": "bold",
     "loop": "magenta",
@@ -247,6 +259,11 @@ class ProgressReporter:
             self.chain.append(event.new_run_id)
         node = f" {_node_label(event)}" if isinstance(event, NodeEvent) else ""
         self.last_event = f"{type(event).__name__}{node}"
+        if isinstance(event, NodeOutput):
+            # What an agent is saying now, in the live status line.
+            lines = [line for line in event.text.splitlines() if line.strip()]
+            if lines:
+                self.last_event = f"{_node_label(event)}: {lines[-1].strip()[:80]}"
         if wait_line is not None:
             self._show(event, wait_line)
         if isinstance(event, NodeStarted) or self.mode == "quiet":

@@ -20,6 +20,8 @@ from ._client import RunHandle as RunHandle
 from ._client import connect as connect
 from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
+from ._doctor import DoctorReport as DoctorReport
+from ._doctor import diagnose as diagnose
 from ._run_ids import EXISTING_RUN_HINT as EXISTING_RUN_HINT
 from ._run_ids import MAX_RUN_ID_LENGTH as MAX_RUN_ID_LENGTH
 from ._run_ids import child_run_id as child_run_id
@@ -215,6 +217,8 @@ __all__ = (
     "TimelineRewind",
     "TimelineWait",
     "UnsupportedFeatureError",
+    "DoctorReport",
+    "diagnose",
     "Workflow",
     "WorkflowContext",
     "WorkflowMissingDefaultError",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from ..agents import agent_id_of
 from ..authoring import (
     Approval,
     Branch,
@@ -165,6 +166,24 @@ _NODE_KINDS = frozenset({"approval", "event", "timer", "subflow"})
 `Timer`, `Subflow`): only those record more in the tree."""
 
 
+def _agent_tree(task: Task, node: dict[str, Any]) -> None:
+    """What an agent task adds to the tree: its prompt, agents and tools.
+
+    A prompt computed from the context is recorded by the callable's name (its text is
+    known only when an attempt starts).
+    """
+    prompt = task.prompt
+    if isinstance(prompt, str):
+        node["prompt"] = prompt
+    elif prompt is not None:
+        node["prompt"] = f"{getattr(prompt, '__qualname__', type(prompt).__name__)}(ctx)"
+    node["agents"] = [agent_id_of(a) for a in task.agents]
+    if task.tools:
+        node["tools"] = [t if isinstance(t, str) else t.name for t in task.tools]
+    if task.allow_tools is not None:
+        node["allowTools"] = sorted(task.allow_tools)
+
+
 def _task_tree(task: Task, node_id: str, iteration: int | None) -> dict[str, Any]:
     node: dict[str, Any] = {
         "tag": "task",
@@ -182,8 +201,8 @@ def _task_tree(task: Task, node_id: str, iteration: int | None) -> dict[str, Any
         node["continueOnFail"] = True
     if task.depends_on:
         node["dependsOn"] = list(task.depends_on)
-    if task.prompt is not None:
-        node["prompt"] = task.prompt
+    if task.kind == "agent":
+        _agent_tree(task, node)
     if task.needs_approval:
         node["needsApproval"] = True
     if task.kind not in _NODE_KINDS:

@@ -217,7 +217,7 @@ class AgentRequest:
             The tool's result (a JSON value).
 
         Raises:
-            ToolArgumentsError: if no tool of that name is allowed (``TOOL_ARGUMENTS_INVALID``)
+            ToolArgumentsError: if no tool of that name is allowed (``INVALID_INPUT``)
                 or the arguments do not fit its schema.
             ToolError: whatever the tool raises.
         """

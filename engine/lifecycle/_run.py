@@ -46,6 +46,7 @@ from ..errors import (
     RunNotResumableError,
 )
 from ..history import SUPERVISOR_STREAM_ID, load_state, verify_frame
+from ..tools import network_mode
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, owner_verdict, refuse_if_owned
 from ._subflow import child_runner
 
@@ -495,6 +496,8 @@ async def run_workflow(
             "maxConcurrency": max_concurrency,
             "rootDir": str(root_dir) if root_dir is not None else None,
             "allowNetwork": allow_network,
+            # How `bash` is kept off the network on this machine (`smithers doctor`).
+            "networkMode": network_mode(allow_network),
             "maxOutputBytes": max_output_bytes,
             "toolTimeoutMs": tool_timeout_ms,
         }

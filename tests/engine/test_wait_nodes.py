@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from smithers.engine import frame_view
 from smithers.engine.authoring import ApprovalOptionsRequiredError, parse_duration_ms
-from smithers.engine.errors import InvalidInputError, UnsupportedFeatureError
+from smithers.engine.errors import InvalidInputError, RunNotFoundError, UnsupportedFeatureError
 from smithers.eventstore import SQLiteEventStore
 from smithers.eventstore.events import (
     ApprovalDenied,
@@ -236,8 +236,11 @@ async def test_a_decision_reaches_a_live_run_that_is_still_busy(db: Path) -> Non
         tg.start_soon(drive)
         for _ in range(200):
             await anyio.sleep(0.02)
-            if db.exists() and (await load_state_at(db, "b1")).pending_approvals():
-                break
+            try:
+                if db.exists() and (await load_state_at(db, "b1")).pending_approvals():
+                    break
+            except RunNotFoundError:
+                continue  # the database exists, the run's first event not yet
         await request(db, "b1", granted("b1", "ok"))
         await anyio.sleep(1.5)  # the owner's heartbeat (1 s) sees the request
         release.set()

@@ -1,0 +1,50 @@
+"""``smithers doctor``: what this machine gives smithers-py (see `smithers.engine.diagnose`)."""
+
+from __future__ import annotations
+
+import click
+import msgspec
+from smithers.engine import diagnose
+from smithers.eventstore import resolve_db_path
+
+from ._commands import main
+from ._options import db_option, json_option
+from ._output import echo_json, print_table
+
+__all__ = ("doctor",)
+
+_STYLES = {"ok": "green", "warn": "yellow", "missing": "dim"}
+
+
+@main.command()
+@db_option
+@json_option
+def doctor(db: str | None, as_json: bool) -> None:
+    """Check this machine: extras, tool sandbox, provider keys, database.
+
+    \b
+    Says which network enforcement the `bash` tool gets here ("namespace": an
+    empty network namespace, or "blocklist": known network programs refused),
+    which optional extras are installed (pip install 'smithers-py[ai]' for
+    model agents), which provider API keys are set (never their values), and
+    whether the database can be written. Changes nothing.
+        smithers doctor
+        smithers doctor --json
+    """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    report = diagnose(resolve_db_path(db))
+    if as_json:
+        echo_json(msgspec.to_builtins(report))
+        return
+    click.echo(f"smithers-py {report.smithers_version} on Python {report.python}")
+    click.echo(f"Network  bash tool: {report.network_mode}")
+    click.echo()
+    print_table(
+        ("CHECK", "STATUS", "DETAIL"),
+        ((c.name, c.status, c.detail) for c in report.checks),
+        styles=("bold", None, ""),
+    )
+    hints = [(c.name, c.hint) for c in report.checks if c.hint and c.status != "ok"]
+    if hints:
+        click.echo()
+        for name, hint in hints:
+            click.echo(f"{name}: {hint}")
