@@ -29,7 +29,13 @@ dict, or, in-process only, a function ``(request_body) -> step dict``:
 - ``"usage": {"input": 10, "output": 5, "cache_read": 0, "cache_write": 0}`` on a reply
   overrides the default usage (``DEFAULT_USAGE``);
 - ``"delay_ms": N`` on any step sleeps N ms before answering (the request is logged on
-  arrival, before the delay, so a client killed mid-request still left its trace);
+  arrival, before the delay, so a client killed mid-request still left its trace; a
+  client that closes its connection during the delay is noticed at once and its request
+  marked ``answered: false``);
+- ``"error_in_stream": true`` with ``"error": N``: a streamed request gets a 200 event
+  stream that starts the message (with ``text``, if given, as deltas) and then carries
+  the provider's in-stream error event (OpenAI ``data: {"error": ...}``, Anthropic
+  ``event: error``); a non-streamed request gets the plain HTTP error;
 - ``"when_last_user_contains": "..."``: the step answers only a request whose last user
   text (the text parts of the last ``user`` message that has any; Anthropic tool-result
   blocks do not count) contains the string. Steps are tried in order and the first
@@ -42,39 +48,57 @@ notices an unexpected extra request.
 
 Every request is logged (in-process: `StubLLM.requests`; with ``log_path``: one JSON line
 per request, flushed; the ``/_requests`` and ``/_script`` routes are not logged) as
-``{"index", "method", "path", "api", "headers", "body",
-"fingerprint", "step", "status"}``: ``index`` counts from 0, ``api`` is ``"openai"``,
-``"anthropic"`` or null, ``headers`` are the ones worth asserting on (API keys masked),
-``step`` is the script index that answered (null when none did) and ``status`` the HTTP
-status sent. `fingerprint` hashes what the model was asked (route, model, system,
-messages) so a test can assert no identical request was sent twice.
+``{"index", "method", "path", "api", "headers", "body", "fingerprint", "step", "status",
+"answered"}``: ``index`` counts from 0; ``api`` is ``"openai"``, ``"anthropic"`` or null
+(unknown path, answered 404); ``headers`` are the ones worth asserting on (API keys
+masked); ``step`` is the script index that answered (null when none did); ``status`` is
+the HTTP status sent (200 for an ``error_in_stream`` reply); ``answered`` is null while
+the reply is pending, true once it was written, false if the client was gone by then (it
+timed out or was killed during a ``delay_ms``). The request is logged on arrival and
+``answered`` settled later (in the file by a second line ``{"index", "answered"}``, which
+`read_log` merges). `fingerprint` hashes what the model was asked (route, model, system,
+messages), so a test can assert that no identical request was sent twice
+(`duplicate_fingerprints`).
 
 As a script: ``python tests/agents/stub_llm.py --port 0 --script SCRIPT.json --log
 LOG.ndjson`` prints ``listening on http://127.0.0.1:PORT`` as its first stdout line and
 serves until killed. SCRIPT.json is a JSON list of steps.
 
 Provider errors, as observed with pydantic-ai-slim 2.68.0, openai 3.57.0, anthropic 2.14.0
-(each one proven by a test in ``test_stub_llm.py``):
+(each point is checked by a test in ``test_stub_llm.py``):
 
-- A 4xx/5xx reaches the caller of ``agent.run`` as a subclass of
-  ``pydantic_ai.exceptions.ModelHTTPError`` (itself a ``ModelAPIError``) carrying
-  ``status_code``, ``body`` (the decoded provider error body), ``headers`` (response
-  headers, lower-cased keys), ``retry_after`` (float seconds from ``retry-after-ms`` or
-  ``retry-after``; None if absent), ``provider_error_code`` / ``provider_error_type``
-  and the SDK's exception as ``__cause__`` (``openai.RateLimitError``,
-  ``anthropic.RateLimitError``, ... with ``.response.headers``). The class also belongs
-  to a category: 429 → ``ModelRateLimitError``, 401 → ``ModelAuthenticationError``
-  (a ``ModelRequestRejectedError``), 500 → ``ModelServerError``, 529 / Anthropic
-  ``overloaded_error`` → ``ModelOverloadedError``. So the engine reads the delay as
-  ``exc.retry_after`` (or ``exc.headers["retry-after"]``).
-- Both SDKs retry 408/409/429/5xx themselves before pydantic-ai sees anything: 2 retries
-  by default (3 requests in all), sleeping the ``retry-after`` delay when it is at most
-  60 s (else an exponential backoff from 0.5 s), with an ``x-stainless-retry-count``
-  header on each retry. 401 and 400 are not retried. A durable engine that owns retries
-  should turn this off, either per request with ``model_settings={"max_retries": 0}`` or
-  per client: ``OpenAIProvider(openai_client=openai.AsyncOpenAI(max_retries=0,
+- An HTTP 4xx/5xx reaches the caller of ``agent.run`` as a
+  ``pydantic_ai.exceptions.ModelHTTPError`` (a ``ModelAPIError``) carrying
+  ``status_code``; ``body`` (OpenAI: the inner ``error`` object ``{"message", "type",
+  "param", "code"}``; Anthropic: the whole ``{"type": "error", "error": {...}}``);
+  ``headers`` (the response headers, lower-cased keys); ``retry_after`` (float seconds,
+  from ``retry-after-ms`` or ``retry-after``; None if neither was sent);
+  ``provider_error_code`` / ``provider_error_type``; and the SDK's exception as
+  ``__cause__`` (``openai.RateLimitError``, ``anthropic.AuthenticationError``, ..., whose
+  ``.response.headers`` hold the raw headers). The raised class is also a category:
+  429 → ``ModelRateLimitError``; 401 → ``ModelAuthenticationError`` and 400 →
+  ``ModelRequestRejectedError`` (the former is a subclass of the latter); 500 →
+  ``ModelServerError``; Anthropic 529 ``overloaded_error`` → ``ModelOverloadedError``.
+  So the engine reads the delay as ``exc.retry_after`` (or ``exc.headers["retry-after"]``),
+  and ``classify_provider_error(exc.status_code, exc.body, exc.headers)`` classifies it.
+- An error event inside an open stream (``error_in_stream``) raises the same categories
+  with ``in_stream`` true and ``status_code`` the status the provider uses for that error
+  (429 for a rate limit; OpenAI has no 529, so an in-stream 529 body there reads as 500).
+- Both SDKs retry 429 and 5xx themselves before pydantic-ai sees anything: 2 retries by
+  default (3 requests in all), sleeping ``retry-after-ms`` / ``retry-after`` when it is
+  at most 60 s (else an exponential backoff from 0.5 s), each retry sending
+  ``x-stainless-retry-count: N``. 400 and 401 are not retried. A durable engine that owns
+  retries should turn this off, per request with ``model_settings={"max_retries": 0}``
+  or per client: ``OpenAIProvider(openai_client=openai.AsyncOpenAI(max_retries=0,
   base_url=..., api_key=...))``, ``AnthropicProvider(anthropic_client=
   anthropic.AsyncAnthropic(max_retries=0, base_url=..., api_key=...))``.
+- Usage: OpenAI ``prompt_tokens`` → ``usage.input_tokens`` (cached tokens included, as
+  OpenAI counts them), ``prompt_tokens_details.cached_tokens`` → ``cache_read_tokens``.
+  Anthropic's ``input_tokens`` excludes the cache, and pydantic-ai adds it back:
+  ``usage.input_tokens = input_tokens + cache_read_input_tokens +
+  cache_creation_input_tokens``.
+- ``AnthropicProvider(api_key=...)`` sends the key as ``authorization: Bearer ...``, not
+  ``x-api-key``.
 """
 
 from __future__ import annotations
@@ -84,8 +108,11 @@ import contextlib
 import hashlib
 import http.server
 import json
+import select
+import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -171,12 +198,17 @@ def fingerprint(request: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def duplicate_fingerprints(requests: Iterable[Mapping[str, Any]]) -> list[str]:
+def duplicate_fingerprints(
+    requests: Iterable[Mapping[str, Any]], *, answered_only: bool = False
+) -> list[str]:
     """The fingerprints of model requests that were sent more than once.
 
     Args:
         requests: Logged requests (from `StubLLM.requests` or `read_log`); requests
-            without a model API (``api`` null: ``/_requests``, unknown paths) are skipped.
+            without a model API (``api`` null: unknown paths) are skipped.
+        answered_only: Count a request as a repeat only if an earlier identical request
+            was answered. A client killed mid-request (its request unanswered) may then
+            send it again after resuming without that counting as a duplicate.
 
     Returns:
         The repeated fingerprints in order of first repetition; empty if none repeated.
@@ -189,14 +221,17 @@ def duplicate_fingerprints(requests: Iterable[Mapping[str, Any]]) -> list[str]:
         key = request.get("fingerprint") or fingerprint(request)
         if key in seen and key not in repeated:
             repeated.append(key)
-        seen.add(key)
+        if not answered_only or request.get("answered"):
+            seen.add(key)
     return repeated
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """Read a request log written with ``--log`` (one JSON object per line).
+    """Read a request log written with ``--log``.
 
-    A last line cut short (the server was killed while writing) is ignored.
+    The file holds one JSON line per request, then, once the reply is sent (or the client
+    is found gone), a line ``{"index": i, "answered": true|false}`` that this merges into
+    request ``i``. A last line cut short (the server was killed while writing) is ignored.
 
     Args:
         path: The log file.
@@ -208,13 +243,19 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
         OSError: if the file cannot be read.
     """
     records: list[dict[str, Any]] = []
+    by_index: dict[int, dict[str, Any]] = {}
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            entry = json.loads(line)
         except json.JSONDecodeError:
             break
+        if "path" in entry:
+            records.append(entry)
+            by_index[entry["index"]] = entry
+        else:
+            by_index[entry["index"]]["answered"] = entry["answered"]
     return records
 
 
@@ -323,6 +364,9 @@ def _openai_sse(step: Mapping[str, Any], body: Mapping[str, Any], index: int) ->
     chunks = [chunk({"role": "assistant", "content": ""})]
     if step.get("text"):
         chunks += [chunk({"content": piece}) for piece in _pieces(step["text"])]
+    if step.get("error_in_stream"):
+        failure = step.get("body") or _error_body("openai", int(step["error"]))
+        return [b"data: " + json.dumps(c).encode() + b"\n\n" for c in [*chunks, failure]]
     for n, call in enumerate(calls):
         head = {"index": n, "id": call["id"], "type": "function"}
         head["function"] = {"name": call["name"], "arguments": ""}
@@ -387,6 +431,16 @@ def _anthropic_sse(step: Mapping[str, Any], body: Mapping[str, Any], index: int)
     start["stop_reason"] = None
     start["usage"] = {**start["usage"], "output_tokens": 1}
     events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
+    if step.get("error_in_stream"):
+        failure = step.get("body") or _error_body("anthropic", int(step["error"]))
+        if step.get("text"):
+            text_block: dict[str, Any] = {"type": "text", "text": ""}
+            start_block = {"type": "content_block_start", "index": 0, "content_block": text_block}
+            events.append(start_block)
+            deltas = [{"type": "text_delta", "text": p} for p in _pieces(step["text"])]
+            events += [{"type": "content_block_delta", "index": 0, "delta": d} for d in deltas]
+        events.append(failure)
+        return [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events]
     for n, block in enumerate(_anthropic_blocks(step, index)):
         if block["type"] == "text":
             opened: dict[str, Any] = {"type": "text", "text": ""}
@@ -527,14 +581,17 @@ class StubLLM:
     def start(self) -> StubLLM:
         """Serve in a daemon thread and return self; requests are answered until `stop`."""
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"stub-llm-{self.port}", daemon=True
+            target=self._server.serve_forever,
+            args=(_POLL_S,),
+            name=f"stub-llm-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until `stop` is called from another thread."""
-        self._server.serve_forever()
+        self._server.serve_forever(_POLL_S)
 
     def stop(self) -> None:
         """Stop serving, wake requests sleeping in a ``delay_ms``, close socket and log."""
@@ -593,6 +650,12 @@ class StubLLM:
                 status = 200 if own else 404
             elif step is None:
                 status = 500
+            elif (
+                isinstance(body, dict)
+                and body.get("stream") is True
+                and step.get("error_in_stream")
+            ):
+                status = 200  # the error comes inside the event stream
             else:
                 status = int(step.get("error", 200))
             record: dict[str, Any] = {
@@ -605,6 +668,7 @@ class StubLLM:
                 "fingerprint": fingerprint({"path": path, "body": body}),
                 "step": step_index,
                 "status": status,
+                "answered": None,
             }
             if own:  # the control routes are not model traffic: not logged
                 return record, step, self._answered
@@ -615,13 +679,34 @@ class StubLLM:
             answered = self._answered
         return record, step, answered
 
+    def _settle(self, record: dict[str, Any], *, answered: bool) -> None:
+        """Record whether the reply reached the client (a second log line in the file)."""
+        with self._lock:
+            record["answered"] = answered
+            if self._log is not None:
+                self._log.write(json.dumps({"index": record["index"], "answered": answered}))
+                self._log.write("\n")
+                self._log.flush()
+
 
 _OWN_ROUTES = {("GET", "/_requests"), ("POST", "/_script")}
+_POLL_S = 0.02
+"""How often a delayed reply checks for a departed client, and `stop` for shutdown (s)."""
+
+
+def _peer_closed(connection: socket.socket) -> bool:
+    """Whether the client has closed its end (the whole request was read already)."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def _make_handler(stub: StubLLM) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "stub-llm/1"
+        _before_last: Callable[[], None] = staticmethod(lambda: None)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: the request log is the record
@@ -647,6 +732,29 @@ def _make_handler(stub: StubLLM) -> type[http.server.BaseHTTPRequestHandler]:
             path = self.path.split("?", 1)[0]
             headers = {k.lower(): v for k, v in self.headers.items()}
             record, step, answered = stub._receive(method, path, headers, body)
+            # Settled just before the reply's last bytes go out: a client holding a whole
+            # reply then always finds ``answered: true`` in the log, even if it reads the log
+            # right away. A write that fails after that settles it false again.
+            if (method, path) in _OWN_ROUTES:  # not logged, so nothing to settle
+                self._own_route(method, path, body, record["status"])
+                return
+            self._before_last = lambda: stub._settle(record, answered=True)
+            try:
+                self._route(method, path, body, record, step, answered)
+            except (BrokenPipeError, ConnectionResetError):
+                if record["answered"] is not False:
+                    stub._settle(record, answered=False)
+                raise
+
+        def _route(
+            self,
+            method: str,
+            path: str,
+            body: Any,
+            record: dict[str, Any],
+            step: dict[str, Any] | None,
+            answered: int,
+        ) -> None:
             api = record["api"]
             if api is None:
                 self._own_route(method, path, body, record["status"])
@@ -655,23 +763,30 @@ def _make_handler(stub: StubLLM) -> type[http.server.BaseHTTPRequestHandler]:
                 message = f"stub script exhausted after {answered} requests"
                 self._json(500, _error_body(api, 500, message))
                 return
-            delay_ms = step.get("delay_ms")
-            if delay_ms and stub._stopping.wait(delay_ms / 1000):
-                return
-            if "error" in step:
+            deadline = time.monotonic() + step.get("delay_ms", 0) / 1000
+            while True:  # sleep out delay_ms, watching for the client giving up meanwhile
+                if _peer_closed(self.connection):
+                    stub._settle(record, answered=False)  # timed out, killed: gone
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if stub._stopping.wait(min(left, _POLL_S)):
+                    return  # stopping: the request stays unsettled (answered null)
+            self._reply(api, step, body, record["index"])
+
+        def _reply(self, api: str, step: dict[str, Any], body: Any, index: int) -> None:
+            stream = isinstance(body, dict) and body.get("stream") is True
+            if "error" in step and not (stream and step.get("error_in_stream")):
                 status = int(step["error"])
                 extra = dict(step.get("headers", {}))
                 if step.get("retry_after") is not None:
                     extra["retry-after"] = str(step["retry_after"])
                 self._json(status, step.get("body") or _error_body(api, status), extra)
-                return
-            index = record["index"]
-            stream = isinstance(body, dict) and body.get("stream") is True
-            if api == "openai":
-                if stream:
-                    self._sse(_openai_sse(step, body, index))
-                else:
-                    self._json(200, _openai_json(step, body, index))
+            elif api == "openai" and stream:
+                self._sse(_openai_sse(step, body, index))
+            elif api == "openai":
+                self._json(200, _openai_json(step, body, index))
             elif stream:
                 self._sse(_anthropic_sse(step, body, index))
             else:
@@ -697,16 +812,20 @@ def _make_handler(stub: StubLLM) -> type[http.server.BaseHTTPRequestHandler]:
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(data[:-1])
+            self._before_last()
+            self.wfile.write(data[-1:])
 
         def _sse(self, events: list[bytes]) -> None:
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("cache-control", "no-cache")
             self.end_headers()
-            for event in events:
+            for event in events[:-1]:
                 self.wfile.write(event)
                 self.wfile.flush()
+            self._before_last()
+            self.wfile.write(events[-1])
 
     return Handler
 

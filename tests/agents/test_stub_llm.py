@@ -30,8 +30,9 @@ from pydantic_ai.exceptions import (
     ModelRateLimitError,
     ModelRequestRejectedError,
     ModelServerError,
+    ModelTimeoutError,
 )
-from pydantic_ai.messages import PartDeltaEvent, TextPartDelta
+from pydantic_ai.messages import PartDeltaEvent, PartStartEvent, TextPart, TextPartDelta
 from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.anthropic import AnthropicProvider
@@ -90,6 +91,15 @@ class EventLog:
     async def __call__(self, ctx: RunContext[Any], stream: AsyncIterable[AgentStreamEvent]) -> None:
         async for event in stream:
             self.events.append(event)
+
+    def text(self) -> str:
+        """The text streamed so far: the text parts' starts and their deltas."""
+        pieces = [
+            e.part.content
+            for e in self.events
+            if isinstance(e, PartStartEvent) and isinstance(e.part, TextPart)
+        ]
+        return "".join(pieces + self.text_deltas())
 
     def text_deltas(self) -> list[str]:
         return [
@@ -151,6 +161,7 @@ async def test_text_reply_comes_back_with_the_scripted_usage(
     assert result.usage.requests == 1
     [request] = stub_llm.requests
     assert (request["method"], request["path"], request["status"]) == ("POST", ROUTE[provider], 200)
+    assert request["answered"] is True
     assert request["body"]["stream"] is False
     assert request["body"]["model"] == f"{'gpt' if provider == 'openai' else 'claude'}-stub"
     assert "Be brief." in json.dumps(request["body"])
@@ -190,6 +201,7 @@ async def test_event_stream_handler_streams_the_reply(stub_llm: StubLLM, provide
 
     assert result.output == text
     assert len(events.text_deltas()) > 1
+    assert events.text() == text
     assert stub_llm.requests[0]["body"]["stream"] is True
 
 
@@ -424,6 +436,32 @@ async def test_an_exhausted_script_answers_500_naming_the_count(
     assert [r["status"] for r in stub_llm.requests] == [200, 500]
 
 
+@pytest.mark.parametrize(
+    ("provider", "status", "category"),
+    [
+        ("openai", 429, ModelRateLimitError),
+        ("anthropic", 429, ModelRateLimitError),
+        ("anthropic", 529, ModelOverloadedError),
+    ],
+)
+async def test_an_error_inside_the_stream_raises_with_in_stream_set(
+    stub_llm: StubLLM, provider: str, status: int, category: type[Exception]
+) -> None:
+    stub_llm.add({"error": status, "error_in_stream": True, "text": "Half an ans"})
+    events = EventLog()
+    agent = Agent(make_model(provider, stub_llm))
+
+    with pytest.raises(ModelHTTPError) as caught:
+        await agent.run("Hi.", event_stream_handler=events)
+
+    assert isinstance(caught.value, category)
+    assert caught.value.in_stream is True
+    assert caught.value.status_code == status
+    assert events.text() == "Half an ans"  # what came before the error was streamed
+    [request] = stub_llm.requests
+    assert (request["status"], request["answered"]) == (200, True)
+
+
 # ---------------------------------------------------------------------------- script modes
 
 
@@ -488,6 +526,27 @@ async def test_a_delayed_request_is_logged_before_it_is_answered(stub_llm: StubL
     assert results == ["late"]
 
 
+async def test_a_request_the_client_gave_up_on_is_logged_as_not_answered(
+    stub_llm: StubLLM,
+) -> None:
+    stub_llm.add({"text": "too late", "delay_ms": 60_000}, {"text": "in time"})
+    agent = Agent(make_model("openai", stub_llm))
+
+    with pytest.raises(ModelTimeoutError):
+        await agent.run("Hi.", model_settings={"timeout": 0.1, "max_retries": 0})
+    with anyio.fail_after(5):
+        while stub_llm.requests[0]["answered"] is None:
+            await anyio.sleep(0.02)
+    result = await agent.run("Hi.")
+
+    assert result.output == "in time"
+    first, second = stub_llm.requests
+    assert (first["answered"], second["answered"]) == (False, True)
+    assert first["fingerprint"] == second["fingerprint"]
+    assert duplicate_fingerprints(stub_llm.requests) == [first["fingerprint"]]
+    assert duplicate_fingerprints(stub_llm.requests, answered_only=True) == []
+
+
 # ---------------------------------------------------------------------------- as a process
 
 
@@ -540,3 +599,57 @@ async def test_the_stub_runs_as_a_process_and_logs_every_request(
     assert [(r["index"], r["step"], r["status"]) for r in logged] == [(0, 0, 200), (1, 1, 200)]
     assert tool_results("openai", logged[1]["body"]) == [("c1", "3")]
     assert duplicate_fingerprints(logged) == []
+
+
+CLIENT = """
+import sys, urllib.request
+headers = {"content-type": "application/json"}
+urllib.request.urlopen(urllib.request.Request(sys.argv[1], sys.argv[2].encode(), headers))
+"""
+"""A client process: POST argv[2] (JSON text) to argv[1]."""
+
+
+def post_json(url: str, body: Any) -> Any:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+async def test_a_client_killed_mid_request_leaves_an_unanswered_line_in_the_log(
+    stub_llm_script: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"text": "slow", "delay_ms": 60_000}, {"text": "fast"}]))
+    log = tmp_path / "requests.ndjson"
+    argv = [sys.executable, str(stub_llm_script), "--script", str(script), "--log", str(log)]
+    stub = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert stub.stdout is not None
+        url = stub.stdout.readline().split()[-1] + "/v1/messages"
+        body = {
+            "model": "claude-stub",
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": "Hi."}],
+        }
+        client = subprocess.Popen([sys.executable, "-c", CLIENT, url, json.dumps(body)])
+        with anyio.fail_after(10):
+            while not (log.exists() and read_log(log)):
+                await anyio.sleep(0.02)
+            client.send_signal(signal.SIGKILL)
+            client.wait()
+            while read_log(log)[0]["answered"] is None:
+                await anyio.sleep(0.02)
+        resent = post_json(url, body)  # the resumed client sends the same request again
+    finally:
+        stub.send_signal(signal.SIGKILL)
+        stub.wait(timeout=10)
+        if stub.stdout is not None:
+            stub.stdout.close()
+
+    assert resent["content"] == [{"type": "text", "text": "fast"}]
+    killed, again = read_log(log)
+    assert (killed["step"], killed["answered"]) == (0, False)
+    assert (again["step"], again["answered"]) == (1, True)
+    assert duplicate_fingerprints([killed, again], answered_only=True) == []
+    assert duplicate_fingerprints([killed, again]) == [killed["fingerprint"]]
