@@ -10,11 +10,14 @@ them) cannot tell it from the real thing:
 - ``POST /v1/messages``: Anthropic messages, JSON or SSE (``message_start``,
   ``content_block_start/delta/stop``, ``message_delta``, ``message_stop``);
 - ``GET /_requests``: the request log as a JSON list; ``POST /_script``: append steps
-  (a JSON list) to the script of a running server.
+  (a JSON list) to the script of a running server. Any other route (e.g. OpenAI's
+  ``/v1/responses``, not served) gets a logged 404.
 
 Replies are scripted. A script is one list of steps shared by both routes, consumed one
 step per model request (an SDK retry is a request too, and takes a step). A step is a
-dict, or, in-process only, a function ``(request_body) -> step dict``:
+dict, or, in-process only, a function ``(request_body) -> step dict`` (called, with the
+stub's lock held, whenever it is the next candidate step; if it raises, the request gets
+a 500 naming the exception):
 
 - ``{"text": "..."}``: an assistant text reply;
 - ``{"tool_calls": [{"name": "add", "arguments": {"a": 1}, "id": "call_1"}]}``: the model
@@ -25,7 +28,8 @@ dict, or, in-process only, a function ``(request_body) -> step dict``:
 - ``{"error": 429, "retry_after": "1", "body": {...}, "headers": {...}}``: an HTTP error
   with the provider's error body (OpenAI ``{"error": {"message", "type", "param",
   "code"}}``, Anthropic ``{"type": "error", "error": {"type", "message"}}``; ``body``
-  replaces it whole) and a ``retry-after`` header when ``retry_after`` is given;
+  replaces it whole; ``message`` replaces only its message), a ``retry-after`` header
+  when ``retry_after`` is given, and any ``headers`` (e.g. ``{"retry-after-ms": "5"}``);
 - ``"usage": {"input": 10, "output": 5, "cache_read": 0, "cache_write": 0}`` on a reply
   overrides the default usage (``DEFAULT_USAGE``);
 - ``"delay_ms": N`` on any step sleeps N ms before answering (the request is logged on
@@ -365,7 +369,7 @@ def _openai_sse(step: Mapping[str, Any], body: Mapping[str, Any], index: int) ->
     if step.get("text"):
         chunks += [chunk({"content": piece}) for piece in _pieces(step["text"])]
     if step.get("error_in_stream"):
-        failure = step.get("body") or _error_body("openai", int(step["error"]))
+        failure = step.get("body") or _error_body("openai", int(step["error"]), step.get("message"))
         return [b"data: " + json.dumps(c).encode() + b"\n\n" for c in [*chunks, failure]]
     for n, call in enumerate(calls):
         head = {"index": n, "id": call["id"], "type": "function"}
@@ -432,7 +436,8 @@ def _anthropic_sse(step: Mapping[str, Any], body: Mapping[str, Any], index: int)
     start["usage"] = {**start["usage"], "output_tokens": 1}
     events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
     if step.get("error_in_stream"):
-        failure = step.get("body") or _error_body("anthropic", int(step["error"]))
+        status = int(step["error"])
+        failure = step.get("body") or _error_body("anthropic", status, step.get("message"))
         if step.get("text"):
             text_block: dict[str, Any] = {"type": "text", "text": ""}
             start_block = {"type": "content_block_start", "index": 0, "content_block": text_block}
@@ -622,7 +627,10 @@ class StubLLM:
         for i, step in enumerate(self._steps):
             if i in self._used:
                 continue
-            resolved = step(body) if callable(step) else step
+            try:
+                resolved = step(body) if callable(step) else step
+            except Exception as exc:  # a test's bug: answer it, don't drop the connection
+                resolved = {"error": 500, "message": f"stub step {i} raised {exc!r}"}
             guard = resolved.get("when_last_user_contains")
             if guard is not None and guard not in text:
                 continue
@@ -782,7 +790,8 @@ def _make_handler(stub: StubLLM) -> type[http.server.BaseHTTPRequestHandler]:
                 extra = dict(step.get("headers", {}))
                 if step.get("retry_after") is not None:
                     extra["retry-after"] = str(step["retry_after"])
-                self._json(status, step.get("body") or _error_body(api, status), extra)
+                failure = step.get("body") or _error_body(api, status, step.get("message"))
+                self._json(status, failure, extra)
             elif api == "openai" and stream:
                 self._sse(_openai_sse(step, body, index))
             elif api == "openai":

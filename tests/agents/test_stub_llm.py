@@ -494,6 +494,19 @@ async def test_a_function_step_answers_from_the_request(stub_llm: StubLLM) -> No
     assert result.output == "You sent 1 message(s)."
 
 
+async def test_a_function_step_that_raises_answers_500_naming_the_error(
+    stub_llm: StubLLM,
+) -> None:
+    def broken(body: dict[str, Any]) -> dict[str, Any]:
+        raise KeyError("no such field")
+
+    stub_llm.add(broken)
+    agent = Agent(make_model("anthropic", stub_llm, sdk_max_retries=0))
+
+    with pytest.raises(ModelServerError, match=r"stub step 0 raised KeyError\('no such field'\)"):
+        await agent.run("Hi.")
+
+
 async def test_fingerprints_spot_the_same_request_sent_twice(stub_llm: StubLLM) -> None:
     stub_llm.add({"text": "a"}, {"text": "b"}, {"text": "c"})
     agent = Agent(make_model("openai", stub_llm))
