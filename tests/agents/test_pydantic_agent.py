@@ -620,3 +620,203 @@ def test_importing_smithers_agents_does_not_import_pydantic_ai() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------------------- in a run
+
+
+async def test_an_agent_task_with_a_pydantic_ai_agent_records_its_conversation(
+    tmp_path: Path,
+) -> None:
+    from smithers.eventstore import SQLiteEventStore, decode_event
+
+    from smithers import Task, run_workflow, workflow
+
+    (tmp_path / "notes.txt").write_text("Quarterly notes\nAll good\n", encoding="utf-8")
+    calls: list[int] = []
+    model_agent = PydanticAgent(summarising_model(calls))
+
+    @workflow("summarise")
+    def summarise(ctx: Any) -> Any:
+        return Task(
+            "t", output=Summary, agent=model_agent, prompt="Summarise notes.txt", tools=["read"]
+        )
+
+    db = tmp_path / "smithers.db"
+    result = await run_workflow(summarise, db=db, root_dir=tmp_path)
+
+    assert result.status == "finished", result.error
+    assert result.outputs == {"t": {"title": "Quarterly notes", "lines": 2}}
+    assert calls == [1, 3]
+    store = await SQLiteEventStore.open(db, create=False)
+    try:
+        rows = await store.read(result.run_id)
+    finally:
+        await store.close()
+    events = [decode_event(r.type, r.data) for r in rows]
+    node = [e for e in events if getattr(e, "node_id", None) == "t"]
+    kinds = [
+        type(e).__name__ + (":" + decode_json(e.event)["type"] if isinstance(e, AgentEvent) else "")
+        for e in node
+    ]
+    agent_part = [k for k in kinds if k.startswith(("AgentEvent", "Tool", "TokenUsage"))]
+    assert agent_part == [
+        "AgentEvent:start",
+        "AgentEvent:request",
+        "AgentEvent:response",
+        "TokenUsageReported",
+        "ToolCallStarted",
+        "ToolCallFinished",
+        "AgentEvent:request",
+        "AgentEvent:response",
+        "TokenUsageReported",
+        "AgentEvent:output",
+    ]
+    assert kinds.index("NodeStarted") < kinds.index("AgentEvent:start")
+    assert kinds[-1] == "NodeFinished"
+    start = decode_json(next(e for e in node if isinstance(e, AgentEvent)).event)
+    assert start["agent"] == "pydantic-ai:summariser"
+    assert {e.engine for e in node if isinstance(e, AgentEvent)} == {"pydantic-ai"}
+    usage = [e for e in node if isinstance(e, TokenUsageReported)]
+    assert [(u.agent, u.input_tokens) for u in usage] == [
+        ("pydantic-ai:summariser", 50),
+        ("pydantic-ai:summariser", 80),
+    ]
+    tool = next(e for e in node if isinstance(e, ToolCallFinished))
+    assert (tool.tool_name, tool.call_id, tool.status) == ("read", "call-read", "success")
+
+
+# ---------------------------------------------------------------------------- a real HTTP API
+
+
+class _ChatStub:
+    """A tiny OpenAI chat-completions server on 127.0.0.1 (a thread), counting requests.
+
+    Model ``"limited"`` answers 429 with ``retry-after: 3``; any other model streams
+    `CHUNKS` as the reply, then usage.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        stub = self
+        self.requests: list[dict[str, Any]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.requests.append({"path": self.path, **body})
+                if body["model"] == "limited":
+                    payload = {
+                        "error": {
+                            "message": "Rate limit reached for requests",
+                            "type": "requests",
+                            "code": "rate_limit_exceeded",
+                        }
+                    }
+                    self._send(429, json.dumps(payload).encode(), "application/json", 3)
+                    return
+                self._send(200, self._sse(body["model"]), "text/event-stream")
+
+            def _sse(self, model: str) -> bytes:
+                def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+                    data = {
+                        "id": "chatcmpl-1",
+                        "object": "chat.completion.chunk",
+                        "created": 1_700_000_000,
+                        "model": model,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                        **extra,
+                    }
+                    return f"data: {json.dumps(data)}\n\n"
+
+                parts = [chunk({"role": "assistant", "content": ""})]
+                parts += [chunk({"content": c}) for c in CHUNKS]
+                usage = {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}
+                parts.append(chunk({}, "stop", usage=usage))
+                parts.append("data: [DONE]\n\n")
+                return "".join(parts).encode()
+
+            def _send(self, status: int, data: bytes, kind: str, retry_s: int = 0) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                if retry_s:
+                    self.send_header("retry-after", str(retry_s))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def chat_stub() -> Any:
+    stub = _ChatStub()
+    yield stub
+    stub.close()
+
+
+async def test_openai_streams_text_and_usage_from_a_real_http_api(
+    root: Path, chat_stub: _ChatStub
+) -> None:
+    agent = openai("gpt-x", api_key="sk-test", base_url=chat_stub.base_url)
+    rec = Recorder()
+
+    result = await agent.generate(make_request(root, agent, rec, output=dict, tools=()))
+
+    assert result.text == "".join(CHUNKS)
+    assert result.finish_reason == "stop"
+    assert [r["path"] for r in chat_stub.requests] == ["/v1/chat/completions"]
+    assert chat_stub.requests[0]["stream"] is True
+    assert "".join(e.text for e in rec.events if isinstance(e, NodeOutput)) == "".join(CHUNKS)
+    (usage,) = [e for e in rec.events if isinstance(e, TokenUsageReported)]
+    assert (usage.agent, usage.model, usage.input_tokens, usage.output_tokens) == (
+        "openai:gpt-x",
+        "gpt-x",
+        11,
+        5,
+    )
+
+
+async def test_openai_rate_limit_is_not_retried_by_the_sdk_and_keeps_retry_after(
+    root: Path, chat_stub: _ChatStub
+) -> None:
+    agent = openai("limited", api_key="sk-test", base_url=chat_stub.base_url)
+
+    with pytest.raises(AgentRateLimitedError, match="Rate limit reached") as info:
+        await agent.generate(make_request(root, agent, Recorder(), output=dict, tools=()))
+
+    assert len(chat_stub.requests) == 1  # max_retries=0: the engine retries, in the log
+    assert info.value.retry_after_ms == 3_000
+    assert info.value.details["agentEngine"] == "openai"
+    assert info.value.details["agentModel"] == "limited"
+
+
+async def test_openai_agent_serves_a_second_call_after_the_first(
+    root: Path, chat_stub: _ChatStub
+) -> None:
+    agent = openai("gpt-x", api_key="sk-test", base_url=chat_stub.base_url)
+    first = await agent.generate(make_request(root, agent, Recorder(), output=dict, tools=()))
+    again = make_request(
+        root, agent, Recorder(), output=dict, tools=(), prompt="again", messages=first.messages
+    )
+
+    second = await agent.generate(again)
+
+    assert second.text == "".join(CHUNKS)
+    assert len(chat_stub.requests) == 2
+    sent = [m["content"] for m in chat_stub.requests[1]["messages"] if m["role"] == "user"]
+    assert sent[-1] == "again"
+    assert len(sent) == 2
