@@ -15,7 +15,7 @@ the Pydantic AI adapter (`PydanticAIAgent`, imported lazily):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing
 
 from ._journal import AgentJournal as AgentJournal
 from ._journal import fingerprint as fingerprint
@@ -54,7 +54,7 @@ from .errors import AgentQuotaExceededError as AgentQuotaExceededError
 from .errors import AgentRateLimitedError as AgentRateLimitedError
 from .errors import AgentRpcFileArgsError as AgentRpcFileArgsError
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from ._pydantic import PydanticAIAgent as PydanticAIAgent
     from ._pydantic import anthropic as anthropic
     from ._pydantic import openai as openai
@@ -102,7 +102,7 @@ __all__ = (
 _PYDANTIC_AI_NAMES = frozenset({"PydanticAIAgent", "openai", "anthropic"})
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     """`PydanticAIAgent`, `openai`, `anthropic`: imported on first use (need pydantic_ai).
 
     Raises:
