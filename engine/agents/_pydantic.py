@@ -88,6 +88,7 @@ if TYPE_CHECKING:
     from pydantic_ai.capabilities import ValidatedToolArgs, WrapToolExecuteHandler
     from pydantic_ai.messages import ModelMessage, ToolCallPart
     from pydantic_ai.models import ModelRequestParameters, StreamedResponse
+    from pydantic_ai.models._request_timeout import RequestDeadline
     from pydantic_ai.settings import ModelSettings
     from pydantic_ai.tools import RunContext, ToolDefinition
 
@@ -169,6 +170,16 @@ class _JournaledModel(WrapperModel):
             _RESPONSE.dump_python(response, mode="json"),
             usage=_usage_of(response, self.model_name),
         )
+
+    def _start_request_deadline(
+        self, model_settings: ModelSettings | None, *, stream: bool
+    ) -> RequestDeadline | None:
+        # The one non-public hook used, as every durable integration of Pydantic AI
+        # (DBOS, Temporal, Prefect) overrides it: the stream is drained inside
+        # `request_stream` before the agent sees it, so the agent's side of a streamed
+        # request keeps `request_timeout` but not `first_event_timeout` (which would
+        # otherwise bound the whole reply).
+        return super()._start_request_deadline(model_settings, stream=False)
 
     async def request(
         self,
@@ -328,6 +339,8 @@ def _error_of(e: BaseException, agent: PydanticAIAgent, request: AgentRequest) -
             if headers is None:
                 response = getattr(e.__cause__, "response", None)
                 headers = getattr(response, "headers", None)
+        if headers is None and e.retry_after is not None:  # e.g. Google's retryDelay
+            headers = {"retry-after-ms": str(round(e.retry_after * 1000))}
         if body is None:
             body = {
                 "error": {
