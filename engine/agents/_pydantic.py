@@ -36,7 +36,15 @@ Decisions:
   ``cache_write_tokens`` and ``output_reasoning_tokens``; a zero cache or reasoning
   count is recorded as "not reported" (None).
 - A replayed streamed response yields no stream events: its text was recorded as
-  ``NodeOutput`` by the attempt that paid for it.
+  ``NodeOutput`` by the attempt that paid for it. A live one is drained inside the
+  journaled model (as the durable integrations do), so ``first_event_timeout`` is not
+  enforced on it; the task's heartbeat timeout catches a silent provider.
+- Output: the task's schema is asked for natively, as ``StructuredDict`` (Pydantic AI's
+  output tool). A schema ``StructuredDict`` refuses (recursive) and ``dict`` outputs
+  fall back to text with the prompt contract (`AgentRequest.instructions`) appended; an
+  agent's own ``output_type`` (not ``str``) is kept and its output dumped to JSON.
+- An agent's own tool result is recorded as JSON; a replayed call returns that JSON
+  (the same value for JSON results; e.g. a dict for a Pydantic model).
 
 Pydantic AI is an optional dependency (``pip install 'smithers-py[ai]'``): only this
 module imports it, and it is imported lazily (`as_agent`, ``smithers.agents``).

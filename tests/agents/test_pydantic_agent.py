@@ -469,6 +469,56 @@ async def test_a_streamed_structured_output_is_recorded_whole(root: Path) -> Non
     assert response["response"]["parts"][0]["tool_call_id"] == "o1"
 
 
+class Node(msgspec.Struct):
+    value: int
+    children: list[Node] = []
+
+
+class Tree(msgspec.Struct):
+    root: Node
+
+
+async def test_a_recursive_schema_falls_back_to_text_with_the_prompt_contract(
+    root: Path,
+) -> None:
+    seen: list[AgentInfo] = []
+    prompts: list[str] = []
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        seen.append(info)
+        prompts.append(str(messages[0].parts[-1].content))
+        return ModelResponse(parts=[TextPart('{"root": {"value": 1}}')])
+
+    agent = PydanticAIAgent(PydanticAgent(FunctionModel(respond)))
+    result = await agent.generate(make_request(root, agent, Recorder(), output=Tree, tools=()))
+
+    assert result.text == '{"root": {"value": 1}}'
+    assert result.output is None
+    assert seen[0].output_tools == []
+    assert seen[0].allow_text_output
+    assert '"Node"' in prompts[0]
+    assert "Reply with a single JSON object" in prompts[0]
+
+
+async def test_the_agents_own_output_type_is_kept_and_dumped_to_json(root: Path) -> None:
+    from pydantic import BaseModel
+
+    class Verdict(BaseModel):
+        title: str
+        lines: int
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        (tool,) = info.output_tools
+        assert set(tool.parameters_json_schema["properties"]) == {"title", "lines"}
+        args = {"title": "own", "lines": 5}
+        return ModelResponse(parts=[ToolCallPart(tool.name, args)])
+
+    agent = PydanticAIAgent(PydanticAgent(FunctionModel(respond), output_type=Verdict))
+    result = await agent.generate(make_request(root, agent, Recorder(), tools=()))
+
+    assert result.output == {"title": "own", "lines": 5}
+
+
 # ---------------------------------------------------------------------------- repair turns
 
 
