@@ -870,3 +870,54 @@ async def test_openai_agent_serves_a_second_call_after_the_first(
     sent = [m["content"] for m in chat_stub.requests[1]["messages"] if m["role"] == "user"]
     assert sent[-1] == "again"
     assert len(sent) == 2
+
+
+async def test_a_retry_after_a_provider_failure_replays_the_paid_part_of_the_conversation(
+    tmp_path: Path,
+) -> None:
+    from smithers.eventstore import SQLiteEventStore, decode_event
+
+    from smithers import Backoff, Task, run_workflow, workflow
+
+    (tmp_path / "notes.txt").write_text("Quarterly notes\nAll good\n", encoding="utf-8")
+    calls: list[int] = []
+    inner = summarising_model([]).function
+    assert inner is not None
+
+    def flaky(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        calls.append(len(messages))
+        if calls == [1, 3]:  # the second request of the first attempt
+            raise ModelHTTPError(503, "summariser", {"error": {"message": "overloaded"}})
+        return inner(messages, info)
+
+    model_agent = PydanticAgent(FunctionModel(flaky, model_name="summariser"))
+
+    @workflow("flaky")
+    def wf(ctx: Any) -> Any:
+        return Task(
+            "t",
+            output=Summary,
+            agent=model_agent,
+            prompt="Summarise notes.txt",
+            tools=["read"],
+            backoff=Backoff(kind="fixed", initial_ms=0),
+        )
+
+    db = tmp_path / "smithers.db"
+    result = await run_workflow(wf, db=db, root_dir=tmp_path)
+
+    assert result.status == "finished", result.error
+    assert result.outputs == {"t": {"title": "Quarterly notes", "lines": 2}}
+    assert calls == [1, 3, 3]  # the retry asked only for the failed request
+    store = await SQLiteEventStore.open(db, create=False)
+    try:
+        events = [decode_event(r.type, r.data) for r in await store.read(result.run_id)]
+    finally:
+        await store.close()
+    assert len([e for e in events if isinstance(e, ToolCallStarted)]) == 1
+    replayed = [
+        (e.attempt, decode_json(e.event))
+        for e in events
+        if isinstance(e, AgentEvent) and decode_json(e.event)["type"] == "replayed"
+    ]
+    assert replayed == [(2, {"type": "replayed", "responses": 1, "toolResults": 1})]
