@@ -9,12 +9,16 @@ replays what was recorded instead of paying for it again::
     from smithers import Task, agents
 
     Task("triage", output=Triage, agent=agents.openai("gpt-4o-mini"), prompt="...")
-    Task("triage", output=Triage, agent=pydantic_ai.Agent("anthropic:claude-sonnet-4-5"), ...)
+    Task("triage", output=Triage, agent=pydantic_ai.Agent(model, tools=[...]), prompt="...")
 
 `PydanticAIAgent`, `openai` and `anthropic` need Pydantic AI
 (``pip install 'smithers-py[ai]'``); they are imported on first use, so
 ``import smithers.agents`` does not import it. `openai`/`anthropic` read their API key
-(``OPENAI_API_KEY``/``ANTHROPIC_API_KEY``) only when the task runs.
+(``OPENAI_API_KEY``/``ANTHROPIC_API_KEY``) only when the task runs, so a workflow using
+them can be listed and graphed without keys (a ``pydantic_ai.Agent("openai:...")``
+built from a model string asks for its key when it is built). Both set the SDK's own
+retries to 0: the engine retries, visibly in the run's log, after the provider's
+``retry-after``.
 
 Provider failures surface as the ``AGENT_*`` errors below (`AgentRateLimitedError`,
 `AgentProviderError`, `AgentQuotaExceededError`, `AgentConfigInvalidError`, ...), all
