@@ -740,10 +740,10 @@ async def test_an_agent_task_with_a_pydantic_ai_agent_records_its_conversation(
 
 
 class _ChatStub:
-    """A tiny OpenAI chat-completions server on 127.0.0.1 (a thread), counting requests.
+    """A tiny OpenAI/Anthropic server on 127.0.0.1 (a thread), counting requests.
 
-    Model ``"limited"`` answers 429 with ``retry-after: 3``; any other model streams
-    `CHUNKS` as the reply, then usage.
+    Model ``"limited"`` answers 429 with ``retry-after: 3`` (in the API's error shape);
+    any other model streams `CHUNKS` as an OpenAI chat completion, then usage.
     """
 
     def __init__(self) -> None:
@@ -761,13 +761,12 @@ class _ChatStub:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stub.requests.append({"path": self.path, **body})
                 if body["model"] == "limited":
-                    payload = {
-                        "error": {
-                            "message": "Rate limit reached for requests",
-                            "type": "requests",
-                            "code": "rate_limit_exceeded",
-                        }
-                    }
+                    message = "Rate limit reached for requests"
+                    payload: dict[str, Any] = (
+                        {"type": "error", "error": {"type": "rate_limit_error", "message": message}}
+                        if self.path.endswith("/messages")  # Anthropic
+                        else {"error": {"message": message, "code": "rate_limit_exceeded"}}
+                    )
                     self._send(429, json.dumps(payload).encode(), "application/json", 3)
                     return
                 self._send(200, self._sse(body["model"]), "text/event-stream")
@@ -840,17 +839,21 @@ async def test_openai_streams_text_and_usage_from_a_real_http_api(
     )
 
 
-async def test_openai_rate_limit_is_not_retried_by_the_sdk_and_keeps_retry_after(
-    root: Path, chat_stub: _ChatStub
+@pytest.mark.parametrize(
+    ("factory", "path"), [(openai, "/v1/chat/completions"), (anthropic, "/v1/messages")]
+)
+async def test_a_rate_limit_is_not_retried_by_the_sdk_and_keeps_retry_after(
+    root: Path, chat_stub: _ChatStub, factory: Any, path: str
 ) -> None:
-    agent = openai("limited", api_key="sk-test", base_url=chat_stub.base_url)
+    base_url = chat_stub.base_url.removesuffix("/v1") if factory is anthropic else None
+    agent = factory("limited", api_key="sk-test", base_url=base_url or chat_stub.base_url)
 
     with pytest.raises(AgentRateLimitedError, match="Rate limit reached") as info:
         await agent.generate(make_request(root, agent, Recorder(), output=dict, tools=()))
 
-    assert len(chat_stub.requests) == 1  # max_retries=0: the engine retries, in the log
+    assert [r["path"] for r in chat_stub.requests] == [path]  # the SDK did not retry
     assert info.value.retry_after_ms == 3_000
-    assert info.value.details["agentEngine"] == "openai"
+    assert info.value.details["agentEngine"] == factory.__name__
     assert info.value.details["agentModel"] == "limited"
 
 
