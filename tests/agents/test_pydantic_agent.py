@@ -519,6 +519,40 @@ async def test_the_agents_own_output_type_is_kept_and_dumped_to_json(root: Path)
     assert result.output == {"title": "own", "lines": 5}
 
 
+async def test_cancelling_a_streamed_request_propagates_and_records_no_response(
+    root: Path,
+) -> None:
+    import anyio
+
+    streaming = anyio.Event()
+
+    async def hang(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        yield "partial "
+        streaming.set()
+        await anyio.Event().wait()  # a provider that never finishes
+        yield "never"
+
+    agent = PydanticAIAgent(PydanticAgent(FunctionModel(stream_function=hang)))
+    rec = Recorder()
+    request = make_request(root, agent, rec, output=dict, tools=())
+    finished: list[AgentResult] = []
+
+    async with anyio.create_task_group() as tg:
+
+        async def run() -> None:
+            finished.append(await agent.generate(request))
+
+        tg.start_soon(run)
+        await streaming.wait()
+        tg.cancel_scope.cancel()
+
+    assert tg.cancel_scope.cancelled_caught
+    assert finished == []
+    request.journal.close()
+    assert [k for k in rec.kinds() if k.startswith("AgentEvent")] == ["AgentEvent:request"]
+    assert [e.text for e in rec.events if isinstance(e, NodeOutput)] == ["partial "]
+
+
 # ---------------------------------------------------------------------------- repair turns
 
 
