@@ -22,6 +22,7 @@ PACKAGES = (
     *(f"smithers.{layer}" for layer in LAYERS),
     "smithers.engine.tools",
     "smithers.tools",
+    "smithers.agents",
 )
 
 CONTRACT_NAMES = (  # DESIGN §12

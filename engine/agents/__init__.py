@@ -15,6 +15,8 @@ the Pydantic AI adapter (`PydanticAIAgent`, imported lazily):
 
 from __future__ import annotations
 
+import typing
+
 from ._journal import AgentJournal as AgentJournal
 from ._journal import fingerprint as fingerprint
 from ._protocol import DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS as DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS
@@ -51,6 +53,11 @@ from .errors import AgentProviderError as AgentProviderError
 from .errors import AgentQuotaExceededError as AgentQuotaExceededError
 from .errors import AgentRateLimitedError as AgentRateLimitedError
 from .errors import AgentRpcFileArgsError as AgentRpcFileArgsError
+
+if typing.TYPE_CHECKING:
+    from ._pydantic import PydanticAIAgent as PydanticAIAgent
+    from ._pydantic import anthropic as anthropic
+    from ._pydantic import openai as openai
 
 __all__ = (
     "DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS",
@@ -90,3 +97,24 @@ __all__ = (
     "AgentRateLimitedError",
     "AgentProviderError",
 )
+
+
+_PYDANTIC_AI_NAMES = frozenset({"PydanticAIAgent", "openai", "anthropic"})
+
+
+def __getattr__(name: str) -> typing.Any:
+    """`PydanticAIAgent`, `openai`, `anthropic`: imported on first use (need pydantic_ai).
+
+    Raises:
+        ImportError: if Pydantic AI is not installed (``pip install 'smithers-py[ai]'``).
+        AttributeError: for any other unknown name.
+    """
+    if name in _PYDANTIC_AI_NAMES:
+        try:
+            from . import _pydantic
+        except ModuleNotFoundError as e:
+            raise ImportError(
+                f"smithers.engine.agents.{name} needs Pydantic AI: pip install 'smithers-py[ai]'"
+            ) from e
+        return getattr(_pydantic, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,1 @@
+../../smithers/agents.py
