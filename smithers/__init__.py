@@ -10,6 +10,7 @@ The public facade: re-exports only (DESIGN §2, §12)::
 
 from __future__ import annotations
 
+from smithers import agents as agents
 from smithers import tools as tools
 from smithers.engine import SMITHERS_VERSION as __version__
 from smithers.engine import Approval as Approval
@@ -102,6 +103,7 @@ __all__ = (
     "state_at",
     "supervise",
     "timeline",
+    "agents",
     "tools",
     "workflow",
 )

@@ -64,7 +64,22 @@ def check_comments(code: str, printed: list[str]) -> None:
 
 
 def test_every_python_block_names_its_file() -> None:
-    assert set(readme_files()) == {"count.py", "flows/checked.py", "debug.py", "wait.py"}
+    assert set(readme_files()) == {
+        "count.py",
+        "flows/checked.py",
+        "debug.py",
+        "wait.py",
+        "agent.py",
+    }
+
+
+def test_the_agents_example(tmp_path: Path) -> None:
+    printed = run_program(tmp_path, "agent.py")
+    check_comments(readme_files()["agent.py"], printed)
+    assert printed == [
+        "finished python",
+        "['AgentEvent', 'ToolCallFinished', 'AgentEvent']",
+    ]
 
 
 def test_the_runs_that_wait_example(tmp_path: Path) -> None:
