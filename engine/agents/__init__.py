@@ -55,9 +55,9 @@ from .errors import AgentRateLimitedError as AgentRateLimitedError
 from .errors import AgentRpcFileArgsError as AgentRpcFileArgsError
 
 if typing.TYPE_CHECKING:
+    from ._providers import anthropic as anthropic
+    from ._providers import openai as openai
     from ._pydantic import PydanticAIAgent as PydanticAIAgent
-    from ._pydantic import anthropic as anthropic
-    from ._pydantic import openai as openai
 
 __all__ = (
     "DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS",
@@ -111,10 +111,10 @@ def __getattr__(name: str) -> typing.Any:
     """
     if name in _PYDANTIC_AI_NAMES:
         try:
-            from . import _pydantic
+            from . import _providers, _pydantic
         except ModuleNotFoundError as e:
             raise ImportError(
                 f"smithers.engine.agents.{name} needs Pydantic AI: pip install 'smithers-py[ai]'"
             ) from e
-        return getattr(_pydantic, name)
+        return getattr(_pydantic if name == "PydanticAIAgent" else _providers, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
