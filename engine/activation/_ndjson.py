@@ -34,6 +34,7 @@ _CHUNK = 65_536
 """Bytes read at a time when the file is searched backwards."""
 _SEQ_PREFIX = b'{"seq":'
 _TYPE_PREFIX = b'"type":"'
+_TOOL_CALL_PREFIX = b'{"type":"ToolCall'
 
 
 def default_log_dir(db_path: str | os.PathLike[str], run_id: str) -> Path:
@@ -59,8 +60,13 @@ def ndjson_line(event_json: bytes, seq: int) -> bytes:
         seq: The event's seq in its run.
 
     Returns:
-        ``{"seq":<seq>,"type":…}`` and a newline.
+        ``{"seq":<seq>,"type":…}`` and a newline. A tool call's own counter
+        (``ToolCallStarted``/``ToolCallFinished.seq``) is shown as ``callSeq``, so
+        ``seq`` is always the log's.
     """
+    if event_json.startswith(_TOOL_CALL_PREFIX):
+        # Its first "seq" key is the event's own (fields before it are strings and ints).
+        event_json = event_json.replace(b'"seq":', b'"callSeq":', 1)
     return _SEQ_PREFIX + str(seq).encode() + b"," + event_json[1:] + b"\n"
 
 

@@ -374,8 +374,10 @@ def event_to_json(stored: StoredEvent, event: Event | None = None) -> dict[str, 
 
     The shape is ``{"seq", "type", "runId", "timestampMs", ...fields}``, the same as
     the lines of ``stream.ndjson``. It is decoded from the stored bytes, so fields
-    written by a newer version are kept. An ``error`` field is given the one error
-    shape of every ``--json`` output (`error_info_to_json`: every key present).
+    written by a newer version are kept. ``seq`` is the log's: a tool call's own
+    counter (``ToolCallStarted``/``ToolCallFinished.seq``) is shown as ``callSeq``.
+    An ``error`` field is given the one error shape of every ``--json`` output
+    (`error_info_to_json`: every key present).
 
     Args:
         stored: The stored envelope (its `data` and `seq` are used).
@@ -395,4 +397,6 @@ def event_to_json(stored: StoredEvent, event: Event | None = None) -> dict[str, 
     error = body.get("error")
     if isinstance(error, dict):  # the one error shape of every --json output
         body["error"] = error_info_to_json(error)
+    if "seq" in body:  # a tool call's own counter: `seq` is the log's (as stream.ndjson)
+        body = {("callSeq" if k == "seq" else k): v for k, v in body.items()}
     return {"seq": stored.seq, **body}

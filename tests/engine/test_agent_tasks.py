@@ -473,3 +473,33 @@ async def test_an_agent_that_returns_no_agent_result_fails_clearly(db: Path) -> 
     (failed,) = await _events(result.run_id, db, NodeFailed)
     assert failed.error.code == "AGENT_CONFIG_INVALID"
     assert "not an AgentResult" in failed.error.message
+
+
+async def test_tool_events_keep_the_logs_seq_in_json_views(db: Path, tmp_path: Path) -> None:
+    from smithers.engine import event_to_json
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.txt").write_text("alpha")
+
+    class OneRead:
+        async def generate(self, request: AgentRequest) -> AgentResult:
+            await request.call_tool("read", {"path": "a.txt"}, call_id="r1")
+            return AgentResult(output={"label": "a", "priority": 1})
+
+    @workflow("seqs")
+    def flow(ctx: Any) -> Any:
+        return Task("t", output=Triage, agent=OneRead(), prompt="p", tools=["read"])
+
+    with anyio.fail_after(10):
+        result = await run_workflow(flow, db=db, root_dir=root)
+
+    rows = await read_events(result.run_id, db=db)
+    views = [event_to_json(stored) for stored, _ in rows]
+    assert [v["seq"] for v in views] == list(range(1, len(views) + 1))
+    tool_views = [v for v in views if v["type"].startswith("ToolCall")]
+    assert [v["callSeq"] for v in tool_views] == [1, 1]
+    lines = (db.parent / "executions" / result.run_id / "logs" / "stream.ndjson").read_text()
+    mirrored = [msgspec.json.decode(line) for line in lines.splitlines()]
+    assert [m["seq"] for m in mirrored] == list(range(1, len(views) + 1))
+    assert [m["callSeq"] for m in mirrored if m["type"].startswith("ToolCall")] == [1, 1]
