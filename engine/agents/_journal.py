@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ._protocol import AgentUsage
 
 __all__ = (
+    "LIVENESS_BEAT_MS",
     "TEXT_COALESCE_CHARS",
     "TEXT_COALESCE_MS",
     "AgentJournal",
@@ -48,6 +49,9 @@ TEXT_COALESCE_MS = 500
 """Streamed text is recorded at most once per this many ms per attempt (and at the end)."""
 TEXT_COALESCE_CHARS = 4_000
 """…or as soon as this many characters are waiting."""
+LIVENESS_BEAT_MS = 30_000
+"""A heartbeat without data is passed on at most once per this many ms (see
+`AgentJournal.heartbeat`); far below the 10-minute default heartbeat timeout."""
 
 
 class _Recorded(msgspec.Struct, kw_only=True):
@@ -116,6 +120,7 @@ class AgentJournal:
         """Tool results answered from the log in this attempt."""
         self.usage_reported = False
         """True once usage was recorded (the engine then skips `AgentResult.usage`)."""
+        self._beat_at_ms = now_ms()  # the attempt just started: it is alive
         self._text: list[str] = []
         self._text_chars = 0
         self._text_since_ms = 0
@@ -254,7 +259,17 @@ class AgentJournal:
         )
 
     def heartbeat(self, data: Any = None) -> None:
-        """Report liveness; a non-None `data` becomes the attempt's heartbeat payload."""
+        """Report liveness; a non-None `data` becomes the attempt's heartbeat payload.
+
+        Without data (a streamed event, a token) it is passed on at most once per
+        `LIVENESS_BEAT_MS`: recorded events (`NodeOutput`, agent events) already count as
+        signs of life, so a long stream does not fill the log with ``TaskHeartbeat``.
+        """
+        if data is None:
+            now = self.now_ms()
+            if now - self._beat_at_ms < LIVENESS_BEAT_MS:
+                return
+            self._beat_at_ms = now
         self._beat(data)
 
     def close(self) -> None:

@@ -430,7 +430,9 @@ async def test_streamed_text_reaches_node_output_coalesced(root: Path) -> None:
     outputs = [e for e in rec.events if isinstance(e, NodeOutput)]
     assert 1 <= len(outputs) < len(CHUNKS)
     assert "".join(e.text for e in outputs) == "".join(CHUNKS)
-    assert rec.beats >= len(CHUNKS)  # every streamed event is a heartbeat
+    # Streamed events are heartbeats, passed on at most once per LIVENESS_BEAT_MS (the
+    # NodeOutput events recorded already count as signs of life for the watchdog).
+    assert rec.beats <= 1
     kinds = rec.kinds()
     assert kinds.index("NodeOutput") < kinds.index("AgentEvent:response")
 
