@@ -503,3 +503,48 @@ async def test_tool_events_keep_the_logs_seq_in_json_views(db: Path, tmp_path: P
     mirrored = [msgspec.json.decode(line) for line in lines.splitlines()]
     assert [m["seq"] for m in mirrored] == list(range(1, len(views) + 1))
     assert [m["callSeq"] for m in mirrored if m["type"].startswith("ToolCall")] == [1, 1]
+
+
+async def test_time_travel_works_on_a_run_with_agent_tasks(db: Path) -> None:
+    """verify, retry-task, replay from a frame: agent tasks behave as any task."""
+    import smithers
+
+    class Counting:
+        id = "counting"
+        engine = "test"
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def generate(self, request: AgentRequest) -> AgentResult:
+            self.calls += 1
+            request.journal.model_response(
+                fingerprint([request.prompt]), {"n": self.calls}, AgentUsage(model="m")
+            )
+            return AgentResult(output={"label": request.prompt, "priority": self.calls})
+
+    agent = Counting()
+
+    @workflow("tt")
+    def flow(ctx: Any) -> Any:
+        return [
+            Task("first", output=Triage, agent=agent, prompt="one"),
+            Task("second", output=Triage, agent=agent, prompt="two"),
+        ]
+
+    async with smithers.connect(db) as client:
+        with anyio.fail_after(20):
+            result = await client.run(flow, run_id="tt")
+            assert result.outputs["second"] == {"label": "two", "priority": 2}
+            run = await client.get_run("tt")
+            assert (await run.verify(workflow=flow)).ok
+            retried = await run.retry_task("second", workflow=flow)
+            assert retried.outputs["second"] == {"label": "two", "priority": 3}
+            timeline = await run.timeline()
+            replayed = await run.replay(timeline.frames[1].frame_no, workflow=flow)
+            assert replayed.status == "finished"
+            assert replayed.outputs["first"] == {"label": "one", "priority": 1}
+    # The retry and the replay asked the agent again (a fresh conversation each time):
+    # recorded responses are replayed only to an attempt a crash or a provider failure
+    # interrupted, never to a task reset on purpose.
+    assert agent.calls == 4
