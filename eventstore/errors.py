@@ -376,6 +376,33 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
     ),
     # Runtime
     _d("runtime", "INTERNAL_ERROR", "An unexpected internal exception without a specific code."),
+    _d(
+        "runtime",
+        "PROCESS_ABORTED",
+        "A spawned child process is aborted by signal or shutdown.",
+        ("command", "args", "cwd"),
+        retryable=True,
+    ),
+    _d(
+        "runtime",
+        "PROCESS_TIMEOUT",
+        "A spawned child process exceeds its total timeout.",
+        ("command", "args", "cwd", "timeoutMs"),
+        retryable=True,
+    ),
+    _d(
+        "runtime",
+        "PROCESS_IDLE_TIMEOUT",
+        "A spawned child process stops producing output longer than its idle timeout.",
+        ("command", "args", "cwd", "idleTimeoutMs"),
+        retryable=True,
+    ),
+    _d(
+        "runtime",
+        "PROCESS_SPAWN_FAILED",
+        "The runtime cannot spawn the requested child process.",
+        ("command", "args", "cwd"),
+    ),
     # Database
     _d(
         "database",

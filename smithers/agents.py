@@ -44,6 +44,7 @@ from smithers.engine.agents import AgentRequest as AgentRequest
 from smithers.engine.agents import AgentResult as AgentResult
 from smithers.engine.agents import AgentRpcFileArgsError as AgentRpcFileArgsError
 from smithers.engine.agents import AgentUsage as AgentUsage
+from smithers.engine.agents import ClaudeCodeAgent as ClaudeCodeAgent
 
 if typing.TYPE_CHECKING:
     from smithers.engine.agents import PydanticAIAgent as PydanticAIAgent
@@ -65,6 +66,7 @@ __all__ = (
     "AgentResult",
     "AgentRpcFileArgsError",
     "AgentUsage",
+    "ClaudeCodeAgent",
     "PydanticAIAgent",
     "anthropic",
     "openai",

@@ -17,8 +17,15 @@ from __future__ import annotations
 
 import typing
 
+from ._claude import ClaudeCodeAgent as ClaudeCodeAgent
 from ._journal import AgentJournal as AgentJournal
 from ._journal import fingerprint as fingerprint
+from ._process import ProcessAbortedError as ProcessAbortedError
+from ._process import ProcessIdleTimeoutError as ProcessIdleTimeoutError
+from ._process import ProcessResult as ProcessResult
+from ._process import ProcessSpawnFailedError as ProcessSpawnFailedError
+from ._process import ProcessTimeoutError as ProcessTimeoutError
+from ._process import run_cli as run_cli
 from ._protocol import DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS as DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS
 from ._protocol import DEFAULT_AGENT_RETRIES as DEFAULT_AGENT_RETRIES
 from ._protocol import Agent as Agent
@@ -68,6 +75,13 @@ __all__ = (
     "AgentUsage",
     "AgentJournal",
     "AgentPlan",
+    "ClaudeCodeAgent",
+    "ProcessAbortedError",
+    "ProcessIdleTimeoutError",
+    "ProcessResult",
+    "ProcessSpawnFailedError",
+    "ProcessTimeoutError",
+    "run_cli",
     "agent_id_of",
     "as_agent",
     "engine_of",

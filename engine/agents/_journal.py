@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from smithers.eventstore import decode_json, to_raw
-from smithers.eventstore.events import AgentEvent, NodeOutput, TokenUsageReported
+from smithers.eventstore.events import (
+    NULL_RAW,
+    AgentEvent,
+    ErrorInfo,
+    NodeOutput,
+    TokenUsageReported,
+    ToolCallFinished,
+    ToolCallStarted,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -255,6 +263,69 @@ class AgentJournal:
                 attempt=self.attempt,
                 text=text,
                 stream=stream,
+            )
+        )
+
+    def tool_started(self, seq: int, name: str, arguments: Any, call_id: str | None) -> None:
+        """Record ``ToolCallStarted`` for a tool the agent ran itself (a CLI's own tool).
+
+        Args:
+            seq: The call's number in the attempt (`ToolContext.next_seq`).
+            name: The tool's name as the agent calls it (e.g. ``"Bash"``).
+            arguments: Its arguments (a JSON value).
+            call_id: The agent's id for the call.
+        """
+        self.flush_text()
+        self._send(
+            ToolCallStarted(
+                run_id=self.run_id,
+                timestamp_ms=self.now_ms(),
+                node_id=self.node_id,
+                iteration=self.iteration,
+                attempt=self.attempt,
+                tool_name=name,
+                seq=seq,
+                arguments=to_raw(arguments),
+                call_id=call_id,
+            )
+        )
+
+    def tool_finished(
+        self,
+        seq: int,
+        name: str,
+        call_id: str | None,
+        *,
+        result: Any,
+        error: str | None = None,
+        duration_ms: int = 0,
+    ) -> None:
+        """Record ``ToolCallFinished`` for a tool the agent ran itself.
+
+        Args:
+            seq: As given to `tool_started`.
+            name: As given to `tool_started`.
+            call_id: As given to `tool_started`.
+            result: What the tool returned (a JSON value).
+            error: The tool's error text when it failed (then `result` is not kept).
+            duration_ms: How long it ran, when known.
+        """
+        raw = to_raw(result) if error is None else NULL_RAW
+        self._send(
+            ToolCallFinished(
+                run_id=self.run_id,
+                timestamp_ms=self.now_ms(),
+                node_id=self.node_id,
+                iteration=self.iteration,
+                attempt=self.attempt,
+                tool_name=name,
+                seq=seq,
+                status="success" if error is None else "error",
+                result_size_bytes=len(bytes(raw)) if error is None else 0,
+                duration_ms=duration_ms,
+                error=ErrorInfo(name="ToolError", message=error) if error is not None else None,
+                result=raw,
+                call_id=call_id,
             )
         )
 

@@ -1,0 +1,372 @@
+"""Claude Code as an agent: ``claude -p --output-format stream-json --verbose``.
+
+As Smithers' Claude Code agent (DESIGN §8; the fact sheet of Claude Code 2.1.x):
+
+- spawned in the sandbox root with the prompt on stdin (`run_cli`: own process group,
+  total and idle timeouts, output cap, killed whole on cancel);
+- its stream-json lines become the attempt's events: ``system/init`` gives the session
+  id, saved at once as the attempt's heartbeat payload (``{"engine": "claude-code",
+  "sessionId": …}``) and recorded as an ``init`` agent event; each assistant or user
+  message is an ``AgentEvent``; assistant text is streamed (coalesced ``NodeOutput``);
+  its own tool uses (``Bash``, ``Edit``, …) and their results are ``ToolCallStarted``/
+  ``ToolCallFinished``; the ``result`` line's usage is ``TokenUsageReported``; every
+  line counts as a heartbeat;
+- a retry, a repair turn or a resume after a crash continues the same session
+  (``--resume <id>``), saying in the prompt what happened;
+- success is read from the ``result`` line (``is_error``), not the exit status alone;
+  failures map to codes: not logged in, bad key, unknown model → ``AGENT_CONFIG_INVALID``;
+  a usage limit → ``AGENT_QUOTA_EXCEEDED``; a 429 → ``AGENT_RATE_LIMITED``; anything else
+  → ``AGENT_CLI_ERROR`` with the last lines of stderr; a missing binary →
+  ``PROCESS_SPAWN_FAILED``;
+- structured output: the task's JSON schema goes as ``--json-schema`` (the CLI's
+  ``StructuredOutput`` tool); the engine validates and repairs as for any agent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from smithers.eventstore import to_raw
+
+from ._process import run_cli
+from ._protocol import AgentResult, AgentUsage
+from .errors import (
+    AgentCliError,
+    AgentConfigInvalidError,
+    AgentQuotaExceededError,
+    AgentRateLimitedError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from ._protocol import AgentRequest
+
+__all__ = ("ENGINE", "ClaudeCodeAgent")
+
+ENGINE = "claude-code"
+"""The engine name on a Claude Code attempt's events and heartbeat payload."""
+INSTALL_HINT = "Install Claude Code: npm install -g @anthropic-ai/claude-code (then `claude` login)"
+_CONFIG_TEXT = ("not logged in", "invalid api key", "authentication", "/login", "selected model")
+_QUOTA_TEXT = ("hit your limit", "usage limit", "billing", "credit balance")
+
+
+class ClaudeCodeAgent:
+    """Claude Code (the ``claude`` CLI) as a smithers agent.
+
+    Args:
+        model: ``--model`` (an alias such as ``"sonnet"`` or a full name); None: the
+            CLI's default.
+        system_prompt: Text appended to Claude Code's system prompt
+            (``--append-system-prompt``).
+        allowed_tools: ``--allowedTools`` rules (e.g. ``"Bash(git *)"``, ``"Edit"``).
+        disallowed_tools: ``--disallowedTools`` rules.
+        permission_mode: ``--permission-mode`` (``"acceptEdits"``, ``"plan"``, ...).
+        extra_args: More arguments, passed as they are.
+        env: Extra environment variables for the process.
+        binary: The executable (default ``"claude"`` on PATH).
+        idle_timeout_ms: Stop the CLI after this long without a line (default 5 min).
+        id: The agent's id (default ``"claude-code:<model or default>"``).
+    """
+
+    engine = ENGINE
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        allowed_tools: Sequence[str] = (),
+        disallowed_tools: Sequence[str] = (),
+        permission_mode: str | None = None,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        binary: str = "claude",
+        idle_timeout_ms: int | None = 300_000,
+        id: str | None = None,
+    ) -> None:
+        self.model = model
+        self.system_prompt = system_prompt
+        self.allowed_tools = tuple(allowed_tools)
+        self.disallowed_tools = tuple(disallowed_tools)
+        self.permission_mode = permission_mode
+        self.extra_args = tuple(extra_args)
+        self.env = dict(env or {})
+        self.binary = binary
+        self.idle_timeout_ms = idle_timeout_ms
+        self.id = id or f"{ENGINE}:{model or 'default'}"
+
+    def __repr__(self) -> str:
+        return f"ClaudeCodeAgent(id={self.id!r})"
+
+    def argv(self, *, session_id: str | None, schema: Mapping[str, Any] | None) -> list[str]:
+        """The command line of one call (the prompt goes on stdin)."""
+        argv = [self.binary, "-p", "--output-format", "stream-json", "--verbose"]
+        if self.model:
+            argv += ["--model", self.model]
+        if self.system_prompt:
+            argv += ["--append-system-prompt", self.system_prompt]
+        if self.allowed_tools:
+            argv += ["--allowedTools", ",".join(self.allowed_tools)]
+        if self.disallowed_tools:
+            argv += ["--disallowedTools", ",".join(self.disallowed_tools)]
+        if self.permission_mode:
+            argv += ["--permission-mode", self.permission_mode]
+        if schema is not None:
+            argv += ["--json-schema", msgspec.json.encode(schema).decode()]
+        if session_id:
+            argv += ["--resume", session_id]
+        return [*argv, *self.extra_args]
+
+    async def generate(self, request: AgentRequest) -> AgentResult:
+        """Run one Claude Code call for `request` (see the module docstring).
+
+        Raises:
+            ProcessSpawnFailedError, ProcessTimeoutError, ProcessIdleTimeoutError: from
+                the process.
+            AgentConfigInvalidError, AgentQuotaExceededError, AgentRateLimitedError,
+                AgentCliError: when the CLI reports a failure.
+        """
+        session = _session_of(request)
+        prompt = request.prompt
+        if session and request.messages is None:
+            prompt = (
+                "(This continues an earlier attempt of this task that was interrupted "
+                "before it finished: check what was already done, then go on.)\n\n" + prompt
+            )
+        schema = _inline(request.output_schema) if request.output_schema else None
+        stream = _Stream(request, self)
+        env = {**os.environ, **self.env}
+        result = await run_cli(
+            self.argv(session_id=session, schema=schema),
+            cwd=request.root_dir,
+            stdin_text=prompt,
+            on_line=stream.line,
+            env=env,
+            timeout_ms=request.timeout_ms,
+            idle_timeout_ms=self.idle_timeout_ms,
+            max_output_bytes=max(request.max_output_bytes, 10_000_000),
+            install_hint=INSTALL_HINT,
+        )
+        final = stream.result
+        if final is None:
+            raise AgentCliError(
+                f"{self.binary} exited with status {result.exit_code} without a result",
+                details={
+                    "agentId": self.id,
+                    "exitCode": result.exit_code,
+                    "stderr": result.stderr_tail[-2000:],
+                },
+                hint=f"Run `{self.binary} -p` by hand in the task's folder to see why.",
+            )
+        if final.get("is_error"):
+            raise _error_of(final, self, result.exit_code, result.stderr_tail)
+        usage = _dict(final.get("usage"))
+        request.journal.usage(
+            AgentUsage(
+                model=stream.model or self.model or "",
+                input_tokens=int(usage.get("input_tokens") or 0),
+                output_tokens=int(usage.get("output_tokens") or 0),
+                cache_read_tokens=usage.get("cache_read_input_tokens") or None,
+                cache_write_tokens=usage.get("cache_creation_input_tokens") or None,
+            )
+        )
+        text = _str(final.get("result"))
+        return AgentResult(
+            text=text,
+            output=final.get("structured_output"),
+            messages=[{"engine": ENGINE, "sessionId": stream.session_id or session}],
+            finish_reason=final.get("stop_reason") or final.get("subtype"),
+        )
+
+
+def _session_of(request: AgentRequest) -> str | None:
+    """The session to continue: a repair turn's, else the attempt's last heartbeat's."""
+    for source in (request.messages or [], [request.last_heartbeat]):
+        for item in source:
+            if isinstance(item, dict) and item.get("engine") == ENGINE:
+                sid = item.get("sessionId")
+                if isinstance(sid, str) and sid:
+                    return sid
+    return None
+
+
+def _inline(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Msgspec's ``{"$ref": "#/$defs/X", "$defs": …}`` with ``X`` at the top."""
+    ref = schema.get("$ref")
+    defs = schema.get("$defs")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, dict):
+        name = ref.removeprefix("#/$defs/")
+        body = dict(defs[name])
+        rest = {k: v for k, v in defs.items() if k != name}
+        if rest:
+            body["$defs"] = rest
+        return body
+    return dict(schema)
+
+
+class _Stream:
+    """Parses a call's stream-json lines into the attempt's events."""
+
+    def __init__(self, request: AgentRequest, agent: ClaudeCodeAgent) -> None:
+        self.request = request
+        self.journal = request.journal
+        self.agent = agent
+        self.session_id: str | None = None
+        self.model: str | None = None
+        self.result: dict[str, Any] | None = None
+        self.tools: dict[str, tuple[int, str, float]] = {}
+        """Open tool uses: call id -> (seq, name, started monotonic)."""
+
+    def line(self, text: str) -> None:
+        self.request.heartbeat()
+        if not text.startswith("{"):
+            return
+        try:
+            msg = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            self.journal.event("unparsed", {"line": text[:2000]})
+            return
+        if not isinstance(msg, dict):
+            return
+        kind = msg.get("type")
+        if kind == "system" and msg.get("subtype") == "init":
+            self._init(msg)
+        elif kind == "assistant":
+            self._assistant(msg)
+        elif kind == "user":
+            self._user(msg)
+        elif kind == "result":
+            self.result = msg
+            self.journal.event(
+                "result",
+                {
+                    k: msg.get(k)
+                    for k in ("subtype", "is_error", "num_turns", "duration_ms", "total_cost_usd")
+                },
+            )
+
+    def _init(self, msg: dict[str, Any]) -> None:
+        sid = msg.get("session_id")
+        if isinstance(sid, str) and sid:
+            self.session_id = sid
+            # Saved at once: a crash from here on resumes this session.
+            self.request.heartbeat({"engine": ENGINE, "sessionId": sid})
+        model = msg.get("model")
+        self.model = model if isinstance(model, str) else None
+        self.journal.event(
+            "init",
+            {
+                "sessionId": sid,
+                "model": model,
+                "tools": msg.get("tools"),
+                "cwd": msg.get("cwd"),
+                "version": msg.get("claude_code_version"),
+            },
+        )
+
+    def _assistant(self, msg: dict[str, Any]) -> None:
+        content = _list(_dict(msg.get("message")).get("content"))
+        self.journal.event(
+            "message", {"role": "assistant", "content": content, "error": msg.get("error")}
+        )
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text" and isinstance(block.get("text"), str):
+                self.journal.text(block["text"])
+            elif block.get("type") == "tool_use":
+                call_id = str(block.get("id") or "")
+                name = str(block.get("name") or "tool")
+                seq = self.request.tool_context.next_seq()
+                self.tools[call_id] = (seq, name, time.monotonic())
+                self.journal.tool_started(seq, name, block.get("input"), call_id or None)
+
+    def _user(self, msg: dict[str, Any]) -> None:
+        content = _list(_dict(msg.get("message")).get("content"))
+        self.journal.event("message", {"role": "user", "content": content})
+        for block in content:
+            if not isinstance(block, dict) or block.get("type") != "tool_result":
+                continue
+            call_id = str(block.get("tool_use_id") or "")
+            opened = self.tools.pop(call_id, None)
+            if opened is None:
+                continue
+            seq, name, started = opened
+            body = block.get("content")
+            error = _text_of(body) if block.get("is_error") else None
+            self.journal.tool_finished(
+                seq,
+                name,
+                call_id or None,
+                result=body,
+                error=error,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return bytes(to_raw(value)).decode()
+    except (TypeError, msgspec.EncodeError):
+        return repr(value)
+
+
+def _error_of(
+    final: Mapping[str, Any], agent: ClaudeCodeAgent, exit_code: int, stderr: str
+) -> Exception:
+    """The error a failed ``result`` line means (see the module docstring)."""
+    text = _str(final.get("result"))
+    errors = final.get("errors")
+    if not text and isinstance(errors, list):
+        text = "; ".join(str(e) for e in errors)
+    status = final.get("api_error_status")
+    low = text.lower()
+    details: dict[str, Any] = {
+        "agentId": agent.id,
+        "agentEngine": ENGINE,
+        "agentModel": agent.model,
+        "status": status,
+        "exitCode": exit_code,
+        "subtype": final.get("subtype"),
+    }
+    details = {k: v for k, v in details.items() if v is not None}
+    summary = f"Claude Code failed: {text or final.get('subtype') or 'error'}"
+    if status == 429 or any(t in low for t in _QUOTA_TEXT):
+        if any(t in low for t in _QUOTA_TEXT):
+            return AgentQuotaExceededError(
+                summary,
+                details={**details, "resetHint": text},
+                hint="Wait for the usage limit to reset, then resume the run.",
+            )
+        return AgentRateLimitedError(summary, details=details)
+    if status in (401, 403, 404) or any(t in low for t in _CONFIG_TEXT):
+        return AgentConfigInvalidError(
+            summary,
+            details=details,
+            hint="Log in (`claude` then /login, or set ANTHROPIC_API_KEY) and check --model.",
+        )
+    return AgentCliError(summary, details={**details, "stderr": stderr[-2000:]})
+
+
+def claude_on_path(binary: str = "claude") -> str | None:
+    """The full path of the ``claude`` executable on PATH, or None."""
+    return shutil.which(binary)
