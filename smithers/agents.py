@@ -45,6 +45,8 @@ from smithers.engine.agents import AgentResult as AgentResult
 from smithers.engine.agents import AgentRpcFileArgsError as AgentRpcFileArgsError
 from smithers.engine.agents import AgentUsage as AgentUsage
 from smithers.engine.agents import ClaudeCodeAgent as ClaudeCodeAgent
+from smithers.engine.agents import CodexAgent as CodexAgent
+from smithers.engine.agents import GeminiAgent as GeminiAgent
 
 if typing.TYPE_CHECKING:
     from smithers.engine.agents import PydanticAIAgent as PydanticAIAgent
@@ -67,6 +69,8 @@ __all__ = (
     "AgentRpcFileArgsError",
     "AgentUsage",
     "ClaudeCodeAgent",
+    "CodexAgent",
+    "GeminiAgent",
     "PydanticAIAgent",
     "anthropic",
     "openai",

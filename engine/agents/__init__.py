@@ -18,6 +18,8 @@ from __future__ import annotations
 import typing
 
 from ._claude import ClaudeCodeAgent as ClaudeCodeAgent
+from ._codex import CodexAgent as CodexAgent
+from ._gemini import GeminiAgent as GeminiAgent
 from ._journal import AgentJournal as AgentJournal
 from ._journal import fingerprint as fingerprint
 from ._process import ProcessAbortedError as ProcessAbortedError
@@ -76,6 +78,8 @@ __all__ = (
     "AgentJournal",
     "AgentPlan",
     "ClaudeCodeAgent",
+    "CodexAgent",
+    "GeminiAgent",
     "ProcessAbortedError",
     "ProcessIdleTimeoutError",
     "ProcessResult",

@@ -26,20 +26,25 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from smithers.eventstore import to_raw
 
+from ._cli import (
+    RESUME_NOTE,
+    ToolTracker,
+    as_dict,
+    as_list,
+    as_str,
+    cli_failure,
+    inline_schema,
+    save_session,
+    session_of,
+    text_of,
+)
 from ._process import run_cli
 from ._protocol import AgentResult, AgentUsage
-from .errors import (
-    AgentCliError,
-    AgentConfigInvalidError,
-    AgentQuotaExceededError,
-    AgentRateLimitedError,
-)
+from .errors import AgentCliError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -51,8 +56,7 @@ __all__ = ("ENGINE", "ClaudeCodeAgent")
 ENGINE = "claude-code"
 """The engine name on a Claude Code attempt's events and heartbeat payload."""
 INSTALL_HINT = "Install Claude Code: npm install -g @anthropic-ai/claude-code (then `claude` login)"
-_CONFIG_TEXT = ("not logged in", "invalid api key", "authentication", "/login", "selected model")
-_QUOTA_TEXT = ("hit your limit", "usage limit", "billing", "credit balance")
+LOGIN_HINT = "Log in (`claude`, then /login, or set ANTHROPIC_API_KEY) and check --model."
 
 
 class ClaudeCodeAgent:
@@ -131,14 +135,11 @@ class ClaudeCodeAgent:
             AgentConfigInvalidError, AgentQuotaExceededError, AgentRateLimitedError,
                 AgentCliError: when the CLI reports a failure.
         """
-        session = _session_of(request)
+        session = session_of(request, ENGINE)
         prompt = request.prompt
         if session and request.messages is None:
-            prompt = (
-                "(This continues an earlier attempt of this task that was interrupted "
-                "before it finished: check what was already done, then go on.)\n\n" + prompt
-            )
-        schema = _inline(request.output_schema) if request.output_schema else None
+            prompt = RESUME_NOTE + prompt
+        schema = inline_schema(request.output_schema) if request.output_schema else None
         stream = _Stream(request, self)
         env = {**os.environ, **self.env}
         result = await run_cli(
@@ -164,8 +165,21 @@ class ClaudeCodeAgent:
                 hint=f"Run `{self.binary} -p` by hand in the task's folder to see why.",
             )
         if final.get("is_error"):
-            raise _error_of(final, self, result.exit_code, result.stderr_tail)
-        usage = _dict(final.get("usage"))
+            text = as_str(final.get("result")) or "; ".join(
+                str(e) for e in as_list(final.get("errors"))
+            )
+            status = final.get("api_error_status")
+            raise cli_failure(
+                text or as_str(final.get("subtype")),
+                engine=ENGINE,
+                agent_id=self.id,
+                model=self.model,
+                status=status if isinstance(status, int) else None,
+                exit_code=result.exit_code,
+                stderr=result.stderr_tail,
+                login_hint=LOGIN_HINT,
+            )
+        usage = as_dict(final.get("usage"))
         request.journal.usage(
             AgentUsage(
                 model=stream.model or self.model or "",
@@ -175,38 +189,13 @@ class ClaudeCodeAgent:
                 cache_write_tokens=usage.get("cache_creation_input_tokens") or None,
             )
         )
-        text = _str(final.get("result"))
+        text = as_str(final.get("result"))
         return AgentResult(
             text=text,
             output=final.get("structured_output"),
             messages=[{"engine": ENGINE, "sessionId": stream.session_id or session}],
             finish_reason=final.get("stop_reason") or final.get("subtype"),
         )
-
-
-def _session_of(request: AgentRequest) -> str | None:
-    """The session to continue: a repair turn's, else the attempt's last heartbeat's."""
-    for source in (request.messages or [], [request.last_heartbeat]):
-        for item in source:
-            if isinstance(item, dict) and item.get("engine") == ENGINE:
-                sid = item.get("sessionId")
-                if isinstance(sid, str) and sid:
-                    return sid
-    return None
-
-
-def _inline(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Msgspec's ``{"$ref": "#/$defs/X", "$defs": …}`` with ``X`` at the top."""
-    ref = schema.get("$ref")
-    defs = schema.get("$defs")
-    if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, dict):
-        name = ref.removeprefix("#/$defs/")
-        body = dict(defs[name])
-        rest = {k: v for k, v in defs.items() if k != name}
-        if rest:
-            body["$defs"] = rest
-        return body
-    return dict(schema)
 
 
 class _Stream:
@@ -219,8 +208,7 @@ class _Stream:
         self.session_id: str | None = None
         self.model: str | None = None
         self.result: dict[str, Any] | None = None
-        self.tools: dict[str, tuple[int, str, float]] = {}
-        """Open tool uses: call id -> (seq, name, started monotonic)."""
+        self.tools = ToolTracker(request)
 
     def line(self, text: str) -> None:
         self.request.heartbeat()
@@ -254,8 +242,7 @@ class _Stream:
         sid = msg.get("session_id")
         if isinstance(sid, str) and sid:
             self.session_id = sid
-            # Saved at once: a crash from here on resumes this session.
-            self.request.heartbeat({"engine": ENGINE, "sessionId": sid})
+            save_session(self.request, ENGINE, sid)  # a crash from here on resumes it
         model = msg.get("model")
         self.model = model if isinstance(model, str) else None
         self.journal.event(
@@ -270,7 +257,7 @@ class _Stream:
         )
 
     def _assistant(self, msg: dict[str, Any]) -> None:
-        content = _list(_dict(msg.get("message")).get("content"))
+        content = as_list(as_dict(msg.get("message")).get("content"))
         self.journal.event(
             "message", {"role": "assistant", "content": content, "error": msg.get("error")}
         )
@@ -281,90 +268,17 @@ class _Stream:
                 self.journal.text(block["text"])
             elif block.get("type") == "tool_use":
                 call_id = str(block.get("id") or "")
-                name = str(block.get("name") or "tool")
-                seq = self.request.tool_context.next_seq()
-                self.tools[call_id] = (seq, name, time.monotonic())
-                self.journal.tool_started(seq, name, block.get("input"), call_id or None)
+                self.tools.started(call_id, str(block.get("name") or "tool"), block.get("input"))
 
     def _user(self, msg: dict[str, Any]) -> None:
-        content = _list(_dict(msg.get("message")).get("content"))
+        content = as_list(as_dict(msg.get("message")).get("content"))
         self.journal.event("message", {"role": "user", "content": content})
         for block in content:
             if not isinstance(block, dict) or block.get("type") != "tool_result":
                 continue
-            call_id = str(block.get("tool_use_id") or "")
-            opened = self.tools.pop(call_id, None)
-            if opened is None:
-                continue
-            seq, name, started = opened
             body = block.get("content")
-            error = _text_of(body) if block.get("is_error") else None
-            self.journal.tool_finished(
-                seq,
-                name,
-                call_id or None,
-                result=body,
-                error=error,
-                duration_ms=int((time.monotonic() - started) * 1000),
-            )
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _text_of(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return bytes(to_raw(value)).decode()
-    except (TypeError, msgspec.EncodeError):
-        return repr(value)
-
-
-def _error_of(
-    final: Mapping[str, Any], agent: ClaudeCodeAgent, exit_code: int, stderr: str
-) -> Exception:
-    """The error a failed ``result`` line means (see the module docstring)."""
-    text = _str(final.get("result"))
-    errors = final.get("errors")
-    if not text and isinstance(errors, list):
-        text = "; ".join(str(e) for e in errors)
-    status = final.get("api_error_status")
-    low = text.lower()
-    details: dict[str, Any] = {
-        "agentId": agent.id,
-        "agentEngine": ENGINE,
-        "agentModel": agent.model,
-        "status": status,
-        "exitCode": exit_code,
-        "subtype": final.get("subtype"),
-    }
-    details = {k: v for k, v in details.items() if v is not None}
-    summary = f"Claude Code failed: {text or final.get('subtype') or 'error'}"
-    if status == 429 or any(t in low for t in _QUOTA_TEXT):
-        if any(t in low for t in _QUOTA_TEXT):
-            return AgentQuotaExceededError(
-                summary,
-                details={**details, "resetHint": text},
-                hint="Wait for the usage limit to reset, then resume the run.",
-            )
-        return AgentRateLimitedError(summary, details=details)
-    if status in (401, 403, 404) or any(t in low for t in _CONFIG_TEXT):
-        return AgentConfigInvalidError(
-            summary,
-            details=details,
-            hint="Log in (`claude` then /login, or set ANTHROPIC_API_KEY) and check --model.",
-        )
-    return AgentCliError(summary, details={**details, "stderr": stderr[-2000:]})
+            error = text_of(body) if block.get("is_error") else None
+            self.tools.finished(str(block.get("tool_use_id") or ""), body, error=error)
 
 
 def claude_on_path(binary: str = "claude") -> str | None:
