@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import _debug_commands as _debug_commands  # registers diff, verify
 from . import _decision_commands as _decision_commands  # registers approve, deny, signal, ...
-from . import _doctor_command as _doctor_command  # registers doctor
+from . import _doctor_command as _doctor_command  # registers doctor, agents
 from . import _node_command as _node_command  # registers node
 from . import _ops as _ops  # registers cancel, down, supervise on `main`
 from . import _read_commands as _read_commands  # registers ps, inspect, events, output, logs

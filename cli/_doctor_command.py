@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 import msgspec
-from smithers.engine import diagnose
+from smithers.engine import diagnose, diagnose_agents
 from smithers.eventstore import resolve_db_path
 
 from ._commands import main
 from ._options import db_option, json_option
 from ._output import echo_json, print_table
 
-__all__ = ("doctor",)
+__all__ = ("agents", "doctor")
 
 _STYLES = {"ok": "green", "warn": "yellow", "missing": "dim"}
 
@@ -48,3 +48,36 @@ def doctor(db: str | None, as_json: bool) -> None:
         click.echo()
         for name, hint in hints:
             click.echo(f"{name}: {hint}")
+
+
+@main.command()
+@json_option
+def agents(as_json: bool) -> None:
+    """List the agents this machine can run, and what each one is missing.
+
+    \b
+    Coding-agent CLIs (Claude Code, Codex, Gemini CLI): found on PATH, and the
+    version they report. Model API agents (smithers.agents.openai/anthropic):
+    whether the [ai] extra is installed. For each, which credential variables
+    are set (never their values) and how to install it.
+        smithers agents
+        smithers agents --json
+    """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    found = diagnose_agents()
+    if as_json:
+        echo_json([msgspec.to_builtins(a) for a in found])
+        return
+    print_table(
+        ("AGENT", "KIND", "AVAILABLE", "VERSION", "KEYS SET"),
+        (
+            (
+                a.name,
+                a.kind,
+                "yes" if a.available else f"no: {a.install}",
+                a.version or "-",
+                ", ".join(k for k, v in a.keys.items() if v) or "-",
+            )
+            for a in found
+        ),
+        styles=("bold", None, None, "", ""),
+    )

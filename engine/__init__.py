@@ -20,8 +20,10 @@ from ._client import RunHandle as RunHandle
 from ._client import connect as connect
 from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
+from ._doctor import AgentAvailability as AgentAvailability
 from ._doctor import DoctorReport as DoctorReport
 from ._doctor import diagnose as diagnose
+from ._doctor import diagnose_agents as diagnose_agents
 from ._run_ids import EXISTING_RUN_HINT as EXISTING_RUN_HINT
 from ._run_ids import MAX_RUN_ID_LENGTH as MAX_RUN_ID_LENGTH
 from ._run_ids import child_run_id as child_run_id
@@ -217,8 +219,10 @@ __all__ = (
     "TimelineRewind",
     "TimelineWait",
     "UnsupportedFeatureError",
+    "AgentAvailability",
     "DoctorReport",
     "diagnose",
+    "diagnose_agents",
     "Workflow",
     "WorkflowContext",
     "WorkflowMissingDefaultError",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import msgspec
 
 from .tools import network_mode
 
-__all__ = ("Check", "DoctorReport", "diagnose")
+__all__ = ("AgentAvailability", "Check", "DoctorReport", "diagnose", "diagnose_agents")
 
 _EXTRAS: tuple[tuple[str, str, str], ...] = (
     (
@@ -147,3 +149,88 @@ def diagnose(db: str | os.PathLike[str] | None = None) -> DoctorReport:
         network_mode=mode,
         checks=tuple(checks),
     )
+
+
+class AgentAvailability(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One agent smithers-py can use, and whether this machine has what it needs."""
+
+    name: str
+    """How a workflow names it, e.g. ``"ClaudeCodeAgent"``, ``"agents.openai"``."""
+    kind: str
+    """``"cli"`` (a coding-agent command) or ``"api"`` (a model API through Pydantic AI)."""
+    available: bool
+    """True if it can run here (the command is on PATH, or the extra is installed)."""
+    path: str | None = None
+    """The command's full path (CLI agents), None if not found."""
+    version: str | None = None
+    """What ``<command> --version`` printed, or the extra's version."""
+    keys: dict[str, bool] = msgspec.field(default_factory=dict)
+    """Environment variables with credentials it reads: set or not (never the value)."""
+    install: str
+    """How to install it."""
+
+
+_CLI_AGENTS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("ClaudeCodeAgent", "claude", ("ANTHROPIC_API_KEY",), "@anthropic-ai/claude-code"),
+    ("CodexAgent", "codex", ("OPENAI_API_KEY", "CODEX_API_KEY"), "@openai/codex"),
+    ("GeminiAgent", "gemini", ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "@google/gemini-cli"),
+)
+"""CLI agents: (class, command, credential variables, npm package)."""
+_API_AGENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("agents.openai", "openai", ("OPENAI_API_KEY",)),
+    ("agents.anthropic", "anthropic", ("ANTHROPIC_API_KEY",)),
+)
+
+
+def _cli_version(path: str) -> str | None:
+    try:
+        done = subprocess.run(
+            [path, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0][:200] if lines and done.returncode == 0 else None
+
+
+def diagnose_agents() -> tuple[AgentAvailability, ...]:
+    """List the agents smithers-py can use and what this machine has for each.
+
+    CLI agents: the command on PATH and its ``--version`` (run with a 15 s limit);
+    model API agents: the Pydantic AI extra and the provider SDK. Credentials are
+    reported as set or not, never printed. Runs subprocesses; writes nothing.
+    """
+    out: list[AgentAvailability] = []
+    for name, command, keys, package in _CLI_AGENTS:
+        path = shutil.which(command)
+        out.append(
+            AgentAvailability(
+                name=name,
+                kind="cli",
+                available=path is not None,
+                path=path,
+                version=_cli_version(path) if path else None,
+                keys={k: bool(os.environ.get(k)) for k in keys},
+                install=f"npm install -g {package}",
+            )
+        )
+    pydantic = _version("pydantic-ai-slim")
+    for name, sdk, keys in _API_AGENTS:
+        version = _version(sdk)
+        both = f"pydantic-ai-slim {pydantic}, {sdk} {version}" if pydantic and version else None
+        out.append(
+            AgentAvailability(
+                name=name,
+                kind="api",
+                available=bool(pydantic and version),
+                version=both,
+                keys={k: bool(os.environ.get(k)) for k in keys},
+                install="pip install 'smithers-py[ai]'",
+            )
+        )
+    return tuple(out)

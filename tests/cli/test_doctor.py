@@ -44,3 +44,28 @@ def test_a_runs_start_event_records_the_network_mode(cli: Any, log: Any) -> None
     (started,) = [e for e in log.events(out["runId"]) if isinstance(e, RunStarted)]
     config = decode_json(started.config)
     assert config["networkMode"] == network_mode(False)
+
+
+def test_agents_lists_the_clis_on_path_with_their_versions(cli: Any) -> None:
+    from pathlib import Path
+
+    doubles = Path(__file__).resolve().parents[1] / "agents" / "doubles"
+    env = {"PATH": f"{doubles}:/usr/bin:/bin", "ANTHROPIC_API_KEY": "sk-ant-secret"}
+    result = cli.raw("agents", "--json", env=env)
+
+    assert result.exit_code == 0, result.output
+    found = {a["name"]: a for a in json.loads(result.stdout)}
+    assert found["ClaudeCodeAgent"]["available"] is True
+    assert found["ClaudeCodeAgent"]["version"] == "2.1.332 (Claude Code)"
+    assert found["ClaudeCodeAgent"]["keys"] == {"ANTHROPIC_API_KEY": True}
+    assert found["CodexAgent"]["version"] == "codex-cli 0.171.0"
+    assert found["GeminiAgent"]["path"] == str(doubles / "gemini")
+    assert "sk-ant-secret" not in result.stdout
+    assert {a["kind"] for a in found.values()} == {"cli", "api"}
+
+
+def test_agents_says_how_to_install_a_missing_cli(cli: Any, tmp_path: Path) -> None:
+    result = cli.raw("agents", env={"PATH": str(tmp_path)})
+
+    assert result.exit_code == 0, result.output
+    assert "no: npm install -g @openai/codex" in result.stdout
