@@ -24,12 +24,13 @@ import typing
 
 from smithers.engine import tools as _tools
 from smithers.engine.authoring import TaskContext
-from smithers.engine.tools import CommandResult, ToolContext, define_tool
+from smithers.engine.tools import CommandResult, ToolContext, ToolError, define_tool
 
 __all__ = (
     "CommandResult",
     "TaskContext",
     "ToolContext",
+    "ToolError",
     "bash",
     "define_tool",
     "edit",

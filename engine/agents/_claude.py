@@ -33,6 +33,7 @@ import msgspec
 from ._cli import (
     RESUME_NOTE,
     ToolTracker,
+    agent_cwd,
     as_dict,
     as_list,
     as_str,
@@ -74,6 +75,8 @@ class ClaudeCodeAgent:
         env: Extra environment variables for the process.
         binary: The executable (default ``"claude"`` on PATH).
         idle_timeout_ms: Stop the CLI after this long without a line (default 5 min).
+        cwd: The folder it works in, relative to the run's sandbox root (which it must
+            stay in; e.g. a scratch git worktree an earlier task made); default: the root.
         id: The agent's id (default ``"claude-code:<model or default>"``).
     """
 
@@ -91,6 +94,7 @@ class ClaudeCodeAgent:
         env: Mapping[str, str] | None = None,
         binary: str = "claude",
         idle_timeout_ms: int | None = 300_000,
+        cwd: str | None = None,
         id: str | None = None,
     ) -> None:
         self.model = model
@@ -102,6 +106,7 @@ class ClaudeCodeAgent:
         self.env = dict(env or {})
         self.binary = binary
         self.idle_timeout_ms = idle_timeout_ms
+        self.cwd = cwd
         self.id = id or f"{ENGINE}:{model or 'default'}"
 
     def __repr__(self) -> str:
@@ -135,6 +140,7 @@ class ClaudeCodeAgent:
             AgentConfigInvalidError, AgentQuotaExceededError, AgentRateLimitedError,
                 AgentCliError: when the CLI reports a failure.
         """
+        workdir = agent_cwd(request, self.cwd)
         session = session_of(request, ENGINE)
         prompt = request.prompt
         if session and request.messages is None:
@@ -144,7 +150,7 @@ class ClaudeCodeAgent:
         env = {**os.environ, **self.env}
         result = await run_cli(
             self.argv(session_id=session, schema=schema),
-            cwd=request.root_dir,
+            cwd=workdir,
             stdin_text=prompt,
             on_line=stream.line,
             env=env,

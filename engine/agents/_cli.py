@@ -34,6 +34,7 @@ __all__ = (
     "ToolTracker",
     "as_dict",
     "as_list",
+    "agent_cwd",
     "as_str",
     "cli_failure",
     "inline_schema",
@@ -97,6 +98,27 @@ def session_of(request: AgentRequest, engine: str) -> str | None:
                 if isinstance(sid, str) and sid:
                     return sid
     return None
+
+
+def agent_cwd(request: AgentRequest, cwd: str | None) -> str:
+    """The folder a CLI agent works in: `cwd` resolved inside the sandbox root, or the root.
+
+    Raises:
+        ToolPathEscapeError: if `cwd` leads outside the sandbox root.
+        AgentConfigInvalidError: if it is not an existing folder.
+    """
+    if cwd is None:
+        return request.root_dir
+    from ..tools import resolve_path
+
+    path = resolve_path(request.tool_context, cwd)
+    if not path.is_dir():
+        raise AgentConfigInvalidError(
+            f"The agent's working folder {cwd!r} does not exist under {request.root_dir}",
+            details={"cwd": cwd, "rootDir": request.root_dir},
+            hint="Create it first (e.g. in an earlier task), or fix the agent's cwd=.",
+        )
+    return str(path)
 
 
 def save_session(request: AgentRequest, engine: str, session_id: str) -> None:

@@ -30,6 +30,7 @@ import msgspec
 from ._cli import (
     RESUME_NOTE,
     ToolTracker,
+    agent_cwd,
     as_dict,
     as_str,
     cli_failure,
@@ -89,6 +90,8 @@ class CodexAgent:
         env: Extra environment variables (e.g. ``CODEX_HOME``).
         binary: The executable (default ``"codex"`` on PATH).
         idle_timeout_ms: Stop the CLI after this long without a line (default 5 min).
+        cwd: The folder it works in, relative to the run's sandbox root (which it must
+            stay in; e.g. a scratch git worktree an earlier task made); default: the root.
         id: The agent's id (default ``"codex:<model or default>"``).
     """
 
@@ -104,6 +107,7 @@ class CodexAgent:
         env: Mapping[str, str] | None = None,
         binary: str = "codex",
         idle_timeout_ms: int | None = 300_000,
+        cwd: str | None = None,
         id: str | None = None,
     ) -> None:
         self.model = model
@@ -113,6 +117,7 @@ class CodexAgent:
         self.env = dict(env or {})
         self.binary = binary
         self.idle_timeout_ms = idle_timeout_ms
+        self.cwd = cwd
         self.id = id or f"{ENGINE}:{model or 'default'}"
 
     def __repr__(self) -> str:
@@ -143,6 +148,7 @@ class CodexAgent:
             AgentConfigInvalidError, AgentQuotaExceededError, AgentRateLimitedError,
                 AgentCliError: when the CLI reports a failure.
         """
+        workdir = agent_cwd(request, self.cwd)
         session = session_of(request, ENGINE)
         prompt = request.prompt
         if session and request.messages is None:
@@ -155,8 +161,8 @@ class CodexAgent:
                 strict = strict_schema(inline_schema(request.output_schema))
                 await anyio.Path(schema_file).write_bytes(msgspec.json.encode(strict))
             result = await run_cli(
-                self.argv(root=request.root_dir, session_id=session, schema_file=schema_file),
-                cwd=request.root_dir,
+                self.argv(root=workdir, session_id=session, schema_file=schema_file),
+                cwd=workdir,
                 stdin_text=prompt,
                 on_line=stream.line,
                 env={**os.environ, **self.env},

@@ -25,6 +25,7 @@ import msgspec
 from ._cli import (
     RESUME_NOTE,
     ToolTracker,
+    agent_cwd,
     as_dict,
     as_str,
     cli_failure,
@@ -63,6 +64,8 @@ class GeminiAgent:
         env: Extra environment variables (e.g. ``GEMINI_CLI_HOME``).
         binary: The executable (default ``"gemini"`` on PATH).
         idle_timeout_ms: Stop the CLI after this long without a line (default 5 min).
+        cwd: The folder it works in, relative to the run's sandbox root (which it must
+            stay in; e.g. a scratch git worktree an earlier task made); default: the root.
         id: The agent's id (default ``"gemini:<model or default>"``).
     """
 
@@ -77,6 +80,7 @@ class GeminiAgent:
         env: Mapping[str, str] | None = None,
         binary: str = "gemini",
         idle_timeout_ms: int | None = 300_000,
+        cwd: str | None = None,
         id: str | None = None,
     ) -> None:
         self.model = model
@@ -85,6 +89,7 @@ class GeminiAgent:
         self.env = dict(env or {})
         self.binary = binary
         self.idle_timeout_ms = idle_timeout_ms
+        self.cwd = cwd
         self.id = id or f"{ENGINE}:{model or 'default'}"
 
     def __repr__(self) -> str:
@@ -110,6 +115,7 @@ class GeminiAgent:
             AgentConfigInvalidError, AgentQuotaExceededError, AgentRateLimitedError,
                 AgentCliError: when the CLI reports a failure.
         """
+        workdir = agent_cwd(request, self.cwd)
         session = session_of(request, ENGINE)
         prompt = request.prompt
         if session and request.messages is None:
@@ -119,7 +125,7 @@ class GeminiAgent:
         stream = _Stream(request)
         result = await run_cli(
             self.argv(session_id=session),
-            cwd=request.root_dir,
+            cwd=workdir,
             stdin_text=prompt,
             on_line=stream.line,
             env={**os.environ, **self.env},
