@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ._bridge import SERVER_NAME, ToolBridge, serve_tools
 from ._cli import (
     RESUME_NOTE,
     ToolTracker,
@@ -57,6 +58,8 @@ __all__ = ("ENGINE", "ClaudeCodeAgent")
 ENGINE = "claude-code"
 """The engine name on a Claude Code attempt's events and heartbeat payload."""
 INSTALL_HINT = "Install Claude Code: npm install -g @anthropic-ai/claude-code (then `claude` login)"
+_BRIDGED = f"mcp__{SERVER_NAME}__"
+"""Tool-use names of smithers' own tools reached over MCP."""
 LOGIN_HINT = "Log in (`claude`, then /login, or set ANTHROPIC_API_KEY) and check --model."
 
 
@@ -77,6 +80,9 @@ class ClaudeCodeAgent:
         idle_timeout_ms: Stop the CLI after this long without a line (default 5 min).
         cwd: The folder it works in, relative to the run's sandbox root (which it must
             stay in; e.g. a scratch git worktree an earlier task made); default: the root.
+        builtin_tools: False: Claude Code's own tools are off (``--tools ""``), the
+            agent has only the task's smithers tools (``Task(tools=…)``, over MCP, in the
+            sandbox and the log).
         id: The agent's id (default ``"claude-code:<model or default>"``).
     """
 
@@ -95,6 +101,7 @@ class ClaudeCodeAgent:
         binary: str = "claude",
         idle_timeout_ms: int | None = 300_000,
         cwd: str | None = None,
+        builtin_tools: bool = True,
         id: str | None = None,
     ) -> None:
         self.model = model
@@ -107,20 +114,37 @@ class ClaudeCodeAgent:
         self.binary = binary
         self.idle_timeout_ms = idle_timeout_ms
         self.cwd = cwd
+        self.builtin_tools = builtin_tools
         self.id = id or f"{ENGINE}:{model or 'default'}"
 
     def __repr__(self) -> str:
         return f"ClaudeCodeAgent(id={self.id!r})"
 
-    def argv(self, *, session_id: str | None, schema: Mapping[str, Any] | None) -> list[str]:
-        """The command line of one call (the prompt goes on stdin)."""
+    def argv(
+        self,
+        *,
+        session_id: str | None,
+        schema: Mapping[str, Any] | None,
+        bridge: ToolBridge | None = None,
+    ) -> list[str]:
+        """The command line of one call (the prompt goes on stdin).
+
+        With a `bridge`, smithers' tools are offered as the MCP server ``smithers``
+        (``--mcp-config``, ``--strict-mcp-config``) and allowed (``mcp__smithers``).
+        """
         argv = [self.binary, "-p", "--output-format", "stream-json", "--verbose"]
         if self.model:
             argv += ["--model", self.model]
         if self.system_prompt:
             argv += ["--append-system-prompt", self.system_prompt]
-        if self.allowed_tools:
-            argv += ["--allowedTools", ",".join(self.allowed_tools)]
+        allowed = list(self.allowed_tools)
+        if bridge is not None:
+            argv += ["--mcp-config", bridge.claude_config(), "--strict-mcp-config"]
+            allowed.append(f"mcp__{SERVER_NAME}")
+        if not self.builtin_tools:
+            argv += ["--tools", ""]
+        if allowed:
+            argv += ["--allowedTools", ",".join(allowed)]
         if self.disallowed_tools:
             argv += ["--disallowedTools", ",".join(self.disallowed_tools)]
         if self.permission_mode:
@@ -148,17 +172,18 @@ class ClaudeCodeAgent:
         schema = inline_schema(request.output_schema) if request.output_schema else None
         stream = _Stream(request, self)
         env = {**os.environ, **self.env}
-        result = await run_cli(
-            self.argv(session_id=session, schema=schema),
-            cwd=workdir,
-            stdin_text=prompt,
-            on_line=stream.line,
-            env=env,
-            timeout_ms=request.timeout_ms,
-            idle_timeout_ms=self.idle_timeout_ms,
-            max_output_bytes=max(request.max_output_bytes, 10_000_000),
-            install_hint=INSTALL_HINT,
-        )
+        async with serve_tools(request) as bridge:
+            result = await run_cli(
+                self.argv(session_id=session, schema=schema, bridge=bridge),
+                cwd=workdir,
+                stdin_text=prompt,
+                on_line=stream.line,
+                env=env,
+                timeout_ms=request.timeout_ms,
+                idle_timeout_ms=self.idle_timeout_ms,
+                max_output_bytes=max(request.max_output_bytes, 10_000_000),
+                install_hint=INSTALL_HINT,
+            )
         final = stream.result
         if final is None:
             raise AgentCliError(
@@ -273,8 +298,11 @@ class _Stream:
             if block.get("type") == "text" and isinstance(block.get("text"), str):
                 self.journal.text(block["text"])
             elif block.get("type") == "tool_use":
+                name = str(block.get("name") or "tool")
+                if name.startswith(_BRIDGED):
+                    continue  # the bridge journals the call itself, in the sandbox
                 call_id = str(block.get("id") or "")
-                self.tools.started(call_id, str(block.get("name") or "tool"), block.get("input"))
+                self.tools.started(call_id, name, block.get("input"))
 
     def _user(self, msg: dict[str, Any]) -> None:
         content = as_list(as_dict(msg.get("message")).get("content"))
@@ -282,9 +310,12 @@ class _Stream:
         for block in content:
             if not isinstance(block, dict) or block.get("type") != "tool_result":
                 continue
+            call_id = str(block.get("tool_use_id") or "")
+            if call_id not in self.tools.open:
+                continue  # a bridged call (journaled by the bridge), or one never started
             body = block.get("content")
             error = text_of(body) if block.get("is_error") else None
-            self.tools.finished(str(block.get("tool_use_id") or ""), body, error=error)
+            self.tools.finished(call_id, body, error=error)
 
 
 def claude_on_path(binary: str = "claude") -> str | None:

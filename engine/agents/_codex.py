@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
+from ._bridge import SERVER_NAME, ToolBridge, serve_tools
 from ._cli import (
     RESUME_NOTE,
     ToolTracker,
@@ -123,8 +124,19 @@ class CodexAgent:
     def __repr__(self) -> str:
         return f"CodexAgent(id={self.id!r})"
 
-    def argv(self, *, root: str, session_id: str | None, schema_file: str | None) -> list[str]:
-        """The command line of one call (the prompt goes on stdin)."""
+    def argv(
+        self,
+        *,
+        root: str,
+        session_id: str | None,
+        schema_file: str | None,
+        bridge: ToolBridge | None = None,
+    ) -> list[str]:
+        """The command line of one call (the prompt goes on stdin).
+
+        With a `bridge`, smithers' tools are the MCP server ``smithers``, approved
+        (``-c mcp_servers.smithers={…, default_tools_approval_mode="approve"}``).
+        """
         argv = [self.binary, "exec", "--json", "--skip-git-repo-check", "-C", root]
         if self.model:
             argv += ["-m", self.model]
@@ -132,6 +144,8 @@ class CodexAgent:
             argv += ["-s", self.sandbox]
         for key, value in self.config.items():
             argv += ["-c", f"{key}={value}"]
+        if bridge is not None:
+            argv += ["-c", f"mcp_servers.{SERVER_NAME}={bridge.codex_config()}"]
         if schema_file:
             argv += ["--output-schema", schema_file]
         argv += self.extra_args
@@ -160,16 +174,19 @@ class CodexAgent:
                 schema_file = str(Path(tmp) / "output-schema.json")
                 strict = strict_schema(inline_schema(request.output_schema))
                 await anyio.Path(schema_file).write_bytes(msgspec.json.encode(strict))
-            result = await run_cli(
-                self.argv(root=workdir, session_id=session, schema_file=schema_file),
-                cwd=workdir,
-                stdin_text=prompt,
-                on_line=stream.line,
-                env={**os.environ, **self.env},
-                timeout_ms=request.timeout_ms,
-                idle_timeout_ms=self.idle_timeout_ms,
-                install_hint=INSTALL_HINT,
-            )
+            async with serve_tools(request) as bridge:
+                result = await run_cli(
+                    self.argv(
+                        root=workdir, session_id=session, schema_file=schema_file, bridge=bridge
+                    ),
+                    cwd=workdir,
+                    stdin_text=prompt,
+                    on_line=stream.line,
+                    env={**os.environ, **self.env},
+                    timeout_ms=request.timeout_ms,
+                    idle_timeout_ms=self.idle_timeout_ms,
+                    install_hint=INSTALL_HINT,
+                )
         if stream.failed is not None or not stream.completed:
             text = stream.failed or stream.last_error or result.stderr_tail.strip()[-500:]
             if stream.failed is None and not text:
@@ -251,6 +268,8 @@ class _Stream:
     def _item(self, item: dict[str, Any], *, done: bool) -> None:
         kind = as_str(item.get("type"))
         call_id = as_str(item.get("id"))
+        if kind == "mcp_tool_call" and item.get("server") == SERVER_NAME:
+            return  # smithers' own tool: the bridge journals the call itself
         if kind in _TOOL_ITEMS:
             name, arguments = _tool_of(kind, item)
             if not done:

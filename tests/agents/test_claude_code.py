@@ -319,3 +319,31 @@ def test_cancelling_the_run_kills_the_cli_process_group(tmp_path: Path) -> None:
             up.communicate()
         if cli_pid is not None and _alive(cli_pid):
             os.kill(cli_pid, signal.SIGKILL)
+
+
+@pytest.mark.slow  # three processes import the MCP SDK: ~10 s
+async def test_smithers_tools_reach_claude_code_over_mcp_sandboxed_and_journaled(
+    tmp_path: Path, box: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mcp")
+    monkeypatch.setenv("CLAUDE_DOUBLE_SCENARIO", "mcp")
+    (box.parent / "outside.txt").write_text("secret")
+    agent = ClaudeCodeAgent(binary=str(DOUBLE), builtin_tools=False)
+
+    result = await _run(tmp_path, box, agent, tools=["read", "grep"])
+
+    assert result.status == "finished", result.error
+    note = result.outputs["work"]["note"]
+    assert note.startswith("a | TOOL_PATH_ESCAPE")  # the escape was refused by the sandbox
+    assert result.outputs["work"]["files"] == 2  # the MCP server listed read and grep
+    (call,) = _calls(tmp_path)
+    argv = call["argv"]
+    assert argv[argv.index("--tools") + 1] == ""  # Claude Code's own tools are off
+    assert "--strict-mcp-config" in argv
+    assert argv[argv.index("--allowedTools") + 1] == "mcp__smithers"
+    events = await _events(tmp_path, result.run_id)
+    # Each call journaled once, by the bridge, under smithers' tool name.
+    finished = [
+        (e.tool_name, e.status, e.call_id) for e in events if isinstance(e, ToolCallFinished)
+    ]
+    assert finished == [("read", "success", "mcp-1"), ("read", "error", "mcp-2")]
