@@ -39,6 +39,7 @@ __all__ = (
 
 _STDERR_TAIL_LINES = 40
 """Lines of stderr kept for error messages."""
+_SIGNALS = frozenset(int(s) for s in signal.Signals)
 _KILL_GRACE_S = 2.0
 """Seconds between SIGTERM and SIGKILL of the process group."""
 
@@ -127,6 +128,7 @@ async def run_cli(
         ProcessSpawnFailedError: if the program cannot be started.
         ProcessTimeoutError: past `timeout_ms`.
         ProcessIdleTimeoutError: past `idle_timeout_ms` without a stdout line.
+        ProcessAbortedError: if a signal from outside killed the program.
     """
     details = {"command": argv[0], "args": list(argv[1:]), "cwd": cwd}
     started = time.monotonic()
@@ -231,6 +233,14 @@ async def run_cli(
             details={**details, "idleTimeoutMs": idle_timeout_ms},
             hint="The CLI may be waiting for input or stuck; raise idle_timeout_ms if it "
             "legitimately thinks that long.",
+        )
+    if proc.returncode is not None and proc.returncode < 0:
+        signame = signal.Signals(-proc.returncode).name if -proc.returncode in _SIGNALS else ""
+        raise ProcessAbortedError(
+            f"{argv[0]} was killed by signal {-proc.returncode} {signame}".rstrip(),
+            details=details,
+            hint="Something outside the run killed the CLI (out of memory? a person?); "
+            "the task's retry runs it again.",
         )
     return ProcessResult(
         exit_code=proc.returncode if proc.returncode is not None else -1,

@@ -347,3 +347,39 @@ async def test_smithers_tools_reach_claude_code_over_mcp_sandboxed_and_journaled
         (e.tool_name, e.status, e.call_id) for e in events if isinstance(e, ToolCallFinished)
     ]
     assert finished == [("read", "success", "mcp-1"), ("read", "error", "mcp-2")]
+
+
+async def test_a_cli_killed_from_outside_is_process_aborted(
+    tmp_path: Path, box: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pidfile = tmp_path / "cli.pid"
+    monkeypatch.setenv("CLAUDE_DOUBLE_SCENARIO", "hang")
+    monkeypatch.setenv("CLAUDE_DOUBLE_PIDFILE", str(pidfile))
+
+    async def killer() -> None:
+        while not pidfile.exists():
+            await anyio.sleep(0.05)
+        await anyio.sleep(0.2)
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(killer)
+        result = await _run(tmp_path, box, ClaudeCodeAgent(binary=str(DOUBLE)), retries=0)
+
+    (failed,) = [e for e in await _events(tmp_path, result.run_id) if isinstance(e, NodeFailed)]
+    assert failed.error.code == "PROCESS_ABORTED"
+    assert failed.error.retryable
+    assert "signal 9" in failed.error.message
+
+
+async def test_an_idle_cli_is_stopped_with_process_idle_timeout(
+    tmp_path: Path, box: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAUDE_DOUBLE_SCENARIO", "hang")
+    agent = ClaudeCodeAgent(binary=str(DOUBLE), idle_timeout_ms=500)
+
+    result = await _run(tmp_path, box, agent, retries=0)
+
+    (failed,) = [e for e in await _events(tmp_path, result.run_id) if isinstance(e, NodeFailed)]
+    assert failed.error.code == "PROCESS_IDLE_TIMEOUT"
+    assert decode_json(failed.error.details)["idleTimeoutMs"] == 500
