@@ -213,10 +213,11 @@ class RunAutoResumed(Event, frozen=True, kw_only=True):
     from_seq: int | None = None
     """The run's last seq when the resume was started: if the run is found stale again
     with no node outcome after it, the resume made no progress and is backed off."""
-    wake: Literal["timer", "timeout"] | None = None
+    wake: Literal["timer", "timeout", "retry"] | None = None
     """Set when the run was not stale but parked (``waiting-*``) and woken: its timer
-    was due (``"timer"``) or a `WaitForEvent`'s timeout passed (``"timeout"``). None:
-    a stale run whose owner was gone. Not in Smithers' catalogue."""
+    was due (``"timer"``), a `WaitForEvent`'s timeout passed (``"timeout"``) or a
+    retry deferred past the process's sleep (a quota reset, say) came due
+    (``"retry"``). None: a stale run whose owner was gone. Not in Smithers' catalogue."""
     due_at_ms: int | None = None
     """With `wake`: the deadline that was due (Unix epoch ms; a timer's `firesAtMs`,
     a wait's `timeoutAtMs`)."""

@@ -260,6 +260,7 @@ def _reset_nodes(s: RunState, node_ids: Iterable[str], *, from_iteration: int = 
             has_output=False,
             skip_reason=None,
             next_attempt_delay_ms=None,
+            next_attempt_at_ms=None,
             approval=None,
             wait=None,
             timer=None,
@@ -293,7 +294,11 @@ def _started(s: RunState, e: NodeStarted, seq: int) -> None:
     rec = _rec(s, e.node_id, e.iteration)
     attempt = AttemptRecord(attempt=e.attempt, state="running", started_at_ms=e.timestamp_ms)
     s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
-        rec, state="running", attempts=(*rec.attempts, attempt), next_attempt_delay_ms=None
+        rec,
+        state="running",
+        attempts=(*rec.attempts, attempt),
+        next_attempt_delay_ms=None,
+        next_attempt_at_ms=None,
     )
 
 
@@ -350,7 +355,10 @@ def _skipped(s: RunState, e: NodeSkipped, seq: int) -> None:
 def _retrying(s: RunState, e: NodeRetrying, seq: int) -> None:
     rec = _rec(s, e.node_id, e.iteration)
     s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
-        rec, state="pending", next_attempt_delay_ms=e.delay_ms
+        rec,
+        state="pending",
+        next_attempt_delay_ms=e.delay_ms,
+        next_attempt_at_ms=e.timestamp_ms + e.delay_ms,
     )
 
 

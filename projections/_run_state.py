@@ -219,6 +219,9 @@ class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     the next attempt as ``TaskContext.last_heartbeat``)."""
     next_attempt_delay_ms: int | None = None
     """Backoff announced by NodeRetrying before the next attempt, None otherwise."""
+    next_attempt_at_ms: int | None = None
+    """Unix epoch ms the next attempt is due (NodeRetrying's time plus its delay), None
+    when no retry waits: a resumed run waits until then, parked if it is far off."""
     approval: ApprovalRecord | None = None
     """The approval this node asked for (an `Approval`, or ``needs_approval=True``)."""
     wait: EventWaitRecord | None = None

@@ -113,6 +113,7 @@ class AttemptRunner:
         "beats",
         "cancel_reasons",
         "clock",
+        "deferred",
         "idle_workers",
         "input_value",
         "jobs_recv",
@@ -148,6 +149,10 @@ class AttemptRunner:
         """Attempts started and not ended, by node key, in start order."""
         self.backoff: dict[NodeKey, anyio.CancelScope] = {}
         """Retries waiting out their delay, by node key: the scope cancels the timer."""
+        self.deferred: dict[NodeKey, int] = {}
+        """Retries due later than the process keeps sleeping for, by node key: Unix epoch
+        ms they are due. The run parks for them (``waiting-timer``); the supervisor or the
+        next activation starts them."""
         self.cancel_reasons: dict[NodeKey, str] = {}
         """Why a running attempt was cancelled, recorded on its `NodeCancelled`."""
         self.beats = BeatBook(run_id)
@@ -160,8 +165,8 @@ class AttemptRunner:
         """Pooled workers waiting for a job (at most `_IDLE_WORKERS`)."""
 
     def is_busy(self, key: NodeKey) -> bool:
-        """True if the task is running or waiting out a retry backoff."""
-        return key in self.running or key in self.backoff
+        """True if the task is running or waiting out a retry delay (short or parked)."""
+        return key in self.running or key in self.backoff or key in self.deferred
 
     # ------------------------------------------------------------------ attempts
 
@@ -438,6 +443,9 @@ class AttemptRunner:
         """Cancel the timers of pending retries of `keys`; return those that were pending."""
         dropped = []
         for key in list(keys):
+            if self.deferred.pop(key, None) is not None:
+                dropped.append(key)
+                continue
             scope = self.backoff.pop(key, None)
             if scope is None:
                 continue

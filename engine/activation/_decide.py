@@ -26,7 +26,14 @@ from smithers.eventstore.events import (
 
 from ..authoring import WAIT_KINDS, active_iteration
 from ..errors import ContinuationStateTooLargeError, SchedulerError
-from ._execute import Outcome, error_info, execute_attempt, retry_delay_ms
+from ._execute import (
+    QUOTA_CODE,
+    Outcome,
+    error_info,
+    execute_attempt,
+    retry_delay_ms,
+    spent_retries,
+)
 from ._loops import (
     Continuing,
     continuation_events,
@@ -90,6 +97,7 @@ class Decider:
         "max_concurrency",
         "plan",
         "reads",
+        "retries_resumed",
         "run_id",
         "scheduler",
         "terminal",
@@ -139,6 +147,9 @@ class Decider:
         """Set once the run is to continue as new: nothing new starts (`_loops`)."""
         self.carried: ContinuationLoaded | None = None
         """For a run ended ``continued``: the new run's ``ContinuationLoaded``."""
+        self.retries_resumed = False
+        """True once the first render deferred the retries a previous activation
+        announced (`_resume_retries`)."""
 
     # ------------------------------------------------------------------ render
 
@@ -164,7 +175,10 @@ class Decider:
             self.emit(event)
         for key in [k for k in attempts.running if not _mounted(plan, k)]:
             attempts.cancel(key, "unmounted")
-        self._drop_backoffs([k for k in attempts.backoff if not _mounted(plan, k)], "unmounted")
+        self._drop_backoffs(
+            [k for k in (*attempts.backoff, *attempts.deferred) if not _mounted(plan, k)],
+            "unmounted",
+        )
         for key in [k for k in self.waiting if not _mounted(plan, k)]:
             del self.waiting[key]
             timer = nodes[key].timer if key in nodes else None
@@ -178,7 +192,28 @@ class Decider:
         self.scheduler = Scheduler(plan, is_done=_done_check(plan, nodes), is_busy=attempts.is_busy)
         for key in attempts.running:
             self.scheduler.claim(key)
+        if not self.retries_resumed:
+            self.retries_resumed = True
+            self._resume_retries(plan, nodes)
         return self._loop_hooks(fresh=True)
+
+    def _resume_retries(self, plan: Plan, nodes: Mapping[NodeKey, NodeRecord]) -> None:
+        """Retries an earlier activation announced and never started wait until due.
+
+        Once per activation (its first render): a resumed run does not start a retry
+        before the time its `NodeRetrying` set (a provider's quota reset, say).
+        """
+        now = self.clock.now_ms()
+        for key, rec in nodes.items():
+            due = rec.next_attempt_at_ms
+            if (
+                due is not None
+                and due > now
+                and rec.state == "pending"
+                and _mounted(plan, key)
+                and not self.attempts.is_busy(key)
+            ):
+                self._retry_after(key, due)
 
     def _loop_hooks(self, *, fresh: bool) -> bool:
         """Act on what the scheduler met: loops started, passes ended, ContinueAsNew.
@@ -377,8 +412,14 @@ class Decider:
             )
         )
         retry = self.cancelling is None and self.failing is None and _mounted(scheduler.plan, key)
-        if error.retryable and attempt <= task.retries and retry:
-            delay = retry_delay_ms(task, attempt, error)
+        rec = self.loop.state.nodes.get(key)
+        quota = (
+            sum(1 for a in rec.attempts if a.error is not None and a.error.code == QUOTA_CODE)
+            if rec is not None and error.code == QUOTA_CODE
+            else 0
+        )
+        if error.retryable and spent_retries(attempt, error, quota) <= task.retries and retry:
+            delay = retry_delay_ms(task, attempt, error, now_ms=now)
             self.emit(
                 NodeRetrying(
                     run_id=self.run_id,
@@ -389,10 +430,7 @@ class Decider:
                     delay_ms=delay,
                 )
             )
-            if delay <= 0:
-                scheduler.requeue(key)
-            else:
-                self.attempts.wait_backoff(key, delay)
+            self._retry_after(key, now + delay)
         elif task.continue_on_fail:
             scheduler.complete(key)
             return self._loop_hooks(fresh=self.fresh)
@@ -479,9 +517,35 @@ class Decider:
         """
         if self.scheduler is None:
             return
+        deferred = self.attempts.deferred
         for k in list(self.waiting) if key is None else [key]:
-            if k in self.waiting:
+            if k in deferred:
+                if deferred[k] > self.clock.now_ms():
+                    continue  # a retry not due yet: a decision elsewhere does not start it
+                del deferred[k]
+                self.waiting.pop(k, None)
                 self.scheduler.requeue(k)
+            elif k in self.waiting:
+                self.scheduler.requeue(k)
+
+    def _retry_after(self, key: NodeKey, due_ms: int) -> None:
+        """Start `key`'s next attempt at Unix epoch ms `due_ms`.
+
+        Now if it is due; after an in-process timer if it is due within `hold_ms`;
+        else the retry is deferred and the node waits like a timer (``waiting-timer``):
+        the run parks, and the supervisor (`wake_deadline`) or a resume starts it when
+        due, e.g. after a provider's quota reset.
+        """
+        assert self.scheduler is not None
+        delay = due_ms - self.clock.now_ms()
+        if delay <= 0:
+            self.scheduler.requeue(key)
+        elif delay <= self.hold_ms:
+            self.attempts.wait_backoff(key, delay)
+        else:
+            self.attempts.deferred[key] = due_ms
+            self.waiting[key] = ("waiting-timer", due_ms)
+            self.loop.wake_at(key, due_ms)
 
     def backoff_elapsed(self, key: NodeKey) -> None:
         """A retry's delay is over: queue the task again, unless the retry was dropped."""
@@ -495,7 +559,11 @@ class Decider:
         """
         if self.failing is None:
             self.failing = error
-            self._drop_backoffs(self.attempts.backoff, "run-failed")
+            self._drop_backoffs(self._retries(), "run-failed")
+
+    def _retries(self) -> list[NodeKey]:
+        """Keys of the retries waiting to start (in-process backoffs and deferred ones)."""
+        return [*self.attempts.backoff, *self.attempts.deferred]
 
     def _drop_backoffs(self, keys: Iterable[NodeKey], reason: str) -> None:
         """Cancel pending retries of `keys`, recording NodeCancelled for each."""
@@ -519,7 +587,7 @@ class Decider:
             return
         self.cancelling = (reason, source)
         self.attempts.cancel_all("cancelled")
-        self._drop_backoffs(self.attempts.backoff, "cancelled")
+        self._drop_backoffs(self._retries(), "cancelled")
 
     def interrupted(self, reason: str, source: str) -> None:
         """The activation is stopping now: close what runs and end the run cancelled."""
@@ -537,7 +605,7 @@ class Decider:
                 )
             )
         running.clear()
-        self._drop_backoffs(self.attempts.backoff, reason)
+        self._drop_backoffs(self._retries(), reason)
         self.cancelling = (reason, source)
         self.finish()
 

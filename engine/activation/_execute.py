@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from ..agents import AgentPlan
     from ..authoring import Task, TaskContext
 
-__all__ = ("Outcome", "error_info", "execute_attempt", "retry_delay_ms", "validate_output")
+__all__ = (
+    "Outcome",
+    "error_info",
+    "execute_attempt",
+    "retry_delay_ms",
+    "spent_retries",
+    "validate_output",
+)
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -134,22 +141,43 @@ async def execute_attempt(task: Task, tctx: TaskContext, plan: AgentPlan | None 
 
 class _RetryAfter(msgspec.Struct):
     retryAfterMs: int | None = None
+    quotaResetAtMs: int | None = None
 
 
 _retry_after = msgspec.json.Decoder(_RetryAfter)
 
 
-def retry_delay_ms(task: Task, failed_attempt: int, error: ErrorInfo) -> int:
+def retry_delay_ms(task: Task, failed_attempt: int, error: ErrorInfo, *, now_ms: int) -> int:
     """The delay in ms before the attempt after `failed_attempt` of `task` failed with `error`.
 
-    The task's backoff, or longer when the error names the delay a provider asked for
-    (``details.retryAfterMs``, from ``retry-after``), as Smithers honouring rate limits.
+    The task's backoff, or longer when the error names when to try again: the delay a
+    provider asked for (``details.retryAfterMs``, from ``retry-after``), as Smithers
+    honouring rate limits, or a quota's reset time (``details.quotaResetAtMs``, Unix
+    epoch ms, as Smithers pausing until the reset).
     """
     delay = task.backoff.delay_ms(failed_attempt)
     if error.details is NULL_RAW or error.code is None:
         return delay
     try:
-        asked = _retry_after.decode(error.details).retryAfterMs or 0
+        asked = _retry_after.decode(error.details)
     except msgspec.DecodeError:
         return delay
-    return max(delay, asked)
+    reset = asked.quotaResetAtMs - now_ms if asked.quotaResetAtMs is not None else 0
+    return max(delay, asked.retryAfterMs or 0, reset)
+
+
+QUOTA_CODE = "AGENT_QUOTA_EXCEEDED"
+MAX_QUOTA_WAITS = 10
+"""Quota failures of one node retried without spending its ``retries`` (seed 001: "the
+failure is transient; retries are preserved"); past this many the retries count again."""
+
+
+def spent_retries(attempt: int, error: ErrorInfo, quota_failures: int) -> int:
+    """How many of a task's ``retries`` its failed attempt `attempt` has spent.
+
+    Attempts that failed on a provider's quota (`quota_failures`, this one included)
+    do not count, up to `MAX_QUOTA_WAITS` of them.
+    """
+    if quota_failures > MAX_QUOTA_WAITS:
+        return attempt
+    return attempt - quota_failures

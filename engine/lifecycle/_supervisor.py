@@ -89,7 +89,7 @@ if TYPE_CHECKING:
 
 __all__ = ("WakeReason", "supervise", "wake_deadline")
 
-WakeReason = Literal["timer", "timeout"]
+WakeReason = Literal["timer", "timeout", "retry"]
 """Why a parked run is woken: a timer is due, or a `WaitForEvent`'s timeout passed."""
 PARKED_STATUSES = frozenset({"waiting-approval", "waiting-event", "waiting-timer"})
 """Statuses of a parked run: no owner, waiting for a decision, a signal or a timer."""
@@ -120,7 +120,9 @@ def wake_deadline(state: RunState) -> tuple[int, WakeReason] | None:
     The earliest of: the fire time of a pending timer its node waits on
     (``"timer"``, `TimerRecord.fires_at_ms`, as recorded by `TimerCreated`: a restart
     never moves it), and the timeout of a `WaitForEvent` still waiting for its signal
-    (``"timeout"``, `EventWaitRecord.timeout_at_ms`). Approvals, and waits without a
+    (``"timeout"``, `EventWaitRecord.timeout_at_ms`), and a retry due later than a
+    process keeps sleeping for, e.g. after a provider's quota reset time
+    (``"retry"``, `NodeRecord.next_attempt_at_ms`). Approvals, and waits without a
     timeout, have no deadline: a decision or a signal wakes them. Nor has a `Subflow`
     node waiting in its child run (``subflow:<childRunId>``, which copies the child's
     deadline): the child holds that deadline and is woken itself; its end wakes the
@@ -143,6 +145,8 @@ def wake_deadline(state: RunState) -> tuple[int, WakeReason] | None:
             and not wait.event_name.startswith(SUBFLOW_EVENT_PREFIX)
         ):
             candidate = (wait.timeout_at_ms, "timeout")
+        elif rec.state == "pending" and rec.next_attempt_at_ms is not None:
+            candidate = (rec.next_attempt_at_ms, "retry")
         else:
             continue
         if best is None or candidate[0] < best[0]:

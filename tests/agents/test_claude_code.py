@@ -33,7 +33,7 @@ from smithers.eventstore.events import (
     ToolCallStarted,
 )
 
-from smithers import Task, run_workflow, workflow
+from smithers import Backoff, Task, run_workflow, workflow
 
 DOUBLE = Path(__file__).with_name("doubles") / "claude"
 
@@ -149,12 +149,18 @@ async def test_failures_map_to_the_catalogue(
 ) -> None:
     monkeypatch.setenv("CLAUDE_DOUBLE_SCENARIO", scenario)
 
-    result = await _run(tmp_path, box, ClaudeCodeAgent(binary=str(DOUBLE)), retries=0)
+    agent = ClaudeCodeAgent(binary=str(DOUBLE))
+    result = await _run(
+        tmp_path, box, agent, retries=0, backoff=Backoff(kind="fixed", initial_ms=0)
+    )
 
     assert result.status == "failed"
-    (failed,) = [e for e in await _events(tmp_path, result.run_id) if isinstance(e, NodeFailed)]
+    fails = [e for e in await _events(tmp_path, result.run_id) if isinstance(e, NodeFailed)]
+    failed = fails[-1]
     assert failed.error.code == code
     assert failed.error.retryable is retryable
+    # A usage limit keeps the task's retries (retries=0 here): retried up to 10 times.
+    assert len(fails) == (11 if code == "AGENT_QUOTA_EXCEEDED" else 1)
     if scenario == "no-result":
         assert "fatal: cannot continue" in decode_json(failed.error.details)["stderr"]
 

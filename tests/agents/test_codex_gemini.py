@@ -27,7 +27,7 @@ from smithers.eventstore.events import (
     ToolCallFinished,
 )
 
-from smithers import Task, run_workflow, workflow
+from smithers import Backoff, Task, run_workflow, workflow
 
 DOUBLES = Path(__file__).with_name("doubles")
 
@@ -129,12 +129,12 @@ async def test_codex_failures_map_to_the_catalogue(
 ) -> None:
     monkeypatch.setenv("CODEX_DOUBLE_SCENARIO", scenario)
 
-    result, events = await _run(
-        tmp_path, root, CodexAgent(binary=str(DOUBLES / "codex"), model="bad-model"), retries=0
-    )
+    agent = CodexAgent(binary=str(DOUBLES / "codex"), model="bad-model")
+    no_wait = Backoff(kind="fixed", initial_ms=0)
+    result, events = await _run(tmp_path, root, agent, retries=0, backoff=no_wait)
 
     assert result.status == "failed"
-    (failed,) = [e for e in events if isinstance(e, NodeFailed)]
+    failed = [e for e in events if isinstance(e, NodeFailed)][-1]
     assert failed.error.code == code
 
 

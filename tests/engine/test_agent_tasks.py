@@ -15,6 +15,7 @@ from smithers.engine import UnsupportedFeatureError, read_events
 from smithers.engine.agents import (
     AgentConfigInvalidError,
     AgentProviderError,
+    AgentQuotaExceededError,
     AgentRateLimitedError,
     AgentRequest,
     AgentResult,
@@ -548,3 +549,85 @@ async def test_time_travel_works_on_a_run_with_agent_tasks(db: Path) -> None:
     # recorded responses are replayed only to an attempt a crash or a provider failure
     # interrupted, never to a task reset on purpose.
     assert agent.calls == 4
+
+
+async def test_quota_failures_do_not_spend_the_tasks_retries(db: Path) -> None:
+    import time as _time
+
+    class Limited:
+        id = "limited"
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def generate(self, request: AgentRequest) -> AgentResult:
+            self.calls += 1
+            if self.calls <= 3:
+                reset = int(_time.time() * 1000) + 30
+                raise AgentQuotaExceededError("limit", details={"quotaResetAtMs": reset})
+            return AgentResult(output={"label": "ok", "priority": 1})
+
+    agent = Limited()
+
+    @workflow("quota")
+    def flow(ctx: Any) -> Any:
+        return Task("t", output=Triage, agent=agent, prompt="p", retries=0, backoff=NO_WAIT)
+
+    with anyio.fail_after(10):
+        result = await run_workflow(flow, db=db)
+
+    assert result.status == "finished", result.error
+    assert agent.calls == 4
+    retrying = await _events(result.run_id, db, NodeRetrying)
+    assert len(retrying) == 3
+    assert all(0 < e.delay_ms <= 30 for e in retrying)
+
+
+async def test_a_retry_due_after_a_quota_reset_parks_the_run_until_then(db: Path) -> None:
+    import time as _time
+
+    from smithers.engine.lifecycle import wake_deadline
+
+    import smithers
+
+    reset_at: list[int] = []
+
+    class Limited:
+        id = "limited"
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def generate(self, request: AgentRequest) -> AgentResult:
+            self.calls += 1
+            if self.calls == 1:
+                reset_at.append(int(_time.time() * 1000) + 1500)
+                raise AgentQuotaExceededError("limit", details={"quotaResetAtMs": reset_at[0]})
+            return AgentResult(output={"label": "later", "priority": 2})
+
+    agent = Limited()
+
+    @workflow("park")
+    def flow(ctx: Any) -> Any:
+        return Task("t", output=Triage, agent=agent, prompt="p", backoff=NO_WAIT)
+
+    async with smithers.connect(db) as client:
+        with anyio.fail_after(20):
+            parked = await client.run(flow, run_id="q1", hold_ms=200)
+            assert parked.status == "waiting-timer"  # no process sleeps for an hour-long reset
+            run = await client.get_run("q1")
+            state = await run.state()
+            assert state.nodes[("t", 0)].state == "pending"
+            deadline = wake_deadline(state)
+            assert deadline is not None
+            assert deadline[1] == "retry"
+            assert abs(deadline[0] - reset_at[0]) < 200
+            # Resumed before the reset: the retry still waits (parks again), no attempt.
+            early = await client.run(flow, run_id="q1", resume=True, hold_ms=200)
+            assert early.status == "waiting-timer"
+            assert agent.calls == 1
+            await anyio.sleep(max(reset_at[0] / 1000 - _time.time(), 0) + 0.1)
+            done = await client.run(flow, run_id="q1", resume=True, hold_ms=200)
+    assert done.status == "finished"
+    assert done.outputs["t"] == {"label": "later", "priority": 2}
+    assert agent.calls == 2
