@@ -1,0 +1,367 @@
+"""Fault injection: SIGKILL storms, killed time travel, a full disk, 16 concurrent writers.
+
+Every scenario drives the real CLI (``python -m smithers …``) in subprocesses on a real
+SQLite file, running `fault_workflow.py` (21 tasks, 4 parallel lanes; each execution
+appends ``<run_id> <node_id> <attempt> <pid>`` to a side file). Each ends with the
+invariants of the log, checked from outside with ``sqlite3``:
+
+- per run, seqs are 1..N (no gap, no duplicate), and the runs index agrees;
+- ``PRAGMA integrity_check`` is ``ok``;
+- every run is resumable to its end: ``smithers up --resume RUN`` until it is finished;
+- at most one extra execution per task in flight per kill: per run and task, executions
+  beyond its NodeFinished events are at most the kills of that run's processes (and, where
+  the run was only ever killed mid-run, its attempts closed as ``abandoned``), and in all
+  at most kills x max concurrency (4);
+
+and reports its figures (see the `figures` fixture in conftest.py). The kill schedules
+are seeded (``SMITHERS_FAULT_SEED``); all tests are slow (CI runs them).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from smithers.eventstore import decode_event
+from smithers.eventstore.events import NodeCancelled, NodeFinished
+
+pytestmark = pytest.mark.slow  # runs in CI (see tests/conftest.py)
+
+HERE = Path(__file__).resolve().parent
+WORKFLOW = HERE / "fault_workflow.py"
+EFFECTS_ENV = "SMITHERS_FAULT_EFFECTS"
+FILL_ENV = "SMITHERS_FAULT_FILL"
+FILLED_ENV = "SMITHERS_FAULT_FILLED"
+TASKS = 21
+MAX_CONCURRENCY = 4  # `smithers up`'s default
+WAIT_S = 90.0
+SAFE_CAP = 16
+"""Once this many distinct tasks began, at least a lane's tail, the merge and the publish
+chain are left: 4 tasks one after another, over 80 ms."""
+
+
+# ------------------------------------------------------------------ processes and files
+
+
+@dataclass
+class Lab:
+    """One database, one side file, and the `smithers` processes run on them."""
+
+    root: Path
+    reaper: list[subprocess.Popen[bytes]]
+    db: Path
+    spawned: int = 0
+    kills: Counter[str] = field(default_factory=Counter)
+    """Kills per run id (the run the killed process was driving)."""
+    kill_notes: list[str] = field(default_factory=list)
+    resumes: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def effects(self) -> Path:
+        return self.root / "effects.txt"
+
+    def spawn(self, *args: str, **env_extra: str) -> subprocess.Popen[bytes]:
+        """Start ``python -m smithers ARGS --db DB`` with stdout/stderr in files."""
+        with self.lock:
+            self.spawned += 1
+            n = self.spawned
+        env = {**os.environ, EFFECTS_ENV: str(self.effects), **env_extra}
+        env.pop("SMITHERS_DB", None)
+        env.pop("SMITHERS_DEBUG", None)
+        with (
+            open(self.root / f"proc{n}.out", "wb") as out,
+            open(self.root / f"proc{n}.err", "wb") as err,
+        ):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "smithers", *args, "--db", str(self.db)],
+                cwd=self.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+            )
+        proc.number = n  # type: ignore[attr-defined]
+        self.reaper.append(proc)
+        return proc
+
+    def output_of(self, proc: subprocess.Popen[bytes]) -> str:
+        n = proc.number  # type: ignore[attr-defined]
+        out = (self.root / f"proc{n}.out").read_text(errors="replace")
+        err = (self.root / f"proc{n}.err").read_text(errors="replace")
+        return f"stdout: {out[-2000:]}\nstderr: {err[-2000:]}"
+
+    def kill(self, proc: subprocess.Popen[bytes], run_id: str, why: str) -> bool:
+        """SIGKILL `proc`; False (and no kill counted) if it had exited already."""
+        if proc.poll() is not None:
+            return False
+        os.kill(proc.pid, signal.SIGKILL)
+        rc = proc.wait(timeout=WAIT_S)
+        if rc != -signal.SIGKILL:
+            return False
+        with self.lock:
+            self.kills[run_id] += 1
+            self.kill_notes.append(f"{run_id}: {why}")
+        return True
+
+    # -------------------------------------------------------------- reading from outside
+
+    def effect_lines(self) -> list[tuple[str, str, int, int]]:
+        """(run_id, node_id, attempt, pid) of every execution begun so far."""
+        try:
+            text = self.effects.read_text()
+        except FileNotFoundError:
+            return []
+        rows = []
+        for line in text.splitlines():
+            run_id, node_id, attempt, pid = line.split(" ")
+            rows.append((run_id, node_id, int(attempt), int(pid)))
+        return rows
+
+    def started(self, run_id: str) -> int:
+        """Distinct tasks of `run_id` executed at least once so far."""
+        return len({node for run, node, _, _ in self.effect_lines() if run == run_id})
+
+    def executions(self, run_id: str) -> int:
+        return sum(run == run_id for run, _, _, _ in self.effect_lines())
+
+    def connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.db, timeout=10)
+
+    def last_seq(self, run_id: str) -> int:
+        """The run's last seq as another process sees it (0 before its first event)."""
+        if not self.db.exists():
+            return 0
+        try:
+            with closing(sqlite3.connect(self.db, timeout=1)) as conn:
+                row = conn.execute(
+                    "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?",
+                    (run_id,),
+                ).fetchone()
+        except sqlite3.OperationalError:  # no table yet, or locked for over a second
+            return 0
+        return int(row[0])
+
+    def run_ids(self) -> list[str]:
+        with closing(self.connect()) as conn:
+            rows = conn.execute("SELECT DISTINCT run_id FROM _smithers_events").fetchall()
+        return sorted(r[0] for r in rows)
+
+    def status(self, run_id: str) -> str | None:
+        with closing(self.connect()) as conn:
+            row = conn.execute(
+                "SELECT status FROM _smithers_runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def frames(self, run_id: str) -> int:
+        with closing(self.connect()) as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM _smithers_events WHERE run_id = ? AND type = ?",
+                (run_id, "FrameCommitted"),
+            ).fetchone()
+        return int(row[0])
+
+    # -------------------------------------------------------------- the invariants
+
+    def check_log(self) -> dict[str, Any]:
+        """Seqs 1..N per run, the runs index agrees, integrity ok; returns the figures."""
+        with closing(self.connect()) as conn:
+            integrity = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            assert integrity == ["ok"], f"integrity_check: {integrity}"
+            runs: dict[str, list[int]] = {}
+            for run_id, seq in conn.execute(
+                "SELECT run_id, seq FROM _smithers_events ORDER BY run_id, seq"
+            ):
+                runs.setdefault(run_id, []).append(seq)
+            index = dict(conn.execute("SELECT run_id, last_seq FROM _smithers_runs").fetchall())
+        for run_id, seqs in runs.items():
+            assert seqs == list(range(1, len(seqs) + 1)), f"{run_id}: seqs not 1..N: {seqs}"
+            assert index.get(run_id) == len(seqs), (
+                f"{run_id}: the runs index says last_seq {index.get(run_id)}, the log {len(seqs)}"
+            )
+        events = sum(map(len, runs.values()))
+        return {"integrity": integrity[0], "runs": len(runs), "events": events}
+
+    def resume_to_end(self, run_id: str, *extra: str) -> int:
+        """``smithers up --resume RUN`` until the run is finished; returns the tries."""
+        for tries in range(1, 4):
+            if self.status(run_id) == "finished":
+                return tries - 1
+            proc = self.spawn("up", "--resume", run_id, *extra)
+            rc = proc.wait(timeout=WAIT_S)
+            with self.lock:
+                self.resumes += 1
+            if rc == 0 and self.status(run_id) == "finished":
+                return tries
+        raise AssertionError(
+            f"{run_id} is {self.status(run_id)} after 3 resumes\n{self.output_of(proc)}"
+        )
+
+    def check_executions(self, *, abandoned_bound: bool) -> dict[str, int]:
+        """At most one extra execution per task in flight per kill; returns the figures.
+
+        An extra execution is one that never got its NodeFinished: per run and node,
+        executions minus NodeFinished events. Each is at most the kills of that run; with
+        `abandoned_bound` (runs only ever killed mid-run, never rewound), also at most the
+        node's attempts the next activation closed as ``abandoned``.
+        """
+        executions = Counter((run, node) for run, node, _, _ in self.effect_lines())
+        finished: Counter[tuple[str, str]] = Counter()
+        abandoned: Counter[tuple[str, str]] = Counter()
+        with closing(self.connect()) as conn:
+            rows = conn.execute(
+                "SELECT run_id, type, payload FROM _smithers_events WHERE type IN (?, ?)",
+                ("NodeFinished", "NodeCancelled"),
+            ).fetchall()
+        for run_id, type_name, payload in rows:
+            event = decode_event(type_name, bytes(payload))
+            if isinstance(event, NodeFinished):
+                finished[run_id, event.node_id] += 1
+            elif isinstance(event, NodeCancelled) and event.reason == "abandoned":
+                abandoned[run_id, event.node_id] += 1
+        extras = 0
+        for key, n in executions.items():
+            extra = n - finished[key]
+            assert extra >= 0, f"{key}: {n} executions, {finished[key]} NodeFinished"
+            assert extra <= self.kills[key[0]], (
+                f"{key}: {extra} extra executions, {self.kills[key[0]]} kills of its run"
+            )
+            if abandoned_bound:
+                assert extra <= abandoned[key], f"{key}: {extra} extra, {abandoned[key]} abandoned"
+            extras += extra
+        kills = sum(self.kills.values())
+        assert extras <= kills * MAX_CONCURRENCY, f"{extras} extra executions, {kills} kills"
+        return {
+            "executions": sum(executions.values()),
+            "extra_executions": extras,
+            "abandoned": sum(abandoned.values()),
+            "max_extra_per_task": max((n - finished[k] for k, n in executions.items()), default=0),
+        }
+
+
+def wait_for(cond: Any, proc: subprocess.Popen[bytes], deadline_s: float) -> None:
+    """Poll `cond` every millisecond until it holds, `proc` exits or the deadline passes."""
+    end = time.monotonic() + deadline_s
+    while not cond() and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.001)
+
+
+# ------------------------------------------------------------------ (a) SIGKILL storm
+
+STORM_RUNS = 4
+STORM_KILLS = 4
+
+
+def storm_one_run(lab: Lab, run_id: str, rng: random.Random, quota: int) -> None:
+    """Start `run_id`, kill its process `quota` times at random moments, then resume it.
+
+    Three kinds of moment: a delay after the spawn (start-up, the claim, or mid-run),
+    a jitter after the cap-th distinct task began, or the m-th event appended since the
+    spawn. Whatever the kind, the kill comes once `cap` distinct tasks began, so every
+    kill lands while tasks remain (caps are distinct and at most SAFE_CAP).
+    """
+    caps = sorted(rng.sample(range(1, SAFE_CAP + 1), quota))
+    kills = 0
+    while kills < quota and lab.status(run_id) != "finished":
+        if lab.last_seq(run_id) == 0:
+            args = ["up", str(WORKFLOW), "-r", run_id, "--no-log"]
+        else:
+            args = ["up", "--resume", run_id, "--no-log"]
+        proc = lab.spawn(*args)
+        t0, seq0 = time.monotonic(), lab.last_seq(run_id)
+        cap = max(caps[kills], lab.started(run_id) + 1)
+        kind = rng.choice(["delay", "effects", "events"])
+        if kind == "delay":
+            delay = rng.uniform(0.05, 1.5)
+            param = f"{delay * 1000:.0f}ms"
+
+            def due(t0: float = t0, delay: float = delay) -> bool:
+                return time.monotonic() - t0 >= delay
+
+            jitter = 0.0
+        elif kind == "effects":
+            jitter = rng.uniform(0, 0.02)
+            param = f"+{jitter * 1000:.0f}ms"
+
+            def due() -> bool:
+                return False
+
+        else:
+            m = rng.randint(1, 30)
+            jitter = rng.uniform(0, 0.005)
+            param = f"m={m}"
+
+            def due(seq0: int = seq0, m: int = m) -> bool:
+                return lab.last_seq(run_id) - seq0 >= m
+
+        wait_for(lambda cap=cap, due=due: lab.started(run_id) >= cap or due(), proc, WAIT_S)
+        time.sleep(jitter)
+        why = (
+            f"{kind}({param}) cap {cap} at {(time.monotonic() - t0) * 1000:.0f}ms: "
+            f"{lab.started(run_id)} tasks begun, seq {lab.last_seq(run_id)}"
+        )
+        if lab.kill(proc, run_id, why):
+            kills += 1
+        else:
+            rc = proc.returncode
+            assert rc == 0, f"{run_id}: exited {rc}\n{lab.output_of(proc)}"
+    lab.resume_to_end(run_id, "--no-log")
+
+
+@pytest.mark.timeout(180)
+def test_sigkill_storm_during_runs(
+    fault_seed: int, tmp_path: Path, reaper: list[subprocess.Popen[bytes]], figures: Any
+) -> None:
+    t0 = time.monotonic()
+    lab = Lab(tmp_path, reaper, tmp_path / "storm.db")
+    runs = [f"storm-{i}" for i in range(STORM_RUNS)]
+    # The database and its schema first: a concurrent first open is scenario (d).
+    lab.spawn("up", str(WORKFLOW), "-r", "warm-up", "--no-log").wait(timeout=WAIT_S)
+    errors: list[BaseException] = []
+
+    def drive(i: int) -> None:
+        try:
+            storm_one_run(lab, runs[i], random.Random(fault_seed * 100 + i), STORM_KILLS)
+        except BaseException as e:  # reported by the test thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=drive, args=(i,)) for i in range(STORM_RUNS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=170)
+    notes = "\n".join(lab.kill_notes)
+    if errors:
+        raise AssertionError(f"kills so far:\n{notes}") from errors[0]
+
+    log = lab.check_log()
+    statuses = {run_id: lab.status(run_id) for run_id in lab.run_ids()}
+    assert set(statuses.values()) == {"finished"}, statuses
+    execs = lab.check_executions(abandoned_bound=True)
+    kills = sum(lab.kills.values())
+    assert kills >= STORM_RUNS, f"only {kills} kills landed:\n{notes}"
+    print(notes, file=sys.stderr)
+    figures(
+        {
+            "runs": len(runs),
+            "kills": kills,
+            "kills_planned": STORM_RUNS * STORM_KILLS,
+            "processes": lab.spawned,
+            **execs,
+            **log,
+            "time_s": round(time.monotonic() - t0, 1),
+        }
+    )
