@@ -5,7 +5,8 @@ SQLite file, running `fault_workflow.py` (21 tasks, 4 parallel lanes; each execu
 appends ``<run_id> <node_id> <attempt> <pid>`` to a side file). Each ends with the
 invariants of the log, checked from outside with ``sqlite3``:
 
-- per run, seqs are 1..N (no gap, no duplicate), and the runs index agrees;
+- per run, seqs are 1..N (no gap, no duplicate), and the runs index agrees (a row per
+  run, at most its last seq, equal to it once finished);
 - ``PRAGMA integrity_check`` is ``ok``;
 - every run is resumable to its end: ``smithers up --resume RUN`` until it is finished;
 - at most one extra execution per task in flight per kill: per run and task, executions
@@ -186,12 +187,20 @@ class Lab:
                 "SELECT run_id, seq FROM _smithers_events ORDER BY run_id, seq"
             ):
                 runs.setdefault(run_id, []).append(seq)
-            index = dict(conn.execute("SELECT run_id, last_seq FROM _smithers_runs").fetchall())
+            index = {
+                run_id: (status, last_seq)
+                for run_id, status, last_seq in conn.execute(
+                    "SELECT run_id, status, last_seq FROM _smithers_runs"
+                )
+            }
         for run_id, seqs in runs.items():
             assert seqs == list(range(1, len(seqs) + 1)), f"{run_id}: seqs not 1..N: {seqs}"
-            assert index.get(run_id) == len(seqs), (
-                f"{run_id}: the runs index says last_seq {index.get(run_id)}, the log {len(seqs)}"
-            )
+            # The index row is written at the run's start and at each status change.
+            assert run_id in index, f"{run_id} has events but no row in the runs index"
+            status, last_seq = index[run_id]
+            assert last_seq <= len(seqs), f"{run_id}: index at seq {last_seq}, log {len(seqs)}"
+            if status == "finished":
+                assert last_seq == len(seqs), f"{run_id} finished at {last_seq}, log {len(seqs)}"
         events = sum(map(len, runs.values()))
         return {"integrity": integrity[0], "runs": len(runs), "events": events}
 
@@ -360,6 +369,100 @@ def test_sigkill_storm_during_runs(
             "kills": kills,
             "kills_planned": STORM_RUNS * STORM_KILLS,
             "processes": lab.spawned,
+            **execs,
+            **log,
+            "time_s": round(time.monotonic() - t0, 1),
+        }
+    )
+
+
+# ------------------------------------------------------------------ (b) killed time travel
+
+TIME_TRAVEL_OPS = 10
+OP_KINDS = ("rewind", "rewind-resume", "fork", "fork-run", "retry-task")
+RUNS_TASKS = ("rewind-resume", "fork-run", "retry-task")
+
+
+def time_travel_args(op: str, run_id: str, fork_id: str, rng: random.Random) -> list[str]:
+    """The CLI arguments of `op` on `run_id` (a finished run of over 20 frames)."""
+    frame = str(rng.randint(1, 10))
+    if op == "rewind":
+        return ["rewind", run_id, "--frame", frame, "--yes"]
+    if op == "rewind-resume":
+        return ["rewind", run_id, "--frame", frame, "--yes", "--resume"]
+    if op == "fork":
+        return ["fork", run_id, "--frame", frame, "-r", fork_id]
+    if op == "fork-run":
+        return ["fork", run_id, "--frame", frame, "-r", fork_id, "--run"]
+    return ["retry-task", run_id, "--node", rng.choice(fault_nodes())]
+
+
+def fault_nodes() -> list[str]:
+    lanes = [f"lane-{lane}-{s}" for lane in range(4) for s in range(4)]
+    return ["ingest-0", "ingest-1", *lanes, "merge", "publish-0", "publish-1"]
+
+
+@pytest.mark.timeout(180)
+def test_sigkill_during_rewind_fork_and_retry_task(
+    fault_seed: int, tmp_path: Path, reaper: list[subprocess.Popen[bytes]], figures: Any
+) -> None:
+    t0 = time.monotonic()
+    rng = random.Random(fault_seed + 1)
+    lab = Lab(tmp_path, reaper, tmp_path / "timetravel.db")
+    bases = ["base-0", "base-1"]
+    for run_id in bases:
+        proc = lab.spawn("up", str(WORKFLOW), "-r", run_id)
+        assert proc.wait(timeout=WAIT_S) == 0, lab.output_of(proc)
+    ops: Counter[str] = Counter()
+    applied = 0
+    exited_first = 0
+    for i in range(TIME_TRAVEL_OPS):
+        op = OP_KINDS[i % len(OP_KINDS)] if i < len(OP_KINDS) else rng.choice(OP_KINDS)
+        target, fork_id = rng.choice(bases), f"fork-{i}"
+        driven = fork_id if op == "fork-run" else target
+        written = fork_id if op.startswith("fork") else target
+        args = time_travel_args(op, target, fork_id, rng)
+        seq0, execs0 = lab.last_seq(written), lab.executions(driven)
+        kinds = ["delay", "write", "effects"] if op in RUNS_TASKS else ["delay", "write"]
+        kind = rng.choice(kinds)
+        proc = lab.spawn(*args)
+        t_op = time.monotonic()
+        if kind == "delay":
+            delay = rng.uniform(0.3, 1.6)
+            wait_for(lambda t_op=t_op, delay=delay: time.monotonic() - t_op >= delay, proc, 30)
+            param = f"{delay * 1000:.0f}ms"
+        elif kind == "write":
+            wait_for(lambda w=written, s=seq0: lab.last_seq(w) > s, proc, 30)
+            time.sleep(rng.uniform(0, 0.003))
+            param = "first write"
+        else:
+            k = rng.randint(1, 6)
+            wait_for(lambda d=driven, e=execs0, k=k: lab.executions(d) >= e + k, proc, 30)
+            param = f"{k} executions"
+        why = f"{' '.join(args)}: {kind}({param}) at {(time.monotonic() - t_op) * 1000:.0f}ms"
+        ops[op] += 1
+        if not lab.kill(proc, driven, why):
+            exited_first += 1
+            assert proc.wait(timeout=WAIT_S) == 0, f"{why}\n{lab.output_of(proc)}"
+        if lab.last_seq(written) > seq0:
+            applied += 1
+        lab.check_log()
+        for run_id in lab.run_ids():
+            lab.resume_to_end(run_id)
+        lab.check_log()
+
+    log = lab.check_log()
+    statuses = {run_id: lab.status(run_id) for run_id in lab.run_ids()}
+    assert set(statuses.values()) == {"finished"}, statuses
+    execs = lab.check_executions(abandoned_bound=False)
+    print("\n".join(lab.kill_notes), file=sys.stderr)
+    figures(
+        {
+            "operations": dict(ops),
+            "kills": sum(lab.kills.values()),
+            "exited_before_kill": exited_first,
+            "applied_before_kill": applied,
+            "resumes": lab.resumes,
             **execs,
             **log,
             "time_s": round(time.monotonic() - t0, 1),
