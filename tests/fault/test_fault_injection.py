@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -463,6 +464,100 @@ def test_sigkill_during_rewind_fork_and_retry_task(
             "exited_before_kill": exited_first,
             "applied_before_kill": applied,
             "resumes": lab.resumes,
+            **execs,
+            **log,
+            "time_s": round(time.monotonic() - t0, 1),
+        }
+    )
+
+
+# ------------------------------------------------------------------ (c) a full file system
+
+TMPFS_SIZE = "2m"
+
+
+def mount_tmpfs(path: Path) -> None:
+    """Mount a TMPFS_SIZE tmpfs on `path`, or skip the test saying why it cannot."""
+    if shutil.which("mount") is None:
+        pytest.skip("a full-disk scenario needs a small tmpfs: no `mount` command here")
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.skip(
+            "a full-disk scenario needs a small tmpfs, and mounting one is not allowed here "
+            f"(mount -t tmpfs exited {proc.returncode}: {proc.stderr.strip()})"
+        )
+
+
+def assert_clean_write_failure(lab: Lab, proc: subprocess.Popen[bytes], what: str) -> None:
+    """`proc` ended with ``Error [DB_WRITE_FAILED]`` (exit 1) and no traceback."""
+    rc = proc.wait(timeout=WAIT_S)
+    output = lab.output_of(proc)
+    assert rc == 1, f"{what}: exit {rc}, not the coded failure\n{output}"
+    assert "Error [DB_WRITE_FAILED]" in output, f"{what}: not DB_WRITE_FAILED\n{output}"
+    assert "Traceback" not in output, f"{what}: a traceback\n{output}"
+
+
+@pytest.mark.timeout(120)
+def test_full_disk_fails_cleanly_and_the_run_resumes_after_space_is_freed(
+    tmp_path: Path, reaper: list[subprocess.Popen[bytes]], figures: Any
+) -> None:
+    t0 = time.monotonic()
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount_tmpfs(disk)
+    try:
+        lab = Lab(tmp_path, reaper, disk / "smithers.db")
+        filler, marker = disk / "filler", tmp_path / "filled"
+        fill_env = {FILL_ENV: str(filler), FILLED_ENV: str(marker)}
+        logs = ["--log-dir", str(tmp_path / "logs")]  # the NDJSON mirror off the tmpfs
+
+        # A task fills the disk mid-run: the engine's next write fails, coded.
+        proc = lab.spawn("up", str(WORKFLOW), "-r", "full", *logs, **fill_env)
+        assert_clean_write_failure(lab, proc, "the run that filled the disk")
+        lab.kills["full"] += 1  # a fault, bounded like a kill
+        assert marker.exists(), "the disk was never filled"
+        free_when_full = shutil.disk_usage(disk).free
+        assert free_when_full < 64 * 1024, f"{free_when_full} bytes still free"
+        log_full = lab.check_log()
+        seq_at_failure = lab.last_seq("full")
+        assert seq_at_failure > 0, "nothing was written before the disk filled"
+        assert lab.status("full") != "finished"
+
+        # Still full: a resume and a new run fail the same way (or finish in WAL space
+        # already allocated); the log stays intact either way.
+        attempts = {"resume": ["--resume", "full"], "new run": [str(WORKFLOW), "-r", "new"]}
+        while_full: dict[str, str] = {}
+        for what, args in attempts.items():
+            proc = lab.spawn("up", *args, *logs, **fill_env)
+            if proc.wait(timeout=WAIT_S) == 0:
+                while_full[what] = "finished"
+                continue
+            assert_clean_write_failure(lab, proc, f"a {what} on the full disk")
+            lab.kills["full" if what == "resume" else "new"] += 1
+            while_full[what] = "DB_WRITE_FAILED"
+            lab.check_log()
+
+        # Space freed: every run resumes to its end.
+        filler.unlink()
+        tries = {run_id: lab.resume_to_end(run_id, *logs) for run_id in lab.run_ids()}
+        log = lab.check_log()
+        execs = lab.check_executions(abandoned_bound=False)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False, capture_output=True)
+    figures(
+        {
+            "tmpfs": TMPFS_SIZE,
+            "free_bytes_when_full": free_when_full,
+            "seq_at_failure": seq_at_failure,
+            "integrity_when_full": log_full["integrity"],
+            "while_full": while_full,
+            "resume_tries_after_freeing": tries,
+            "faults": sum(lab.kills.values()),
             **execs,
             **log,
             "time_s": round(time.monotonic() - t0, 1),
