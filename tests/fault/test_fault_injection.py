@@ -563,3 +563,60 @@ def test_full_disk_fails_cleanly_and_the_run_resumes_after_space_is_freed(
             "time_s": round(time.monotonic() - t0, 1),
         }
     )
+
+
+# ------------------------------------------------------------------ (d) concurrent writers
+
+WRITERS = 16
+
+
+def max_runs_active_at_once(lab: Lab) -> int:
+    """The most runs whose first-to-last event spans overlap, from their timestamps."""
+    with closing(lab.connect()) as conn:
+        spans = conn.execute(
+            "SELECT MIN(timestamp_ms), MAX(timestamp_ms) FROM _smithers_events GROUP BY run_id"
+        ).fetchall()
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    active = most = 0
+    for _, delta in edges:
+        active += delta
+        most = max(most, active)
+    return most
+
+
+@pytest.mark.timeout(180)
+def test_sixteen_concurrent_writers_on_one_new_database(
+    tmp_path: Path, reaper: list[subprocess.Popen[bytes]], figures: Any
+) -> None:
+    t0 = time.monotonic()
+    lab = Lab(tmp_path, reaper, tmp_path / "shared.db")  # created by the writers' race
+    runs = [f"writer-{i:02d}" for i in range(WRITERS)]
+    procs = [lab.spawn("up", str(WORKFLOW), "-r", run_id, "--no-log") for run_id in runs]
+    codes = [proc.wait(timeout=WAIT_S) for proc in procs]
+    elapsed = round(time.monotonic() - t0, 1)
+    failed = {
+        run_id: lab.output_of(proc)
+        for run_id, proc, rc in zip(runs, procs, codes, strict=True)
+        if rc != 0
+    }
+    assert not failed, f"{len(failed)} of {WRITERS} writers failed: {failed}"
+
+    log = lab.check_log()
+    assert lab.run_ids() == runs
+    overlap = max_runs_active_at_once(lab)
+    assert overlap >= 2, "the writers never overlapped: nothing concurrent was tested"
+    tries = {run_id: lab.resume_to_end(run_id, "--no-log") for run_id in runs}
+    assert set(tries.values()) == {0}, f"runs left unfinished: {tries}"
+    execs = lab.check_executions(abandoned_bound=True)
+    assert execs["executions"] == WRITERS * TASKS, "a task ran twice, or never, without a kill"
+    figures(
+        {
+            "writers": WRITERS,
+            "runs_finished": len(tries),
+            "max_runs_active_at_once": overlap,
+            **execs,
+            **log,
+            "all_done_s": elapsed,
+            "time_s": round(time.monotonic() - t0, 1),
+        }
+    )
