@@ -6,7 +6,7 @@ appends ``<run_id> <node_id> <attempt> <pid>`` to a side file). Each ends with t
 invariants of the log, checked from outside with ``sqlite3``:
 
 - per run, seqs are 1..N (no gap, no duplicate), and the runs index agrees (a row per
-  run, at most its last seq, equal to it once finished);
+  run, at most its last seq; "finished" only once its last activation's RunFinished is in);
 - ``PRAGMA integrity_check`` is ``ok``;
 - every run is resumable to its end: ``smithers up --resume RUN`` until it is finished;
 - at most one extra execution per task in flight per kill: per run and task, executions
@@ -184,10 +184,12 @@ class Lab:
             integrity = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
             assert integrity == ["ok"], f"integrity_check: {integrity}"
             runs: dict[str, list[int]] = {}
-            for run_id, seq in conn.execute(
-                "SELECT run_id, seq FROM _smithers_events ORDER BY run_id, seq"
+            types: dict[str, list[str]] = {}
+            for run_id, seq, type_name in conn.execute(
+                "SELECT run_id, seq, type FROM _smithers_events ORDER BY run_id, seq"
             ):
                 runs.setdefault(run_id, []).append(seq)
+                types.setdefault(run_id, []).append(type_name)
             index = {
                 run_id: (status, last_seq)
                 for run_id, status, last_seq in conn.execute(
@@ -200,8 +202,11 @@ class Lab:
             assert run_id in index, f"{run_id} has events but no row in the runs index"
             status, last_seq = index[run_id]
             assert last_seq <= len(seqs), f"{run_id}: index at seq {last_seq}, log {len(seqs)}"
-            if status == "finished":
-                assert last_seq == len(seqs), f"{run_id} finished at {last_seq}, log {len(seqs)}"
+            if status == "finished":  # then its last activation ended with RunFinished
+                kinds = types[run_id]
+                ended = max(i for i, t in enumerate(kinds) if t in ("RunFinished", "RunStarted"))
+                assert kinds[ended] == "RunFinished", f"{run_id}: finished, not in its log"
+                assert ended + 1 <= last_seq, f"{run_id}: finished at {ended + 1}, index {last_seq}"
         events = sum(map(len, runs.values()))
         return {"integrity": integrity[0], "runs": len(runs), "events": events}
 
@@ -456,6 +461,13 @@ def test_sigkill_during_rewind_fork_and_retry_task(
     statuses = {run_id: lab.status(run_id) for run_id in lab.run_ids()}
     assert set(statuses.values()) == {"finished"}, statuses
     execs = lab.check_executions(abandoned_bound=False)
+    with closing(lab.connect()) as conn:
+        retries = dict(
+            conn.execute(
+                "SELECT type, COUNT(*) FROM _smithers_events WHERE type IN (?, ?) GROUP BY type",
+                ("RetryTaskStarted", "RetryTaskFinished"),
+            ).fetchall()
+        )
     print("\n".join(lab.kill_notes), file=sys.stderr)
     figures(
         {
@@ -464,6 +476,10 @@ def test_sigkill_during_rewind_fork_and_retry_task(
             "exited_before_kill": exited_first,
             "applied_before_kill": applied,
             "resumes": lab.resumes,
+            "retry_task_started_finished": [
+                retries.get("RetryTaskStarted", 0),
+                retries.get("RetryTaskFinished", 0),
+            ],
             **execs,
             **log,
             "time_s": round(time.monotonic() - t0, 1),
