@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 from smithers.eventstore import decode_event
-from smithers.eventstore.events import NodeCancelled, NodeFinished
+from smithers.eventstore.events import NodeCancelled, NodeFinished, RunStarted
 
 pytestmark = pytest.mark.slow  # runs in CI (see tests/conftest.py)
 
@@ -231,22 +231,42 @@ class Lab:
         An extra execution is one that never got its NodeFinished: per run and node,
         executions minus NodeFinished events. Each is at most the kills of that run; with
         `abandoned_bound` (runs only ever killed mid-run, never rewound), also at most the
-        node's attempts the next activation closed as ``abandoned``.
+        node's attempts the next activation closed as ``abandoned``. The attempts an
+        activation closes as abandoned (those in flight at the kill before it) are at most
+        MAX_CONCURRENCY, and every execution ran in a process that claimed its run.
         """
-        executions = Counter((run, node) for run, node, _, _ in self.effect_lines())
+        lines = self.effect_lines()
+        executions = Counter((run, node) for run, node, _, _ in lines)
         finished: Counter[tuple[str, str]] = Counter()
         abandoned: Counter[tuple[str, str]] = Counter()
+        owners: dict[str, set[int | None]] = {}
+        abandoned_by: Counter[tuple[str, int]] = Counter()
+        """Attempts closed as abandoned per (run, seq of the RunStarted of the activation
+        that closed them): those in flight at the kill before it."""
         with closing(self.connect()) as conn:
             rows = conn.execute(
-                "SELECT run_id, type, payload FROM _smithers_events WHERE type IN (?, ?)",
-                ("NodeFinished", "NodeCancelled"),
+                "SELECT run_id, seq, type, payload FROM _smithers_events "
+                "WHERE type IN (?, ?, ?) ORDER BY run_id, seq",
+                ("NodeFinished", "NodeCancelled", "RunStarted"),
             ).fetchall()
-        for run_id, type_name, payload in rows:
+        activation = 0
+        for run_id, seq, type_name, payload in rows:
             event = decode_event(type_name, bytes(payload))
-            if isinstance(event, NodeFinished):
+            if isinstance(event, RunStarted):
+                owners.setdefault(run_id, set()).add(event.pid)
+                # Keyed by seq: after a rewind, activation numbers count from the frame.
+                activation = seq
+            elif isinstance(event, NodeFinished):
                 finished[run_id, event.node_id] += 1
             elif isinstance(event, NodeCancelled) and event.reason == "abandoned":
                 abandoned[run_id, event.node_id] += 1
+                abandoned_by[run_id, activation] += 1
+        in_flight = max(abandoned_by.values(), default=0)
+        assert in_flight <= MAX_CONCURRENCY, f"{in_flight} attempts in flight at one kill"
+        for run_id, node_id, _, pid in lines:
+            assert pid in owners.get(run_id, set()), (
+                f"{run_id}/{node_id} ran in pid {pid}, which never claimed the run"
+            )
         extras = 0
         for key, n in executions.items():
             extra = n - finished[key]
@@ -264,6 +284,7 @@ class Lab:
             "extra_executions": extras,
             "abandoned": sum(abandoned.values()),
             "max_extra_per_task": max((n - finished[k] for k, n in executions.items()), default=0),
+            "max_in_flight_at_a_kill": in_flight,
         }
 
 
