@@ -321,7 +321,7 @@ def storm_one_run(lab: Lab, run_id: str, rng: random.Random, quota: int) -> None
         cap = max(caps[kills], lab.started(run_id) + 1)
         kind = rng.choice(["delay", "effects", "events"])
         if kind == "delay":
-            delay = rng.uniform(0.05, 1.5)
+            delay = rng.uniform(0.05, 3.0)  # CLI start-up alone takes 1-1.5 s here
             param = f"{delay * 1000:.0f}ms"
 
             def due(t0: float = t0, delay: float = delay) -> bool:
