@@ -638,6 +638,8 @@ def test_retry_task_resets_exactly_the_listed_nodes(history: History, reset: lis
                 has_output=False,
                 skip_reason=None,
                 next_attempt_delay_ms=None,
+                next_attempt_at_ms=None,
+                agent_replay=None,
             )
         else:
             assert rec == old
