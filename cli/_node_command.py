@@ -17,7 +17,7 @@ from smithers.eventstore import decode_json
 from ._clients import Clients, pass_clients
 from ._commands import main
 from ._node_output import error_location, indented, node_ref
-from ._options import db_args, db_option, json_option
+from ._options import command_line, db_option, json_option
 from ._output import (
     attempt_json,
     compact_json,
@@ -27,6 +27,7 @@ from ._output import (
     format_clock,
     format_duration,
 )
+from ._text import echo
 
 if typing.TYPE_CHECKING:
     from smithers.engine import AttemptDetail, Client, IterationDetail, NodeDetail
@@ -141,25 +142,26 @@ def print_node(detail: NodeDetail, *, db: str | None = None) -> None:
 
     Plain text (no rich markup): user text prints as it is.
     """
-    click.echo(f"Node {detail.node_id} of run {detail.run_id}")
+    echo(f"Node {detail.node_id} of run {detail.run_id}")
     if not detail.iterations:
-        click.echo("  Not in the run's state now (rewound away?); its events follow.")
+        echo("  Not in the run's state now (rewound away?); its events follow.")
     for it in detail.iterations:
-        click.echo()
-        click.echo("\n".join(_iteration_lines(detail.node_id, it)))
-    click.echo()
-    click.echo(f"Events ({len(detail.events)}):")
+        echo()
+        echo("\n".join(_iteration_lines(detail.node_id, it)))
+    echo()
+    echo(f"Events ({len(detail.events)}):")
     shown_run = detail.run_id
     for stored, event in detail.events:
         if stored.run_id != shown_run:
             shown_run = stored.run_id  # a fork's ancestors' events come first
-            click.echo(f"-- run {shown_run}")
-        click.echo(event_line(event_to_json(stored, event)))
-    click.echo()
-    click.echo(
-        f"  output: smithers output {detail.run_id} {detail.node_id}{db_args(db)}"
+            echo(f"-- run {shown_run}")
+        echo(event_line(event_to_json(stored, event)))
+    echo()
+    echo(
+        "  output: " + command_line("output", args=[detail.run_id, detail.node_id], db=db)
         if any(it.has_output for it in detail.iterations)
-        else f"  events: smithers events {detail.run_id} --node {detail.node_id}{db_args(db)}"
+        else "  events: "
+        + command_line("events", args=[detail.run_id], options=[("--node", detail.node_id)], db=db)
     )
 
 
