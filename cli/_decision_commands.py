@@ -112,7 +112,7 @@ def _after(
     if resumed is not None and not resumed.started:
         code = resumed.proc.poll()
         if code is not None and code not in (0, 3):
-            echo(_tail_of(resumed.log_file).rstrip(), err=True)
+            echo(_tail_of(resumed.log_file).rstrip(), err=True, multiline=True)
             echo(
                 f"The request is recorded, but the resume of run {run_id} stopped (exit "
                 f"{code}); see {resumed.log_file}, then "

@@ -180,7 +180,7 @@ def start_detached(
     code = proc.poll()
     if code is not None and not started:
         # Ended before the run started (e.g. RUN_OWNER_ALIVE on resume): its output says why.
-        echo(_tail(log_file).rstrip(), err=True)
+        echo(_tail(log_file).rstrip(), err=True, multiline=True)
         ctx.exit(code)
     if as_json:
         echo_json({"runId": rid, "pid": proc.pid, "logFile": str(log_file)})

@@ -27,7 +27,7 @@ from ._output import (
     format_clock,
     format_duration,
 )
-from ._text import echo
+from ._text import echo, safe
 
 if typing.TYPE_CHECKING:
     from smithers.engine import AttemptDetail, Client, IterationDetail, NodeDetail
@@ -96,7 +96,7 @@ def _attempt_lines(a: AttemptDetail) -> list[str]:
         f"  {format_duration(a.duration_ms)}"
     ]
     if a.cancel_reason:
-        lines.append(f"    cancelled: {a.cancel_reason}")
+        lines.append(f"    cancelled: {safe(a.cancel_reason)}")
     if a.error is not None:
         lines.append(f"    {error_label(a.error)}")
         where = error_location(a.error)
@@ -120,16 +120,16 @@ def _attempt_lines(a: AttemptDetail) -> list[str]:
 def _iteration_lines(node_id: str, it: IterationDetail) -> list[str]:
     count = len(it.attempts)
     head = (
-        f"{node_ref(node_id, it.iteration)} (iteration {it.iteration}): {it.state}, "
+        f"{safe(node_ref(node_id, it.iteration))} (iteration {it.iteration}): {it.state}, "
         f"{count} attempt{'s' if count != 1 else ''}"
     )
     if it.duration_ms is not None:
         head += f", {format_duration(it.duration_ms)} in attempts"
     lines = [head]
     if it.label:
-        lines.append(f"  label: {it.label}")
+        lines.append(f"  label: {safe(it.label)}")
     if it.skip_reason:
-        lines.append(f"  skipped: {it.skip_reason}")
+        lines.append(f"  skipped: {safe(it.skip_reason)}")
     for a in it.attempts:
         lines.extend(_attempt_lines(a))
     output = compact_json(decode_json(it.output), limit=300) if it.has_output else "-"
@@ -147,7 +147,7 @@ def print_node(detail: NodeDetail, *, db: str | None = None) -> None:
         echo("  Not in the run's state now (rewound away?); its events follow.")
     for it in detail.iterations:
         echo()
-        echo("\n".join(_iteration_lines(detail.node_id, it)))
+        echo("\n".join(_iteration_lines(detail.node_id, it)), multiline=True)
     echo()
     echo(f"Events ({len(detail.events)}):")
     shown_run = detail.run_id

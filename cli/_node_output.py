@@ -116,5 +116,5 @@ def print_failures(state: RunState, *, db: str | None = None) -> None:
     """Print `failure_lines` and a blank line, or nothing when nothing failed."""
     lines = failure_lines(state, db=db)
     if lines:
-        echo("\n".join(lines))
+        echo("\n".join(lines), multiline=True)
         echo()

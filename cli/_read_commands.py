@@ -333,7 +333,7 @@ def _print_groups(bodies: list[dict[str, Any]], by: str, as_json: bool) -> None:
     for n, (key, items) in enumerate(groups.items()):
         name = key if key is not None else "(the run itself)"
         plural = "s" if len(items) != 1 else ""
-        echo(("\n" if n else "") + f"== {by} {name}: {len(items)} event{plural}")
+        echo(("\n" if n else "") + f"== {by} {name}: {len(items)} event{plural}", multiline=True)
         for body in items:
             echo(event_line(body))
 

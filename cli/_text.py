@@ -46,11 +46,13 @@ def safe(text: object, *, multiline: bool = False) -> str:
     return str(text).translate(_MULTI_LINE if multiline else _ONE_LINE)
 
 
-def echo(message: object = "", *, err: bool = False, multiline: bool = True) -> None:
-    """Print a human line (or lines) on stdout or stderr, through `safe`.
+def echo(message: object = "", *, err: bool = False, multiline: bool = False) -> None:
+    r"""Print a human line on stdout or stderr, through `safe`.
 
-    The one way plain text reaches the terminal: `message` is passed through `safe`
-    (keeping newlines and tabs unless `multiline` is False), then `click.echo`.
+    The one way plain text reaches the terminal: `message` is passed through `safe`,
+    then `click.echo`. One line by default: a newline inside (from a node id, a label,
+    an error message) is shown as ``\n`` and cannot forge a line; `multiline` keeps
+    newlines and tabs, for text that is several lines (a traceback, a log's tail).
     """
     click.echo(safe(message, multiline=multiline), err=err)
 

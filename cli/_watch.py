@@ -95,7 +95,7 @@ async def watch_view(
             if tty:
                 click.clear()
                 clock = time.strftime("%H:%M:%S")
-                echo(f"Every {every_s:g}s: {title}  ({clock}; Ctrl-C to stop)\n")
+                echo(f"Every {every_s:g}s: {title}  ({clock}; Ctrl-C to stop)\n", multiline=True)
             elif shown and separate:
                 echo()
             show(value)
