@@ -36,6 +36,8 @@ ERROR = "\x1b]52;c;ZXZpbA==\x07 boom \x1b[2J \x9b31m"
 WORKFLOW = "wf\x1b]0;pwned title\x07"
 NODE_OK = "ok\x1b[31m\x9b"
 NODE_BOOM = "boom\x1b]0;t\x07\x7f"
+NODE_LINES = "two\nFORGED line"
+"""A node id with a newline: shown as ``\\n``, it cannot forge a line of output."""
 LABEL = "lab\x1b]8;;https://example.invalid\x07y\x1b]8;;\x07 [bold]b[/bold] \r\x08\x85"
 OUTPUT = {"s": "\x1b[2J\x9b\x7f\x00 [bold]x[/]", "k\x1b": "\x90q\x9c"}
 TITLE = "Ship?\x1b]52;c;ZXZpbA==\x07"
@@ -59,6 +61,7 @@ FLOW = f"""
     def hostile(ctx):
         return Sequence(
             Task({NODE_OK!r}, output=dict, value={OUTPUT!r}, label={LABEL!r}),
+            Task({NODE_LINES!r}, output=dict, value={{}}, label="two\\nFORGED label"),
             Task({NODE_BOOM!r}, output=dict, run=boom, label={LABEL!r}),
         )
 
@@ -222,6 +225,9 @@ def test_read_commands_show_control_characters_escaped(
     assert "INTERNAL_ERROR" not in err, err
     assert not controls(out), out
     assert not controls(err), err
+    assert not re.search(r"^FORGED", out + err, re.M), out
+    if args[0] in ("inspect", "events", "state") and RUN_FAILED in args:
+        assert safe(NODE_LINES) in out  # two\nFORGED line, on one line
     for text in expected:
         assert text in out, (text, out)
 
