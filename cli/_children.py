@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import click
-
 from ._inspect_view import inspect_view
 from ._output import print_table
+from ._text import echo
 from ._waiting import needs_descendants
 
 if TYPE_CHECKING:
@@ -73,13 +72,13 @@ def print_children(state: RunState, children: list[ChildRun]) -> None:
     """Print where a child run comes from, and the run's own children, if any."""
     parent = state.subflow_of
     if parent is not None:
-        click.echo()
+        echo()
         where = f"node {parent.node_id}, iteration {parent.iteration}"
-        click.echo(f"Child of run {parent.run_id} ({where})")
+        echo(f"Child of run {parent.run_id} ({where})")
     if not children:
         return
-    click.echo()
-    click.echo("Children:")
+    echo()
+    echo("Children:")
     print_table(
         ("CHILD RUN", "NODE", "ITER", "WORKFLOW", "STATUS"),
         (

@@ -35,8 +35,7 @@ from ._errors import (
     exit_code_for_status,
 )
 from ._node_output import error_location
-from ._options import LongNameOption, check_run_id, db_option
-from ._options import db_args as _db_args
+from ._options import LongNameOption, check_run_id, command_line, db_option
 from ._options import parse_input_json as _parse_input
 from ._output import (
     compact_json,
@@ -48,6 +47,7 @@ from ._output import (
 )
 from ._progress import ProgressReporter
 from ._signals import Interrupt, leave_promptly, run_interruptible
+from ._text import echo, json_controls_escaped
 from ._waiting import needs_descendants, waiting_for_json, waiting_lines
 
 if typing.TYPE_CHECKING:
@@ -120,7 +120,8 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
                 error = error_info_to_json(error) or error  # the one --json error shape
                 run_id = params.get("resume_id") or params.get("run_id")
                 result = {"runId": run_id, "status": None, "outputs": {}, "error": error}
-                click.echo(json.dumps(result, ensure_ascii=False, default=str))
+                text = json.dumps(result, ensure_ascii=False, default=str)
+                click.echo(json_controls_escaped(text))
             raise
 
     return wrapper
@@ -406,7 +407,7 @@ def up(
             echo_error(
                 "RUN_CANCELLED",
                 f"Interrupted: run {run_id} stopped and was recorded as cancelled.",
-                f"See where it stopped: smithers inspect {run_id}{_db_args(db)}",
+                "See where it stopped: " + command_line("inspect", args=[run_id], db=db),
             )
         else:
             echo_error("RUN_CANCELLED", "Interrupted before the run started.")
@@ -421,7 +422,7 @@ def up(
         echo_error(
             "RUN_CANCELLED",
             f"{what}: run {run_id} stopped{how} and was recorded as cancelled.",
-            f"See where it stopped: smithers inspect {run_id}{_db_args(db)}",
+            "See where it stopped: " + command_line("inspect", args=[run_id], db=db),
         )
         leave_promptly(interrupt.exit_code)
         ctx.exit(interrupt.exit_code)
@@ -443,8 +444,8 @@ def _report_already_finished(
             }
         )
     else:
-        click.echo(f"Run {state.run_id} already finished; nothing to resume.")
-        click.echo(f"  inspect: smithers inspect {state.run_id}{_db_args(db)}")
+        echo(f"Run {state.run_id} already finished; nothing to resume.")
+        echo("  inspect: " + command_line("inspect", args=[state.run_id], db=db))
     ctx.exit(0)
 
 
@@ -476,43 +477,54 @@ def _report_result(
     counts = reporter.state.counts()
     parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if n)
     took = format_duration(reporter.elapsed_ms)
-    click.echo(f"Run {result.run_id} {result.status} in {took}" + (f": {parts}." if parts else "."))
-    click.echo(f"  inspect: smithers inspect {result.run_id}{_db_args(db)}")
+    echo(f"Run {result.run_id} {result.status} in {took}" + (f": {parts}." if parts else "."))
+    echo("  inspect: " + command_line("inspect", args=[result.run_id], db=db))
     if len(reporter.chain) > 1 and reporter.chain[-1] == result.run_id:
         n = len(reporter.chain) - 1
-        click.echo(
+        echo(
             f"  chain:   {reporter.chain[0]} continued as new {n} time{'s' if n > 1 else ''}; "
             f"the last run is {result.run_id}"
         )
-        click.echo(f"  history: smithers timeline {result.run_id} --follow-ancestry{_db_args(db)}")
+        history = command_line(
+            "timeline", args=[result.run_id], options=[("--follow-ancestry", None)], db=db
+        )
+        echo(f"  history: {history}")
     if result.outputs and result.status == "finished":
         node = "output" if "output" in result.outputs else list(result.outputs)[-1]
-        click.echo(f"  output:  smithers output {result.run_id} {node}{_db_args(db)}")
+        echo("  output:  " + command_line("output", args=[result.run_id, node], db=db))
         if "output" in result.outputs:
-            click.echo(f"  result:  {compact_json(result.outputs['output'], limit=300)}")
+            echo(f"  result:  {compact_json(result.outputs['output'], limit=300)}")
     if parked is not None:
         lines = waiting_lines(
             parked,
             now_ms=time.time_ns() // 1_000_000,
-            db_args=_db_args(db),
+            db=db,
             descendants=parked_children or (),
         )
         if lines:
-            click.echo("It is parked (no process runs it) until one of these happens:")
+            echo("It is parked (no process runs it) until one of these happens:")
             for line in lines:
-                click.echo(line)
+                echo(line)
     if result.status == "failed":
         failed = reporter.last_failed
         raised = error_location(result.error)
         at = f" at {raised}" if raised else ""
         where: str | None = None
+        retry: str | None = None
         if failed is not None:
             where = f"  in node {failed.node_id!r} (attempt {failed.attempt}){at}"
-            see = f"See the traceback: smithers node {result.run_id} {failed.node_id}"
+            see = "See the traceback: " + command_line(
+                "node", args=[result.run_id, failed.node_id], db=db
+            )
+            retry = "Run it again: " + command_line(
+                "retry-task", args=[result.run_id], options=[("--node", failed.node_id)], db=db
+            )
         else:  # the builder (or the engine) raised: inspect shows the run's error
             where = f"  raised{at}" if at else None
-            see = f"See the error and its traceback: smithers inspect {result.run_id}"
-        echo_error(error_code(result.error), error_text(result.error), where, see + _db_args(db))
+            see = "See the error and its traceback: " + command_line(
+                "inspect", args=[result.run_id], db=db
+            )
+        echo_error(error_code(result.error), error_text(result.error), where, see, retry)
     if result.status == "cancelled":
         leave_promptly(code)  # a cancelled sync task's thread must not hold the process
     ctx.exit(code)

@@ -18,8 +18,9 @@ import msgspec
 from ._clients import Clients, pass_clients
 from ._commands import main
 from ._errors import EXIT_FAILED, EXIT_OK
-from ._options import db_option, json_option
+from ._options import command_line, db_option, json_option
 from ._output import compact_json, echo_json, error_label
+from ._text import echo
 
 if TYPE_CHECKING:
     from smithers.engine import (
@@ -71,31 +72,31 @@ def _change_line(c: JsonChange, indent: str) -> str:
 
 
 def _print_diff(d: RunDiff) -> None:
-    click.echo(f"a  {_side_text(d.a)}")
-    click.echo(f"b  {_side_text(d.b)}")
-    click.echo()
+    echo(f"a  {_side_text(d.a)}")
+    echo(f"b  {_side_text(d.b)}")
+    echo()
     if d.empty:
-        click.echo("No differences: same status, input, node states and outputs.")
+        echo("No differences: same status, input, node states and outputs.")
         return
     if d.status is not None:
-        click.echo(f"Status  {d.status[0]} -> {d.status[1]}")
+        echo(f"Status  {d.status[0]} -> {d.status[1]}")
     if d.input:
-        click.echo("Input")
+        echo("Input")
         for c in d.input:
-            click.echo(_change_line(c, "  "))
+            echo(_change_line(c, "  "))
     if d.nodes:
-        click.echo("Nodes")
+        echo("Nodes")
     for n in d.nodes:
         name = n.node_id + (f" (iteration {n.iteration})" if n.iteration else "")
         if n.change == "added":
-            click.echo(f"  + {name}  {n.state_b}")
+            echo(f"  + {name}  {n.state_b}")
         elif n.change == "removed":
-            click.echo(f"  - {name}  {n.state_a}")
+            echo(f"  - {name}  {n.state_a}")
         else:
             states = n.state_a if n.state_a == n.state_b else f"{n.state_a} -> {n.state_b}"
-            click.echo(f"  ~ {name}  {states}")
+            echo(f"  ~ {name}  {states}")
         for c in n.output:
-            click.echo(_change_line(c, "      output "))
+            echo(_change_line(c, "      output "))
 
 
 @main.command("diff")
@@ -172,27 +173,27 @@ def _node_fields(node: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _print_mismatch(m: FrameMismatch) -> None:
-    click.echo(f"  recorded hash  {m.recorded_hash[:_HASH_CHARS]}")
+    echo(f"  recorded hash  {m.recorded_hash[:_HASH_CHARS]}")
     rendered = m.rendered_hash[:_HASH_CHARS] if m.rendered_hash else "(the builder raised)"
-    click.echo(f"  rendered hash  {rendered}")
+    echo(f"  rendered hash  {rendered}")
     if m.error is not None:
-        click.echo(f"  the builder raised {error_label(m.error)}")
+        echo(f"  the builder raised {error_label(m.error)}")
     for n in m.nodes:
         if n.change == "added":
-            click.echo(f"  + task {n.node_id} {compact_json(_node_fields(n.rendered))}")
+            echo(f"  + task {n.node_id} {compact_json(_node_fields(n.rendered))}")
         elif n.change == "removed":
-            click.echo(f"  - task {n.node_id} {compact_json(_node_fields(n.recorded))}")
+            echo(f"  - task {n.node_id} {compact_json(_node_fields(n.recorded))}")
         else:
             old, new = _node_fields(n.recorded), _node_fields(n.rendered)
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
             for key in changed:
-                click.echo(
+                echo(
                     f"  ~ task {n.node_id} {key}: "
                     f"{compact_json(old.get(key), limit=_VALUE_CHARS)} -> "
                     f"{compact_json(new.get(key), limit=_VALUE_CHARS)}"
                 )
     if not m.nodes and m.error is None:
-        click.echo("  the tasks are the same; their order or grouping differs")
+        echo("  the tasks are the same; their order or grouping differs")
 
 
 @main.command("verify")
@@ -224,27 +225,28 @@ def verify_command(clients: Clients, run_id: str, db: str | None, as_json: bool)
     if as_json:
         echo_json(verify_json(result))
     else:
-        _print_verify(result)
+        _print_verify(result, db)
     raise click.exceptions.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
-def _print_verify(result: VerifyResult) -> None:
+def _print_verify(result: VerifyResult, db: str | None) -> None:
     frames = f"{result.frames_checked} frame{'s' if result.frames_checked != 1 else ''}"
     source = result.workflow_name + (f" ({result.workflow_path})" if result.workflow_path else "")
     m = result.first_mismatch
     if m is None:
-        click.echo(f"Run {result.run_id}: {frames} re-rendered with workflow {source}; all match.")
+        echo(f"Run {result.run_id}: {frames} re-rendered with workflow {source}; all match.")
         return
     bad = result.mismatched_frames
     shown = ", ".join(str(n) for n in bad[:10]) + (", …" if len(bad) > 10 else "")
-    click.echo(
+    echo(
         f"Run {result.run_id}: frame {m.frame_no} (seq {m.seq}) does not re-render as "
         f"recorded with workflow {source}; {len(bad)} of {frames} differ ({shown})."
     )
     _print_mismatch(m)
-    click.echo(
+    echo(
         "A builder must be a pure function of ctx (no clock, randomness, files or "
         "environment), and its code must not change under a run. Revert the edit to "
         "resume this run, or fork/replay it onto the new code "
-        f"(`smithers fork {result.run_id} --frame N`), or start a fresh run."
+        f"(`{command_line('fork', args=[result.run_id], options=[('--frame', 'N')], db=db)}`),"
+        " or start a fresh run."
     )

@@ -24,8 +24,9 @@ from smithers.eventstore import SmithersError, resolve_db_path
 from ._clients import Clients, pass_clients
 from ._commands import main
 from ._detach import UP_LOG_FILE, _started, _tail
-from ._options import check_run_id, db_args, db_option, json_option, read_input_text
+from ._options import check_run_id, command_line, db_option, json_option, read_input_text
 from ._output import dumps, echo_json, format_duration, print_table
+from ._text import echo
 from ._waiting import decide_command
 
 if TYPE_CHECKING:
@@ -111,28 +112,28 @@ def _after(
     if resumed is not None and not resumed.started:
         code = resumed.proc.poll()
         if code is not None and code not in (0, 3):
-            click.echo(_tail_of(resumed.log_file).rstrip(), err=True)
-            click.echo(
+            echo(_tail_of(resumed.log_file).rstrip(), err=True, multiline=True)
+            echo(
                 f"The request is recorded, but the resume of run {run_id} stopped (exit "
-                f"{code}); see {resumed.log_file}, then `smithers up --resume {run_id}"
-                f"{db_args(db)}`.",
+                f"{code}); see {resumed.log_file}, then "
+                f"`{command_line('up', options=[('--resume', run_id)], db=db)}`.",
                 err=True,
             )
             ctx.exit(code)
     if as_json:
         return
     if resumed is not None:
-        click.echo(f"Resumed run {run_id} in the background (pid {resumed.proc.pid}).")
-        click.echo(f"  log:     {resumed.log_file}")
-        click.echo(f"  follow:  smithers logs {run_id} -f{db_args(db)}")
+        echo(f"Resumed run {run_id} in the background (pid {resumed.proc.pid}).")
+        echo(f"  log:     {resumed.log_file}")
+        echo("  follow:  " + command_line("logs", args=[run_id], options=[("-f", None)], db=db))
     elif parked and no_resume:
-        click.echo(
+        echo(
             f"Run {run_id} stays parked (--no-resume); continue it with "
-            f"`smithers up --resume {run_id}{db_args(db)}`."
+            f"`{command_line('up', options=[('--resume', run_id)], db=db)}`."
         )
     elif not parked:
-        click.echo(f"Run {run_id} is live: its owner picks this up within a second or so.")
-    click.echo(f"  inspect: smithers inspect {run_id}{db_args(db)}")
+        echo(f"Run {run_id} is live: its owner picks this up within a second or so.")
+    echo("  inspect: " + command_line("inspect", args=[run_id], db=db))
 
 
 def _tail_of(path: str) -> str:
@@ -192,7 +193,7 @@ def _decide(
         elif a is not None and a.ranked:
             choice = f": ranked {', '.join(a.ranked)}"
         where = _where(result.run_id, run_id)
-        click.echo(f"{what} {result.node_id}{it} in {where}{by}{choice}.")
+        echo(f"{what} {result.node_id}{it} in {where}{by}{choice}.")
     _after(ctx, target, result.parked, resumed, no_resume, db, as_json=as_json)
 
 
@@ -439,14 +440,14 @@ def signal_command(
             }
         )
     elif to is None:
-        click.echo(f"No node waits for {name!r} in run {run_id}; recorded, resolves nothing.")
+        echo(f"No node waits for {name!r} in run {run_id}; recorded, resolves nothing.")
     else:
         it = f" (iteration {to[1]})" if to[1] else ""
         where = _where(result.run_id, run_id)
-        click.echo(f"Signal {name!r} delivered to {to[0]}{it} in {where}.")
+        echo(f"Signal {name!r} delivered to {to[0]}{it} in {where}.")
     if to is None:
         if not as_json:
-            click.echo(f"  inspect: smithers inspect {run_id}{db_args(db)}")
+            echo("  inspect: " + command_line("inspect", args=[run_id], db=db))
         return
     _after(ctx, target, result.parked, resumed, no_resume, db, as_json=as_json)
 
@@ -472,10 +473,9 @@ def _parse_data(text: str) -> Any:
 def _approval_json(p: PendingApproval, now_ms: int, db: str | None) -> dict[str, Any]:
     def command(verb: str) -> str:
         return decide_command(
-            verb, p.run_id, p.node_id, p.iteration, mode=p.mode, options=p.options, db_args=tail
+            verb, p.run_id, p.node_id, p.iteration, mode=p.mode, options=p.options, db=db
         )
 
-    tail = db_args(db)
     return {
         "runId": p.run_id,
         "rootRunId": p.root_run_id or p.run_id,
@@ -526,7 +526,7 @@ def approvals(clients: Clients, run_id: str | None, db: str | None, as_json: boo
         return
     if not items:
         where = f"in run {run_id}" if run_id else "in any active run"
-        click.echo(f"No approval waits for a decision {where}.")
+        echo(f"No approval waits for a decision {where}.")
         return
     print_table(
         ("RUN ID", "NODE", "ITER", "MODE", "WAITING", "TITLE"),
@@ -544,16 +544,16 @@ def approvals(clients: Clients, run_id: str | None, db: str | None, as_json: boo
         styles=("bold", "", "", "", "", ""),
     )
     for i in items:
-        click.echo()
+        echo()
         it = f"#{i['iteration']}" if i["iteration"] else ""
-        click.echo(f"{i['runId']} {i['nodeId']}{it}: {i['title'] or '(no title)'}")
+        echo(f"{i['runId']} {i['nodeId']}{it}: {i['title'] or '(no title)'}")
         if i["rootRunId"] != i["runId"]:
-            click.echo(f"  in run:  {i['rootRunId']} (a Subflow's child run)")
+            echo(f"  in run:  {i['rootRunId']} (a Subflow's child run)")
         if i["summary"]:
-            click.echo(f"  summary: {i['summary']}")
+            echo(f"  summary: {i['summary']}")
         if i["options"]:
-            click.echo(f"  options: {', '.join(i['options'])}")
+            echo(f"  options: {', '.join(i['options'])}")
         if i["metadata"] is not None:
-            click.echo(f"  metadata: {dumps(i['metadata'])}")
-        click.echo(f"  approve: {i['approveCommand']}")
-        click.echo(f"  deny:    {i['denyCommand']}")
+            echo(f"  metadata: {dumps(i['metadata'])}")
+        echo(f"  approve: {i['approveCommand']}")
+        echo(f"  deny:    {i['denyCommand']}")

@@ -17,7 +17,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import click
 from smithers.engine import (
     RunNotFoundError,
     default_log_dir,
@@ -27,13 +26,15 @@ from smithers.engine import (
 )
 from smithers.eventstore import RunAlreadyExistsError, SmithersError, resolve_db_path
 
-from ._options import db_args, parse_input_json
+from ._options import command_line, parse_input_json
 from ._output import echo_json
+from ._text import echo
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    import click
     from smithers.engine import Client, ResumeProcess
     from smithers.eventstore import RunRecord
 
@@ -173,20 +174,20 @@ def start_detached(
 
     launched = clients.run(db_path, session)
     if launched is None:
-        click.echo(f"Run {rid} already finished; nothing to resume.")
+        echo(f"Run {rid} already finished; nothing to resume.")
         ctx.exit(0)
     proc, started = launched
     code = proc.poll()
     if code is not None and not started:
         # Ended before the run started (e.g. RUN_OWNER_ALIVE on resume): its output says why.
-        click.echo(_tail(log_file).rstrip(), err=True)
+        echo(_tail(log_file).rstrip(), err=True, multiline=True)
         ctx.exit(code)
     if as_json:
         echo_json({"runId": rid, "pid": proc.pid, "logFile": str(log_file)})
     else:
         verb = "Resumed" if resume_id is not None else "Started"
-        click.echo(f"{verb} run {rid} in the background (pid {proc.pid}).")
-        click.echo(f"  log:     {log_file}")
-        click.echo(f"  follow:  smithers logs {rid} -f{db_args(db)}")
-        click.echo(f"  cancel:  smithers cancel {rid}{db_args(db)}")
+        echo(f"{verb} run {rid} in the background (pid {proc.pid}).")
+        echo(f"  log:     {log_file}")
+        echo("  follow:  " + command_line("logs", args=[rid], options=[("-f", None)], db=db))
+        echo("  cancel:  " + command_line("cancel", args=[rid], db=db))
     ctx.exit(0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import click
 import msgspec
 from smithers.engine import diagnose, diagnose_agents
 from smithers.eventstore import resolve_db_path
@@ -10,6 +9,7 @@ from smithers.eventstore import resolve_db_path
 from ._commands import main
 from ._options import db_option, json_option
 from ._output import echo_json, print_table
+from ._text import echo
 
 __all__ = ("agents", "doctor")
 
@@ -35,9 +35,9 @@ def doctor(db: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(msgspec.to_builtins(report))
         return
-    click.echo(f"smithers-py {report.smithers_version} on Python {report.python}")
-    click.echo(f"Network  bash tool: {report.network_mode}")
-    click.echo()
+    echo(f"smithers-py {report.smithers_version} on Python {report.python}")
+    echo(f"Network  bash tool: {report.network_mode}")
+    echo()
     print_table(
         ("CHECK", "STATUS", "DETAIL"),
         ((c.name, c.status, c.detail) for c in report.checks),
@@ -45,9 +45,9 @@ def doctor(db: str | None, as_json: bool) -> None:
     )
     hints = [(c.name, c.hint) for c in report.checks if c.hint and c.status != "ok"]
     if hints:
-        click.echo()
+        echo()
         for name, hint in hints:
-            click.echo(f"{name}: {hint}")
+            echo(f"{name}: {hint}")
 
 
 @main.command()

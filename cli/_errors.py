@@ -16,6 +16,8 @@ from typing import IO, Any
 import click
 from smithers.eventstore import SmithersError
 
+from ._text import safe
+
 __all__ = (
     "EXIT_CANCELLED",
     "EXIT_FAILED",
@@ -91,11 +93,15 @@ def debug_enabled() -> bool:
 
 
 def echo_error(code: str, summary: str, *next_steps: str | None) -> None:
-    """Print ``Error [CODE]: summary`` and the non-empty next-step lines on stderr."""
-    click.secho(f"Error [{code}]: {summary}", err=True, fg="red")
+    r"""Print ``Error [CODE]: summary`` and the non-empty next-step lines on stderr.
+
+    Through `safe`: the summary is one line (a newline in it is shown as ``\n``), the
+    next steps may span lines; no control character reaches the terminal raw.
+    """
+    click.secho(f"Error [{safe(code)}]: {safe(summary)}", err=True, fg="red")
     for line in next_steps:
         if line:
-            click.echo(line, err=True)
+            click.echo(safe(line, multiline=True), err=True)
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -154,13 +160,15 @@ class UsageError(click.UsageError):
         out = file if file is not None else sys.stderr
         ctx = self.ctx
         color = ctx.color if ctx is not None else None
-        click.secho(f"Error [INVALID_INPUT]: {self.format_message()}", file=out, fg="red")
+        message = safe(self.format_message())
+        click.secho(f"Error [INVALID_INPUT]: {message}", file=out, fg="red")
         if ctx is None:
             return
-        click.echo(ctx.get_usage(), file=out, color=color)
+        click.echo(safe(ctx.get_usage(), multiline=True), file=out, color=color)
         if ctx.command.get_help_option(ctx) is not None:
             option = max(ctx.command.get_help_option_names(ctx), key=len)
-            click.echo(f"Try '{ctx.command_path} {option}' for help.", file=out, color=color)
+            hint = safe(f"Try '{ctx.command_path} {option}' for help.")
+            click.echo(hint, file=out, color=color)
 
 
 def usage_error(error: click.UsageError) -> click.UsageError:

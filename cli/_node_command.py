@@ -17,7 +17,7 @@ from smithers.eventstore import decode_json
 from ._clients import Clients, pass_clients
 from ._commands import main
 from ._node_output import error_location, indented, node_ref
-from ._options import db_args, db_option, json_option
+from ._options import command_line, db_option, json_option
 from ._output import (
     attempt_json,
     compact_json,
@@ -27,6 +27,7 @@ from ._output import (
     format_clock,
     format_duration,
 )
+from ._text import echo, safe
 
 if typing.TYPE_CHECKING:
     from smithers.engine import AttemptDetail, Client, IterationDetail, NodeDetail
@@ -95,7 +96,7 @@ def _attempt_lines(a: AttemptDetail) -> list[str]:
         f"  {format_duration(a.duration_ms)}"
     ]
     if a.cancel_reason:
-        lines.append(f"    cancelled: {a.cancel_reason}")
+        lines.append(f"    cancelled: {safe(a.cancel_reason)}")
     if a.error is not None:
         lines.append(f"    {error_label(a.error)}")
         where = error_location(a.error)
@@ -119,16 +120,16 @@ def _attempt_lines(a: AttemptDetail) -> list[str]:
 def _iteration_lines(node_id: str, it: IterationDetail) -> list[str]:
     count = len(it.attempts)
     head = (
-        f"{node_ref(node_id, it.iteration)} (iteration {it.iteration}): {it.state}, "
+        f"{safe(node_ref(node_id, it.iteration))} (iteration {it.iteration}): {it.state}, "
         f"{count} attempt{'s' if count != 1 else ''}"
     )
     if it.duration_ms is not None:
         head += f", {format_duration(it.duration_ms)} in attempts"
     lines = [head]
     if it.label:
-        lines.append(f"  label: {it.label}")
+        lines.append(f"  label: {safe(it.label)}")
     if it.skip_reason:
-        lines.append(f"  skipped: {it.skip_reason}")
+        lines.append(f"  skipped: {safe(it.skip_reason)}")
     for a in it.attempts:
         lines.extend(_attempt_lines(a))
     output = compact_json(decode_json(it.output), limit=300) if it.has_output else "-"
@@ -141,25 +142,26 @@ def print_node(detail: NodeDetail, *, db: str | None = None) -> None:
 
     Plain text (no rich markup): user text prints as it is.
     """
-    click.echo(f"Node {detail.node_id} of run {detail.run_id}")
+    echo(f"Node {detail.node_id} of run {detail.run_id}")
     if not detail.iterations:
-        click.echo("  Not in the run's state now (rewound away?); its events follow.")
+        echo("  Not in the run's state now (rewound away?); its events follow.")
     for it in detail.iterations:
-        click.echo()
-        click.echo("\n".join(_iteration_lines(detail.node_id, it)))
-    click.echo()
-    click.echo(f"Events ({len(detail.events)}):")
+        echo()
+        echo("\n".join(_iteration_lines(detail.node_id, it)), multiline=True)
+    echo()
+    echo(f"Events ({len(detail.events)}):")
     shown_run = detail.run_id
     for stored, event in detail.events:
         if stored.run_id != shown_run:
             shown_run = stored.run_id  # a fork's ancestors' events come first
-            click.echo(f"-- run {shown_run}")
-        click.echo(event_line(event_to_json(stored, event)))
-    click.echo()
-    click.echo(
-        f"  output: smithers output {detail.run_id} {detail.node_id}{db_args(db)}"
+            echo(f"-- run {shown_run}")
+        echo(event_line(event_to_json(stored, event)))
+    echo()
+    echo(
+        "  output: " + command_line("output", args=[detail.run_id, detail.node_id], db=db)
         if any(it.has_output for it in detail.iterations)
-        else f"  events: smithers events {detail.run_id} --node {detail.node_id}{db_args(db)}"
+        else "  events: "
+        + command_line("events", args=[detail.run_id], options=[("--node", detail.node_id)], db=db)
     )
 
 

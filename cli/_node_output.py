@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
+from ._options import command_line
+from ._text import echo, safe
 
 if TYPE_CHECKING:
     from smithers.eventstore.events import ErrorInfo
@@ -67,7 +68,7 @@ def _label(error: ErrorInfo) -> str:
     return text if len(text) <= 100 else text[:99] + "…"
 
 
-def failure_lines(state: RunState, *, db_args: str = "") -> list[str]:
+def failure_lines(state: RunState, *, db: str | None = None) -> list[str]:
     """Return the ``inspect`` lines about failures: each failed attempt with its file:line.
 
     When the run failed outside any task (its builder raised), the run error's
@@ -75,7 +76,7 @@ def failure_lines(state: RunState, *, db_args: str = "") -> list[str]:
 
     Args:
         state: The run's folded state.
-        db_args: `` --db PATH`` to append to the suggested command, or empty.
+        db: The ``--db`` path for the suggested command, or None.
 
     Returns:
         Lines to print (empty when nothing failed).
@@ -90,19 +91,19 @@ def failure_lines(state: RunState, *, db_args: str = "") -> list[str]:
             where = error_location(attempt.error)
             ref = node_ref(rec.node_id, rec.iteration)
             lines.append(
-                f"  {ref} attempt {attempt.attempt}: {_label(attempt.error)}"
+                f"  {safe(ref)} attempt {attempt.attempt}: {safe(_label(attempt.error))}"
                 + (f"  at {where}" if where else "")
             )
-    if lines:
+    if first_failed is not None:
         return [
             "Failed attempts:",
             *lines,
-            f"  traceback: smithers node {state.run_id} {first_failed}{db_args}",
+            "  traceback: " + command_line("node", args=[state.run_id, first_failed], db=db),
         ]
     error = state.error
     if error is None or (not error.stack and not error.file):
         return []
-    out = ["Run error:", f"  {_label(error)}"]
+    out = ["Run error:", f"  {safe(_label(error))}"]
     where = error_location(error)
     if where:
         out.append(f"  at {where}")
@@ -111,9 +112,9 @@ def failure_lines(state: RunState, *, db_args: str = "") -> list[str]:
     return out
 
 
-def print_failures(state: RunState, *, db_args: str = "") -> None:
+def print_failures(state: RunState, *, db: str | None = None) -> None:
     """Print `failure_lines` and a blank line, or nothing when nothing failed."""
-    lines = failure_lines(state, db_args=db_args)
+    lines = failure_lines(state, db=db)
     if lines:
-        click.echo("\n".join(lines))
-        click.echo()
+        echo("\n".join(lines), multiline=True)
+        echo()

@@ -30,8 +30,9 @@ from smithers.eventstore.events import (
 from ._clients import Clients, pass_clients
 from ._commands import main
 from ._errors import EXIT_OK
-from ._options import check_run_id, db_args, db_option, json_option, parse_duration_ms
+from ._options import check_run_id, command_line, db_option, json_option, parse_duration_ms
 from ._output import echo_json, error_label, format_duration, format_time
+from ._text import echo, json_controls_escaped
 
 if TYPE_CHECKING:
     from smithers.engine import Client
@@ -96,7 +97,7 @@ def cancel(
     def on_step(step: CancelStep) -> None:
         steps.append(step)
         if step == "requested" and not as_json:
-            click.echo(f"Cancel requested; waiting for the owner of run {run_id} to stop…")
+            echo(f"Cancel requested; waiting for the owner of run {run_id} to stop…")
 
     async def run(client: Client) -> RunState:
         handle = await client.get_run(run_id)
@@ -107,8 +108,8 @@ def cancel(
     if as_json:
         echo_json({"runId": state.run_id, "status": state.status, "action": action})
     else:
-        click.echo(line)
-        click.echo(f"  inspect: smithers inspect {run_id}{db_args(db)}")
+        echo(line)
+        echo("  inspect: " + command_line("inspect", args=[run_id], db=db))
 
 
 # ---------------------------------------------------------------------- down
@@ -156,12 +157,12 @@ def down(
         echo_json([{"runId": s.run_id, "status": s.status} for s in states])
         return
     if not states:
-        click.echo("No active runs.")
+        echo("No active runs.")
         return
     for s in states:
-        click.echo(f"{s.status:<10} {s.run_id}")
+        echo(f"{s.status:<10} {s.run_id}")
     cancelled = sum(1 for s in states if s.status == "cancelled")
-    click.echo(f"Cancelled {cancelled} of {len(states)} active run(s).")
+    echo(f"Cancelled {cancelled} of {len(states)} active run(s).")
 
 
 # ---------------------------------------------------------------------- supervise
@@ -286,11 +287,11 @@ def supervise_command(
 
     def on_event(event: Event) -> None:
         if as_json:
-            click.echo(encode_event(event).decode())
+            click.echo(json_controls_escaped(encode_event(event).decode()))
             return
         line = _event_line(event, dry_run)
         if line is not None:
-            click.echo(line)
+            echo(line)
 
     code = anyio.run(
         functools.partial(
@@ -305,5 +306,5 @@ def supervise_command(
         )
     )
     if code != EXIT_OK and not as_json:
-        click.echo("Supervisor stopped.", err=True)
+        echo("Supervisor stopped.", err=True)
     ctx.exit(code)

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from smithers.engine import EXISTING_RUN_HINT, validate_run_id
+from smithers.engine import EXISTING_RUN_HINT, shell_command, validate_run_id
 from smithers.eventstore import SmithersError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = (
     "DURATION",
     "LongNameOption",
     "UNIT_MS",
     "check_run_id",
-    "db_args",
+    "command_line",
     "db_option",
     "json_option",
     "parse_duration_ms",
@@ -74,9 +76,22 @@ def check_run_id(ctx: click.Context, param: click.Parameter, value: str | None) 
     return validate_run_id(value, what=max(param.opts, key=len))  # --run-id, not -r
 
 
-def db_args(db: str | None) -> str:
-    """Return `` --db PATH`` to append to a suggested command, or empty."""
-    return f" --db {shlex.quote(db)}" if db else ""
+def command_line(
+    *command: str,
+    args: Sequence[str] = (),
+    options: Sequence[tuple[str, str | None]] = (),
+    db: str | None = None,
+) -> str:
+    """Return a suggested ``smithers`` command, safe to paste into a POSIX shell.
+
+    `shell_command` with ``--db PATH`` added to `options` when `db` is given: every
+    word quoted; when a positional (`args`: run ids, node ids) starts with ``-``, it
+    goes after the options and ``--``. E.g. ``command_line("inspect", args=[run_id],
+    db=db)`` is ``smithers inspect r1 --db 'my db.sqlite'``, or for run ``-r1``
+    ``smithers inspect --db 'my db.sqlite' -- -r1``.
+    """
+    with_db = [*options, ("--db", db)] if db else list(options)
+    return shell_command(*command, args=args, options=with_db)
 
 
 def parse_duration_ms(text: str, option: str) -> int:

@@ -2,6 +2,11 @@
 
 Human output adapts to the terminal: rich tables on a TTY, plain aligned columns
 otherwise (pipes, files, tests). JSON output (``--json``) uses Smithers' camelCase keys.
+
+Text from runs (node ids, labels, workflow names, error messages, outputs) is shown
+through `safe`, TTY or not: control characters come out as visible escapes, so a
+string cannot move the cursor, clear the screen, set the window title (OSC 0) or
+write the clipboard (OSC 52). Rich consoles print text as text (no markup).
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from smithers.engine import parse_child_run_id
+from smithers.engine import parse_child_run_id, shell_command
 from smithers.eventstore import decode_json
 from smithers.eventstore.errors import error_info_to_json
 from smithers.eventstore.events import ErrorInfo
 
 from ._node_output import print_failures
+from ._text import echo, json_controls_escaped, safe
 
 if TYPE_CHECKING:
     from smithers.engine import AttemptDetail
@@ -31,6 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = (
     "attempt_json",
+    "echo",
+    "safe",
+    "shell_command",
     "STATE_STYLES",
     "dumps",
     "echo_json",
@@ -88,10 +97,17 @@ def stdout_console() -> Console:
 
 
 def dumps(value: Any, *, pretty: bool = False) -> str:
-    """Return `value` (plain JSON values) as JSON text: one line, or indented when `pretty`."""
+    r"""Return `value` (plain JSON values) as JSON text: one line, or indented when `pretty`.
+
+    Non-ASCII text stays as it is, but for DEL, C1 controls and lone surrogates, written
+    as ``\u`` escapes (as C0 controls always are): the text holds no control
+    character a terminal would act on, and decodes to `value` exactly.
+    """
     if pretty:
-        return json.dumps(value, ensure_ascii=False, indent=2)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(value, ensure_ascii=False, indent=2)
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json_controls_escaped(text)
 
 
 def echo_json(value: Any, *, pretty: bool = False) -> None:
@@ -142,7 +158,7 @@ def print_table(
         styles: Per-column rich style of each cell, or None to look the cell up in
             `STATE_STYLES` (only on a TTY).
     """
-    body = [list(r) for r in rows]
+    body = [[safe(c) for c in r] for r in rows]
     if stdout_is_tty():
         table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
         for h in headers:
@@ -161,7 +177,7 @@ def print_table(
     for row in body:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
     for row in [list(headers), *body]:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 # ---------------------------------------------------------------------- errors
@@ -179,7 +195,10 @@ def error_code(error: ErrorInfo | Mapping[str, Any] | None) -> str:
 
 
 def error_text(error: ErrorInfo | Mapping[str, Any] | None) -> str:
-    """Return ``message``, prefixed with the exception name for untyped errors."""
+    """Return ``message``, prefixed with the exception name for untyped errors.
+
+    One line, through `safe`: a newline or escape sequence in the message is shown.
+    """
     if error is None:
         return "-"
     fields: Mapping[str, Any] = (
@@ -189,8 +208,8 @@ def error_text(error: ErrorInfo | Mapping[str, Any] | None) -> str:
     )
     name, message, code = fields.get("name"), fields.get("message"), fields.get("code")
     if not code and name:
-        return f"{name}: {message}"
-    return str(message)
+        return safe(f"{name}: {message}")
+    return safe(message)
 
 
 def error_label(error: ErrorInfo | Mapping[str, Any] | None) -> str:
@@ -237,7 +256,7 @@ def print_runs(runs: Sequence[RunRecord], *, waiting: Mapping[str, str] | None =
     it, a ``WAITING FOR`` column is added.
     """
     if not runs:
-        click.echo("No runs. Start one with `smithers up FILE`.")
+        echo("No runs. Start one with `smithers up FILE`.")
         return
     waits = {rid: text for rid, text in (waiting or {}).items() if text}
     extra = ("WAITING FOR",) if waits else ()
@@ -471,12 +490,12 @@ def _parent_text(state: RunState) -> str:
 
 
 def print_inspect(
-    state: RunState, *, tree: Mapping[str, Any] | None = None, db_args: str = ""
+    state: RunState, *, tree: Mapping[str, Any] | None = None, db: str | None = None
 ) -> None:
     """Print a run's summary, its nodes table and its failed attempts (with file:line).
 
     Nodes are listed in the order of `tree`, the last rendered tree (see
-    `nodes_in_tree_order`). `db_args` (`` --db PATH`` or empty) is appended to the
+    `nodes_in_tree_order`). `db` (the ``--db`` path, or None) goes into the
     suggested commands.
     """
     workflow = state.workflow_name or "-"
@@ -501,13 +520,13 @@ def print_inspect(
     for key, value in summary:
         if tty and key == "Status":
             style = STATE_STYLES.get(value, "")
-            stdout_console().print(Text.assemble(f"{key:<9} ", (value, style)))
+            stdout_console().print(Text.assemble(f"{key:<9} ", (safe(value), style)))
         else:
-            click.echo(f"{key:<9} {value}")
-    click.echo()
-    print_failures(state, db_args=db_args)  # before the table, which ends the output
+            echo(f"{key:<9} {safe(value)}")
+    echo()
+    print_failures(state, db=db)  # before the table, which ends the output
     if not state.nodes:
-        click.echo("No nodes yet.")
+        echo("No nodes yet.")
         return
     print_table(
         ("NODE", "ITER", "STATE", "ATTEMPTS", "DURATION", "LAST ERROR"),
@@ -544,6 +563,8 @@ def event_line(body: Mapping[str, Any]) -> str:
     """Return a readable line for an event JSON object (as `event_to_json` gives).
 
     ``  12  14:03:22.123  NodeFinished    second     attempt=1 output={"n":6}``
+
+    One line, through `safe`: control characters in ids or values are shown escaped.
     """
     node = body.get("nodeId") or ""
     if node and body.get("iteration"):
@@ -554,4 +575,4 @@ def event_line(body: Mapping[str, Any]) -> str:
     ts = body.get("timestampMs")
     when = format_clock(ts) if isinstance(ts, int) else "-"
     line = f"{body.get('seq', ''):>5}  {when}  {body.get('type', ''):<18} {node:<12} "
-    return (line + _shorten(fields, _MAX_FIELDS_CHARS)).rstrip()
+    return safe((line + _shorten(fields, _MAX_FIELDS_CHARS)).rstrip())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import click
 from rich.text import Text
 from smithers.eventstore.events import (
     Event,
@@ -40,6 +39,7 @@ from smithers.eventstore.events import (
 from smithers.projections import WAITING_NODE_STATES, RunState, apply_event
 
 from ._output import STATE_STYLES, error_label, format_clock, format_duration, stdout_console
+from ._text import echo, safe
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -192,7 +192,7 @@ class _StatusLine:
         text.append(f"{time.monotonic() - r.started:.1f}s")
         if r.last_event:
             text.append(" · ", style="dim")
-            text.append(r.last_event, style="dim")
+            text.append(safe(r.last_event), style="dim")
         yield text
 
 
@@ -277,6 +277,7 @@ class ProgressReporter:
         """Print one progress line: ``[  1.23s] verb      subject detail``."""
         assert self.first_ms is not None
         verb, subject, detail = line
+        subject, detail = safe(subject), safe(detail)
         offset = (event.timestamp_ms - self.first_ms) / 1000
         stamp = f"[{offset:6.2f}s]"
         if self._console is not None:
@@ -285,4 +286,4 @@ class ProgressReporter:
                 Text.assemble((stamp, "dim"), " ", (f"{verb:<9}", style), " ", subject, detail)
             )
         else:
-            click.echo(f"{stamp} {verb:<9} {subject}{detail}")
+            echo(f"{stamp} {verb:<9} {subject}{detail}")

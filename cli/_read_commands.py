@@ -29,7 +29,7 @@ from ._clients import Clients, pass_clients
 from ._commands import RUN_STATUSES, main
 from ._options import DURATION as _DURATION
 from ._options import UNIT_MS as _UNIT_MS
-from ._options import LongNameOption, check_run_id, db_args, db_option, json_option
+from ._options import LongNameOption, check_run_id, db_option, json_option
 from ._output import (
     dumps,
     echo_json,
@@ -40,6 +40,7 @@ from ._output import (
     runs_json,
     stdout_is_tty,
 )
+from ._text import echo
 from ._waiting import (
     WAITING_RUN_STATUSES,
     needs_descendants,
@@ -161,7 +162,7 @@ def ps(
         texts = {rid: waiting_for_text(items, now) for rid, items in waits.items() if items}
         print_runs(shown, waiting=texts)
         if at_most is not None and len(runs) > at_most:
-            click.echo(f"Newest {at_most} runs shown; -l N for more, -a for all.")
+            echo(f"Newest {at_most} runs shown; -l N for more, -a for all.")
 
     if not watch:
         show(clients.run(db, read, read_only=True))
@@ -222,18 +223,18 @@ def inspect(
             out["waitingFor"] = waiting_for_json(state, below)
             echo_json(out)
         else:
-            print_inspect(state, tree=tree, db_args=db_args(db))
+            print_inspect(state, tree=tree, db=db)
             lines = waiting_lines(
                 state,
                 now_ms=time.time_ns() // 1_000_000,
-                db_args=db_args(db),
+                db=db,
                 descendants=below,
             )
             if lines:
-                click.echo()
-                click.echo("Waiting:")
+                echo()
+                echo("Waiting:")
                 for line in lines:
-                    click.echo(line)
+                    echo(line)
             print_children(state, children)
 
     async def read(client: Client) -> InspectView:
@@ -327,14 +328,14 @@ def _print_groups(bodies: list[dict[str, Any]], by: str, as_json: bool) -> None:
         )
         return
     if not groups:
-        click.echo("No matching events.")
+        echo("No matching events.")
         return
     for n, (key, items) in enumerate(groups.items()):
         name = key if key is not None else "(the run itself)"
         plural = "s" if len(items) != 1 else ""
-        click.echo(("\n" if n else "") + f"== {by} {name}: {len(items)} event{plural}")
+        echo(("\n" if n else "") + f"== {by} {name}: {len(items)} event{plural}", multiline=True)
         for body in items:
-            click.echo(event_line(body))
+            echo(event_line(body))
 
 
 @main.command()
@@ -437,8 +438,8 @@ def events(
             body = event_to_json(stored, event)
             if not as_json and stored.run_id != shown_run:
                 shown_run = stored.run_id  # following ancestry: say whose events follow
-                click.echo(f"-- run {shown_run}")
-            click.echo(dumps(body) if as_json else event_line(body))
+                echo(f"-- run {shown_run}")
+            echo(dumps(body) if as_json else event_line(body))
 
     async def read(client: Client) -> Rows:
         run = await client.get_run(run_id)
@@ -466,7 +467,7 @@ def events(
         return
     show(rows)
     if not rows and not as_json:
-        click.echo("No matching events.")
+        echo("No matching events.")
 
 
 # ---------------------------------------------------------------------- output
@@ -526,18 +527,18 @@ async def _print_log(
 ) -> None:
     run = await client.get_run(run_id)
 
-    def echo(rows: Rows) -> None:
+    def show(rows: Rows) -> None:
         for stored, event in rows:
-            click.echo(dumps(event_to_json(stored, event)))
+            echo(dumps(event_to_json(stored, event)))
 
     if since is None and tail is None:
         if not follow:
-            echo(await run.events(follow_ancestry=ancestry))
+            show(await run.events(follow_ancestry=ancestry))
             return
         stream_events = run.follow_events(poll_interval_s=0.5, follow_ancestry=ancestry)
         async with contextlib.aclosing(stream_events) as stream:
             async for stored, event in stream:
-                click.echo(dumps(event_to_json(stored, event)))
+                echo(dumps(event_to_json(stored, event)))
                 flush_stdout()
         return
 
@@ -545,14 +546,14 @@ async def _print_log(
     rows, after, ended = await _read_new(
         run, after_seq, since_ms=since_ms, follow_ancestry=ancestry
     )
-    echo(rows[len(rows) - tail :] if tail is not None else rows)
+    show(rows[len(rows) - tail :] if tail is not None else rows)
     if not follow or ended:
         return
     flush_stdout()
     stream_events = run.follow_events(after_seq=after, poll_interval_s=0.5)
     async with contextlib.aclosing(stream_events) as stream:
         async for stored, event in stream:
-            click.echo(dumps(event_to_json(stored, event)))
+            echo(dumps(event_to_json(stored, event)))
             flush_stdout()
 
 

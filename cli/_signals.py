@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
+from ._text import safe
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -76,7 +78,7 @@ def _exit_now(code: int) -> None:
 
 def _say(line: str) -> None:
     with contextlib.suppress(OSError, ValueError):
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(safe(line) + "\n")
         sys.stderr.flush()
 
 

@@ -29,6 +29,7 @@ from ._output import (
     stdout_console,
     stdout_is_tty,
 )
+from ._text import echo, safe
 
 if TYPE_CHECKING:
     from smithers.engine import Client, FrameView, Timeline, TimelineWait
@@ -69,7 +70,7 @@ def _print_tree(tree: dict[str, Any], states: dict[str, str] | None = None) -> N
     """Print a canonical tree: a rich Tree on a TTY, indented lines otherwise."""
     tty = stdout_is_tty()
     root_text, _ = _node_label(tree, states)
-    rich_root = Tree(Text(root_text, style="bold")) if tty else None
+    rich_root = Tree(Text(safe(root_text), style="bold")) if tty else None
     lines: list[str] = []
     stack: list[tuple[dict[str, Any], int, Tree | None]] = [(tree, 0, rich_root)]
     while stack:  # iterative: a 10,000-task sequence must not hit the recursion limit
@@ -85,7 +86,7 @@ def _print_tree(tree: dict[str, Any], states: dict[str, str] | None = None) -> N
             sub: Tree | None = None
             if branch is not None:
                 child_text, child_state = _node_label(child, states)
-                label = Text(child_text)
+                label = Text(safe(child_text))
                 if child_state:
                     label.append(f"  {child_state}", style=STATE_STYLES.get(child_state, "dim"))
                 sub = branch.add(label)
@@ -95,7 +96,7 @@ def _print_tree(tree: dict[str, Any], states: dict[str, str] | None = None) -> N
         stdout_console().print(rich_root)
     else:
         for line in lines:
-            click.echo(line)
+            echo(line)
 
 
 # ---------------------------------------------------------------------- graph
@@ -198,13 +199,13 @@ def state_command(clients: Clients, run_id: str, frame: int, db: str | None, as_
         echo_json(frame_view_json(snap))
         return
     counts = ", ".join(f"{n} {s}" for s, n in sorted(snap.state.counts().items()))
-    click.echo(f"Run      {snap.run_id}")
-    click.echo(f"Frame    {snap.frame_no} (seq {snap.seq}, {format_time(snap.timestamp_ms)})")
-    click.echo(f"Hash     {snap.xml_hash}")
-    click.echo(f"Status   {snap.state.status}" + (f"; nodes: {counts}" if counts else ""))
-    click.echo()
+    echo(f"Run      {snap.run_id}")
+    echo(f"Frame    {snap.frame_no} (seq {snap.seq}, {format_time(snap.timestamp_ms)})")
+    echo(f"Hash     {snap.xml_hash}")
+    echo(f"Status   {snap.state.status}" + (f"; nodes: {counts}" if counts else ""))
+    echo()
     if snap.tree is None:
-        click.echo("This frame was recorded without its tree (an older version wrote it).")
+        echo("This frame was recorded without its tree (an older version wrote it).")
         return
     _print_tree(snap.tree, _node_states(snap.state))
 
@@ -236,7 +237,7 @@ def _passes(iterations: dict[str, int]) -> str:
 
 def _print_frames(tl: Timeline) -> None:
     if not tl.frames:
-        click.echo("No frames yet.")
+        echo("No frames yet.")
         return
     if any(f.iterations for f in tl.frames):
         # A run with loops: which pass each frame is in.
@@ -299,18 +300,18 @@ def _run_line(tl: Timeline) -> str:
 
 def _print_run_tree(tl: Timeline) -> None:
     if stdout_is_tty():
-        root = Tree(Text(_run_line(tl), style="bold"))
+        root = Tree(Text(safe(_run_line(tl)), style="bold"))
         stack: list[tuple[Timeline, Tree]] = [(tl, root)]
         while stack:
             node, branch = stack.pop()
             for child in node.children:
-                stack.append((child, branch.add(Text(_run_line(child)))))
+                stack.append((child, branch.add(Text(safe(_run_line(child))))))
         stdout_console().print(root)
         return
     lines: list[tuple[int, Timeline]] = [(0, tl)]
     while lines:
         depth, node = lines.pop()
-        click.echo("  " * depth + _run_line(node))
+        echo("  " * depth + _run_line(node))
         lines.extend((depth + 1, child) for child in reversed(node.children))
 
 
@@ -361,18 +362,18 @@ def timeline_command(
     if as_tree:
         _print_run_tree(tl)
         return
-    click.echo(_run_line(tl))
-    click.echo()
+    echo(_run_line(tl))
+    echo()
     _print_frames(tl)
     for rewind in tl.rewinds:
-        click.echo(
+        echo(
             f"Rewound at seq {rewind.seq} ({format_time(rewind.timestamp_ms)}) "
             f"to frame {rewind.to_frame_no} (seq {rewind.to_seq})."
         )
     if tl.children:
-        click.echo()
+        echo()
         for child in tl.children:
-            click.echo(
+            echo(
                 f"{child.kind.capitalize()} {child.run_id} ({child.status}) at "
                 + (
                     f"frame {child.parent_frame_no}"

@@ -19,13 +19,14 @@ from ._commands import _report_result, main
 from ._options import (
     LongNameOption,
     check_run_id,
-    db_args,
+    command_line,
     db_option,
     json_option,
     parse_input_json,
 )
 from ._output import echo_json, stdout_is_tty
 from ._progress import ProgressReporter
+from ._text import echo
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -142,7 +143,7 @@ def rewind_command(
             return state, None
         if not as_json:
             to_seq = state.frames[-1].seq if state.frames else 0
-            click.echo(f"Run {run_id} rewound to frame {frame} (seq {to_seq}); resuming.")
+            echo(f"Run {run_id} rewound to frame {frame} (seq {to_seq}); resuming.")
         return state, await _with_progress(
             as_json, lambda reporter: run.resume(force=force, on_progress=reporter)
         )
@@ -156,11 +157,11 @@ def rewind_command(
         echo_json({"runId": run_id, "toFrameNo": frame, "toSeq": to_seq, "status": state.status})
         return
     counts = ", ".join(f"{n} {s}" for s, n in sorted(state.counts().items()) if n)
-    click.echo(f"Run {run_id} rewound to frame {frame} (state at seq {to_seq}).")
-    click.echo(f"  status: {state.status} (nothing runs it until it is resumed)")
+    echo(f"Run {run_id} rewound to frame {frame} (state at seq {to_seq}).")
+    echo(f"  status: {state.status} (nothing runs it until it is resumed)")
     if counts:
-        click.echo(f"  nodes:  {counts}")
-    click.echo(f"  resume: smithers up --resume {run_id}{db_args(db)}")
+        echo(f"  nodes:  {counts}")
+    echo("  resume: " + command_line("up", options=[("--resume", run_id)], db=db))
 
 
 # ---------------------------------------------------------------------- fork
@@ -214,7 +215,7 @@ def fork_command(
         if not run_now:
             return fork.run_id, None
         if not as_json:
-            click.echo(f"Forked run {run_id} at frame {frame} as {fork.run_id}; running it.")
+            echo(f"Forked run {run_id} at frame {frame} as {fork.run_id}; running it.")
         return fork.run_id, await _with_progress(
             as_json, lambda reporter: fork.resume(on_progress=reporter)
         )
@@ -225,9 +226,9 @@ def fork_command(
     if as_json:
         echo_json({"runId": child})
         return
-    click.echo(f"Forked run {run_id} at frame {frame} as {child}.")
-    click.echo(f"  run it:  smithers up --resume {child}{db_args(db)}")
-    click.echo(f"  inspect: smithers inspect {child}{db_args(db)}")
+    echo(f"Forked run {run_id} at frame {frame} as {child}.")
+    echo("  run it:  " + command_line("up", options=[("--resume", child)], db=db))
+    echo("  inspect: " + command_line("inspect", args=[child], db=db))
 
 
 # ---------------------------------------------------------------------- replay
@@ -367,7 +368,7 @@ def retry_task_command(
         if not as_json:
             rows = await run.events(types=["RetryTaskFinished"])
             if rows and isinstance(rows[-1][1], RetryTaskFinished):
-                click.echo(f"Reset: {', '.join(rows[-1][1].reset_nodes)}.")
+                echo(f"Reset: {', '.join(rows[-1][1].reset_nodes)}.")
         return ran
 
     _report_result(ctx, *clients.run(db, session), db, as_json)

@@ -15,9 +15,9 @@ time.
 
 from __future__ import annotations
 
-import shlex
 from typing import TYPE_CHECKING, Any
 
+from ._options import command_line
 from ._output import format_clock, format_duration, format_time
 
 if TYPE_CHECKING:
@@ -36,10 +36,6 @@ __all__ = (
 )
 
 
-def _q(text: str) -> str:
-    return shlex.quote(text)
-
-
 def decide_command(
     verb: str,
     run_id: str,
@@ -48,17 +44,21 @@ def decide_command(
     *,
     mode: str = "approve",
     options: tuple[str, ...] = (),
-    db_args: str = "",
+    db: str | None = None,
 ) -> str:
-    """``smithers approve RUN --node ID [--iteration N] [--select …|--rank …]`` (or deny)."""
-    cmd = f"smithers {verb} {_q(run_id)} --node {_q(node_id)}"
+    """``smithers approve RUN --node ID [--iteration N] [--select …|--rank …]`` (or deny).
+
+    Safe to paste (`command_line`): every word quoted, ``--`` before a run id
+    starting with ``-``.
+    """
+    opts: list[tuple[str, str | None]] = [("--node", node_id)]
     if iteration:
-        cmd += f" --iteration {iteration}"
+        opts.append(("--iteration", str(iteration)))
     if verb == "approve" and mode == "select" and options:
-        cmd += f" --select {_q(options[0])}"
+        opts.append(("--select", options[0]))
     elif verb == "approve" and mode == "rank" and options:
-        cmd += f" --rank {_q(','.join(options))}"
-    return cmd + db_args
+        opts.append(("--rank", ",".join(options)))
+    return command_line(verb, args=[run_id], options=opts, db=db)
 
 
 def _label(rec: NodeRecord) -> str:
@@ -109,7 +109,7 @@ def waiting_lines(
     state: RunState,
     *,
     now_ms: int,
-    db_args: str = "",
+    db: str | None = None,
     descendants: Sequence[RunState] = (),
 ) -> list[str]:
     """Lines saying what each waiting node waits for and the command to continue.
@@ -121,13 +121,13 @@ def waiting_lines(
     unambiguous from there, else the child run.
     """
     approvals, signals = _counts(state, descendants)
-    return _lines(state, now_ms, db_args, _tree(descendants), state.run_id, approvals, signals, "")
+    return _lines(state, now_ms, db, _tree(descendants), state.run_id, approvals, signals, "")
 
 
 def _lines(
     state: RunState,
     now_ms: int,
-    db_args: str,
+    db: str | None,
     tree: Tree,
     top: str,
     approvals: dict[str, int],
@@ -142,7 +142,7 @@ def _lines(
         child = _child_of(tree, state, rec)
         if child is not None:
             inner = f"{label} waits in child run {child.run_id}: "
-            sub = _lines(child, now_ms, db_args, tree, top, approvals, signals, inner)
+            sub = _lines(child, now_ms, db, tree, top, approvals, signals, inner)
             lines.extend(sub or [f"  waiting: {inner}{child.status}"])
             continue
         if rec.state == "waiting-approval" and rec.approval is not None:
@@ -161,7 +161,7 @@ def _lines(
                     rec.iteration,
                     mode=a.mode,
                     options=a.options,
-                    db_args=db_args,
+                    db=db,
                 )
                 lines.append(f"  {verb}: {pad}{cmd}")
         elif rec.state == "waiting-event" and rec.wait is not None:
@@ -173,18 +173,20 @@ def _lines(
                 what += f", times out at {format_time(w.timeout_at_ms)}"
             lines.append(f"  waiting: {label}, {what} (for {format_duration(now_ms - w.since_ms)})")
             to = top if signals.get(w.event_name) == 1 else rid
-            cmd = f"smithers signal {_q(to)} {_q(w.event_name)} --data JSON"
+            opts: list[tuple[str, str | None]] = [("--data", "JSON")]
             if w.correlation_id:
-                cmd += f" --correlation {_q(w.correlation_id)}"
-            lines.append(f"  signal:  {cmd}{db_args}")
+                opts.append(("--correlation", w.correlation_id))
+            cmd = command_line("signal", args=[to, w.event_name], options=opts, db=db)
+            lines.append(f"  signal:  {cmd}")
         elif rec.state == "waiting-timer" and rec.timer is not None:
             t = rec.timer
             left = t.fires_at_ms - now_ms
             due = f"in {format_duration(left)}" if left > 0 else "due now"
             lines.append(f"  waiting: {label}, timer fires at {format_time(t.fires_at_ms)} ({due})")
             lines.append(
-                f"  wake:    smithers supervise{db_args} wakes the run then, "
-                f"or run `smithers up --resume {_q(top)}{db_args}` after that time"
+                f"  wake:    {command_line('supervise', db=db)} wakes the run then, "
+                f"or run `{command_line('up', options=[('--resume', top)], db=db)}` after "
+                "that time"
             )
         else:
             lines.append(f"  waiting: {label} ({rec.state})")

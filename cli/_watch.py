@@ -20,6 +20,7 @@ import click
 
 from ._options import parse_duration_ms
 from ._output import stdout_is_tty
+from ._text import echo
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -94,9 +95,9 @@ async def watch_view(
             if tty:
                 click.clear()
                 clock = time.strftime("%H:%M:%S")
-                click.echo(f"Every {every_s:g}s: {title}  ({clock}; Ctrl-C to stop)\n")
+                echo(f"Every {every_s:g}s: {title}  ({clock}; Ctrl-C to stop)\n", multiline=True)
             elif shown and separate:
-                click.echo()
+                echo()
             show(value)
             flush_stdout()
             shown, last = True, now

@@ -29,6 +29,7 @@ from ._run_ids import MAX_RUN_ID_LENGTH as MAX_RUN_ID_LENGTH
 from ._run_ids import child_run_id as child_run_id
 from ._run_ids import parse_child_run_id as parse_child_run_id
 from ._run_ids import validate_run_id as validate_run_id
+from ._shell import shell_command as shell_command
 from .activation import default_log_dir as default_log_dir
 from .authoring import Approval as Approval
 from .authoring import ApprovalDecision as ApprovalDecision
@@ -259,6 +260,7 @@ __all__ = (
     "validate_run_id",
     "child_run_id",
     "parse_child_run_id",
+    "shell_command",
     "ChildRun",
     "workflow",
 )

@@ -6,6 +6,8 @@ from typing import Any
 
 from smithers.eventstore.errors import SmithersError
 
+from ._shell import shell_command
+
 __all__ = (
     "EngineError",
     "InvalidInputError",
@@ -207,7 +209,7 @@ class ResumeClaimFailedError(EngineError):
         super().__init__(
             f"Could not claim run {run_id!r}: another process appended to it first.",
             details={"runId": run_id, "runtimeOwnerId": owner_id},
-            hint=f"See who runs it now with `smithers inspect {run_id}`.",
+            hint=f"See who runs it now with `{shell_command('inspect', args=[run_id])}`.",
         )
 
 
@@ -237,7 +239,7 @@ class RunOwnerAliveError(EngineError):
         super().__init__(
             f"Run {run_id!r} is still owned by live process {pid} on this host.",
             details={"runId": run_id, "runtimeOwnerId": owner_id, "pid": pid},
-            hint=f"Wait for it, or stop it with `smithers cancel {run_id}`.",
+            hint=f"Wait for it, or stop it with `{shell_command('cancel', args=[run_id])}`.",
         )
 
 
@@ -279,12 +281,14 @@ class ResumeMetadataMismatchError(EngineError):
 
     def __init__(self, run_id: str, mismatches: list[str], existing: str, current: str) -> None:
         shown = ", ".join(mismatches[:5]) + (", …" if len(mismatches) > 5 else "")
+        fork = shell_command("fork", args=[run_id], options=[("--frame", "N")])
         super().__init__(
             f"Run {run_id!r} was recorded with different workflow code (changed: {shown}).",
             details={"mismatches": mismatches, "existing": existing, "current": current},
             hint=(
                 "Revert the files to resume this run, or keep the edit and fork/replay it "
-                f"onto the new code (`smithers fork {run_id} --frame N`), or start a fresh run."
+                f"onto the new code (`{fork}`), "
+                "or start a fresh run."
             ),
         )
 
@@ -346,7 +350,7 @@ class ResumeFrameMismatchError(EngineError):
             hint=(
                 "The builder must be a pure function of ctx (no clock, randomness, files "
                 f"or globals) and its code unchanged. See every frame that differs with "
-                f"`smithers verify {frame_run_id}`; to {verb} anyway, pass "
+                f"`{shell_command('verify', args=[frame_run_id])}`; to {verb} anyway, pass "
                 "--allow-nondeterminism (Python: allow_nondeterminism=True)."
             ),
         )
@@ -373,7 +377,7 @@ class SnapshotNotFoundError(EngineError, LookupError):
         super().__init__(
             f"Run {run_id!r} has no frame {frame_no}: {where}.",
             details={"runId": run_id, "frameNo": frame_no},
-            hint=f"See the run's frames with `smithers timeline {run_id}`.",
+            hint=f"See the run's frames with `{shell_command('timeline', args=[run_id])}`.",
         )
 
 
@@ -458,7 +462,7 @@ class NoPendingApprovalsError(EngineError, LookupError):
             f"No approval waits for a decision in run {run_id!r}: {why}.",
             details=details,
             hint="See what waits with `smithers approvals`, or the run with "
-            f"`smithers inspect {run_id}`.",
+            f"`{shell_command('inspect', args=[run_id])}`.",
         )
 
 
@@ -487,7 +491,10 @@ class AmbiguousApprovalError(EngineError, ValueError):
             for (node, it, title), rid in zip(pending, where, strict=True)
         )
         node, iteration, _ = pending[0]
-        example = f"--node {node}" + (f" --iteration {iteration}" if iteration else "")
+        opts: list[tuple[str, str | None]] = [("--node", node)]
+        if iteration:
+            opts.append(("--iteration", str(iteration)))
+        example = shell_command("approve", args=[where[0]], options=opts)
         items: list[dict[str, object]] = [
             {"nodeId": n, "iteration": it, "title": title} for n, it, title in pending
         ]
@@ -497,7 +504,7 @@ class AmbiguousApprovalError(EngineError, ValueError):
         super().__init__(
             f"{len(pending)} approvals wait in run {run_id!r}: {shown}. Say which one.",
             details={"runId": run_id, "pending": items},
-            hint=f"Name the node, e.g. `smithers approve {where[0]} {example}`.",
+            hint=f"Name the node, e.g. `{example}`.",
         )
 
 
@@ -537,7 +544,8 @@ class ApprovalAlreadyDecidedError(EngineError):
                 "decidedAtMs": decided_at_ms,
                 "note": note,
             },
-            hint=f"See the run with `smithers inspect {run_id}`; to decide again, rewind it "
+            hint=f"See the run with `{shell_command('inspect', args=[run_id])}`; to decide "
+            "again, rewind it "
             "to a frame before the decision (`smithers rewind`).",
         )
 
@@ -557,7 +565,7 @@ class WorkflowExecutionFailedError(EngineError):
             + (f": {reason}" if reason else "")
             + ".",
             details={"status": status, "childRunId": child_run_id, "nodeId": node_id},
-            hint=f"See the child with `smithers inspect {child_run_id}`.",
+            hint=f"See the child with `{shell_command('inspect', args=[child_run_id])}`.",
         )
 
 

@@ -27,6 +27,7 @@ from smithers.eventstore.events import (
     RunForked,
 )
 
+from .._shell import shell_command
 from .._stores import existing_store
 from ..errors import MissingOutputError, NodeNotFoundError, RunNotFoundError
 from ._state import SUPERVISOR_STREAM_ID, load_state
@@ -362,8 +363,8 @@ async def get_output(
         err.details["runId"] = run_id
         err.details["state"] = rec.state
         err.hint = (
-            f"See why with `smithers inspect {run_id}` or "
-            f"`smithers events {run_id} --node {node_id}`."
+            f"See why with `{shell_command('inspect', args=[run_id])}` or "
+            f"`{shell_command('events', args=[run_id], options=[('--node', node_id)])}`."
         )
         raise err
     return decode_json(rec.output)

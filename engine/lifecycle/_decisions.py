@@ -50,6 +50,7 @@ from smithers.projections import apply_event
 
 from .._clock import Clock, SystemClock
 from .._run_ids import EXISTING_RUN_HINT, parse_child_run_id, validate_run_id
+from .._shell import shell_command
 from ..activation import append_to_run as _append_to_run
 from ..activation import default_log_dir, render_state
 from ..authoring import WaitForEvent, check_input
@@ -713,7 +714,7 @@ def _schema_of(wf: Workflow, state: RunState, rec: NodeRecord) -> Any:
             f"Cannot check the signal's payload: the workflow {wf.name!r} does not render "
             f"from the run's state ({type(e).__name__}: {e}).",
             details={"runId": state.run_id, "nodeId": rec.node_id},
-            hint=f"See `smithers verify {state.run_id}`.",
+            hint=f"See `{shell_command('verify', args=[state.run_id])}`.",
         ) from e
     key = (rec.node_id, rec.iteration)
     for leaf in plan.leaves.values():
@@ -723,7 +724,7 @@ def _schema_of(wf: Workflow, state: RunState, rec: NodeRecord) -> Any:
         f"Cannot check the signal's payload: the workflow no longer mounts the "
         f"WaitForEvent {rec.node_id!r} the run waits in.",
         details={"runId": state.run_id, "nodeId": rec.node_id},
-        hint=f"See `smithers verify {state.run_id}`.",
+        hint=f"See `{shell_command('verify', args=[state.run_id])}`.",
     )
 
 

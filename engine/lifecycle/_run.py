@@ -37,6 +37,7 @@ from smithers.eventstore.events import (
 
 from .._clock import Clock, SystemClock
 from .._run_ids import validate_run_id
+from .._shell import shell_command
 from ..activation import DEFAULT_HOLD_MS, NdjsonMirror, RunLoop, ToolSettings, default_log_dir
 from ..authoring import WorkflowIdentity, check_input, workflow_identity
 from ..errors import (
@@ -107,7 +108,8 @@ def not_resumable(state: RunState) -> RunNotResumableError:
     why = _NOT_RESUMABLE.get(state.status, "it has ended")
     new = state.continued_as_run_id
     if state.status == "continued" and new:
-        why = f"it continued as run {new}; resume that run instead (`smithers up --resume {new}`)"
+        resume = shell_command("up", options=[("--resume", new)])
+        why = f"it continued as run {new}; resume that run instead (`{resume}`)"
     return RunNotResumableError(state.run_id, state.status, why)
 
 
