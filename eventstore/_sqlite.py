@@ -66,6 +66,9 @@ __all__ = ("SQLiteEventStore", "SCHEMA_VERSION")
 
 _T = TypeVar("_T")
 
+_EVENTS = "_smithers_events"
+_RUNS = "_smithers_runs"
+
 
 class SQLiteEventStore:
     """`EventStore` on a SQLite file.
@@ -102,9 +105,12 @@ class SQLiteEventStore:
         self.uri: str | None = None
         """The SQLite URI a read-only store was opened with (``mode=ro``, and
         ``immutable=1`` when the file or its folder is not writable); None otherwise."""
-        # Tables present in a read-only file (one of an older schema lacks the side
-        # tables, which a read-only open cannot create): reads of a missing one are empty.
+        # Tables present: a read-only file of an older schema lacks the side tables
+        # (which a read-only open cannot create), an empty file opened without `create`
+        # has none (the first write creates them): reads of a missing one are empty.
         self._tables: frozenset[str] = _SCHEMA_OBJECTS
+        # (synchronous, busy_timeout_ms, max_page_count) of `open`, for `_init`.
+        self._setup: tuple[str, int, int | None] = ("NORMAL", 5_000, None)
 
     @classmethod
     async def open(
@@ -128,7 +134,10 @@ class SQLiteEventStore:
                 crash) or ``"full"`` (``synchronous=FULL``: also survives power loss).
             busy_timeout_ms: How long, in milliseconds, one statement waits for
                 another connection's lock before it counts as locked.
-            create: Create the file (and its parent directories) if missing.
+            create: Create the file (and its parent directories) if missing, and the
+                schema in a file that has none (0 bytes, or an empty database). Without
+                it, such a file is left as it is: reads find no runs, and the first
+                write creates the schema.
             max_page_count: A quota: the most pages (of ``PRAGMA page_size`` bytes,
                 4096 by default) this connection lets the file grow to; a write that
                 needs more fails with `DatabaseWriteError` as on a full disk. Useful
@@ -146,6 +155,9 @@ class SQLiteEventStore:
 
         Raises:
             ValueError: if `max_page_count` is not positive.
+            ForeignDatabaseError: (``DB_NOT_SMITHERS``) if the file is another
+                application's database: tables, but no smithers schema. It is left
+                unchanged (no table added, journal mode kept), read-only or not.
             DatabaseQueryError: if the file is not a usable SQLite database (corrupt,
                 encrypted, unreadable) or does not exist and `create` is False.
             DatabaseWriteError: if the tables cannot be created (read-only, disk full).
@@ -167,11 +179,26 @@ class SQLiteEventStore:
         except sqlite3.Error as e:
             raise _query_error(db_path, e) from e
         store = cls(conn, db_path)
-        sync = "FULL" if durability == "full" else "NORMAL"
+        store._setup = (
+            "FULL" if durability == "full" else "NORMAL",
+            busy_timeout_ms,
+            max_page_count,
+        )
+        try:
+            await store._init(create=create)
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def _init(self, *, create: bool) -> None:
+        # Sets the connection up and completes the schema (see `_init_schema`).
+        sync, busy_timeout_ms, max_page_count = self._setup
+        db_path = self.path
         for attempt in range(_OPEN_RETRIES + 1):
             try:
-                inline = await store._call(
-                    _init_schema, sync, busy_timeout_ms, max_page_count, str(db_path)
+                inline, tables = await self._call(
+                    _init_schema, sync, busy_timeout_ms, max_page_count, str(db_path), create
                 )
                 break
             except sqlite3.Error as e:
@@ -180,13 +207,12 @@ class SQLiteEventStore:
                 if attempt < _OPEN_RETRIES and _is_locked(e):
                     await anyio.sleep(0.02 * 2**attempt)
                     continue
-                await conn.close()
                 if _is_write_fault(e):
                     raise _write_error(db_path, e) from e
                 raise _query_error(db_path, e) from e
-        store._inline = inline
-        store._inline_appends = durability == "normal" and inline is not None
-        return store
+        self._tables = tables
+        self._inline = inline
+        self._inline_appends = sync == "NORMAL" and inline is not None
 
     @classmethod
     async def _open_read_only(cls, db_path: Path, busy_timeout_ms: int) -> SQLiteEventStore:
@@ -203,10 +229,13 @@ class SQLiteEventStore:
         store.read_only = True
         store.uri = uri
         try:
-            store._tables = await store._call(_check_read_only, busy_timeout_ms)
+            store._tables = await store._call(_check_read_only, busy_timeout_ms, str(db_path))
         except sqlite3.Error as e:
             await conn.close()
             raise _query_error(db_path, e) from e
+        except BaseException:
+            await conn.close()
+            raise
         return store
 
     async def __aenter__(self) -> SQLiteEventStore:
@@ -240,6 +269,8 @@ class SQLiteEventStore:
         # every other sqlite3 error becomes `DatabaseWriteError` at once.
         if self.read_only:
             raise _write_error(self.path, None)
+        if _EVENTS not in self._tables:
+            await self._init(create=True)
         delay_s = 0.05
         for attempt in range(_LOCK_RETRIES + 1):
             try:
@@ -272,6 +303,8 @@ class SQLiteEventStore:
         """
         if not events:
             return expected_seq
+        if _EVENTS not in self._tables and not self.read_only:
+            await self._init(create=True)
         if len(events) > _INLINE_MAX_ROWS:
             # Encoded in the connection thread too: thousands of events (a first
             # render) take tens of ms to encode, which must not block the loop.
@@ -354,6 +387,8 @@ class SQLiteEventStore:
             sql += " AND seq <= ?"
             params += (upto_seq,)
         small = upto_seq is not None and upto_seq - after_seq <= _INLINE_MAX_READ_ROWS
+        if _EVENTS not in self._tables:
+            return []
         rows = await self._read(sql + " ORDER BY seq", params, small=small)
         return [
             StoredEvent(
@@ -384,10 +419,14 @@ class SQLiteEventStore:
             sql += " LIMIT ?"
             params += (limit,)
         small = limit is not None and limit <= _INLINE_MAX_READ_ROWS
+        if _EVENTS not in self._tables:
+            return []
         return [_stored(r) for r in await self._read(sql, params, small=small)]
 
     async def last_seq(self, run_id: str) -> int:
         """Return the run's last seq (0 if none). Raises `DatabaseQueryError` on I/O failure."""
+        if _EVENTS not in self._tables:
+            return 0
         rows = await self._read(
             "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?",
             (run_id,),
@@ -397,11 +436,15 @@ class SQLiteEventStore:
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """Return the run's index row or None. Raises `DatabaseQueryError` on I/O failure."""
+        if _RUNS not in self._tables:
+            return None
         rows = await self._read(f"{_RUN_SELECT} WHERE r.run_id = ?", (run_id,), small=True)
         return _run_record(rows[0]) if rows else None
 
     async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
         """Return runs newest first. Raises `DatabaseQueryError` on I/O failure."""
+        if _RUNS not in self._tables:
+            return []
         sql = f"{_RUN_SELECT} ORDER BY r.created_at_ms DESC, r.rowid DESC"
         params: tuple[Any, ...] = ()
         if limit is not None:

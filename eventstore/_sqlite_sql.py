@@ -19,6 +19,7 @@ from ._inline import InlineConnection, is_busy
 from .errors import (
     DatabaseQueryError,
     DatabaseWriteError,
+    ForeignDatabaseError,
     RunAlreadyExistsError,
     SeqConflictError,
 )
@@ -155,28 +156,49 @@ def _enter_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.01 * (attempt + 1))  # in aiosqlite's thread, never the loop's
 
 
+def _schema_names(conn: sqlite3.Connection, path: str) -> set[str]:
+    """The names in `sqlite_master`; refuses another application's database.
+
+    Reading the schema first also turns a non-SQLite file into an early, clear error.
+
+    Raises:
+        ForeignDatabaseError: if the file holds objects but none of the smithers schema.
+    """
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master").fetchall()}
+    if names and not names & _SCHEMA_OBJECTS:
+        raise ForeignDatabaseError(path, sorted(names))
+    return names
+
+
 def _init_schema(
     conn: sqlite3.Connection,
     sync: str,
     busy_timeout_ms: int,
     max_page_count: int | None,
     path: str,
-) -> InlineConnection | None:
-    # Then, once the file is known good and in the same hop: the inline connection.
-    _create_schema(conn, sync, busy_timeout_ms, max_page_count)
-    return InlineConnection.open(
-        path, max_page_count=max_page_count, checkpoint_pages=_CHECKPOINT_PAGES
-    )
+    create: bool,
+) -> tuple[InlineConnection | None, frozenset[str]]:
+    """Set up `conn` and, if `create` or the file has the schema, complete the schema.
 
-
-def _create_schema(
-    conn: sqlite3.Connection, sync: str, busy_timeout_ms: int, max_page_count: int | None
-) -> None:
+    Returns the inline connection (None: none) and the schema's tables present. A file
+    with no schema at all (0 bytes, or an empty database) opened without `create` is
+    left as it is (no WAL switch, no table): no tables, no inline connection.
+    """
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     if max_page_count is not None:
         conn.execute(f"PRAGMA max_page_count = {int(max_page_count)}")
-    # Reading the schema first turns a non-SQLite file into an early, clear error.
-    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master").fetchall()}
+    names = _schema_names(conn, path)
+    if not names and not create:
+        return None, frozenset()
+    _create_schema(conn, sync, names)
+    # Then, once the file is known good and in the same hop: the inline connection.
+    inline = InlineConnection.open(
+        path, max_page_count=max_page_count, checkpoint_pages=_CHECKPOINT_PAGES
+    )
+    return inline, _SCHEMA_OBJECTS
+
+
+def _create_schema(conn: sqlite3.Connection, sync: str, names: set[str]) -> None:
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     if str(mode).lower() != "wal":
         _enter_wal(conn)
@@ -201,12 +223,11 @@ def _create_schema(
         raise
 
 
-def _check_read_only(conn: sqlite3.Connection, busy_timeout_ms: int) -> frozenset[str]:
+def _check_read_only(conn: sqlite3.Connection, busy_timeout_ms: int, path: str) -> frozenset[str]:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA query_only = ON")
     # Reading the schema turns a non-SQLite file (or an unreadable WAL) into an error now.
-    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master").fetchall()}
-    return frozenset(names & _SCHEMA_OBJECTS)
+    return frozenset(_schema_names(conn, path) & _SCHEMA_OBJECTS)
 
 
 def _fetchall(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
