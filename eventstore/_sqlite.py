@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -24,18 +25,22 @@ import anyio
 
 from ._envelope import Lease, RunRecord, StoredEvent
 from ._inline import InlineConnection, wal_checkpoint
+from ._lockholder import find_lock_holder
 from ._sqlite_sql import (
     _INLINE_MAX_BYTES,
     _INLINE_MAX_READ_ROWS,
     _INLINE_MAX_ROWS,
     _LEASE_COLUMNS,
-    _LOCK_RETRIES,
+    _LOCK_RETRY_MAX_S,
     _OPEN_RETRIES,
     _RESTART_FRAMES,
     _RUN_SELECT,
     _SCHEMA_OBJECTS,
     SCHEMA_VERSION,
+    LockWatch,
+    WriteGate,
     _append_tx,
+    _bounded_write,
     _check_read_only,
     _drop_outcome,
     _encode_append_tx,
@@ -45,12 +50,14 @@ from ._sqlite_sql import (
     _is_locked,
     _is_write_fault,
     _lease,
+    _lock_error,
     _query_error,
     _read_only_uri,
     _rows,
     _run_record,
     _stored,
     _write_error,
+    lock_timeout_from_env,
 )
 from .errors import (
     DatabaseQueryError,
@@ -109,6 +116,10 @@ class SQLiteEventStore:
         # (which a read-only open cannot create), an empty file opened without `create`
         # has none (the first write creates them): reads of a missing one are empty.
         self._tables: frozenset[str] = _SCHEMA_OBJECTS
+        self._lock_watch = LockWatch()
+        self.lock_timeout_ms = lock_timeout_from_env()
+        """How long (ms) a write waits in all for another connection's write lock (see
+        `open`)."""
         # (synchronous, busy_timeout_ms, max_page_count) of `open`, for `_init`.
         self._setup: tuple[str, int, int | None] = ("NORMAL", 5_000, None)
 
@@ -122,6 +133,7 @@ class SQLiteEventStore:
         create: bool = True,
         max_page_count: int | None = None,
         read_only: bool = False,
+        lock_timeout_ms: int | None = None,
     ) -> SQLiteEventStore:
         """Open (and create, unless `create` is False) the database at `path`.
 
@@ -132,8 +144,14 @@ class SQLiteEventStore:
             path: The database file.
             durability: ``"normal"`` (``synchronous=NORMAL``: survives a process
                 crash) or ``"full"`` (``synchronous=FULL``: also survives power loss).
-            busy_timeout_ms: How long, in milliseconds, one statement waits for
-                another connection's lock before it counts as locked.
+            busy_timeout_ms: How long, in milliseconds, a read or the schema's
+                creation waits for another connection's lock before it counts as locked.
+            lock_timeout_ms: How long, in milliseconds, a write waits in all for
+                another connection's write lock (counted from its call, retries
+                included; the same for every write, at a run's start or mid-run) before
+                it fails with `DatabaseWriteError` naming the lock and, when found, the
+                process holding it. None: ``SMITHERS_LOCK_TIMEOUT_MS`` if set, else
+                `DEFAULT_LOCK_TIMEOUT_MS` (30 s).
             create: Create the file (and its parent directories) if missing, and the
                 schema in a file that has none (0 bytes, or an empty database). Without
                 it, such a file is left as it is: reads find no runs, and the first
@@ -154,7 +172,8 @@ class SQLiteEventStore:
             The open store; close it with `close` (or ``async with``).
 
         Raises:
-            ValueError: if `max_page_count` is not positive.
+            ValueError: if `max_page_count` is not positive or `lock_timeout_ms` is
+                negative.
             ForeignDatabaseError: (``DB_NOT_SMITHERS``) if the file is another
                 application's database: tables, but no smithers schema. It is left
                 unchanged (no table added, journal mode kept), read-only or not.
@@ -164,6 +183,8 @@ class SQLiteEventStore:
         """
         if max_page_count is not None and max_page_count < 1:
             raise ValueError(f"max_page_count must be a positive page count, not {max_page_count}")
+        if lock_timeout_ms is not None and lock_timeout_ms < 0:
+            raise ValueError(f"lock_timeout_ms must be >= 0, not {lock_timeout_ms}")
         db_path = Path(path)
         if read_only:
             return await cls._open_read_only(db_path, busy_timeout_ms)
@@ -179,6 +200,8 @@ class SQLiteEventStore:
         except sqlite3.Error as e:
             raise _query_error(db_path, e) from e
         store = cls(conn, db_path)
+        if lock_timeout_ms is not None:
+            store.lock_timeout_ms = lock_timeout_ms
         store._setup = (
             "FULL" if durability == "full" else "NORMAL",
             busy_timeout_ms,
@@ -269,20 +292,41 @@ class SQLiteEventStore:
         # every other sqlite3 error becomes `DatabaseWriteError` at once.
         if self.read_only:
             raise _write_error(self.path, None)
+        began = time.monotonic()
+        deadline = began + self.lock_timeout_ms / 1000
         if _EVENTS not in self._tables:
             await self._init(create=True)
-        delay_s = 0.05
-        for attempt in range(_LOCK_RETRIES + 1):
+        busy_ms = self._setup[1]
+        gate = WriteGate()
+        delay_s = 0.01
+        while True:
             try:
-                return await self._call(fn, *args)
+                return await self._call(
+                    _bounded_write, began, deadline, busy_ms, gate, self._lock_watch, fn, *args
+                )
             except sqlite3.OperationalError as e:
-                if not _is_locked(e) or attempt == _LOCK_RETRIES:
+                if not _is_locked(e):
                     raise _write_error(self.path, e) from e
+                left_s = deadline - time.monotonic()
+                if left_s <= 0:
+                    raise await self._lock_error(e, began) from e
             except sqlite3.Error as e:
                 raise _write_error(self.path, e) from e
-            await anyio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 1.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+            except BaseException:
+                # Cancelled (or failed) before the thread began it: it must not run
+                # later, holding up this store's next writes and its close.
+                gate.abandoned = True
+                raise
+            # Locked without a wait (no busy handler for this lock): try again soon.
+            await anyio.sleep(min(delay_s, left_s))
+            delay_s = min(delay_s * 2, _LOCK_RETRY_MAX_S)
+
+    async def _lock_error(self, e: sqlite3.Error, began: float) -> Exception:
+        waited_ms = int((time.monotonic() - began) * 1000)
+        holder = await anyio.to_thread.run_sync(find_lock_holder, self.path)
+        return _lock_error(
+            self.path, e, waited_ms=waited_ms, lock_timeout_ms=self.lock_timeout_ms, holder=holder
+        )
 
     async def append(
         self,
