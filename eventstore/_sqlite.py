@@ -249,6 +249,7 @@ class SQLiteEventStore:
         except sqlite3.Error as e:
             raise _query_error(db_path, e) from e
         store = cls(conn, db_path)
+        store._setup = ("NORMAL", busy_timeout_ms, None)
         store.read_only = True
         store.uri = uri
         try:
@@ -260,6 +261,21 @@ class SQLiteEventStore:
             await conn.close()
             raise
         return store
+
+    async def _tables_now(self) -> frozenset[str]:
+        # A file with no schema when opened may have got one since (another process's
+        # first write): look again, so readers see what it wrote. Cheap once it has.
+        if _EVENTS not in self._tables:
+            if self.read_only:
+                try:
+                    self._tables = await self._call(
+                        _check_read_only, self._setup[1], str(self.path)
+                    )
+                except sqlite3.Error as e:
+                    raise _query_error(self.path, e) from e
+            else:
+                await self._init(create=False)
+        return self._tables
 
     async def __aenter__(self) -> SQLiteEventStore:
         return self
@@ -431,7 +447,7 @@ class SQLiteEventStore:
             sql += " AND seq <= ?"
             params += (upto_seq,)
         small = upto_seq is not None and upto_seq - after_seq <= _INLINE_MAX_READ_ROWS
-        if _EVENTS not in self._tables:
+        if _EVENTS not in await self._tables_now():
             return []
         rows = await self._read(sql + " ORDER BY seq", params, small=small)
         return [
@@ -463,13 +479,13 @@ class SQLiteEventStore:
             sql += " LIMIT ?"
             params += (limit,)
         small = limit is not None and limit <= _INLINE_MAX_READ_ROWS
-        if _EVENTS not in self._tables:
+        if _EVENTS not in await self._tables_now():
             return []
         return [_stored(r) for r in await self._read(sql, params, small=small)]
 
     async def last_seq(self, run_id: str) -> int:
         """Return the run's last seq (0 if none). Raises `DatabaseQueryError` on I/O failure."""
-        if _EVENTS not in self._tables:
+        if _EVENTS not in await self._tables_now():
             return 0
         rows = await self._read(
             "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?",
@@ -480,14 +496,14 @@ class SQLiteEventStore:
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """Return the run's index row or None. Raises `DatabaseQueryError` on I/O failure."""
-        if _RUNS not in self._tables:
+        if _RUNS not in await self._tables_now():
             return None
         rows = await self._read(f"{_RUN_SELECT} WHERE r.run_id = ?", (run_id,), small=True)
         return _run_record(rows[0]) if rows else None
 
     async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
         """Return runs newest first. Raises `DatabaseQueryError` on I/O failure."""
-        if _RUNS not in self._tables:
+        if _RUNS not in await self._tables_now():
             return []
         sql = f"{_RUN_SELECT} ORDER BY r.created_at_ms DESC, r.rowid DESC"
         params: tuple[Any, ...] = ()
@@ -548,7 +564,7 @@ class SQLiteEventStore:
 
     async def get_lease(self, run_id: str) -> Lease | None:
         """Return the run's lease or None. Raises `DatabaseQueryError` on I/O failure."""
-        if "_smithers_leases" not in self._tables:
+        if "_smithers_leases" not in await self._tables_now():
             return None
         rows = await self._read(
             f"SELECT {_LEASE_COLUMNS} FROM _smithers_leases WHERE run_id = ?", (run_id,), small=True
@@ -557,7 +573,7 @@ class SQLiteEventStore:
 
     async def list_leases(self) -> list[Lease]:
         """Return every lease by run id. Raises `DatabaseQueryError` on I/O failure."""
-        if "_smithers_leases" not in self._tables:
+        if "_smithers_leases" not in await self._tables_now():
             return []
         rows = await self._read(
             f"SELECT {_LEASE_COLUMNS} FROM _smithers_leases ORDER BY run_id", ()
@@ -589,7 +605,7 @@ class SQLiteEventStore:
         Raises:
             DatabaseQueryError: if the database cannot be read.
         """
-        if "_smithers_checkpoints" not in self._tables:
+        if "_smithers_checkpoints" not in await self._tables_now():
             return None
         rows = await self._read(
             "SELECT seq, data FROM _smithers_checkpoints WHERE run_id = ? AND seq <= ? "

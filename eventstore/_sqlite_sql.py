@@ -508,8 +508,8 @@ def _lock_error(
     else:
         held = "The process holding it was not found (another host, or no /proc)."
     return DatabaseWriteError(
-        f"Could not write to the database {path}: its write lock stayed held by another "
-        f"connection for {waited_ms} ms, the lock wait ({LOCK_TIMEOUT_ENV}="
+        f"Could not write to the database {path}: it stayed locked (its write lock held by "
+        f"another connection) for {waited_ms} ms, the lock wait ({LOCK_TIMEOUT_ENV}="
         f"{lock_timeout_ms}). {held} Nothing of this write was kept.",
         details=details,
         hint="Let that process end its write transaction (or stop it), then try again; a "

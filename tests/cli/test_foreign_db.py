@@ -139,3 +139,24 @@ async def test_the_first_write_creates_the_schema_in_an_empty_file(tmp_path: Pat
         assert [r.run_id for r in await store.list_runs()] == ["r1"]
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+async def test_a_reader_of_an_empty_file_sees_the_schema_another_store_writes(
+    tmp_path: Path, read_only: bool
+) -> None:
+    from smithers.eventstore import SQLiteEventStore
+    from smithers.eventstore.events import RunStatusChanged
+
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    reader = await SQLiteEventStore.open(empty, create=False, read_only=read_only)
+    try:
+        assert await reader.list_runs() == []
+        async with await SQLiteEventStore.open(empty) as writer:
+            event = RunStatusChanged(run_id="r1", timestamp_ms=1, status="running")
+            await writer.append("r1", [event], expected_seq=0)
+        assert [r.run_id for r in await reader.list_runs()] == ["r1"]
+        assert await reader.last_seq("r1") == 1
+    finally:
+        await reader.close()
