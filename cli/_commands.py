@@ -35,7 +35,7 @@ from ._errors import (
     exit_code_for_status,
 )
 from ._node_output import error_location
-from ._options import LongNameOption, check_run_id, command_line, db_option
+from ._options import LongNameOption, check_run_id, command_line, db_option, parse_duration_ms
 from ._options import parse_input_json as _parse_input
 from ._output import (
     compact_json,
@@ -166,6 +166,13 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
     help="With --resume: take over a run whose owner on another host still looks alive.",
 )
 @click.option(
+    "--stale-threshold",
+    metavar="DURATION",
+    help="With --resume: an owner whose lease heartbeat is older than this is stale and "
+    "may be taken over (with --force if its process still lives on this host, e.g. "
+    "stopped). Default: 60s.",
+)
+@click.option(
     "--allow-nondeterminism",
     is_flag=True,
     help="With --resume: go on although the workflow no longer renders the run's last "
@@ -240,6 +247,7 @@ def up(
     max_concurrency: int | None,
     resume_id: str | None,
     force: bool,
+    stale_threshold: str | None,
     allow_nondeterminism: bool,
     hold_ms: int | None,
     root_dir: str | None,
@@ -302,10 +310,18 @@ def up(
             )
     elif file is None:
         raise click.UsageError("Missing argument 'FILE[:NAME]' (or --resume RUN_ID).")
-    elif force or allow_nondeterminism:
-        flag = "--force" if force else "--allow-nondeterminism"
+    elif force or allow_nondeterminism or stale_threshold is not None:
+        flag = (
+            "--force"
+            if force
+            else "--allow-nondeterminism"
+            if allow_nondeterminism
+            else "--stale-threshold"
+        )
         raise click.UsageError(f"{flag} only applies to --resume.")
     options: dict[str, Any] = {}
+    if stale_threshold is not None:
+        options["stale_threshold_ms"] = parse_duration_ms(stale_threshold, "--stale-threshold")
     if no_log:
         options["log_dir"] = None
     elif log_dir is not None:

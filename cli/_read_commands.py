@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import click
+import msgspec
 from smithers.engine import (
     event_to_json,
 )
@@ -51,7 +52,7 @@ from ._waiting import (
 from ._watch import flush_stdout, interval_option, interval_s, watch_view
 
 if typing.TYPE_CHECKING:
-    from smithers.engine import Client, RunHandle
+    from smithers.engine import Client, OwnerVerdict, RunHandle
     from smithers.eventstore import RunRecord, StoredEvent
     from smithers.eventstore.events import Event
 
@@ -129,6 +130,9 @@ def ps(
     every_s = interval_s(interval)
     at_most = None if show_all else (limit or PS_DEFAULT_LIMIT)
 
+    # A running run's owner (issue 15): one that died or stopped writing shows so.
+    owners: dict[str, OwnerVerdict] = {}
+
     async def read(client: Client) -> Listing:
         # One more than shown: tells whether runs were left out.
         runs = await client.runs(
@@ -138,6 +142,9 @@ def ps(
         )
         waits: dict[str, list[dict[str, Any]]] = {}
         for r in runs[:at_most]:
+            if r.status == "running":
+                with contextlib.suppress(SmithersError):
+                    owners[r.run_id] = await (await client.get_run(r.run_id)).owner()
             if r.status in WAITING_RUN_STATUSES:
                 try:
                     handle = await client.get_run(r.run_id)
@@ -156,11 +163,29 @@ def ps(
             for run in body:  # live and parked runs only: the others wait for nothing
                 if run["runId"] in waits:
                     run["waitingFor"] = waits[run["runId"]]
+                verdict = owners.get(run["runId"])
+                if verdict is not None:
+                    run["owner"] = {
+                        "state": verdict.kind,
+                        "pid": verdict.pid,
+                        "host": verdict.host,
+                        "silentMs": verdict.silent_ms,
+                        "reason": verdict.reason,
+                    }
             echo_json(body)
             return
         now = time.time_ns() // 1_000_000
         texts = {rid: waiting_for_text(items, now) for rid, items in waits.items() if items}
-        print_runs(shown, waiting=texts)
+        marks = {"stale": "running (stale)", "gone": "running (owner gone)"}
+        print_runs(
+            [
+                msgspec.structs.replace(r, status=marks[owners[r.run_id].kind])
+                if r.run_id in owners and owners[r.run_id].kind in marks
+                else r
+                for r in shown
+            ],
+            waiting=texts,
+        )
         if at_most is not None and len(runs) > at_most:
             echo(f"Newest {at_most} runs shown; -l N for more, -a for all.")
 

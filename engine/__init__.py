@@ -114,6 +114,7 @@ from .lifecycle import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
 from .lifecycle import SMITHERS_VERSION as SMITHERS_VERSION
 from .lifecycle import CancelStep as CancelStep
 from .lifecycle import DecisionResult as DecisionResult
+from .lifecycle import OwnerVerdict as OwnerVerdict
 from .lifecycle import PendingApproval as PendingApproval
 from .lifecycle import ResumeProcess as ResumeProcess
 from .lifecycle import RunResult as RunResult
@@ -142,6 +143,7 @@ from .timetravel import task_dependents as task_dependents
 __all__ = (
     "default_log_dir",
     "DEFAULT_STALE_THRESHOLD_MS",
+    "OwnerVerdict",
     "EXISTING_RUN_HINT",
     "MAX_RUN_ID_LENGTH",
     "SMITHERS_VERSION",

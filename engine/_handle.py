@@ -6,6 +6,7 @@ Every method works on the client's one open store; none opens the database itsel
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -32,9 +33,11 @@ from .history import (
     verify_run,
 )
 from .lifecycle import (
+    DEFAULT_STALE_THRESHOLD_MS,
     approve,
     cancel_run,
     deny,
+    owner_verdict,
     resume_run,
     run_result,
     run_workflow,
@@ -53,7 +56,7 @@ if TYPE_CHECKING:
     from ._client import Client
     from .authoring import Workflow
     from .history import ChildRun, FrameView, NodeDetail, RunDiff, Timeline, VerifyResult
-    from .lifecycle import CancelStep, DecisionResult, RunResult, SignalResult
+    from .lifecycle import CancelStep, DecisionResult, OwnerVerdict, RunResult, SignalResult
 
 __all__ = ("RunHandle",)
 
@@ -201,6 +204,32 @@ class RunHandle:
             SnapshotNotFoundError: if the run has no frame `frame`.
         """
         return await state_at(await self._store(), self.run_id, seq=seq, frame=frame)
+
+    async def owner(
+        self, *, stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS, now_ms: int | None = None
+    ) -> OwnerVerdict:
+        """Return who owns the run and whether that owner lives (`judge_owner`).
+
+        Awaits reads (the run's state and lease). A run the log says is ``"running"``
+        whose process died (or stopped writing, e.g. after a storage failure) is
+        ``"gone"`` or ``"stale"`` here, though its status stays ``"running"`` until a
+        resume or cancel.
+
+        Args:
+            stale_threshold_ms: How long (ms) an owner may be silent before it is stale.
+            now_ms: Now, Unix epoch ms (default: the system clock).
+
+        Returns:
+            The `OwnerVerdict` (``kind``: alive, stale, gone or none).
+
+        Raises:
+            RunNotFoundError: if the run has no events.
+        """
+        state = await self.state()
+        now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+        return await owner_verdict(
+            await self._store(), state, now_ms=now, stale_threshold_ms=stale_threshold_ms
+        )
 
     async def events(
         self,

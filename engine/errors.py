@@ -231,15 +231,35 @@ class OwnershipLostError(EngineError):
 
 
 class RunOwnerAliveError(EngineError):
-    """The run's owner process is alive on this host. Details: `runId`, `runtimeOwnerId`."""
+    """The run's owner process is alive on this host.
+
+    Details: `runId`, `runtimeOwnerId`, `pid`; `heartbeatAgeMs` when its heartbeat is
+    stale (then ``--force`` takes it over).
+    """
 
     default_code = "RUN_OWNER_ALIVE"
 
-    def __init__(self, run_id: str, owner_id: str, pid: int) -> None:
+    def __init__(
+        self, run_id: str, owner_id: str, pid: int, *, silent_ms: int | None = None
+    ) -> None:
+        details: dict[str, object] = {"runId": run_id, "runtimeOwnerId": owner_id, "pid": pid}
+        if silent_ms is None:
+            super().__init__(
+                f"Run {run_id!r} is still owned by live process {pid} on this host.",
+                details=details,
+                hint=f"Wait for it, or stop it with `{shell_command('cancel', args=[run_id])}`.",
+            )
+            return
+        # A stale heartbeat (`silent_ms`): the process lives but does not drive the run.
+        details["heartbeatAgeMs"] = silent_ms
         super().__init__(
-            f"Run {run_id!r} is still owned by live process {pid} on this host.",
-            details={"runId": run_id, "runtimeOwnerId": owner_id, "pid": pid},
-            hint=f"Wait for it, or stop it with `{shell_command('cancel', args=[run_id])}`.",
+            f"Run {run_id!r} is owned by process {pid} on this host, which is alive but "
+            f"has not renewed its lease for {silent_ms} ms (stopped or hung?).",
+            details=details,
+            hint="Take the run over with "
+            f"`{shell_command('up', options=[('--resume', run_id), ('--force', None)])}` "
+            "(the old process stops without writing if it wakes), or stop it with "
+            f"`{shell_command('cancel', args=[run_id])}`.",
         )
 
 

@@ -23,6 +23,7 @@ from ._sqlite import SQLiteEventStore as SQLiteEventStore
 from .errors import DatabaseQueryError as DatabaseQueryError
 from .errors import DatabaseWriteError as DatabaseWriteError
 from .errors import EventStoreError as EventStoreError
+from .errors import ForeignDatabaseError as ForeignDatabaseError
 from .errors import RunAlreadyExistsError as RunAlreadyExistsError
 from .errors import SeqConflictError as SeqConflictError
 from .errors import SmithersError as SmithersError
@@ -33,6 +34,7 @@ __all__ = (
     "DatabaseWriteError",
     "EventStore",
     "EventStoreError",
+    "ForeignDatabaseError",
     "Lease",
     "MemoryEventStore",
     "RunAlreadyExistsError",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -24,18 +25,22 @@ import anyio
 
 from ._envelope import Lease, RunRecord, StoredEvent
 from ._inline import InlineConnection, wal_checkpoint
+from ._lockholder import find_lock_holder
 from ._sqlite_sql import (
     _INLINE_MAX_BYTES,
     _INLINE_MAX_READ_ROWS,
     _INLINE_MAX_ROWS,
     _LEASE_COLUMNS,
-    _LOCK_RETRIES,
+    _LOCK_RETRY_MAX_S,
     _OPEN_RETRIES,
     _RESTART_FRAMES,
     _RUN_SELECT,
     _SCHEMA_OBJECTS,
     SCHEMA_VERSION,
+    LockWatch,
+    WriteGate,
     _append_tx,
+    _bounded_write,
     _check_read_only,
     _drop_outcome,
     _encode_append_tx,
@@ -45,12 +50,14 @@ from ._sqlite_sql import (
     _is_locked,
     _is_write_fault,
     _lease,
+    _lock_error,
     _query_error,
     _read_only_uri,
     _rows,
     _run_record,
     _stored,
     _write_error,
+    lock_timeout_from_env,
 )
 from .errors import (
     DatabaseQueryError,
@@ -65,6 +72,9 @@ if TYPE_CHECKING:
 __all__ = ("SQLiteEventStore", "SCHEMA_VERSION")
 
 _T = TypeVar("_T")
+
+_EVENTS = "_smithers_events"
+_RUNS = "_smithers_runs"
 
 
 class SQLiteEventStore:
@@ -102,9 +112,16 @@ class SQLiteEventStore:
         self.uri: str | None = None
         """The SQLite URI a read-only store was opened with (``mode=ro``, and
         ``immutable=1`` when the file or its folder is not writable); None otherwise."""
-        # Tables present in a read-only file (one of an older schema lacks the side
-        # tables, which a read-only open cannot create): reads of a missing one are empty.
+        # Tables present: a read-only file of an older schema lacks the side tables
+        # (which a read-only open cannot create), an empty file opened without `create`
+        # has none (the first write creates them): reads of a missing one are empty.
         self._tables: frozenset[str] = _SCHEMA_OBJECTS
+        self._lock_watch = LockWatch()
+        self.lock_timeout_ms = lock_timeout_from_env()
+        """How long (ms) a write waits in all for another connection's write lock (see
+        `open`)."""
+        # (synchronous, busy_timeout_ms, max_page_count) of `open`, for `_init`.
+        self._setup: tuple[str, int, int | None] = ("NORMAL", 5_000, None)
 
     @classmethod
     async def open(
@@ -116,6 +133,7 @@ class SQLiteEventStore:
         create: bool = True,
         max_page_count: int | None = None,
         read_only: bool = False,
+        lock_timeout_ms: int | None = None,
     ) -> SQLiteEventStore:
         """Open (and create, unless `create` is False) the database at `path`.
 
@@ -126,9 +144,18 @@ class SQLiteEventStore:
             path: The database file.
             durability: ``"normal"`` (``synchronous=NORMAL``: survives a process
                 crash) or ``"full"`` (``synchronous=FULL``: also survives power loss).
-            busy_timeout_ms: How long, in milliseconds, one statement waits for
-                another connection's lock before it counts as locked.
-            create: Create the file (and its parent directories) if missing.
+            busy_timeout_ms: How long, in milliseconds, a read or the schema's
+                creation waits for another connection's lock before it counts as locked.
+            lock_timeout_ms: How long, in milliseconds, a write waits in all for
+                another connection's write lock (counted from its call, retries
+                included; the same for every write, at a run's start or mid-run) before
+                it fails with `DatabaseWriteError` naming the lock and, when found, the
+                process holding it. None: ``SMITHERS_LOCK_TIMEOUT_MS`` if set, else
+                `DEFAULT_LOCK_TIMEOUT_MS` (30 s).
+            create: Create the file (and its parent directories) if missing, and the
+                schema in a file that has none (0 bytes, or an empty database). Without
+                it, such a file is left as it is: reads find no runs, and the first
+                write creates the schema.
             max_page_count: A quota: the most pages (of ``PRAGMA page_size`` bytes,
                 4096 by default) this connection lets the file grow to; a write that
                 needs more fails with `DatabaseWriteError` as on a full disk. Useful
@@ -145,13 +172,19 @@ class SQLiteEventStore:
             The open store; close it with `close` (or ``async with``).
 
         Raises:
-            ValueError: if `max_page_count` is not positive.
+            ValueError: if `max_page_count` is not positive or `lock_timeout_ms` is
+                negative.
+            ForeignDatabaseError: (``DB_NOT_SMITHERS``) if the file is another
+                application's database: tables, but no smithers schema. It is left
+                unchanged (no table added, journal mode kept), read-only or not.
             DatabaseQueryError: if the file is not a usable SQLite database (corrupt,
                 encrypted, unreadable) or does not exist and `create` is False.
             DatabaseWriteError: if the tables cannot be created (read-only, disk full).
         """
         if max_page_count is not None and max_page_count < 1:
             raise ValueError(f"max_page_count must be a positive page count, not {max_page_count}")
+        if lock_timeout_ms is not None and lock_timeout_ms < 0:
+            raise ValueError(f"lock_timeout_ms must be >= 0, not {lock_timeout_ms}")
         db_path = Path(path)
         if read_only:
             return await cls._open_read_only(db_path, busy_timeout_ms)
@@ -167,11 +200,28 @@ class SQLiteEventStore:
         except sqlite3.Error as e:
             raise _query_error(db_path, e) from e
         store = cls(conn, db_path)
-        sync = "FULL" if durability == "full" else "NORMAL"
+        if lock_timeout_ms is not None:
+            store.lock_timeout_ms = lock_timeout_ms
+        store._setup = (
+            "FULL" if durability == "full" else "NORMAL",
+            busy_timeout_ms,
+            max_page_count,
+        )
+        try:
+            await store._init(create=create)
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def _init(self, *, create: bool) -> None:
+        # Sets the connection up and completes the schema (see `_init_schema`).
+        sync, busy_timeout_ms, max_page_count = self._setup
+        db_path = self.path
         for attempt in range(_OPEN_RETRIES + 1):
             try:
-                inline = await store._call(
-                    _init_schema, sync, busy_timeout_ms, max_page_count, str(db_path)
+                inline, tables = await self._call(
+                    _init_schema, sync, busy_timeout_ms, max_page_count, str(db_path), create
                 )
                 break
             except sqlite3.Error as e:
@@ -180,13 +230,12 @@ class SQLiteEventStore:
                 if attempt < _OPEN_RETRIES and _is_locked(e):
                     await anyio.sleep(0.02 * 2**attempt)
                     continue
-                await conn.close()
                 if _is_write_fault(e):
                     raise _write_error(db_path, e) from e
                 raise _query_error(db_path, e) from e
-        store._inline = inline
-        store._inline_appends = durability == "normal" and inline is not None
-        return store
+        self._tables = tables
+        self._inline = inline
+        self._inline_appends = sync == "NORMAL" and inline is not None
 
     @classmethod
     async def _open_read_only(cls, db_path: Path, busy_timeout_ms: int) -> SQLiteEventStore:
@@ -200,14 +249,33 @@ class SQLiteEventStore:
         except sqlite3.Error as e:
             raise _query_error(db_path, e) from e
         store = cls(conn, db_path)
+        store._setup = ("NORMAL", busy_timeout_ms, None)
         store.read_only = True
         store.uri = uri
         try:
-            store._tables = await store._call(_check_read_only, busy_timeout_ms)
+            store._tables = await store._call(_check_read_only, busy_timeout_ms, str(db_path))
         except sqlite3.Error as e:
             await conn.close()
             raise _query_error(db_path, e) from e
+        except BaseException:
+            await conn.close()
+            raise
         return store
+
+    async def _tables_now(self) -> frozenset[str]:
+        # A file with no schema when opened may have got one since (another process's
+        # first write): look again, so readers see what it wrote. Cheap once it has.
+        if _EVENTS not in self._tables:
+            if self.read_only:
+                try:
+                    self._tables = await self._call(
+                        _check_read_only, self._setup[1], str(self.path)
+                    )
+                except sqlite3.Error as e:
+                    raise _query_error(self.path, e) from e
+            else:
+                await self._init(create=False)
+        return self._tables
 
     async def __aenter__(self) -> SQLiteEventStore:
         return self
@@ -240,18 +308,41 @@ class SQLiteEventStore:
         # every other sqlite3 error becomes `DatabaseWriteError` at once.
         if self.read_only:
             raise _write_error(self.path, None)
-        delay_s = 0.05
-        for attempt in range(_LOCK_RETRIES + 1):
+        began = time.monotonic()
+        deadline = began + self.lock_timeout_ms / 1000
+        if _EVENTS not in self._tables:
+            await self._init(create=True)
+        busy_ms = self._setup[1]
+        gate = WriteGate()
+        delay_s = 0.01
+        while True:
             try:
-                return await self._call(fn, *args)
+                return await self._call(
+                    _bounded_write, began, deadline, busy_ms, gate, self._lock_watch, fn, *args
+                )
             except sqlite3.OperationalError as e:
-                if not _is_locked(e) or attempt == _LOCK_RETRIES:
+                if not _is_locked(e):
                     raise _write_error(self.path, e) from e
+                left_s = deadline - time.monotonic()
+                if left_s <= 0:
+                    raise await self._lock_error(e, began) from e
             except sqlite3.Error as e:
                 raise _write_error(self.path, e) from e
-            await anyio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 1.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+            except BaseException:
+                # Cancelled (or failed) before the thread began it: it must not run
+                # later, holding up this store's next writes and its close.
+                gate.abandoned = True
+                raise
+            # Locked without a wait (no busy handler for this lock): try again soon.
+            await anyio.sleep(min(delay_s, left_s))
+            delay_s = min(delay_s * 2, _LOCK_RETRY_MAX_S)
+
+    async def _lock_error(self, e: sqlite3.Error, began: float) -> Exception:
+        waited_ms = int((time.monotonic() - began) * 1000)
+        holder = await anyio.to_thread.run_sync(find_lock_holder, self.path)
+        return _lock_error(
+            self.path, e, waited_ms=waited_ms, lock_timeout_ms=self.lock_timeout_ms, holder=holder
+        )
 
     async def append(
         self,
@@ -272,6 +363,8 @@ class SQLiteEventStore:
         """
         if not events:
             return expected_seq
+        if _EVENTS not in self._tables and not self.read_only:
+            await self._init(create=True)
         if len(events) > _INLINE_MAX_ROWS:
             # Encoded in the connection thread too: thousands of events (a first
             # render) take tens of ms to encode, which must not block the loop.
@@ -354,6 +447,8 @@ class SQLiteEventStore:
             sql += " AND seq <= ?"
             params += (upto_seq,)
         small = upto_seq is not None and upto_seq - after_seq <= _INLINE_MAX_READ_ROWS
+        if _EVENTS not in await self._tables_now():
+            return []
         rows = await self._read(sql + " ORDER BY seq", params, small=small)
         return [
             StoredEvent(
@@ -384,10 +479,14 @@ class SQLiteEventStore:
             sql += " LIMIT ?"
             params += (limit,)
         small = limit is not None and limit <= _INLINE_MAX_READ_ROWS
+        if _EVENTS not in await self._tables_now():
+            return []
         return [_stored(r) for r in await self._read(sql, params, small=small)]
 
     async def last_seq(self, run_id: str) -> int:
         """Return the run's last seq (0 if none). Raises `DatabaseQueryError` on I/O failure."""
+        if _EVENTS not in await self._tables_now():
+            return 0
         rows = await self._read(
             "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?",
             (run_id,),
@@ -397,11 +496,15 @@ class SQLiteEventStore:
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """Return the run's index row or None. Raises `DatabaseQueryError` on I/O failure."""
+        if _RUNS not in await self._tables_now():
+            return None
         rows = await self._read(f"{_RUN_SELECT} WHERE r.run_id = ?", (run_id,), small=True)
         return _run_record(rows[0]) if rows else None
 
     async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
         """Return runs newest first. Raises `DatabaseQueryError` on I/O failure."""
+        if _RUNS not in await self._tables_now():
+            return []
         sql = f"{_RUN_SELECT} ORDER BY r.created_at_ms DESC, r.rowid DESC"
         params: tuple[Any, ...] = ()
         if limit is not None:
@@ -461,7 +564,7 @@ class SQLiteEventStore:
 
     async def get_lease(self, run_id: str) -> Lease | None:
         """Return the run's lease or None. Raises `DatabaseQueryError` on I/O failure."""
-        if "_smithers_leases" not in self._tables:
+        if "_smithers_leases" not in await self._tables_now():
             return None
         rows = await self._read(
             f"SELECT {_LEASE_COLUMNS} FROM _smithers_leases WHERE run_id = ?", (run_id,), small=True
@@ -470,7 +573,7 @@ class SQLiteEventStore:
 
     async def list_leases(self) -> list[Lease]:
         """Return every lease by run id. Raises `DatabaseQueryError` on I/O failure."""
-        if "_smithers_leases" not in self._tables:
+        if "_smithers_leases" not in await self._tables_now():
             return []
         rows = await self._read(
             f"SELECT {_LEASE_COLUMNS} FROM _smithers_leases ORDER BY run_id", ()
@@ -502,7 +605,7 @@ class SQLiteEventStore:
         Raises:
             DatabaseQueryError: if the database cannot be read.
         """
-        if "_smithers_checkpoints" not in self._tables:
+        if "_smithers_checkpoints" not in await self._tables_now():
             return None
         rows = await self._read(
             "SELECT seq, data FROM _smithers_checkpoints WHERE run_id = ? AND seq <= ? "

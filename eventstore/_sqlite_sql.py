@@ -19,6 +19,7 @@ from ._inline import InlineConnection, is_busy
 from .errors import (
     DatabaseQueryError,
     DatabaseWriteError,
+    ForeignDatabaseError,
     RunAlreadyExistsError,
     SeqConflictError,
 )
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
+    from ._lockholder import LockHolder
     from .events import Event
 
 __all__ = ("SCHEMA_VERSION",)
@@ -109,8 +111,27 @@ _WRITE_ERROR_CODES = frozenset(
 database". Extended codes reduce to them by their low byte: a WAL file in a read-only
 directory fails with ``SQLITE_READONLY_DIRECTORY``, which is ``SQLITE_READONLY``."""
 
-_LOCK_RETRIES = 6
-"""How many times a write that found the database locked is retried (after busy_timeout)."""
+DEFAULT_LOCK_TIMEOUT_MS = 30_000
+"""How long (ms) a write waits in all for another connection's write lock by default.
+
+Counted from the write's call (time queued behind this store's other writes included),
+the same for a run's first append and its last, a lease heartbeat or a cancel; then
+the write fails with `DatabaseWriteError` (``DB_WRITE_FAILED``) naming the lock and,
+when found, the process holding it. Below the stale threshold (60 s), so a run whose
+writes fail for the lock stops before another process may take it over. Overridden by
+the environment variable ``SMITHERS_LOCK_TIMEOUT_MS`` (`LOCK_TIMEOUT_ENV`), then by
+``SQLiteEventStore.open(lock_timeout_ms=...)``."""
+
+LOCK_TIMEOUT_ENV = "SMITHERS_LOCK_TIMEOUT_MS"
+"""Environment variable setting the lock wait (ms, an integer >= 0) of every store this
+process opens without an explicit `lock_timeout_ms`; an unparsable value is ignored."""
+
+_LOCK_RETRY_MAX_S = 0.25
+"""Longest pause (seconds) between two tries of a write that found the lock held
+without waiting for it (SQLite calls no busy handler for some locks)."""
+
+_WAL_RETRIES = 60
+"""How many times the switch of a new file to WAL is retried (10 ms more apart each)."""
 
 _OPEN_RETRIES = 3
 """How many times opening retries after ``database is locked`` (20, 40, 80 ms apart)."""
@@ -145,14 +166,102 @@ def _enter_wal(conn: sqlite3.Connection) -> None:
     SQLite does not call the busy handler for this lock (two processes creating one
     database at once: the loser gets ``database is locked`` at once), so retry here.
     """
-    for attempt in range(_LOCK_RETRIES * 10 + 1):
+    for attempt in range(_WAL_RETRIES + 1):
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as e:
-            if not _is_locked(e) or attempt == _LOCK_RETRIES * 10:
+            if not _is_locked(e) or attempt == _WAL_RETRIES:
                 raise
             time.sleep(0.01 * (attempt + 1))  # in aiosqlite's thread, never the loop's
+
+
+def _schema_names(conn: sqlite3.Connection, path: str) -> set[str]:
+    """The names in `sqlite_master`; refuses another application's database.
+
+    Reading the schema first also turns a non-SQLite file into an early, clear error.
+
+    Raises:
+        ForeignDatabaseError: if the file holds objects but none of the smithers schema.
+    """
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master").fetchall()}
+    if names and not names & _SCHEMA_OBJECTS:
+        raise ForeignDatabaseError(path, sorted(names))
+    return names
+
+
+def lock_timeout_from_env(default_ms: int = DEFAULT_LOCK_TIMEOUT_MS) -> int:
+    """Return the lock wait (ms) ``SMITHERS_LOCK_TIMEOUT_MS`` sets, else `default_ms`.
+
+    A value that is not an integer >= 0 is ignored (`default_ms`). Reads the environment.
+    """
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        return default_ms
+    return value if value >= 0 else default_ms
+
+
+class WriteGate:
+    """Tells a write queued to the connection thread that its caller stopped waiting."""
+
+    __slots__ = ("abandoned",)
+
+    def __init__(self) -> None:
+        self.abandoned = False
+
+
+class LockWatch:
+    """A store's memory of its last write that gave up waiting for the lock.
+
+    Writes queued behind it (called before it gave up) were waiting for the same lock:
+    they get one try, not a wait of their own, so a store's writes all fail within one
+    lock wait of their calls rather than one after another.
+    """
+
+    __slots__ = ("gave_up_at",)
+
+    def __init__(self) -> None:
+        self.gave_up_at = float("-inf")
+        """`time.monotonic` instant the last write gave up waiting for the lock."""
+
+
+class WriteAbandonedError(Exception):
+    """A queued write was skipped: its caller was cancelled before it began."""
+
+
+def _bounded_write(
+    conn: sqlite3.Connection,
+    began: float,
+    deadline: float,
+    busy_timeout_ms: int,
+    gate: WriteGate,
+    watch: LockWatch,
+    fn: Any,
+    *args: Any,
+) -> Any:
+    """Run the write ``fn(conn, *args)``, waiting for a lock at most until `deadline`.
+
+    `began` and `deadline` are `time.monotonic` instants (the write's call, and the end
+    of its lock wait); the connection's busy timeout is set to what is left (0 when
+    past, or when a write of this store called later gave up meanwhile: `watch`; then
+    one try), then back to `busy_timeout_ms`. A write whose caller stopped waiting
+    before it began (`gate`) is skipped.
+    """
+    if gate.abandoned:
+        raise WriteAbandonedError
+    now = time.monotonic()
+    left_ms = 0 if began <= watch.gave_up_at else max(int((deadline - now) * 1000), 0)
+    conn.execute(f"PRAGMA busy_timeout = {left_ms}")
+    try:
+        return fn(conn, *args)
+    except sqlite3.OperationalError as e:
+        if is_busy(e) and time.monotonic() >= deadline:
+            watch.gave_up_at = time.monotonic()
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
 
 
 def _init_schema(
@@ -161,22 +270,29 @@ def _init_schema(
     busy_timeout_ms: int,
     max_page_count: int | None,
     path: str,
-) -> InlineConnection | None:
-    # Then, once the file is known good and in the same hop: the inline connection.
-    _create_schema(conn, sync, busy_timeout_ms, max_page_count)
-    return InlineConnection.open(
-        path, max_page_count=max_page_count, checkpoint_pages=_CHECKPOINT_PAGES
-    )
+    create: bool,
+) -> tuple[InlineConnection | None, frozenset[str]]:
+    """Set up `conn` and, if `create` or the file has the schema, complete the schema.
 
-
-def _create_schema(
-    conn: sqlite3.Connection, sync: str, busy_timeout_ms: int, max_page_count: int | None
-) -> None:
+    Returns the inline connection (None: none) and the schema's tables present. A file
+    with no schema at all (0 bytes, or an empty database) opened without `create` is
+    left as it is (no WAL switch, no table): no tables, no inline connection.
+    """
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     if max_page_count is not None:
         conn.execute(f"PRAGMA max_page_count = {int(max_page_count)}")
-    # Reading the schema first turns a non-SQLite file into an early, clear error.
-    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master").fetchall()}
+    names = _schema_names(conn, path)
+    if not names and not create:
+        return None, frozenset()
+    _create_schema(conn, sync, names)
+    # Then, once the file is known good and in the same hop: the inline connection.
+    inline = InlineConnection.open(
+        path, max_page_count=max_page_count, checkpoint_pages=_CHECKPOINT_PAGES
+    )
+    return inline, _SCHEMA_OBJECTS
+
+
+def _create_schema(conn: sqlite3.Connection, sync: str, names: set[str]) -> None:
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     if str(mode).lower() != "wal":
         _enter_wal(conn)
@@ -201,12 +317,11 @@ def _create_schema(
         raise
 
 
-def _check_read_only(conn: sqlite3.Connection, busy_timeout_ms: int) -> frozenset[str]:
+def _check_read_only(conn: sqlite3.Connection, busy_timeout_ms: int, path: str) -> frozenset[str]:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA query_only = ON")
     # Reading the schema turns a non-SQLite file (or an unreadable WAL) into an error now.
-    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master").fetchall()}
-    return frozenset(names & _SCHEMA_OBJECTS)
+    return frozenset(_schema_names(conn, path) & _SCHEMA_OBJECTS)
 
 
 def _fetchall(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -372,6 +487,34 @@ def _write_error(path: Path, e: BaseException | None) -> DatabaseWriteError:
         "Check free disk space and file permissions, and that no other process holds a "
         "long write lock.",
         details={"dbPath": str(path), "reason": str(e)},
+    )
+
+
+def _lock_error(
+    path: Path, e: BaseException, *, waited_ms: int, lock_timeout_ms: int, holder: LockHolder | None
+) -> DatabaseWriteError:
+    """The error of a write that waited `lock_timeout_ms` for the lock in vain."""
+    details: dict[str, Any] = {
+        "dbPath": str(path),
+        "reason": str(e),
+        "lock": "write",
+        "waitedMs": waited_ms,
+        "lockTimeoutMs": lock_timeout_ms,
+    }
+    if holder is not None:
+        details.update(holderPid=holder.pid, holderCommand=holder.command)
+        who = f"process {holder.pid}" + (f" ({holder.command})" if holder.command else "")
+        held = f"The write lock is held by {who}."
+    else:
+        held = "The process holding it was not found (another host, or no /proc)."
+    return DatabaseWriteError(
+        f"Could not write to the database {path}: it stayed locked (its write lock held by "
+        f"another connection) for {waited_ms} ms, the lock wait ({LOCK_TIMEOUT_ENV}="
+        f"{lock_timeout_ms}). {held} Nothing of this write was kept.",
+        details=details,
+        hint="Let that process end its write transaction (or stop it), then try again; a "
+        "run this stopped is resumed by `smithers up --resume RUN_ID` or `smithers "
+        "supervise`.",
     )
 
 

@@ -31,6 +31,7 @@ __all__ = (
     "RunAlreadyExistsError",
     "DatabaseWriteError",
     "DatabaseQueryError",
+    "ForeignDatabaseError",
     "error_to_json",
     "error_info_of",
     "error_info_to_json",
@@ -417,6 +418,13 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
         ("dbPath",),
     ),
     _d("database", "STORAGE_ERROR", "A storage operation fails without a more specific code."),
+    _d(
+        "database",
+        "DB_NOT_SMITHERS",
+        "A database file holds tables but no smithers schema (another application's "
+        "database); it is refused and left unchanged.",
+        ("dbPath", "tables"),
+    ),
     # CLI
     _d("cli", "INVALID_EVENTS_OPTIONS", "The events command receives invalid filter options."),
     _d("cli", "CLI_DB_NOT_FOUND", "A CLI command cannot find a smithers database."),
@@ -551,6 +559,26 @@ class DatabaseQueryError(EventStoreError, OSError):
     """
 
     default_code = "DB_QUERY_FAILED"
+
+
+class ForeignDatabaseError(DatabaseQueryError):
+    """The file is a SQLite database of another application: tables, no smithers schema.
+
+    Raised when a store is opened on it (by any command, reading or writing); the file
+    is left unchanged (no table created, journal mode kept). Details: `dbPath`,
+    `tables` (a few of its table names).
+    """
+
+    default_code = "DB_NOT_SMITHERS"
+
+    def __init__(self, path: str, tables: list[str]) -> None:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        super().__init__(
+            f"{path} is not a smithers database: it holds other tables ({shown}) and no "
+            "smithers schema. It was left unchanged.",
+            details={"dbPath": path, "tables": tables[:20]},
+            hint="Pass --db with a new file name (or a smithers database) instead.",
+        )
 
 
 def is_smithers_error(err: object) -> bool:

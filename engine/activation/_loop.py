@@ -17,6 +17,7 @@ import anyio
 import msgspec
 from smithers.eventstore import EventStore, Lease, decode_event
 from smithers.eventstore.errors import (
+    DatabaseWriteError,
     RunAlreadyExistsError,
     SeqConflictError,
     SmithersError,
@@ -139,6 +140,7 @@ class RunLoop:
         self.state = state if state is not None else RunState(run_id=run_id)
         self.seq = self.state.seq  # last appended seq
         self.claimed = False  # True once our first append (the claim) is in the log
+        self.write_failed = False  # an append failed (DatabaseWriteError): stop writing
         self.owner = owner
         self.reload = reload
         self.batch: list[Event] = []
@@ -189,13 +191,14 @@ class RunLoop:
         if not self.batch:
             return
         batch, self.batch = self.batch, []
-        self.seq = await self.writer.append(
-            batch,
-            expected_seq=self.seq,
-            workflow_name=self.wf.name if self.seq == 0 else None,
-            rebase=functools.partial(self._rebase, batch),
-            retries=_CONFLICT_RETRIES,
-        )
+        try:
+            self.seq = await self._append_batch(batch)
+        except DatabaseWriteError:
+            # Locked past the lock wait, disk full, I/O error: the lease is not released
+            # either (a second wait); it goes stale and ps/the supervisor see the run
+            # as ownerless once this process is gone.
+            self.write_failed = True
+            raise
         first = self.seq - len(batch) + 1
         if not self.claimed:
             self.claimed = True
@@ -211,6 +214,15 @@ class RunLoop:
         # interrupted tick's unflushed events may be folded in), nor if seqs disagree.
         if self.cancelling is None and self.state.seq == self.seq and not self.batch:
             await self.writer.checkpoint(self.state, first_seq=first, tg=self.tg)
+
+    async def _append_batch(self, batch: list[Event]) -> int:
+        return await self.writer.append(
+            batch,
+            expected_seq=self.seq,
+            workflow_name=self.wf.name if self.seq == 0 else None,
+            rebase=functools.partial(self._rebase, batch),
+            retries=_CONFLICT_RETRIES,
+        )
 
     def _owner_id(self) -> str:
         return self.owner.owner_id if self.owner is not None else ""
@@ -416,9 +428,13 @@ class RunLoop:
             foreign = await self.store.last_seq(self.run_id) > self.seq
             if self.owner is not None and self.claimed and not foreign:
                 now = self.clock.now_ms()
-                if not await self.store.renew_lease(self.run_id, self.owner.owner_id, now):
-                    owner = msgspec.structs.replace(self.owner, heartbeat_at_ms=now)
-                    await self.store.put_lease(owner)
+                try:
+                    if not await self.store.renew_lease(self.run_id, self.owner.owner_id, now):
+                        owner = msgspec.structs.replace(self.owner, heartbeat_at_ms=now)
+                        await self.store.put_lease(owner)
+                except DatabaseWriteError:
+                    self.write_failed = True  # as in `flush`: no release, no second wait
+                    raise
             if foreign:
                 self.send.send_nowait(ForeignAppended())
 
@@ -470,7 +486,7 @@ class RunLoop:
                 await self._record_interrupted("interrupted", "signal")
             raise
         finally:
-            if self.owner is not None and self.claimed:
+            if self.owner is not None and self.claimed and not self.write_failed:
                 with anyio.CancelScope(shield=True):
                     try:
                         await self.store.release_lease(self.run_id, self.owner.owner_id)

@@ -11,9 +11,14 @@ only carries that owner's heartbeat: a lease naming another owner (an earlier
 activation that was killed, so never released it) says nothing about the current one.
 
 An owner on this host is judged by its pid (a zombie is dead), because that is
-certain; a heartbeat only decides for an owner on another host (or with no pid), and
-for this very process (whose pid is alive by definition, so only a fresh lease shows
-that it still drives the run).
+certain, and by its heartbeat: a live pid whose lease heartbeat is older than the stale
+threshold is ``"stale"`` (stopped with SIGSTOP, hung, or its pid reused), which
+``--force`` and the supervisor take over; only a live pid with a fresh heartbeat is
+never taken over (`OwnerVerdict.protected`). For an owner on another host (or with no
+pid) the heartbeat alone decides, and for this very process (whose pid is alive by
+definition, so only a fresh lease shows that it still drives the run). An owner taken
+over finds, when it runs again, another activation in the log and stops without
+writing (`OwnershipLostError`).
 """
 
 from __future__ import annotations
@@ -62,8 +67,9 @@ OwnerKind = Literal["alive", "stale", "gone", "none"]
 - ``"alive"``: it gave a sign of life within the stale threshold (a lease heartbeat, or
   its `RunStarted` while it has no lease yet) and, on this host, its pid lives.
 - ``"stale"``: no sign of life within the threshold, but not provably dead: it is on
-  another host, or a process with its pid still exists on this host (hung, or the pid
-  was reused). `OwnerVerdict.pid_alive` tells the two apart.
+  another host, or a process with its pid still exists on this host (stopped, hung, or
+  the pid was reused). `OwnerVerdict.pid_alive` tells the two apart. Either is taken
+  over by ``--force`` and by the supervisor.
 - ``"gone"``: provably dead: its pid on this host does not exist or is a zombie; or it
   is this very process, which holds no fresh lease, so does not drive the run.
 - ``"none"``: nobody owns the run: its status is not ``"running"`` (ended, parked, a
@@ -103,8 +109,18 @@ class OwnerVerdict(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def lives_here(self) -> bool:
-        """True if another live process on this host owns the run (never taken over)."""
+        """True if another live process on this host owns the run (fresh or stale)."""
         return bool(self.pid_alive)
+
+    @property
+    def protected(self) -> bool:
+        """True if a live process on this host owns the run and its heartbeat is fresh.
+
+        Such an owner is never taken over, not even with ``--force``. A live process
+        whose heartbeat is stale (stopped, hung) is not protected: ``--force`` and the
+        supervisor take it over.
+        """
+        return self.lives_here and self.kind == "alive"
 
 
 def pid_alive(pid: int) -> bool:
@@ -271,21 +287,27 @@ async def owner_verdict(
 def refuse_if_owned(verdict: OwnerVerdict, *, force: bool = False) -> None:
     """Raise if taking over the judged run from outside is unsafe (resume, time travel).
 
-    A live process on this host is never taken over; an owner that only looks alive
-    (a fresh heartbeat from another host, or a run this process still drives) is taken
-    over only with `force`. Stale, gone and no owner are fine. Does not block.
+    A live process on this host with a fresh heartbeat is never taken over
+    (`OwnerVerdict.protected`); one whose heartbeat is stale (stopped, hung) only with
+    `force`; an owner that only looks alive (a fresh heartbeat from another host, or a
+    run this process still drives) only with `force`. Stale owners elsewhere, gone
+    owners and no owner are fine. Does not block.
 
     Args:
         verdict: The run's `OwnerVerdict`.
-        force: Take over an owner that only looks alive.
+        force: Take over an owner that only looks alive, or a stale live process here.
 
     Raises:
-        RunOwnerAliveError: if a live process on this host owns the run (even with
-            `force`).
+        RunOwnerAliveError: if a live process on this host owns the run: with a fresh
+            heartbeat (even with `force`), or a stale one (not with `force`).
         RunStillRunningError: if the owner is ``"alive"`` by its heartbeat; not with
             `force`.
     """
-    if verdict.lives_here:
+    if verdict.protected:
         raise RunOwnerAliveError(verdict.run_id, verdict.owner_id, verdict.pid or 0)
+    if verdict.lives_here and not force:
+        raise RunOwnerAliveError(
+            verdict.run_id, verdict.owner_id, verdict.pid or 0, silent_ms=verdict.silent_ms
+        )
     if verdict.kind == "alive" and not force:
         raise RunStillRunningError(verdict.run_id, verdict.silent_ms or 0)

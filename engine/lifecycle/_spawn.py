@@ -121,7 +121,14 @@ def spawn_detached(
         )
 
 
-def spawn_resume(run_id: str, db_path: Path, force: bool, log_file: Path) -> ResumeProcess:
+def spawn_resume(
+    run_id: str,
+    db_path: Path,
+    force: bool,
+    log_file: Path,
+    *,
+    stale_threshold_ms: int | None = None,
+) -> ResumeProcess:
     """Start the resume entry point, ``python -m smithers up --resume RUN_ID --json``.
 
     The command is ``python -m smithers up --resume RUN_ID --json --db DB [--force]``,
@@ -135,8 +142,11 @@ def spawn_resume(run_id: str, db_path: Path, force: bool, log_file: Path) -> Res
     Args:
         run_id: The run to resume.
         db_path: The database (absolute path).
-        force: Pass ``--force`` (the owner was on another host).
+        force: Pass ``--force`` (the owner is stale: on another host, or a live
+            process here that stopped renewing its lease).
         log_file: File the resumer's stderr is appended to (created with its folder).
+        stale_threshold_ms: With `force`, passed as ``--stale-threshold`` (ms): the
+            resumer judges the owner as the supervisor did. None: its default.
 
     Returns:
         The started process.
@@ -148,6 +158,8 @@ def spawn_resume(run_id: str, db_path: Path, force: bool, log_file: Path) -> Res
     cmd += ["--db", str(db_path)]
     if force:
         cmd.append("--force")
+        if stale_threshold_ms is not None:
+            cmd += ["--stale-threshold", f"{int(stale_threshold_ms)}ms"]
     when = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     return spawn_detached(
         cmd,

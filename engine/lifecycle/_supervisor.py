@@ -5,13 +5,15 @@ DESIGN §6, §10.
 Each poll lists the runs whose status is ``"running"`` and judges their owner with the
 one ownership verdict (`judge_owner`: the log's latest `RunStarted` names the owner,
 its lease carries the heartbeat). A run whose owner is gone (dead pid on this host),
-stale (no heartbeat for the stale threshold, on another host), or that nobody has
-claimed for that long, is resumed by a separate process (the resume entry point)::
+stale (no heartbeat for the stale threshold: on another host, or a live process here
+that is stopped or hung), or that nobody has claimed for that long, is resumed by a
+separate process (the resume entry point)::
 
-    python -m smithers up --resume RUN --json --db DB [--force]
+    python -m smithers up --resume RUN --json --db DB [--force --stale-threshold MSms]
 
 started in its own session, so a resume that crashes at start-up cannot take the
-supervisor down. ``--force`` is passed for a stale owner on another host. The
+supervisor down. ``--force`` and the supervisor's threshold are passed for a stale
+owner. The
 resumer's stderr (human-readable errors, warnings) is appended to
 ``<db dir>/executions/<run>/logs/supervise.log`` after a header line; its stdout, one
 JSON object ``{"runId", "status", "outputs", "error"}``, goes to ``supervise.json``
@@ -48,6 +50,7 @@ holds across ``supervise --once`` invocations.
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from dataclasses import dataclass
@@ -484,8 +487,9 @@ class _Supervisor:
     ) -> RunAutoResumeSkipped | None:
         """A skip for a stale run that must not be resumed now, or None to resume it."""
         rid = state.run_id
-        if verdict.lives_here or self._resumer_alive(rid) is not None:
-            # Never take over a live process on this host (hung, or its pid reused).
+        if verdict.protected or self._resumer_alive(rid) is not None:
+            # Never take over a live process on this host with a fresh heartbeat; one
+            # whose heartbeat is stale (stopped, hung) is resumed with --force.
             return self._skip(rid, "pid-alive", now)
         return await self._refuse(state, now)
 
@@ -511,10 +515,11 @@ class _Supervisor:
     async def _resume(self, run: RunRecord, verdict: OwnerVerdict, now: int) -> RunAutoResumed:
         """Start a resumer for `run` (not in a dry run); return the event that says so.
 
-        A stale owner on another host only looks gone from here: the resumer gets
-        ``--force`` (it would judge with its own default threshold otherwise).
+        A stale owner (on another host, or a live process here whose heartbeat is
+        stale) is not gone: the resumer gets ``--force``, and this supervisor's stale
+        threshold (`spawn` is called with it when it is `spawn_resume`).
         """
-        force = verdict.kind == "stale" and not verdict.local
+        force = verdict.kind == "stale"
         pid: int | None = None
         from_seq = await self.store.last_seq(run.run_id)
         if not self.dry_run:
@@ -651,6 +656,9 @@ async def supervise(
             },
         )
     clock = clock or SystemClock()
+    if spawn is spawn_resume:
+        # The resumer judges the owner with this supervisor's threshold, not its default.
+        spawn = functools.partial(spawn_resume, stale_threshold_ms=stale_threshold_ms)
     db_path = resolve_db_path(db, must_exist=True).resolve()
     store = await SQLiteEventStore.open(db_path, create=False)
     try:

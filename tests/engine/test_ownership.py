@@ -106,16 +106,28 @@ def test_a_live_pid_on_this_host_with_a_fresh_lease_is_alive(live_pid: int) -> N
 
 
 @posix_only
-def test_a_live_pid_on_this_host_whose_lease_is_old_is_stale_but_never_taken_over(
+def test_a_live_pid_on_this_host_whose_lease_is_old_is_stale_and_taken_over_with_force(
     live_pid: int,
 ) -> None:
+    # Issue 15: a stopped (SIGSTOP) or hung owner must not block its run forever.
     state = state_of(*started(host=HERE, pid=live_pid, age_ms=STALE * 3))
     verdict = judge(state, lease_of(state, age_ms=STALE * 2))
 
     assert (verdict.kind, verdict.pid_alive, verdict.lives_here) == ("stale", True, True)
+    assert not verdict.protected
     assert verdict.silent_ms == STALE * 2
     assert f"process {live_pid} is alive" in verdict.reason
-    with pytest.raises(RunOwnerAliveError):
+    with pytest.raises(RunOwnerAliveError, match="has not renewed its lease"):
+        refuse_if_owned(verdict)
+    refuse_if_owned(verdict, force=True)  # fine: taken over
+
+
+def test_a_live_pid_on_this_host_with_a_fresh_lease_is_never_taken_over(live_pid: int) -> None:
+    state = state_of(*started(host=HERE, pid=live_pid, age_ms=STALE * 3))
+    verdict = judge(state, lease_of(state, age_ms=0))
+
+    assert (verdict.kind, verdict.protected) == ("alive", True)
+    with pytest.raises(RunOwnerAliveError, match="still owned by live process"):
         refuse_if_owned(verdict, force=True)
 
 

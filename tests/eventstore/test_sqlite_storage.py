@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import closing
 from typing import TYPE_CHECKING
@@ -271,18 +272,22 @@ async def test_side_table_calls_translate_sqlite_errors(tmp_path: Path) -> None:
             assert read_info.value.code == "DB_QUERY_FAILED"
 
 
-async def test_a_side_table_write_on_a_locked_database_fails_after_retries(
+async def test_a_side_table_write_on_a_locked_database_fails_after_the_lock_wait(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "s.db"
-    async with await SQLiteEventStore.open(path, busy_timeout_ms=50) as store:
+    async with await SQLiteEventStore.open(path, lock_timeout_ms=200) as store:
         await store.put_lease(a_lease())
         with closing(sqlite3.connect(path, isolation_level=None)) as locker:
             locker.execute("BEGIN EXCLUSIVE")
             try:
+                began = time.monotonic()
                 with pytest.raises(DatabaseWriteError, match="locked") as info:
                     await store.renew_lease("r1", "owner-a", 2_000)
+                assert 0.2 <= time.monotonic() - began < 2.0
                 assert info.value.code == "DB_WRITE_FAILED"
+                assert info.value.details["lockTimeoutMs"] == 200
+                assert "holderPid" not in info.value.details  # this very process holds it
                 assert await store.get_lease("r1") == a_lease()  # WAL: reads go on
             finally:
                 locker.execute("ROLLBACK")
