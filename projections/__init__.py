@@ -27,6 +27,7 @@ from ._run_state import LoopRecord as LoopRecord
 from ._run_state import NodeKey as NodeKey
 from ._run_state import NodeRecord as NodeRecord
 from ._run_state import NodeStateName as NodeStateName
+from ._run_state import OpenRetry as OpenRetry
 from ._run_state import RunState as RunState
 from ._run_state import RunStatus as RunStatus
 from ._run_state import SignalRecord as SignalRecord
@@ -52,6 +53,7 @@ __all__ = (
     "NodeKey",
     "NodeRecord",
     "NodeStateName",
+    "OpenRetry",
     "ProjectionError",
     "RunState",
     "SignalRecord",

@@ -51,6 +51,7 @@ from smithers.eventstore.events import (
     NodeWaitingEvent,
     NodeWaitingTimer,
     ReplayStarted,
+    RetryTaskFinished,
     RetryTaskStarted,
     RunCancelled,
     RunContinuedAsNew,
@@ -77,6 +78,7 @@ from ._run_state import (
     FrameRecord,
     LoopRecord,
     NodeRecord,
+    OpenRetry,
     RunState,
     SignalRecord,
     SubflowParent,
@@ -279,6 +281,14 @@ def _retry_task_started(s: RunState, e: RetryTaskStarted, seq: int) -> None:
     # Iterations from the retried one on (0: every iteration; loops: that pass and later).
     _reset_nodes(s, e.reset_nodes, from_iteration=e.iteration)
     _release_owner(s)
+    s.open_retry = OpenRetry(
+        node_id=e.node_id, iteration=e.iteration, reset_nodes=tuple(e.reset_nodes)
+    )
+
+
+@_on(RetryTaskFinished)
+def _retry_task_finished(s: RunState, e: RetryTaskFinished, seq: int) -> None:
+    s.open_retry = None
 
 
 @_on(NodePending)
@@ -585,8 +595,9 @@ def apply_event(state: RunState, event: Event, *, seq: int) -> RunState:
     function: use `apply_rewind` (live) or `fold`/`fold_stored` (from the log).
 
     `RetryTaskStarted` puts every iteration of its `reset_nodes` back to pending with no
-    output (attempts are kept, so numbering continues); `RetryTaskFinished` changes no
-    node; neither changes the run's status. `RunRewound` and `RetryTaskStarted` clear
+    output (attempts are kept, so numbering continues) and opens `RunState.open_retry`;
+    `RetryTaskFinished` changes no node and closes it; neither changes the run's status.
+    `RunRewound` and `RetryTaskStarted` clear
     the owner (`owner_id`, `pid`, `host`, `activated_at_ms`): they are appended from
     outside any activation, and the run has no owner until its next `RunStarted`.
     `RunForked` records the parent and branch label, sets `next_frame_no` and, when it

@@ -256,6 +256,17 @@ class SubflowParent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """That node's loop iteration."""
 
 
+class OpenRetry(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A `retry-task` whose `RetryTaskStarted` has no `RetryTaskFinished` yet."""
+
+    node_id: str
+    """The retried node."""
+    iteration: int = 0
+    """Its iteration."""
+    reset_nodes: tuple[str, ...] = ()
+    """The nodes it reset."""
+
+
 class FrameRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """A committed render."""
 
@@ -373,6 +384,9 @@ class RunState(msgspec.Struct, kw_only=True):
     """The run this one continued as (`RunContinuedAsNew.new_run_id`), None otherwise."""
     ancestry_depth: int = 0
     """Number of continue-as-new steps leading to this run (0 for a first run)."""
+    open_retry: OpenRetry | None = None
+    """The `retry-task` still going on (started, not finished); the run's end closes it
+    (`RetryTaskFinished`), whichever process drives the run then."""
     carried: dict[str, CarriedOutput] = msgspec.field(default_factory=dict)
     """Per node id, the latest output of the earlier runs of a continue-as-new chain
     (`ContinuationLoaded.outputs`): what ``ctx.latest``/``ctx.iteration_count`` see."""

@@ -17,6 +17,7 @@ from smithers.eventstore.events import (
     NodeRetrying,
     NodeSkipped,
     NodeStarted,
+    RetryTaskFinished,
     RunCancelled,
     RunFailed,
     RunFinished,
@@ -636,6 +637,32 @@ class Decider:
         self._commit_last_frame()
         self._end()
 
+    def _close_retry(self, now: int) -> None:
+        """Record the end of a `retry-task` still open when the run ends.
+
+        `retry_task` records it itself when the resume it started drives the run to its
+        end; if that process died (or another resume finished the run), the run's end
+        records it here, so a retry never stays open in the log.
+        """
+        state = self.loop.state
+        retry = state.open_retry
+        if retry is None:
+            return
+        rec = state.nodes.get((retry.node_id, retry.iteration))
+        self.emit(
+            RetryTaskFinished(
+                run_id=self.run_id,
+                timestamp_ms=now,
+                node_id=retry.node_id,
+                iteration=retry.iteration,
+                reset_nodes=retry.reset_nodes,
+                success=self.failing is None
+                and self.cancelling is None
+                and rec is not None
+                and rec.state == "finished",
+            )
+        )
+
     def _commit_last_frame(self) -> None:
         if self.loop.nodes_changed_since_frame and self.plan is not None:
             # A last frame, so the final node states are at a frame too (tasks decided
@@ -645,6 +672,7 @@ class Decider:
     def _end(self) -> None:
         now = self.clock.now_ms()
         rid = self.run_id
+        self._close_retry(now)
         if self.cancelling is not None:
             reason, source = self.cancelling
             self.emit(RunStatusChanged(run_id=rid, timestamp_ms=now, status="cancelled"))

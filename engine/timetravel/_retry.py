@@ -192,7 +192,10 @@ async def retry_task(
         with anyio.CancelScope(shield=True):
             await _retry_finished(db, store, run_id, node, iteration, resets, clock, error=e)
         raise
-    await _retry_finished(db, store, run_id, node, iteration, resets, clock, error=None)
+    if result.status in TERMINAL_RUN_STATUSES:
+        # Recorded by the run's end already (then this adds nothing); a run that parked
+        # (waiting for an approval, say) keeps the retry open until its end closes it.
+        await _retry_finished(db, store, run_id, node, iteration, resets, clock, error=None)
     return result
 
 
@@ -207,10 +210,12 @@ async def _retry_finished(
     *,
     error: BaseException | None,
 ) -> None:
-    """Append ``RetryTaskFinished``; if the retry already failed, only log a failure."""
+    """Append ``RetryTaskFinished`` unless the run's end did; on failure only log it."""
     try:
         async with _session(db, store) as session:
             state = await load_state(session.store, run_id)
+            if state.open_retry is None:
+                return  # the run's end recorded it (`Decider._close_retry`)
             rec = state.node(node, iteration)
             event = RetryTaskFinished(
                 run_id=run_id,

@@ -49,6 +49,7 @@ from smithers.eventstore.events import (
     ReplayStarted,
     RetryTaskFinished,
     RetryTaskStarted,
+    RunFinished,
     RunForked,
     RunRewound,
     RunStarted,
@@ -712,9 +713,9 @@ async def test_retry_task_reruns_the_node_and_its_dependents_in_the_same_run() -
     assert retry.reset_nodes == ("b", "d")
     assert isinstance(new[1], RunStatusChanged)
     assert new[1].status == "running"
-    done = new[-1]
-    assert isinstance(done, RetryTaskFinished)
+    (done,) = [e for e in new if isinstance(e, RetryTaskFinished)]
     assert (done.reset_nodes, done.success, done.error) == (("b", "d"), True, None)
+    assert isinstance(new[-1], RunFinished)  # the run's end recorded the retry's end first
     state = await state_of(store, "r")
     assert state.node("b").attempt_count == 2  # type: ignore[union-attr]
     assert state.node("c").attempt_count == 1  # type: ignore[union-attr]
@@ -777,8 +778,7 @@ async def test_a_retry_whose_node_fails_again_reports_no_success() -> None:
     result = await retry_task("r", node="boom", store=store, workflow=wf)
 
     assert result.status == "failed"
-    done = events_of(await rows_of(store, "r"))[-1]
-    assert isinstance(done, RetryTaskFinished)
+    (done,) = [e for e in events_of(await rows_of(store, "r")) if isinstance(e, RetryTaskFinished)]
     assert (done.success, done.error) == (False, None)
 
 
@@ -1219,3 +1219,30 @@ def test_property_d_retry_task_reruns_the_node_and_its_dependents_only(
         assert rows[:n] == before
 
     anyio.run(check)
+
+
+async def test_a_retry_whose_process_died_is_closed_by_the_runs_end() -> None:
+    # As a `retry-task` SIGKILLed after its RetryTaskStarted leaves the log: the next
+    # resume drives the run to its end, which records the retry's end too.
+    store, ran = MemoryEventStore(), []
+    wf = chain(ran)
+    await run_workflow(wf, run_id="r", store=store)
+    rows = await rows_of(store, "r")
+    started = RetryTaskStarted(
+        run_id="r",
+        timestamp_ms=events_of(rows)[-1].timestamp_ms + 1,
+        node_id="b",
+        reset_dependents=True,
+        reset_nodes=("b", "d"),
+    )
+    reopened = RunStatusChanged(run_id="r", timestamp_ms=started.timestamp_ms, status="running")
+    await store.append("r", [started, reopened], expected_seq=len(rows))
+    assert (await state_of(store, "r")).open_retry is not None
+
+    result = await run_workflow(wf, run_id="r", store=store, resume=True, force=True)
+
+    assert result.status == "finished"
+    new = events_of((await rows_of(store, "r"))[len(rows) :])
+    (done,) = [e for e in new if isinstance(e, RetryTaskFinished)]
+    assert (done.node_id, done.reset_nodes, done.success) == ("b", ("b", "d"), True)
+    assert (await state_of(store, "r")).open_retry is None

@@ -649,6 +649,9 @@ def test_retry_task_resets_exactly_the_listed_nodes(history: History, reset: lis
     expected.nodes = after.nodes
     expected.seq, expected.updated_at_ms = after.seq, after.updated_at_ms
     expected.owner_id, expected.pid, expected.host, expected.activated_at_ms = "", None, None, None
+    assert after.open_retry is not None
+    assert after.open_retry.reset_nodes == tuple(reset)
+    expected.open_retry = after.open_retry
     assert_same(after, expected)
 
 

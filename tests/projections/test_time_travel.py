@@ -404,9 +404,12 @@ def test_retry_task_finished_changes_no_node() -> None:
     )
     before = fold(RUN, seqd(*events))
     after = fold(RUN, seqd(*events, done))
-    assert msgspec.structs.replace(after, seq=before.seq, updated_at_ms=before.updated_at_ms) == (
-        before
-    )
+    assert before.open_retry is not None
+    assert before.open_retry.node_id == "review"
+    assert after.open_retry is None  # the retry is over; nothing else changes
+    assert msgspec.structs.replace(
+        after, seq=before.seq, updated_at_ms=before.updated_at_ms, open_retry=before.open_retry
+    ) == (before)
 
 
 def test_retry_task_of_unknown_nodes_changes_nothing() -> None:
