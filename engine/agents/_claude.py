@@ -24,7 +24,6 @@ As Smithers' Claude Code agent (DESIGN §8; the fact sheet of Claude Code 2.1.x)
 
 from __future__ import annotations
 
-import os
 import shutil
 from typing import TYPE_CHECKING, Any
 
@@ -32,19 +31,16 @@ import msgspec
 
 from ._bridge import SERVER_NAME, ToolBridge, serve_tools
 from ._cli import (
-    RESUME_NOTE,
+    CliAgent,
     ToolTracker,
-    agent_cwd,
     as_dict,
     as_list,
     as_str,
     cli_failure,
     inline_schema,
     save_session,
-    session_of,
     text_of,
 )
-from ._process import run_cli
 from ._protocol import AgentResult, AgentUsage
 from .errors import AgentCliError
 
@@ -63,7 +59,7 @@ _BRIDGED = f"mcp__{SERVER_NAME}__"
 LOGIN_HINT = "Log in (`claude`, then /login, or set ANTHROPIC_API_KEY) and check --model."
 
 
-class ClaudeCodeAgent:
+class ClaudeCodeAgent(CliAgent):
     """Claude Code (the ``claude`` CLI) as a smithers agent.
 
     Args:
@@ -87,6 +83,7 @@ class ClaudeCodeAgent:
     """
 
     engine = ENGINE
+    install_hint = INSTALL_HINT
 
     def __init__(
         self,
@@ -104,21 +101,20 @@ class ClaudeCodeAgent:
         builtin_tools: bool = True,
         id: str | None = None,
     ) -> None:
-        self.model = model
+        super().__init__(
+            model=model,
+            extra_args=extra_args,
+            env=env,
+            binary=binary,
+            idle_timeout_ms=idle_timeout_ms,
+            cwd=cwd,
+            id=id,
+        )
         self.system_prompt = system_prompt
         self.allowed_tools = tuple(allowed_tools)
         self.disallowed_tools = tuple(disallowed_tools)
         self.permission_mode = permission_mode
-        self.extra_args = tuple(extra_args)
-        self.env = dict(env or {})
-        self.binary = binary
-        self.idle_timeout_ms = idle_timeout_ms
-        self.cwd = cwd
         self.builtin_tools = builtin_tools
-        self.id = id or f"{ENGINE}:{model or 'default'}"
-
-    def __repr__(self) -> str:
-        return f"ClaudeCodeAgent(id={self.id!r})"
 
     def argv(
         self,
@@ -164,25 +160,13 @@ class ClaudeCodeAgent:
             AgentConfigInvalidError, AgentQuotaExceededError, AgentRateLimitedError,
                 AgentCliError: when the CLI reports a failure.
         """
-        workdir = agent_cwd(request, self.cwd)
-        session = session_of(request, ENGINE)
-        prompt = request.prompt
-        if session and request.messages is None:
-            prompt = RESUME_NOTE + prompt
+        workdir, session, prompt = self.prepare(request)
         schema = inline_schema(request.output_schema) if request.output_schema else None
         stream = _Stream(request, self)
-        env = {**os.environ, **self.env}
         async with serve_tools(request) as bridge:
-            result = await run_cli(
-                self.argv(session_id=session, schema=schema, bridge=bridge),
-                cwd=workdir,
-                stdin_text=prompt,
-                on_line=stream.line,
-                env=env,
-                timeout_ms=request.timeout_ms,
-                idle_timeout_ms=self.idle_timeout_ms,
-                max_output_bytes=max(request.max_output_bytes, 10_000_000),
-                install_hint=INSTALL_HINT,
+            argv = self.argv(session_id=session, schema=schema, bridge=bridge)
+            result = await self.spawn(
+                request, argv, cwd=workdir, prompt=prompt, on_line=stream.line
             )
         final = stream.result
         if final is None:

@@ -10,6 +10,7 @@ session with a note saying so; the CLI's own tool uses become ``ToolCallStarted`
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from smithers.eventstore import to_raw
 
+from ._process import run_cli
 from .errors import (
     AgentCliError,
     AgentConfigInvalidError,
@@ -25,12 +27,14 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
+    from ._process import ProcessResult
     from ._protocol import AgentRequest
 
 __all__ = (
     "RESUME_NOTE",
+    "CliAgent",
     "ToolTracker",
     "as_dict",
     "as_list",
@@ -124,6 +128,86 @@ def agent_cwd(request: AgentRequest, cwd: str | None) -> str:
 def save_session(request: AgentRequest, engine: str, session_id: str) -> None:
     """Make `session_id` the attempt's heartbeat payload (a crash from now resumes it)."""
     request.heartbeat({"engine": engine, "sessionId": session_id})
+
+
+class CliAgent:
+    """What the command-line agents share: options, the call's folder, session, process.
+
+    Args:
+        model: The model flag's value; None: the CLI's default.
+        extra_args: More arguments, passed as they are.
+        env: Extra environment variables for the process.
+        binary: The executable (default: the CLI's usual name on PATH).
+        idle_timeout_ms: Stop the CLI after this long without a line (default 5 min).
+        cwd: The folder it works in, relative to the run's sandbox root (which it must
+            stay in; e.g. a scratch git worktree an earlier task made); default: the root.
+        id: The agent's id (default ``"<engine>:<model or default>"``).
+    """
+
+    engine = ""
+    """The engine name on the attempt's events and heartbeat payload."""
+    install_hint = ""
+    """How to install the CLI (``PROCESS_SPAWN_FAILED``'s hint)."""
+
+    def __init__(
+        self,
+        *,
+        model: str | None,
+        extra_args: Sequence[str],
+        env: Mapping[str, str] | None,
+        binary: str,
+        idle_timeout_ms: int | None,
+        cwd: str | None,
+        id: str | None,
+    ) -> None:
+        self.model = model
+        self.extra_args = tuple(extra_args)
+        self.env = dict(env or {})
+        self.binary = binary
+        self.idle_timeout_ms = idle_timeout_ms
+        self.cwd = cwd
+        self.id = id or f"{self.engine}:{model or 'default'}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r})"
+
+    def prepare(self, request: AgentRequest) -> tuple[str, str | None, str]:
+        """``(folder, session to continue, prompt)`` of one call.
+
+        The prompt of a new attempt that continues an interrupted session starts with
+        `RESUME_NOTE`.
+
+        Raises:
+            ToolPathEscapeError, AgentConfigInvalidError: for a bad `cwd` (`agent_cwd`).
+        """
+        workdir = agent_cwd(request, self.cwd)
+        session = session_of(request, self.engine)
+        prompt = request.prompt
+        if session and request.messages is None:
+            prompt = RESUME_NOTE + prompt
+        return workdir, session, prompt
+
+    async def spawn(
+        self,
+        request: AgentRequest,
+        argv: list[str],
+        *,
+        cwd: str,
+        prompt: str,
+        on_line: Callable[[str], None],
+    ) -> ProcessResult:
+        """Run `argv` for one call (`run_cli`: the prompt on stdin, the agent's limits)."""
+        return await run_cli(
+            argv,
+            cwd=cwd,
+            stdin_text=prompt,
+            on_line=on_line,
+            env={**os.environ, **self.env},
+            timeout_ms=request.timeout_ms,
+            idle_timeout_ms=self.idle_timeout_ms,
+            max_output_bytes=max(request.max_output_bytes, 10_000_000),
+            install_hint=self.install_hint,
+        )
 
 
 class ToolTracker:

@@ -19,7 +19,6 @@ As Smithers' Codex agent (DESIGN §8; the fact sheet of codex-cli 0.171):
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,17 +28,14 @@ import msgspec
 
 from ._bridge import SERVER_NAME, ToolBridge, serve_tools
 from ._cli import (
-    RESUME_NOTE,
+    CliAgent,
     ToolTracker,
-    agent_cwd,
     as_dict,
     as_str,
     cli_failure,
     inline_schema,
     save_session,
-    session_of,
 )
-from ._process import run_cli
 from ._protocol import AgentResult, AgentUsage
 from .errors import AgentCliError
 
@@ -79,7 +75,7 @@ def strict_schema(schema: Any) -> Any:
     return out
 
 
-class CodexAgent:
+class CodexAgent(CliAgent):
     """OpenAI Codex (the ``codex`` CLI) as a smithers agent.
 
     Args:
@@ -97,6 +93,7 @@ class CodexAgent:
     """
 
     engine = ENGINE
+    install_hint = INSTALL_HINT
 
     def __init__(
         self,
@@ -111,18 +108,17 @@ class CodexAgent:
         cwd: str | None = None,
         id: str | None = None,
     ) -> None:
-        self.model = model
+        super().__init__(
+            model=model,
+            extra_args=extra_args,
+            env=env,
+            binary=binary,
+            idle_timeout_ms=idle_timeout_ms,
+            cwd=cwd,
+            id=id,
+        )
         self.sandbox = sandbox
         self.config = dict(config or {})
-        self.extra_args = tuple(extra_args)
-        self.env = dict(env or {})
-        self.binary = binary
-        self.idle_timeout_ms = idle_timeout_ms
-        self.cwd = cwd
-        self.id = id or f"{ENGINE}:{model or 'default'}"
-
-    def __repr__(self) -> str:
-        return f"CodexAgent(id={self.id!r})"
 
     def argv(
         self,
@@ -162,11 +158,7 @@ class CodexAgent:
             AgentConfigInvalidError, AgentQuotaExceededError, AgentRateLimitedError,
                 AgentCliError: when the CLI reports a failure.
         """
-        workdir = agent_cwd(request, self.cwd)
-        session = session_of(request, ENGINE)
-        prompt = request.prompt
-        if session and request.messages is None:
-            prompt = RESUME_NOTE + prompt
+        workdir, session, prompt = self.prepare(request)
         stream = _Stream(request)
         with tempfile.TemporaryDirectory(prefix="smithers-codex-") as tmp:
             schema_file = None
@@ -175,17 +167,11 @@ class CodexAgent:
                 strict = strict_schema(inline_schema(request.output_schema))
                 await anyio.Path(schema_file).write_bytes(msgspec.json.encode(strict))
             async with serve_tools(request) as bridge:
-                result = await run_cli(
-                    self.argv(
-                        root=workdir, session_id=session, schema_file=schema_file, bridge=bridge
-                    ),
-                    cwd=workdir,
-                    stdin_text=prompt,
-                    on_line=stream.line,
-                    env={**os.environ, **self.env},
-                    timeout_ms=request.timeout_ms,
-                    idle_timeout_ms=self.idle_timeout_ms,
-                    install_hint=INSTALL_HINT,
+                argv = self.argv(
+                    root=workdir, session_id=session, schema_file=schema_file, bridge=bridge
+                )
+                result = await self.spawn(
+                    request, argv, cwd=workdir, prompt=prompt, on_line=stream.line
                 )
         if stream.failed is not None or not stream.completed:
             text = stream.failed or stream.last_error or result.stderr_tail.strip()[-500:]

@@ -17,23 +17,19 @@ As Smithers' Gemini agent (DESIGN §8; the fact sheet of gemini-cli 0.61):
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ._cli import (
-    RESUME_NOTE,
+    CliAgent,
     ToolTracker,
-    agent_cwd,
     as_dict,
     as_str,
     cli_failure,
     save_session,
-    session_of,
     text_of,
 )
-from ._process import run_cli
 from ._protocol import AgentResult, AgentUsage
 from .errors import AgentCliError, AgentConfigInvalidError
 
@@ -52,7 +48,7 @@ _AUTH_EXIT = 41
 """Gemini CLI's exit status for a missing or rejected authentication method."""
 
 
-class GeminiAgent:
+class GeminiAgent(CliAgent):
     """Google's Gemini CLI (the ``gemini`` command) as a smithers agent.
 
     Args:
@@ -70,6 +66,7 @@ class GeminiAgent:
     """
 
     engine = ENGINE
+    install_hint = INSTALL_HINT
 
     def __init__(
         self,
@@ -83,17 +80,16 @@ class GeminiAgent:
         cwd: str | None = None,
         id: str | None = None,
     ) -> None:
-        self.model = model
+        super().__init__(
+            model=model,
+            extra_args=extra_args,
+            env=env,
+            binary=binary,
+            idle_timeout_ms=idle_timeout_ms,
+            cwd=cwd,
+            id=id,
+        )
         self.approval_mode = approval_mode
-        self.extra_args = tuple(extra_args)
-        self.env = dict(env or {})
-        self.binary = binary
-        self.idle_timeout_ms = idle_timeout_ms
-        self.cwd = cwd
-        self.id = id or f"{ENGINE}:{model or 'default'}"
-
-    def __repr__(self) -> str:
-        return f"GeminiAgent(id={self.id!r})"
 
     def argv(self, *, session_id: str | None) -> list[str]:
         """The command line of one call (the prompt goes on stdin)."""
@@ -115,23 +111,12 @@ class GeminiAgent:
             AgentConfigInvalidError, AgentQuotaExceededError, AgentRateLimitedError,
                 AgentCliError: when the CLI reports a failure.
         """
-        workdir = agent_cwd(request, self.cwd)
-        session = session_of(request, ENGINE)
-        prompt = request.prompt
-        if session and request.messages is None:
-            prompt = RESUME_NOTE + prompt
+        workdir, session, prompt = self.prepare(request)
         if request.messages is None and request.output_schema is not None:
             prompt = f"{prompt}\n\n{request.instructions}"
         stream = _Stream(request)
-        result = await run_cli(
-            self.argv(session_id=session),
-            cwd=workdir,
-            stdin_text=prompt,
-            on_line=stream.line,
-            env={**os.environ, **self.env},
-            timeout_ms=request.timeout_ms,
-            idle_timeout_ms=self.idle_timeout_ms,
-            install_hint=INSTALL_HINT,
+        result = await self.spawn(
+            request, self.argv(session_id=session), cwd=workdir, prompt=prompt, on_line=stream.line
         )
         final = stream.result
         if final is None or final.get("status") != "success":
