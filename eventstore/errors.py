@@ -96,6 +96,13 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
     ),
     _d(
         "engine",
+        "TASK_OUTPUT_TOO_LARGE",
+        "A task's output, encoded as JSON, exceeds the run's max_task_output_bytes; "
+        "nothing is recorded but the failure, and the attempt is not retried.",
+        ("nodeId", "iteration", "attempt", "sizeBytes", "maxBytes"),
+    ),
+    _d(
+        "engine",
         "SNAPSHOT_NOT_FOUND",
         "A requested time-travel frame does not exist.",
         ("runId", "frameNo"),
