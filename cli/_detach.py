@@ -87,6 +87,8 @@ def _sandbox_args(sandbox: Mapping[str, Any]) -> list[str]:
         args += ["--max-output-bytes", str(sandbox["max_output_bytes"])]
     if sandbox.get("tool_timeout_ms") is not None:
         args += ["--tool-timeout-ms", str(sandbox["tool_timeout_ms"])]
+    if sandbox.get("max_task_output_bytes") is not None:
+        args += ["--max-task-output-bytes", str(sandbox["max_task_output_bytes"])]
     return args
 
 
