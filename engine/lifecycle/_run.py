@@ -37,7 +37,14 @@ from smithers.eventstore.events import (
 
 from .._clock import Clock, SystemClock
 from .._run_ids import validate_run_id
-from ..activation import DEFAULT_HOLD_MS, NdjsonMirror, RunLoop, ToolSettings, default_log_dir
+from ..activation import (
+    DEFAULT_HOLD_MS,
+    DEFAULT_MAX_TASK_OUTPUT_BYTES,
+    NdjsonMirror,
+    RunLoop,
+    ToolSettings,
+    default_log_dir,
+)
 from ..authoring import WorkflowIdentity, check_input, workflow_identity
 from ..errors import (
     InvalidInputError,
@@ -337,6 +344,7 @@ async def run_workflow(
     allow_network: bool = False,
     max_output_bytes: int = 200_000,
     tool_timeout_ms: int = 60_000,
+    max_task_output_bytes: int = DEFAULT_MAX_TASK_OUTPUT_BYTES,
     workflow_path: str | os.PathLike[str] | None = None,
     stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
     clock: Clock | None = None,
@@ -376,6 +384,9 @@ async def run_workflow(
         allow_network: Whether tools (`bash`) may use the network (recorded).
         max_output_bytes: Cap on one tool call's output, in bytes, >= 1 (recorded).
         tool_timeout_ms: Cap on one tool call's duration, in ms, >= 1 (recorded).
+        max_task_output_bytes: Cap on one task output's JSON, in bytes, >= 1 (recorded;
+            default `DEFAULT_MAX_TASK_OUTPUT_BYTES`, 64 MiB). A bigger output fails its
+            attempt with ``TASK_OUTPUT_TOO_LARGE`` (not retried) before it is recorded.
         workflow_path: Workflow file path to record (default: the builder's module file).
         stale_threshold_ms: With `resume`, an owner silent for this long (ms) is stale
             and may be taken over (see `judge_owner`).
@@ -436,11 +447,15 @@ async def run_workflow(
             f"{run_id!r} is reserved for the supervisor's log; pick another run id.",
             details={"runId": run_id},
         )
-    if max_output_bytes < 1 or tool_timeout_ms < 1:
+    if max_output_bytes < 1 or tool_timeout_ms < 1 or max_task_output_bytes < 1:
         raise InvalidInputError(
-            "max_output_bytes and tool_timeout_ms must be >= 1, got "
-            f"{max_output_bytes} and {tool_timeout_ms}.",
-            details={"maxOutputBytes": max_output_bytes, "toolTimeoutMs": tool_timeout_ms},
+            "max_output_bytes, tool_timeout_ms and max_task_output_bytes must be >= 1, got "
+            f"{max_output_bytes}, {tool_timeout_ms} and {max_task_output_bytes}.",
+            details={
+                "maxOutputBytes": max_output_bytes,
+                "toolTimeoutMs": tool_timeout_ms,
+                "maxTaskOutputBytes": max_task_output_bytes,
+            },
         )
     root_dir = _check_root(root_dir)
     clock = clock or SystemClock()
@@ -450,6 +465,7 @@ async def run_workflow(
         allow_network=allow_network,
         max_output_bytes=max_output_bytes,
         tool_timeout_ms=tool_timeout_ms,
+        max_task_output_bytes=max_task_output_bytes,
     )
     # In a thread: hashing and parsing the workflow's files blocks for milliseconds.
     identity = await anyio.to_thread.run_sync(_identity_of, path)
@@ -500,6 +516,7 @@ async def run_workflow(
             "networkMode": network_mode(allow_network),
             "maxOutputBytes": max_output_bytes,
             "toolTimeoutMs": tool_timeout_ms,
+            "maxTaskOutputBytes": max_task_output_bytes,
         }
         parent = state.subflow_of if state is not None and state.subflow_of else subflow_of
 
@@ -563,6 +580,7 @@ async def run_workflow(
                         "allow_network": allow_network,
                         "max_output_bytes": max_output_bytes,
                         "tool_timeout_ms": tool_timeout_ms,
+                        "max_task_output_bytes": max_task_output_bytes,
                         "stale_threshold_ms": stale_threshold_ms,
                         "allow_nondeterminism": allow_nondeterminism,
                         "hold_ms": hold_ms,
