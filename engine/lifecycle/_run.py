@@ -36,6 +36,7 @@ from smithers.eventstore.events import (
 )
 
 from .._clock import Clock, SystemClock
+from .._files import file_mode_of
 from .._run_ids import validate_run_id
 from ..activation import (
     DEFAULT_HOLD_MS,
@@ -561,7 +562,9 @@ async def run_workflow(
                 max_concurrency=max_concurrency,
                 on_progress=on_progress,
                 clock=clock,
-                mirror=NdjsonMirror(Path(log)) if log is not None else None,
+                mirror=NdjsonMirror(Path(log), mode=file_mode_of(db_path, 0o644))
+                if log is not None
+                else None,
                 state=state,
                 owner=owner,
                 reload=reload,
