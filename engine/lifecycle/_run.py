@@ -8,6 +8,7 @@ the claim: of two processes racing, exactly one wins.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import socket
@@ -28,9 +29,11 @@ from smithers.eventstore import (
 )
 from smithers.eventstore.errors import error_info_to_json
 from smithers.eventstore.events import (
+    NULL_RAW,
     ErrorInfo,
     Event,
     NodeCancelled,
+    RunForked,
     RunStarted,
     RunStatusChanged,
 )
@@ -521,7 +524,13 @@ async def run_workflow(
         }
         parent = state.subflow_of if state is not None and state.subflow_of else subflow_of
 
-        def start_events(rid: str, activation: int, owner: Lease, now: int) -> list[Event]:
+        input_hash = hashlib.sha256(input_raw).hexdigest()
+        # Stored once per run: a resume, or a fork keeping the input it has, refers to it.
+        held_in = await _input_held_in(store, state, input_raw)
+
+        def start_events(
+            rid: str, activation: int, owner: Lease, now: int, *, ref: str | None = None
+        ) -> list[Event]:
             return [
                 RunStarted(
                     run_id=rid,
@@ -530,7 +539,9 @@ async def run_workflow(
                     workflow_path=_abspath(path),
                     workflow_hash=identity.digest if identity else None,
                     workflow_files=identity.files if identity else (),
-                    input=msgspec.Raw(input_raw),
+                    input=NULL_RAW if ref is not None else msgspec.Raw(input_raw),
+                    input_ref=ref,
+                    input_hash=input_hash,
                     config=to_raw(config),
                     smithers_version=SMITHERS_VERSION,
                     activation=activation,
@@ -593,7 +604,7 @@ async def run_workflow(
 
         now = clock.now_ms()
         owner = _new_owner(run_id, now)
-        first_events = start_events(run_id, activation, owner, now)
+        first_events = start_events(run_id, activation, owner, now, ref=held_in)
         if state is not None:
             # Attempts a crash left open: closed, and their tasks run again.
             first_events.extend(close_open_attempts(state, now_ms=now))
@@ -613,6 +624,25 @@ async def run_workflow(
         if own_store:
             with anyio.CancelScope(shield=True):
                 await store.close()
+
+
+async def _input_held_in(store: EventStore, state: RunState | None, input_raw: bytes) -> str | None:
+    """The run whose state already holds `input_raw` as the input, or None (store it).
+
+    For a resume, the run itself (its first `RunStarted`, or its `RunForked`, has it);
+    for a fork's first activation, the fork if its `RunForked` carries the input, else
+    the parent whose state it copied. Compared byte for byte, so an input given to a
+    fork that never ran is stored. Awaits one read for a fork.
+    """
+    if state is None or state.input == NULL_RAW or bytes(state.input) != input_raw:
+        return None
+    if state.activation > 0 or state.parent_run_id is None:
+        return state.run_id
+    rows = await store.read(state.run_id, upto_seq=1)
+    first = decode_event(rows[0].type, rows[0].data) if rows else None
+    if isinstance(first, RunForked) and first.input != NULL_RAW:
+        return state.run_id
+    return state.parent_run_id
 
 
 def _identity_of(path: str | os.PathLike[str] | None) -> WorkflowIdentity | None:
