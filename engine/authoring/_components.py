@@ -35,7 +35,9 @@ __all__ = (
     "Task",
     "TaskKind",
     "Workflow",
+    "MAX_INPUT_BYTES",
     "check_input",
+    "encode_input",
     "workflow",
 )
 
@@ -492,8 +494,8 @@ MAX_INPUT_BYTES = 64 * 1024 * 1024
 """Default cap on a run's input as JSON, in bytes (64 MiB, as task outputs)."""
 
 
-def _encode_input(value: Any, max_bytes: int) -> bytes:
-    """`value` as strict JSON (`encode_json_strict`) of at most `max_bytes`.
+def encode_input(value: Any, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
+    """A run's input `value` as strict JSON (`encode_json_strict`) of at most `max_bytes`.
 
     Raises:
         InvalidInputError: naming what is wrong (a lone surrogate, NaN, a tree deeper
@@ -545,14 +547,14 @@ def check_input(wf: Workflow, value: Any, *, max_bytes: int = MAX_INPUT_BYTES) -
     if value is None:
         value = {}
     if wf.input_type is not None and isinstance(value, wf.input_type):
-        return value, _encode_input(value, max_bytes)
+        return value, encode_input(value, max_bytes)
     if not isinstance(value, Mapping):
         raise InvalidInputError(
             f"Workflow input must be a JSON object, got {type(value).__name__}.",
             details={"errors": f"expected object, got {type(value).__name__}"},
             hint='Pass --input \'{"key": "value"}\'.',
         )
-    raw = _encode_input(dict(value), max_bytes)
+    raw = encode_input(dict(value), max_bytes)
     if wf.input_type is None:
         return decode_json(raw), raw
     try:
@@ -563,4 +565,4 @@ def check_input(wf: Workflow, value: Any, *, max_bytes: int = MAX_INPUT_BYTES) -
             details={"errors": str(e)},
             hint="Fix the --input JSON to match the workflow's input type.",
         ) from e
-    return typed, _encode_input(typed, max_bytes)
+    return typed, encode_input(typed, max_bytes)
