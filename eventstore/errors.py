@@ -241,6 +241,13 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
         "Two nodes with the same id are mounted in one workflow graph.",
         ("kind", "id"),
     ),
+    _d(
+        "components",
+        "TREE_TOO_DEEP",
+        "A workflow returns components nested deeper than the engine supports "
+        "(MAX_TREE_DEPTH groups, e.g. a Sequence in a Sequence in ...).",
+        ("maxDepth",),
+    ),
     _d("components", "NESTED_LOOP", "A Loop is nested inside another loop."),
     _d(
         "components",
