@@ -38,6 +38,7 @@ __all__ = (
     "ApprovalAlreadyDecidedError",
     "WorkflowExecutionFailedError",
     "NestedLoopError",
+    "TreeTooDeepError",
     "RalphMaxReachedError",
     "ContinuationStateTooLargeError",
     "InvalidContinuationStateError",
@@ -590,6 +591,24 @@ class WorkflowExecutionFailedError(EngineError):
 
 
 # ---- loops (issue 9: Loop and continue-as-new)
+
+
+class TreeTooDeepError(EngineError, ValueError):
+    """A workflow's components nest deeper than `MAX_TREE_DEPTH` groups (not retryable).
+
+    Raised when the tree is compiled; the run fails with it. Details: `maxDepth`.
+    """
+
+    default_code = "TREE_TOO_DEEP"
+
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(
+            f"The workflow's components are nested more than {max_depth} groups deep "
+            "(Sequence, Parallel, Branch, Loop or list inside one another).",
+            details={"maxDepth": max_depth},
+            hint="Flatten the tree: put steps side by side in one Sequence instead of "
+            "nesting each in the previous one.",
+        )
 
 
 class NestedLoopError(EngineError, ValueError):

@@ -49,6 +49,7 @@ from ._ndjson import STREAM_FILE as STREAM_FILE
 from ._ndjson import NdjsonMirror as NdjsonMirror
 from ._ndjson import default_log_dir as default_log_dir
 from ._render import BASE_ITERATION as BASE_ITERATION
+from ._render import MAX_TREE_DEPTH as MAX_TREE_DEPTH
 from ._render import Group as Group
 from ._render import Leaf as Leaf
 from ._render import Plan as Plan
@@ -73,6 +74,7 @@ from ._writer import RunWriter as RunWriter
 from ._writer import append_to_run as append_to_run
 
 __all__ = (
+    "MAX_TREE_DEPTH",
     "DEFAULT_MAX_TASK_OUTPUT_BYTES",
     "BASE_ITERATION",
     "Group",

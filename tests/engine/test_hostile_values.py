@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import pytest
 from smithers.engine import InvalidInputError, TaskContext, signal
+from smithers.engine.activation import MAX_TREE_DEPTH
 from smithers.eventstore import (
     MAX_JSON_DEPTH,
     JsonValueError,
@@ -22,7 +23,7 @@ from smithers.eventstore import (
 )
 from smithers.projections import fold_stored
 
-from smithers import Backoff, Task, WaitForEvent, run_workflow, workflow
+from smithers import Backoff, Sequence, Task, WaitForEvent, run_workflow, workflow
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -287,3 +288,38 @@ async def test_a_signal_payload_over_the_limit_or_unencodable_is_refused(
         assert ok.delivered_to is not None
     finally:
         await store.close()
+
+
+# ------------------------------------------------------------------ the frame tree
+
+
+def nested_groups(depth: int) -> Any:
+    @workflow("deep")
+    def deep(ctx: Any) -> Any:
+        node: Any = Task("leaf", output=dict[str, Any], value={"ok": True})
+        for _ in range(depth):
+            node = Sequence(node)
+        return node
+
+    return deep
+
+
+@pytest.mark.parametrize(("depth", "ok"), [(MAX_TREE_DEPTH, True), (MAX_TREE_DEPTH + 1, False)])
+async def test_components_nested_too_deep_fail_the_run_naming_the_limit(
+    db: Path, depth: int, ok: bool
+) -> None:
+    # Before: a RecursionError with code null at about 485 nested Sequences.
+    result = await run_workflow(nested_groups(depth), db=db, log_dir=None)
+    if ok:
+        assert result.status == "finished"
+        return
+    assert result.status == "failed"
+    assert result.error is not None
+    assert result.error["code"] == "TREE_TOO_DEEP"
+    assert result.error["details"] == {"maxDepth": MAX_TREE_DEPTH}
+
+
+async def test_components_nested_485_deep_fail_with_a_code(db: Path) -> None:
+    result = await run_workflow(nested_groups(485), db=db, log_dir=None)
+    assert result.error is not None
+    assert result.error["code"] == "TREE_TOO_DEEP"
