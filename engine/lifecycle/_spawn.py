@@ -27,7 +27,7 @@ from smithers.eventstore.events import (
     ErrorInfo,
 )
 
-from .._files import DEFAULT_FILE_MODE, SymlinkRefusedError, file_mode_of, open_no_follow
+from .._files import SymlinkRefusedError, file_mode_of, open_no_follow
 
 __all__ = (
     "ResumeProcess",
@@ -103,7 +103,7 @@ def spawn_detached(
     *,
     header: str | None = None,
     stdout_file: Path | None = None,
-    mode: int = DEFAULT_FILE_MODE,
+    db_path: str | os.PathLike[str] | None = None,
 ) -> ResumeProcess:
     """Start `argv` in its own session, its output appended to `log_file`; do not wait.
 
@@ -119,8 +119,8 @@ def spawn_detached(
             (created with its folder; appended to).
         header: A line written to `log_file` first (e.g. what is started, and when).
         stdout_file: Receives the process's stdout instead (created or emptied first).
-        mode: Permission bits of the files this call creates (the database file's,
-            `file_mode_of`; default ``0o600``).
+        db_path: The database the process works on: files this call creates get its
+            permission bits (``0o600`` when None or when it does not exist yet).
 
     Returns:
         The started process (`pid`, `poll()`).
@@ -129,6 +129,7 @@ def spawn_detached(
         OSError: if the process cannot be started.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    mode = file_mode_of(db_path)
     with contextlib.ExitStack() as files:
         out = _open_output(files, log_file, os.O_APPEND, mode)
         if header is not None and out is not subprocess.DEVNULL:
@@ -179,7 +180,7 @@ def spawn_resume(run_id: str, db_path: Path, force: bool, log_file: Path) -> Res
         log_file,
         header=f"{_HEADER} {run_id} at {when} ---",
         stdout_file=resume_result_file(log_file),
-        mode=file_mode_of(db_path),
+        db_path=db_path,
     )
 
 

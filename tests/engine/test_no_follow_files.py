@@ -112,8 +112,11 @@ def test_a_symlink_at_a_detached_process_log_is_not_followed(
         assert stdout_file.read_bytes() == b"out\n"
 
 
-def test_detached_logs_get_the_given_permissions(tmp_path: Path) -> None:
+def test_detached_logs_get_the_database_file_permissions(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    db.write_bytes(b"")
+    os.chmod(db, 0o640)
     log_file = tmp_path / "logs" / "up.log"
-    proc = spawn_detached([sys.executable, "-c", "pass"], log_file, mode=0o640)
+    proc = spawn_detached([sys.executable, "-c", "pass"], log_file, db_path=db)
     assert proc.wait(timeout=20) == 0  # type: ignore[attr-defined]
     assert stat.S_IMODE(log_file.stat().st_mode) == 0o640
