@@ -162,7 +162,9 @@ def start_detached(
                 raise RunAlreadyExistsError(rid, actual_seq=record.last_seq)
             before = 0
         proc = spawn_detached(
-            [sys.executable, "-m", "smithers", "up", *args, "--db", db_path], log_file
+            [sys.executable, "-m", "smithers", "up", *args, "--db", db_path],
+            log_file,
+            db_path=db_path,
         )
         deadline = time.monotonic() + _START_WAIT_S
         started = await _started(client, rid, before)
