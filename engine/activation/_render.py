@@ -48,10 +48,11 @@ __all__ = (
 )
 
 BASE_ITERATION = 0
-MAX_TREE_DEPTH = 200
+MAX_TREE_DEPTH = 350
 """Deepest nesting of groups (Sequence, Parallel, Branch, Loop, list) in a workflow's
 tree. The walk here is iterative, but a frame's tree is encoded, hashed and diffed
-recursively: deeper trees fail with ``TREE_TOO_DEEP`` instead of a RecursionError."""
+recursively, and Python's recursion limit failed trees about 485 deep: deeper trees
+fail with ``TREE_TOO_DEEP`` instead of a RecursionError."""
 """The iteration of a node outside any Loop: every task's key is ``(node_id, 0)`` there."""
 
 _canonical_encoder = msgspec.json.Encoder(order="sorted")
@@ -410,7 +411,10 @@ def compile_tree(
             msgspec.structs.force_setattr(leaf, "deps", _dep_keys(leaf, leaves))
     if max_concurrency is not None:
         root_tree["maxConcurrency"] = max_concurrency
-    xml_hash = hashlib.sha256(_canonical_encoder.encode(root_tree)).hexdigest()
+    try:
+        xml_hash = hashlib.sha256(_canonical_encoder.encode(root_tree)).hexdigest()
+    except RecursionError as e:  # a stack already deep (a child run's render, say)
+        raise TreeTooDeepError(MAX_TREE_DEPTH) from e
     return Plan(
         root=root,
         leaves=MappingProxyType(leaves),
