@@ -213,6 +213,13 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
     help="Wall-clock limit of one tool call, in milliseconds. Default: 60000.",
 )
 @click.option(
+    "--max-task-output-bytes",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Cap on one task output's JSON, in bytes; a bigger output fails its task "
+    "(TASK_OUTPUT_TOO_LARGE, not retried). Default: 67108864 (64 MiB).",
+)
+@click.option(
     "-d",
     "--detach",
     is_flag=True,
@@ -254,6 +261,7 @@ def up(
     allow_network: bool,
     max_output_bytes: int | None,
     tool_timeout_ms: int | None,
+    max_task_output_bytes: int | None,
     detach: bool,
     db: str | None,
     log_dir: str | None,
@@ -302,11 +310,12 @@ def up(
             raise click.UsageError(
                 "--input and --run-id cannot be used with --resume: the run's log has them."
             )
-        given = (root_dir, max_output_bytes, tool_timeout_ms)
+        given = (root_dir, max_output_bytes, tool_timeout_ms, max_task_output_bytes)
         if allow_network or any(v is not None for v in given):
             raise click.UsageError(
-                "--root, --allow-network, --max-output-bytes and --tool-timeout-ms cannot be "
-                "used with --resume: the run keeps the tool sandbox its log recorded."
+                "--root, --allow-network, --max-output-bytes, --tool-timeout-ms and "
+                "--max-task-output-bytes cannot be used with --resume: the run keeps the "
+                "tool sandbox and limits its log recorded."
             )
     elif file is None:
         raise click.UsageError("Missing argument 'FILE[:NAME]' (or --resume RUN_ID).")
@@ -337,6 +346,8 @@ def up(
         sandbox["max_output_bytes"] = max_output_bytes
     if tool_timeout_ms is not None:
         sandbox["tool_timeout_ms"] = tool_timeout_ms
+    if max_task_output_bytes is not None:
+        sandbox["max_task_output_bytes"] = max_task_output_bytes
     options.update(sandbox)
 
     if detach:

@@ -88,6 +88,8 @@ def _sandbox_args(sandbox: Mapping[str, Any]) -> list[str]:
         args += ["--max-output-bytes", str(sandbox["max_output_bytes"])]
     if sandbox.get("tool_timeout_ms") is not None:
         args += ["--tool-timeout-ms", str(sandbox["tool_timeout_ms"])]
+    if sandbox.get("max_task_output_bytes") is not None:
+        args += ["--max-task-output-bytes", str(sandbox["max_task_output_bytes"])]
     return args
 
 
@@ -161,7 +163,9 @@ def start_detached(
                 raise RunAlreadyExistsError(rid, actual_seq=record.last_seq)
             before = 0
         proc = spawn_detached(
-            [sys.executable, "-m", "smithers", "up", *args, "--db", db_path], log_file
+            [sys.executable, "-m", "smithers", "up", *args, "--db", db_path],
+            log_file,
+            db_path=db_path,
         )
         deadline = time.monotonic() + _START_WAIT_S
         started = await _started(client, rid, before)

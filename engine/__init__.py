@@ -75,7 +75,9 @@ from .errors import SchedulerError as SchedulerError
 from .errors import SnapshotNotFoundError as SnapshotNotFoundError
 from .errors import TaskIdRequiredError as TaskIdRequiredError
 from .errors import TaskMissingOutputError as TaskMissingOutputError
+from .errors import TaskOutputTooLargeError as TaskOutputTooLargeError
 from .errors import TaskTimeoutError as TaskTimeoutError
+from .errors import TreeTooDeepError as TreeTooDeepError
 from .errors import UnsupportedFeatureError as UnsupportedFeatureError
 from .errors import WorkflowExecutionFailedError as WorkflowExecutionFailedError
 from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
@@ -188,6 +190,8 @@ __all__ = (
     "ContinuationStateTooLargeError",
     "InvalidContinuationStateError",
     "NestedLoopError",
+    "TaskOutputTooLargeError",
+    "TreeTooDeepError",
     "RalphMaxReachedError",
     "RunOwnerAliveError",
     "RunHandle",

@@ -12,6 +12,7 @@ __all__ = (
     "EngineError",
     "InvalidInputError",
     "InvalidOutputError",
+    "TaskOutputTooLargeError",
     "TaskTimeoutError",
     "TaskAbortedError",
     "RunNotFoundError",
@@ -39,6 +40,7 @@ __all__ = (
     "ApprovalAlreadyDecidedError",
     "WorkflowExecutionFailedError",
     "NestedLoopError",
+    "TreeTooDeepError",
     "RalphMaxReachedError",
     "ContinuationStateTooLargeError",
     "InvalidContinuationStateError",
@@ -73,6 +75,33 @@ class InvalidOutputError(EngineError, ValueError):
             f"Output of task {node_id!r} does not match its schema {schema}: {reason}.",
             details={"nodeId": node_id, "schema": schema, "errors": reason},
             hint="Return a value shaped like the task's `output` schema.",
+        )
+
+
+class TaskOutputTooLargeError(EngineError, ValueError):
+    """A task's output, as JSON, is over the run's ``max_task_output_bytes`` (not retryable).
+
+    Raised before the output is recorded: the attempt fails, the node ends ``failed``.
+    Details: `nodeId`, `iteration`, `attempt`, `sizeBytes`, `maxBytes`.
+    """
+
+    default_code = "TASK_OUTPUT_TOO_LARGE"
+
+    def __init__(
+        self, node_id: str, iteration: int, attempt: int, size_bytes: int, max_bytes: int
+    ) -> None:
+        super().__init__(
+            f"Output of task {node_id!r} is {size_bytes:,} bytes of JSON; the run's limit "
+            f"is {max_bytes:,} (max_task_output_bytes).",
+            details={
+                "nodeId": node_id,
+                "iteration": iteration,
+                "attempt": attempt,
+                "sizeBytes": size_bytes,
+                "maxBytes": max_bytes,
+            },
+            hint="Write large results to a file and return its path, or raise the limit "
+            "(--max-task-output-bytes).",
         )
 
 
@@ -590,6 +619,24 @@ class WorkflowExecutionFailedError(EngineError):
 
 
 # ---- loops (issue 9: Loop and continue-as-new)
+
+
+class TreeTooDeepError(EngineError, ValueError):
+    """A workflow's components nest deeper than `MAX_TREE_DEPTH` groups (not retryable).
+
+    Raised when the tree is compiled; the run fails with it. Details: `maxDepth`.
+    """
+
+    default_code = "TREE_TOO_DEEP"
+
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(
+            f"The workflow's components are nested more than {max_depth} groups deep "
+            "(Sequence, Parallel, Branch, Loop or list inside one another).",
+            details={"maxDepth": max_depth},
+            hint="Flatten the tree: put steps side by side in one Sequence instead of "
+            "nesting each in the previous one.",
+        )
 
 
 class NestedLoopError(EngineError, ValueError):

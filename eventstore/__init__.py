@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from . import events as events
 from ._codec import EVENT_TYPES as EVENT_TYPES
+from ._codec import MAX_JSON_DEPTH as MAX_JSON_DEPTH
+from ._codec import JsonValueError as JsonValueError
 from ._codec import decode_event as decode_event
 from ._codec import decode_json as decode_json
 from ._codec import encode_event as encode_event
 from ._codec import encode_json as encode_json
+from ._codec import encode_json_strict as encode_json_strict
 from ._codec import to_raw as to_raw
 from ._envelope import Lease as Lease
 from ._envelope import RunRecord as RunRecord
@@ -35,6 +38,8 @@ __all__ = (
     "EventStore",
     "EventStoreError",
     "ForeignDatabaseError",
+    "JsonValueError",
+    "MAX_JSON_DEPTH",
     "Lease",
     "MemoryEventStore",
     "RunAlreadyExistsError",
@@ -47,6 +52,7 @@ __all__ = (
     "decode_json",
     "encode_event",
     "encode_json",
+    "encode_json_strict",
     "events",
     "resolve_db_path",
     "to_raw",

@@ -97,6 +97,13 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
     ),
     _d(
         "engine",
+        "TASK_OUTPUT_TOO_LARGE",
+        "A task's output, encoded as JSON, exceeds the run's max_task_output_bytes; "
+        "nothing is recorded but the failure, and the attempt is not retried.",
+        ("nodeId", "iteration", "attempt", "sizeBytes", "maxBytes"),
+    ),
+    _d(
+        "engine",
         "SNAPSHOT_NOT_FOUND",
         "A requested time-travel frame does not exist.",
         ("runId", "frameNo"),
@@ -234,6 +241,13 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
         "DUPLICATE_ID",
         "Two nodes with the same id are mounted in one workflow graph.",
         ("kind", "id"),
+    ),
+    _d(
+        "components",
+        "TREE_TOO_DEEP",
+        "A workflow returns components nested deeper than the engine supports "
+        "(MAX_TREE_DEPTH groups, e.g. a Sequence in a Sequence in ...).",
+        ("maxDepth",),
     ),
     _d("components", "NESTED_LOOP", "A Loop is nested inside another loop."),
     _d(

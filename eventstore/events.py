@@ -129,7 +129,10 @@ class RunStarted(Event, frozen=True, kw_only=True):
     """An activation of the run began: the first start or a resume.
 
     The first RunStarted of a run records what the run is (workflow, input, config);
-    later ones (resumes) repeat it with `activation` > 1 and the new owner.
+    later ones (resumes) repeat it with `activation` > 1 and the new owner. The input
+    is stored once per run: a later RunStarted, and a fork's first one when the fork
+    keeps its parent's input, carry `input` JSON null with `input_ref` and
+    `input_hash` instead (logs written before that repeat the input every time).
     """
 
     workflow_name: str = ""
@@ -141,9 +144,17 @@ class RunStarted(Event, frozen=True, kw_only=True):
     workflow_files: tuple[tuple[str, str], ...] = ()
     """``(relative path, SHA-256)`` of each file in `workflow_hash`, to name what changed."""
     input: msgspec.Raw = NULL_RAW
-    """The run's input as JSON."""
+    """The run's input as JSON; JSON null when `input_ref` is set."""
     config: msgspec.Raw = NULL_RAW
     """Run options that affect execution (e.g. ``maxConcurrency``) as JSON."""
+    input_ref: str | None = None
+    """Set when `input` is left out because it is unchanged: the id of the run whose
+    state holds it (this run, from its first `RunStarted` or its `RunForked`; or, for
+    a fork keeping its parent's input, the parent, whose state the fork copies). The
+    run-state fold then keeps the input it has. None: `input` is the input."""
+    input_hash: str | None = None
+    """SHA-256 hex digest of the input's JSON bytes (whether stored here or referred
+    to), so a reader can check a referred input is the one meant. None in older logs."""
     smithers_version: str = ""
     """Version of smithers-py that wrote the event."""
     vcs_revision: str | None = None

@@ -155,7 +155,8 @@ def _run_started(s: RunState, e: RunStarted, seq: int) -> None:
         s.workflow_name = e.workflow_name
         s.workflow_path = e.workflow_path
         s.workflow_hash = e.workflow_hash
-        s.input = e.input
+        if e.input_ref is None:  # else unchanged: the input this state already holds
+            s.input = e.input
         s.config = e.config
         s.smithers_version = e.smithers_version
     if s.created_at_ms is None:

@@ -18,6 +18,7 @@ from ._beats import BEAT_COALESCE_MS as BEAT_COALESCE_MS
 from ._beats import BeatBook as BeatBook
 from ._decide import DEFAULT_HOLD_MS as DEFAULT_HOLD_MS
 from ._decide import Decider as Decider
+from ._execute import DEFAULT_MAX_TASK_OUTPUT_BYTES as DEFAULT_MAX_TASK_OUTPUT_BYTES
 from ._execute import Outcome as Outcome
 from ._execute import error_info as error_info
 from ._execute import execute_attempt as execute_attempt
@@ -48,6 +49,7 @@ from ._ndjson import STREAM_FILE as STREAM_FILE
 from ._ndjson import NdjsonMirror as NdjsonMirror
 from ._ndjson import default_log_dir as default_log_dir
 from ._render import BASE_ITERATION as BASE_ITERATION
+from ._render import MAX_TREE_DEPTH as MAX_TREE_DEPTH
 from ._render import Group as Group
 from ._render import Leaf as Leaf
 from ._render import Plan as Plan
@@ -72,6 +74,8 @@ from ._writer import RunWriter as RunWriter
 from ._writer import append_to_run as append_to_run
 
 __all__ = (
+    "MAX_TREE_DEPTH",
+    "DEFAULT_MAX_TASK_OUTPUT_BYTES",
     "BASE_ITERATION",
     "Group",
     "Leaf",

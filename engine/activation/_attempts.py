@@ -30,7 +30,7 @@ from ..authoring import Subflow, TaskContext
 from ..errors import TaskHeartbeatTimeoutError
 from ..tools import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_TOOL_TIMEOUT_MS, ToolContext
 from ._beats import BeatBook
-from ._execute import Outcome, error_info, execute_attempt
+from ._execute import DEFAULT_MAX_TASK_OUTPUT_BYTES, Outcome, error_info, execute_attempt
 from ._messages import (
     AttemptCancelled,
     AttemptEnded,
@@ -81,6 +81,9 @@ class ToolSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Cap on one tool call's returned text, in bytes."""
     tool_timeout_ms: int = DEFAULT_TOOL_TIMEOUT_MS
     """Wall-clock limit of one tool call, in milliseconds."""
+    max_task_output_bytes: int = DEFAULT_MAX_TASK_OUTPUT_BYTES
+    """Cap on one task output's JSON, in bytes (not a tool setting: carried here because
+    every attempt gets these settings)."""
 
 
 class RunningAttempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -338,13 +341,17 @@ class AttemptRunner:
                 else:
                     outcome = ended
             elif task.heartbeat_timeout_ms is None:
-                outcome = await execute_attempt(task, tctx, plan)
+                outcome = await execute_attempt(
+                    task, tctx, plan, max_output_bytes=self.tools.max_task_output_bytes
+                )
             else:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(
                         self._watchdog, key, attempt, task.heartbeat_timeout_ms, tg.cancel_scope
                     )
-                    outcome = await execute_attempt(task, tctx, plan)
+                    outcome = await execute_attempt(
+                        task, tctx, plan, max_output_bytes=self.tools.max_task_output_bytes
+                    )
                     tg.cancel_scope.cancel()
         if key in self.beats.timed_out:
             self.beats.timed_out.discard(key)

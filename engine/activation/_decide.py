@@ -361,7 +361,9 @@ class Decider:
                 if task.kind == "static":
                     # No side effect: decided and recorded inline, in this same tick.
                     tctx = attempts.task_context(leaf, attempt, loop.state)
-                    outcome = await execute_attempt(leaf.task, tctx)
+                    outcome = await execute_attempt(
+                        leaf.task, tctx, max_output_bytes=attempts.tools.max_task_output_bytes
+                    )
                     scheduler.released(key)
                     need_render = self.record_outcome(leaf, attempt, outcome) or need_render
                     progressed = True

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from smithers.eventstore import encode_json
+from smithers.eventstore import MAX_JSON_DEPTH, JsonValueError, encode_json_strict
 from smithers.eventstore.errors import error_info_of
 from smithers.eventstore.events import NULL_RAW, ErrorInfo
 
-from ..errors import InvalidOutputError, TaskTimeoutError
+from ..errors import InvalidOutputError, TaskOutputTooLargeError, TaskTimeoutError
 from ._tracebacks import raised_at, trimmed_stack
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..authoring import Task, TaskContext
 
 __all__ = (
+    "DEFAULT_MAX_TASK_OUTPUT_BYTES",
     "Outcome",
     "error_info",
     "execute_attempt",
@@ -31,6 +32,12 @@ __all__ = (
     "spent_retries",
     "validate_output",
 )
+
+DEFAULT_MAX_TASK_OUTPUT_BYTES = 64 * 1024 * 1024
+"""Default cap on one task output's JSON, in bytes (64 MiB): far under SQLite's 1 GB
+blob limit, so an oversized output fails its attempt with ``TASK_OUTPUT_TOO_LARGE``
+instead of failing the database write. Per run: ``run_workflow(max_task_output_bytes=)``,
+``smithers up --max-task-output-bytes``."""
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,16 +85,39 @@ def error_info(err: BaseException, *, _depth: int = 0) -> ErrorInfo:
 def validate_output(task: Task, value: Any) -> msgspec.Raw:
     """Validate `value` against the task's output schema and encode it as JSON.
 
+    The JSON is strict (`encode_json_strict`): a lone surrogate in a string, NaN or
+    infinity, or a tree nested deeper than `MAX_JSON_DEPTH` (200) is refused, not
+    mangled.
+
     Raises:
-        InvalidOutputError: if `value` does not fit the schema or is not JSON-encodable.
+        InvalidOutputError: if `value` does not fit the schema or is not JSON-encodable
+            (details ``maxDepth`` too when it is nested too deep).
     """
     schema = task.output
     try:
         if not (isinstance(schema, type) and isinstance(value, schema)):
             value = msgspec.convert(value, type=schema, from_attributes=True)
-        return msgspec.Raw(encode_json(value))
+        return msgspec.Raw(encode_json_strict(value))
+    except JsonValueError as e:
+        err = InvalidOutputError(task.id, task.output_name, e.reason)
+        if e.max_depth is not None:
+            err.details["maxDepth"] = e.max_depth
+        raise err from e
+    except RecursionError as e:  # msgspec.convert of a tree too deep for the stack
+        err = InvalidOutputError(
+            task.id, task.output_name, f"it is nested deeper than {MAX_JSON_DEPTH} levels"
+        )
+        err.details["maxDepth"] = MAX_JSON_DEPTH
+        raise err from e
     except (msgspec.ValidationError, msgspec.EncodeError, TypeError) as e:
         raise InvalidOutputError(task.id, task.output_name, str(e)) from e
+
+
+def _sized(raw: msgspec.Raw, task: Task, tctx: TaskContext, max_bytes: int) -> Outcome:
+    """`raw` as the outcome, unless it is over `max_bytes`: then the attempt's error."""
+    if len(raw) > max_bytes:
+        raise TaskOutputTooLargeError(task.id, tctx.iteration, tctx.attempt, len(raw), max_bytes)
+    return Outcome(output=raw)
 
 
 async def _call(task: Task, tctx: TaskContext, plan: AgentPlan | None) -> Any:
@@ -107,20 +137,34 @@ async def _call(task: Task, tctx: TaskContext, plan: AgentPlan | None) -> Any:
     return result
 
 
-async def execute_attempt(task: Task, tctx: TaskContext, plan: AgentPlan | None = None) -> Outcome:
+async def execute_attempt(
+    task: Task,
+    tctx: TaskContext,
+    plan: AgentPlan | None = None,
+    *,
+    max_output_bytes: int = DEFAULT_MAX_TASK_OUTPUT_BYTES,
+) -> Outcome:
     """Run one attempt of `task` and validate its output.
 
     Awaits the task's own work. Sync callables run in a worker thread (abandoned on
     timeout or cancellation, since a thread cannot be interrupted). An agent task asks
     its agent (`run_agent_task`, with `plan` from the run's state).
 
+    Args:
+        task: The task.
+        tctx: The attempt's context.
+        plan: For an agent task, what the run's state says about it.
+        max_output_bytes: Cap on the output's JSON, in bytes (the run's
+            ``max_task_output_bytes``); a bigger output fails the attempt with
+            ``TASK_OUTPUT_TOO_LARGE`` (not retryable) and is never recorded.
+
     Returns:
         An `Outcome` with the output JSON, or with the error (``TASK_TIMEOUT``,
-        ``INVALID_OUTPUT``, or what the callable raised).
+        ``INVALID_OUTPUT``, ``TASK_OUTPUT_TOO_LARGE``, or what the callable raised).
     """
     try:
         if task.kind == "static":
-            return Outcome(output=validate_output(task, task.value))
+            return _sized(validate_output(task, task.value), task, tctx, max_output_bytes)
         if task.timeout_ms is not None:
             with anyio.move_on_after(task.timeout_ms / 1000) as scope:
                 value = await _call(task, tctx, plan)
@@ -128,7 +172,7 @@ async def execute_attempt(task: Task, tctx: TaskContext, plan: AgentPlan | None 
                 raise TaskTimeoutError(task.id, tctx.attempt, task.timeout_ms)
         else:
             value = await _call(task, tctx, plan)
-        return Outcome(output=validate_output(task, value))
+        return _sized(validate_output(task, value), task, tctx, max_output_bytes)
     except anyio.get_cancelled_exc_class():
         raise
     except Exception as e:

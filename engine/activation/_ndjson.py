@@ -7,7 +7,9 @@ several processes append to the run: every writer takes an OS lock on the file
 (``flock``), finds the last line of the run it holds, and writes only the lines that
 follow it (`NdjsonMirror.extend`); the caller fetches from the store whatever the file
 lacks before its own events. The log table is the truth: a failure here is logged
-once and the mirror turns itself off; the run goes on.
+once and the mirror turns itself off; the run goes on. The file is never opened
+through a symlink (``O_NOFOLLOW``: one planted at its path turns the mirror off with a
+warning), and is created with the database file's permission bits.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from smithers.eventstore import encode_json
 
+from .._files import open_no_follow
 from .._run_ids import path_under, validate_run_id
 
 if TYPE_CHECKING:
@@ -74,7 +77,8 @@ class NdjsonMirror:
     """The file ``<log_dir>/stream.ndjson``, appended to under an OS file lock.
 
     One instance per writer; it keeps the file open until `close`. Never raises from
-    `extend`: an I/O error is logged once and turns the mirror off.
+    `extend`: an I/O error, or a symlink at the file's path, is logged once (a
+    ``smithers.engine`` warning) and turns the mirror off.
 
     Args:
         log_dir: The folder of the file.
@@ -82,11 +86,14 @@ class NdjsonMirror:
             run). False for a process appending to a run it does not drive (cancel,
             rewind, retry-task): it mirrors only into a file that already exists, so
             a run started with ``--no-log`` (or another ``--log-dir``) gets none.
+        mode: Permission bits of the file when this instance creates it (the
+            database file's, `file_mode_of`); default ``0o644``.
     """
 
-    def __init__(self, log_dir: Path, *, create: bool = True) -> None:
+    def __init__(self, log_dir: Path, *, create: bool = True, mode: int = 0o644) -> None:
         self.path = log_dir / STREAM_FILE
         self.create = create
+        self.mode = mode
         self._fd: int | None = None
         self._off = False
         # What this instance knows of the file: its size when last seen (always at a
@@ -165,7 +172,7 @@ class NdjsonMirror:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 flags |= os.O_CREAT
             try:
-                self._fd = os.open(self.path, flags, 0o644)
+                self._fd = open_no_follow(self.path, flags, mode=self.mode)
             except FileNotFoundError:
                 if self.create:
                     raise

@@ -27,7 +27,7 @@ from ..authoring import (
     WaitForEvent,
     WorkflowContext,
 )
-from ..errors import DuplicateIdError, EngineError, NestedLoopError
+from ..errors import DuplicateIdError, EngineError, NestedLoopError, TreeTooDeepError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -36,9 +36,23 @@ if TYPE_CHECKING:
 
     from ..authoring import Workflow
 
-__all__ = ("BASE_ITERATION", "Group", "Leaf", "LoopSpec", "Plan", "compile_tree", "render_state")
+__all__ = (
+    "BASE_ITERATION",
+    "MAX_TREE_DEPTH",
+    "Group",
+    "Leaf",
+    "LoopSpec",
+    "Plan",
+    "compile_tree",
+    "render_state",
+)
 
 BASE_ITERATION = 0
+MAX_TREE_DEPTH = 350
+"""Deepest nesting of groups (Sequence, Parallel, Branch, Loop, list) in a workflow's
+tree. The walk here is iterative, but a frame's tree is encoded, hashed and diffed
+recursively, and Python's recursion limit failed trees about 485 deep: deeper trees
+fail with ``TREE_TOO_DEEP`` instead of a RecursionError."""
 """The iteration of a node outside any Loop: every task's key is ``(node_id, 0)`` there."""
 
 _canonical_encoder = msgspec.json.Encoder(order="sorted")
@@ -273,6 +287,7 @@ def compile_tree(
     Raises:
         DuplicateIdError: if two tasks (or two loops) share an id.
         NestedLoopError: if a Loop is a direct child of a Loop.
+        TreeTooDeepError: if groups nest more than `MAX_TREE_DEPTH` deep.
         EngineError: if a child is not a component (``INVALID_INPUT``).
     """
     loop_records: Mapping[str, LoopRecord] = loops if loops is not None else {}
@@ -396,7 +411,10 @@ def compile_tree(
             msgspec.structs.force_setattr(leaf, "deps", _dep_keys(leaf, leaves))
     if max_concurrency is not None:
         root_tree["maxConcurrency"] = max_concurrency
-    xml_hash = hashlib.sha256(_canonical_encoder.encode(root_tree)).hexdigest()
+    try:
+        xml_hash = hashlib.sha256(_canonical_encoder.encode(root_tree)).hexdigest()
+    except RecursionError as e:  # a stack already deep (a child run's render, say)
+        raise TreeTooDeepError(MAX_TREE_DEPTH) from e
     return Plan(
         root=root,
         leaves=MappingProxyType(leaves),
@@ -441,7 +459,16 @@ def _group(
     loop: LoopSpec | None = None,
     state: bytes | None = None,
 ) -> Group:
-    """Make a group, append it to `parent`'s children and give it a children list."""
+    """Make a group, append it to `parent`'s children and give it a children list.
+
+    Raises:
+        TreeTooDeepError: if the group would be more than `MAX_TREE_DEPTH` deep.
+    """
+    depth, up = 1, parent.parent
+    while up is not None:  # at most MAX_TREE_DEPTH steps: deeper raised before
+        depth, up = depth + 1, up.parent
+    if depth > MAX_TREE_DEPTH:
+        raise TreeTooDeepError(MAX_TREE_DEPTH)
     group = Group(
         pos=len(kids_of) + len(leaves),
         kind=kind,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._components import AGENT_HEARTBEAT_TIMEOUT_MS as AGENT_HEARTBEAT_TIMEOUT_MS
 from ._components import BUILTIN_TOOL_NAMES as BUILTIN_TOOL_NAMES
+from ._components import MAX_INPUT_BYTES as MAX_INPUT_BYTES
 from ._components import WAIT_KINDS as WAIT_KINDS
 from ._components import Backoff as Backoff
 from ._components import Branch as Branch
@@ -14,6 +15,7 @@ from ._components import Task as Task
 from ._components import TaskKind as TaskKind
 from ._components import Workflow as Workflow
 from ._components import check_input as check_input
+from ._components import encode_input as encode_input
 from ._components import workflow as workflow
 from ._context import MAX_HEARTBEAT_BYTES as MAX_HEARTBEAT_BYTES
 from ._context import TaskContext as TaskContext
@@ -49,6 +51,8 @@ __all__ = (
     "Task",
     "Workflow",
     "check_input",
+    "encode_input",
+    "MAX_INPUT_BYTES",
     "workflow",
     "MAX_HEARTBEAT_BYTES",
     "TaskContext",

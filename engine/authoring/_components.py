@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import msgspec
-from smithers.eventstore import decode_json, encode_json
+from smithers.eventstore import JsonValueError, decode_json, encode_json_strict
 
 from ..errors import (
     InvalidInputError,
@@ -35,7 +35,9 @@ __all__ = (
     "Task",
     "TaskKind",
     "Workflow",
+    "MAX_INPUT_BYTES",
     "check_input",
+    "encode_input",
     "workflow",
 )
 
@@ -488,37 +490,71 @@ def workflow(
     return decorate
 
 
-def check_input(wf: Workflow, value: Any) -> tuple[Any, bytes]:
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+"""Default cap on a run's input as JSON, in bytes (64 MiB, as task outputs)."""
+
+
+def encode_input(value: Any, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
+    """A run's input `value` as strict JSON (`encode_json_strict`) of at most `max_bytes`.
+
+    Raises:
+        InvalidInputError: naming what is wrong (a lone surrogate, NaN, a tree deeper
+            than `MAX_JSON_DEPTH`, a type JSON cannot hold, or the size and the limit).
+    """
+    try:
+        raw = encode_json_strict(value)
+    except JsonValueError as e:
+        details: dict[str, Any] = {"errors": e.reason}
+        if e.max_depth is not None:
+            details["maxDepth"] = e.max_depth
+        raise InvalidInputError(
+            f"Workflow input cannot be stored: {e.reason}.",
+            details=details,
+            hint="Fix the --input JSON.",
+        ) from e
+    except (TypeError, msgspec.EncodeError) as e:
+        raise InvalidInputError(
+            f"Workflow input is not JSON-serialisable: {e}.", details={"errors": str(e)}
+        ) from e
+    if len(raw) > max_bytes:
+        raise InvalidInputError(
+            f"Workflow input is {len(raw):,} bytes of JSON; the limit is {max_bytes:,}.",
+            details={"sizeBytes": len(raw), "maxBytes": max_bytes},
+            hint="Pass large data as a file path in the input, not the data itself.",
+        )
+    return raw
+
+
+def check_input(wf: Workflow, value: Any, *, max_bytes: int = MAX_INPUT_BYTES) -> tuple[Any, bytes]:
     """Validate a run's input against `wf`'s input type, as `run_workflow` does.
 
     Args:
         wf: The workflow.
         value: A mapping (or None for ``{}``), or an instance of ``wf.input_type``.
+        max_bytes: Largest input JSON accepted, in bytes (default `MAX_INPUT_BYTES`).
 
     Returns:
         ``(value for ctx.input, canonical JSON bytes)``: a dict, or an instance of the
         workflow's input Struct.
 
     Raises:
-        InvalidInputError: if `value` is not a JSON object, is not JSON-serialisable, or
-            does not match the workflow's input type.
+        InvalidInputError: if `value` is not a JSON object, is not JSON-serialisable
+            (a lone surrogate in a string, NaN or infinity, a tree deeper than
+            `MAX_JSON_DEPTH` (details ``maxDepth``) included), is over `max_bytes`
+            (details ``sizeBytes``, ``maxBytes``), or does not match the workflow's
+            input type.
     """
     if value is None:
         value = {}
     if wf.input_type is not None and isinstance(value, wf.input_type):
-        return value, encode_json(value)
+        return value, encode_input(value, max_bytes)
     if not isinstance(value, Mapping):
         raise InvalidInputError(
             f"Workflow input must be a JSON object, got {type(value).__name__}.",
             details={"errors": f"expected object, got {type(value).__name__}"},
             hint='Pass --input \'{"key": "value"}\'.',
         )
-    try:
-        raw = encode_json(dict(value))
-    except (TypeError, msgspec.EncodeError) as e:
-        raise InvalidInputError(
-            f"Workflow input is not JSON-serialisable: {e}.", details={"errors": str(e)}
-        ) from e
+    raw = encode_input(dict(value), max_bytes)
     if wf.input_type is None:
         return decode_json(raw), raw
     try:
@@ -529,4 +565,4 @@ def check_input(wf: Workflow, value: Any) -> tuple[Any, bytes]:
             details={"errors": str(e)},
             hint="Fix the --input JSON to match the workflow's input type.",
         ) from e
-    return typed, encode_json(typed)
+    return typed, encode_input(typed, max_bytes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
-from smithers.eventstore import decode_json, encode_json
+from smithers.eventstore import JsonValueError, decode_json, encode_json_strict
 from smithers.eventstore.events import NULL_RAW
 
 from ..errors import (
@@ -261,13 +261,16 @@ class TaskContext:
         often: the engine records at most a couple of ``TaskHeartbeat`` events a second.
 
         Raises:
-            HeartbeatPayloadNotJsonSerializableError: if `data` cannot be JSON-encoded.
+            HeartbeatPayloadNotJsonSerializableError: if `data` cannot be JSON-encoded
+                (a lone surrogate, NaN or infinity, a tree deeper than 200 included).
             HeartbeatPayloadTooLargeError: if the JSON is over 1 MB.
         """
         raw: msgspec.Raw | None = None
         if data is not None:
             try:
-                encoded = encode_json(data)
+                encoded = encode_json_strict(data)
+            except JsonValueError as e:
+                raise HeartbeatPayloadNotJsonSerializableError(e.reason, type(data).__name__) from e
             except (TypeError, msgspec.EncodeError) as e:
                 raise HeartbeatPayloadNotJsonSerializableError(str(e), type(data).__name__) from e
             if len(encoded) > MAX_HEARTBEAT_BYTES:

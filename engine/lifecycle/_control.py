@@ -567,6 +567,7 @@ async def resume_run(
         ("allowNetwork", "allow_network"),
         ("maxOutputBytes", "max_output_bytes"),
         ("toolTimeoutMs", "tool_timeout_ms"),
+        ("maxTaskOutputBytes", "max_task_output_bytes"),
     ):
         if config.get(key) is not None:
             options[option] = config[key]

@@ -35,10 +35,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 from smithers.eventstore import (
+    MAX_JSON_DEPTH,
     EventStore,
+    JsonValueError,
     SeqConflictError,
     decode_json,
     encode_json,
+    encode_json_strict,
 )
 from smithers.eventstore.events import (
     TERMINAL_RUN_STATUSES,
@@ -51,8 +54,8 @@ from smithers.projections import apply_event
 from .._clock import Clock, SystemClock
 from .._run_ids import EXISTING_RUN_HINT, parse_child_run_id, validate_run_id
 from .._shell import shell_command
+from ..activation import DEFAULT_MAX_TASK_OUTPUT_BYTES, default_log_dir, render_state
 from ..activation import append_to_run as _append_to_run
-from ..activation import default_log_dir, render_state
 from ..authoring import WaitForEvent, check_input
 from ..errors import (
     AmbiguousApprovalError,
@@ -81,6 +84,10 @@ __all__ = (
     "list_pending_approvals",
     "signal",
 )
+
+MAX_SIGNAL_PAYLOAD_BYTES = DEFAULT_MAX_TASK_OUTPUT_BYTES
+"""Default cap on a signal's data as JSON, in bytes (64 MiB): it becomes the output of
+the `WaitForEvent` node it resolves, so it has a task output's limit."""
 
 _ROUNDS = 50
 """Attempts of a request's append before giving up on a run others keep appending to."""
@@ -728,19 +735,44 @@ def _schema_of(wf: Workflow, state: RunState, rec: NodeRecord) -> Any:
     )
 
 
-def _payload(data: Any) -> bytes:
-    """`data` as JSON bytes: a JSON-able value, or ``msgspec.Raw``/bytes holding JSON."""
+def _payload(data: Any, max_bytes: int) -> bytes:
+    """`data` as JSON bytes: a JSON-able value, or ``msgspec.Raw``/bytes holding JSON.
+
+    Strict as task outputs (`encode_json_strict`), and at most `max_bytes` long.
+    """
     try:
         if isinstance(data, msgspec.Raw | bytes | bytearray):
-            raw = bytes(data)
-            msgspec.json.decode(raw or b"null")
-            return raw or b"null"
-        return encode_json(data)
+            raw = bytes(data) or b"null"
+            encode_json_strict(msgspec.json.decode(raw))
+        else:
+            raw = encode_json_strict(data)
+    except JsonValueError as e:
+        details: dict[str, Any] = {"errors": e.reason}
+        if e.max_depth is not None:
+            details["maxDepth"] = e.max_depth
+        raise InvalidInputError(
+            f"The signal's data cannot be stored: {e.reason}.",
+            details=details,
+            hint="Pass a JSON value, e.g. --data '{\"ok\": true}'.",
+        ) from e
+    except RecursionError as e:  # decoding JSON nested far too deep
+        raise InvalidInputError(
+            f"The signal's data is nested deeper than {MAX_JSON_DEPTH} levels.",
+            details={"errors": "nested too deep", "maxDepth": MAX_JSON_DEPTH},
+        ) from e
     except (msgspec.DecodeError, msgspec.EncodeError, TypeError) as e:
         raise InvalidInputError(
             f"The signal's data is not JSON: {e}.",
             hint="Pass a JSON value, e.g. --data '{\"ok\": true}'.",
         ) from e
+    if len(raw) > max_bytes:
+        raise InvalidInputError(
+            f"The signal's data is {len(raw):,} bytes of JSON; the limit is {max_bytes:,}. "
+            "Nothing was recorded.",
+            details={"sizeBytes": len(raw), "maxBytes": max_bytes},
+            hint="Send a reference (a path, an id) instead of the data itself.",
+        )
+    return raw
 
 
 def _validated(raw: bytes, schema: Any, rec: NodeRecord, name: str) -> bytes:
@@ -769,6 +801,7 @@ async def signal(
     wf: Workflow | None = None,
     db: str | os.PathLike[str] | None = None,
     clock: Clock | None = None,
+    max_bytes: int = MAX_SIGNAL_PAYLOAD_BYTES,
 ) -> SignalResult:
     """Send a signal to a run: append ``SignalReceived`` (``smithers signal``).
 
@@ -795,6 +828,8 @@ async def signal(
             recorded (only loaded when a node waits for the signal).
         db: The database path, to extend the run's NDJSON mirror (None: no mirror).
         clock: Time source (tests pass a fake).
+        max_bytes: Largest payload accepted, as JSON bytes (default
+            `MAX_SIGNAL_PAYLOAD_BYTES`, 64 MiB, as a task's output).
 
     Returns:
         A `SignalResult`: the event's seq, the wait it resolved (or None), the run's
@@ -802,7 +837,8 @@ async def signal(
 
     Raises:
         InvalidInputError: ``INVALID_INPUT`` for a bad run id, name or correlation
-            id, data that is not JSON or does not fit the waiter's schema, or a
+            id, data that is not JSON, is over `max_bytes` (details ``sizeBytes``,
+            ``maxBytes``) or does not fit the waiter's schema, or a
             workflow that cannot be rendered to find that schema; nothing is recorded.
         RunNotFoundError: if the run has no events.
         RunNotResumableError: if a node waits but the run recorded no workflow file
@@ -814,7 +850,7 @@ async def signal(
     name = _check_name(name, "signal name") or ""
     correlation_id = _check_name(correlation_id, "correlation id", optional=True)
     sent_by = _check_text(sent_by, "sender's name")
-    raw = _payload(data)
+    raw = _payload(data, max_bytes)
     clock = clock or SystemClock()
     conflict: SeqConflictError | None = None
     requested = run_id

@@ -8,6 +8,7 @@ the claim: of two processes racing, exactly one wins.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import socket
@@ -28,17 +29,27 @@ from smithers.eventstore import (
 )
 from smithers.eventstore.errors import error_info_to_json
 from smithers.eventstore.events import (
+    NULL_RAW,
     ErrorInfo,
     Event,
     NodeCancelled,
+    RunForked,
     RunStarted,
     RunStatusChanged,
 )
 
 from .._clock import Clock, SystemClock
+from .._files import file_mode_of
 from .._run_ids import validate_run_id
 from .._shell import shell_command
-from ..activation import DEFAULT_HOLD_MS, NdjsonMirror, RunLoop, ToolSettings, default_log_dir
+from ..activation import (
+    DEFAULT_HOLD_MS,
+    DEFAULT_MAX_TASK_OUTPUT_BYTES,
+    NdjsonMirror,
+    RunLoop,
+    ToolSettings,
+    default_log_dir,
+)
 from ..authoring import WorkflowIdentity, check_input, workflow_identity
 from ..errors import (
     InvalidInputError,
@@ -339,6 +350,7 @@ async def run_workflow(
     allow_network: bool = False,
     max_output_bytes: int = 200_000,
     tool_timeout_ms: int = 60_000,
+    max_task_output_bytes: int = DEFAULT_MAX_TASK_OUTPUT_BYTES,
     workflow_path: str | os.PathLike[str] | None = None,
     stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
     clock: Clock | None = None,
@@ -378,6 +390,9 @@ async def run_workflow(
         allow_network: Whether tools (`bash`) may use the network (recorded).
         max_output_bytes: Cap on one tool call's output, in bytes, >= 1 (recorded).
         tool_timeout_ms: Cap on one tool call's duration, in ms, >= 1 (recorded).
+        max_task_output_bytes: Cap on one task output's JSON, in bytes, >= 1 (recorded;
+            default `DEFAULT_MAX_TASK_OUTPUT_BYTES`, 64 MiB). A bigger output fails its
+            attempt with ``TASK_OUTPUT_TOO_LARGE`` (not retried) before it is recorded.
         workflow_path: Workflow file path to record (default: the builder's module file).
         stale_threshold_ms: With `resume`, an owner silent for this long (ms) is stale
             and may be taken over (see `judge_owner`).
@@ -438,11 +453,15 @@ async def run_workflow(
             f"{run_id!r} is reserved for the supervisor's log; pick another run id.",
             details={"runId": run_id},
         )
-    if max_output_bytes < 1 or tool_timeout_ms < 1:
+    if max_output_bytes < 1 or tool_timeout_ms < 1 or max_task_output_bytes < 1:
         raise InvalidInputError(
-            "max_output_bytes and tool_timeout_ms must be >= 1, got "
-            f"{max_output_bytes} and {tool_timeout_ms}.",
-            details={"maxOutputBytes": max_output_bytes, "toolTimeoutMs": tool_timeout_ms},
+            "max_output_bytes, tool_timeout_ms and max_task_output_bytes must be >= 1, got "
+            f"{max_output_bytes}, {tool_timeout_ms} and {max_task_output_bytes}.",
+            details={
+                "maxOutputBytes": max_output_bytes,
+                "toolTimeoutMs": tool_timeout_ms,
+                "maxTaskOutputBytes": max_task_output_bytes,
+            },
         )
     root_dir = _check_root(root_dir)
     clock = clock or SystemClock()
@@ -452,6 +471,7 @@ async def run_workflow(
         allow_network=allow_network,
         max_output_bytes=max_output_bytes,
         tool_timeout_ms=tool_timeout_ms,
+        max_task_output_bytes=max_task_output_bytes,
     )
     # In a thread: hashing and parsing the workflow's files blocks for milliseconds.
     identity = await anyio.to_thread.run_sync(_identity_of, path)
@@ -502,10 +522,17 @@ async def run_workflow(
             "networkMode": network_mode(allow_network),
             "maxOutputBytes": max_output_bytes,
             "toolTimeoutMs": tool_timeout_ms,
+            "maxTaskOutputBytes": max_task_output_bytes,
         }
         parent = state.subflow_of if state is not None and state.subflow_of else subflow_of
 
-        def start_events(rid: str, activation: int, owner: Lease, now: int) -> list[Event]:
+        input_hash = hashlib.sha256(input_raw).hexdigest()
+        # Stored once per run: a resume, or a fork keeping the input it has, refers to it.
+        held_in = await _input_held_in(store, state, input_raw)
+
+        def start_events(
+            rid: str, activation: int, owner: Lease, now: int, *, ref: str | None = None
+        ) -> list[Event]:
             return [
                 RunStarted(
                     run_id=rid,
@@ -514,7 +541,9 @@ async def run_workflow(
                     workflow_path=_abspath(path),
                     workflow_hash=identity.digest if identity else None,
                     workflow_files=identity.files if identity else (),
-                    input=msgspec.Raw(input_raw),
+                    input=NULL_RAW if ref is not None else msgspec.Raw(input_raw),
+                    input_ref=ref,
+                    input_hash=input_hash,
                     config=to_raw(config),
                     smithers_version=SMITHERS_VERSION,
                     activation=activation,
@@ -546,7 +575,9 @@ async def run_workflow(
                 max_concurrency=max_concurrency,
                 on_progress=on_progress,
                 clock=clock,
-                mirror=NdjsonMirror(Path(log)) if log is not None else None,
+                mirror=NdjsonMirror(Path(log), mode=file_mode_of(db_path, 0o644))
+                if log is not None
+                else None,
                 state=state,
                 owner=owner,
                 reload=reload,
@@ -565,6 +596,7 @@ async def run_workflow(
                         "allow_network": allow_network,
                         "max_output_bytes": max_output_bytes,
                         "tool_timeout_ms": tool_timeout_ms,
+                        "max_task_output_bytes": max_task_output_bytes,
                         "stale_threshold_ms": stale_threshold_ms,
                         "allow_nondeterminism": allow_nondeterminism,
                         "hold_ms": hold_ms,
@@ -574,7 +606,7 @@ async def run_workflow(
 
         now = clock.now_ms()
         owner = _new_owner(run_id, now)
-        first_events = start_events(run_id, activation, owner, now)
+        first_events = start_events(run_id, activation, owner, now, ref=held_in)
         if state is not None:
             # Attempts a crash left open: closed, and their tasks run again.
             first_events.extend(close_open_attempts(state, now_ms=now))
@@ -594,6 +626,25 @@ async def run_workflow(
         if own_store:
             with anyio.CancelScope(shield=True):
                 await store.close()
+
+
+async def _input_held_in(store: EventStore, state: RunState | None, input_raw: bytes) -> str | None:
+    """The run whose state already holds `input_raw` as the input, or None (store it).
+
+    For a resume, the run itself (its first `RunStarted`, or its `RunForked`, has it);
+    for a fork's first activation, the fork if its `RunForked` carries the input, else
+    the parent whose state it copied. Compared byte for byte, so an input given to a
+    fork that never ran is stored. Awaits one read for a fork.
+    """
+    if state is None or state.input == NULL_RAW or bytes(state.input) != input_raw:
+        return None
+    if state.activation > 0 or state.parent_run_id is None:
+        return state.run_id
+    rows = await store.read(state.run_id, upto_seq=1)
+    first = decode_event(rows[0].type, rows[0].data) if rows else None
+    if isinstance(first, RunForked) and first.input != NULL_RAW:
+        return state.run_id
+    return state.parent_run_id
 
 
 def _identity_of(path: str | os.PathLike[str] | None) -> WorkflowIdentity | None:

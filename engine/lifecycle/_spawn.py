@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,6 +27,8 @@ from smithers.eventstore.events import (
     ErrorInfo,
 )
 
+from .._files import SymlinkRefusedError, file_mode_of, open_no_follow
+
 __all__ = (
     "ResumeProcess",
     "SpawnResume",
@@ -33,6 +37,7 @@ __all__ = (
     "spawn_resume",
 )
 
+log = logging.getLogger("smithers.engine")
 _HEADER = "--- smithers supervise: resuming"
 _OUTCOME_EXIT_CODES = frozenset({0, 2, 3})
 """Exit codes of ``up`` for a run that reached an outcome: finished, cancelled, waiting."""
@@ -80,17 +85,33 @@ class _DetachedPopen(subprocess.Popen[bytes]):
         super().__del__(_maxsize, lambda *args, **kwargs: None)  # type: ignore[call-arg]
 
 
+def _open_output(
+    files: contextlib.ExitStack, path: Path, flags: int, mode: int
+) -> Any:  # a binary file object, or subprocess.DEVNULL when refused
+    """`path` opened for writing without following a symlink, or DEVNULL (warned)."""
+    try:
+        fd = open_no_follow(path, os.O_WRONLY | os.O_CREAT | flags, mode=mode)
+    except SymlinkRefusedError as e:
+        log.warning("not writing the log file: %s; the process's output is discarded", e)
+        return subprocess.DEVNULL
+    return files.enter_context(os.fdopen(fd, "ab" if flags & os.O_APPEND else "wb"))
+
+
 def spawn_detached(
     argv: list[str],
     log_file: Path,
     *,
     header: str | None = None,
     stdout_file: Path | None = None,
+    db_path: str | os.PathLike[str] | None = None,
 ) -> ResumeProcess:
     """Start `argv` in its own session, its output appended to `log_file`; do not wait.
 
     The process keeps running when this program exits and is not hit by signals sent
     to this program's process group (Ctrl-C in its terminal). Blocks only to fork.
+    The files are never opened through a symlink: one planted at a file's path is
+    left alone, a ``smithers.engine`` warning says so, and that output is discarded
+    (the process still starts).
 
     Args:
         argv: The command and its arguments.
@@ -98,6 +119,8 @@ def spawn_detached(
             (created with its folder; appended to).
         header: A line written to `log_file` first (e.g. what is started, and when).
         stdout_file: Receives the process's stdout instead (created or emptied first).
+        db_path: The database the process works on: files this call creates get its
+            permission bits (``0o600`` when None or when it does not exist yet).
 
     Returns:
         The started process (`pid`, `poll()`).
@@ -106,12 +129,15 @@ def spawn_detached(
         OSError: if the process cannot be started.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    mode = file_mode_of(db_path)
     with contextlib.ExitStack() as files:
-        out = files.enter_context(log_file.open("ab"))
-        if header is not None:
+        out = _open_output(files, log_file, os.O_APPEND, mode)
+        if header is not None and out is not subprocess.DEVNULL:
             out.write(header.encode() + b"\n")
             out.flush()
-        stdout = out if stdout_file is None else files.enter_context(stdout_file.open("wb"))
+        stdout = out
+        if stdout_file is not None:
+            stdout = _open_output(files, stdout_file, os.O_TRUNC, mode)
         return _DetachedPopen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -166,6 +192,7 @@ def spawn_resume(
         log_file,
         header=f"{_HEADER} {run_id} at {when} ---",
         stdout_file=resume_result_file(log_file),
+        db_path=db_path,
     )
 
 

@@ -10,7 +10,6 @@ import anyio
 import msgspec
 from smithers.eventstore import (
     decode_json,
-    encode_json,
     resolve_db_path,
 )
 from smithers.eventstore.events import (
@@ -24,6 +23,7 @@ from ..activation import (
     append_to_run,
     default_log_dir,
 )
+from ..authoring import encode_input
 from ..errors import (
     InvalidInputError,
 )
@@ -113,12 +113,7 @@ def _input_raw(value: Any) -> msgspec.Raw:
             f"A fork's input must be a JSON object, got {type(value).__name__}.",
             details={"errors": f"expected object, got {type(value).__name__}"},
         )
-    try:
-        return msgspec.Raw(encode_json(value))
-    except (TypeError, msgspec.EncodeError) as e:
-        raise InvalidInputError(
-            f"A fork's input is not JSON-serialisable: {e}.", details={"errors": str(e)}
-        ) from e
+    return msgspec.Raw(encode_input(value))  # strict and size-capped, as a run's input
 
 
 def _workflow(state: RunState, workflow: Workflow | None) -> tuple[Workflow, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from typing import Any
@@ -81,7 +82,11 @@ def test_resume_reuses_the_recorded_input_and_concurrency(
     assert cli("up", "--resume", "cfg").exit_code == 0
     starts = [e for e in log.events("cfg") if isinstance(e, RunStarted)]
     assert len(starts) == 2
-    assert json.loads(bytes(starts[1].input)) == {"k": 1}
+    # The input is stored once (issue 15): the resume's RunStarted refers to it.
+    assert json.loads(bytes(starts[0].input)) == {"k": 1}
+    assert json.loads(bytes(starts[1].input)) is None
+    assert starts[1].input_ref == "cfg"
+    assert starts[1].input_hash == hashlib.sha256(bytes(starts[0].input)).hexdigest()
     assert json.loads(bytes(starts[1].config))["maxConcurrency"] == 2
     assert starts[1].workflow_path == str(flows / "steps.py")
 
