@@ -36,10 +36,10 @@ import re
 from typing import Annotated, Any, Literal
 
 import msgspec
-from smithers.agents import AgentRequest, AgentResult
 
 import smithers
 from smithers import Parallel, Sequence, Task, TaskContext, WorkflowContext, workflow
+from smithers.agents import AgentRequest, AgentResult
 
 
 class TriageInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
