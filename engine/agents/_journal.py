@@ -168,14 +168,20 @@ class AgentJournal:
 
     # ------------------------------------------------------------------ recording
 
+    def _where(self) -> dict[str, Any]:
+        """The fields every event of the attempt shares, stamped now."""
+        return {
+            "run_id": self.run_id,
+            "timestamp_ms": self.now_ms(),
+            "node_id": self.node_id,
+            "iteration": self.iteration,
+            "attempt": self.attempt,
+        }
+
     def _agent_event(self, payload: dict[str, Any]) -> None:
         self._send(
             AgentEvent(
-                run_id=self.run_id,
-                timestamp_ms=self.now_ms(),
-                node_id=self.node_id,
-                iteration=self.iteration,
-                attempt=self.attempt,
+                **self._where(),
                 engine=self.engine,
                 event=to_raw(payload),
             )
@@ -218,11 +224,7 @@ class AgentJournal:
         self.usage_reported = True
         self._send(
             TokenUsageReported(
-                run_id=self.run_id,
-                timestamp_ms=self.now_ms(),
-                node_id=self.node_id,
-                iteration=self.iteration,
-                attempt=self.attempt,
+                **self._where(),
                 model=usage.model,
                 agent=self.agent_id,
                 input_tokens=usage.input_tokens,
@@ -256,11 +258,7 @@ class AgentJournal:
         self._text_chars = 0
         self._send(
             NodeOutput(
-                run_id=self.run_id,
-                timestamp_ms=self.now_ms(),
-                node_id=self.node_id,
-                iteration=self.iteration,
-                attempt=self.attempt,
+                **self._where(),
                 text=text,
                 stream=stream,
             )
@@ -278,11 +276,7 @@ class AgentJournal:
         self.flush_text()
         self._send(
             ToolCallStarted(
-                run_id=self.run_id,
-                timestamp_ms=self.now_ms(),
-                node_id=self.node_id,
-                iteration=self.iteration,
-                attempt=self.attempt,
+                **self._where(),
                 tool_name=name,
                 seq=seq,
                 arguments=to_raw(arguments),
@@ -313,11 +307,7 @@ class AgentJournal:
         raw = to_raw(result) if error is None else NULL_RAW
         self._send(
             ToolCallFinished(
-                run_id=self.run_id,
-                timestamp_ms=self.now_ms(),
-                node_id=self.node_id,
-                iteration=self.iteration,
-                attempt=self.attempt,
+                **self._where(),
                 tool_name=name,
                 seq=seq,
                 status="success" if error is None else "error",
