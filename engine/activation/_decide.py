@@ -13,11 +13,9 @@ from smithers.eventstore.events import (
     NodeCancelled,
     NodeFailed,
     NodeFinished,
-    NodePending,
     NodeRetrying,
     NodeSkipped,
     NodeStarted,
-    RetryTaskFinished,
     RunCancelled,
     RunFailed,
     RunFinished,
@@ -27,14 +25,7 @@ from smithers.eventstore.events import (
 
 from ..authoring import WAIT_KINDS, active_iteration
 from ..errors import ContinuationStateTooLargeError, SchedulerError
-from ._execute import (
-    QUOTA_CODE,
-    Outcome,
-    error_info,
-    execute_attempt,
-    retry_delay_ms,
-    spent_retries,
-)
+from ._execute import Outcome, error_info, execute_attempt, retry_delay_ms
 from ._loops import (
     Continuing,
     continuation_events,
@@ -42,15 +33,17 @@ from ._loops import (
     decide_pass_end,
     started_loop_events,
 )
+from ._mounting import done_check, mount_events, mounted, stuck
 from ._render import render_state
+from ._retries import retries_due_later, retry_end, spent_retries
 from ._schedule import Scheduler
 from ._subflow import subflow_waiting_events
 from ._waits import WaitStatus, close_waits, wait_step
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
 
-    from smithers.eventstore.events import ContinuationLoaded, ErrorInfo, NodeEvent
+    from smithers.eventstore.events import ContinuationLoaded, ErrorInfo
     from smithers.projections import NodeKey, NodeRecord
 
     from .._clock import Clock
@@ -172,15 +165,15 @@ class Decider:
         loop._commit_frame(plan)
         attempts = self.attempts
         nodes = state.nodes
-        for event in _mount_events(plan, nodes, attempts.is_busy, self.run_id, self.clock.now_ms()):
+        for event in mount_events(plan, nodes, attempts.is_busy, self.run_id, self.clock.now_ms()):
             self.emit(event)
-        for key in [k for k in attempts.running if not _mounted(plan, k)]:
+        for key in [k for k in attempts.running if not mounted(plan, k)]:
             attempts.cancel(key, "unmounted")
         self._drop_backoffs(
-            [k for k in (*attempts.backoff, *attempts.deferred) if not _mounted(plan, k)],
+            [k for k in (*attempts.backoff, *attempts.deferred) if not mounted(plan, k)],
             "unmounted",
         )
-        for key in [k for k in self.waiting if not _mounted(plan, k)]:
+        for key in [k for k in self.waiting if not mounted(plan, k)]:
             del self.waiting[key]
             timer = nodes[key].timer if key in nodes else None
             if timer is not None and timer.state == "pending":
@@ -190,7 +183,7 @@ class Decider:
                     TimerCancelled(run_id=self.run_id, timestamp_ms=now, timer_id=timer.timer_id)
                 )
         self.plan = plan
-        self.scheduler = Scheduler(plan, is_done=_done_check(plan, nodes), is_busy=attempts.is_busy)
+        self.scheduler = Scheduler(plan, is_done=done_check(plan, nodes), is_busy=attempts.is_busy)
         for key in attempts.running:
             self.scheduler.claim(key)
         if not self.retries_resumed:
@@ -199,22 +192,9 @@ class Decider:
         return self._loop_hooks(fresh=True)
 
     def _resume_retries(self, plan: Plan, nodes: Mapping[NodeKey, NodeRecord]) -> None:
-        """Retries an earlier activation announced and never started wait until due.
-
-        Once per activation (its first render): a resumed run does not start a retry
-        before the time its `NodeRetrying` set (a provider's quota reset, say).
-        """
-        now = self.clock.now_ms()
-        for key, rec in nodes.items():
-            due = rec.next_attempt_at_ms
-            if (
-                due is not None
-                and due > now
-                and rec.state == "pending"
-                and _mounted(plan, key)
-                and not self.attempts.is_busy(key)
-            ):
-                self._retry_after(key, due)
+        """Retries an earlier activation announced wait until due (first render only)."""
+        for key, due in retries_due_later(plan, nodes, self.clock.now_ms(), self.attempts.is_busy):
+            self._retry_after(key, due)
 
     def _loop_hooks(self, *, fresh: bool) -> bool:
         """Act on what the scheduler met: loops started, passes ended, ContinueAsNew.
@@ -414,14 +394,9 @@ class Decider:
                 error=error,
             )
         )
-        retry = self.cancelling is None and self.failing is None and _mounted(scheduler.plan, key)
-        rec = self.loop.state.nodes.get(key)
-        quota = (
-            sum(1 for a in rec.attempts if a.error is not None and a.error.code == QUOTA_CODE)
-            if rec is not None and error.code == QUOTA_CODE
-            else 0
-        )
-        if error.retryable and spent_retries(attempt, error, quota) <= task.retries and retry:
+        retry = self.cancelling is None and self.failing is None and mounted(scheduler.plan, key)
+        spent = spent_retries(attempt, error, self.loop.state.nodes.get(key))
+        if error.retryable and spent <= task.retries and retry:
             delay = retry_delay_ms(task, attempt, error, now_ms=now)
             self.emit(
                 NodeRetrying(
@@ -499,7 +474,7 @@ class Decider:
             self.run_id, key, msg.attempt, parked, self.clock.now_ms()
         ):
             self.emit(event)
-        if self.cancelling is not None or not _mounted(self.scheduler.plan, key):
+        if self.cancelling is not None or not mounted(self.scheduler.plan, key):
             return
         known = parked.status in _PARK_ORDER
         status = _PARK_ORDER[_PARK_ORDER.index(parked.status) if known else 0]
@@ -640,30 +615,11 @@ class Decider:
         self._end()
 
     def _close_retry(self, now: int) -> None:
-        """Record the end of a `retry-task` still open when the run ends.
-
-        `retry_task` records it itself when the resume it started drives the run to its
-        end; if that process died (or another resume finished the run), the run's end
-        records it here, so a retry never stays open in the log.
-        """
-        state = self.loop.state
-        retry = state.open_retry
-        if retry is None:
-            return
-        rec = state.nodes.get((retry.node_id, retry.iteration))
-        self.emit(
-            RetryTaskFinished(
-                run_id=self.run_id,
-                timestamp_ms=now,
-                node_id=retry.node_id,
-                iteration=retry.iteration,
-                reset_nodes=retry.reset_nodes,
-                success=self.failing is None
-                and self.cancelling is None
-                and rec is not None
-                and rec.state == "finished",
-            )
-        )
+        """Record the end of a `retry-task` still open when the run ends (`retry_end`)."""
+        ok = self.failing is None and self.cancelling is None
+        event = retry_end(self.loop.state, self.run_id, now, ok=ok)
+        if event is not None:
+            self.emit(event)
 
     def _commit_last_frame(self) -> None:
         if self.loop.nodes_changed_since_frame and self.plan is not None:
@@ -694,7 +650,7 @@ class Decider:
                 self.terminal = "continued"
                 return
         if self.failing is None and self.scheduler is not None and not self.scheduler.finished:
-            self.fail(error_info(_stuck(self.scheduler.waiting_on())))
+            self.fail(error_info(stuck(self.scheduler.waiting_on())))
         if self.failing is not None:
             self.emit(RunStatusChanged(run_id=rid, timestamp_ms=now, status="failed"))
             self.emit(RunFailed(run_id=rid, timestamp_ms=now, error=self.failing))
@@ -703,83 +659,3 @@ class Decider:
         self.emit(RunStatusChanged(run_id=rid, timestamp_ms=now, status="finished"))
         self.emit(RunFinished(run_id=rid, timestamp_ms=now))
         self.terminal = "finished"
-
-
-def _mount_events(
-    plan: Plan,
-    nodes: Mapping[NodeKey, NodeRecord],
-    is_busy: Callable[[NodeKey], bool],
-    run_id: str,
-    now_ms: int,
-) -> list[NodeEvent]:
-    """The events a render records for its tasks: pending when new, skipped by ``skip_if``.
-
-    A task already recorded is skipped only while pending and not busy (running or
-    waiting out a backoff).
-    """
-    out: list[NodeEvent] = []
-    for node_id, leaf in plan.leaves.items():
-        key = leaf.key
-        rec = nodes.get(key)
-        task = leaf.task
-        if rec is None and not task.skip_if:
-            out.append(
-                NodePending(
-                    run_id=run_id,
-                    timestamp_ms=now_ms,
-                    node_id=node_id,
-                    iteration=key[1],
-                    label=task.label,
-                )
-            )
-        elif task.skip_if and (rec is None or (rec.state == "pending" and not is_busy(key))):
-            out.append(
-                NodeSkipped(
-                    run_id=run_id,
-                    timestamp_ms=now_ms,
-                    node_id=node_id,
-                    iteration=key[1],
-                    reason="skip_if",
-                )
-            )
-    return out
-
-
-def _done_check(plan: Plan, nodes: Mapping[NodeKey, NodeRecord]) -> Callable[[NodeKey], bool]:
-    """Whether a node is done for ordering: finished, skipped, or failed and let go."""
-    leaves = plan.leaves
-
-    def is_done(key: NodeKey) -> bool:
-        rec = nodes.get(key)
-        if rec is None:
-            return False
-        if rec.state in ("finished", "skipped"):
-            return True
-        leaf = leaves.get(key[0])
-        return rec.state == "failed" and leaf is not None and leaf.task.continue_on_fail
-
-    return is_done
-
-
-def _mounted(plan: Plan, key: NodeKey) -> bool:
-    """Whether `plan` mounts the task of `key` (that node, in that iteration)."""
-    leaf = plan.leaves.get(key[0])
-    return leaf is not None and leaf.key == key
-
-
-def _stuck(waiting: dict[str, list[str]]) -> SchedulerError:
-    """The error of a run that cannot make progress, naming what waits on what."""
-    return SchedulerError(
-        "The workflow cannot make progress: "
-        + (
-            "; ".join(
-                f"{', '.join(ts)} wait(s) on {dep!r}, which can never finish "
-                "(not mounted, or a dependency cycle)"
-                for dep, ts in waiting.items()
-            )
-            if waiting
-            else "no task is ready and nothing is running"
-        )
-        + ".",
-        details={"waitingOn": waiting},
-    )

@@ -29,7 +29,6 @@ __all__ = (
     "error_info",
     "execute_attempt",
     "retry_delay_ms",
-    "spent_retries",
     "validate_output",
 )
 
@@ -208,20 +207,3 @@ def retry_delay_ms(task: Task, failed_attempt: int, error: ErrorInfo, *, now_ms:
         return delay
     reset = asked.quotaResetAtMs - now_ms if asked.quotaResetAtMs is not None else 0
     return max(delay, asked.retryAfterMs or 0, reset)
-
-
-QUOTA_CODE = "AGENT_QUOTA_EXCEEDED"
-MAX_QUOTA_WAITS = 10
-"""Quota failures of one node retried without spending its ``retries`` (seed 001: "the
-failure is transient; retries are preserved"); past this many the retries count again."""
-
-
-def spent_retries(attempt: int, error: ErrorInfo, quota_failures: int) -> int:
-    """How many of a task's ``retries`` its failed attempt `attempt` has spent.
-
-    Attempts that failed on a provider's quota (`quota_failures`, this one included)
-    do not count, up to `MAX_QUOTA_WAITS` of them.
-    """
-    if quota_failures > MAX_QUOTA_WAITS:
-        return attempt
-    return attempt - quota_failures
