@@ -9,9 +9,10 @@ from __future__ import annotations
 from . import _debug_commands as _debug_commands  # registers diff, verify
 from . import _decision_commands as _decision_commands  # registers approve, deny, signal, ...
 from . import _doctor_command as _doctor_command  # registers doctor, agents
+from . import _log_commands as _log_commands  # registers events, output, logs
 from . import _node_command as _node_command  # registers node
 from . import _ops as _ops  # registers cancel, down, supervise on `main`
-from . import _read_commands as _read_commands  # registers ps, inspect, events, output, logs
+from . import _read_commands as _read_commands  # registers ps, inspect
 from . import _time_travel_commands as _time_travel_commands  # registers graph, state, timeline
 from . import _time_travel_ops as _time_travel_ops  # registers rewind, fork, replay, retry-task
 from ._commands import main as main

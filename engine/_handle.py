@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES
 
+from ._handle_travel import TimeTravelOps
 from .errors import (
     ResumeClaimFailedError,
     RunNotFoundError,
@@ -44,7 +45,6 @@ from .lifecycle import (
     signal,
     wake_parent_of,
 )
-from .timetravel import fork, replay, retry_task, rewind
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Iterable
@@ -64,10 +64,11 @@ _SETTLED_PREFIX = "waiting"
 """Statuses a run parks in (``waiting-approval``, ...): its driver has returned."""
 
 
-class RunHandle:
+class RunHandle(TimeTravelOps):
     """One run of a `Client`'s database: read it, wait for it, cancel it, travel in it.
 
-    Got from `Client.start` (a run this client drives) or `Client.get_run`. Every
+    Got from `Client.start` (a run this client drives) or `Client.get_run`. Its time
+    travel (`rewind`, `fork`, `replay`, `retry_task`) is in `TimeTravelOps`. Every
     method awaits I/O through the client's store, so use it inside the client's
     ``async with`` block.
     """
@@ -659,150 +660,3 @@ class RunHandle:
                 error, ResumeClaimFailedError | RunOwnerAliveError | RunStillRunningError
             ):
                 raise error
-
-    # ------------------------------------------------------------------ time travel
-
-    async def rewind(self, frame: int, *, force: bool = False, **options: Any) -> RunState:
-        """Rewind the run to frame `frame`: append ``RunRewound`` (see `rewind`).
-
-        Resume it afterwards with `resume`.
-
-        Args:
-            frame: Frame number of the run (see `timeline`).
-            force: Rewind although an owner on another host seems alive.
-            **options: Other keyword arguments of `rewind` (``stale_threshold_ms``,
-                ``clock``).
-
-        Returns:
-            The run's state after the rewind.
-
-        Raises:
-            RunNotFoundError, SnapshotNotFoundError, RunOwnerAliveError,
-            RunStillRunningError, SeqConflictError: as `rewind`.
-        """
-        return await rewind(
-            self.run_id,
-            frame=frame,
-            store=await self._store(),
-            db=self._client.path,
-            force=force,
-            **options,
-        )
-
-    async def fork(
-        self,
-        frame: int,
-        *,
-        reset_nodes: Iterable[str] = (),
-        input: Any = None,
-        label: str | None = None,
-        run_id_new: str | None = None,
-        **options: Any,
-    ) -> RunHandle:
-        """Fork the run at frame `frame` into a new run, not started (see `fork`).
-
-        Args:
-            frame: Frame number of this run (see `timeline`).
-            reset_nodes: Node ids the fork runs again although they finished by then.
-            input: The fork's input (a JSON object); None keeps this run's.
-            label: Branch label of the fork.
-            run_id_new: The fork's run id (default: a new one).
-            **options: Other keyword arguments of `fork` (``clock``).
-
-        Returns:
-            The fork's handle; run it with its `resume`.
-
-        Raises:
-            RunNotFoundError, SnapshotNotFoundError, NodeNotFoundError,
-            InvalidInputError, RunAlreadyExistsError: as `fork`.
-        """
-        child = await fork(
-            self.run_id,
-            frame=frame,
-            reset_nodes=reset_nodes,
-            input=input,
-            label=label,
-            store=await self._store(),
-            db=self._client.path,
-            run_id_new=run_id_new,
-            **options,
-        )
-        return RunHandle(self._client, child)
-
-    async def replay(
-        self,
-        frame: int,
-        *,
-        input: Any = None,
-        reset_nodes: Iterable[str] = (),
-        label: str | None = None,
-        **options: Any,
-    ) -> RunResult:
-        """Fork the run at frame `frame` and run the fork now, to its end (see `replay`).
-
-        Args:
-            frame: Frame number of this run (see `timeline`).
-            input: The replay's input (a JSON object); None keeps this run's.
-            reset_nodes: Node ids to run again although they finished by the frame.
-            label: Branch label of the fork.
-            **options: Other keyword arguments of `replay` (``workflow``,
-                ``run_id_new``) and of `run_workflow` (``on_progress``, ...).
-
-        Returns:
-            The fork's `RunResult` (its `run_id` is the fork's).
-
-        Raises:
-            RunNotFoundError, SnapshotNotFoundError, NodeNotFoundError,
-                InvalidInputError, RunAlreadyExistsError: as `fork`; and what
-                `run_workflow` raises while the fork runs.
-        """
-        return await replay(
-            self.run_id,
-            frame=frame,
-            input=input,
-            reset_nodes=reset_nodes,
-            label=label,
-            store=await self._store(),
-            db=self._client.path,
-            **options,
-        )
-
-    async def retry_task(
-        self,
-        node_id: str,
-        *,
-        iteration: int | None = None,
-        deps: bool = True,
-        force: bool = False,
-        **options: Any,
-    ) -> RunResult:
-        """Run a task again, with its dependents, in this run (see `retry_task`).
-
-        Args:
-            node_id: The task's node id.
-            iteration: Loop iteration (pass) of the node; None: its latest. Inside a
-                Loop, the loop goes back to that pass and later passes run again.
-            deps: Also reset the node's dependents.
-            force: Proceed although an owner on another host seems alive.
-            **options: Other keyword arguments of `retry_task` (``workflow``,
-                ``stale_threshold_ms``) and of `run_workflow` (``on_progress``, ...).
-
-        Returns:
-            The run's `RunResult` after the resume.
-
-        Raises:
-            RunNotFoundError, NodeNotFoundError, RunNotResumableError,
-                RunOwnerAliveError, RunStillRunningError, ResumeMetadataMismatchError,
-                SeqConflictError: as `retry_task`; and what `run_workflow`
-                raises while the run resumes.
-        """
-        return await retry_task(
-            self.run_id,
-            node=node_id,
-            iteration=iteration,
-            deps=deps,
-            force=force,
-            store=await self._store(),
-            db=self._client.path,
-            **options,
-        )
