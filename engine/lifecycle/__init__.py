@@ -5,9 +5,6 @@ from __future__ import annotations
 from ._control import CancelStep as CancelStep
 from ._control import cancel_run as cancel_run
 from ._control import down as down
-from ._control import load_recorded_workflow as load_recorded_workflow
-from ._control import resume_run as resume_run
-from ._control import wake_parent_of as wake_parent_of
 from ._decisions import DecisionResult as DecisionResult
 from ._decisions import PendingApproval as PendingApproval
 from ._decisions import SignalResult as SignalResult
@@ -22,6 +19,9 @@ from ._ownership import judge_owner as judge_owner
 from ._ownership import owner_verdict as owner_verdict
 from ._ownership import pid_alive as pid_alive
 from ._ownership import refuse_if_owned as refuse_if_owned
+from ._resume import load_recorded_workflow as load_recorded_workflow
+from ._resume import resume_run as resume_run
+from ._resume import wake_parent_of as wake_parent_of
 from ._run import SMITHERS_VERSION as SMITHERS_VERSION
 from ._run import RunResult as RunResult
 from ._run import check_determinism as check_determinism

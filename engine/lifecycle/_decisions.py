@@ -65,7 +65,7 @@ from ..errors import (
     NoPendingApprovalsError,
 )
 from ..history import SUPERVISOR_STREAM_ID, active_descendants, load_state
-from ._control import load_recorded_workflow
+from ._resume import load_recorded_workflow
 
 if TYPE_CHECKING:
     import os
