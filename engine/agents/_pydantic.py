@@ -84,6 +84,7 @@ from pydantic_core import to_jsonable_python
 
 from ..errors import InvalidOutputError
 from ..tools import Tool, ToolError
+from ._cli import inline_schema
 from ._journal import fingerprint
 from ._protocol import AgentResult, AgentUsage
 from ._provider_errors import classify_provider_error
@@ -317,20 +318,6 @@ def _smithers_tool(request: AgentRequest, tool: Tool) -> PydanticTool[Any]:
     )
 
 
-def _inline_ref(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Msgspec's ``{"$ref": "#/$defs/X", "$defs": {...}}`` with ``X`` inlined at the top."""
-    ref = schema.get("$ref")
-    defs = schema.get("$defs")
-    if not (isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, dict)):
-        return dict(schema)
-    name = ref.removeprefix("#/$defs/")
-    body = dict(defs[name])
-    rest = {k: v for k, v in defs.items() if k != name}
-    if rest:
-        body["$defs"] = rest
-    return body
-
-
 def _error_of(e: BaseException, agent: PydanticAIAgent, request: AgentRequest) -> Exception | None:
     """The smithers error a failed run ends with (None: re-raise `e` as it is)."""
     if isinstance(e, FallbackExceptionGroup):
@@ -515,7 +502,7 @@ class PydanticAIAgent:
             schema = request.output_schema
             if isinstance(schema, dict):
                 title = schema.get("title")
-                body = _inline_ref(schema)
+                body = inline_schema(schema)
                 name = title if isinstance(title, str) else body.get("title")
                 try:
                     output_type = StructuredDict(
