@@ -15,6 +15,8 @@ room: one open store, every operation.
 
 from __future__ import annotations
 
+from ._actor import ACTOR_ENV as ACTOR_ENV
+from ._actor import resolve_actor as resolve_actor
 from ._client import Client as Client
 from ._client import RunHandle as RunHandle
 from ._client import connect as connect
@@ -146,6 +148,7 @@ __all__ = (
     "default_log_dir",
     "DEFAULT_STALE_THRESHOLD_MS",
     "OwnerVerdict",
+    "ACTOR_ENV",
     "EXISTING_RUN_HINT",
     "MAX_RUN_ID_LENGTH",
     "SMITHERS_VERSION",
@@ -269,4 +272,5 @@ __all__ = (
     "shell_command",
     "ChildRun",
     "workflow",
+    "resolve_actor",
 )

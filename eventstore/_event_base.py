@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ("NULL_RAW", "AttemptEvent", "ErrorInfo", "Event", "NodeEvent")
+__all__ = ("NULL_RAW", "Actor", "AttemptEvent", "ErrorInfo", "Event", "NodeEvent")
 
 NULL_RAW = msgspec.Raw(b"null")
 """Default of `msgspec.Raw` fields: JSON ``null`` (msgspec cannot decode ``Raw | None``)."""
@@ -44,6 +44,31 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_
     """Name of the function (or ``<module>``) at `file`:`line`, or None."""
     cause: ErrorInfo | None = None
     """The exception's explicit cause (``raise ... from err``) as data, or None."""
+
+
+class Actor(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+    """Who took an operation on a run from outside it, and why: the audit trail's "who".
+
+    Carried (as ``actor``, default None) by every event that records a decision taken
+    from outside the run: starting or resuming it, a cancel request, rewind, fork,
+    replay, retry-task, approvals and denials, signals, supervisor and worker actions,
+    deletions. None on events written before the audit trail existed, and on the
+    engine's own facts (a node finishing is not an operation). Built by
+    `smithers.engine.resolve_actor`.
+    """
+
+    name: str
+    """Who: ``--by NAME``, else the ``SMITHERS_ACTOR`` environment variable, else the OS
+    user (``"unknown"`` when none can be found)."""
+    host: str
+    """Host name of the machine the operation was taken on."""
+    pid: int
+    """Process id of the process that recorded it."""
+    interface: str
+    """Through what: ``"cli"``, ``"api"`` (the Python API), ``"http"``, ``"supervisor"``
+    or ``"worker"``."""
+    reason: str | None = None
+    """Why, in the operator's words (``--reason TEXT``), or None."""
 
 
 # Subclasses repeat `kw_only=True` (msgspec does not inherit it) and `frozen=True` (msgspec

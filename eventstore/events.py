@@ -23,6 +23,7 @@ from typing import Literal
 import msgspec  # noqa: TC002 (msgspec resolves Struct annotations at run time)
 
 from ._event_base import NULL_RAW as NULL_RAW
+from ._event_base import Actor as Actor
 from ._event_base import AttemptEvent as AttemptEvent
 from ._event_base import ErrorInfo as ErrorInfo
 from ._event_base import Event as Event
