@@ -26,6 +26,7 @@ from ._doctor import AgentAvailability as AgentAvailability
 from ._doctor import DoctorReport as DoctorReport
 from ._doctor import diagnose as diagnose
 from ._doctor import diagnose_agents as diagnose_agents
+from ._error_lookup import lookup_error_code as lookup_error_code
 from ._run_ids import EXISTING_RUN_HINT as EXISTING_RUN_HINT
 from ._run_ids import MAX_RUN_ID_LENGTH as MAX_RUN_ID_LENGTH
 from ._run_ids import child_run_id as child_run_id
@@ -272,5 +273,6 @@ __all__ = (
     "shell_command",
     "ChildRun",
     "workflow",
+    "lookup_error_code",
     "resolve_actor",
 )

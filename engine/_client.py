@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from smithers.eventstore import SQLiteEventStore, resolve_db_path
+from smithers.eventstore.errors import NotOpenError
 
 from ._handle import RunHandle
 from ._run_ids import EXISTING_RUN_HINT, validate_run_id
@@ -158,7 +159,7 @@ class Client:
         A read-only client opens the existing file read-only whatever `create` says.
         """
         if self._closed:
-            raise RuntimeError("This client is closed: use it inside `async with connect(...)`.")
+            raise NotOpenError("This client is closed: use it inside `async with connect(...)`.")
         if self._store is None:
             async with self._opening:
                 if self._store is None:
@@ -254,7 +255,7 @@ class Client:
         """
         tg = self._tg
         if tg is None:  # pragma: no cover - `connect` sets it before yielding
-            raise RuntimeError("This client has no task group: make it with `connect`.")
+            raise NotOpenError("This client has no task group: make it with `connect`.")
         handle._done = done = anyio.Event()
         handle._scope = scope = anyio.CancelScope()
         handle._claimed = False

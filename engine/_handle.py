@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from smithers.eventstore.errors import NotOpenError
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES
 
 from ._handle_travel import TimeTravelOps
@@ -118,7 +119,7 @@ class RunHandle(TimeTravelOps):
             if self._error is not None:
                 raise self._error
             if self._result is None:
-                raise RuntimeError(
+                raise NotOpenError(
                     f"Run {self.run_id} was cancelled when its client closed; "
                     "see its state with `smithers inspect`."
                 )

@@ -8,7 +8,7 @@ import msgspec
 
 from ._codec import encode_event
 from ._envelope import Lease, RunRecord, StoredEvent
-from .errors import RunAlreadyExistsError, SeqConflictError
+from .errors import NotOpenError, RunAlreadyExistsError, SeqConflictError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -41,7 +41,7 @@ class MemoryEventStore:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("the event store is closed")
+            raise NotOpenError("The event store is closed.")
 
     async def append(
         self,

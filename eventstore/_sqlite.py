@@ -61,6 +61,7 @@ from ._sqlite_sql import (
 )
 from .errors import (
     DatabaseQueryError,
+    InvalidArgumentError,
 )
 
 if TYPE_CHECKING:
@@ -182,9 +183,11 @@ class SQLiteEventStore:
             DatabaseWriteError: if the tables cannot be created (read-only, disk full).
         """
         if max_page_count is not None and max_page_count < 1:
-            raise ValueError(f"max_page_count must be a positive page count, not {max_page_count}")
+            raise InvalidArgumentError(
+                f"max_page_count must be a positive page count, not {max_page_count}"
+            )
         if lock_timeout_ms is not None and lock_timeout_ms < 0:
-            raise ValueError(f"lock_timeout_ms must be >= 0, not {lock_timeout_ms}")
+            raise InvalidArgumentError(f"lock_timeout_ms must be >= 0, not {lock_timeout_ms}")
         db_path = Path(path)
         if read_only:
             return await cls._open_read_only(db_path, busy_timeout_ms)

@@ -25,6 +25,7 @@ from bisect import bisect_right
 from typing import TYPE_CHECKING
 
 from smithers.eventstore import decode_event
+from smithers.eventstore.errors import InvalidArgumentError
 from smithers.eventstore.events import FrameCommitted, RunRewound
 
 from ._apply import apply_event
@@ -110,10 +111,10 @@ def effective_events(
 
 def _start(run_id: str, state: RunState | None, base: RunState | None) -> RunState:
     if state is not None and base is not None:
-        raise ValueError("pass `state` (continued in place) or `base` (copied), not both")
+        raise InvalidArgumentError("pass `state` (continued in place) or `base` (copied), not both")
     if base is not None:
         if base.run_id != run_id:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"base is a state of run {base.run_id!r}, not of {run_id!r}; "
                 "for a fork pass fork_state(parent, forked, run_id=...)"
             )
@@ -246,11 +247,15 @@ def apply_rewind(state: RunState, event: RunRewound, *, seq: int, target: RunSta
             `event.to_seq`.
     """
     if target.run_id != state.run_id:
-        raise ValueError(f"target is a state of run {target.run_id!r}, not {state.run_id!r}")
+        raise InvalidArgumentError(
+            f"target is a state of run {target.run_id!r}, not {state.run_id!r}"
+        )
     if event.to_seq >= seq:
         raise InvalidRewindError(state.run_id, seq=seq, to_seq=event.to_seq, start_seq=0)
     if target.seq > event.to_seq:
-        raise ValueError(f"target is the state at seq {target.seq}, past to_seq {event.to_seq}")
+        raise InvalidArgumentError(
+            f"target is the state at seq {target.seq}, past to_seq {event.to_seq}"
+        )
     s = target.copy()
     s.next_frame_no = max(s.next_frame_no, state.next_frame_no)
     return apply_event(s, event, seq=seq)

@@ -52,13 +52,17 @@ from smithers.engine import state_at as state_at
 from smithers.engine import supervise as supervise
 from smithers.engine import timeline as timeline
 from smithers.engine import workflow as workflow
+from smithers.eventstore.errors import ERROR_REFERENCE_URL as ERROR_REFERENCE_URL
 from smithers.eventstore.errors import SmithersError as SmithersError
 from smithers.eventstore.errors import error_to_json as error_to_json
 from smithers.eventstore.errors import get_error_definition as get_error_definition
+from smithers.eventstore.errors import get_error_docs_url as get_error_docs_url
+from smithers.eventstore.errors import is_known_error_code as is_known_error_code
 from smithers.eventstore.errors import is_smithers_error as is_smithers_error
 from smithers.eventstore.errors import known_error_codes as known_error_codes
 
 __all__ = (
+    "ERROR_REFERENCE_URL",
     "Backoff",
     "Branch",
     "Approval",
@@ -88,6 +92,8 @@ __all__ = (
     "error_to_json",
     "fork",
     "get_error_definition",
+    "get_error_docs_url",
+    "is_known_error_code",
     "get_output",
     "is_smithers_error",
     "known_error_codes",

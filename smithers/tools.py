@@ -25,6 +25,7 @@ import typing
 from smithers.engine import tools as _tools
 from smithers.engine.authoring import TaskContext
 from smithers.engine.tools import CommandResult, ToolContext, ToolError, define_tool
+from smithers.eventstore import errors as _errors
 
 __all__ = (
     "CommandResult",
@@ -47,7 +48,9 @@ def _tool_context(ctx: TaskContext | ToolContext) -> ToolContext:
         tools = ctx.tools
         assert isinstance(tools, ToolContext)
         return tools
-    raise TypeError(f"expected a TaskContext or a ToolContext, got {type(ctx).__name__}")
+    raise _errors.InvalidArgumentTypeError(
+        f"expected a TaskContext or a ToolContext, got {type(ctx).__name__}"
+    )
 
 
 async def read(ctx: TaskContext | ToolContext, *, path: str) -> str:

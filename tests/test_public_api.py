@@ -40,6 +40,9 @@ CONTRACT_NAMES = (  # DESIGN §12
     "error_to_json",
     "known_error_codes",
     "get_error_definition",
+    "ERROR_REFERENCE_URL",
+    "is_known_error_code",
+    "get_error_docs_url",
 )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import msgspec
 from smithers.engine.errors import InvalidOutputError
+from smithers.eventstore.errors import InvalidArgumentError
 
 __all__ = (
     "SCHEMA_REPAIR_TURNS",
@@ -307,7 +308,7 @@ def repair_prompt(problem: ValidationProblem, attempt: int, *, schema: Any | Non
         ValueError: if `attempt` is not between 1 and `SCHEMA_REPAIR_TURNS`.
     """
     if not 1 <= attempt <= SCHEMA_REPAIR_TURNS:
-        raise ValueError(f"attempt must be 1..{SCHEMA_REPAIR_TURNS}, got {attempt}")
+        raise InvalidArgumentError(f"attempt must be 1..{SCHEMA_REPAIR_TURNS}, got {attempt}")
     if problem.kind == "no_json":
         head = "Your previous reply contained no JSON, but this task needs a JSON object."
     else:

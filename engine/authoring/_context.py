@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from smithers.eventstore import JsonValueError, decode_json, encode_json_strict
+from smithers.eventstore.errors import NotOpenError
 from smithers.eventstore.events import NULL_RAW
 
 from ..errors import (
@@ -250,7 +251,7 @@ class TaskContext:
         """
         if self._tools is None:
             if self._make_tools is None:
-                raise RuntimeError("this TaskContext has no tool sandbox (not built by a run)")
+                raise NotOpenError("This TaskContext has no tool sandbox (not built by a run)")
             self._tools = self._make_tools(self)
         return self._tools
 

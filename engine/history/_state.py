@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from smithers.eventstore import decode_event
+from smithers.eventstore.errors import InvalidArgumentError
 from smithers.eventstore.events import FrameCommitted, RunForked
 from smithers.projections import RunState, fold_stored, fork_state
 
@@ -93,9 +94,9 @@ async def state_at(
         (3, {'finished': 2, 'pending': 1})
     """
     if seq is not None and frame is not None:
-        raise ValueError("pass seq or frame, not both")
+        raise InvalidArgumentError("Pass seq or frame, not both.")
     if seq is not None and seq < 1:
-        raise ValueError(f"seq must be >= 1, got {seq}")
+        raise InvalidArgumentError(f"seq must be >= 1, got {seq}.")
     if frame is not None:
         found = await find_frame(store, run_id, frame)
         if found is None:

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smithers.eventstore.errors import InvalidArgumentError
+
 from ._errors import ToolPathEscapeError, ToolPathInvalidError
 
 if TYPE_CHECKING:
@@ -83,7 +85,7 @@ class ToolContext:
         if not root.is_dir():
             raise ToolPathInvalidError(os.fspath(root_dir), "the sandbox root is not a folder")
         if max_output_bytes < 1 or tool_timeout_ms < 1:
-            raise ValueError("max_output_bytes and tool_timeout_ms must be positive")
+            raise InvalidArgumentError("max_output_bytes and tool_timeout_ms must be positive")
         self.root_dir = root
         self.allow_network = allow_network
         self.max_output_bytes = max_output_bytes

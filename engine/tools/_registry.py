@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 from smithers.eventstore import to_raw
-from smithers.eventstore.errors import error_info_of
+from smithers.eventstore.errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    error_info_of,
+)
 from smithers.eventstore.events import NULL_RAW, ErrorInfo, ToolCallFinished, ToolCallStarted
 
 from ._errors import ToolArgumentsError, ToolPathInvalidError
@@ -51,7 +55,7 @@ class Tool:
         idempotent: bool = False,
     ) -> None:
         if not name or not set(name) <= _NAME_CHARS:
-            raise ValueError(f"tool name {name!r} must be letters, digits, '_' or '-'")
+            raise InvalidArgumentError(f"tool name {name!r} must be letters, digits, '_' or '-'")
         self.name = name
         self.description = description
         self.side_effect = side_effect
@@ -65,7 +69,9 @@ class Tool:
             self._args_type = None
             self.parameters = dict(parameters)
         else:
-            raise TypeError("parameters must be a JSON schema mapping or a msgspec Struct type")
+            raise InvalidArgumentTypeError(
+                "parameters must be a JSON schema mapping or a msgspec Struct type"
+            )
 
     def __repr__(self) -> str:
         return f"Tool({self.name!r}, side_effect={self.side_effect}, idempotent={self.idempotent})"

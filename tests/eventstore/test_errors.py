@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from smithers.eventstore import errors
+from smithers.eventstore import _error_catalogue, errors
 from smithers.eventstore.errors import (
     ERROR_DEFINITIONS,
     DatabaseQueryError,
@@ -23,7 +23,7 @@ from smithers.eventstore.errors import (
     known_error_codes,
 )
 
-CATEGORIES = {"engine", "components", "tools", "agents", "database", "runtime", "cli", "http"}
+CATEGORIES = set(errors.CATEGORIES)
 ERROR_CLASSES = (
     SmithersError,
     EventStoreError,
@@ -109,7 +109,7 @@ def test_error_to_json_of_a_nested_cause_chain() -> None:
 
 
 def test_known_error_codes_are_unique() -> None:
-    codes = [d.code for d in errors._DEFINITIONS]
+    codes = [d.code for d in _error_catalogue._DEFINITIONS]
     assert len(codes) == len(set(codes))
     assert known_error_codes() == tuple(codes)
 
