@@ -50,6 +50,12 @@ from ._verify import VerifyResult as VerifyResult
 from ._verify import recorded_workflow as recorded_workflow
 from ._verify import verify_frame as verify_frame
 from ._verify import verify_run as verify_run
+from ._why import WHY_EVENT_TYPES as WHY_EVENT_TYPES
+from ._why import WhyCancel as WhyCancel
+from ._why import WhyFailure as WhyFailure
+from ._why import WhyReport as WhyReport
+from ._why import WhyStep as WhyStep
+from ._why import explain as explain
 
 __all__ = (
     "ACTIVE_CHILD_STATUSES",
@@ -97,4 +103,10 @@ __all__ = (
     "list_runs",
     "load_run",
     "read_events",
+    "WHY_EVENT_TYPES",
+    "WhyCancel",
+    "WhyFailure",
+    "WhyReport",
+    "WhyStep",
+    "explain",
 )
