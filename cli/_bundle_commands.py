@@ -179,9 +179,9 @@ def gc_command(
     if as_json:
         echo_json(msgspec.to_builtins(result))
         return
-    verb = "would delete" if dry_run else "deleted"
+    verb = "would be deleted" if dry_run else "deleted"
     for run_id in result.run_ids:
-        echo(f"{verb} {run_id}")
+        echo(f"{'would delete' if dry_run else 'deleted'} {run_id}")
     for run_id in result.protected:
         echo(f"kept    {run_id} (a kept run forks from it)")
     how = " (audit kept)" if keep_audit else ""

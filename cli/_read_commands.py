@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 import msgspec
+from smithers.engine import COLLECTED_STATUS
 from smithers.eventstore import SmithersError
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES
 
@@ -228,6 +229,7 @@ def inspect(
         smithers inspect run-lx2k3j-1a2b3c --watch
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     every_s = interval_s(interval)
+    collected: list[bool] = []  # set once read: gc --keep-audit left only the audit rows
 
     def show(view: InspectView) -> None:
         state, tree, children, below = view
@@ -236,8 +238,16 @@ def inspect(
             out["subflowOf"] = subflow_json(state)
             out["children"] = children_json(children)
             out["waitingFor"] = waiting_for_json(state, below)
+            if collected:
+                out["collected"] = True
             echo_json(out)
         else:
+            if collected:
+                echo(
+                    f"Run {run_id} was collected by `smithers gc --keep-audit`: only its "
+                    "operation events and last event are left (see `smithers events "
+                    "RUN`), so its nodes and outputs are gone."
+                )
             print_inspect(state, tree=tree, db=db)
             lines = waiting_lines(
                 state,
@@ -253,6 +263,10 @@ def inspect(
             print_children(state, children)
 
     async def read(client: Client) -> InspectView:
+        handle = await client.get_run(run_id)
+        with contextlib.suppress(SmithersError):
+            if (await handle.describe()).status == COLLECTED_STATUS:
+                collected.append(True)
         if not watch:
             return await inspect_with_children(client, run_id)
         return await watch_view(
