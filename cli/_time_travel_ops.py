@@ -213,7 +213,7 @@ def fork_command(
     Examples:
         smithers fork RUN --frame 3 --input '{"start": 7}' --label try-7
         smithers fork RUN --frame 3 --reset-node second --run
-        smithers fork RUN --frame 3 --run --workflow imported/HASH/flow.py
+        smithers fork RUN --frame 3 --run --workflow FILE
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     if workflow_file is not None and not run_now:
         raise click.UsageError("--workflow only applies with --run.")
