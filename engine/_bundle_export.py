@@ -222,8 +222,9 @@ async def export_run(
         InvalidInputError: code ``INVALID_INPUT`` if `run_id` is not a valid run id, or
             the run (or an ancestor) has gaps (collected by ``gc --keep-audit``).
         RunNotFoundError: if the run, or an ancestor it forks from, does not exist.
+        InvalidInputError: code ``INVALID_INPUT`` also if the bundle file cannot be
+            written (nothing is left of it).
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
-        OSError: if the bundle file cannot be written.
 
     Example:
         >>> await export_run("run-1", "run-1.smithers.jsonl.gz", db="runs.db")  # doctest: +SKIP
@@ -266,7 +267,14 @@ async def export_run(
             )
             lines.append(encode_json(bundle_row))
             count += 1
-    await anyio.to_thread.run_sync(_write, path, lines)
+    try:
+        await anyio.to_thread.run_sync(_write, path, lines)
+    except OSError as e:
+        raise InvalidInputError(
+            f"Cannot write the bundle {path}: {e.strerror or e}.",
+            details={"path": str(path), "reason": str(e)},
+            hint="Pass -o FILE in a folder you can write to.",
+        ) from e
     return ExportResult(
         path=str(path),
         run_id=run_id,

@@ -211,3 +211,20 @@ def test_workflow_requires_run_on_fork(b: Any) -> None:
 
     assert result.exit_code == 4
     assert "--workflow only applies with --run" in result.stderr
+
+
+def test_an_unwritable_bundle_path_is_bad_input(a: Any, finished: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+
+    result = a("export", finished, "-o", str(blocker / "run.smithers.jsonl"))
+
+    assert result.exit_code == 4
+    assert "Error [INVALID_INPUT]: Cannot write the bundle" in result.stderr
+
+
+def test_exporting_a_missing_run_is_run_not_found(a: Any, finished: str) -> None:
+    result = a("export", "no-such-run")
+
+    assert result.exit_code == 4
+    assert "Error [RUN_NOT_FOUND]" in result.stderr
