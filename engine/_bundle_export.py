@@ -31,6 +31,7 @@ from ._bundle_format import (
 from ._run_ids import EXISTING_RUN_HINT, validate_run_id
 from ._stores import existing_store
 from .errors import InvalidInputError, RunNotFoundError
+from .history import child_runs
 from .lifecycle import SMITHERS_VERSION
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class ExportResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The bundle file written."""
     run_id: str
     runs: tuple[BundleRun, ...]
-    """The exported run first, then its ancestors."""
+    """The exported run first, then its fork ancestors, then its subflow runs."""
     events: int
     """Rows written, all runs together."""
     workflows: int
@@ -90,40 +91,55 @@ def _collected(run_id: str) -> InvalidInputError:
     )
 
 
-async def _gather(
-    store: EventStore, run_id: str, with_ancestry: bool
-) -> list[tuple[BundleRun, list[StoredEvent], RunStarted | None]]:
-    out: list[tuple[BundleRun, list[StoredEvent], RunStarted | None]] = []
+_Gathered = tuple[BundleRun, list["StoredEvent"], RunStarted | None]
+
+
+async def _one(store: EventStore, run_id: str, upto: int | None) -> _Gathered:
+    """One run's rows (up to `upto`) and its header entry."""
+    rows = await store.read(run_id, upto_seq=upto)
+    if not rows:
+        raise RunNotFoundError(run_id)
+    if any(r.seq != i for i, r in enumerate(rows, 1)):
+        raise _collected(run_id)
+    last = await store.last_seq(run_id)
+    record = await store.get_run(run_id)
+    status, started = _status_of(rows)
+    upto_seq = rows[-1].seq
+    info = BundleRun(
+        run_id=run_id,
+        upto_seq=upto_seq,
+        last_seq=last,
+        complete=upto_seq == last,
+        status=status,
+        workflow_name=record.workflow_name if record else "",
+        workflow_hash=started.workflow_hash if started else None,
+        rows=len(rows),
+    )
+    return info, rows, started
+
+
+async def _gather(store: EventStore, run_id: str, with_ancestry: bool) -> list[_Gathered]:
+    """The run, its fork ancestry (up to each fork point), then its subflow runs (whole)."""
+    out: list[_Gathered] = []
     current: str | None = run_id
     upto: int | None = None
     seen: set[str] = set()
     while current is not None and current not in seen and len(out) < _MAX_ANCESTRY:
         seen.add(current)
-        rows = await store.read(current, upto_seq=upto)
-        if not rows:
-            raise RunNotFoundError(current)
-        if any(r.seq != i for i, r in enumerate(rows, 1)):
-            raise _collected(current)
-        last = await store.last_seq(current)
-        record = await store.get_run(current)
-        status, started = _status_of(rows)
-        upto_seq = rows[-1].seq
-        info = BundleRun(
-            run_id=current,
-            upto_seq=upto_seq,
-            last_seq=last,
-            complete=upto_seq == last,
-            status=status,
-            workflow_name=record.workflow_name if record else "",
-            workflow_hash=started.workflow_hash if started else None,
-            rows=len(rows),
-        )
+        info, rows, started = await _one(store, current, upto)
         out.append((info, rows, started))
         first = decode_event(rows[0].type, rows[0].data)
         current = None
         if isinstance(first, RunForked):
             current = first.parent_run_id
             upto = None if with_ancestry else first.parent_seq
+    todo = [run_id]
+    while todo:  # a Subflow's child runs, and theirs: `inspect` lists them
+        for child in await child_runs(store, todo.pop()):
+            if child.run_id not in seen:
+                seen.add(child.run_id)
+                out.append(await _one(store, child.run_id, None))
+                todo.append(child.run_id)
     return out
 
 
@@ -202,9 +218,10 @@ async def export_run(
     """Write run `run_id` to a bundle file another database can import. Awaits I/O.
 
     The bundle holds the run's rows verbatim, its fork ancestry (each ancestor up to the
-    seq its child forked at, or whole with `with_ancestry`) so it is self-contained, and
-    the source of every workflow those runs recorded at start, kept when the file still
-    has the SHA-256 the run recorded. Checkpoints are not bundled (an import rebuilds
+    seq its child forked at, or whole with `with_ancestry`) so it is self-contained, its
+    subflow child runs (whole, recursively), and the source of every workflow those
+    runs recorded at start, kept when the file still has the SHA-256 the run recorded.
+    Checkpoints are not bundled (an import rebuilds
     state from the log). Reads the database; writes only the bundle file.
 
     Args:

@@ -15,7 +15,8 @@ seq order from 1: ``{"runId", "seq", "type", "timestampMs", "payload", "hash"}``
 import writes exactly these bytes, never a re-encoding, so a row hash recomputes
 identically. ``hash`` is the row's chain hash (hex) when the database keeps one, else
 null. ``runs`` lists the exported run first, then its fork ancestry: each ancestor up to
-the seq its child forked at (``complete`` false), or whole with ``--with-ancestry``.
+the seq its child forked at (``complete`` false), or whole with ``--with-ancestry``; then
+its subflow child runs (and theirs), whole.
 ``workflows`` holds the source of each distinct workflow the runs recorded at start
 (the entry file and its local modules, paths relative to the entry's folder), read at
 export and kept only when it still matches the SHA-256 the run recorded.

@@ -230,3 +230,36 @@ def test_exporting_a_missing_run_is_run_not_found(a: Any, finished: str) -> None
 
     assert result.exit_code == 4
     assert "Error [RUN_NOT_FOUND]" in result.stderr
+
+
+SUBFLOWS = """
+import msgspec
+from smithers import Sequence, Subflow, Task, workflow
+
+class N(msgspec.Struct):
+    n: int
+
+@workflow("double")
+def double(ctx):
+    return Task("output", output=N, run=lambda: {"n": ctx.input["x"] * 2})
+
+@workflow("parent")
+def parent(ctx):
+    return Sequence(
+        Subflow("twice", workflow=double, input={"x": 4}, output=N),
+        Task("output", output=N, run=lambda: {"n": ctx.output(N, "twice").n + 1}),
+    )
+"""
+
+
+def test_a_run_travels_with_its_subflow_runs(a: Any, b: Any, flows: Path, tmp_path: Path) -> None:
+    (flows / "subflows.py").write_text(SUBFLOWS, encoding="utf-8")
+    run_id = a.json("up", str(flows / "subflows.py") + ":parent")["runId"]
+    (child,) = [r["runId"] for r in a.json("ps") if r["runId"] != run_id]
+    bundle = tmp_path / "sub.smithers.jsonl"
+    _export(a, run_id, bundle)
+
+    b.json("import", str(bundle))
+
+    assert b.rows(child) == a.rows(child)
+    assert b.json("inspect", run_id)["children"] == a.json("inspect", run_id)["children"]
