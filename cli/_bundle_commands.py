@@ -183,6 +183,6 @@ def gc_command(
     for run_id in result.run_ids:
         echo(f"{'would delete' if dry_run else 'deleted'} {run_id}")
     for run_id in result.protected:
-        echo(f"kept    {run_id} (a kept run forks from it)")
+        echo(f"kept    {run_id} (a kept run forks from it, or it is a kept run's subflow)")
     how = " (audit kept)" if keep_audit else ""
     echo(f"{len(result.run_ids)} run(s) {verb}{how}; {result.deleted_events} events deleted.")

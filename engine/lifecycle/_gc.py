@@ -3,7 +3,8 @@
 Only whole runs go, and only runs that ended (finished, failed, cancelled, continued)
 before the cutoff; never part of a run's history, never a run still going or parked,
 never the supervisor's or the audit stream, and never a run another kept run forks from
-(its fork would lose its starting state) unless `include_forked_from` is given.
+(its fork would lose its starting state) unless `include_forked_from` is given, and
+never a `Subflow`'s child run without its parent run.
 
 With `keep_audit` a run keeps its operation events (any event with an ``actor``, and
 the operation types `OPERATION_TYPES`) and its last row (its chain head); its index
@@ -29,6 +30,7 @@ from smithers.eventstore.events import (
 )
 
 from .._clock import SystemClock
+from .._run_ids import parse_child_run_id
 from .._stores import existing_store
 from ..errors import InvalidInputError
 from ..history import AUDIT_STREAM_ID, SUPERVISOR_STREAM_ID
@@ -77,7 +79,8 @@ class GcResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     run_ids: tuple[str, ...]
     """Runs deleted (or that would be), oldest activity first."""
     protected: tuple[str, ...] = ()
-    """Runs old enough but kept because a kept run forks from them."""
+    """Runs old enough but kept: a kept run forks from them, or they are the subflow
+    runs of a kept parent run."""
     deleted_events: int = 0
     """Event rows deleted (0 on a dry run)."""
 
@@ -165,15 +168,20 @@ async def collect_runs(
         }
         parents = {r.run_id: await _parent_of(opened, r.run_id) for r in every}
         protected: set[str] = set()
-        if not include_forked_from:
-            changed = True
-            while changed:  # a kept child keeps its parent, which keeps its own parent
-                changed = False
-                for child, parent in parents.items():
-                    if parent in doomed and child not in doomed:
-                        doomed.discard(parent)
-                        protected.add(parent)
-                        changed = True
+        changed = True
+        while changed:  # a kept fork keeps its parent, which keeps its own parent
+            changed = False
+            for child, parent in parents.items():
+                if not include_forked_from and parent in doomed and child not in doomed:
+                    doomed.discard(parent)
+                    protected.add(parent)
+                    changed = True
+            for rid in list(doomed):  # a Subflow's run goes only with its parent run
+                owner = parse_child_run_id(rid)
+                if owner is not None and owner[0] not in doomed and owner[0] in parents:
+                    doomed.discard(rid)
+                    protected.add(rid)
+                    changed = True
         order = sorted((r for r in every if r.run_id in doomed), key=lambda r: r.updated_at_ms)
         run_ids = tuple(r.run_id for r in order)
         deleted = 0

@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from smithers.engine import collect_runs
 from smithers.eventstore import BulkDeletion, BulkRun, MemoryEventStore, SQLiteEventStore
 from smithers.eventstore.events import Actor, RunsDeleted
 
@@ -172,3 +173,17 @@ async def test_stores_delete_runs_keep_rows_and_record_alike(store: EventStore) 
     (audit,) = await store.read("_audit")
     assert audit.type == "RunsDeleted"
     assert [e.run_id for e in await store.read_all()] == ["r1", "r1", "_audit"]
+
+
+async def test_a_subflow_run_goes_only_with_its_parent(store: EventStore) -> None:
+    parent, child = "p1", "p1:child:twice:0"
+    await store.import_runs([_run(child, 2), _run("old", 2)])
+    running = BulkRun(run_id=parent, rows=_run(parent, 2).rows, status="running")
+    await store.import_runs([running])
+    actor = Actor(name="ops", host="h", pid=1, interface="cli")
+
+    result = await collect_runs(finished_before_ms=10**13, actor=actor, store=store)
+
+    assert result.run_ids == ("old",)
+    assert result.protected == (child,)
+    assert len(await store.read(child)) == 2
