@@ -254,6 +254,12 @@ class MemoryEventStore:
         self._check_open()
         if audit_event is not None:
             encode_event(audit_event)  # fails before anything is deleted
+        for d in deletions:  # check first: a conflict deletes nothing
+            actual = await self.last_seq(d.run_id)
+            if d.expected_last_seq is not None and actual != d.expected_last_seq:
+                raise SeqConflictError(
+                    d.run_id, expected_seq=d.expected_last_seq, actual_seq=actual
+                )
         deleted = 0
         for d in deletions:
             keep = set(d.keep_seqs)

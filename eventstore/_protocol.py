@@ -246,6 +246,8 @@ class EventStore(Protocol):
             How many event rows were deleted.
 
         Raises:
+            SeqConflictError: if a deletion's `expected_last_seq` is not the run's last
+                seq (it changed since it was chosen); nothing was deleted or recorded.
             DatabaseWriteError: if the write failed; nothing was deleted or recorded.
         """
         ...

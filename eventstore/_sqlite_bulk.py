@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .errors import RunAlreadyExistsError
+from .errors import RunAlreadyExistsError, SeqConflictError
 
 if TYPE_CHECKING:
     import sqlite3
@@ -53,6 +53,9 @@ class BulkDeletion(msgspec.Struct, frozen=True, kw_only=True):
     with status `kept_status`."""
     kept_status: str = "collected"
     """Index status of a run whose `keep_seqs` rows are kept."""
+    expected_last_seq: int | None = None
+    """The run's last seq when it was chosen: if it has grown since (rewound, resumed),
+    the whole deletion is refused with `SeqConflictError`. None: not checked."""
 
 
 _SELECT_ROWS = (
@@ -151,6 +154,15 @@ def delete_tx(
     try:
         deleted = 0
         for d in deletions:
+            if d.expected_last_seq is not None:
+                actual = conn.execute(
+                    "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?",
+                    (d.run_id,),
+                ).fetchone()[0]
+                if actual != d.expected_last_seq:
+                    raise SeqConflictError(
+                        d.run_id, expected_seq=d.expected_last_seq, actual_seq=actual
+                    )
             if d.keep_seqs:
                 keep = ",".join(str(int(s)) for s in d.keep_seqs)
                 deleted += conn.execute(

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import msgspec
-from smithers.eventstore import BulkDeletion, decode_event
+from smithers.eventstore import BulkDeletion, SeqConflictError, decode_event
 from smithers.eventstore.events import (
     TERMINAL_RUN_STATUSES,
     ReplayStarted,
@@ -147,6 +147,8 @@ async def collect_runs(
     Raises:
         InvalidInputError: code ``INVALID_INPUT`` if `finished_before_ms` is negative.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+        SeqConflictError: if a chosen run recorded more events meanwhile (rewound,
+            resumed); that batch is not deleted, earlier batches stay done.
         DatabaseWriteError: if a batch cannot be written; earlier batches stay done.
     """
     if finished_before_ms < 0:
@@ -188,30 +190,40 @@ async def collect_runs(
         if not dry_run:
             for start in range(0, len(run_ids), _BATCH_RUNS):
                 batch = run_ids[start : start + _BATCH_RUNS]
+                last = {r.run_id: r.last_seq for r in order}
                 deletions = [
                     BulkDeletion(
                         run_id=rid,
                         keep_seqs=await _audit_seqs(opened, rid) if keep_audit else (),
                         kept_status=COLLECTED_STATUS,
+                        expected_last_seq=last[rid],
                     )
                     for rid in batch
                 ]
-                last = {r.run_id: r.last_seq for r in order}
                 expected = sum(last[d.run_id] - len(d.keep_seqs) for d in deletions)
-                deleted_now = await opened.delete_runs(
-                    deletions,
-                    audit_stream=AUDIT_STREAM_ID,
-                    audit_event=RunsDeleted(
-                        run_id=AUDIT_STREAM_ID,
-                        timestamp_ms=now(),
-                        run_ids=batch,
-                        finished_before_ms=finished_before_ms,
-                        keep_audit=keep_audit,
-                        include_forked_from=include_forked_from,
-                        deleted_events=expected,
-                        actor=actor,
-                    ),
-                )
+                try:
+                    deleted_now = await opened.delete_runs(
+                        deletions,
+                        audit_stream=AUDIT_STREAM_ID,
+                        audit_event=RunsDeleted(
+                            run_id=AUDIT_STREAM_ID,
+                            timestamp_ms=now(),
+                            run_ids=batch,
+                            finished_before_ms=finished_before_ms,
+                            keep_audit=keep_audit,
+                            include_forked_from=include_forked_from,
+                            deleted_events=expected,
+                            actor=actor,
+                        ),
+                    )
+                except SeqConflictError as e:
+                    e.summary = (
+                        f"Run {e.run_id!r} recorded more events while gc ran (rewound or "
+                        f"resumed); this batch of {len(batch)} runs was not deleted."
+                    )
+                    e.args = (e.summary,)
+                    e.hint = "Run `smithers gc` again: it chooses the runs afresh."
+                    raise
                 deleted += deleted_now
                 if on_progress is not None:
                     on_progress(start + len(batch), len(run_ids))

@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from smithers.engine import collect_runs
-from smithers.eventstore import BulkDeletion, BulkRun, MemoryEventStore, SQLiteEventStore
+from smithers.eventstore import (
+    BulkDeletion,
+    BulkRun,
+    MemoryEventStore,
+    SeqConflictError,
+    SQLiteEventStore,
+)
 from smithers.eventstore.events import Actor, RunsDeleted
 
 if TYPE_CHECKING:
@@ -187,3 +193,16 @@ async def test_a_subflow_run_goes_only_with_its_parent(store: EventStore) -> Non
     assert result.run_ids == ("old",)
     assert result.protected == (child,)
     assert len(await store.read(child)) == 2
+
+
+async def test_a_run_that_grew_since_it_was_chosen_is_not_deleted(store: EventStore) -> None:
+    await store.import_runs([_run("r1", 3), _run("r2", 2)])
+
+    with pytest.raises(SeqConflictError, match="r1"):
+        await store.delete_runs(
+            [BulkDeletion(run_id="r2"), BulkDeletion(run_id="r1", expected_last_seq=2)],
+            audit_stream="_audit",
+            audit_event=None,
+        )
+
+    assert len(await store.read("r2")) == 2  # the whole batch was refused
