@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import msgspec
-from smithers.eventstore import decode_event, encode_json
+from smithers.eventstore import SQLiteEventStore, decode_event, encode_json, resolve_db_path
 from smithers.eventstore.events import RunForked, RunStarted, RunStatusChanged
 
 from ._bundle_format import (
@@ -29,7 +29,6 @@ from ._bundle_format import (
     BundleWorkflow,
 )
 from ._run_ids import EXISTING_RUN_HINT, validate_run_id
-from ._stores import existing_store
 from .errors import InvalidInputError, RunNotFoundError
 from .history import child_runs
 from .lifecycle import SMITHERS_VERSION
@@ -248,8 +247,12 @@ async def export_run(
     """
     validate_run_id(run_id, hint=EXISTING_RUN_HINT)
     path = Path(out) if out is not None else Path(f"{run_id}.smithers.jsonl")
-    async with existing_store(db, store) as opened:
-        gathered = await _gather(opened, run_id, with_ancestry)
+    if store is not None:
+        gathered = await _gather(store, run_id, with_ancestry)
+    else:  # read-only: a copy on a read-only mount can be exported too
+        path_db = resolve_db_path(db, must_exist=True)
+        async with await SQLiteEventStore.open(path_db, read_only=True) as opened:
+            gathered = await _gather(opened, run_id, with_ancestry)
     workflows, warnings = await anyio.to_thread.run_sync(
         _workflows, [started for _, _, started in gathered]
     )

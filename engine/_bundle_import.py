@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import anyio
 import msgspec
 from smithers.eventstore import BulkRun, SQLiteEventStore, decode_event, resolve_db_path
-from smithers.eventstore.events import TERMINAL_RUN_STATUSES, RunForked
+from smithers.eventstore.events import TERMINAL_RUN_STATUSES, RunForked, RunStatusChanged
 
 from ._bundle_format import BUNDLE_FORMAT, BUNDLE_VERSION, BundleHeader, BundleRow
 from ._run_ids import path_under, validate_run_id
@@ -178,6 +178,16 @@ def _rows(path: str, header: BundleHeader, lines: list[bytes]) -> dict[str, list
     return by_run
 
 
+def _last_status(rows: list[BundleRow]) -> str:
+    """The status of the run's last `RunStatusChanged` row (``pending`` for none)."""
+    for row in reversed(rows):
+        if row.type == "RunStatusChanged":
+            event = decode_event(row.type, row.payload.encode("utf-8"))
+            if isinstance(event, RunStatusChanged):
+                return event.status
+    return "pending"
+
+
 def _check_sources(path: str, header: BundleHeader) -> None:
     for wf in header.workflows:
         if not _HEX64.fullmatch(wf.digest):
@@ -256,14 +266,15 @@ async def import_bundle(
     bulk = []
     for info in header.runs:
         rows = by_run[info.run_id]
-        ended = info.complete and info.status in TERMINAL_RUN_STATUSES
+        status = _last_status(rows)  # from the rows themselves, not the header's word
+        ended = info.complete and status in TERMINAL_RUN_STATUSES
         bulk.append(
             BulkRun(
                 run_id=info.run_id,
                 rows=tuple(
                     (r.seq, r.type, r.timestamp_ms, r.payload.encode("utf-8")) for r in rows
                 ),
-                status=info.status if ended else IMPORTED_STATUS,
+                status=status if ended else IMPORTED_STATUS,
                 workflow_name=info.workflow_name,
             )
         )

@@ -263,3 +263,20 @@ def test_a_run_travels_with_its_subflow_runs(a: Any, b: Any, flows: Path, tmp_pa
 
     assert b.rows(child) == a.rows(child)
     assert b.json("inspect", run_id)["children"] == a.json("inspect", run_id)["children"]
+
+
+def test_a_read_only_database_can_be_exported(
+    a: Any, b: Any, finished: str, tmp_path: Path
+) -> None:
+    a("ps")  # settle the WAL into the file before it turns read-only
+    modes = [(p, p.stat().st_mode) for p in (a.db, a.root)]
+    a.db.chmod(0o444)
+    a.root.chmod(0o555)
+    try:
+        _export(a, finished, tmp_path / "ro.smithers.jsonl")
+    finally:
+        for path, mode in modes:
+            path.chmod(mode)
+
+    b.json("import", str(tmp_path / "ro.smithers.jsonl"))
+    assert b.rows(finished) == a.rows(finished)
