@@ -9,6 +9,7 @@ deletes whole finished runs, optionally keeping their audit. Registered on the
 from __future__ import annotations
 
 import functools
+import sys
 import time
 
 import anyio
@@ -26,6 +27,12 @@ __all__ = ("export_command", "gc_command", "import_command")
 
 def _err(text: str) -> None:
     click.echo(text, err=True)
+
+
+def _stdin_is_tty() -> bool:
+    """True when a person can answer a prompt."""
+    isatty = getattr(sys.stdin, "isatty", None)
+    return bool(isatty and isatty())
 
 
 @main.command("export")
@@ -129,6 +136,7 @@ def import_command(file: str, no_sources: bool, db: str | None, as_json: bool) -
     help="Also delete runs that other (kept) runs fork from; those forks then cannot "
     "be inspected or resumed.",
 )
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--by", metavar="NAME", help="Who deletes (default: $SMITHERS_ACTOR, else you).")
 @click.option("--reason", metavar="TEXT", help="Why, recorded with the deletion.")
 @db_option
@@ -138,6 +146,7 @@ def gc_command(
     dry_run: bool,
     keep_audit: bool,
     include_forked_from: bool,
+    yes: bool,
     by: str | None,
     reason: str | None,
     db: str | None,
@@ -146,7 +155,8 @@ def gc_command(
     """Delete whole runs that ended (finished, failed, cancelled) before a cutoff.
 
     Never part of a run, never a run still going or waiting, never a run another
-    run forks from (unless --include-forked-from). The deletion is recorded, with
+    run forks from (unless --include-forked-from). On a terminal, asks for
+    confirmation unless --yes or --dry-run. The deletion is recorded, with
     --by/--reason, as a RunsDeleted event in the database's "_audit" stream. --json
     prints {"finishedBeforeMs", "dryRun", "keepAudit", "runIds", "protected",
     "deletedEvents"}.
@@ -154,11 +164,17 @@ def gc_command(
     \b
     Examples:
         smithers gc --finished-before 30d --dry-run
-        smithers gc --finished-before 90d --keep-audit --reason "retention policy"
+        smithers gc --finished-before 90d --keep-audit --yes --reason "retention policy"
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     age_ms = parse_duration_ms(finished_before, "--finished-before")
     actor = resolve_actor("cli", by=by, reason=reason)
     cutoff_ms = int(time.time() * 1000) - age_ms
+    if not (yes or dry_run) and _stdin_is_tty():
+        click.confirm(
+            f"Delete every run that ended more than {finished_before} ago? This cannot be "
+            "undone (see them first with --dry-run).",
+            abort=True,
+        )
 
     def progress(done: int, total: int) -> None:
         if not as_json:
