@@ -154,9 +154,11 @@ def _rows(path: str, header: BundleHeader, lines: list[bytes]) -> dict[str, list
         if row.hash is not None and not _HEX64.fullmatch(row.hash):
             raise _bad(path, "its hash is not 64 lowercase hex digits", line=number)
         try:
-            payload = tag.decode(row.payload.encode("utf-8"))
+            data = row.payload.encode("utf-8")
+            payload = tag.decode(data)
+            decode_event(row.type, data)  # a known type must decode, as readers will
         except (msgspec.DecodeError, UnicodeEncodeError) as e:
-            raise _bad(path, f"its payload is not a JSON event ({e})", line=number) from e
+            raise _bad(path, f"its payload is not a valid event ({e})", line=number) from e
         if payload.type != row.type or payload.run_id != row.run_id:
             raise _bad(path, "its payload's type or runId differs from the row's", line=number)
         rows.append(row)

@@ -120,6 +120,12 @@ def _tamper_type(lines: list[dict[str, Any]]) -> None:
     lines[2]["type"] = "NodeFinished"
 
 
+def _bad_field(lines: list[dict[str, Any]]) -> None:
+    payload = json.loads(lines[1]["payload"])
+    payload["timestampMs"] = "yesterday"
+    lines[1]["payload"] = json.dumps(payload)
+
+
 def _drop_a_row(lines: list[dict[str, Any]]) -> None:
     del lines[3]
 
@@ -144,6 +150,7 @@ def _source_altered(lines: list[dict[str, Any]]) -> None:
     ("tamper", "words"),
     [
         (_tamper_type, "type or runId"),
+        (_bad_field, "not a valid event"),
         (_drop_a_row, "was due"),
         (_newer_version, "version 99"),
         (_bad_run_id, "Invalid run id"),
