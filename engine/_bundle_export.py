@@ -178,6 +178,9 @@ def _workflows(
         rels = [entry.name, *sorted(p for p in recorded if p != entry.name)]
         files = tuple(_read_source(entry.parent, rel, recorded.get(rel)) for rel in rels)
         digest = started.workflow_hash or files[0].sha256
+        if not digest:  # no hash recorded and no file to hash: nothing to name it by
+            warnings.append(f"workflow file {entry} not bundled: {files[0].missing}")
+            continue
         for f in files:
             if f.source is None:
                 warnings.append(f"workflow file {f.path} of {entry} not bundled: {f.missing}")

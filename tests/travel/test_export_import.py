@@ -287,3 +287,19 @@ def test_a_read_only_database_can_be_exported(
 
     b.json("import", str(tmp_path / "ro.smithers.jsonl"))
     assert b.rows(finished) == a.rows(finished)
+
+
+def test_a_run_whose_workflow_changed_travels_without_its_source(
+    a: Any, b: Any, finished: str, flows: Path, tmp_path: Path
+) -> None:
+    (flows / "helper.py").write_text("def add(a, b):\n    return a - b\n", encoding="utf-8")
+    bundle = tmp_path / "run.smithers.jsonl"
+
+    result = a("export", finished, "-o", str(bundle))
+
+    assert result.exit_code == 0, result.output
+    assert "helper.py" in result.stderr
+    assert "changed since the run started" in result.stderr
+    imported = b.json("import", str(bundle))
+    assert imported["workflows"] == []  # a partial copy would not be the recorded code
+    assert b.rows(finished) == a.rows(finished)
