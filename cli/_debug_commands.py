@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
+from smithers.engine import load_workflow
 
 from ._clients import Clients, pass_clients
 from ._commands import main
@@ -198,10 +199,19 @@ def _print_mismatch(m: FrameMismatch) -> None:
 
 @main.command("verify")
 @click.argument("run_id", metavar="RUN")
+@click.option(
+    "--workflow",
+    "workflow_file",
+    metavar="FILE[:NAME]",
+    help="Check this workflow file instead of the one the run recorded (e.g. the source "
+    "`smithers import` wrote for an imported run).",
+)
 @db_option
 @json_option
 @pass_clients
-def verify_command(clients: Clients, run_id: str, db: str | None, as_json: bool) -> None:
+def verify_command(
+    clients: Clients, run_id: str, workflow_file: str | None, db: str | None, as_json: bool
+) -> None:
     """Check that the run's workflow still renders what the run recorded.
 
     Imports the workflow file the run recorded and, replaying the log, re-renders
@@ -217,9 +227,10 @@ def verify_command(clients: Clients, run_id: str, db: str | None, as_json: bool)
         smithers verify RUN
         smithers verify RUN --json | jq '.firstMismatch.nodes'
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    wf = load_workflow(workflow_file)[0] if workflow_file is not None else None
 
     async def read(client: Client) -> VerifyResult:
-        return await (await client.get_run(run_id)).verify()
+        return await (await client.get_run(run_id)).verify(workflow=wf)
 
     result = clients.run(db, read, read_only=True)
     if as_json:

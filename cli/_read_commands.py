@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 import msgspec
+from smithers.engine import COLLECTED_STATUS, IMPORTED_STATUS
 from smithers.eventstore import SmithersError
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES
 
@@ -228,6 +229,7 @@ def inspect(
         smithers inspect run-lx2k3j-1a2b3c --watch
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     every_s = interval_s(interval)
+    marks: list[str] = []  # the index status once read, when collected or imported
 
     def show(view: InspectView) -> None:
         state, tree, children, below = view
@@ -236,8 +238,24 @@ def inspect(
             out["subflowOf"] = subflow_json(state)
             out["children"] = children_json(children)
             out["waitingFor"] = waiting_for_json(state, below)
+            if COLLECTED_STATUS in marks:
+                out["collected"] = True
+            if IMPORTED_STATUS in marks:
+                out["imported"] = True
             echo_json(out)
         else:
+            if COLLECTED_STATUS in marks:
+                echo(
+                    f"Run {run_id} was collected by `smithers gc --keep-audit`: only its "
+                    "operation events and last event are left (see `smithers events "
+                    "RUN`), so its nodes and outputs are gone."
+                )
+            if IMPORTED_STATUS in marks:
+                echo(
+                    f"Run {run_id} was imported (`smithers import`) before it ended, or up "
+                    "to a fork point: nothing runs it here unless you resume it "
+                    "(`smithers up --resume RUN`)."
+                )
             print_inspect(state, tree=tree, db=db)
             lines = waiting_lines(
                 state,
@@ -253,6 +271,11 @@ def inspect(
             print_children(state, children)
 
     async def read(client: Client) -> InspectView:
+        handle = await client.get_run(run_id)
+        with contextlib.suppress(SmithersError):
+            status = (await handle.describe()).status
+            if status in (COLLECTED_STATUS, IMPORTED_STATUS):
+                marks.append(status)
         if not watch:
             return await inspect_with_children(client, run_id)
         return await watch_view(

@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import click
+from smithers.engine import load_workflow
 from smithers.eventstore.events import RetryTaskFinished
 
 from ._clients import Clients, pass_clients
@@ -175,6 +176,13 @@ def rewind_command(
 @label_option
 @new_run_id_option
 @click.option("--run", "run_now", is_flag=True, help="Run the fork now, to its end.")
+@click.option(
+    "--workflow",
+    "workflow_file",
+    metavar="FILE[:NAME]",
+    help="With --run: run the fork on this workflow file instead of the one the run "
+    "recorded (e.g. the source `smithers import` wrote for an imported run).",
+)
 @db_option
 @json_option
 @click.pass_context
@@ -189,6 +197,7 @@ def fork_command(
     label: str | None,
     new_run_id: str | None,
     run_now: bool,
+    workflow_file: str | None,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -204,18 +213,34 @@ def fork_command(
     Examples:
         smithers fork RUN --frame 3 --input '{"start": 7}' --label try-7
         smithers fork RUN --frame 3 --reset-node second --run
+        smithers fork RUN --frame 3 --run --workflow FILE
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    if workflow_file is not None and not run_now:
+        raise click.UsageError("--workflow only applies with --run.")
     input_value = parse_input_json(input_json)
+    wf = load_workflow(workflow_file)[0] if workflow_file is not None else None
 
     async def session(client: Client) -> tuple[str, Ran | None]:
         parent = await client.get_run(run_id)
         fork = await parent.fork(
-            frame, reset_nodes=reset_nodes, input=input_value, label=label, run_id_new=new_run_id
+            frame,
+            reset_nodes=reset_nodes,
+            input=input_value,
+            label=label,
+            run_id_new=new_run_id,
+            workflow=wf,
         )
         if not run_now:
             return fork.run_id, None
         if not as_json:
             echo(f"Forked run {run_id} at frame {frame} as {fork.run_id}; running it.")
+        if wf is not None:
+            return fork.run_id, await _with_progress(
+                as_json,
+                lambda reporter: client.run(
+                    wf, run_id=fork.run_id, resume=True, on_progress=reporter
+                ),
+            )
         return fork.run_id, await _with_progress(
             as_json, lambda reporter: fork.resume(on_progress=reporter)
         )

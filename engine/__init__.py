@@ -17,6 +17,12 @@ from __future__ import annotations
 
 from ._actor import ACTOR_ENV as ACTOR_ENV
 from ._actor import resolve_actor as resolve_actor
+from ._bundle_export import ExportResult as ExportResult
+from ._bundle_export import export_run as export_run
+from ._bundle_import import IMPORTED_STATUS as IMPORTED_STATUS
+from ._bundle_import import ImportedRun as ImportedRun
+from ._bundle_import import ImportResult as ImportResult
+from ._bundle_import import import_bundle as import_bundle
 from ._client import Client as Client
 from ._client import RunHandle as RunHandle
 from ._client import connect as connect
@@ -84,6 +90,7 @@ from .errors import TreeTooDeepError as TreeTooDeepError
 from .errors import UnsupportedFeatureError as UnsupportedFeatureError
 from .errors import WorkflowExecutionFailedError as WorkflowExecutionFailedError
 from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
+from .history import AUDIT_STREAM_ID as AUDIT_STREAM_ID
 from .history import AttemptDetail as AttemptDetail
 from .history import ChildRun as ChildRun
 from .history import DiffSide as DiffSide
@@ -115,10 +122,12 @@ from .history import state_at as state_at
 from .history import timeline as timeline
 from .history import tree_at as tree_at
 from .history import verify_run as verify_run
+from .lifecycle import COLLECTED_STATUS as COLLECTED_STATUS
 from .lifecycle import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
 from .lifecycle import SMITHERS_VERSION as SMITHERS_VERSION
 from .lifecycle import CancelStep as CancelStep
 from .lifecycle import DecisionResult as DecisionResult
+from .lifecycle import GcResult as GcResult
 from .lifecycle import OwnerVerdict as OwnerVerdict
 from .lifecycle import PendingApproval as PendingApproval
 from .lifecycle import ResumeProcess as ResumeProcess
@@ -127,6 +136,7 @@ from .lifecycle import SignalResult as SignalResult
 from .lifecycle import SpawnResume as SpawnResume
 from .lifecycle import approve as approve
 from .lifecycle import cancel_run as cancel_run
+from .lifecycle import collect_runs as collect_runs
 from .lifecycle import deny as deny
 from .lifecycle import down as down
 from .lifecycle import list_pending_approvals as list_pending_approvals
@@ -275,4 +285,14 @@ __all__ = (
     "workflow",
     "lookup_error_code",
     "resolve_actor",
+    "AUDIT_STREAM_ID",
+    "COLLECTED_STATUS",
+    "ExportResult",
+    "GcResult",
+    "IMPORTED_STATUS",
+    "ImportResult",
+    "ImportedRun",
+    "collect_runs",
+    "export_run",
+    "import_bundle",
 )

@@ -23,6 +23,8 @@ from ._locate import resolve_db_path as resolve_db_path
 from ._memory import MemoryEventStore as MemoryEventStore
 from ._protocol import EventStore as EventStore
 from ._sqlite import SQLiteEventStore as SQLiteEventStore
+from ._sqlite_bulk import BulkDeletion as BulkDeletion
+from ._sqlite_bulk import BulkRun as BulkRun
 from .errors import DatabaseQueryError as DatabaseQueryError
 from .errors import DatabaseWriteError as DatabaseWriteError
 from .errors import EventStoreError as EventStoreError
@@ -33,6 +35,8 @@ from .errors import SmithersError as SmithersError
 
 __all__ = (
     "EVENT_TYPES",
+    "BulkDeletion",
+    "BulkRun",
     "DatabaseQueryError",
     "DatabaseWriteError",
     "EventStore",

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from ._codec import encode_event
 from ._envelope import Lease, RunRecord, StoredEvent
+from ._sqlite_bulk import compare_rows
 from .errors import NotOpenError, RunAlreadyExistsError, SeqConflictError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ._sqlite_bulk import BulkDeletion, BulkRun, ImportOutcome
     from .events import Event
 
 __all__ = ("MemoryEventStore",)
@@ -64,7 +67,7 @@ class MemoryEventStore:
             raise SeqConflictError(run_id, expected_seq=expected_seq, actual_seq=actual)
         # Encode everything first so a bad event leaves the log untouched (atomic batch).
         encoded = [encode_event(e) for e in events]
-        base = len(self._events)
+        base = self._events[-1].position if self._events else 0  # gaps after delete_runs
         new = [
             StoredEvent(
                 position=base + i,
@@ -96,6 +99,9 @@ class MemoryEventStore:
         """Return the run's events with ``after_seq < seq <= upto_seq``."""
         self._check_open()
         stream = self._by_run.get(run_id, [])
+        if stream and stream[-1].seq != len(stream):  # rows deleted by `delete_runs`
+            top = upto_seq if upto_seq is not None else stream[-1].seq
+            return [e for e in stream if after_seq < e.seq <= top]
         end = len(stream) if upto_seq is None else max(0, min(upto_seq, len(stream)))
         return stream[max(after_seq, 0) : end]
 
@@ -104,7 +110,8 @@ class MemoryEventStore:
     ) -> list[StoredEvent]:
         """Return events of all runs with ``position > after_position``."""
         self._check_open()
-        tail = self._events[max(after_position, 0) :]
+        start = bisect.bisect_right([e.position for e in self._events], after_position)
+        tail = self._events[start:]
         return tail if limit is None else tail[:limit]
 
     async def last_seq(self, run_id: str) -> int:
@@ -201,3 +208,79 @@ class MemoryEventStore:
     async def close(self) -> None:
         """Mark the store closed."""
         self._closed = True
+
+    # ------------------------------------------------------------------ whole runs
+
+    async def import_runs(self, runs: Sequence[BulkRun]) -> list[ImportOutcome]:
+        """Write whole runs' rows verbatim, all or nothing (see `EventStore.import_runs`)."""
+        self._check_open()
+        plans = []
+        for run in runs:  # compare everything first: a conflict leaves the log untouched
+            have = [
+                (e.seq, e.type, e.timestamp_ms, e.data) for e in self._by_run.get(run.run_id, [])
+            ]
+            plans.append(compare_rows(run.run_id, have, run.rows))
+        for run, (_, start) in zip(runs, plans, strict=True):
+            new = [
+                StoredEvent(
+                    position=(self._events[-1].position if self._events else 0) + i,
+                    run_id=run.run_id,
+                    seq=seq,
+                    type=type_name,
+                    timestamp_ms=ms,
+                    data=bytes(payload),
+                )
+                for i, (seq, type_name, ms, payload) in enumerate(run.rows[start:], 1)
+            ]
+            if not new:
+                continue
+            self._events.extend(new)
+            self._by_run.setdefault(run.run_id, []).extend(new)
+            old = self._runs.get(run.run_id)
+            self._runs[run.run_id] = RunRecord(
+                run_id=run.run_id,
+                workflow_name=old.workflow_name if old else run.workflow_name,
+                status=run.status,
+                created_at_ms=old.created_at_ms if old else run.rows[0][2],
+                updated_at_ms=new[-1].timestamp_ms,
+                last_seq=new[-1].seq,
+            )
+        return [outcome for outcome, _ in plans]
+
+    async def delete_runs(
+        self, deletions: Sequence[BulkDeletion], *, audit_stream: str, audit_event: Event | None
+    ) -> int:
+        """Delete runs and record it (see `EventStore.delete_runs`)."""
+        self._check_open()
+        if audit_event is not None:
+            encode_event(audit_event)  # fails before anything is deleted
+        for d in deletions:  # check first: a conflict deletes nothing
+            actual = await self.last_seq(d.run_id)
+            if d.expected_last_seq is not None and actual != d.expected_last_seq:
+                raise SeqConflictError(
+                    d.run_id, expected_seq=d.expected_last_seq, actual_seq=actual
+                )
+        deleted = 0
+        for d in deletions:
+            keep = set(d.keep_seqs)
+            stream = self._by_run.pop(d.run_id, [])
+            kept = [e for e in stream if e.seq in keep]
+            deleted += len(stream) - len(kept)
+            gone = {id(e) for e in stream if e.seq not in keep}
+            self._events = [e for e in self._events if id(e) not in gone]
+            if kept:
+                self._by_run[d.run_id] = kept
+                old = self._runs[d.run_id]
+                self._runs[d.run_id] = msgspec.structs.replace(old, status=d.kept_status)
+            else:
+                self._runs.pop(d.run_id, None)
+            self._checkpoints.pop(d.run_id, None)
+            self._leases.pop(d.run_id, None)
+        if audit_event is not None:
+            await self.append(
+                audit_stream,
+                [audit_event],
+                expected_seq=await self.last_seq(audit_stream),
+                status="audit",
+            )
+        return deleted

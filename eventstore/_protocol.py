@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ._envelope import Lease, RunRecord, StoredEvent
+    from ._sqlite_bulk import BulkDeletion, BulkRun, ImportOutcome
     from .events import Event
 
 __all__ = ("EventStore",)
@@ -205,4 +206,48 @@ class EventStore(Protocol):
 
     async def close(self) -> None:
         """Release the store's resources; further calls fail."""
+        ...
+
+    # -------------------------------------------------------------- whole runs
+
+    async def import_runs(self, runs: Sequence[BulkRun]) -> list[ImportOutcome]:
+        """Write whole runs' rows verbatim (``smithers import``), all in one transaction.
+
+        Payload bytes are stored exactly as given, never re-encoded. A run already
+        stored is compared row by row: identical rows write nothing (``"identical"``),
+        a stored prefix is extended (``"extended"``), stored rows beyond the given
+        ones are kept (``"kept"``); a new run is ``"imported"``. Awaits I/O.
+
+        Args:
+            runs: The runs, each with its rows from seq 1 and its runs-index entry.
+
+        Returns:
+            One outcome per run, in order.
+
+        Raises:
+            RunAlreadyExistsError: code ``RUN_ALREADY_EXISTS`` if a run exists with
+                different contents; nothing of any run was written.
+            DatabaseWriteError: if the write failed; nothing was written.
+        """
+        ...
+
+    async def delete_runs(
+        self, deletions: Sequence[BulkDeletion], *, audit_stream: str, audit_event: Event | None
+    ) -> int:
+        """Delete whole runs (``smithers gc``) and record it, in one transaction.
+
+        A deletion with `keep_seqs` keeps those rows (the run's audit) and sets its
+        index status to `kept_status`; without, the run's rows and index entry go.
+        Checkpoints and leases of every run named go too. `audit_event`, if given, is
+        appended to the stream `audit_stream` (next seq) in the same transaction.
+        Awaits I/O.
+
+        Returns:
+            How many event rows were deleted.
+
+        Raises:
+            SeqConflictError: if a deletion's `expected_last_seq` is not the run's last
+                seq (it changed since it was chosen); nothing was deleted or recorded.
+            DatabaseWriteError: if the write failed; nothing was deleted or recorded.
+        """
         ...

@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import aiosqlite
 import anyio
 
+from ._codec import encode_event
 from ._envelope import Lease, RunRecord, StoredEvent
 from ._inline import InlineConnection, wal_checkpoint
 from ._lockholder import find_lock_holder
+from ._sqlite_bulk import delete_tx, import_tx
 from ._sqlite_sql import (
     _INLINE_MAX_BYTES,
     _INLINE_MAX_READ_ROWS,
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
     import os
     from collections.abc import Callable, Sequence
 
+    from ._sqlite_bulk import BulkDeletion, BulkRun, ImportOutcome
     from .events import Event
 
 __all__ = ("SQLiteEventStore", "SCHEMA_VERSION")
@@ -632,6 +635,21 @@ class SQLiteEventStore:
         return await self._write(
             _execute_write, "DELETE FROM _smithers_checkpoints WHERE run_id = ?", (run_id,)
         )
+
+    # ------------------------------------------------------------------ whole runs
+
+    async def import_runs(self, runs: Sequence[BulkRun]) -> list[ImportOutcome]:
+        """Write whole runs' rows verbatim in one transaction (see `EventStore.import_runs`)."""
+        return await self._write(import_tx, list(runs))
+
+    async def delete_runs(
+        self, deletions: Sequence[BulkDeletion], *, audit_stream: str, audit_event: Event | None
+    ) -> int:
+        """Delete runs and record it in one transaction (see `EventStore.delete_runs`)."""
+        row = None
+        if audit_event is not None:
+            row = (type(audit_event).__name__, audit_event.timestamp_ms, encode_event(audit_event))
+        return await self._write(delete_tx, list(deletions), audit_stream, row)
 
 
 # ---------------------------------------------------------------------- thread-side code

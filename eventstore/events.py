@@ -719,6 +719,30 @@ class TokenUsageReported(AttemptEvent, frozen=True, kw_only=True):
     """Reasoning tokens, when reported."""
 
 
+# --------------------------------------------------------------------------- retention
+
+
+class RunsDeleted(Event, frozen=True, kw_only=True):
+    """``smithers gc`` deleted whole finished runs: an operation with no run left to hold it.
+
+    Recorded in the database's audit stream (`run_id` ``"_audit"``, see
+    `smithers.engine.AUDIT_STREAM_ID`). Not in Smithers' catalogue.
+    """
+
+    run_ids: tuple[str, ...]
+    """The runs deleted, whole or (with `keep_audit`) all but their audit rows."""
+    finished_before_ms: int
+    """The cutoff: runs whose last event is older than this (Unix epoch ms) went."""
+    keep_audit: bool = False
+    """True if each run kept its operation events and last row (status ``collected``)."""
+    include_forked_from: bool = False
+    """True if runs other runs fork from could be deleted too."""
+    deleted_events: int = 0
+    """How many event rows were deleted."""
+    actor: Actor | None = None
+    """Who deleted them (`resolve_actor`), or None."""
+
+
 # --------------------------------------------------------------------------- the union
 # Every concrete event class must be listed here; tests check it.
 
@@ -811,4 +835,5 @@ AnyEvent = (
     | LoopFinished
     | LoopRewound
     | ContinuationLoaded
+    | RunsDeleted
 )

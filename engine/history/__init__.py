@@ -28,6 +28,7 @@ from ._queries import get_output as get_output
 from ._queries import list_runs as list_runs
 from ._queries import load_run as load_run
 from ._queries import read_events as read_events
+from ._state import AUDIT_STREAM_ID as AUDIT_STREAM_ID
 from ._state import SUPERVISOR_STREAM_ID as SUPERVISOR_STREAM_ID
 from ._state import FrameRef as FrameRef
 from ._state import find_frame as find_frame
@@ -81,6 +82,7 @@ __all__ = (
     "NodeDetail",
     "build_node_detail",
     "node_detail",
+    "AUDIT_STREAM_ID",
     "SUPERVISOR_STREAM_ID",
     "FrameRef",
     "find_frame",

@@ -30,7 +30,7 @@ from smithers.eventstore.events import (
 from .._shell import shell_command
 from .._stores import existing_store
 from ..errors import MissingOutputError, NodeNotFoundError, RunNotFoundError
-from ._state import SUPERVISOR_STREAM_ID, load_state
+from ._state import AUDIT_STREAM_ID, SUPERVISOR_STREAM_ID, load_state
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable
@@ -59,7 +59,8 @@ async def list_runs(
 ) -> list[RunRecord]:
     """Return the database's runs, newest first. Awaits I/O.
 
-    The supervisor's own log (stream ``"supervisor"``) is not a run and is left out.
+    The supervisor's own log (stream ``"supervisor"``) and the audit stream
+    (``"_audit"``) are not runs and are left out.
 
     Args:
         db: Database path (default: ``SMITHERS_DB``, else the nearest
@@ -77,11 +78,11 @@ async def list_runs(
         DatabaseQueryError: if the database cannot be read.
     """
     async with existing_store(db, store) as store:
-        # One extra row: the supervisor's stream may be among the first `limit`.
+        # Two extra rows: the supervisor's and audit streams may be among the first `limit`.
         runs = await store.list_runs(
-            limit=None if status is not None or limit is None else limit + 1
+            limit=None if status is not None or limit is None else limit + 2
         )
-    runs = [r for r in runs if r.run_id != SUPERVISOR_STREAM_ID]
+    runs = [r for r in runs if r.run_id not in (SUPERVISOR_STREAM_ID, AUDIT_STREAM_ID)]
     if status is not None:
         runs = [r for r in runs if r.status == status]
     return runs if limit is None else runs[:limit]

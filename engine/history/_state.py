@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from smithers.eventstore import EventStore, StoredEvent
 
 __all__ = (
+    "AUDIT_STREAM_ID",
     "SUPERVISOR_STREAM_ID",
     "FrameRef",
     "find_frame",
@@ -37,6 +38,12 @@ SUPERVISOR_STREAM_ID = "supervisor"
 """Stream (``run_id`` column) of the supervisor's own events: not a run.
 
 `list_runs`, `down` and the supervisor skip it; `run_workflow` refuses it as a run id.
+"""
+
+AUDIT_STREAM_ID = "_audit"
+"""Stream of the database's own operations that no run can hold (``gc``'s `RunsDeleted`).
+
+Not a run: `list_runs` skips it; ``gc`` never deletes it.
 """
 
 _MAX_ANCESTRY = 1_000

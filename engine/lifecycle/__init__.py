@@ -12,6 +12,9 @@ from ._decisions import approve as approve
 from ._decisions import deny as deny
 from ._decisions import list_pending_approvals as list_pending_approvals
 from ._decisions import signal as signal
+from ._gc import COLLECTED_STATUS as COLLECTED_STATUS
+from ._gc import GcResult as GcResult
+from ._gc import collect_runs as collect_runs
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
 from ._ownership import OwnerKind as OwnerKind
 from ._ownership import OwnerVerdict as OwnerVerdict
@@ -86,4 +89,7 @@ __all__ = (
     "next_wake_ms",
     "wake_parent",
     "wake_deadline",
+    "COLLECTED_STATUS",
+    "GcResult",
+    "collect_runs",
 )

@@ -57,7 +57,7 @@ from ..errors import (
     ResumeMetadataMismatchError,
     RunNotResumableError,
 )
-from ..history import SUPERVISOR_STREAM_ID, load_state, verify_frame
+from ..history import AUDIT_STREAM_ID, SUPERVISOR_STREAM_ID, load_state, verify_frame
 from ..tools import network_mode
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, owner_verdict, refuse_if_owned
 from ._subflow import child_runner
@@ -448,9 +448,9 @@ async def run_workflow(
         raise InvalidInputError("resume=True needs the run_id of the run to resume.")
     if run_id is not None:
         validate_run_id(run_id)
-    if run_id == SUPERVISOR_STREAM_ID:
+    if run_id in (SUPERVISOR_STREAM_ID, AUDIT_STREAM_ID):
         raise InvalidInputError(
-            f"{run_id!r} is reserved for the supervisor's log; pick another run id.",
+            f"{run_id!r} is reserved for smithers' own log; pick another run id.",
             details={"runId": run_id},
         )
     if max_output_bytes < 1 or tool_timeout_ms < 1 or max_task_output_bytes < 1:

@@ -138,6 +138,16 @@ QUICK_REFERENCE: dict[str, tuple[str, ...]] = {
 
 # Events DESIGN §4 adds beyond Smithers' table: type -> every field (camelCase).
 DESIGN_EVENTS: dict[str, tuple[str, ...]] = {
+    "RunsDeleted": (
+        "runId",
+        "timestampMs",
+        "runIds",
+        "finishedBeforeMs",
+        "keepAudit",
+        "includeForkedFrom",
+        "deletedEvents",
+        "actor",
+    ),
     "RunRewound": ("runId", "timestampMs", "toFrameNo", "toSeq"),
     "RunCancelRequested": ("runId", "timestampMs", "source", "reason"),
     "NodeWaitingEvent": (
@@ -206,6 +216,8 @@ def _value(tp: Any, name: str) -> Any:
             retryable=False,
             details=msgspec.Raw(b'{"nodeId":"a"}'),
         )
+    if tp is ev.Actor:
+        return ev.Actor(name="ops", host="h", pid=7, interface="cli", reason="retention")
     if tp is bool:
         return True
     if tp is int:

@@ -1,0 +1,206 @@
+"""Whole-run writes of the SQLite store: importing runs verbatim, deleting finished runs.
+
+These are the only writes that do not go through `append`: `smithers import` copies rows
+from a bundle byte for byte (never re-encoded, so a row's hash recomputes identically),
+and `smithers gc` drops whole finished runs. Each runs as one ``BEGIN IMMEDIATE``
+transaction on the connection it is given (aiosqlite's connection thread), so a failure
+keeps nothing of it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from .errors import RunAlreadyExistsError, SeqConflictError
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Sequence
+
+__all__ = ("BulkDeletion", "BulkRow", "BulkRun", "ImportOutcome")
+
+BulkRow = tuple[int, str, int, bytes]
+"""One event row as stored: ``(seq, type, timestamp_ms, payload bytes)``."""
+
+ImportOutcome = str
+"""What importing one run did: ``"imported"`` (it was new), ``"identical"`` (the
+database held exactly these rows: nothing written), ``"extended"`` (the database held a
+prefix of them: the rest appended) or ``"kept"`` (the database held these rows and more
+after them: nothing written)."""
+
+
+class BulkRun(msgspec.Struct, frozen=True, kw_only=True):
+    """A run to import: its rows (seqs 1..n, contiguous) and its runs-index entry."""
+
+    run_id: str
+    rows: tuple[BulkRow, ...]
+    """The run's rows from seq 1, in seq order, payloads verbatim."""
+    status: str
+    """Status for the runs index (as `append`'s ``status``)."""
+    workflow_name: str = ""
+    """Workflow name for the runs index."""
+
+
+class BulkDeletion(msgspec.Struct, frozen=True, kw_only=True):
+    """A finished run to delete, whole or all but the rows it keeps."""
+
+    run_id: str
+    keep_seqs: tuple[int, ...] = ()
+    """Seqs of the rows to keep (its audit: operation events and chain head); empty
+    deletes every row and the run's index entry. With rows kept, the index entry stays
+    with status `kept_status`."""
+    kept_status: str = "collected"
+    """Index status of a run whose `keep_seqs` rows are kept."""
+    expected_last_seq: int | None = None
+    """The run's last seq when it was chosen: if it has grown since (rewound, resumed),
+    the whole deletion is refused with `SeqConflictError`. None: not checked."""
+
+
+_SELECT_ROWS = (
+    "SELECT seq, type, timestamp_ms, payload FROM _smithers_events WHERE run_id = ? ORDER BY seq"
+)
+_INSERT = (
+    "INSERT INTO _smithers_events (run_id, seq, type, timestamp_ms, payload) VALUES (?, ?, ?, ?, ?)"
+)
+
+
+def _same(a: BulkRow, b: tuple[int, str, int, bytes]) -> bool:
+    return a[0] == b[0] and a[1] == b[1] and a[2] == b[2] and bytes(a[3]) == bytes(b[3])
+
+
+def compare_rows(
+    run_id: str, have: Sequence[BulkRow], given: Sequence[BulkRow]
+) -> tuple[ImportOutcome, int]:
+    """Compare a run's stored rows with a bundle's: the outcome and the rows to append.
+
+    Returns:
+        ``(outcome, first index of `given` to append)``.
+
+    Raises:
+        RunAlreadyExistsError: code ``RUN_ALREADY_EXISTS`` if neither is a prefix of
+            the other (the run id exists with different contents); details ``runId``,
+            ``seq`` (the first differing seq).
+    """
+    common = min(len(have), len(given))
+    for i in range(common):
+        if not _same(given[i], have[i]):
+            raise _differs(run_id, given[i][0], len(have))
+    if not have:
+        return "imported", 0
+    if len(have) == len(given):
+        return "identical", len(given)
+    if len(have) < len(given):
+        return "extended", len(have)
+    return "kept", len(given)
+
+
+def _differs(run_id: str, seq: int, have: int) -> RunAlreadyExistsError:
+    error = RunAlreadyExistsError(run_id, actual_seq=have)
+    error.summary = (
+        f"Run {run_id!r} already exists in this database with different contents (they "
+        f"differ at seq {seq}); nothing was imported."
+    )
+    error.args = (error.summary,)
+    error.details["seq"] = seq
+    error.hint = (
+        "Import into another database (--db PATH), or delete the local run first "
+        "(`smithers gc`) if it is the one to replace."
+    )
+    return error
+
+
+def import_tx(conn: sqlite3.Connection, runs: Sequence[BulkRun]) -> list[ImportOutcome]:
+    """Insert `runs`' rows verbatim in one transaction; see `SQLiteEventStore.import_runs`."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes: list[ImportOutcome] = []
+        for run in runs:
+            have = [
+                (int(r[0]), str(r[1]), int(r[2]), bytes(r[3]))
+                for r in conn.execute(_SELECT_ROWS, (run.run_id,)).fetchall()
+            ]
+            outcome, start = compare_rows(run.run_id, have, run.rows)
+            outcomes.append(outcome)
+            new = run.rows[start:]
+            if not new:
+                continue
+            conn.executemany(_INSERT, [(run.run_id, s, t, ms, p) for s, t, ms, p in new])
+            first_ms, last_ms, last_seq = run.rows[0][2], run.rows[-1][2], run.rows[-1][0]
+            conn.execute(
+                "INSERT INTO _smithers_runs (run_id, workflow_name, status, created_at_ms, "
+                "updated_at_ms, last_seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
+                "UPDATE SET status = excluded.status, updated_at_ms = excluded.updated_at_ms, "
+                "last_seq = excluded.last_seq",
+                (run.run_id, run.workflow_name, run.status, first_ms, last_ms, last_seq),
+            )
+        conn.execute("COMMIT")
+        return outcomes
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def delete_tx(
+    conn: sqlite3.Connection,
+    deletions: Sequence[BulkDeletion],
+    audit_stream: str,
+    audit_row: tuple[str, int, bytes] | None,
+) -> int:
+    """Delete runs and append the audit row in one transaction; see `delete_runs`."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        deleted = 0
+        for d in deletions:
+            if d.expected_last_seq is not None:
+                actual = conn.execute(
+                    "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?",
+                    (d.run_id,),
+                ).fetchone()[0]
+                if actual != d.expected_last_seq:
+                    raise SeqConflictError(
+                        d.run_id, expected_seq=d.expected_last_seq, actual_seq=actual
+                    )
+            if d.keep_seqs:
+                keep = ",".join(str(int(s)) for s in d.keep_seqs)
+                deleted += conn.execute(
+                    "DELETE FROM _smithers_events WHERE run_id = ? AND seq NOT IN "
+                    "(SELECT value FROM json_each(?))",
+                    (d.run_id, f"[{keep}]"),
+                ).rowcount
+                conn.execute(
+                    "UPDATE _smithers_runs SET status = ? WHERE run_id = ?",
+                    (d.kept_status, d.run_id),
+                )
+            else:
+                deleted += conn.execute(
+                    "DELETE FROM _smithers_events WHERE run_id = ?", (d.run_id,)
+                ).rowcount
+                conn.execute("DELETE FROM _smithers_runs WHERE run_id = ?", (d.run_id,))
+            conn.execute("DELETE FROM _smithers_checkpoints WHERE run_id = ?", (d.run_id,))
+            conn.execute("DELETE FROM _smithers_leases WHERE run_id = ?", (d.run_id,))
+        if audit_row is not None:
+            type_name, timestamp_ms, payload = audit_row
+            seq = (
+                conn.execute(
+                    "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?",
+                    (audit_stream,),
+                ).fetchone()[0]
+                + 1
+            )
+            conn.execute(_INSERT, (audit_stream, seq, type_name, timestamp_ms, payload))
+            conn.execute(
+                "INSERT INTO _smithers_runs (run_id, workflow_name, status, created_at_ms, "
+                "updated_at_ms, last_seq) VALUES (?, '', 'audit', ?, ?, ?) ON CONFLICT (run_id) "
+                "DO UPDATE SET updated_at_ms = excluded.updated_at_ms, last_seq = "
+                "excluded.last_seq",
+                (audit_stream, timestamp_ms, timestamp_ms, seq),
+            )
+        conn.execute("COMMIT")
+        return deleted
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
