@@ -74,6 +74,7 @@ from smithers.eventstore.events import (
     SupervisorStarted,
 )
 
+from .._actor import resolve_actor
 from .._clock import Clock, SystemClock
 from ..activation import SUBFLOW_EVENT_PREFIX, RunWriter, default_log_dir
 from ..errors import InvalidInputError
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from smithers.eventstore.events import Actor
     from smithers.projections import RunState
 
     from ._spawn import ResumeProcess
@@ -193,8 +195,10 @@ class _Supervisor:
         max_retry_backoff_ms: int,
         startup_grace_ms: int,
         on_event: Callable[[Event], Any] | None,
+        actor: Actor | None = None,
     ) -> None:
         self.store = store
+        self.actor = actor
         self.db_path = db_path
         self.interval_ms = interval_ms
         self.stale_ms = stale_threshold_ms
@@ -461,6 +465,7 @@ class _Supervisor:
             from_seq=from_seq,
             wake=why,
             due_at_ms=due_at_ms,
+            actor=self.actor,
         )
 
     def _should_record_poll(self, acted: int, now: int) -> bool:
@@ -479,7 +484,12 @@ class _Supervisor:
         retry_at_ms: int | None = None,
     ) -> RunAutoResumeSkipped:
         return RunAutoResumeSkipped(
-            run_id=run_id, timestamp_ms=now, reason=reason, error=error, retry_at_ms=retry_at_ms
+            run_id=run_id,
+            timestamp_ms=now,
+            reason=reason,
+            error=error,
+            retry_at_ms=retry_at_ms,
+            actor=self.actor,
         )
 
     async def _decide(
@@ -535,6 +545,7 @@ class _Supervisor:
             pid=pid,
             host=self.host if pid is not None else None,
             from_seq=from_seq,
+            actor=self.actor,
         )
 
     async def _watch_startup(self, spawned: list[str]) -> list[Event]:
@@ -590,6 +601,9 @@ async def supervise(
     max_retry_backoff_ms: int = 1_800_000,
     startup_grace_ms: int = 5_000,
     on_event: Callable[[Event], Any] | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
 ) -> list[Event]:
     """Resume runs whose owner is gone and wake parked runs that are due (``smithers supervise``).
 
@@ -632,12 +646,18 @@ async def supervise(
         startup_grace_ms: How long a poll waits for new resumers to claim their run or
             fail, so a start-up failure is recorded in the same poll (ms).
         on_event: Called with each event recorded (or, with `dry_run`, decided).
+        by: Who runs the supervisor, recorded as the ``actor`` (interface
+            ``"supervisor"``) of its `SupervisorStarted`, `RunAutoResumed` and
+            `RunAutoResumeSkipped`; None: ``$SMITHERS_ACTOR``, else the OS user.
+        reason: Why, recorded with `by`.
+        actor: The `Actor` to record instead of one built from `by` and `reason`.
 
     Returns:
         The events recorded (or decided, with `dry_run`), when `once`.
 
     Raises:
-        InvalidInputError: if an interval, threshold or cap is not positive.
+        InvalidInputError: if an interval, threshold or cap is not positive, or
+            `by`/`reason` is not printable text of a sane length.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseWriteError, DatabaseQueryError: on storage failures.
         OSError: if a resumer cannot be started.
@@ -655,6 +675,7 @@ async def supervise(
                 "maxConcurrent": max_concurrent,
             },
         )
+    who = actor or resolve_actor("supervisor", by=by, reason=reason)
     clock = clock or SystemClock()
     if spawn is spawn_resume:
         # The resumer judges the owner with this supervisor's threshold, not its default.
@@ -675,6 +696,7 @@ async def supervise(
             max_retry_backoff_ms=max_retry_backoff_ms,
             startup_grace_ms=startup_grace_ms,
             on_event=on_event,
+            actor=who,
         )
         await sup.read_stream()
         await sup.record(
@@ -684,6 +706,7 @@ async def supervise(
                     timestamp_ms=clock.now_ms(),
                     poll_interval_ms=interval_ms,
                     stale_threshold_ms=stale_threshold_ms,
+                    actor=who,
                 )
             ]
         )

@@ -138,8 +138,8 @@ QUICK_REFERENCE: dict[str, tuple[str, ...]] = {
 
 # Events DESIGN §4 adds beyond Smithers' table: type -> every field (camelCase).
 DESIGN_EVENTS: dict[str, tuple[str, ...]] = {
-    "RunRewound": ("runId", "timestampMs", "toFrameNo", "toSeq"),
-    "RunCancelRequested": ("runId", "timestampMs", "source", "reason"),
+    "RunRewound": ("runId", "timestampMs", "toFrameNo", "toSeq", "actor"),
+    "RunCancelRequested": ("runId", "timestampMs", "source", "reason", "actor"),
     "NodeWaitingEvent": (
         "runId",
         "timestampMs",
@@ -156,6 +156,7 @@ DESIGN_EVENTS: dict[str, tuple[str, ...]] = {
         "data",
         "correlationId",
         "sentBy",
+        "actor",
     ),
     "ChildRunEnded": (
         "runId",
@@ -206,6 +207,8 @@ def _value(tp: Any, name: str) -> Any:
             retryable=False,
             details=msgspec.Raw(b'{"nodeId":"a"}'),
         )
+    if tp is ev.Actor:
+        return ev.Actor(name="alice", host="box", pid=42, interface="cli", reason="why")
     if tp is bool:
         return True
     if tp is int:
@@ -337,6 +340,7 @@ def test_retry_task_events_fields() -> None:
         "iteration",
         "reset_dependents",
         "reset_nodes",
+        "actor",
     ]
     assert started["reset_nodes"].type == tuple[str, ...]
     assert list(finished) == [
