@@ -6,6 +6,7 @@ script ``smithers = "smithers.cli:main"``); ``python -m smithers`` runs it too.
 
 from __future__ import annotations
 
+from . import _audit_command as _audit_command  # registers audit
 from . import _debug_commands as _debug_commands  # registers diff, verify
 from . import _decision_commands as _decision_commands  # registers approve, deny, signal, ...
 from . import _doctor_command as _doctor_command  # registers doctor, agents
