@@ -65,7 +65,7 @@ OPERATION_TYPES: frozenset[str] = frozenset(
 
 _COMMON = frozenset({"type", "runId", "timestampMs", "actor"})
 """Fields every operation has, kept out of its `params`."""
-_MAX_DEPTH = 1_000
+_MAX_RELATED = 1_000
 """Most forks and continuations followed from one run (a guard against cycles)."""
 
 
@@ -224,7 +224,7 @@ async def related_runs(store: EventStore, run_id: str) -> list[str]:
     out = [run_id]
     seen = {run_id}
     i = 0
-    while i < len(out) and len(out) < _MAX_DEPTH:
+    while i < len(out) and len(out) < _MAX_RELATED:
         for child in kids.get(out[i], []):
             if child not in seen:
                 seen.add(child)

@@ -10,19 +10,20 @@ that is stopped or hung), or that nobody has claimed for that long, is resumed b
 separate process (the resume entry point)::
 
     python -m smithers up --resume RUN --json --db DB [--force --stale-threshold MSms]
+        --by NAME --reason "supervisor auto-resume"
 
 started in its own session, so a resume that crashes at start-up cannot take the
 supervisor down. ``--force`` and the supervisor's threshold are passed for a stale
-owner. The
-resumer's stderr (human-readable errors, warnings) is appended to
-``<db dir>/executions/<run>/logs/supervise.log`` after a header line; its stdout, one
-JSON object ``{"runId", "status", "outputs", "error"}``, goes to ``supervise.json``
-beside it (replaced by each resume). How a resume ended is read from the resumer's
-exit code (DESIGN §9: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4 refused: bad
-input, code changed, owner alive, …) and from that document: ``status`` is the run's
-status when the run reached one, or null when the resume stopped before; ``error`` is
-then ``{"code", "message", "name", "details", …}`` (`error_to_json`). The resumer's
-text is never parsed.
+owner, and the supervisor's actor name (`SupervisorStarted.actor`), so the resume
+records who resumed the run. The resumer's stderr (human-readable errors, warnings) is
+appended to ``<db dir>/executions/<run>/logs/supervise.log`` after a header line; its
+stdout, one JSON object ``{"runId", "status", "outputs", "error"}``, goes to
+``supervise.json`` beside it (replaced by each resume). How a resume ended is read from
+the resumer's exit code (DESIGN §9: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4
+refused: bad input, code changed, owner alive, …) and from that document: ``status`` is
+the run's status when the run reached one, or null when the resume stopped before;
+``error`` is then ``{"code", "message", "name", "details", …}`` (`error_to_json`). The
+resumer's text is never parsed.
 
 What the supervisor decides is recorded in its own stream (``run_id`` column
 ``"supervisor"``; one per database, appended with `expected_seq`): `SupervisorStarted`,
@@ -177,6 +178,10 @@ class _Child:
     from_seq: int
     log_file: Path
     claimed: bool = False
+
+
+_RESUME_REASON = "supervisor auto-resume"
+"""The reason a resume started by the supervisor records (with the supervisor's name)."""
 
 
 class _Supervisor:
@@ -678,8 +683,14 @@ async def supervise(
     who = actor or resolve_actor("supervisor", by=by, reason=reason)
     clock = clock or SystemClock()
     if spawn is spawn_resume:
-        # The resumer judges the owner with this supervisor's threshold, not its default.
-        spawn = functools.partial(spawn_resume, stale_threshold_ms=stale_threshold_ms)
+        # The resumer judges the owner with this supervisor's threshold, not its default,
+        # and records this supervisor's actor as who resumed the run.
+        spawn = functools.partial(
+            spawn_resume,
+            stale_threshold_ms=stale_threshold_ms,
+            by=who.name,
+            reason=_RESUME_REASON,
+        )
     db_path = resolve_db_path(db, must_exist=True).resolve()
     store = await SQLiteEventStore.open(db_path, create=False)
     try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import getpass
 import socket
+import textwrap
+import time
 from typing import TYPE_CHECKING, Any
 
 from smithers.eventstore.events import (
@@ -15,6 +17,7 @@ from smithers.eventstore.events import (
     ApprovalGranted,
     ReplayStarted,
     RetryTaskStarted,
+    RunAutoResumed,
     RunCancelRequested,
     RunForked,
     RunRewound,
@@ -142,3 +145,36 @@ def test_bad_by_or_reason_is_refused_with_exit_4_and_nothing_recorded(
         assert "Error [INVALID_INPUT]" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     assert len(smithers.events("r1")) == before
+
+
+TIMER_FLOW = """
+    from smithers import Sequence, Task, Timer, workflow
+
+    @workflow("soak")
+    def soak(ctx):
+        return Sequence(Timer("soak", duration="300ms"), Task("after", output=dict, value={}))
+"""
+
+
+def test_a_run_the_supervisor_resumes_records_the_supervisors_actor(
+    smithers: Any, tmp_path: Path
+) -> None:
+    flow = tmp_path / "soak.py"
+    flow.write_text(textwrap.dedent(TIMER_FLOW), encoding="utf-8")
+    parked = smithers("up", str(flow), "--run-id", "t1", "--hold-ms", "0")
+    assert parked.returncode == 3, parked.stderr  # waiting-timer, no process
+    time.sleep(0.4)
+    done = smithers("supervise", "--once", "--by", "ops-bot", "--reason", "nightly")
+    assert done.returncode == 0, done.stderr
+    woke = smithers.last("supervisor", RunAutoResumed)
+    assert woke.run_id == "t1"
+    check(woke.actor, "ops-bot", "nightly", smithers.pids[-1], interface="supervisor")
+    # The resumer it started is a process of its own, recording the same name.
+    deadline = time.monotonic() + 20
+    while sum(isinstance(e, RunStarted) for e in smithers.events("t1")) < 2:
+        assert time.monotonic() < deadline, "the supervisor's resume did not start"
+        time.sleep(0.05)
+    resumed = smithers.last("t1", RunStarted)
+    assert resumed.actor is not None
+    assert (resumed.actor.name, resumed.actor.reason) == ("ops-bot", "supervisor auto-resume")
+    assert resumed.actor.pid == woke.pid
