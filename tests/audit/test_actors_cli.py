@@ -12,6 +12,8 @@ import textwrap
 import time
 from typing import TYPE_CHECKING, Any
 
+from click.testing import CliRunner
+from smithers.cli import main
 from smithers.eventstore.events import (
     ApprovalDenied,
     ApprovalGranted,
@@ -178,3 +180,18 @@ def test_a_run_the_supervisor_resumes_records_the_supervisors_actor(
     assert resumed.actor is not None
     assert (resumed.actor.name, resumed.actor.reason) == ("ops-bot", "supervisor auto-resume")
     assert resumed.actor.pid == woke.pid
+
+
+OPERATION_COMMANDS = (
+    "up", "cancel", "down", "rewind", "fork", "replay", "retry-task",
+    "approve", "deny", "signal", "supervise",
+)  # fmt: skip
+
+
+def test_every_operation_command_takes_by_and_reason() -> None:
+    runner = CliRunner()
+    for command in OPERATION_COMMANDS:
+        result = runner.invoke(main, [command, "--help"], catch_exceptions=False)
+        assert result.exit_code == 0, command
+        assert "--by NAME" in result.output, command
+        assert "--reason TEXT" in result.output, command
