@@ -35,7 +35,15 @@ from ._errors import (
     exit_code_for_status,
 )
 from ._node_output import error_location
-from ._options import LongNameOption, check_run_id, command_line, db_option, parse_duration_ms
+from ._options import (
+    LongNameOption,
+    actor_options,
+    check_run_id,
+    cli_actor,
+    command_line,
+    db_option,
+    parse_duration_ms,
+)
 from ._options import parse_input_json as _parse_input
 from ._output import (
     compact_json,
@@ -233,6 +241,7 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
     help="Directory of the NDJSON event mirror (default: .smithers/executions/RUN/logs).",
 )
 @click.option("--no-log", is_flag=True, help="Do not write the NDJSON event mirror.")
+@actor_options()
 @click.option(
     "-j",
     "--json",
@@ -266,6 +275,8 @@ def up(
     db: str | None,
     log_dir: str | None,
     no_log: bool,
+    by: str | None,
+    reason: str | None,
     as_json: bool,
 ) -> None:
     """Run a workflow file to its end, or resume a run by id.
@@ -282,7 +293,7 @@ def up(
         smithers up examples/hello.py --input '{"name": "Ada"}'
         echo '{"name": "Ada"}' | smithers up examples/hello.py:hello -i -
         smithers up examples/repo_audit.py -c 8 --db runs/smithers.db --json
-        smithers up --resume run-lx2k3j-1a2b3c
+        smithers up --resume run-lx2k3j-1a2b3c --by alice --reason "fixed the key"
         smithers up examples/hello.py --detach
         smithers up examples/hello.py --hold-ms 0
         smithers up examples/hello.py --root . --tool-timeout-ms 5000
@@ -349,6 +360,9 @@ def up(
     if max_task_output_bytes is not None:
         sandbox["max_task_output_bytes"] = max_task_output_bytes
     options.update(sandbox)
+    options["actor"] = cli_actor(by, reason)  # INVALID_INPUT before anything starts
+    actor_args = [*(["--by", by] if by is not None else [])]
+    actor_args += ["--reason", reason] if reason is not None else []
 
     if detach:
         start_detached(
@@ -367,6 +381,7 @@ def up(
             as_json=as_json,
             hold_ms=hold_ms,
             sandbox=sandbox,
+            actor_args=actor_args,
         )
         return
 

@@ -24,12 +24,22 @@ from smithers.eventstore import SmithersError, resolve_db_path
 from ._clients import Clients, pass_clients
 from ._commands import main
 from ._detach import UP_LOG_FILE, _started, _tail
-from ._options import check_run_id, command_line, db_option, json_option, read_input_text
+from ._options import (
+    actor_options,
+    check_run_id,
+    cli_actor,
+    command_line,
+    db_option,
+    json_option,
+    read_input_text,
+)
 from ._output import dumps, echo_json, format_duration, print_table
 from ._text import echo
 from ._waiting import decide_command
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from smithers.engine import (
         Client,
         DecisionResult,
@@ -42,6 +52,11 @@ __all__ = ("approvals", "approve", "deny", "signal_command")
 
 _START_WAIT_S = 10.0
 """How long a deciding command waits for its background resume to record its start."""
+
+
+def _actor_args(by: str | None, reason: str | None) -> list[str]:
+    """``--by``/``--reason`` as given, for the background resume a decision starts."""
+    return [*(["--by", by] if by is not None else []), *(["--reason", reason] if reason else [])]
 
 
 def _default_by() -> str | None:
@@ -61,11 +76,18 @@ class _Resumed:
         self.log_file = log_file
 
 
-async def _resume_in_background(client: Client, run_id: str, after_seq: int) -> _Resumed:
-    """Start ``up --resume RUN`` detached; wait until the run records a new start."""
+async def _resume_in_background(
+    client: Client, run_id: str, after_seq: int, actor_args: Sequence[str] = ()
+) -> _Resumed:
+    """Start ``up --resume RUN`` detached; wait until the run records a new start.
+
+    `actor_args` (``--by NAME``, ``--reason TEXT``) are passed on, so the resume
+    records the decider as its actor.
+    """
     db_path = str(resolve_db_path(client.path).resolve())
     log_file = default_log_dir(db_path, run_id) / UP_LOG_FILE
     cmd = [sys.executable, "-m", "smithers", "up", "--resume", run_id, "--db", db_path]
+    cmd += actor_args
     proc = spawn_detached(cmd, log_file)
     deadline = time.monotonic() + _START_WAIT_S
     started = await _started(client, run_id, after_seq)
@@ -78,7 +100,7 @@ async def _resume_in_background(client: Client, run_id: str, after_seq: int) -> 
 
 
 async def _resume_for(
-    client: Client, result: DecisionResult | SignalResult
+    client: Client, result: DecisionResult | SignalResult, actor_args: Sequence[str] = ()
 ) -> tuple[str, _Resumed]:
     """Resume the run a parked request's result names; ``(that run, how it went)``.
 
@@ -89,7 +111,7 @@ async def _resume_for(
     after = result.seq
     if target != result.run_id:  # its log is not the one the request went to
         after = (await (await client.get_run(target)).state()).seq
-    return target, await _resume_in_background(client, target, after)
+    return target, await _resume_in_background(client, target, after, actor_args)
 
 
 def _resumed_json(resumed: _Resumed | None) -> dict[str, Any] | None:
@@ -149,6 +171,7 @@ def _decide(
     db: str | None,
     no_resume: bool,
     as_json: bool,
+    actor_args: Sequence[str] = (),
     **options: Any,
 ) -> None:
     """``approve``/``deny``: record the decision, resume a parked run, report."""
@@ -159,7 +182,7 @@ def _decide(
         result: DecisionResult = await method(resume=False, **options)
         target, resumed = result.resume_run_id or result.run_id, None
         if result.parked and not no_resume:
-            target, resumed = await _resume_for(client, result)
+            target, resumed = await _resume_for(client, result, actor_args)
         return result, target, resumed
 
     result, target, resumed = clients.run(db, run)
@@ -217,8 +240,9 @@ _iteration_option = click.option(
     help="The node's loop iteration (when several iterations wait).",
 )
 _note_option = click.option("--note", metavar="TEXT", help="A note recorded with the decision.")
-_by_option = click.option(
-    "--by", "by", metavar="NAME", help="Who decides (recorded). Default: your OS user name."
+_by_option = actor_options(
+    by_help="Who decides (recorded as decidedBy and as the decision's actor). Default: your "
+    "OS user name (the actor: $SMITHERS_ACTOR, else your OS user)."
 )
 _no_resume_option = click.option(
     "--no-resume",
@@ -258,6 +282,7 @@ def approve(
     iteration: int | None,
     note: str | None,
     by: str | None,
+    reason: str | None,
     selected: str | None,
     rank: str | None,
     no_resume: bool,
@@ -288,6 +313,7 @@ def approve(
            bad --select/--rank (INVALID_INPUT); nothing is recorded
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     ranked = None if rank is None else [r.strip() for r in rank.split(",") if r.strip()]
+    actor = cli_actor(by, reason)
     _decide(
         ctx,
         clients,
@@ -302,6 +328,8 @@ def approve(
         by=by if by is not None else _default_by(),
         selected=selected,
         ranked=ranked,
+        actor=actor,
+        actor_args=_actor_args(by, reason),
     )
 
 
@@ -324,6 +352,7 @@ def deny(
     iteration: int | None,
     note: str | None,
     by: str | None,
+    reason: str | None,
     no_resume: bool,
     db: str | None,
     as_json: bool,
@@ -345,6 +374,7 @@ def deny(
         0  recorded (and the resume started, if the run was parked)
         4  nothing to decide, several waiting and no --node, or decided already
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    actor = cli_actor(by, reason)
     _decide(
         ctx,
         clients,
@@ -357,6 +387,8 @@ def deny(
         iteration=iteration,
         note=note,
         by=by if by is not None else _default_by(),
+        actor=actor,
+        actor_args=_actor_args(by, reason),
     )
 
 
@@ -377,7 +409,10 @@ def deny(
     metavar="ID",
     help="Correlation id: only a wait with this id (or none) takes the signal.",
 )
-@click.option("--by", "by", metavar="NAME", help="Who sends it (recorded). Default: your OS user.")
+@actor_options(
+    by_help="Who sends it (recorded as sentBy and as the signal's actor). Default: your OS "
+    "user (the actor: $SMITHERS_ACTOR, else your OS user)."
+)
 @_no_resume_option
 @db_option
 @json_option
@@ -391,6 +426,7 @@ def signal_command(
     data_json: str,
     correlation_id: str | None,
     by: str | None,
+    reason: str | None,
     no_resume: bool,
     db: str | None,
     as_json: bool,
@@ -409,17 +445,18 @@ def signal_command(
         smithers signal run-lx2k3j-1a2b3c paid --data '{"amount": 3}' --correlation order-42
         echo '{"ok": true}' | smithers signal run-lx2k3j-1a2b3c ci.done --data -
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    actor = cli_actor(by, reason)
     data = _parse_data(data_json)
     sender = by if by is not None else _default_by()
 
     async def run(client: Client) -> tuple[SignalResult, str, _Resumed | None]:
         handle = await client.get_run(run_id)
         result = await handle.signal(
-            name, data, correlation_id=correlation_id, by=sender, resume=False
+            name, data, correlation_id=correlation_id, by=sender, resume=False, actor=actor
         )
         target, resumed = result.resume_run_id or result.run_id, None
         if result.parked and not no_resume:
-            target, resumed = await _resume_for(client, result)
+            target, resumed = await _resume_for(client, result, _actor_args(by, reason))
         return result, target, resumed
 
     result, target, resumed = clients.run(db, run)

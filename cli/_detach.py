@@ -31,7 +31,7 @@ from ._output import echo_json
 from ._text import echo
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     import click
@@ -110,11 +110,14 @@ def start_detached(
     as_json: bool,
     hold_ms: int | None = None,
     sandbox: Mapping[str, Any] | None = None,
+    actor_args: Sequence[str] = (),
 ) -> None:
     """Start ``up`` in the background and exit 0 once the run has started.
 
     `sandbox` holds the tool-sandbox options given (``root_dir`` absolute,
-    ``allow_network``, ``max_output_bytes``, ``tool_timeout_ms``), forwarded as flags.
+    ``allow_network``, ``max_output_bytes``, ``tool_timeout_ms``), forwarded as flags;
+    `actor_args` (``--by NAME``, ``--reason TEXT``) are forwarded as given, so the
+    background run records who started it and why.
 
     One client (from `clients`) does every read: the checks, then the polls for the
     background run's start.
@@ -144,6 +147,7 @@ def start_detached(
     if hold_ms is not None:
         args += ["--hold-ms", str(hold_ms)]
     args += _sandbox_args(sandbox or {})
+    args += list(actor_args)
     if no_log:
         args.append("--no-log")
     elif log_dir is not None:

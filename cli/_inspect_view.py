@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING, Any
 from smithers.eventstore import SmithersError
 
 if TYPE_CHECKING:
-    from smithers.engine import Client
+    from smithers.engine import Client, Operation
     from smithers.projections import RunState
 
-__all__ = ("inspect_view",)
+__all__ = ("RECENT_OPERATIONS", "inspect_view", "recent_operations")
+
+RECENT_OPERATIONS = 5
+"""How many of a run's operations ``inspect`` shows (``smithers audit RUN`` has them all)."""
 
 
 async def inspect_view(client: Client, run_id: str) -> tuple[RunState, dict[str, Any] | None]:
@@ -41,3 +44,16 @@ async def inspect_view(client: Client, run_id: str) -> tuple[RunState, dict[str,
     except SmithersError:
         pass
     return state, None
+
+
+async def recent_operations(
+    client: Client, run_id: str, limit: int = RECENT_OPERATIONS
+) -> list[Operation]:
+    """Return the run's last `limit` operations, newest first (`Client.audit`).
+
+    The run's own (and the supervisor's on it), not its forks'. Awaits reads.
+
+    Raises:
+        RunNotFoundError: if the run does not exist.
+    """
+    return await client.audit(run_id, limit=limit, related=False)

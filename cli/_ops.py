@@ -16,6 +16,7 @@ import click
 from smithers.engine import (
     DEFAULT_STALE_THRESHOLD_MS,
     CancelStep,
+    resolve_actor,
     supervise,
 )
 from smithers.eventstore import encode_event
@@ -30,7 +31,15 @@ from smithers.eventstore.events import (
 from ._clients import Clients, pass_clients
 from ._commands import main
 from ._errors import EXIT_OK
-from ._options import check_run_id, command_line, db_option, json_option, parse_duration_ms
+from ._options import (
+    actor_options,
+    check_run_id,
+    cli_actor,
+    command_line,
+    db_option,
+    json_option,
+    parse_duration_ms,
+)
 from ._output import echo_json, error_label, format_duration, format_time
 from ._text import echo, json_controls_escaped
 
@@ -68,7 +77,7 @@ def _cancel_line(state: RunState, steps: list[CancelStep]) -> tuple[str, str]:
 
 @main.command()
 @click.argument("run_id", metavar="RUN", callback=check_run_id)
-@click.option("--reason", metavar="TEXT", help="Why; recorded with the cancellation.")
+@actor_options()
 @click.option(
     "--wait", "wait", metavar="DURATION", default="10s", show_default=True, help=_WAIT_HELP
 )
@@ -76,7 +85,13 @@ def _cancel_line(state: RunState, steps: list[CancelStep]) -> tuple[str, str]:
 @json_option
 @pass_clients
 def cancel(
-    clients: Clients, run_id: str, reason: str | None, wait: str, db: str | None, as_json: bool
+    clients: Clients,
+    run_id: str,
+    by: str | None,
+    reason: str | None,
+    wait: str,
+    db: str | None,
+    as_json: bool,
 ) -> None:
     """Cancel a run, whether its process is alive or not.
 
@@ -90,8 +105,10 @@ def cancel(
     Examples:
         smithers cancel run-lx2k3j-1a2b3c
         smithers cancel run-lx2k3j-1a2b3c --reason "wrong input" --json
+        smithers cancel run-lx2k3j-1a2b3c --by alice --reason "stuck on a bad prompt"
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     wait_ms = parse_duration_ms(wait, "--wait")
+    actor = cli_actor(by, reason)
     steps: list[CancelStep] = []
 
     def on_step(step: CancelStep) -> None:
@@ -101,7 +118,9 @@ def cancel(
 
     async def run(client: Client) -> RunState:
         handle = await client.get_run(run_id)
-        return await handle.cancel(source="cli", reason=reason, wait_ms=wait_ms, on_step=on_step)
+        return await handle.cancel(
+            source="cli", reason=reason, wait_ms=wait_ms, on_step=on_step, actor=actor
+        )
 
     state = clients.run(db, run)
     action, line = _cancel_line(state, steps)
@@ -116,7 +135,7 @@ def cancel(
 
 
 @main.command()
-@click.option("--reason", metavar="TEXT", help="Why; recorded with each cancellation.")
+@actor_options()
 @click.option("--wait", "wait", metavar="DURATION", help=_WAIT_HELP + " Default: 10s.")
 @click.option(
     "--force",
@@ -128,6 +147,7 @@ def cancel(
 @pass_clients
 def down(
     clients: Clients,
+    by: str | None,
     reason: str | None,
     wait: str | None,
     force: bool,
@@ -150,8 +170,10 @@ def down(
     if force and wait is not None:
         raise click.UsageError("Use either --force or --wait, not both.")
     wait_ms = 0 if force else parse_duration_ms(wait or "10s", "--wait")
+    actor = cli_actor(by, reason)
     states = clients.run(
-        db, lambda client: client.down(source="cli", reason=reason, wait_ms=wait_ms)
+        db,
+        lambda client: client.down(source="cli", reason=reason, wait_ms=wait_ms, actor=actor),
     )
     if as_json:
         echo_json([{"runId": s.run_id, "status": s.status} for s in states])
@@ -244,6 +266,10 @@ async def _supervise_until_signal(**options: Any) -> int:
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be done; start and record nothing.")
 @click.option("--once", is_flag=True, help="Poll once, then exit.")
+@actor_options(
+    by_help="Who runs the supervisor (recorded on its decisions). "
+    "Default: $SMITHERS_ACTOR, else your OS user."
+)
 @db_option
 @click.option("-j", "--json", "as_json", is_flag=True, help="Print each event as an NDJSON line.")
 @click.pass_context
@@ -254,6 +280,8 @@ def supervise_command(
     max_concurrent: int,
     dry_run: bool,
     once: bool,
+    by: str | None,
+    reason: str | None,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -284,6 +312,7 @@ def supervise_command(
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     interval_ms = parse_duration_ms(interval, "--interval")
     stale_ms = parse_duration_ms(stale_threshold, "--stale-threshold")
+    actor = resolve_actor("supervisor", by=by, reason=reason)
 
     def on_event(event: Event) -> None:
         if as_json:
@@ -303,6 +332,7 @@ def supervise_command(
             dry_run=dry_run,
             once=once,
             on_event=on_event,
+            actor=actor,
         )
     )
     if code != EXIT_OK and not as_json:

@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from smithers.engine import EXISTING_RUN_HINT, shell_command, validate_run_id
+from smithers.engine import EXISTING_RUN_HINT, resolve_actor, shell_command, validate_run_id
 from smithers.eventstore import SmithersError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+    from smithers.eventstore.events import Actor
 
 __all__ = (
     "DURATION",
+    "actor_options",
+    "cli_actor",
     "LongNameOption",
     "UNIT_MS",
     "check_run_id",
@@ -42,6 +46,46 @@ db_option = click.option(
 json_option = click.option(
     "-j", "--json", "as_json", is_flag=True, help="Print JSON instead of text."
 )
+
+
+def actor_options(*, by_help: str | None = None) -> Callable[[Any], Any]:
+    """Add ``--by NAME`` and ``--reason TEXT`` (the audit trail's who and why) to a command.
+
+    The command receives them as ``by`` and ``reason`` (None when not given) and builds
+    the operation's actor with `cli_actor`.
+
+    Args:
+        by_help: The help of ``--by``, for a command where it means more (approve).
+
+    Returns:
+        A click decorator.
+    """
+    by = click.option(
+        "--by",
+        "by",
+        metavar="NAME",
+        help=by_help
+        or "Who takes this operation (recorded). Default: $SMITHERS_ACTOR, else your OS user.",
+    )
+    why = click.option(
+        "--reason", "reason", metavar="TEXT", help="Why; recorded with the operation."
+    )
+
+    def decorate(f: Any) -> Any:
+        return by(why(f))
+
+    return decorate
+
+
+def cli_actor(by: str | None, reason: str | None) -> Actor:
+    """Return the `Actor` of an operation a command takes now (interface ``"cli"``).
+
+    Raises:
+        InvalidInputError: code ``INVALID_INPUT`` (exit 4) if `by` or `reason` is
+            empty, too long or has control characters; call it before anything is
+            opened or recorded.
+    """
+    return resolve_actor("cli", by=by, reason=reason)
 
 
 class LongNameOption(click.Option):

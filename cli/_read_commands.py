@@ -16,6 +16,7 @@ from smithers.engine import COLLECTED_STATUS, IMPORTED_STATUS
 from smithers.eventstore import SmithersError
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES
 
+from ._audit_command import operations_json, print_operations
 from ._children import (
     InspectView,
     children_json,
@@ -25,7 +26,8 @@ from ._children import (
 )
 from ._clients import Clients, pass_clients
 from ._commands import RUN_STATUSES, main
-from ._options import LongNameOption, check_run_id, db_option, json_option
+from ._inspect_view import recent_operations
+from ._options import LongNameOption, check_run_id, command_line, db_option, json_option
 from ._output import (
     echo_json,
     inspect_json,
@@ -44,7 +46,7 @@ from ._waiting import (
 from ._watch import interval_option, interval_s, watch_view
 
 if typing.TYPE_CHECKING:
-    from smithers.engine import Client, OwnerVerdict
+    from smithers.engine import Client, Operation, OwnerVerdict
     from smithers.eventstore import RunRecord
 
 __all__ = ()
@@ -231,13 +233,14 @@ def inspect(
     every_s = interval_s(interval)
     marks: list[str] = []  # the index status once read, when collected or imported
 
-    def show(view: InspectView) -> None:
-        state, tree, children, below = view
+    def show(seen: tuple[InspectView, list[Operation]]) -> None:
+        (state, tree, children, below), ops = seen
         if as_json:
             out = inspect_json(state, tree)
             out["subflowOf"] = subflow_json(state)
             out["children"] = children_json(children)
             out["waitingFor"] = waiting_for_json(state, below)
+            out["operations"] = operations_json(ops)
             if COLLECTED_STATUS in marks:
                 out["collected"] = True
             if IMPORTED_STATUS in marks:
@@ -269,22 +272,30 @@ def inspect(
                 for line in lines:
                     echo(line)
             print_children(state, children)
+            if ops:
+                echo()
+                echo("Last operations (all: " + command_line("audit", args=[run_id], db=db) + "):")
+                print_operations(ops, run_column=False)
 
-    async def read(client: Client) -> InspectView:
+    async def read_once(client: Client) -> tuple[InspectView, list[Operation]]:
+        view = await inspect_with_children(client, run_id)
+        return view, await recent_operations(client, run_id)
+
+    async def read(client: Client) -> tuple[InspectView, list[Operation]]:
         handle = await client.get_run(run_id)
         with contextlib.suppress(SmithersError):
             status = (await handle.describe()).status
             if status in (COLLECTED_STATUS, IMPORTED_STATUS):
                 marks.append(status)
         if not watch:
-            return await inspect_with_children(client, run_id)
+            return await read_once(client)
         return await watch_view(
-            lambda: inspect_with_children(client, run_id),
+            lambda: read_once(client),
             show,
             title=f"smithers inspect {run_id}",
             every_s=every_s,
-            key=lambda view: view[0].seq,
-            done=lambda view: view[0].status in TERMINAL_RUN_STATUSES,
+            key=lambda seen: seen[0][0].seq,
+            done=lambda seen: seen[0][0].status in TERMINAL_RUN_STATUSES,
             separate=not as_json,
         )
 

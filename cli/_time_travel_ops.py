@@ -19,7 +19,9 @@ from ._clients import Clients, pass_clients
 from ._commands import _report_result, main
 from ._options import (
     LongNameOption,
+    actor_options,
     check_run_id,
+    cli_actor,
     command_line,
     db_option,
     json_option,
@@ -103,6 +105,7 @@ async def _with_progress(
     is_flag=True,
     help="Rewind although an owner on another host still looks alive (fresh lease).",
 )
+@actor_options()
 @db_option
 @json_option
 @click.pass_context
@@ -115,6 +118,8 @@ def rewind_command(
     yes: bool,
     resume: bool,
     force: bool,
+    by: str | None,
+    reason: str | None,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -129,7 +134,9 @@ def rewind_command(
     Examples:
         smithers rewind RUN --frame 4
         smithers rewind RUN --frame 4 --yes --resume
+        smithers rewind RUN --frame 4 --by alice --reason "bad deploy at frame 5"
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    actor = cli_actor(by, reason)
     if not yes and _stdin_is_tty():
         click.confirm(
             f"Rewind run {run_id} to frame {frame}? Later events stay in the log but stop "
@@ -139,14 +146,14 @@ def rewind_command(
 
     async def session(client: Client) -> tuple[RunState, Ran | None]:
         run = await client.get_run(run_id)
-        state = await run.rewind(frame, force=force)
+        state = await run.rewind(frame, force=force, actor=actor)
         if not resume:
             return state, None
         if not as_json:
             to_seq = state.frames[-1].seq if state.frames else 0
             echo(f"Run {run_id} rewound to frame {frame} (seq {to_seq}); resuming.")
         return state, await _with_progress(
-            as_json, lambda reporter: run.resume(force=force, on_progress=reporter)
+            as_json, lambda reporter: run.resume(force=force, on_progress=reporter, actor=actor)
         )
 
     state, ran = clients.run(db, session)
@@ -183,6 +190,7 @@ def rewind_command(
     help="With --run: run the fork on this workflow file instead of the one the run "
     "recorded (e.g. the source `smithers import` wrote for an imported run).",
 )
+@actor_options()
 @db_option
 @json_option
 @click.pass_context
@@ -198,6 +206,8 @@ def fork_command(
     new_run_id: str | None,
     run_now: bool,
     workflow_file: str | None,
+    by: str | None,
+    reason: str | None,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -217,6 +227,7 @@ def fork_command(
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     if workflow_file is not None and not run_now:
         raise click.UsageError("--workflow only applies with --run.")
+    actor = cli_actor(by, reason)
     input_value = parse_input_json(input_json)
     wf = load_workflow(workflow_file)[0] if workflow_file is not None else None
 
@@ -229,6 +240,7 @@ def fork_command(
             label=label,
             run_id_new=new_run_id,
             workflow=wf,
+            actor=actor,
         )
         if not run_now:
             return fork.run_id, None
@@ -242,7 +254,7 @@ def fork_command(
                 ),
             )
         return fork.run_id, await _with_progress(
-            as_json, lambda reporter: fork.resume(on_progress=reporter)
+            as_json, lambda reporter: fork.resume(on_progress=reporter, actor=actor)
         )
 
     child, ran = clients.run(db, session)
@@ -272,6 +284,7 @@ def fork_command(
     help="Replay although the workflow renders frame N differently from what the run "
     "recorded there (see `smithers verify`).",
 )
+@actor_options()
 @db_option
 @click.option(
     "-j",
@@ -292,6 +305,8 @@ def replay_command(
     label: str | None,
     new_run_id: str | None,
     allow_nondeterminism: bool,
+    by: str | None,
+    reason: str | None,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -308,6 +323,7 @@ def replay_command(
         smithers replay RUN --frame 3
         smithers replay RUN --frame 0 --input '{"start": 7}' --json
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    actor = cli_actor(by, reason)
     input_value = parse_input_json(input_json)
 
     async def session(client: Client) -> Ran:
@@ -322,6 +338,7 @@ def replay_command(
                 run_id_new=new_run_id,
                 allow_nondeterminism=allow_nondeterminism,
                 on_progress=reporter,
+                actor=actor,
             ),
         )
 
@@ -347,6 +364,7 @@ def replay_command(
     is_flag=True,
     help="Proceed although an owner on another host still looks alive (fresh lease).",
 )
+@actor_options()
 @db_option
 @click.option(
     "-j",
@@ -365,6 +383,8 @@ def retry_task_command(
     iteration: int | None,
     no_deps: bool,
     force: bool,
+    by: str | None,
+    reason: str | None,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -381,13 +401,19 @@ def retry_task_command(
         smithers retry-task RUN --node fetch --no-deps
         smithers retry-task RUN --node review --iteration 1
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    actor = cli_actor(by, reason)
 
     async def session(client: Client) -> Ran:
         run = await client.get_run(run_id)
         ran = await _with_progress(
             as_json,
             lambda reporter: run.retry_task(
-                node_id, iteration=iteration, deps=not no_deps, force=force, on_progress=reporter
+                node_id,
+                iteration=iteration,
+                deps=not no_deps,
+                force=force,
+                on_progress=reporter,
+                actor=actor,
             ),
         )
         if not as_json:

@@ -91,6 +91,7 @@ from .errors import UnsupportedFeatureError as UnsupportedFeatureError
 from .errors import WorkflowExecutionFailedError as WorkflowExecutionFailedError
 from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
 from .history import AUDIT_STREAM_ID as AUDIT_STREAM_ID
+from .history import OPERATION_TYPES as OPERATION_TYPES
 from .history import AttemptDetail as AttemptDetail
 from .history import ChildRun as ChildRun
 from .history import DiffSide as DiffSide
@@ -101,6 +102,7 @@ from .history import IterationDetail as IterationDetail
 from .history import JsonChange as JsonChange
 from .history import NodeDetail as NodeDetail
 from .history import NodeDiff as NodeDiff
+from .history import Operation as Operation
 from .history import RunDiff as RunDiff
 from .history import Timeline as Timeline
 from .history import TimelineFrame as TimelineFrame
@@ -108,11 +110,13 @@ from .history import TimelineRewind as TimelineRewind
 from .history import TimelineWait as TimelineWait
 from .history import TreeNodeChange as TreeNodeChange
 from .history import VerifyResult as VerifyResult
+from .history import audit as audit
 from .history import diff_runs as diff_runs
 from .history import event_to_json as event_to_json
 from .history import follow_events as follow_events
 from .history import frame_view as frame_view
 from .history import get_output as get_output
+from .history import is_operation as is_operation
 from .history import list_runs as list_runs
 from .history import load_run as load_run
 from .history import node_detail as node_detail
@@ -276,6 +280,10 @@ __all__ = (
     "wake_deadline",
     "task_dependents",
     "timeline",
+    "OPERATION_TYPES",
+    "Operation",
+    "audit",
+    "is_operation",
     "tree_at",
     "validate_run_id",
     "child_run_id",

@@ -39,6 +39,7 @@ from ._handle import RunHandle
 from ._run_ids import EXISTING_RUN_HINT, validate_run_id
 from .errors import InvalidInputError, RunNotFoundError
 from .history import (
+    audit,
     is_child_run,
     list_runs,
 )
@@ -51,7 +52,7 @@ from .lifecycle import (
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
     from pathlib import Path
 
     from anyio.abc import TaskGroup
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from smithers.projections import RunState
 
     from .authoring import Workflow
+    from .history import Operation
     from .lifecycle import PendingApproval, RunResult
 
 __all__ = ("Client", "RunHandle", "connect")
@@ -368,6 +370,51 @@ class Client:
             return await list_runs(store=store, limit=limit, status=status)
         runs = [r for r in await list_runs(store=store, status=status) if not is_child_run(r)]
         return runs if limit is None else runs[:limit]
+
+    async def audit(
+        self,
+        run_id: str | None = None,
+        *,
+        since_ms: int | None = None,
+        actor: str | None = None,
+        types: Iterable[str] | None = None,
+        limit: int | None = None,
+        related: bool = True,
+    ) -> list[Operation]:
+        """Return the audit trail: operations on a run (or every run), newest first.
+
+        Who started, resumed, cancelled, rewound, forked, replayed, retried, approved,
+        denied or signalled, when, from where and why (see `audit`). Awaits reads;
+        writes nothing.
+
+        Args:
+            run_id: The run (with its forks and continuations unless not `related`);
+                None: every run.
+            since_ms: Only operations recorded at or after this Unix epoch ms.
+            actor: Only operations whose actor's name is this.
+            types: Only these event types (e.g. ``["RunRewound"]``).
+            limit: At most this many, the newest.
+            related: With `run_id`, include its forks and continuations.
+
+        Returns:
+            `Operation`s, newest first.
+
+        Raises:
+            InvalidInputError: for an unknown operation type or a `limit` below 1.
+            RunNotFoundError: if `run_id` has no events.
+            SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+        """
+        if run_id is not None:
+            validate_run_id(run_id, hint=EXISTING_RUN_HINT)
+        return await audit(
+            run_id,
+            store=await self._open(),
+            since_ms=since_ms,
+            actor=actor,
+            types=types,
+            limit=limit,
+            related=related,
+        )
 
     async def pending_approvals(self, *, run_id: str | None = None) -> list[PendingApproval]:
         """Return the approvals waiting for a decision (see `list_pending_approvals`).

@@ -36,6 +36,7 @@ from .history import (
 )
 from .lifecycle import (
     DEFAULT_STALE_THRESHOLD_MS,
+    api_actor,
     approve,
     cancel_run,
     deny,
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Iterable
 
     from smithers.eventstore import EventStore, RunRecord, StoredEvent
-    from smithers.eventstore.events import Event
+    from smithers.eventstore.events import Actor, Event
     from smithers.projections import RunState
 
     from ._client import Client
@@ -142,7 +143,8 @@ class RunHandle(TimeTravelOps):
 
         Args:
             **options: Keyword arguments of `resume_run` (``force``,
-                ``max_concurrency``, ``on_progress``, ``cancel``, ``log_dir``, ...).
+                ``max_concurrency``, ``on_progress``, ``cancel``, ``log_dir``, ``by``
+                and ``reason``: who resumes it and why, for the audit trail, ...).
 
         Returns:
             The `RunResult` of the resumed activation (or of the finished run).
@@ -442,6 +444,8 @@ class RunHandle(TimeTravelOps):
         reason: str | None = None,
         source: str = "api",
         on_step: Callable[[CancelStep], Any] | None = None,
+        by: str | None = None,
+        actor: Actor | None = None,
         **options: Any,
     ) -> RunState:
         """Cancel the run, whether its owner is alive or dead (see `cancel_run`).
@@ -453,6 +457,9 @@ class RunHandle(TimeTravelOps):
             reason: Why, recorded in the events.
             source: Who asks, recorded in the events.
             on_step: Called with ``"requested"`` / ``"finalizing"`` (see `cancel_run`).
+            by: Who cancels, recorded as the request's ``actor`` with `reason`; None:
+                ``$SMITHERS_ACTOR``, else the OS user.
+            actor: The `Actor` to record instead of one built from `by` and `reason`.
             **options: Other keyword arguments of `cancel_run` (``wait_ms``,
                 ``stale_threshold_ms``, ``clock``).
 
@@ -472,6 +479,7 @@ class RunHandle(TimeTravelOps):
             source=source,
             reason=reason,
             on_step=on_step,
+            actor=api_actor(actor, by=by, reason=reason),
             **options,
         )
 
@@ -488,6 +496,8 @@ class RunHandle(TimeTravelOps):
         ranked: Iterable[str] | None = None,
         resume: bool = True,
         workflow: Workflow | None = None,
+        reason: str | None = None,
+        actor: Actor | None = None,
     ) -> DecisionResult:
         """Grant a pending approval of this run, then resume the run if it is parked.
 
@@ -504,12 +514,16 @@ class RunHandle(TimeTravelOps):
             node_id: The approval's node; None: the run's only pending approval.
             iteration: The node's loop iteration; None: the one pending.
             note: The decider's note.
-            by: Who decides (recorded as ``decidedBy``).
+            by: Who decides (recorded as ``decidedBy``, and as the ``actor``'s name;
+                None: no ``decidedBy``, and ``$SMITHERS_ACTOR`` or the OS user).
             selected: For a ``"select"`` approval: the option chosen.
             ranked: For a ``"rank"`` approval: all its options, in order.
             resume: Resume a parked run (default True).
             workflow: The workflow to resume with; default: the one this client
                 started the run with, else the file the run recorded.
+            reason: Why, recorded in the event's ``actor`` (the audit trail).
+            actor: The `Actor` to record instead of one built from `by` and `reason`
+                (interface ``"api"``); the resume it starts records it too.
 
         Returns:
             The `DecisionResult` (node, iteration, the node's record, ``parked``).
@@ -523,6 +537,7 @@ class RunHandle(TimeTravelOps):
                 cannot be resumed from here (resume it with `resume` or ``smithers
                 up --resume``).
         """
+        who = api_actor(actor, by=by, reason=reason)
         result = await approve(
             await self._store(),
             self.run_id,
@@ -533,9 +548,10 @@ class RunHandle(TimeTravelOps):
             selected=selected,
             ranked=ranked,
             db=self._client.path,
+            actor=who,
         )
         if resume and result.parked:
-            await self._resume_target(result.resume_run_id, workflow)
+            await self._resume_target(result.resume_run_id, workflow, who)
         return result
 
     async def deny(
@@ -547,11 +563,13 @@ class RunHandle(TimeTravelOps):
         by: str | None = None,
         resume: bool = True,
         workflow: Workflow | None = None,
+        reason: str | None = None,
+        actor: Actor | None = None,
     ) -> DecisionResult:
         """Deny a pending approval of this run, then resume the run if it is parked.
 
         Records ``ApprovalDenied`` (see `deny`); the node's ``on_deny`` decides what
-        follows. Resuming is as `approve`'s. Awaits I/O.
+        follows. Resuming, `by`, `reason` and `actor` are as `approve`'s. Awaits I/O.
 
         Returns:
             The `DecisionResult`.
@@ -559,6 +577,7 @@ class RunHandle(TimeTravelOps):
         Raises:
             As `RunHandle.approve`.
         """
+        who = api_actor(actor, by=by, reason=reason)
         result = await deny(
             await self._store(),
             self.run_id,
@@ -567,9 +586,10 @@ class RunHandle(TimeTravelOps):
             note=note,
             decided_by=by,
             db=self._client.path,
+            actor=who,
         )
         if resume and result.parked:
-            await self._resume_target(result.resume_run_id, workflow)
+            await self._resume_target(result.resume_run_id, workflow, who)
         return result
 
     async def signal(
@@ -581,6 +601,8 @@ class RunHandle(TimeTravelOps):
         by: str | None = None,
         resume: bool = True,
         workflow: Workflow | None = None,
+        reason: str | None = None,
+        actor: Actor | None = None,
     ) -> SignalResult:
         """Send a signal to this run, then resume the run if it is parked and a wait got it.
 
@@ -592,10 +614,12 @@ class RunHandle(TimeTravelOps):
             name: The signal's name.
             data: The payload (a JSON-able value).
             correlation_id: The sender's correlation id.
-            by: Who sends it (recorded as ``sentBy``).
+            by: Who sends it (recorded as ``sentBy``, and as the ``actor``'s name).
             resume: Resume a parked run whose wait the signal resolved (default True).
             workflow: The workflow, to check the payload and resume with; default: the
                 one this client started the run with, else the file the run recorded.
+            reason: Why, recorded in the event's ``actor`` (the audit trail).
+            actor: The `Actor` to record instead of one built from `by` and `reason`.
 
         Returns:
             The `SignalResult` (``delivered_to``: the wait resolved, or None).
@@ -607,6 +631,7 @@ class RunHandle(TimeTravelOps):
                 the resume.
         """
         wf = workflow or self._wf
+        who = api_actor(actor, by=by, reason=reason)
         result = await signal(
             await self._store(),
             self.run_id,
@@ -616,24 +641,27 @@ class RunHandle(TimeTravelOps):
             sent_by=by,
             wf=wf,
             db=self._client.path,
+            actor=who,
         )
         if resume and result.parked:
-            await self._resume_target(result.resume_run_id, wf)
+            await self._resume_target(result.resume_run_id, wf, who)
         return result
 
-    async def _resume_target(self, run_id: str, workflow: Workflow | None) -> None:
+    async def _resume_target(
+        self, run_id: str, workflow: Workflow | None, actor: Actor | None = None
+    ) -> None:
         """Resume `run_id`: this run, or the parked child run a request reached.
 
         A child is resumed through its own handle, from the file its log records
         (`workflow` is this run's, not the child's); its end wakes this run.
         """
         if not run_id or run_id == self.run_id:
-            await self._resume_parked(workflow)
+            await self._resume_parked(workflow, actor)
             return
         child = await self._client.get_run(run_id)
-        await child._resume_parked(None)
+        await child._resume_parked(None, actor)
 
-    async def _resume_parked(self, workflow: Workflow | None) -> None:
+    async def _resume_parked(self, workflow: Workflow | None, actor: Actor | None = None) -> None:
         """Resume the parked run in the client's task group (as `Client.start`).
 
         Another process resuming it first is not an error: `result` then polls.
@@ -645,11 +673,19 @@ class RunHandle(TimeTravelOps):
 
         async def runner(progress: Callable[[Event], Any]) -> RunResult:
             if wf is None:
-                return await resume_run(run_id, store=store, db=client.path, on_progress=progress)
+                return await resume_run(
+                    run_id, store=store, db=client.path, on_progress=progress, actor=actor
+                )
             result = await run_workflow(
-                wf, run_id=run_id, resume=True, store=store, db=client.path, on_progress=progress
+                wf,
+                run_id=run_id,
+                resume=True,
+                store=store,
+                db=client.path,
+                on_progress=progress,
+                actor=actor,
             )
-            await wake_parent_of(run_id, result, db=client.path, store=store)
+            await wake_parent_of(run_id, result, db=client.path, store=store, actor=actor)
             return result
 
         await client._launch(self, runner)

@@ -42,7 +42,8 @@ class TimeTravelOps:
         Args:
             frame: Frame number of the run (see `timeline`).
             force: Rewind although an owner on another host seems alive.
-            **options: Other keyword arguments of `rewind` (``stale_threshold_ms``,
+            **options: Other keyword arguments of `rewind` (``by``, ``reason``:
+                who and why, recorded as the operation's ``actor``; ``stale_threshold_ms``,
                 ``clock``).
 
         Returns:
@@ -79,7 +80,8 @@ class TimeTravelOps:
             input: The fork's input (a JSON object); None keeps this run's.
             label: Branch label of the fork.
             run_id_new: The fork's run id (default: a new one).
-            **options: Other keyword arguments of `fork` (``clock``).
+            **options: Other keyword arguments of `fork` (``by``, ``reason``:
+                who and why, recorded as the operation's ``actor``; ``clock``).
 
         Returns:
             The fork's handle; run it with its `resume`.
@@ -117,7 +119,8 @@ class TimeTravelOps:
             input: The replay's input (a JSON object); None keeps this run's.
             reset_nodes: Node ids to run again although they finished by the frame.
             label: Branch label of the fork.
-            **options: Other keyword arguments of `replay` (``workflow``,
+            **options: Other keyword arguments of `replay` (``by``, ``reason``:
+                who and why, recorded as the operation's ``actor``; ``workflow``,
                 ``run_id_new``) and of `run_workflow` (``on_progress``, ...).
 
         Returns:
@@ -156,7 +159,8 @@ class TimeTravelOps:
                 Loop, the loop goes back to that pass and later passes run again.
             deps: Also reset the node's dependents.
             force: Proceed although an owner on another host seems alive.
-            **options: Other keyword arguments of `retry_task` (``workflow``,
+            **options: Other keyword arguments of `retry_task` (``by``, ``reason``:
+                who and why, recorded as the operation's ``actor``; ``workflow``,
                 ``stale_threshold_ms``) and of `run_workflow` (``on_progress``, ...).
 
         Returns:

@@ -205,6 +205,25 @@ class MemoryEventStore:
             return count
         return len(self._checkpoints.pop(run_id, {}))
 
+    async def read_types(
+        self,
+        types: Sequence[str],
+        *,
+        run_ids: Sequence[str] | None = None,
+        since_ms: int | None = None,
+    ) -> list[StoredEvent]:
+        """Return the events whose type is one of `types`, in global order."""
+        self._check_open()
+        wanted = frozenset(types)
+        runs = None if run_ids is None else frozenset(run_ids)
+        return [
+            e
+            for e in self._events
+            if e.type in wanted
+            and (runs is None or e.run_id in runs)
+            and (since_ms is None or e.timestamp_ms >= since_ms)
+        ]
+
     async def close(self) -> None:
         """Mark the store closed."""
         self._closed = True

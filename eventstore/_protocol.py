@@ -65,6 +65,31 @@ class EventStore(Protocol):
         """Return events of every run with ``position > after_position``, in global order."""
         ...
 
+    async def read_types(
+        self,
+        types: Sequence[str],
+        *,
+        run_ids: Sequence[str] | None = None,
+        since_ms: int | None = None,
+    ) -> list[StoredEvent]:
+        """Return the events whose ``type`` is one of `types`, in global (position) order.
+
+        Filtered by the stored type tag, so events of other types are not read or
+        decoded: the audit trail lists operations across a database this way.
+
+        Args:
+            types: Event type tags (class names), e.g. ``["RunRewound"]``.
+            run_ids: Only these streams (``run_id`` column); None: every stream.
+            since_ms: Only events recorded at or after this Unix epoch ms.
+
+        Returns:
+            The matching events, oldest first.
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        ...
+
     async def last_seq(self, run_id: str) -> int:
         """Return the run's last seq, 0 if it has no events."""
         ...

@@ -651,5 +651,39 @@ class SQLiteEventStore:
             row = (type(audit_event).__name__, audit_event.timestamp_ms, encode_event(audit_event))
         return await self._write(delete_tx, list(deletions), audit_stream, row)
 
+    # ------------------------------------------------------------------ reads by type
+
+    async def read_types(
+        self,
+        types: Sequence[str],
+        *,
+        run_ids: Sequence[str] | None = None,
+        since_ms: int | None = None,
+    ) -> list[StoredEvent]:
+        """Return the events whose type is one of `types`, in global order.
+
+        Filtered on the ``type`` column, so other events are never decoded (see
+        `EventStore.read_types`).
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        if not types or (run_ids is not None and not run_ids):
+            return []
+        if _EVENTS not in await self._tables_now():
+            return []
+        sql = (
+            "SELECT position, run_id, seq, type, timestamp_ms, payload FROM _smithers_events "
+            f"WHERE type IN ({', '.join('?' * len(types))})"
+        )
+        params: tuple[Any, ...] = tuple(types)
+        if run_ids is not None:
+            sql += f" AND run_id IN ({', '.join('?' * len(run_ids))})"
+            params += tuple(run_ids)
+        if since_ms is not None:
+            sql += " AND timestamp_ms >= ?"
+            params += (since_ms,)
+        return [_stored(r) for r in await self._read(sql + " ORDER BY position", params)]
+
 
 # ---------------------------------------------------------------------- thread-side code

@@ -108,6 +108,8 @@ class SupervisorStarted(Event, frozen=True, kw_only=True):
 
     poll_interval_ms: int
     stale_threshold_ms: int
+    actor: Actor | None = None
+    """Who took this operation, and why (the audit trail); None in older logs."""
 
 
 class SupervisorPollCompleted(Event, frozen=True, kw_only=True):
@@ -175,6 +177,10 @@ class RunStarted(Event, frozen=True, kw_only=True):
     """For a child run: the id of the parent's `Subflow` node that runs it."""
     parent_iteration: int | None = None
     """For a child run: the loop iteration of that node in the parent."""
+    actor: Actor | None = None
+    """Who started or resumed the run, and why (the audit trail); None in older logs
+    and on activations the engine begins itself (a `Subflow`'s child run, the next run
+    of a continue-as-new chain, an activation taking back the run it parked)."""
 
 
 class RunStatusChanged(Event, frozen=True, kw_only=True):
@@ -233,6 +239,8 @@ class RunAutoResumed(Event, frozen=True, kw_only=True):
     due_at_ms: int | None = None
     """With `wake`: the deadline that was due (Unix epoch ms; a timer's `firesAtMs`,
     a wait's `timeoutAtMs`)."""
+    actor: Actor | None = None
+    """Who took this operation, and why (the audit trail); None in older logs."""
 
 
 class RunAutoResumeSkipped(Event, frozen=True, kw_only=True):
@@ -247,6 +255,8 @@ class RunAutoResumeSkipped(Event, frozen=True, kw_only=True):
     """With ``rate-limited`` after a failed resume: why the last resume failed."""
     retry_at_ms: int | None = None
     """With ``rate-limited``: Unix epoch ms before which the run is not resumed again."""
+    actor: Actor | None = None
+    """Who took this operation, and why (the audit trail); None in older logs."""
 
 
 class RunContinuedAsNew(Event, frozen=True, kw_only=True):
@@ -271,6 +281,8 @@ class RunForked(Event, frozen=True, kw_only=True):
     input: msgspec.Raw = NULL_RAW
     """The fork's own input (a JSON object) when it was given one; JSON null (the
     default) keeps the parent's input. The fork's first `RunStarted` records it again."""
+    actor: Actor | None = None
+    """Who took this operation, and why (the audit trail); None in older logs."""
 
 
 class ReplayStarted(Event, frozen=True, kw_only=True):
@@ -279,6 +291,8 @@ class ReplayStarted(Event, frozen=True, kw_only=True):
     parent_run_id: str
     parent_frame_no: int
     restore_vcs: bool = False
+    actor: Actor | None = None
+    """Who took this operation, and why (the audit trail); None in older logs."""
 
 
 # --------------------------------------------------------------------------- frames
@@ -408,6 +422,8 @@ class ApprovalGranted(NodeEvent, frozen=True, kw_only=True):
     """The option picked, for a ``"select"`` approval."""
     ranked: tuple[str, ...] = ()
     """The options in the decider's order, for a ``"rank"`` approval."""
+    actor: Actor | None = None
+    """Who took this operation, and why (the audit trail); None in older logs."""
 
 
 class ApprovalAutoApproved(NodeEvent, frozen=True, kw_only=True):
@@ -421,6 +437,8 @@ class ApprovalDenied(NodeEvent, frozen=True, kw_only=True):
     """The decider's note."""
     decided_by: str | None = None
     """Who decided."""
+    actor: Actor | None = None
+    """Who took this operation, and why (the audit trail); None in older logs."""
 
 
 class SignalReceived(Event, frozen=True, kw_only=True):
@@ -440,6 +458,8 @@ class SignalReceived(Event, frozen=True, kw_only=True):
     """The sender's correlation id, if any."""
     sent_by: str | None = None
     """Who sent it."""
+    actor: Actor | None = None
+    """Who took this operation, and why (the audit trail); None in older logs."""
 
 
 class ChildRunEnded(NodeEvent, frozen=True, kw_only=True):
@@ -505,6 +525,9 @@ class RunCancelRequested(Event, frozen=True, kw_only=True):
     """Who asked: ``"api"``, ``"cli"``, ``"signal"``."""
     reason: str | None = None
     """Why, as given by the requester."""
+    actor: Actor | None = None
+    """Who asked, and why (the audit trail); None in older logs. A parent's cancel
+    that cancels its child runs records the parent's actor on theirs."""
 
 
 # --------------------------------------------------------------------------- task heartbeats
@@ -542,6 +565,8 @@ class RetryTaskStarted(NodeEvent, frozen=True, kw_only=True):
     """Whether nodes that depend on this task are reset too."""
     reset_nodes: tuple[str, ...]
     """Every node id being cleared by this retry."""
+    actor: Actor | None = None
+    """Who took this operation, and why (the audit trail); None in older logs."""
 
 
 class RetryTaskFinished(NodeEvent, frozen=True, kw_only=True):
@@ -562,6 +587,8 @@ class RunRewound(Event, frozen=True, kw_only=True):
     """Frame the run was rewound to."""
     to_seq: int
     """Last seq of the run's log that still counts after the rewind."""
+    actor: Actor | None = None
+    """Who took this operation, and why (the audit trail); None in older logs."""
 
 
 # --------------------------------------------------------------------------- loops

@@ -1,10 +1,17 @@
 """A run's past, read from its log.
 
-The state at a point, frames, the timeline, diffs, verify, the read API, a node's story.
+The state at a point, frames, the timeline, diffs, verify, the read API, a node's story,
+the audit trail.
 """
 
 from __future__ import annotations
 
+from ._audit import OPERATION_TYPES as OPERATION_TYPES
+from ._audit import Operation as Operation
+from ._audit import audit as audit
+from ._audit import is_operation as is_operation
+from ._audit import operation_params as operation_params
+from ._audit import related_runs as related_runs
 from ._children import ACTIVE_CHILD_STATUSES as ACTIVE_CHILD_STATUSES
 from ._children import ChildRun as ChildRun
 from ._children import active_descendants as active_descendants
@@ -59,6 +66,12 @@ from ._why import WhyStep as WhyStep
 from ._why import explain as explain
 
 __all__ = (
+    "OPERATION_TYPES",
+    "Operation",
+    "audit",
+    "is_operation",
+    "operation_params",
+    "related_runs",
     "ACTIVE_CHILD_STATUSES",
     "ChildRun",
     "active_descendants",

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 from smithers.eventstore.errors import get_error_definition
 from smithers.eventstore.events import (
-    Actor,
     NodeStarted,
     RunCancelled,
     RunCancelRequested,
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from smithers.eventstore import StoredEvent
-    from smithers.eventstore.events import ErrorInfo, Event
+    from smithers.eventstore.events import Actor, ErrorInfo, Event
     from smithers.projections import NodeRecord, RunState
 
 __all__ = ("WHY_EVENT_TYPES", "WhyCancel", "WhyFailure", "WhyReport", "WhyStep", "explain")
@@ -404,12 +403,8 @@ def explain(
         if asked:
             _, req = asked[-1]
             assert isinstance(req, RunCancelRequested)
-            actor = getattr(req, "actor", None)
             cancel = WhyCancel(
-                at_ms=req.timestamp_ms,
-                source=req.source,
-                reason=req.reason,
-                actor=actor if isinstance(actor, Actor) else None,
+                at_ms=req.timestamp_ms, source=req.source, reason=req.reason, actor=req.actor
             )
         elif ended:
             cancel = WhyCancel(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._actors import api_actor as api_actor
 from ._control import CancelStep as CancelStep
 from ._control import cancel_run as cancel_run
 from ._control import down as down
@@ -48,6 +49,7 @@ from ._supervisor import supervise as supervise
 from ._supervisor import wake_deadline as wake_deadline
 
 __all__ = (
+    "api_actor",
     "DEFAULT_STALE_THRESHOLD_MS",
     "OwnerKind",
     "OwnerVerdict",

@@ -34,12 +34,14 @@ from .._stores import open_existing_store
 from ..activation import append_to_run, close_waits, default_log_dir
 from ..errors import InvalidInputError
 from ..history import SUPERVISOR_STREAM_ID, child_runs, load_state
+from ._actors import api_actor
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, OwnerVerdict, judge_owner
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Callable
 
+    from smithers.eventstore.events import Actor
     from smithers.projections import RunState
 
 
@@ -95,6 +97,8 @@ async def cancel_run(
     stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
     on_step: Callable[[CancelStep], Any] | None = None,
     clock: Clock | None = None,
+    by: str | None = None,
+    actor: Actor | None = None,
 ) -> RunState:
     """Cancel a run, whether its owner is alive or dead; return its final state.
 
@@ -128,6 +132,11 @@ async def cancel_run(
             owner is waited for, and with ``"finalizing"`` when this call records the
             cancellation itself. Not called for a run that had already ended.
         clock: Time source (tests pass a fake).
+        by: Who cancels, recorded on the ``RunCancelRequested`` (its ``actor``, with
+            `reason`); None: ``$SMITHERS_ACTOR``, else the OS user.
+        actor: The `Actor` to record instead of one built from `by` and `reason`
+            (interface ``"api"``): the CLI passes its own. Child runs cancelled with
+            the run record it too.
 
     Returns:
         The run's state after the cancel: status ``"cancelled"``, or the status it
@@ -136,7 +145,7 @@ async def cancel_run(
     Raises:
         RunNotFoundError: if the run has no events.
         InvalidInputError: if `run_id` is not a valid run id or is the supervisor's
-            stream.
+            stream, or `by`/`reason` is not printable text of a sane length.
         SeqConflictError: if others kept appending to the run through
             every attempt (25) of the cancel's append.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
@@ -148,6 +157,7 @@ async def cancel_run(
         'cancelled'
     """
     _check_run_id(run_id)
+    who = api_actor(actor, by=by, reason=reason)
     own = store is None
     path = _db_path(db, own)
     if store is None:
@@ -163,10 +173,16 @@ async def cancel_run(
             on_step,
             clock,
             log_dir=default_log_dir(path, run_id) if path is not None else None,
+            actor=who,
         )
         if state.status == "cancelled":
             await _cancel_children(
-                store, run_id, path=path, wait_ms=wait_ms, stale_threshold_ms=stale_threshold_ms
+                store,
+                run_id,
+                path=path,
+                wait_ms=wait_ms,
+                stale_threshold_ms=stale_threshold_ms,
+                actor=who,
             )
         return state
     finally:
@@ -216,6 +232,7 @@ async def _cancel(
     clock: Clock | None,
     *,
     log_dir: Path | None = None,
+    actor: Actor | None = None,
 ) -> RunState:
     """`cancel_run` on an open store; `log_dir` is the run's mirror folder (or None)."""
     clock = clock or SystemClock()
@@ -233,7 +250,7 @@ async def _cancel(
         owner = verdict.owner_id or str(verdict.pid)
         if owner not in asked and _listens(verdict):
             request = RunCancelRequested(
-                run_id=run_id, timestamp_ms=now, source=source, reason=reason
+                run_id=run_id, timestamp_ms=now, source=source, reason=reason, actor=actor
             )
             if not await _append_request(store, request, state.seq, log_dir):
                 continue  # it ended meanwhile
@@ -251,7 +268,7 @@ async def _cancel(
             await append_to_run(
                 store,
                 run_id,
-                _final_events(state, now, source, reason, requested=requested),
+                _final_events(state, now, source, reason, requested=requested, actor=actor),
                 expected_seq=state.seq,
                 status="cancelled",
                 log_dir=log_dir,
@@ -315,14 +332,22 @@ async def _wait_for_owner(
 
 
 def _final_events(
-    state: RunState, now: int, source: str, reason: str | None, *, requested: bool
+    state: RunState,
+    now: int,
+    source: str,
+    reason: str | None,
+    *,
+    requested: bool,
+    actor: Actor | None = None,
 ) -> list[Event]:
     """The events that end `state`'s run as cancelled, as its owner would record them."""
     rid = state.run_id
     events: list[Event] = []
     if not requested:
         events.append(
-            RunCancelRequested(run_id=rid, timestamp_ms=now, source=source, reason=reason)
+            RunCancelRequested(
+                run_id=rid, timestamp_ms=now, source=source, reason=reason, actor=actor
+            )
         )
     for rec in state.nodes.values():
         if rec.state == "running":
@@ -362,6 +387,8 @@ async def down(
     wait_ms: int = 10_000,
     stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
     clock: Clock | None = None,
+    by: str | None = None,
+    actor: Actor | None = None,
 ) -> list[RunState]:
     """Cancel every active run: running or waiting (``smithers down``). Awaits I/O.
 
@@ -380,6 +407,8 @@ async def down(
         wait_ms: How long to wait for each live owner (ms).
         stale_threshold_ms: As `cancel_run`'s.
         clock: Time source (tests pass a fake).
+        by: Who, recorded on each ``RunCancelRequested`` (see `cancel_run`).
+        actor: The `Actor` to record instead of one built from `by` and `reason`.
 
     Returns:
         The final state of each run that was active, newest run first (empty if none).
@@ -389,6 +418,7 @@ async def down(
         SeqConflictError, DatabaseWriteError, DatabaseQueryError: as
             `cancel_run`, for the first run that failed.
     """
+    who = api_actor(actor, by=by, reason=reason)
     own = store is None
     path = _db_path(db, own)
     if store is None:
@@ -412,6 +442,7 @@ async def down(
                 None,
                 clock,
                 log_dir=default_log_dir(path, run_id) if path is not None else None,
+                actor=who,
             )
 
         try:

@@ -65,12 +65,14 @@ from ..errors import (
     NoPendingApprovalsError,
 )
 from ..history import SUPERVISOR_STREAM_ID, active_descendants, load_state
+from ._actors import api_actor
 from ._resume import load_recorded_workflow
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Iterable
 
+    from smithers.eventstore.events import Actor
     from smithers.projections import NodeRecord, RunState
 
     from ..authoring import Workflow
@@ -377,6 +379,7 @@ async def _decide(
     ranked: Iterable[str] | None,
     db: str | os.PathLike[str] | None,
     clock: Clock | None,
+    actor: Actor,
 ) -> DecisionResult:
     _check_run(run_id)
     node_id = _check_name(node_id, "node id", optional=True)
@@ -411,6 +414,7 @@ async def _decide(
                 decided_by=decided_by,
                 selected=selected,
                 ranked=ranking or (),
+                actor=actor,
             )
         else:
             event = ApprovalDenied(
@@ -420,6 +424,7 @@ async def _decide(
                 iteration=rec.iteration,
                 note=note,
                 decided_by=decided_by,
+                actor=actor,
             )
         try:
             seq = await _append_to_run(
@@ -523,6 +528,9 @@ async def approve(
     ranked: Iterable[str] | None = None,
     db: str | os.PathLike[str] | None = None,
     clock: Clock | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
 ) -> DecisionResult:
     """Grant a pending approval: append ``ApprovalGranted`` to the run's log.
 
@@ -548,14 +556,19 @@ async def approve(
         ranked: For a ``"rank"`` approval: all its options, each once, in order.
         db: The database path, to extend the run's NDJSON mirror (None: no mirror).
         clock: Time source (tests pass a fake).
+        by: Who decides, recorded as the event's ``actor`` (the audit trail); None:
+            ``$SMITHERS_ACTOR``, else the OS user. `decided_by` is recorded as given.
+        reason: Why, recorded in the ``actor``.
+        actor: The `Actor` to record instead of one built from `by` and `reason`
+            (interface ``"api"``): the CLI passes its own.
 
     Returns:
         A `DecisionResult`: the node and iteration decided, the event's seq, the node's
         record with the decision, the run's status and whether it is parked.
 
     Raises:
-        InvalidInputError: ``INVALID_INPUT`` for a bad run id, node id or iteration,
-            a selection or ranking that does not fit the mode and options (a
+        InvalidInputError: ``INVALID_INPUT`` for a bad run id, node id, iteration,
+            `by` or `reason`, a selection or ranking that does not fit the mode and options (a
             ``"select"`` approval needs `selected` among its options, a ``"rank"`` one
             `ranked` a permutation of its options); nothing is recorded.
         RunNotFoundError: if the run has no events.
@@ -586,6 +599,7 @@ async def approve(
         ranked=ranked,
         db=db,
         clock=clock,
+        actor=api_actor(actor, by=by, reason=reason),
     )
 
 
@@ -599,13 +613,17 @@ async def deny(
     decided_by: str | None = None,
     db: str | os.PathLike[str] | None = None,
     clock: Clock | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
 ) -> DecisionResult:
     """Deny a pending approval: append ``ApprovalDenied`` to the run's log.
 
     As `approve` (which approval, concurrency, what is returned, errors), without a
     selection or ranking. What the denial does is the node's ``on_deny``: fail the
     node with ``APPROVAL_DENIED``, finish it with ``approved: false``, or skip it; a
-    gated task (``needs_approval=True``) fails. Awaits I/O.
+    gated task (``needs_approval=True``) fails. `by`, `reason` and `actor` are
+    `approve`'s. Awaits I/O.
 
     Raises:
         InvalidInputError, RunNotFoundError, NodeNotFoundError,
@@ -625,6 +643,7 @@ async def deny(
         ranked=None,
         db=db,
         clock=clock,
+        actor=api_actor(actor, by=by, reason=reason),
     )
 
 
@@ -802,6 +821,9 @@ async def signal(
     db: str | os.PathLike[str] | None = None,
     clock: Clock | None = None,
     max_bytes: int = MAX_SIGNAL_PAYLOAD_BYTES,
+    by: str | None = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
 ) -> SignalResult:
     """Send a signal to a run: append ``SignalReceived`` (``smithers signal``).
 
@@ -830,6 +852,11 @@ async def signal(
         clock: Time source (tests pass a fake).
         max_bytes: Largest payload accepted, as JSON bytes (default
             `MAX_SIGNAL_PAYLOAD_BYTES`, 64 MiB, as a task's output).
+        by: Who sends it, recorded as the event's ``actor``; None:
+            ``$SMITHERS_ACTOR``, else the OS user. `sent_by` is recorded as given.
+        reason: Why, recorded in the ``actor``.
+        actor: The `Actor` to record instead of one built from `by` and `reason`
+            (interface ``"api"``): the CLI passes its own.
 
     Returns:
         A `SignalResult`: the event's seq, the wait it resolved (or None), the run's
@@ -850,6 +877,7 @@ async def signal(
     name = _check_name(name, "signal name") or ""
     correlation_id = _check_name(correlation_id, "correlation id", optional=True)
     sent_by = _check_text(sent_by, "sender's name")
+    who = api_actor(actor, by=by, reason=reason)
     raw = _payload(data, max_bytes)
     clock = clock or SystemClock()
     conflict: SeqConflictError | None = None
@@ -877,6 +905,7 @@ async def signal(
             data=msgspec.Raw(payload),
             correlation_id=correlation_id,
             sent_by=sent_by,
+            actor=who,
         )
         log_dir = default_log_dir(Path(db), run_id) if db is not None else None
         try:

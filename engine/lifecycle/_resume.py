@@ -16,6 +16,7 @@ from ..activation import DEFAULT_HOLD_MS
 from ..authoring import load_named_workflow
 from ..errors import RunNotResumableError
 from ..history import load_state
+from ._actors import api_actor
 from ._control import _check_run_id
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS
 from ._run import (
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     import os
     from collections.abc import Callable
 
-    from smithers.eventstore.events import Event
+    from smithers.eventstore.events import Actor, Event
     from smithers.projections import RunState
 
     from .._clock import Clock
@@ -87,6 +88,9 @@ async def resume_run(
     clock: Clock | None = None,
     allow_nondeterminism: bool = False,
     hold_ms: int = DEFAULT_HOLD_MS,
+    by: str | None = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
 ) -> RunResult:
     """Resume a run by id alone: workflow file, input and config come from its log.
 
@@ -115,6 +119,11 @@ async def resume_run(
         hold_ms: As `run_workflow`'s: when only waiting nodes are left, sleep in this
             process if the next timer or timeout is at most this many ms away, else
             park (0 parks at once; default 60 s).
+        by: Who resumes it, recorded on its ``RunStarted`` (``actor``); None:
+            ``$SMITHERS_ACTOR``, else the OS user.
+        reason: Why, recorded with `by`.
+        actor: The `Actor` to record instead of one built from `by` and `reason`
+            (interface ``"api"``); a parent this resume wakes records it too.
 
     Returns:
         The `RunResult` of the resumed activation (or of the finished run).
@@ -129,11 +138,13 @@ async def resume_run(
             frame differently (not with `allow_nondeterminism`); nothing is recorded.
         ResumeClaimFailedError: if another process claimed the run first.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
+        InvalidInputError: ``INVALID_INPUT`` for a bad run id, `by` or `reason`.
 
     Example:
         >>> result = await resume_run("run-lx2k3j-1a2b3c", db="runs.db")  # doctest: +SKIP
     """
     _check_run_id(run_id)
+    who = api_actor(actor, by=by, reason=reason)
     if store is not None:
         state = await load_state(store, run_id)
     else:
@@ -177,9 +188,12 @@ async def resume_run(
         clock=clock,
         allow_nondeterminism=allow_nondeterminism,
         hold_ms=hold_ms,
+        actor=who,
         **options,
     )
-    await wake_parent_of(run_id, result, db=db, store=store, stale_threshold_ms=stale_threshold_ms)
+    await wake_parent_of(
+        run_id, result, db=db, store=store, stale_threshold_ms=stale_threshold_ms, actor=who
+    )
     return result
 
 

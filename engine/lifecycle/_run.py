@@ -59,12 +59,14 @@ from ..errors import (
 )
 from ..history import AUDIT_STREAM_ID, SUPERVISOR_STREAM_ID, load_state, verify_frame
 from ..tools import network_mode
+from ._actors import api_actor
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, owner_verdict, refuse_if_owned
 from ._subflow import child_runner
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
+    from smithers.eventstore.events import Actor
     from smithers.projections import RunState, SubflowParent
 
     from ..authoring import Workflow
@@ -357,6 +359,9 @@ async def run_workflow(
     allow_nondeterminism: bool = False,
     hold_ms: int = DEFAULT_HOLD_MS,
     subflow_of: SubflowParent | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
 ) -> RunResult:
     """Run a workflow to its end and return the result, as Smithers' `runWorkflow`.
 
@@ -408,6 +413,12 @@ async def run_workflow(
             node: the parent run and node, recorded on every ``RunStarted``
             (``parentRunId``, ``parentNodeId``, ``parentIteration``). A resumed child
             keeps the parent its log records.
+        by: Who starts (or resumes) the run, recorded on its ``RunStarted`` (the audit
+            trail's ``actor``); None: ``$SMITHERS_ACTOR``, else the OS user.
+        reason: Why, recorded with `by`.
+        actor: The `Actor` to record instead of one built from `by` and `reason`
+            (interface ``"api"``): the CLI passes its own. A `Subflow`'s child run
+            records none (the engine starts it).
 
     Continue-as-new (``ContinueAsNew``, ``Loop(continue_as_new_every=N)``): the run ends
     ``continued`` and the next run of the chain starts at once in this process, with
@@ -424,7 +435,8 @@ async def run_workflow(
         InvalidInputError: if `input` is not an object or fails the input schema, or
             `run_id` is not a valid run id (`validate_run_id`: letters, digits and
             ``-_.:``, at most 128 characters, not ``.``/``..``) or is the reserved
-            ``"supervisor"``; nothing is recorded.
+            ``"supervisor"``, or `by`/`reason` is not printable text of a sane
+            length (`resolve_actor`); nothing is recorded.
         RunAlreadyExistsError: if a new run's `run_id` already exists.
         RunNotFoundError: if `resume` names a run that does not exist.
         RunNotResumableError: if the run to resume was cancelled or continued as new.
@@ -463,6 +475,7 @@ async def run_workflow(
                 "maxTaskOutputBytes": max_task_output_bytes,
             },
         )
+    who = None if subflow_of is not None else api_actor(actor, by=by, reason=reason)
     root_dir = _check_root(root_dir)
     clock = clock or SystemClock()
     path = workflow_path or wf.source_path
@@ -531,7 +544,13 @@ async def run_workflow(
         held_in = await _input_held_in(store, state, input_raw)
 
         def start_events(
-            rid: str, activation: int, owner: Lease, now: int, *, ref: str | None = None
+            rid: str,
+            activation: int,
+            owner: Lease,
+            now: int,
+            *,
+            ref: str | None = None,
+            actor: Actor | None = None,
         ) -> list[Event]:
             return [
                 RunStarted(
@@ -553,6 +572,7 @@ async def run_workflow(
                     parent_run_id=parent.run_id if parent is not None else None,
                     parent_node_id=parent.node_id if parent is not None else None,
                     parent_iteration=parent.iteration if parent is not None else None,
+                    actor=actor,
                 ),
                 RunStatusChanged(run_id=rid, timestamp_ms=now, status="running"),
             ]
@@ -606,7 +626,7 @@ async def run_workflow(
 
         now = clock.now_ms()
         owner = _new_owner(run_id, now)
-        first_events = start_events(run_id, activation, owner, now, ref=held_in)
+        first_events = start_events(run_id, activation, owner, now, ref=held_in, actor=who)
         if state is not None:
             # Attempts a crash left open: closed, and their tasks run again.
             first_events.extend(close_open_attempts(state, now_ms=now))

@@ -154,6 +154,8 @@ def spawn_resume(
     log_file: Path,
     *,
     stale_threshold_ms: int | None = None,
+    by: str | None = None,
+    reason: str | None = None,
 ) -> ResumeProcess:
     """Start the resume entry point, ``python -m smithers up --resume RUN_ID --json``.
 
@@ -173,6 +175,9 @@ def spawn_resume(
         log_file: File the resumer's stderr is appended to (created with its folder).
         stale_threshold_ms: With `force`, passed as ``--stale-threshold`` (ms): the
             resumer judges the owner as the supervisor did. None: its default.
+        by: Passed as ``--by``: the resume's ``RunStarted`` names this actor (the
+            supervisor's). None: the resumer's default.
+        reason: Passed as ``--reason``.
 
     Returns:
         The started process.
@@ -186,6 +191,8 @@ def spawn_resume(
         cmd.append("--force")
         if stale_threshold_ms is not None:
             cmd += ["--stale-threshold", f"{int(stale_threshold_ms)}ms"]
+    cmd += ["--by", by] if by is not None else []
+    cmd += ["--reason", reason] if reason is not None else []
     when = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     return spawn_detached(
         cmd,

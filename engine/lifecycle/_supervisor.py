@@ -10,19 +10,20 @@ that is stopped or hung), or that nobody has claimed for that long, is resumed b
 separate process (the resume entry point)::
 
     python -m smithers up --resume RUN --json --db DB [--force --stale-threshold MSms]
+        --by NAME --reason "supervisor auto-resume"
 
 started in its own session, so a resume that crashes at start-up cannot take the
 supervisor down. ``--force`` and the supervisor's threshold are passed for a stale
-owner. The
-resumer's stderr (human-readable errors, warnings) is appended to
-``<db dir>/executions/<run>/logs/supervise.log`` after a header line; its stdout, one
-JSON object ``{"runId", "status", "outputs", "error"}``, goes to ``supervise.json``
-beside it (replaced by each resume). How a resume ended is read from the resumer's
-exit code (DESIGN §9: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4 refused: bad
-input, code changed, owner alive, …) and from that document: ``status`` is the run's
-status when the run reached one, or null when the resume stopped before; ``error`` is
-then ``{"code", "message", "name", "details", …}`` (`error_to_json`). The resumer's
-text is never parsed.
+owner, and the supervisor's actor name (`SupervisorStarted.actor`), so the resume
+records who resumed the run. The resumer's stderr (human-readable errors, warnings) is
+appended to ``<db dir>/executions/<run>/logs/supervise.log`` after a header line; its
+stdout, one JSON object ``{"runId", "status", "outputs", "error"}``, goes to
+``supervise.json`` beside it (replaced by each resume). How a resume ended is read from
+the resumer's exit code (DESIGN §9: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4
+refused: bad input, code changed, owner alive, …) and from that document: ``status`` is
+the run's status when the run reached one, or null when the resume stopped before;
+``error`` is then ``{"code", "message", "name", "details", …}`` (`error_to_json`). The
+resumer's text is never parsed.
 
 What the supervisor decides is recorded in its own stream (``run_id`` column
 ``"supervisor"``; one per database, appended with `expected_seq`): `SupervisorStarted`,
@@ -74,6 +75,7 @@ from smithers.eventstore.events import (
     SupervisorStarted,
 )
 
+from .._actor import resolve_actor
 from .._clock import Clock, SystemClock
 from ..activation import SUBFLOW_EVENT_PREFIX, RunWriter, default_log_dir
 from ..errors import InvalidInputError
@@ -86,6 +88,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from smithers.eventstore.events import Actor
     from smithers.projections import RunState
 
     from ._spawn import ResumeProcess
@@ -177,6 +180,10 @@ class _Child:
     claimed: bool = False
 
 
+_RESUME_REASON = "supervisor auto-resume"
+"""The reason a resume started by the supervisor records (with the supervisor's name)."""
+
+
 class _Supervisor:
     def __init__(
         self,
@@ -193,8 +200,10 @@ class _Supervisor:
         max_retry_backoff_ms: int,
         startup_grace_ms: int,
         on_event: Callable[[Event], Any] | None,
+        actor: Actor | None = None,
     ) -> None:
         self.store = store
+        self.actor = actor
         self.db_path = db_path
         self.interval_ms = interval_ms
         self.stale_ms = stale_threshold_ms
@@ -461,6 +470,7 @@ class _Supervisor:
             from_seq=from_seq,
             wake=why,
             due_at_ms=due_at_ms,
+            actor=self.actor,
         )
 
     def _should_record_poll(self, acted: int, now: int) -> bool:
@@ -479,7 +489,12 @@ class _Supervisor:
         retry_at_ms: int | None = None,
     ) -> RunAutoResumeSkipped:
         return RunAutoResumeSkipped(
-            run_id=run_id, timestamp_ms=now, reason=reason, error=error, retry_at_ms=retry_at_ms
+            run_id=run_id,
+            timestamp_ms=now,
+            reason=reason,
+            error=error,
+            retry_at_ms=retry_at_ms,
+            actor=self.actor,
         )
 
     async def _decide(
@@ -535,6 +550,7 @@ class _Supervisor:
             pid=pid,
             host=self.host if pid is not None else None,
             from_seq=from_seq,
+            actor=self.actor,
         )
 
     async def _watch_startup(self, spawned: list[str]) -> list[Event]:
@@ -590,6 +606,9 @@ async def supervise(
     max_retry_backoff_ms: int = 1_800_000,
     startup_grace_ms: int = 5_000,
     on_event: Callable[[Event], Any] | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
 ) -> list[Event]:
     """Resume runs whose owner is gone and wake parked runs that are due (``smithers supervise``).
 
@@ -632,12 +651,18 @@ async def supervise(
         startup_grace_ms: How long a poll waits for new resumers to claim their run or
             fail, so a start-up failure is recorded in the same poll (ms).
         on_event: Called with each event recorded (or, with `dry_run`, decided).
+        by: Who runs the supervisor, recorded as the ``actor`` (interface
+            ``"supervisor"``) of its `SupervisorStarted`, `RunAutoResumed` and
+            `RunAutoResumeSkipped`; None: ``$SMITHERS_ACTOR``, else the OS user.
+        reason: Why, recorded with `by`.
+        actor: The `Actor` to record instead of one built from `by` and `reason`.
 
     Returns:
         The events recorded (or decided, with `dry_run`), when `once`.
 
     Raises:
-        InvalidInputError: if an interval, threshold or cap is not positive.
+        InvalidInputError: if an interval, threshold or cap is not positive, or
+            `by`/`reason` is not printable text of a sane length.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
         DatabaseWriteError, DatabaseQueryError: on storage failures.
         OSError: if a resumer cannot be started.
@@ -655,10 +680,17 @@ async def supervise(
                 "maxConcurrent": max_concurrent,
             },
         )
+    who = actor or resolve_actor("supervisor", by=by, reason=reason)
     clock = clock or SystemClock()
     if spawn is spawn_resume:
-        # The resumer judges the owner with this supervisor's threshold, not its default.
-        spawn = functools.partial(spawn_resume, stale_threshold_ms=stale_threshold_ms)
+        # The resumer judges the owner with this supervisor's threshold, not its default,
+        # and records this supervisor's actor as who resumed the run.
+        spawn = functools.partial(
+            spawn_resume,
+            stale_threshold_ms=stale_threshold_ms,
+            by=who.name,
+            reason=_RESUME_REASON,
+        )
     db_path = resolve_db_path(db, must_exist=True).resolve()
     store = await SQLiteEventStore.open(db_path, create=False)
     try:
@@ -675,6 +707,7 @@ async def supervise(
             max_retry_backoff_ms=max_retry_backoff_ms,
             startup_grace_ms=startup_grace_ms,
             on_event=on_event,
+            actor=who,
         )
         await sup.read_stream()
         await sup.record(
@@ -684,6 +717,7 @@ async def supervise(
                     timestamp_ms=clock.now_ms(),
                     poll_interval_ms=interval_ms,
                     stale_threshold_ms=stale_threshold_ms,
+                    actor=who,
                 )
             ]
         )

@@ -45,6 +45,7 @@ from ..history import load_state, state_at
 from ..lifecycle import (
     DEFAULT_STALE_THRESHOLD_MS,
     RunResult,
+    api_actor,
     check_determinism,
     check_resumable,
     new_run_id,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from smithers.eventstore import EventStore
+    from smithers.eventstore.events import Actor
 
     from .._clock import Clock
     from ..authoring import Workflow
@@ -76,6 +78,9 @@ async def rewind(
     force: bool = False,
     stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
     clock: Clock | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
 ) -> RunState:
     """Rewind a run to frame `frame`: append ``RunRewound{toFrameNo, toSeq}``. Awaits I/O.
 
@@ -98,13 +103,19 @@ async def rewind(
         stale_threshold_ms: An owner silent for this long (ms) is stale (see
             `judge_owner`).
         clock: Time source of the event's timestamp (tests pass a fake).
+        by: Who rewinds, recorded as the event's ``actor`` (the audit trail); None:
+            ``$SMITHERS_ACTOR``, else the OS user.
+        reason: Why, recorded with `by`.
+        actor: The `Actor` to record instead of one built from `by` and `reason`
+            (interface ``"api"``): the CLI passes its own.
 
     Returns:
         The run's state after the rewind (at its last event's seq), status
         ``"waiting-resume"`` if it was running at the frame.
 
     Raises:
-        InvalidInputError: if `run_id` is not a valid run id (`validate_run_id`).
+        InvalidInputError: if `run_id` is not a valid run id (`validate_run_id`), or
+            `by`/`reason` is not printable text of a sane length.
         RunNotFoundError: if the run does not exist.
         SnapshotNotFoundError: if the run has no frame `frame` (the message gives its range).
         RunOwnerAliveError, RunStillRunningError: if the run is still being driven.
@@ -116,6 +127,7 @@ async def rewind(
         >>> result = await resume_run(state.run_id)  # doctest: +SKIP
     """
     validate_run_id(run_id, hint=EXISTING_RUN_HINT)
+    who = api_actor(actor, by=by, reason=reason)
     async with _session(db, store) as session:
         now = _now(clock)
         state = await _head(session.store, run_id)
@@ -126,7 +138,9 @@ async def rewind(
                 session.store, state, now_ms=now, stale_ms=stale_threshold_ms, force=force
             )
         target = await state_at(session.store, run_id, frame=frame)
-        event = RunRewound(run_id=run_id, timestamp_ms=now, to_frame_no=frame, to_seq=target.seq)
+        event = RunRewound(
+            run_id=run_id, timestamp_ms=now, to_frame_no=frame, to_seq=target.seq, actor=who
+        )
         events: list[Event] = [event]
         status = _rewound_status(target.status)
         if status != target.status:
@@ -199,6 +213,7 @@ async def _fork(
     run_id_new: str | None,
     replay: bool,
     now: int,
+    actor: Actor,
 ) -> str:
     """Append the child's first events; `at` is the parent's state at frame `frame`."""
     resets = tuple(dict.fromkeys(reset_nodes))
@@ -218,12 +233,17 @@ async def _fork(
             reset_nodes=resets,
             branch_label=label,
             input=_input_raw(input),
+            actor=actor,
         )
     ]
     if replay:
         events.append(
             ReplayStarted(
-                run_id=child, timestamp_ms=now, parent_run_id=at.run_id, parent_frame_no=frame
+                run_id=child,
+                timestamp_ms=now,
+                parent_run_id=at.run_id,
+                parent_frame_no=frame,
+                actor=actor,
             )
         )
     # "pending" until its first RunStarted, as the fold says: not a stale running run.
@@ -245,6 +265,9 @@ async def fork(
     run_id_new: str | None = None,
     clock: Clock | None = None,
     workflow: Workflow | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
 ) -> str:
     """Fork a run at frame `frame` into a new run, not started yet. Awaits I/O.
 
@@ -273,6 +296,11 @@ async def fork(
         clock: Time source of the event's timestamp.
         workflow: The workflow whose input type checks `input` (default: the parent's
             recorded file).
+        by: Who forks, recorded as the ``actor`` of ``RunForked``; None:
+            ``$SMITHERS_ACTOR``, else the OS user.
+        reason: Why, recorded with `by`.
+        actor: The `Actor` to record instead of one built from `by` and `reason`
+            (interface ``"api"``): the CLI passes its own.
 
     Returns:
         The child's run id.
@@ -282,8 +310,9 @@ async def fork(
         SnapshotNotFoundError: if the parent has no frame `frame`.
         NodeNotFoundError: if a reset node is not a node of the parent.
         InvalidInputError: if `input` is not a JSON object or fails the workflow's
-            input type, or `run_id` or `run_id_new` is not a valid run id
-            (`validate_run_id`); nothing is recorded then.
+            input type, `run_id` or `run_id_new` is not a valid run id
+            (`validate_run_id`), or `by`/`reason` is not printable text of a sane
+            length; nothing is recorded then.
         EngineError: code ``INVALID_INPUT`` if the recorded workflow file raises while
             importing (only when `input` is given).
         RunAlreadyExistsError: if `run_id_new` is taken.
@@ -294,6 +323,7 @@ async def fork(
         >>> result = await resume_run(child)  # doctest: +SKIP
     """
     _check_ids(run_id, run_id_new)
+    who = api_actor(actor, by=by, reason=reason)
     async with _session(db, store) as session:
         at = await state_at(session.store, run_id, frame=frame)
         _check_fork_input(at, input, workflow)
@@ -307,6 +337,7 @@ async def fork(
             run_id_new=run_id_new,
             replay=False,
             now=_now(clock),
+            actor=who,
         )
 
 
@@ -342,6 +373,9 @@ async def replay(
     workflow: Workflow | None = None,
     run_id_new: str | None = None,
     allow_nondeterminism: bool = False,
+    by: str | None = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
     **run_options: Any,
 ) -> RunResult:
     """Replay a run from frame `frame`: fork it, record ``ReplayStarted``, run the fork now.
@@ -367,6 +401,12 @@ async def replay(
         run_id_new: The child's run id (default: a new one).
         allow_nondeterminism: Replay although the workflow renders the parent's frame
             `frame` differently from what the parent recorded.
+        by: Who replays, recorded as the ``actor`` of ``RunForked``,
+            ``ReplayStarted`` and the fork's ``RunStarted``; None: ``$SMITHERS_ACTOR``,
+            else the OS user.
+        reason: Why, recorded with `by`.
+        actor: The `Actor` to record instead of one built from `by` and `reason`
+            (interface ``"api"``): the CLI passes its own.
         **run_options: Other keyword arguments of `run_workflow` (``max_concurrency``,
             ``on_progress``, ``clock``, …).
 
@@ -385,6 +425,7 @@ async def replay(
         (True, 'finished')
     """
     _check_ids(run_id, run_id_new)
+    who = api_actor(actor, by=by, reason=reason)
     clock: Clock | None = run_options.get("clock")
     async with _session(db, store) as session:
         at = await state_at(session.store, run_id, frame=frame)
@@ -403,9 +444,10 @@ async def replay(
             run_id_new=run_id_new,
             replay=True,
             now=_now(clock),
+            actor=who,
         )
         target = session.run_kwargs
     options = _run_options(at, path, run_options)
     # The fork's resume would check the same frame (its parent's `frame`) again.
     options["allow_nondeterminism"] = True
-    return await run_workflow(wf, run_id=child, resume=True, **target, **options)
+    return await run_workflow(wf, run_id=child, resume=True, actor=who, **target, **options)

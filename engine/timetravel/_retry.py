@@ -28,6 +28,7 @@ from ..history import load_state
 from ..lifecycle import (
     DEFAULT_STALE_THRESHOLD_MS,
     RunResult,
+    api_actor,
     check_resumable,
     close_open_attempts,
     run_workflow,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     import os
 
     from smithers.eventstore import EventStore
+    from smithers.eventstore.events import Actor
 
     from .._clock import Clock
     from ..authoring import Workflow
@@ -59,6 +61,9 @@ async def retry_task(
     store: EventStore | None = None,
     workflow: Workflow | None = None,
     stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
+    by: str | None = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
     **run_options: Any,
 ) -> RunResult:
     """Run a task again, with its dependents, in the same run. Awaits I/O.
@@ -90,6 +95,11 @@ async def retry_task(
         workflow: The workflow (default: the file the run recorded).
         stale_threshold_ms: An owner silent for this long (ms) is stale (see
             `judge_owner`).
+        by: Who retries, recorded as the ``actor`` of ``RetryTaskStarted`` and of the
+            resume's ``RunStarted``; None: ``$SMITHERS_ACTOR``, else the OS user.
+        reason: Why, recorded with `by`.
+        actor: The `Actor` to record instead of one built from `by` and `reason`
+            (interface ``"api"``): the CLI passes its own.
         **run_options: Other keyword arguments of `run_workflow` (``max_concurrency``,
             ``on_progress``, ``clock``, …).
 
@@ -97,7 +107,8 @@ async def retry_task(
         The run's `RunResult` after the resume.
 
     Raises:
-        InvalidInputError: if `run_id` is not a valid run id (`validate_run_id`).
+        InvalidInputError: if `run_id` is not a valid run id (`validate_run_id`), or
+            `by`/`reason` is not printable text of a sane length.
         RunNotFoundError: if the run does not exist.
         NodeNotFoundError: if the run has no node `node` (in `iteration`).
         RunNotResumableError: if the run continued as a new run.
@@ -115,6 +126,7 @@ async def retry_task(
         >>> result = await retry_task(run_id, node="second")  # doctest: +SKIP
     """
     validate_run_id(run_id, hint=EXISTING_RUN_HINT)
+    who = api_actor(actor, by=by, reason=reason)
     clock: Clock | None = run_options.get("clock")
     async with _session(db, store) as session:
         state = await load_state(session.store, run_id)
@@ -161,6 +173,7 @@ async def retry_task(
                 iteration=iteration,
                 reset_dependents=deps,
                 reset_nodes=resets,
+                actor=who,
             )
         )
         in_loop = enclosing_loop(wf, state, node)
@@ -186,7 +199,7 @@ async def retry_task(
     options["allow_nondeterminism"] = True  # its last frame was checked above
     try:
         result = await run_workflow(
-            wf, run_id=run_id, resume=True, force=force, **target, **options
+            wf, run_id=run_id, resume=True, force=force, actor=who, **target, **options
         )
     except BaseException as e:
         with anyio.CancelScope(shield=True):

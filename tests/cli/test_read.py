@@ -107,10 +107,14 @@ def test_inspect_text_shows_summary_and_nodes(cli: Any, failed_run: str) -> None
     assert f"Run       {failed_run}" in text
     assert "Status    failed" in text
     assert "Error     ValueError: boom" in text
-    rows = {line.split()[0]: line.split() for line in text.splitlines()[-2:]}
+    # The node table, then the run's last operations (its start by `up`).
+    head, _, ops = text.partition("\nLast operations")
+    lines = head.rstrip("\n").splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[-2:]}
     assert rows["first"][1:4] == ["0", "finished", "1"]
     assert rows["second"][1:4] == ["0", "failed", "1"]
-    assert "ValueError: boom" in text.splitlines()[-1]
+    assert "ValueError: boom" in lines[-1]
+    assert "started bad" in ops
 
 
 # ---------------------------------------------------------------------- events

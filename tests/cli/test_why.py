@@ -119,14 +119,16 @@ def test_a_waiting_run_says_what_it_waits_for_and_how_to_continue(cli: Any, flow
 def test_a_cancelled_run_says_who_cancelled_it_when_and_why(cli: Any, flows: Path) -> None:
     (flows / "ask.py").write_text(textwrap.dedent(ASK), encoding="utf-8")
     assert cli.up("ask.py", "--run-id", "c1").exit_code == 3
-    assert cli("cancel", "c1", "--reason", "wrong branch").exit_code == 0
+    assert cli("cancel", "c1", "--reason", "wrong branch", "--by", "dana").exit_code == 0
     text, data = why(cli, "c1")
     assert data["status"] == "cancelled"
     assert data["cancelled"]["reason"] == "wrong branch"
     assert data["cancelled"]["source"] == "cli"
     assert data["cancelled"]["atMs"] > 0
     assert "Cancelled at " in text
+    assert "by dana on " in text
     assert "via cli: wrong branch." in text
+    assert data["cancelled"]["actor"]["name"] == "dana"
     assert data["steps"][0]["verb"] == "fork"
 
 

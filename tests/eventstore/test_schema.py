@@ -148,8 +148,8 @@ DESIGN_EVENTS: dict[str, tuple[str, ...]] = {
         "deletedEvents",
         "actor",
     ),
-    "RunRewound": ("runId", "timestampMs", "toFrameNo", "toSeq"),
-    "RunCancelRequested": ("runId", "timestampMs", "source", "reason"),
+    "RunRewound": ("runId", "timestampMs", "toFrameNo", "toSeq", "actor"),
+    "RunCancelRequested": ("runId", "timestampMs", "source", "reason", "actor"),
     "NodeWaitingEvent": (
         "runId",
         "timestampMs",
@@ -166,6 +166,7 @@ DESIGN_EVENTS: dict[str, tuple[str, ...]] = {
         "data",
         "correlationId",
         "sentBy",
+        "actor",
     ),
     "ChildRunEnded": (
         "runId",
@@ -217,7 +218,7 @@ def _value(tp: Any, name: str) -> Any:
             details=msgspec.Raw(b'{"nodeId":"a"}'),
         )
     if tp is ev.Actor:
-        return ev.Actor(name="ops", host="h", pid=7, interface="cli", reason="retention")
+        return ev.Actor(name="alice", host="box", pid=42, interface="cli", reason="why")
     if tp is bool:
         return True
     if tp is int:
@@ -349,6 +350,7 @@ def test_retry_task_events_fields() -> None:
         "iteration",
         "reset_dependents",
         "reset_nodes",
+        "actor",
     ]
     assert started["reset_nodes"].type == tuple[str, ...]
     assert list(finished) == [
