@@ -49,6 +49,26 @@ def _module_name(path: Path) -> str:
     return f"_smithers_workflow_{stem}_{digest}_{next(_counter)}"
 
 
+def _forget_shadowed(folder: Path) -> None:
+    """Forget imported modules that this folder's own modules of the same name shadow.
+
+    A workflow imports its sibling modules by plain name (``import helper``). Python
+    caches modules by name, so after loading a workflow from another folder with its
+    own ``helper.py``, this one would silently get that folder's module. The previous
+    workflow keeps the module objects it already holds.
+    """
+    try:
+        local = {p.stem for p in folder.glob("*.py")} | {
+            p.parent.name for p in folder.glob("*/__init__.py")
+        }
+    except OSError:
+        return
+    for name in [n for n in sys.modules if n.partition(".")[0] in local]:
+        file = getattr(sys.modules[name], "__file__", None)
+        if file and not Path(file).resolve().is_relative_to(folder.resolve()):
+            del sys.modules[name]
+
+
 def _import_file(path: Path) -> ModuleType:
     name = _module_name(path)
     spec = importlib.util.spec_from_file_location(name, path)
@@ -63,6 +83,7 @@ def _import_file(path: Path) -> ModuleType:
     # Registered so msgspec, dataclasses and pickling can resolve the module's names.
     sys.modules[name] = module
     folder = str(path.parent)
+    _forget_shadowed(path.parent)
     sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)

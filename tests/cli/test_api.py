@@ -219,3 +219,22 @@ async def test_follow_events_unknown_run(db: Any, two_runs: Any) -> None:
 
     with pytest.raises(RunNotFoundError):
         await drain()
+
+
+def test_workflows_from_two_folders_each_get_their_own_sibling_module(tmp_path: Any) -> None:
+    for name, value in (("a", "from a"), ("b", "from b")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "helper.py").write_text(f"GREETING = {value!r}\n", encoding="utf-8")
+        (folder / "flow.py").write_text(
+            "from helper import GREETING\n"
+            "from smithers import Task, workflow\n\n"
+            f"@workflow('{name}')\n"
+            "def wf(ctx):\n"
+            "    return Task('t', output=dict, value={'g': GREETING})\n",
+            encoding="utf-8",
+        )
+    first, _ = load_workflow(str(tmp_path / "a" / "flow.py"))
+    second, _ = load_workflow(str(tmp_path / "b" / "flow.py"))
+    assert first.build.__globals__["GREETING"] == "from a"
+    assert second.build.__globals__["GREETING"] == "from b"
