@@ -41,13 +41,14 @@ SEED_FIELDS: dict[str, set[str]] = {
 
 ADDITIONS: dict[str, set[str]] = {
     "ApprovalRequested": {"title", "summary", "metadata", "mode", "options"},
-    "ApprovalGranted": {"note", "decidedBy", "selected", "ranked"},
-    "ApprovalDenied": {"note", "decidedBy"},
+    "ApprovalGranted": {"note", "decidedBy", "selected", "ranked", "actor"},
+    "ApprovalDenied": {"note", "decidedBy", "actor"},
     "TimerCreated": {"nodeId", "iteration"},
     "NodeWaitingEvent": NODE | {"eventName", "correlationId", "timeoutAtMs"},
-    "SignalReceived": {"signalName", "data", "correlationId", "sentBy"},
+    "SignalReceived": {"signalName", "data", "correlationId", "sentBy", "actor"},
 }
-"""Our documented additions (`eventstore.events`, "waits"); the last two are our own types."""
+"""Our documented additions (`eventstore.events`, "waits"; ``actor``: the audit trail);
+the last two are our own types."""
 
 OMITTED_AT_DEFAULT: dict[str, set[str]] = {"TimerCreated": {"iteration"}}
 """Fields a run of this test writes only at their default, which non-node events omit
