@@ -84,6 +84,7 @@ from .errors import UnsupportedFeatureError as UnsupportedFeatureError
 from .errors import WorkflowExecutionFailedError as WorkflowExecutionFailedError
 from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
 from .history import AttemptDetail as AttemptDetail
+from .history import ChainCheck as ChainCheck
 from .history import ChildRun as ChildRun
 from .history import DiffSide as DiffSide
 from .history import FrameMismatch as FrameMismatch
@@ -100,6 +101,7 @@ from .history import TimelineRewind as TimelineRewind
 from .history import TimelineWait as TimelineWait
 from .history import TreeNodeChange as TreeNodeChange
 from .history import VerifyResult as VerifyResult
+from .history import check_chain as check_chain
 from .history import diff_runs as diff_runs
 from .history import event_to_json as event_to_json
 from .history import follow_events as follow_events
@@ -210,6 +212,8 @@ __all__ = (
     "RunDiff",
     "TreeNodeChange",
     "VerifyResult",
+    "ChainCheck",
+    "check_chain",
     "diff_runs",
     "verify_run",
     "AttemptDetail",

@@ -57,12 +57,9 @@ def chain_hash(prev: bytes, seq: int, type: str, payload: bytes) -> bytes:
     Returns:
         32 bytes: ``SHA-256(prev || seq (8 bytes, big-endian) || type || 0x00 || payload)``.
     """
-    h = _sha256(prev)
-    h.update(seq.to_bytes(8, "big"))
-    h.update(type.encode())
-    h.update(b"\x00")
-    h.update(payload)
-    return h.digest()
+    return _sha256(
+        b"".join((prev, seq.to_bytes(8, "big"), type.encode(), b"\x00", payload))
+    ).digest()
 
 
 class _ForkHead(msgspec.Struct, rename="camel"):

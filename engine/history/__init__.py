@@ -5,6 +5,8 @@ The state at a point, frames, the timeline, diffs, verify, the read API, a node'
 
 from __future__ import annotations
 
+from ._chain_check import ChainCheck as ChainCheck
+from ._chain_check import check_chain as check_chain
 from ._children import ACTIVE_CHILD_STATUSES as ACTIVE_CHILD_STATUSES
 from ._children import ChildRun as ChildRun
 from ._children import active_descendants as active_descendants
@@ -66,6 +68,8 @@ __all__ = (
     "FrameMismatch",
     "TreeNodeChange",
     "VerifyResult",
+    "ChainCheck",
+    "check_chain",
     "recorded_workflow",
     "verify_frame",
     "verify_run",
