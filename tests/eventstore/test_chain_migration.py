@@ -7,6 +7,7 @@ from contextlib import closing
 from typing import TYPE_CHECKING
 
 import pytest
+from smithers.engine import check_chain
 from smithers.eventstore import (
     ZERO_HASH,
     ChainBreak,
@@ -206,3 +207,14 @@ async def test_a_version_2_database_opened_read_only_has_no_chain_yet(tmp_path: 
     assert {r.hash for r in rows} == {b""}
     assert verify_chain(rows) == ChainBreak(seq=1, reason="payload")
     assert user_version(path) == 2  # nothing written
+
+
+async def test_verify_says_a_read_only_version_2_log_has_no_chain_yet(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    make_v2_database(path)
+    async with await SQLiteEventStore.open(path, read_only=True) as store:
+        found = await check_chain(store, "z-parent")
+    assert (found.status, found.ok, found.rows_checked, found.seq) == ("absent", True, 4, None)
+    async with await SQLiteEventStore.open(path) as store:  # writable: the chain is computed
+        found = await check_chain(store, "m-child")
+    assert (found.status, found.parent_run_id, found.parent_seq) == ("ok", "z-parent", 3)
