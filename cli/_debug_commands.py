@@ -162,7 +162,8 @@ def diff_command(
 
 def verify_json(result: VerifyResult) -> dict[str, Any]:
     """Return ``verify --json``: ``{"runId", "ok", "chain": {"status", "ok",
-    "rowsChecked", "lastHash", "seq", "reason", "message", "parentRunId", "parentSeq"},
+    "rowsChecked", "lastHash", "seq", "reason", "message", "parentRunId", "parentSeq",
+    "parentMissing"},
     "logOnly", "framesChecked", "mismatchedFrames", "firstMismatch": {"frameNo", "seq",
     "recordedHash", "renderedHash", "error", "nodes": [{"nodeId", "change", "recorded",
     "rendered"}]} | null, "determinismError", ...}``.
@@ -255,6 +256,7 @@ def _print_chain(run_id: str, chain: ChainCheck | None, db: str | None) -> None:
     rows = f"{chain.rows_checked} row{'s' if chain.rows_checked != 1 else ''}"
     fork = (
         f", chained from {chain.parent_run_id} seq {chain.parent_seq}"
+        + (" (that row is gone: checked from seq 1 on)" if chain.parent_missing else "")
         if chain.parent_run_id is not None
         else ""
     )
@@ -264,8 +266,9 @@ def _print_chain(run_id: str, chain: ChainCheck | None, db: str | None) -> None:
     elif chain.status == "absent":
         echo(
             f"Run {run_id}: log not checked, {rows} without a hash chain: the database "
-            "predates it (schema version 2). Open it once with a write command of this "
-            "version (e.g. `smithers ps` without a read-only mount) to compute the chain."
+            "predates it (schema version 2). This version computes it when it first opens "
+            "the database for writing (any write command, or `await "
+            "smithers.eventstore.SQLiteEventStore.open(PATH)` in Python)."
         )
     else:
         echo(

@@ -46,6 +46,10 @@ class ChainCheck(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """For a fork: the parent whose row at `parent_seq` the chain starts from."""
     parent_seq: int | None = None
     """For a fork: the parent's seq the first row chains from."""
+    parent_missing: bool = False
+    """For a fork: True when the parent's row at `parent_seq` is gone (the parent run
+    was deleted): the first row's link to it cannot be checked, the rest of the
+    chain is checked from the first row's stored hash."""
 
     @property
     def ok(self) -> bool:
@@ -59,7 +63,8 @@ async def check_chain(store: EventStore, run_id: str) -> ChainCheck:
     Awaits one read of the run's rows (and, for a fork, one of its parent's row at
     the fork point); writes nothing; one SHA-256 per row. The parent's own chain is
     not checked here (verify the parent for that): a fork trusts the parent row's
-    stored hash.
+    stored hash. A fork whose parent row is gone (the parent deleted) is checked
+    from its first row on (`ChainCheck.parent_missing`).
 
     Args:
         store: The open event store.
@@ -80,6 +85,7 @@ async def check_chain(store: EventStore, run_id: str) -> ChainCheck:
         return ChainCheck(status="absent", rows_checked=len(rows))
     prev = ZERO_HASH
     parent: tuple[str, int] | None = None
+    missing = False
     if rows[0].seq == 1:
         parent = chain_origin(rows[0].type, rows[0].data)
     if parent is not None:
@@ -88,7 +94,13 @@ async def check_chain(store: EventStore, run_id: str) -> ChainCheck:
         )
         if parent_row and parent_row[0].hash:
             prev = parent_row[0].hash
+        else:
+            missing = True
     found = verify_chain(rows, prev=prev)
+    if missing and found is not None and found.seq == 1 and found.reason == "payload":
+        # Chained from the parent's row when appended, which is gone since: check
+        # the rest from the first row's own hash.
+        found = verify_chain(rows[1:], prev=rows[0].hash, after_seq=1)
     parent_run_id, parent_seq = parent if parent is not None else (None, None)
     if found is None:
         return ChainCheck(
@@ -97,6 +109,7 @@ async def check_chain(store: EventStore, run_id: str) -> ChainCheck:
             last_hash=rows[-1].hash.hex(),
             parent_run_id=parent_run_id,
             parent_seq=parent_seq,
+            parent_missing=missing,
         )
     return ChainCheck(
         status="broken",
@@ -106,4 +119,5 @@ async def check_chain(store: EventStore, run_id: str) -> ChainCheck:
         message=found.message,
         parent_run_id=parent_run_id,
         parent_seq=parent_seq,
+        parent_missing=missing,
     )

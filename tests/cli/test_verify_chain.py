@@ -160,3 +160,61 @@ def test_a_replays_log_chains_from_its_parent(cli: Any, finished_run: str) -> No
     cli.tampered = True
     moved = json.loads(smithers(cli.db, "verify", child, "--log-only", "--json").stdout)
     assert (moved["chain"]["status"], moved["chain"]["seq"]) == ("broken", 1)
+
+
+def test_a_fork_whose_parent_was_deleted_still_verifies(cli: Any, finished_run: str) -> None:
+    child = json.loads(cli("replay", finished_run, "--frame", "1", "--json").stdout)["runId"]
+    with closing(sqlite3.connect(cli.db, isolation_level=None)) as conn:
+        conn.execute("DELETE FROM _smithers_events WHERE run_id = ?", (finished_run,))
+
+    out = smithers(cli.db, "verify", child, "--log-only", "--json")
+    assert out.returncode == 0, out.stdout
+    chain = json.loads(out.stdout)["chain"]
+    assert (chain["status"], chain["parentMissing"]) == ("ok", True)
+    assert "that row is gone" in smithers(cli.db, "verify", child, "--log-only").stdout
+
+    flip_one_byte(cli.db, child, 2)
+    cli.tampered = True
+    broken = json.loads(smithers(cli.db, "verify", child, "--log-only", "--json").stdout)
+    assert (broken["chain"]["status"], broken["chain"]["seq"]) == ("broken", 2)
+
+
+def downgrade_to_version_2(db: Path) -> None:
+    """Make `db` what smithers of schema version 2 wrote: the events without hashes."""
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "CREATE TABLE old_events (position INTEGER PRIMARY KEY, run_id TEXT NOT NULL, "
+            "seq INTEGER NOT NULL, type TEXT NOT NULL, timestamp_ms INTEGER NOT NULL, "
+            "payload BLOB NOT NULL, UNIQUE (run_id, seq))"
+        )
+        conn.execute(
+            "INSERT INTO old_events SELECT position, run_id, seq, type, timestamp_ms, payload "
+            "FROM _smithers_events"
+        )
+        conn.execute("DROP TABLE _smithers_events")
+        conn.execute("ALTER TABLE old_events RENAME TO _smithers_events")
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute("COMMIT")
+
+
+def test_verify_of_a_version_2_database_then_after_its_migration(
+    cli: Any, finished_run: str
+) -> None:
+    downgrade_to_version_2(cli.db)
+
+    absent = smithers(cli.db, "verify", finished_run, "--log-only")
+    assert absent.returncode == 0, absent.stderr
+    assert "log not checked" in absent.stdout
+    assert "without a hash chain" in absent.stdout
+    whole = smithers(cli.db, "verify", finished_run, "--json")
+    assert whole.returncode == 0, whole.stderr
+    assert json.loads(whole.stdout)["chain"]["status"] == "absent"
+
+    # A write command opens it writable: the chain is computed, the version bumped.
+    assert cli("cancel", finished_run).exit_code == 0  # "already ended", but opened writable
+    with closing(sqlite3.connect(cli.db)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    migrated = smithers(cli.db, "verify", finished_run, "--log-only", "--json")
+    assert migrated.returncode == 0, migrated.stderr
+    assert json.loads(migrated.stdout)["chain"]["status"] == "ok"
