@@ -77,7 +77,7 @@ def bench_hash() -> dict[str, float]:
         payload = b"x" * size
         best = min(
             timeit.repeat(
-                lambda p=payload: chain_hash(ZERO_HASH, 5, "NodeFinished", p),  # type: ignore[misc]
+                lambda p=payload: chain_hash(ZERO_HASH, 5, "NodeFinished", p),
                 number=20_000,
                 repeat=5,
             )
