@@ -2,10 +2,11 @@
 
 ``diff RUN --from N --to M`` compares a run between two frames; ``diff RUN_A RUN_B
 [--frame N]`` compares two runs (a fork against its parent, a replay against the
-original). ``verify RUN`` re-renders the run's workflow at every recorded frame and
-compares the tree hashes (the determinism check): exit 0 when every frame matches,
-1 when one differs. Both append nothing. Registered on the ``smithers`` group when
-`smithers.cli` is imported.
+original). ``verify RUN`` first checks the run's stored log against its hash chain
+(issue 16), then re-renders the run's workflow at every recorded frame and compares
+the tree hashes (the determinism check): exit 0 when the chain holds and every frame
+matches, 1 otherwise; ``--log-only`` stops after the chain. Both append nothing.
+Registered on the ``smithers`` group when `smithers.cli` is imported.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ._text import echo
 
 if TYPE_CHECKING:
     from smithers.engine import (
+        ChainCheck,
         Client,
         DiffSide,
         FrameMismatch,
@@ -160,12 +162,17 @@ def diff_command(
 
 
 def verify_json(result: VerifyResult) -> dict[str, Any]:
-    """Return ``verify --json``: ``{"runId", "ok", "framesChecked", "mismatchedFrames",
-    "firstMismatch": {"frameNo", "seq", "recordedHash", "renderedHash", "error",
-    "nodes": [{"nodeId", "change", "recorded", "rendered"}]} | null, ...}``.
+    """Return ``verify --json``: ``{"runId", "ok", "chain": {"status", "ok",
+    "rowsChecked", "lastHash", "seq", "reason", "message", "parentRunId", "parentSeq",
+    "parentMissing"},
+    "logOnly", "framesChecked", "mismatchedFrames", "firstMismatch": {"frameNo", "seq",
+    "recordedHash", "renderedHash", "error", "nodes": [{"nodeId", "change", "recorded",
+    "rendered"}]} | null, "determinismError", ...}``.
     """  # noqa: D205 - the shape is the summary
     out: dict[str, Any] = msgspec.to_builtins(result)
     out["ok"] = result.ok
+    if result.chain is not None:
+        out["chain"]["ok"] = result.chain.ok
     return out
 
 
@@ -206,31 +213,48 @@ def _print_mismatch(m: FrameMismatch) -> None:
     help="Check this workflow file instead of the one the run recorded (e.g. the source "
     "`smithers import` wrote for an imported run).",
 )
+@click.option(
+    "--log-only",
+    is_flag=True,
+    help="Only check the stored log against its hash chain (no workflow imported).",
+)
 @db_option
 @json_option
 @pass_clients
 def verify_command(
-    clients: Clients, run_id: str, workflow_file: str | None, db: str | None, as_json: bool
+    clients: Clients,
+    run_id: str,
+    workflow_file: str | None,
+    log_only: bool,
+    db: str | None,
+    as_json: bool,
 ) -> None:
-    """Check that the run's workflow still renders what the run recorded.
+    """Check the run's stored log, then that its workflow still renders what it recorded.
 
-    Imports the workflow file the run recorded and, replaying the log, re-renders
+    First the log: every stored event carries a hash chaining it to the one before
+    (SHA-256 over the previous hash and the event's stored bytes); the chain is
+    recomputed and the first seq whose bytes or order do not match is named (a row
+    edited, deleted or moved outside smithers). --log-only stops there.
+
+    Then imports the workflow file the run recorded and, replaying the log, re-renders
     the tree at every recorded frame from the state the engine rendered it from, and
     compares its hash with the recorded one. A difference means the builder reads
     something besides ctx (the clock, randomness, files, the environment) or its code
     changed since the run: resuming or replaying it would not continue the same
-    history. Exit 0 when every frame matches, 1 when one differs (the first is shown
-    with the tasks that differ). Writes nothing; runs the builder once per frame.
+    history. Exit 0 when the chain holds and every frame matches, 1 when the chain is
+    broken or a frame differs (the first is shown with the tasks that differ).
+    Writes nothing; runs the builder once per frame.
 
     \b
     Examples:
         smithers verify RUN
-        smithers verify RUN --json | jq '.firstMismatch.nodes'
+        smithers verify RUN --log-only
+        smithers verify RUN --json | jq '.chain, .firstMismatch.nodes'
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     wf = load_workflow(workflow_file)[0] if workflow_file is not None else None
 
     async def read(client: Client) -> VerifyResult:
-        return await (await client.get_run(run_id)).verify(workflow=wf)
+        return await (await client.get_run(run_id)).verify(workflow=wf, log_only=log_only)
 
     result = clients.run(db, read, read_only=True)
     if as_json:
@@ -240,7 +264,49 @@ def verify_command(
     raise click.exceptions.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
+def _print_chain(run_id: str, chain: ChainCheck | None, db: str | None) -> None:
+    if chain is None:
+        return
+    rows = f"{chain.rows_checked} row{'s' if chain.rows_checked != 1 else ''}"
+    fork = (
+        f", chained from {chain.parent_run_id} seq {chain.parent_seq}"
+        + (" (that row is gone: checked from seq 1 on)" if chain.parent_missing else "")
+        if chain.parent_run_id is not None
+        else ""
+    )
+    if chain.status == "ok":
+        last = (chain.last_hash or "")[:_HASH_CHARS]
+        echo(f"Run {run_id}: log intact, {rows} match their hash chain{fork} (last {last}).")
+    elif chain.status == "collected":
+        last = (chain.last_hash or "")[:_HASH_CHARS]
+        echo(
+            f"Run {run_id}: log pruned by `smithers gc --keep-audit`; the {rows} kept match "
+            f"their hash chain, stretch by stretch (last {last})."
+        )
+    elif chain.status == "absent":
+        echo(
+            f"Run {run_id}: log not checked, {rows} without a hash chain: the database "
+            "predates it (schema version 2). This version computes it when it first opens "
+            "the database for writing (any write command, or `await "
+            "smithers.eventstore.SQLiteEventStore.open(PATH)` in Python)."
+        )
+    else:
+        echo(
+            f"Run {run_id}: log BROKEN at {chain.message} ({rows} read{fork}). The stored "
+            "log was changed outside smithers: restore the database from a backup; see "
+            f"the rows with `{command_line('events', args=[run_id], db=db)}`."
+        )
+
+
 def _print_verify(result: VerifyResult, db: str | None) -> None:
+    _print_chain(result.run_id, result.chain, db)
+    if result.log_only:
+        return
+    if result.determinism_error is not None:
+        echo(
+            f"Run {result.run_id}: frames not re-rendered: {error_label(result.determinism_error)}"
+        )
+        return
     frames = f"{result.frames_checked} frame{'s' if result.frames_checked != 1 else ''}"
     source = result.workflow_name + (f" ({result.workflow_path})" if result.workflow_path else "")
     m = result.first_mismatch

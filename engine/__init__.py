@@ -93,6 +93,7 @@ from .errors import WorkflowMissingDefaultError as WorkflowMissingDefaultError
 from .history import AUDIT_STREAM_ID as AUDIT_STREAM_ID
 from .history import OPERATION_TYPES as OPERATION_TYPES
 from .history import AttemptDetail as AttemptDetail
+from .history import ChainCheck as ChainCheck
 from .history import ChildRun as ChildRun
 from .history import DiffSide as DiffSide
 from .history import FrameMismatch as FrameMismatch
@@ -111,6 +112,7 @@ from .history import TimelineWait as TimelineWait
 from .history import TreeNodeChange as TreeNodeChange
 from .history import VerifyResult as VerifyResult
 from .history import audit as audit
+from .history import check_chain as check_chain
 from .history import diff_runs as diff_runs
 from .history import event_to_json as event_to_json
 from .history import follow_events as follow_events
@@ -225,6 +227,8 @@ __all__ = (
     "RunDiff",
     "TreeNodeChange",
     "VerifyResult",
+    "ChainCheck",
+    "check_chain",
     "diff_runs",
     "verify_run",
     "AttemptDetail",

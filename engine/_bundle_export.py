@@ -59,12 +59,8 @@ class ExportResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 
 def _row_hash(row: StoredEvent) -> str | None:
-    """The row's chain hash as hex, or None.
-
-    CHAIN HOOK: returns None until the store keeps a per-row ``hash`` column; then
-    ``row.hash.hex()``.
-    """
-    return None
+    """The row's chain hash as hex, or None when its database has no chain yet."""
+    return row.hash.hex() if row.hash else None
 
 
 def _status_of(rows: list[StoredEvent]) -> tuple[str, RunStarted | None]:
@@ -95,7 +91,7 @@ _Gathered = tuple[BundleRun, list["StoredEvent"], RunStarted | None]
 
 async def _one(store: EventStore, run_id: str, upto: int | None) -> _Gathered:
     """One run's rows (up to `upto`) and its header entry."""
-    rows = await store.read(run_id, upto_seq=upto)
+    rows = await store.read_chained(run_id, upto_seq=upto)
     if not rows:
         raise RunNotFoundError(run_id)
     if any(r.seq != i for i, r in enumerate(rows, 1)):

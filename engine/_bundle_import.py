@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING
 
 import anyio
 import msgspec
-from smithers.eventstore import BulkRun, SQLiteEventStore, decode_event, resolve_db_path
+from smithers.eventstore import (
+    ZERO_HASH,
+    BulkRun,
+    SQLiteEventStore,
+    chain_hash,
+    chain_origin,
+    decode_event,
+    resolve_db_path,
+)
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES, RunForked, RunStatusChanged
 
 from ._bundle_format import BUNDLE_FORMAT, BUNDLE_VERSION, BundleHeader, BundleRow
@@ -35,7 +43,7 @@ from .errors import InvalidInputError
 from .history import AUDIT_STREAM_ID, SUPERVISOR_STREAM_ID
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from smithers.eventstore import EventStore
 
@@ -125,14 +133,34 @@ def _header(path: str, line: bytes) -> BundleHeader:
     return header
 
 
-def _verify_bundle_chain(rows: Sequence[BundleRow]) -> None:
-    """Check one run's rows against their chain hashes.
+def _verify_bundle_chain(path: str, by_run: Mapping[str, Sequence[BundleRow]]) -> None:
+    """Check every run's rows against the chain hashes the bundle carries.
 
-    CHAIN HOOK: does nothing until the store keeps a per-row ``hash``; then recompute
-    ``smithers.eventstore.verify_chain`` over the rows (payload bytes verbatim) and
-    raise `_bad` when a row's ``hash`` does not match.
+    Recomputes `chain_hash` over each run's rows (payload bytes verbatim) from
+    `ZERO_HASH`, or for a fork from its parent's row at the fork point when the bundle
+    holds it; rows without a hash (a database exported before the chain) are skipped.
+
+    Raises:
+        InvalidInputError: ``INVALID_INPUT`` naming the run and first seq whose hash does
+            not match its bytes (the file was edited after export).
     """
-    return None
+    for run_id, rows in by_run.items():
+        if not rows or rows[0].hash is None:
+            continue
+        prev = ZERO_HASH
+        origin = chain_origin(rows[0].type, rows[0].payload.encode("utf-8"))
+        if origin is not None:
+            parent = by_run.get(origin[0], ())
+            if 1 <= origin[1] <= len(parent) and parent[origin[1] - 1].hash is not None:
+                prev = bytes.fromhex(parent[origin[1] - 1].hash or "")
+        for row in rows:
+            prev = chain_hash(prev, row.seq, row.type, row.payload.encode("utf-8"))
+            if row.hash is not None and prev.hex() != row.hash:
+                raise _bad(
+                    path,
+                    f"run {run_id!r} seq {row.seq}: its bytes do not match its chain hash "
+                    "(the file was changed after export)",
+                )
 
 
 def _rows(path: str, header: BundleHeader, lines: list[bytes]) -> dict[str, list[BundleRow]]:
@@ -166,7 +194,7 @@ def _rows(path: str, header: BundleHeader, lines: list[bytes]) -> dict[str, list
         got = len(by_run[info.run_id])
         if got != info.upto_seq or got == 0:
             raise _bad(path, f"run {info.run_id!r} has {got} rows; its header says {info.upto_seq}")
-        _verify_bundle_chain(by_run[info.run_id])
+    _verify_bundle_chain(path, by_run)
     for run_id, rows in by_run.items():
         first = decode_event(rows[0].type, rows[0].payload.encode("utf-8"))
         if isinstance(first, RunForked):

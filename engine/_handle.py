@@ -416,15 +416,19 @@ class RunHandle(TimeTravelOps):
             store=await self._store(),
         )
 
-    async def verify(self, *, workflow: Workflow | None = None) -> VerifyResult:
-        """Re-render the run at every recorded frame and compare the trees' hashes.
+    async def verify(
+        self, *, workflow: Workflow | None = None, log_only: bool = False
+    ) -> VerifyResult:
+        """Check the run's log against its hash chain, then re-render every frame.
 
-        The determinism check (see `verify_run`): ``.ok`` when the workflow renders
-        what the run recorded at every frame; otherwise the first frame that differs
-        and its tasks. Awaits reads; writes nothing; runs the builder once per frame.
+        The log check, then the determinism check (see `verify_run`): ``.ok`` when
+        the chain holds and the workflow renders what the run recorded at every
+        frame; otherwise the chain's first bad seq, the first frame that differs and
+        its tasks. Awaits reads; writes nothing; runs the builder once per frame.
 
         Args:
             workflow: The workflow to check; default: the file the run recorded.
+            log_only: Only the log check (no workflow imported, no frame rendered).
 
         Returns:
             A `VerifyResult`.
@@ -434,7 +438,9 @@ class RunHandle(TimeTravelOps):
             WorkflowMissingDefaultError: without `workflow`, if the run recorded no
                 workflow file (it was started from Python code) or it is gone.
         """
-        return await verify_run(self.run_id, workflow=workflow, store=await self._store())
+        return await verify_run(
+            self.run_id, workflow=workflow, store=await self._store(), log_only=log_only
+        )
 
     # ------------------------------------------------------------------ control
 

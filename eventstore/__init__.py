@@ -7,6 +7,11 @@ deleted. Everything else in smithers is a fold of this log.
 from __future__ import annotations
 
 from . import events as events
+from ._chain import ZERO_HASH as ZERO_HASH
+from ._chain import ChainBreak as ChainBreak
+from ._chain import chain_hash as chain_hash
+from ._chain import chain_origin as chain_origin
+from ._chain import verify_chain as verify_chain
 from ._codec import EVENT_TYPES as EVENT_TYPES
 from ._codec import MAX_JSON_DEPTH as MAX_JSON_DEPTH
 from ._codec import JsonValueError as JsonValueError
@@ -37,6 +42,8 @@ __all__ = (
     "EVENT_TYPES",
     "BulkDeletion",
     "BulkRun",
+    "ZERO_HASH",
+    "ChainBreak",
     "DatabaseQueryError",
     "DatabaseWriteError",
     "EventStore",
@@ -52,6 +59,8 @@ __all__ = (
     "SmithersError",
     "StoredEvent",
     "SeqConflictError",
+    "chain_hash",
+    "chain_origin",
     "decode_event",
     "decode_json",
     "encode_event",
@@ -60,4 +69,5 @@ __all__ = (
     "events",
     "resolve_db_path",
     "to_raw",
+    "verify_chain",
 )

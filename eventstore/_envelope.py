@@ -26,6 +26,9 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
     """Unix epoch milliseconds when the event was recorded."""
     data: bytes
     """The encoded event (camelCase JSON)."""
+    hash: bytes = b""
+    """The row's chain hash (32 bytes, see `chain_hash`); set by `read_chained` only,
+    empty (``b""``) from the other reads, which do not fetch it."""
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from ._chain import ZERO_HASH, chain_hash, chain_origin
 from ._codec import encode_event
 from ._envelope import Lease, RunRecord, StoredEvent
 from ._sqlite_bulk import compare_rows
@@ -31,6 +32,8 @@ class MemoryEventStore:
     def __init__(self) -> None:
         self._events: list[StoredEvent] = []
         self._by_run: dict[str, list[StoredEvent]] = {}
+        # Each run's chain hashes, by seq - 1 (apart: `read` returns rows without them).
+        self._hashes: dict[str, list[bytes]] = {}
         self._runs: dict[str, RunRecord] = {}
         self._leases: dict[str, Lease] = {}
         self._checkpoints: dict[str, dict[int, bytes]] = {}
@@ -79,6 +82,11 @@ class MemoryEventStore:
             )
             for i, (e, data) in enumerate(zip(events, encoded, strict=True), 1)
         ]
+        hashes = self._hashes.setdefault(run_id, [])
+        prev = hashes[-1] if hashes else self._origin_hash(new[0])
+        for row in new:
+            prev = chain_hash(prev, row.seq, row.type, row.data)
+            hashes.append(prev)
         self._events.extend(new)
         self._by_run.setdefault(run_id, []).extend(new)
         last = new[-1]
@@ -104,6 +112,23 @@ class MemoryEventStore:
             return [e for e in stream if after_seq < e.seq <= top]
         end = len(stream) if upto_seq is None else max(0, min(upto_seq, len(stream)))
         return stream[max(after_seq, 0) : end]
+
+    async def read_chained(
+        self, run_id: str, *, after_seq: int = 0, upto_seq: int | None = None
+    ) -> list[StoredEvent]:
+        """Return what `read` does, each row's chain `hash` set."""
+        rows = await self.read(run_id, after_seq=after_seq, upto_seq=upto_seq)
+        hashes = self._hashes.get(run_id, [])
+        return [msgspec.structs.replace(r, hash=hashes[r.seq - 1]) for r in rows]
+
+    def _origin_hash(self, first: StoredEvent) -> bytes:
+        # What a run's first row chains from (see `chain_origin`).
+        origin = chain_origin(first.type, first.data)
+        if origin is None:
+            return ZERO_HASH
+        parent = self._hashes.get(origin[0], [])
+        seq = origin[1]
+        return parent[seq - 1] if 1 <= seq <= len(parent) else ZERO_HASH
 
     async def read_all(
         self, *, after_position: int = 0, limit: int | None = None
@@ -253,6 +278,11 @@ class MemoryEventStore:
             ]
             if not new:
                 continue
+            hashes = self._hashes.setdefault(run.run_id, [])
+            prev = hashes[-1] if hashes else self._origin_hash(new[0])
+            for row in new:
+                prev = chain_hash(prev, row.seq, row.type, row.data)
+                hashes.append(prev)
             self._events.extend(new)
             self._by_run.setdefault(run.run_id, []).extend(new)
             old = self._runs.get(run.run_id)
@@ -293,6 +323,7 @@ class MemoryEventStore:
                 self._runs[d.run_id] = msgspec.structs.replace(old, status=d.kept_status)
             else:
                 self._runs.pop(d.run_id, None)
+                self._hashes.pop(d.run_id, None)  # kept rows keep theirs (by seq)
             self._checkpoints.pop(d.run_id, None)
             self._leases.pop(d.run_id, None)
         if audit_event is not None:

@@ -36,6 +36,10 @@ class EventStore(Protocol):
     ) -> int:
         """Append a batch atomically after checking the run is at `expected_seq`.
 
+        Each row gets its chain hash (`chain_hash`) from the run's previous row, in
+        the same transaction; a run's first row chains from zeros, or, if it is a
+        ``RunForked``, from its parent's row at ``parentSeq`` (`chain_origin`).
+
         Args:
             run_id: The run (stream) to append to.
             events: Events to append, in order; seqs ``expected_seq + 1 …`` are assigned.
@@ -57,6 +61,27 @@ class EventStore(Protocol):
         self, run_id: str, *, after_seq: int = 0, upto_seq: int | None = None
     ) -> list[StoredEvent]:
         """Return the run's events with ``after_seq < seq <= upto_seq``, in seq order."""
+        ...
+
+    async def read_chained(
+        self, run_id: str, *, after_seq: int = 0, upto_seq: int | None = None
+    ) -> list[StoredEvent]:
+        """Return what `read` returns, with each row's chain hash (`StoredEvent.hash`).
+
+        For `verify_chain` (the rows' `position` tells a moved row). Awaits I/O.
+
+        Args:
+            run_id: The run to read.
+            after_seq: Only rows with a seq above this.
+            upto_seq: Only rows with a seq up to this (None: to the end).
+
+        Returns:
+            The rows in seq order, `hash` set (``b""`` where no chain was computed:
+            a database of schema version 2 opened read-only).
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
         ...
 
     async def read_all(

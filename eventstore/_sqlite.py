@@ -28,6 +28,7 @@ from ._envelope import Lease, RunRecord, StoredEvent
 from ._inline import InlineConnection, wal_checkpoint
 from ._lockholder import find_lock_holder
 from ._sqlite_bulk import delete_tx, import_tx
+from ._sqlite_chain import chained_select, has_chain_column
 from ._sqlite_sql import (
     _INLINE_MAX_BYTES,
     _INLINE_MAX_READ_ROWS,
@@ -124,6 +125,8 @@ class SQLiteEventStore:
         self.lock_timeout_ms = lock_timeout_from_env()
         """How long (ms) a write waits in all for another connection's write lock (see
         `open`)."""
+        # Whether the events table has the chain's hash column (None: not looked yet).
+        self._chained: bool | None = None
         # (synchronous, busy_timeout_ms, max_page_count) of `open`, for `_init`.
         self._setup: tuple[str, int, int | None] = ("NORMAL", 5_000, None)
 
@@ -466,6 +469,38 @@ class SQLiteEventStore:
                 data=r[4],
             )
             for r in rows
+        ]
+
+    async def read_chained(
+        self, run_id: str, *, after_seq: int = 0, upto_seq: int | None = None
+    ) -> list[StoredEvent]:
+        """Return what `read` does, each row's chain `hash` set (see `EventStore.read_chained`).
+
+        In a database of schema version 2 opened read-only (no chain computed yet:
+        a writable open computes it) every `hash` is ``b""``.
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        if _EVENTS not in await self._tables_now():
+            return []
+        if self._chained is None:
+            try:
+                self._chained = bool(await self._call(has_chain_column))
+            except sqlite3.Error as e:
+                raise _query_error(self.path, e) from e
+        sql, params = chained_select(run_id, after_seq, upto_seq, with_hash=self._chained)
+        return [
+            StoredEvent(
+                position=r[0],
+                run_id=run_id,
+                seq=r[1],
+                type=r[2],
+                timestamp_ms=r[3],
+                data=bytes(r[4]),
+                hash=bytes(r[5]),
+            )
+            for r in await self._read(sql, params)
         ]
 
     async def read_all(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from ._chain import ZERO_HASH, chain_hash, chain_origin
 from .errors import RunAlreadyExistsError, SeqConflictError
 
 if TYPE_CHECKING:
@@ -62,8 +63,38 @@ _SELECT_ROWS = (
     "SELECT seq, type, timestamp_ms, payload FROM _smithers_events WHERE run_id = ? ORDER BY seq"
 )
 _INSERT = (
-    "INSERT INTO _smithers_events (run_id, seq, type, timestamp_ms, payload) VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO _smithers_events (run_id, seq, type, timestamp_ms, payload, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
+_HASH_AT = "SELECT hash FROM _smithers_events WHERE run_id = ? AND seq = ?"
+_LAST_HASH = "SELECT seq, hash FROM _smithers_events WHERE run_id = ? ORDER BY seq DESC LIMIT 1"
+
+
+def _hash_at(conn: sqlite3.Connection, run_id: str, seq: int) -> bytes | None:
+    row = conn.execute(_HASH_AT, (run_id, seq)).fetchone()
+    return bytes(row[0]) if row is not None and row[0] else None
+
+
+def _chained(
+    conn: sqlite3.Connection, run_id: str, rows: Sequence[BulkRow]
+) -> list[tuple[str, int, str, int, bytes, bytes]]:
+    """`rows` (appended after the run's stored ones) as insert tuples with their hashes.
+
+    The chain continues from the stored row before the first one, or for a run's first
+    row from `ZERO_HASH` or, for a fork, its parent's row at the fork point (as
+    `chain_origin`; both rules of an append).
+    """
+    first_seq, first_type, _, first_payload = rows[0]
+    if first_seq > 1:
+        prev = _hash_at(conn, run_id, first_seq - 1) or ZERO_HASH
+    else:
+        origin = chain_origin(first_type, bytes(first_payload))
+        prev = (_hash_at(conn, *origin) if origin is not None else None) or ZERO_HASH
+    out = []
+    for seq, type_name, ms, payload in rows:
+        prev = chain_hash(prev, seq, type_name, bytes(payload))
+        out.append((run_id, seq, type_name, ms, bytes(payload), prev))
+    return out
 
 
 def _same(a: BulkRow, b: tuple[int, str, int, bytes]) -> bool:
@@ -126,7 +157,7 @@ def import_tx(conn: sqlite3.Connection, runs: Sequence[BulkRun]) -> list[ImportO
             new = run.rows[start:]
             if not new:
                 continue
-            conn.executemany(_INSERT, [(run.run_id, s, t, ms, p) for s, t, ms, p in new])
+            conn.executemany(_INSERT, _chained(conn, run.run_id, new))
             first_ms, last_ms, last_seq = run.rows[0][2], run.rows[-1][2], run.rows[-1][0]
             conn.execute(
                 "INSERT INTO _smithers_runs (run_id, workflow_name, status, created_at_ms, "
@@ -183,14 +214,11 @@ def delete_tx(
             conn.execute("DELETE FROM _smithers_leases WHERE run_id = ?", (d.run_id,))
         if audit_row is not None:
             type_name, timestamp_ms, payload = audit_row
-            seq = (
-                conn.execute(
-                    "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?",
-                    (audit_stream,),
-                ).fetchone()[0]
-                + 1
-            )
-            conn.execute(_INSERT, (audit_stream, seq, type_name, timestamp_ms, payload))
+            last = conn.execute(_LAST_HASH, (audit_stream,)).fetchone()
+            seq = (last[0] if last is not None else 0) + 1
+            prev = bytes(last[1]) if last is not None and last[1] else ZERO_HASH
+            row_hash = chain_hash(prev, seq, type_name, payload)
+            conn.execute(_INSERT, (audit_stream, seq, type_name, timestamp_ms, payload, row_hash))
             conn.execute(
                 "INSERT INTO _smithers_runs (run_id, workflow_name, status, created_at_ms, "
                 "updated_at_ms, last_seq) VALUES (?, '', 'audit', ?, ?, ?) ON CONFLICT (run_id) "

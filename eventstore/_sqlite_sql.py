@@ -13,9 +13,11 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
+from ._chain import chain_hash
 from ._codec import encode_event
 from ._envelope import Lease, RunRecord, StoredEvent
 from ._inline import InlineConnection, is_busy
+from ._sqlite_chain import EVENTS_DDL, add_chain_column, chain_origin_hash
 from .errors import (
     DatabaseQueryError,
     DatabaseWriteError,
@@ -34,20 +36,14 @@ if TYPE_CHECKING:
 
 __all__ = ("SCHEMA_VERSION",)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """`PRAGMA user_version` of the current schema. 1: events and runs index; 2: + leases
-and checkpoints (side tables, created on open in databases of version 1)."""
+and checkpoints (side tables, created on open in databases of version 1); 3: + the
+events' ``hash`` column (the hash chain, `chain_hash`), computed on open for the rows
+of an older database (`add_chain_column`)."""
 
 _SCHEMA: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS _smithers_events (
-    position INTEGER PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    timestamp_ms INTEGER NOT NULL,
-    payload BLOB NOT NULL,
-    UNIQUE (run_id, seq)
-)""",
+    EVENTS_DDL.format(name="_smithers_events"),
     """CREATE TABLE IF NOT EXISTS _smithers_runs (
     run_id TEXT PRIMARY KEY,
     workflow_name TEXT NOT NULL DEFAULT '',
@@ -87,8 +83,11 @@ _SCHEMA_OBJECTS = frozenset(
 """Names in `sqlite_master` of a complete schema; open creates whatever is missing."""
 
 _INSERT = (
-    "INSERT INTO _smithers_events (run_id, seq, type, timestamp_ms, payload) VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO _smithers_events (run_id, seq, type, timestamp_ms, payload, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
+_LAST = "SELECT seq, hash FROM _smithers_events WHERE run_id = ? ORDER BY seq DESC LIMIT 1"
+"""The run's last seq and hash: one seek on the ``(run_id, seq)`` index, one on the table."""
 _RUN_COLUMNS = "run_id, workflow_name, status, created_at_ms, updated_at_ms, last_seq"
 _RUN_SELECT = (
     "SELECT r.run_id, r.workflow_name, r.status, r.created_at_ms, "
@@ -307,6 +306,7 @@ def _create_schema(conn: sqlite3.Connection, sync: str, names: set[str]) -> None
     try:
         for statement in _SCHEMA:
             conn.execute(statement)
+        add_chain_column(conn)  # a database of version 1 or 2: the chain, computed
         # Re-read under the lock: never lower the version a newer smithers wrote.
         if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -364,14 +364,23 @@ def _append_tx(
 ) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        actual = conn.execute(
-            "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?", (run_id,)
-        ).fetchone()[0]
+        last = conn.execute(_LAST, (run_id,)).fetchone()
+        actual = last[0] if last is not None else 0
         if actual != expected_seq:
             if expected_seq == 0:
                 raise RunAlreadyExistsError(run_id, actual_seq=actual)
             raise SeqConflictError(run_id, expected_seq=expected_seq, actual_seq=actual)
-        conn.executemany(_INSERT, rows)
+        # The chain: each row's hash from the one before it (`_chain`), in this
+        # transaction, so the previous hash is the one on disk.
+        if last is not None:
+            prev = bytes(last[1])
+        else:
+            prev = chain_origin_hash(conn, rows[0][2], rows[0][4])
+        chained = []
+        for r in rows:
+            prev = chain_hash(prev, r[1], r[2], r[4])
+            chained.append((r[0], r[1], r[2], r[3], r[4], prev))
+        conn.executemany(_INSERT, chained)
         last_seq = rows[-1][1]
         first_ms, last_ms = rows[0][3], rows[-1][3]
         if expected_seq == 0:

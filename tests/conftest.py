@@ -112,6 +112,7 @@ class Decisions:
         store: Any = None,
     ) -> int:
         """Append `SignalReceived` named `name` with the JSON payload `data`."""
+        from smithers.engine import resolve_actor
         from smithers.eventstore import to_raw
         from smithers.eventstore.events import SignalReceived
 
@@ -122,6 +123,7 @@ class Decisions:
             data=to_raw(data),
             correlation_id=correlation_id,
             sent_by=by,
+            actor=resolve_actor("api", by=by) if by is not None else None,
         )
         return await _append(run_id, event, db, store)
 

@@ -12,6 +12,9 @@ from ._audit import audit as audit
 from ._audit import is_operation as is_operation
 from ._audit import operation_params as operation_params
 from ._audit import related_runs as related_runs
+from ._chain_check import COLLECTED_STATUS as COLLECTED_STATUS
+from ._chain_check import ChainCheck as ChainCheck
+from ._chain_check import check_chain as check_chain
 from ._children import ACTIVE_CHILD_STATUSES as ACTIVE_CHILD_STATUSES
 from ._children import ChildRun as ChildRun
 from ._children import active_descendants as active_descendants
@@ -66,6 +69,7 @@ from ._why import WhyStep as WhyStep
 from ._why import explain as explain
 
 __all__ = (
+    "COLLECTED_STATUS",
     "OPERATION_TYPES",
     "Operation",
     "audit",
@@ -86,6 +90,8 @@ __all__ = (
     "FrameMismatch",
     "TreeNodeChange",
     "VerifyResult",
+    "ChainCheck",
+    "check_chain",
     "recorded_workflow",
     "verify_frame",
     "verify_run",

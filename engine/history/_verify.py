@@ -32,13 +32,14 @@ from .._stores import existing_store
 from ..activation import error_info, render_state
 from ..authoring import check_input, load_named_workflow
 from ..errors import EngineError, RunNotFoundError, WorkflowMissingDefaultError
+from ._chain_check import ChainCheck, check_chain
 from ._state import find_frame, frame_not_found, load_state, state_at
 from ._timeline import tree_at
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from smithers.eventstore import EventStore
+    from smithers.eventstore import EventStore, RunRecord
     from smithers.eventstore.events import Event
 
     from ..authoring import Workflow
@@ -96,7 +97,7 @@ class FrameMismatch(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 
 class VerifyResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """The outcome of `verify_run`."""
+    """The outcome of `verify_run`: the log check (`chain`), then the determinism check."""
 
     run_id: str
     workflow_name: str
@@ -108,11 +109,21 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """Numbers of every frame whose re-render differs, in log order."""
     first_mismatch: FrameMismatch | None = None
     """The first of them in detail, None when every frame matches."""
+    chain: ChainCheck | None = None
+    """The log check, done first: the run's stored rows against their hash chain
+    (None only in results made without it)."""
+    log_only: bool = False
+    """True when only the log was checked (no frame re-rendered)."""
+    determinism_error: dict[str, Any] | None = None
+    """With a broken chain, what stopped the determinism check (the error shape of
+    ``NodeFailed.error``), e.g. a tampered row that no longer decodes; else None."""
 
     @property
     def ok(self) -> bool:
-        """True when every checked frame re-rendered to its recorded hash."""
-        return self.first_mismatch is None
+        """True when the chain is not broken and every checked frame re-rendered to its
+        recorded hash."""  # noqa: D205, D209 - one sentence
+        chain_ok = self.chain is None or self.chain.ok
+        return chain_ok and self.first_mismatch is None and self.determinism_error is None
 
 
 def recorded_workflow(state: RunState) -> tuple[Workflow, Path]:
@@ -335,45 +346,79 @@ async def verify_run(
     frames: Collection[int] | None = None,
     db: DbPath = None,
     store: EventStore | None = None,
+    log_only: bool = False,
 ) -> VerifyResult:
-    """Check that the run's workflow still renders what the run recorded, frame by frame.
+    """Check a run's stored log against its hash chain, then its workflow, frame by frame.
 
-    Replays the run's log; right before each `FrameCommitted` it calls the builder
-    with the state the engine rendered from, and compares the tree's hash with the
-    recorded ``xml_hash`` (see the module docstring). Awaits one read of the run's log
-    (and of a fork's parent state, and the states its rewinds went back to); writes
-    nothing. Costs one render per frame checked.
+    First the log check (`check_chain`): the run's rows are read with their hashes
+    and the chain recomputed; the first seq whose bytes or order do not match is
+    named (`VerifyResult.chain`). Then, unless `log_only`, the determinism check:
+    replaying the log, right before each `FrameCommitted` it calls the builder with
+    the state the engine rendered from and compares the tree's hash with the recorded
+    ``xml_hash`` (see the module docstring); it runs even when the chain is broken,
+    and what stops it then (a tampered row that no longer decodes) is reported, not
+    raised (`VerifyResult.determinism_error`). Awaits reads of the run's log (and of a
+    fork's parent state, and the states its rewinds went back to); writes nothing.
+    Costs one SHA-256 per row and one render per frame checked.
 
     Args:
         run_id: The run.
         workflow: The workflow to check; default: the file the run recorded, imported
-            here (its module-level code runs in this process).
+            here (its module-level code runs in this process). Unused with `log_only`.
         frames: Only these frame numbers; default: every frame of the run's own log.
         db: Database path (see `resolve_db_path`); must exist. Ignored with `store`.
         store: An open `EventStore` to use instead of `db` (not closed here).
+        log_only: Stop after the log check: no workflow is imported, no frame rendered.
 
     Returns:
-        A `VerifyResult`: ``.ok`` when every frame matched, else the numbers of the
-        frames that differ and the first one in detail (the tasks that differ, or what
-        the builder raised).
+        A `VerifyResult`: ``.ok`` when the chain holds and every frame matched; else
+        the chain's first bad seq (`chain`), and/or the numbers of the frames that
+        differ and the first one in detail (the tasks that differ, or what the
+        builder raised).
 
     Raises:
         RunNotFoundError: if the run does not exist.
-        WorkflowMissingDefaultError: without `workflow`, if the run recorded no workflow
-            file or it no longer exists or defines the workflow.
+        WorkflowMissingDefaultError: without `workflow` or `log_only`, if the run
+            recorded no workflow file or it no longer exists or defines the workflow.
         EngineError: code ``INVALID_INPUT`` if the workflow file raises while importing.
         SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
 
     Example:
         >>> result = await verify_run("run-lx2k3j-1a2b3c")  # doctest: +SKIP
-        >>> result.ok, result.frames_checked  # doctest: +SKIP
-        (True, 4)
+        >>> result.ok, result.chain.status, result.frames_checked  # doctest: +SKIP
+        (True, 'ok', 4)
     """
     async with existing_store(db, store) as s:
+        chain = await check_chain(s, run_id)
+        if log_only:
+            record = await s.get_run(run_id)
+            return VerifyResult(
+                run_id=run_id,
+                workflow_name=record.workflow_name if record is not None else "",
+                workflow_path=None,
+                frames_checked=0,
+                chain=chain,
+                log_only=True,
+            )
         path: Path | None = None
-        if workflow is None:
-            workflow, path = recorded_workflow(await load_state(s, run_id))
-        checked, mismatched, mismatch = await _check(s, run_id, workflow, frames)
+        try:
+            if workflow is None:
+                workflow, path = recorded_workflow(await load_state(s, run_id))
+            checked, mismatched, mismatch = await _check(s, run_id, workflow, frames)
+        except Exception as e:
+            if chain.ok:
+                raise
+            # A tampered log may not decode, nor name a loadable workflow: the broken
+            # chain is the finding, what stopped the re-render goes with it.
+            record = await s.get_run(run_id)
+            return VerifyResult(
+                run_id=run_id,
+                workflow_name=workflow.name if workflow is not None else _name(record),
+                workflow_path=str(path) if path is not None else None,
+                frames_checked=0,
+                chain=chain,
+                determinism_error=_error_json(e),
+            )
     return VerifyResult(
         run_id=run_id,
         workflow_name=workflow.name,
@@ -381,4 +426,9 @@ async def verify_run(
         frames_checked=checked,
         mismatched_frames=mismatched,
         first_mismatch=mismatch,
+        chain=chain,
     )
+
+
+def _name(record: RunRecord | None) -> str:
+    return record.workflow_name if record is not None else ""

@@ -33,7 +33,7 @@ from .._clock import SystemClock
 from .._run_ids import parse_child_run_id
 from .._stores import existing_store
 from ..errors import InvalidInputError
-from ..history import AUDIT_STREAM_ID, SUPERVISOR_STREAM_ID
+from ..history import AUDIT_STREAM_ID, COLLECTED_STATUS, SUPERVISOR_STREAM_ID
 
 if TYPE_CHECKING:
     import os
@@ -45,10 +45,6 @@ if TYPE_CHECKING:
     from .._clock import Clock
 
 __all__ = ("COLLECTED_STATUS", "OPERATION_TYPES", "GcResult", "collect_runs")
-
-COLLECTED_STATUS = "collected"
-"""Index status of a run `collect_runs` deleted with ``keep_audit``: only its audit rows
-(operation events and last row) are left."""
 
 OPERATION_TYPES = frozenset(
     {

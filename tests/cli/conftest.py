@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -24,7 +25,15 @@ import pytest
 from click.testing import CliRunner, Result
 from smithers.cli import main
 from smithers.engine import load_run, read_events
-from smithers.eventstore import Lease, SmithersError, SQLiteEventStore
+from smithers.eventstore import (
+    ZERO_HASH,
+    Lease,
+    SmithersError,
+    SQLiteEventStore,
+    StoredEvent,
+    chain_origin,
+    verify_chain,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -192,6 +201,8 @@ class Cli:
         self.db = db
         self.flows = flows
         self.runner = CliRunner()
+        self.tampered = False
+        """Set by a test that edits the database behind smithers's back: no chain check."""
 
     def raw(self, *args: str, env: dict[str, str] | None = None) -> Result:
         """Run ``smithers ARGS`` exactly as given."""
@@ -215,9 +226,57 @@ class Cli:
 
 
 @pytest.fixture
-def cli(db: Path, flows: Path) -> Cli:
-    """The in-process CLI bound to the test's database and workflow files."""
-    return Cli(db, flows)
+def cli(db: Path, flows: Path) -> Iterator[Cli]:
+    """The in-process CLI bound to the test's database and workflow files.
+
+    After the test, every run in the database must verify against its hash chain
+    (issue 16) unless the test set ``cli.tampered``.
+    """
+    c = Cli(db, flows)
+    yield c
+    if not c.tampered:
+        check_chains(db)
+
+
+def check_chains(db: Path) -> None:
+    """Assert every run's rows in `db` verify against their hash chain (forks included).
+
+    A database that cannot be read as a smithers database of this version (none, a
+    foreign file, a locked or read-only copy) is not checked. A few ms per test.
+    """
+    if not db.is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            rows = conn.execute(
+                "SELECT position, run_id, seq, type, timestamp_ms, payload, hash "
+                "FROM _smithers_events ORDER BY run_id, seq"
+            ).fetchall()
+    except sqlite3.Error:
+        return
+    runs: dict[str, list[StoredEvent]] = {}
+    for position, run_id, seq, type_, ts, payload, row_hash in rows:
+        runs.setdefault(run_id, []).append(
+            StoredEvent(
+                position=position,
+                run_id=run_id,
+                seq=seq,
+                type=type_,
+                timestamp_ms=ts,
+                data=bytes(payload),
+                hash=bytes(row_hash),
+            )
+        )
+    hashes = {(r.run_id, r.seq): r.hash for rs in runs.values() for r in rs}
+    for run_id, stored in runs.items():
+        origin = chain_origin(stored[0].type, stored[0].data)
+        if origin is not None and origin not in hashes:
+            # A fork of a deleted parent: checked from its first row on.
+            found = verify_chain(stored[1:], prev=stored[0].hash, after_seq=1)
+        else:
+            prev = hashes.get(origin, ZERO_HASH) if origin is not None else ZERO_HASH
+            found = verify_chain(stored, prev=prev)
+        assert found is None, f"run {run_id} in {db}: chain broken: {found.message}"
 
 
 @pytest.fixture

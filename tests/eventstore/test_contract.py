@@ -20,6 +20,7 @@ from smithers.eventstore import (
     SeqConflictError,
     SQLiteEventStore,
     StoredEvent,
+    chain_hash,
     decode_event,
     encode_event,
 )
@@ -530,11 +531,16 @@ async def test_readers_skip_rows_of_an_unknown_type(tmp_path: Path) -> None:
     known = status_events("r1", 2)
     async with await SQLiteEventStore.open(path) as store:
         await store.append("r1", known[:1], expected_seq=0)
+        # A newer smithers's row, chained as every writer chains its rows.
+        payload = b'{"type":"EventFromTheFuture"}'
+        row_hash = chain_hash(
+            (await store.read_chained("r1"))[0].hash, 2, "EventFromTheFuture", payload
+        )
         with closing(sqlite3.connect(path, isolation_level=None)) as other:
             other.execute(
-                "INSERT INTO _smithers_events (run_id, seq, type, timestamp_ms, payload) "
-                "VALUES (?, ?, ?, ?, ?)",
-                ("r1", 2, "EventFromTheFuture", 1_500, b'{"type":"EventFromTheFuture"}'),
+                "INSERT INTO _smithers_events (run_id, seq, type, timestamp_ms, payload, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                ("r1", 2, "EventFromTheFuture", 1_500, payload, row_hash),
             )
         await store.append("r1", known[1:], expected_seq=2)
 

@@ -146,7 +146,7 @@ async def test_a_new_database_has_every_table_at_the_current_version(tmp_path: P
     path = tmp_path / "s.db"
     await (await SQLiteEventStore.open(path)).close()
 
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     assert user_version(path) == SCHEMA_VERSION
     assert tables(path) >= {"_smithers_events", "_smithers_runs", *SIDE_TABLES}
 

@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from smithers.eventstore import decode_event
+from smithers.eventstore import (
+    ZERO_HASH,
+    StoredEvent,
+    chain_origin,
+    decode_event,
+    verify_chain,
+)
 from smithers.eventstore.events import NodeCancelled, NodeFinished, RunStarted
 
 pytestmark = pytest.mark.slow  # runs in CI (see tests/conftest.py)
@@ -207,8 +213,36 @@ class Lab:
                 ended = max(i for i, t in enumerate(kinds) if t in ("RunFinished", "RunStarted"))
                 assert kinds[ended] == "RunFinished", f"{run_id}: finished, not in its log"
                 assert ended + 1 <= last_seq, f"{run_id}: finished at {ended + 1}, index {last_seq}"
+        self.check_chains()
         events = sum(map(len, runs.values()))
         return {"integrity": integrity[0], "runs": len(runs), "events": events}
+
+    def check_chains(self) -> None:
+        """Every run's rows verify against their hash chain, forks from their parents."""
+        with closing(self.connect()) as conn:
+            rows = conn.execute(
+                "SELECT position, run_id, seq, type, timestamp_ms, payload, hash "
+                "FROM _smithers_events ORDER BY run_id, seq"
+            ).fetchall()
+        runs: dict[str, list[StoredEvent]] = {}
+        for position, run_id, seq, type_name, ts, payload, row_hash in rows:
+            runs.setdefault(run_id, []).append(
+                StoredEvent(
+                    position=position,
+                    run_id=run_id,
+                    seq=seq,
+                    type=type_name,
+                    timestamp_ms=ts,
+                    data=bytes(payload),
+                    hash=bytes(row_hash),
+                )
+            )
+        hashes = {(r.run_id, r.seq): r.hash for stored in runs.values() for r in stored}
+        for run_id, stored in runs.items():
+            origin = chain_origin(stored[0].type, stored[0].data)
+            prev = hashes.get(origin, ZERO_HASH) if origin is not None else ZERO_HASH
+            found = verify_chain(stored, prev=prev)
+            assert found is None, f"{run_id}: hash chain broken: {found.message}"
 
     def resume_to_end(self, run_id: str, *extra: str) -> int:
         """``smithers up --resume RUN`` until the run is finished; returns the tries."""
