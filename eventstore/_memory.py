@@ -10,7 +10,7 @@ import msgspec
 from ._chain import ZERO_HASH, chain_hash, chain_origin
 from ._codec import encode_event
 from ._envelope import Lease, RunRecord, StoredEvent
-from ._sqlite_bulk import compare_rows
+from ._sqlite_bulk import compare_rows, parents_first
 from .errors import NotOpenError, RunAlreadyExistsError, SeqConflictError
 
 if TYPE_CHECKING:
@@ -264,7 +264,9 @@ class MemoryEventStore:
                 (e.seq, e.type, e.timestamp_ms, e.data) for e in self._by_run.get(run.run_id, [])
             ]
             plans.append(compare_rows(run.run_id, have, run.rows))
-        for run, (_, start) in zip(runs, plans, strict=True):
+        start_of = {run.run_id: start for run, (_, start) in zip(runs, plans, strict=True)}
+        for run in parents_first(runs):  # a fork's first row chains from its parent's
+            start = start_of[run.run_id]
             new = [
                 StoredEvent(
                     position=(self._events[-1].position if self._events else 0) + i,

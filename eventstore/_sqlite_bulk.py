@@ -142,18 +142,46 @@ def _differs(run_id: str, seq: int, have: int) -> RunAlreadyExistsError:
     return error
 
 
+def parents_first(runs: Sequence[BulkRun]) -> list[BulkRun]:
+    """`runs` ordered so a fork comes after the run it forks from (when both are given).
+
+    A fork's first row chains from its parent's row at the fork point, so the parent's
+    rows must be written first for the fork's hashes to be the ones it had.
+    """
+    by_id = {run.run_id: run for run in runs}
+    ordered: list[BulkRun] = []
+    placed: set[str] = set()
+
+    def place(run: BulkRun, depth: int = 0) -> None:
+        if run.run_id in placed:
+            return
+        seq, type_name, _, payload = run.rows[0] if run.rows else (0, "", 0, b"")
+        origin = chain_origin(type_name, bytes(payload)) if seq == 1 else None
+        if origin is not None and origin[0] in by_id and depth < len(runs):
+            place(by_id[origin[0]], depth + 1)
+        placed.add(run.run_id)
+        ordered.append(run)
+
+    for run in runs:
+        place(run)
+    return ordered
+
+
 def import_tx(conn: sqlite3.Connection, runs: Sequence[BulkRun]) -> list[ImportOutcome]:
-    """Insert `runs`' rows verbatim in one transaction; see `SQLiteEventStore.import_runs`."""
+    """Insert `runs`' rows verbatim in one transaction; see `SQLiteEventStore.import_runs`.
+
+    Returns the outcomes in the order of `runs` (rows are written parents first).
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        outcomes: list[ImportOutcome] = []
-        for run in runs:
+        outcome_of: dict[str, ImportOutcome] = {}
+        for run in parents_first(runs):
             have = [
                 (int(r[0]), str(r[1]), int(r[2]), bytes(r[3]))
                 for r in conn.execute(_SELECT_ROWS, (run.run_id,)).fetchall()
             ]
             outcome, start = compare_rows(run.run_id, have, run.rows)
-            outcomes.append(outcome)
+            outcome_of[run.run_id] = outcome
             new = run.rows[start:]
             if not new:
                 continue
@@ -167,7 +195,7 @@ def import_tx(conn: sqlite3.Connection, runs: Sequence[BulkRun]) -> list[ImportO
                 (run.run_id, run.workflow_name, run.status, first_ms, last_ms, last_seq),
             )
         conn.execute("COMMIT")
-        return outcomes
+        return [outcome_of[run.run_id] for run in runs]
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
