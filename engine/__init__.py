@@ -118,6 +118,8 @@ from .lifecycle import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
 from .lifecycle import SMITHERS_VERSION as SMITHERS_VERSION
 from .lifecycle import CancelStep as CancelStep
 from .lifecycle import DecisionResult as DecisionResult
+from .lifecycle import HijackResult as HijackResult
+from .lifecycle import HijackStep as HijackStep
 from .lifecycle import OwnerVerdict as OwnerVerdict
 from .lifecycle import PendingApproval as PendingApproval
 from .lifecycle import ResumeProcess as ResumeProcess
@@ -128,6 +130,7 @@ from .lifecycle import approve as approve
 from .lifecycle import cancel_run as cancel_run
 from .lifecycle import deny as deny
 from .lifecycle import down as down
+from .lifecycle import hijack_run as hijack_run
 from .lifecycle import list_pending_approvals as list_pending_approvals
 from .lifecycle import new_run_id as new_run_id
 from .lifecycle import resume_result_file as resume_result_file
@@ -238,6 +241,9 @@ __all__ = (
     "WorkflowMissingDefaultError",
     "WorkflowExecutionFailedError",
     "cancel_run",
+    "hijack_run",
+    "HijackResult",
+    "HijackStep",
     "connect",
     "down",
     "event_to_json",

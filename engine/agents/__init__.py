@@ -20,6 +20,10 @@ import typing
 from ._claude import ClaudeCodeAgent as ClaudeCodeAgent
 from ._codex import CodexAgent as CodexAgent
 from ._gemini import GeminiAgent as GeminiAgent
+from ._interactive import INTERACTIVE_RESUME as INTERACTIVE_RESUME
+from ._interactive import SessionInfo as SessionInfo
+from ._interactive import interactive_command as interactive_command
+from ._interactive import session_info as session_info
 from ._journal import AgentJournal as AgentJournal
 from ._journal import fingerprint as fingerprint
 from ._process import ProcessAbortedError as ProcessAbortedError
@@ -80,6 +84,10 @@ __all__ = (
     "ClaudeCodeAgent",
     "CodexAgent",
     "GeminiAgent",
+    "INTERACTIVE_RESUME",
+    "SessionInfo",
+    "interactive_command",
+    "session_info",
     "ProcessAbortedError",
     "ProcessIdleTimeoutError",
     "ProcessResult",

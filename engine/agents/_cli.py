@@ -125,9 +125,18 @@ def agent_cwd(request: AgentRequest, cwd: str | None) -> str:
     return str(path)
 
 
-def save_session(request: AgentRequest, engine: str, session_id: str) -> None:
-    """Make `session_id` the attempt's heartbeat payload (a crash from now resumes it)."""
-    request.heartbeat({"engine": engine, "sessionId": session_id})
+def save_session(
+    request: AgentRequest, engine: str, session_id: str, *, cwd: str | None = None
+) -> None:
+    """Make `session_id` the attempt's heartbeat payload (a crash from now resumes it).
+
+    The payload is ``{"engine", "sessionId", "cwd"}``: `cwd`, the absolute folder the
+    CLI runs in, is where ``smithers hijack`` tells a person to open the session.
+    """
+    payload = {"engine": engine, "sessionId": session_id}
+    if cwd is not None:
+        payload["cwd"] = cwd
+    request.heartbeat(payload)
 
 
 class CliAgent:

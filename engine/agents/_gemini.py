@@ -114,7 +114,7 @@ class GeminiAgent(CliAgent):
         workdir, session, prompt = self.prepare(request)
         if request.messages is None and request.output_schema is not None:
             prompt = f"{prompt}\n\n{request.instructions}"
-        stream = _Stream(request)
+        stream = _Stream(request, workdir)
         result = await self.spawn(
             request, self.argv(session_id=session), cwd=workdir, prompt=prompt, on_line=stream.line
         )
@@ -162,8 +162,9 @@ class GeminiAgent(CliAgent):
 class _Stream:
     """Parses ``gemini --output-format stream-json`` lines into the attempt's events."""
 
-    def __init__(self, request: AgentRequest) -> None:
+    def __init__(self, request: AgentRequest, workdir: str) -> None:
         self.request = request
+        self.workdir = workdir
         self.journal = request.journal
         self.tools = ToolTracker(request)
         self.session_id: str | None = None
@@ -191,7 +192,7 @@ class _Stream:
             self.model = as_str(msg.get("model")) or None
             if sid:
                 self.session_id = sid
-                save_session(self.request, ENGINE, sid)
+                save_session(self.request, ENGINE, sid, cwd=self.workdir)
             self.journal.event("init", {"sessionId": sid or None, "model": self.model})
         elif kind == "message" and msg.get("role") == "assistant":
             chunk = as_str(msg.get("content"))

@@ -1,4 +1,4 @@
-"""Starting, resuming, cancelling and supervising runs, and who owns one."""
+"""Starting, resuming, cancelling, hijacking and supervising runs, and who owns one."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from ._decisions import approve as approve
 from ._decisions import deny as deny
 from ._decisions import list_pending_approvals as list_pending_approvals
 from ._decisions import signal as signal
+from ._hijack import HijackResult as HijackResult
+from ._hijack import HijackStep as HijackStep
+from ._hijack import hijack_run as hijack_run
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
 from ._ownership import OwnerKind as OwnerKind
 from ._ownership import OwnerVerdict as OwnerVerdict
@@ -63,6 +66,9 @@ __all__ = (
     "CancelStep",
     "cancel_run",
     "down",
+    "HijackResult",
+    "HijackStep",
+    "hijack_run",
     "load_recorded_workflow",
     "resume_run",
     "wake_parent_of",

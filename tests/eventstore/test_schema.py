@@ -206,6 +206,8 @@ def _value(tp: Any, name: str) -> Any:
             retryable=False,
             details=msgspec.Raw(b'{"nodeId":"a"}'),
         )
+    if tp is ev.Actor:
+        return ev.Actor(name="ada", host="box", pid=42, interface="cli", reason="why")
     if tp is bool:
         return True
     if tp is int:
