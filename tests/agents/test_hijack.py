@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from smithers.engine import read_events
+import pytest
+from smithers.engine import hijack_run, read_events
+from smithers.engine.agents import interactive_command
+from smithers.engine.errors import (
+    InvalidInputError,
+    NodeNotFoundError,
+    TaskHijackUnsupportedError,
+)
 from smithers.eventstore import decode_json
 from smithers.eventstore.events import (
     NodeCancelled,
@@ -28,6 +35,8 @@ from smithers.eventstore.events import (
     RunStatusChanged,
     TaskHeartbeat,
 )
+
+from smithers import Approval, Sequence, Task, run_workflow, workflow
 
 DOUBLE = Path(__file__).with_name("doubles") / "claude"
 
@@ -212,3 +221,41 @@ def test_a_run_whose_owner_is_gone_is_hijacked_by_the_command_itself(tmp_path: P
     assert ended.returncode == 4
     assert "Error [RUN_NOT_RESUMABLE]" in ended.stderr
     assert f"claude --resume {session}" in ended.stderr
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_a_run_without_an_agent_session_cannot_be_hijacked(tmp_path: Path) -> None:
+    @workflow("gate")
+    def gate(ctx: Any) -> Any:
+        return Sequence(
+            Task("build", output=dict, value={"n": 1}),
+            Approval("ok", request={"title": "Deploy?"}),
+        )
+
+    db = tmp_path / "runs.db"
+    parked = await run_workflow(gate, run_id="g", db=db)
+    assert parked.status == "waiting-approval"
+
+    with pytest.raises(InvalidInputError, match="no agent session to hijack"):
+        await hijack_run("g", db=db)
+    with pytest.raises(TaskHijackUnsupportedError) as unsupported:
+        await hijack_run("g", node_id="build", db=db)
+    assert unsupported.value.code == "TASK_HIJACK_UNSUPPORTED"
+    assert unsupported.value.details == {"runId": "g", "nodeId": "build"}
+    with pytest.raises(NodeNotFoundError):
+        await hijack_run("g", node_id="nope", db=db)
+    # Nothing was recorded by the refusals: the run still waits for its approval.
+    events = [type(e).__name__ for _, e in await read_events("g", db=db)]
+    assert "RunHijackRequested" not in events
+    assert events.count("RunStatusChanged") == 2
+
+
+def test_each_cli_engine_has_its_interactive_resume_command() -> None:
+    assert interactive_command("claude-code", "s1", "/w d") == "cd '/w d' && claude --resume s1"
+    assert interactive_command("codex", "t-2") == "codex resume t-2"
+    assert interactive_command("gemini", "u3", "/w") == "cd /w && gemini --resume u3"
+    assert interactive_command("pydantic-ai", "x") is None
