@@ -43,6 +43,7 @@ from ._protocol import engine_of as engine_of
 from ._provider_errors import ProviderErrorClass as ProviderErrorClass
 from ._provider_errors import classify_provider_error as classify_provider_error
 from ._provider_errors import parse_retry_after_ms as parse_retry_after_ms
+from ._quota_reset import parse_reset_at_ms as parse_reset_at_ms
 from ._run import AgentPlan as AgentPlan
 from ._run import as_agent as as_agent
 from ._run import plan_agent_attempt as plan_agent_attempt
@@ -112,6 +113,7 @@ __all__ = (
     "ProviderErrorClass",
     "classify_provider_error",
     "parse_retry_after_ms",
+    "parse_reset_at_ms",
     "AGENT_ERROR_CLASSES",
     "AgentError",
     "AgentCliError",

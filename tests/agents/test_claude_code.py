@@ -150,6 +150,7 @@ async def test_failures_map_to_the_catalogue(
     retryable: bool,
 ) -> None:
     monkeypatch.setenv("CLAUDE_DOUBLE_SCENARIO", scenario)
+    monkeypatch.setenv("CLAUDE_DOUBLE_RESET", "")  # a limit that says no reset time
 
     agent = ClaudeCodeAgent(binary=str(DOUBLE))
     result = await _run(
