@@ -205,14 +205,18 @@ class CliAgent:
         cwd: str,
         prompt: str,
         on_line: Callable[[str], None],
+        env: Mapping[str, str] | None = None,
     ) -> ProcessResult:
-        """Run `argv` for one call (`run_cli`: the prompt on stdin, the agent's limits)."""
+        """Run `argv` for one call (`run_cli`: the prompt on stdin, the agent's limits).
+
+        The environment is this process's, then the agent's `env`, then `env`.
+        """
         return await run_cli(
             argv,
             cwd=cwd,
             stdin_text=prompt,
             on_line=on_line,
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, **(env or {})},
             timeout_ms=request.timeout_ms,
             idle_timeout_ms=self.idle_timeout_ms,
             max_output_bytes=max(request.max_output_bytes, 10_000_000),
