@@ -177,6 +177,33 @@ def test_hijacking_a_live_run_parks_it_and_the_resume_continues_the_session(
     assert "interrupted" in calls[1]["stdin"]
 
 
+def test_an_owner_too_slow_to_stop_is_overtaken_and_leaves_no_orphan(tmp_path: Path) -> None:
+    env, db = _setup(tmp_path)
+    up, cli_pid, session = _start_mid_session(tmp_path, env, db)
+    try:
+        # --wait 1ms: the command records the hijack itself before the owner's heartbeat.
+        hijack = _smithers(tmp_path, env, "hijack", "h", "--db", db, "--wait", "1ms", "--json")
+        up.communicate(timeout=30)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.communicate()
+    assert hijack.returncode == 0, hijack.stderr
+    out = json.loads(hijack.stdout)
+    assert (out["status"], out["sessionId"]) == ("waiting-resume", session)
+    # The owner saw the log move on without it: it stopped, and killed its agent.
+    deadline = time.monotonic() + 5
+    while _alive(cli_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = _alive(cli_pid)
+    if alive:
+        os.killpg(cli_pid, signal.SIGKILL)
+    assert not alive, "the agent's process outlived its run's owner"
+    events = [e for _, e in _events(db, "h")]
+    assert sum(isinstance(e, RunHijacked) for e in events) == 1
+    assert [e.status for e in events if isinstance(e, RunStatusChanged)][-1] == "waiting-resume"
+
+
 def test_a_run_whose_owner_is_gone_is_hijacked_by_the_command_itself(tmp_path: Path) -> None:
     env, db = _setup(tmp_path)
     up, cli_pid, session = _start_mid_session(tmp_path, env, db)
