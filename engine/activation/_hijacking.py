@@ -21,7 +21,7 @@ import msgspec
 from smithers.eventstore import decode_json
 from smithers.eventstore.events import Event, NodeCancelled, RunHijacked, RunStatusChanged
 
-from ..agents import session_info
+from ..agents import INTERACTIVE_RESUME, session_info
 
 if TYPE_CHECKING:
     from smithers.projections import NodeRecord, RunState
@@ -78,8 +78,8 @@ def _session_of(rec: NodeRecord, root: str) -> AgentSession | None:
     if not rec.attempts:
         return None
     info = session_info(decode_json(rec.heartbeat_data))
-    if info is None:
-        return None
+    if info is None or info.engine not in INTERACTIVE_RESUME:
+        return None  # no session, or one no CLI opens interactively
     last = rec.attempts[-1]
     return AgentSession(
         node_id=rec.node_id,
@@ -95,6 +95,8 @@ def _session_of(rec: NodeRecord, root: str) -> AgentSession | None:
 
 def agent_sessions(state: RunState) -> list[AgentSession]:
     """Every node of the run with a CLI agent session: running ones first, then newest.
+
+    A session counts when its engine has an interactive resume (`INTERACTIVE_RESUME`).
 
     Args:
         state: The run's folded state.

@@ -95,8 +95,8 @@ def _pick(state: RunState, node_id: str | None) -> AgentSession:
 
     Raises:
         NodeNotFoundError: if `node_id` is not a node of the run.
-        TaskHijackUnsupportedError: if the node has no CLI agent session, or its engine
-            has no interactive resume.
+        TaskHijackUnsupportedError: if the node has no CLI agent session (one whose
+            engine has an interactive resume).
         InvalidInputError: without `node_id`, if no node of the run has a session.
     """
     session = find_agent_session(state, node_id)
@@ -113,18 +113,14 @@ def _pick(state: RunState, node_id: str | None) -> AgentSession:
             hint="Wait until an agent task has started, then try again; see its tasks "
             "with `smithers inspect RUN`.",
         )
-    if interactive_command(session.engine, session.session_id) is None:
-        raise TaskHijackUnsupportedError(
-            state.run_id,
-            session.node_id,
-            hint=f"Its agent engine {session.engine!r} has no interactive resume.",
-        )
     return session
 
 
 def _refuse_ended(state: RunState, session: AgentSession | None) -> RunNotResumableError:
     """The refusal to hijack a run that ended; names the session's command if known."""
     why = f"it has ended ({state.status}); only a running or parked run can be hijacked"
+    if state.status == "pending":
+        why = "it has not started yet (a fork never run); start it with `smithers up --resume`"
     if session is not None:
         command = interactive_command(session.engine, session.session_id, session.cwd)
         why += f". Its agent session can still be opened by hand: {command}"

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 from smithers.engine import hijack_run, read_events
+from smithers.engine.activation import agent_sessions, find_agent_session
 from smithers.engine.agents import interactive_command
 from smithers.engine.errors import (
     InvalidInputError,
@@ -30,11 +32,15 @@ from smithers.engine.errors import (
 from smithers.eventstore import decode_json
 from smithers.eventstore.events import (
     NodeCancelled,
+    NodeFinished,
+    NodeStarted,
     RunHijacked,
     RunHijackRequested,
+    RunStarted,
     RunStatusChanged,
     TaskHeartbeat,
 )
+from smithers.projections import fold
 
 from smithers import Approval, Sequence, Task, run_workflow, workflow
 
@@ -286,3 +292,43 @@ def test_each_cli_engine_has_its_interactive_resume_command() -> None:
     assert interactive_command("codex", "t-2") == "codex resume t-2"
     assert interactive_command("gemini", "u3", "/w") == "cd /w && gemini --resume u3"
     assert interactive_command("pydantic-ai", "x") is None
+
+
+def _beat(node: str, at: int, payload: dict[str, Any], *, iteration: int = 0) -> list[Any]:
+    common = {"run_id": "r", "node_id": node, "iteration": iteration, "attempt": 1}
+    return [
+        NodeStarted(timestamp_ms=at, **common),
+        TaskHeartbeat(
+            timestamp_ms=at + 1,
+            has_data=True,
+            data_size_bytes=1,
+            data=msgspec.json.encode(payload),
+            **common,
+        ),
+    ]
+
+
+def test_the_session_taken_is_a_running_one_first_then_the_newest() -> None:
+    events = [
+        RunStarted(run_id="r", timestamp_ms=1, config=msgspec.Raw(b'{"rootDir": "/box"}')),
+        *_beat("old", 10, {"engine": "codex", "sessionId": "t-old", "cwd": "/box/w"}),
+        *_beat("mine", 20, {"engine": "user", "sessionId": "not-a-cli"}),
+        *_beat("loop", 30, {"engine": "gemini", "sessionId": "g0"}, iteration=0),
+        *_beat("loop", 40, {"engine": "gemini", "sessionId": "g1"}, iteration=1),
+        NodeFinished(run_id="r", timestamp_ms=50, node_id="loop", iteration=1, attempt=1),
+        NodeFinished(run_id="r", timestamp_ms=50, node_id="loop", iteration=0, attempt=1),
+    ]
+    state = fold("r", list(enumerate(events, 1)))
+
+    sessions = agent_sessions(state)
+    assert [(s.node_id, s.iteration, s.running) for s in sessions] == [
+        ("old", 0, True),  # still running: taken first
+        ("loop", 1, False),
+        ("loop", 0, False),
+    ]
+    assert sessions[0].cwd == "/box/w"
+    assert sessions[1].cwd == "/box"  # no folder in the payload: the run's root
+    latest = find_agent_session(state, "loop")
+    assert latest is not None
+    assert latest.session_id == "g1"
+    assert find_agent_session(state, "mine") is None  # a payload no CLI opens
