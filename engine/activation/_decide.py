@@ -576,6 +576,10 @@ class Decider:
         self.attempts.cancel_all("cancelled")
         self._drop_backoffs(self._retries(), "cancelled")
 
+    def _may_park_hijacked(self) -> bool:
+        """A hijack parks the run unless it is failing, cancelled or continuing as new."""
+        return self.failing is None and self.cancelling is None and self.continuing is None
+
     def request_hijack(self, target: str | None) -> None:
         """Stop running attempts and pending retries; the run parks ``waiting-resume``.
 
@@ -618,7 +622,7 @@ class Decider:
         still waits (`close_waits`: ``NodeCancelled`` for waiting nodes,
         ``TimerCancelled`` for pending timers).
         """
-        if self.hijacking is not None and self.failing is None and self.cancelling is None:
+        if self.hijacking is not None and self._may_park_hijacked():
             self._commit_last_frame()
             now = self.clock.now_ms()
             for event in hijacked_events(self.loop.state, self.hijacking[0], now_ms=now):

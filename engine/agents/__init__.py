@@ -10,7 +10,11 @@ the Pydantic AI adapter (`PydanticAIAgent`, imported lazily):
   repair turns) with `AgentPlan`/`plan_agent_attempt`;
 - structured output: `output_json_schema`, `output_instructions`, `extract_json`,
   `validate_output`, `repair_prompt`, `SCHEMA_REPAIR_TURNS`, `invalid_output_error`;
-- provider errors: `classify_provider_error` and one error class per `AGENT_*` code.
+- provider errors: `classify_provider_error` and one error class per `AGENT_*` code;
+  a CLI's usage-limit reset time, `parse_reset_at_ms`;
+- the CLI agents `ClaudeCodeAgent`, `CodexAgent`, `GeminiAgent`, and the command that
+  opens one's saved session for a person (`session_info`, `interactive_command`, used
+  by ``smithers hijack``).
 """
 
 from __future__ import annotations
