@@ -12,6 +12,7 @@ from . import _debug_commands as _debug_commands  # registers diff, verify
 from . import _decision_commands as _decision_commands  # registers approve, deny, signal, ...
 from . import _doctor_command as _doctor_command  # registers doctor, agents
 from . import _errors_command as _errors_command  # registers errors
+from . import _hijack_command as _hijack_command  # registers hijack
 from . import _log_commands as _log_commands  # registers events, output, logs
 from . import _node_command as _node_command  # registers node
 from . import _ops as _ops  # registers cancel, down, supervise on `main`

@@ -63,6 +63,7 @@ USAGE_ERROR_CODES: frozenset[str] = frozenset(
         "RUN_OWNER_ALIVE",
         "RUN_STILL_RUNNING",
         "SNAPSHOT_NOT_FOUND",
+        "TASK_HIJACK_UNSUPPORTED",
         "TASK_ID_REQUIRED",
         "TASK_MISSING_OUTPUT",
         "WORKFLOW_MISSING_DEFAULT",

@@ -134,6 +134,8 @@ from .lifecycle import SMITHERS_VERSION as SMITHERS_VERSION
 from .lifecycle import CancelStep as CancelStep
 from .lifecycle import DecisionResult as DecisionResult
 from .lifecycle import GcResult as GcResult
+from .lifecycle import HijackResult as HijackResult
+from .lifecycle import HijackStep as HijackStep
 from .lifecycle import OwnerVerdict as OwnerVerdict
 from .lifecycle import PendingApproval as PendingApproval
 from .lifecycle import ResumeProcess as ResumeProcess
@@ -145,6 +147,7 @@ from .lifecycle import cancel_run as cancel_run
 from .lifecycle import collect_runs as collect_runs
 from .lifecycle import deny as deny
 from .lifecycle import down as down
+from .lifecycle import hijack_run as hijack_run
 from .lifecycle import list_pending_approvals as list_pending_approvals
 from .lifecycle import new_run_id as new_run_id
 from .lifecycle import resume_result_file as resume_result_file
@@ -257,6 +260,9 @@ __all__ = (
     "WorkflowMissingDefaultError",
     "WorkflowExecutionFailedError",
     "cancel_run",
+    "hijack_run",
+    "HijackResult",
+    "HijackStep",
     "connect",
     "down",
     "event_to_json",

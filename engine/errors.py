@@ -57,6 +57,7 @@ __all__ = (
     "RalphMaxReachedError",
     "ContinuationStateTooLargeError",
     "InvalidContinuationStateError",
+    "TaskHijackUnsupportedError",
 )
 
 
@@ -430,4 +431,23 @@ class InvalidContinuationStateError(EngineError, TypeError):
             f"ContinueAsNew state is not JSON-serialisable ({value_type}): {errors}.",
             details={"valueType": value_type, "errors": errors},
             hint="Carry plain JSON values: dicts, lists, strings, numbers, booleans, None.",
+        )
+
+
+class TaskHijackUnsupportedError(EngineError, LookupError):
+    """A hijack targets a task with no resumable agent session (``smithers hijack``).
+
+    The node is not an agent task, or its agent never reported a session id (it had
+    not started talking yet). Details: `runId`, `nodeId`, `agentId` (when known).
+    """
+
+    default_code = "TASK_HIJACK_UNSUPPORTED"
+
+    def __init__(self, run_id: str, node_id: str, hint: str | None = None) -> None:
+        super().__init__(
+            f"Node {node_id!r} of run {run_id!r} has no agent session to hijack.",
+            details={"runId": run_id, "nodeId": node_id},
+            hint=hint
+            or "Only coding-agent tasks (Claude Code, Codex, Gemini CLI) that have started "
+            "a session can be hijacked; see the run's nodes with `smithers inspect RUN`.",
         )

@@ -121,6 +121,13 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
     _d("engine", "RUN_CANCELLED", "A run is cancelled while runtime work is active.", ("runId",)),
     _d(
         "engine",
+        "TASK_HIJACK_UNSUPPORTED",
+        "A hijack targets a task whose agent has no resumable session or conversation "
+        "(not an agent task, or its agent never reported a session id).",
+        ("nodeId", "agentId"),
+    ),
+    _d(
+        "engine",
         "RUN_NOT_RESUMABLE",
         "A resume request targets a run state that cannot be resumed.",
         ("runId", "status"),

@@ -48,14 +48,6 @@ PLANNED_DEFINITIONS: tuple[ErrorDefinition, ...] = (
     ),
     _d(
         "engine",
-        "TASK_HIJACK_UNSUPPORTED",
-        "A task requests auto-hijack but its agent cannot provide a resumable session or "
-        "conversation.",
-        ("nodeId", "agentId"),
-        planned=True,
-    ),
-    _d(
-        "engine",
         "TASK_FORK_SOURCE_NOT_COMPLETE",
         "A forked task began executing but its fork source has not completed, so no session "
         "snapshot exists yet.",

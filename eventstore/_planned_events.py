@@ -2,7 +2,7 @@
 
 Smithers' event reference defines these for features DESIGN plans but smithers-py
 does not have yet: agents (streamed output,
-token usage, budgets, provider connection), hijacking an agent session, VCS reverts
+token usage, budgets, provider connection), VCS reverts
 and VCS time travel, frame snapshots. Nothing in smithers-py emits or folds them yet.
 
 They are defined now, with the reference's names and fields, so they are in
@@ -21,8 +21,6 @@ __all__ = (
     "BudgetExceeded",
     "ProviderDisconnected",
     "ProviderReconnected",
-    "RunHijackRequested",
-    "RunHijacked",
     "RevertStarted",
     "RevertFinished",
     "TimeTravelStarted",
@@ -60,29 +58,6 @@ class ProviderReconnected(AttemptEvent, frozen=True, kw_only=True):
 
     engine: str
     """Agent engine of the attempt."""
-
-
-# --------------------------------------------------------------------------- hijack
-
-
-class RunHijackRequested(Event, frozen=True, kw_only=True):
-    """A user asked to take over the run's agent session interactively."""
-
-    target: str | None = None
-    """Node or agent to hijack; None for the run's current agent session."""
-
-
-class RunHijacked(AttemptEvent, frozen=True, kw_only=True):
-    """An agent attempt was handed over to a user's interactive session."""
-
-    engine: str
-    """Agent engine of the hijacked attempt, e.g. ``"claude-code"``."""
-    mode: str
-    """How the session was handed over."""
-    resume: str | None = None
-    """Agent session id the hijack resumes, if any."""
-    cwd: str
-    """Working directory of the hijacked session."""
 
 
 # --------------------------------------------------------------------------- reverts

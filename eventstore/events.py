@@ -33,8 +33,6 @@ from ._planned_events import ProviderDisconnected as ProviderDisconnected
 from ._planned_events import ProviderReconnected as ProviderReconnected
 from ._planned_events import RevertFinished as RevertFinished
 from ._planned_events import RevertStarted as RevertStarted
-from ._planned_events import RunHijacked as RunHijacked
-from ._planned_events import RunHijackRequested as RunHijackRequested
 from ._planned_events import SnapshotCaptured as SnapshotCaptured
 from ._planned_events import TimeTravelFinished as TimeTravelFinished
 from ._planned_events import TimeTravelStarted as TimeTravelStarted
@@ -553,6 +551,42 @@ class TaskHeartbeatTimeout(AttemptEvent, frozen=True, kw_only=True):
     """Unix epoch milliseconds of the last heartbeat received before the timeout."""
     timeout_ms: int
     """The configured heartbeat timeout."""
+
+
+# --------------------------------------------------------------------------- hijack
+
+
+class RunHijackRequested(Event, frozen=True, kw_only=True):
+    """A person asked to take over one of the run's agent sessions interactively.
+
+    Appended by ``smithers hijack`` (`smithers.engine.hijack_run`); the run's live
+    owner stops its tasks, records `RunHijacked` and parks the run ``"waiting-resume"``.
+    With no live owner the requester records those itself, in the same append.
+    """
+
+    target: str | None = None
+    """Node id whose agent session to hijack; None for the run's latest agent session."""
+    actor: Actor | None = None
+    """Who asked, and why (None in logs written before the audit trail)."""
+
+
+class RunHijacked(AttemptEvent, frozen=True, kw_only=True):
+    """An agent attempt was stopped and its session handed over to a person.
+
+    The attempt itself ends ``NodeCancelled`` (reason ``"hijacked"``); the run parks
+    ``"waiting-resume"`` until ``smithers up --resume``, whose next attempt continues
+    the same session (`resume`).
+    """
+
+    engine: str
+    """Agent engine of the hijacked attempt, e.g. ``"claude-code"``."""
+    mode: str
+    """How the session is handed over: ``"native-cli"`` (the agent's own CLI resumes
+    it interactively)."""
+    resume: str | None = None
+    """Agent session id the person resumes, if any."""
+    cwd: str
+    """Working directory of the hijacked session (where to run the CLI)."""
 
 
 # --------------------------------------------------------------------------- retry and time travel

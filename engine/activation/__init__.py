@@ -33,6 +33,14 @@ from ._frames import format_path as format_path
 from ._frames import parse_path as parse_path
 from ._frames import tree_delta as tree_delta
 from ._frames import tree_hash as tree_hash
+from ._hijacking import HIJACK_MODE as HIJACK_MODE
+from ._hijacking import HIJACK_REASON as HIJACK_REASON
+from ._hijacking import HIJACK_STATUS as HIJACK_STATUS
+from ._hijacking import AgentSession as AgentSession
+from ._hijacking import agent_sessions as agent_sessions
+from ._hijacking import close_for_hijack as close_for_hijack
+from ._hijacking import find_agent_session as find_agent_session
+from ._hijacking import hijacked_events as hijacked_events
 from ._loop import HEARTBEAT_INTERVAL_MS as HEARTBEAT_INTERVAL_MS
 from ._loop import RunLoop as RunLoop
 from ._messages import AttemptCancelled as AttemptCancelled
@@ -90,6 +98,14 @@ __all__ = (
     "BEAT_COALESCE_MS",
     "BeatBook",
     "KEYFRAME_INTERVAL",
+    "HIJACK_MODE",
+    "HIJACK_REASON",
+    "HIJACK_STATUS",
+    "AgentSession",
+    "agent_sessions",
+    "close_for_hijack",
+    "find_agent_session",
+    "hijacked_events",
     "FrameEncoder",
     "apply_delta",
     "canonical_json",

@@ -26,6 +26,7 @@ from smithers.eventstore.events import (
 from ..authoring import WAIT_KINDS, active_iteration
 from ..errors import ContinuationStateTooLargeError, SchedulerError
 from ._execute import Outcome, error_info, execute_attempt, retry_delay_ms
+from ._hijacking import HIJACK_REASON, HIJACK_STATUS, hijacked_events
 from ._loops import (
     Continuing,
     continuation_events,
@@ -85,6 +86,7 @@ class Decider:
         "emit",
         "failing",
         "fresh",
+        "hijacking",
         "hold_ms",
         "input_value",
         "loop",
@@ -130,6 +132,8 @@ class Decider:
         """The run's error once it is failing: nothing new starts."""
         self.cancelling: tuple[str, str] | None = None
         """``(reason, source)`` once the run is being cancelled."""
+        self.hijacking: tuple[str | None] | None = None
+        """``(target,)`` once the run is being hijacked: it parks ``waiting-resume``."""
         self.terminal: str | None = None
         """``"finished"``, ``"failed"``, ``"cancelled"`` or ``"continued"`` once the run's
         end is emitted, or the ``waiting-*`` status it parked in."""
@@ -358,7 +362,12 @@ class Decider:
 
     def _may_start(self) -> bool:
         """False once the run is failing, cancelling or continuing as new."""
-        return self.failing is None and self.cancelling is None and self.continuing is None
+        return (
+            self.failing is None
+            and self.cancelling is None
+            and self.continuing is None
+            and self.hijacking is None
+        )
 
     # ------------------------------------------------------------------ outcomes
 
@@ -567,6 +576,22 @@ class Decider:
         self.attempts.cancel_all("cancelled")
         self._drop_backoffs(self._retries(), "cancelled")
 
+    def _may_park_hijacked(self) -> bool:
+        """A hijack parks the run unless it is failing, cancelled or continuing as new."""
+        return self.failing is None and self.cancelling is None and self.continuing is None
+
+    def request_hijack(self, target: str | None) -> None:
+        """Stop running attempts and pending retries; the run parks ``waiting-resume``.
+
+        Nothing new starts; once nothing runs, `finish` records the hijack
+        (`hijacked_events`). Ignored while the run is being cancelled.
+        """
+        if self.cancelling is not None or self.hijacking is not None:
+            return
+        self.hijacking = (target,)
+        self.attempts.cancel_all(HIJACK_REASON)
+        self._drop_backoffs(self._retries(), HIJACK_REASON)
+
     def interrupted(self, reason: str, source: str) -> None:
         """The activation is stopping now: close what runs and end the run cancelled."""
         now = self.clock.now_ms()
@@ -597,6 +622,13 @@ class Decider:
         still waits (`close_waits`: ``NodeCancelled`` for waiting nodes,
         ``TimerCancelled`` for pending timers).
         """
+        if self.hijacking is not None and self._may_park_hijacked():
+            self._commit_last_frame()
+            now = self.clock.now_ms()
+            for event in hijacked_events(self.loop.state, self.hijacking[0], now_ms=now):
+                self.emit(event)
+            self.terminal = HIJACK_STATUS
+            return
         if self.failing is None and self.cancelling is None and self.waiting:
             wakes = [at for _, at in self.waiting.values() if at is not None]
             if wakes and min(wakes) - self.clock.now_ms() <= self.hold_ms:

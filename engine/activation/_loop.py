@@ -32,6 +32,7 @@ from smithers.eventstore.events import (
     FrameCommitted,
     NodeEvent,
     RunCancelRequested,
+    RunHijackRequested,
     RunStarted,
     RunStatusChanged,
     SignalReceived,
@@ -49,6 +50,7 @@ from ._messages import (
     BeatTimedOut,
     CancelRequested,
     ForeignAppended,
+    HijackRequested,
     Message,
     SubflowWaiting,
     TaskBeat,
@@ -82,7 +84,7 @@ _DECISION_TYPES = (
     ChildRunEnded,
 )
 """Requests that may resolve a waiting node: decisions, signals, a child run's end."""
-_REQUEST_TYPES = (RunCancelRequested, *_DECISION_TYPES)
+_REQUEST_TYPES = (RunCancelRequested, RunHijackRequested, *_DECISION_TYPES)
 """Events another process may append to a run it does not own (requests to the owner)."""
 
 log = logging.getLogger("smithers.engine")
@@ -275,6 +277,8 @@ class RunLoop:
                 self.send.send_nowait(
                     CancelRequested(reason=event.reason or "cancel-requested", source=event.source)
                 )
+            elif isinstance(event, RunHijackRequested):
+                self.send.send_nowait(HijackRequested(target=event.target))
             elif isinstance(event, _DECISION_TYPES):
                 terminal = self.decider.terminal
                 if terminal is not None and terminal.startswith("waiting-"):
@@ -398,6 +402,8 @@ class RunLoop:
                 case CancelRequested(reason=reason, source=source):
                     changed = True
                     decider.request_cancel(reason, source)
+                case HijackRequested(target=target):
+                    decider.request_hijack(target)  # the stopped attempts change nodes
                 case ForeignAppended():
                     changed = True  # folded in above, by `_read_foreign`
                 case WaitDue(key=key):

@@ -113,6 +113,13 @@ class CancelRequested(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Who asked (``"api"``, ``"signal"``, ``"cli"``, …); recorded on `RunCancelled`."""
 
 
+class HijackRequested(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Stop the run and park it for a person (a `RunHijackRequested` event)."""
+
+    target: str | None
+    """The node whose agent session is handed over; None: the latest one."""
+
+
 class ForeignAppended(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The lease heartbeat saw events another process appended to the run's log."""
 
@@ -142,6 +149,7 @@ Message = (
     | AttemptCancelled
     | BackoffElapsed
     | CancelRequested
+    | HijackRequested
     | ForeignAppended
     | WaitDue
     | SubflowWaiting

@@ -10,7 +10,11 @@ the Pydantic AI adapter (`PydanticAIAgent`, imported lazily):
   repair turns) with `AgentPlan`/`plan_agent_attempt`;
 - structured output: `output_json_schema`, `output_instructions`, `extract_json`,
   `validate_output`, `repair_prompt`, `SCHEMA_REPAIR_TURNS`, `invalid_output_error`;
-- provider errors: `classify_provider_error` and one error class per `AGENT_*` code.
+- provider errors: `classify_provider_error` and one error class per `AGENT_*` code;
+  a CLI's usage-limit reset time, `parse_reset_at_ms`;
+- the CLI agents `ClaudeCodeAgent`, `CodexAgent`, `GeminiAgent`, and the command that
+  opens one's saved session for a person (`session_info`, `interactive_command`, used
+  by ``smithers hijack``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ import typing
 from ._claude import ClaudeCodeAgent as ClaudeCodeAgent
 from ._codex import CodexAgent as CodexAgent
 from ._gemini import GeminiAgent as GeminiAgent
+from ._interactive import INTERACTIVE_RESUME as INTERACTIVE_RESUME
+from ._interactive import SessionInfo as SessionInfo
+from ._interactive import interactive_command as interactive_command
+from ._interactive import session_info as session_info
 from ._journal import AgentJournal as AgentJournal
 from ._journal import fingerprint as fingerprint
 from ._process import ProcessAbortedError as ProcessAbortedError
@@ -39,6 +47,7 @@ from ._protocol import engine_of as engine_of
 from ._provider_errors import ProviderErrorClass as ProviderErrorClass
 from ._provider_errors import classify_provider_error as classify_provider_error
 from ._provider_errors import parse_retry_after_ms as parse_retry_after_ms
+from ._quota_reset import parse_reset_at_ms as parse_reset_at_ms
 from ._run import AgentPlan as AgentPlan
 from ._run import as_agent as as_agent
 from ._run import plan_agent_attempt as plan_agent_attempt
@@ -80,6 +89,10 @@ __all__ = (
     "ClaudeCodeAgent",
     "CodexAgent",
     "GeminiAgent",
+    "INTERACTIVE_RESUME",
+    "SessionInfo",
+    "interactive_command",
+    "session_info",
     "ProcessAbortedError",
     "ProcessIdleTimeoutError",
     "ProcessResult",
@@ -104,6 +117,7 @@ __all__ = (
     "ProviderErrorClass",
     "classify_provider_error",
     "parse_retry_after_ms",
+    "parse_reset_at_ms",
     "AGENT_ERROR_CLASSES",
     "AgentError",
     "AgentCliError",

@@ -1,6 +1,6 @@
 """Smithers' tools for CLI agents, over MCP: one sandbox and one journal for every agent.
 
-A CLI agent (Claude Code, Codex) gets the task's tools (``Task(tools=…)``) as an MCP
+A CLI agent (Claude Code, Codex, Gemini CLI) gets the task's tools (``Task(tools=…)``) as an MCP
 server it starts itself over stdio (`_mcp_server`, the official ``mcp`` package). That
 server holds no tool: it relays each ``tools/list`` and ``tools/call`` over a Unix
 socket to this `ToolBridge`, which lives in the run's process and answers through
@@ -40,7 +40,7 @@ __all__ = ("SERVER_NAME", "ToolBridge", "serve_tools")
 
 SERVER_NAME = "smithers"
 """The MCP server's name in the CLIs' configs: tools appear as ``mcp__smithers__read``
-(Claude Code) or ``smithers`` + ``read`` (Codex)."""
+(Claude Code), ``smithers`` + ``read`` (Codex) or ``mcp_smithers_read`` (Gemini CLI)."""
 _MAX_LINE_BYTES = 64 * 1024 * 1024
 """Longest relay line accepted, in bytes (a tool's result is capped well below)."""
 
@@ -59,6 +59,14 @@ class ToolBridge(msgspec.Struct, frozen=True, kw_only=True):
         """The ``--mcp-config`` JSON for Claude Code."""
         server = {"type": "stdio", "command": self.command, "args": self.args}
         return msgspec.json.encode({"mcpServers": {SERVER_NAME: server}}).decode()
+
+    def gemini_servers(self) -> dict[str, Any]:
+        """The ``mcpServers`` entry for Gemini CLI's settings.json, trusted.
+
+        ``"trust": true``: headless Gemini CLI does not offer an untrusted server's
+        tools to the model at all (no prompt to approve them).
+        """
+        return {SERVER_NAME: {"command": self.command, "args": self.args, "trust": True}}
 
     def codex_config(self) -> str:
         """The ``-c mcp_servers.smithers=…`` value (TOML) for Codex, approving calls."""

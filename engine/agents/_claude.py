@@ -162,7 +162,7 @@ class ClaudeCodeAgent(CliAgent):
         """
         workdir, session, prompt = self.prepare(request)
         schema = inline_schema(request.output_schema) if request.output_schema else None
-        stream = _Stream(request, self)
+        stream = _Stream(request, self, workdir)
         async with serve_tools(request) as bridge:
             argv = self.argv(session_id=session, schema=schema, bridge=bridge)
             result = await self.spawn(
@@ -216,8 +216,9 @@ class ClaudeCodeAgent(CliAgent):
 class _Stream:
     """Parses a call's stream-json lines into the attempt's events."""
 
-    def __init__(self, request: AgentRequest, agent: ClaudeCodeAgent) -> None:
+    def __init__(self, request: AgentRequest, agent: ClaudeCodeAgent, workdir: str) -> None:
         self.request = request
+        self.workdir = workdir
         self.journal = request.journal
         self.agent = agent
         self.session_id: str | None = None
@@ -257,7 +258,9 @@ class _Stream:
         sid = msg.get("session_id")
         if isinstance(sid, str) and sid:
             self.session_id = sid
-            save_session(self.request, ENGINE, sid)  # a crash from here on resumes it
+            save_session(
+                self.request, ENGINE, sid, cwd=self.workdir
+            )  # a crash from here on resumes it
         model = msg.get("model")
         self.model = model if isinstance(model, str) else None
         self.journal.event(

@@ -19,6 +19,7 @@ import msgspec
 from smithers.eventstore import to_raw
 
 from ._process import run_cli
+from ._quota_reset import parse_reset_at_ms
 from .errors import (
     AgentCliError,
     AgentConfigInvalidError,
@@ -125,9 +126,18 @@ def agent_cwd(request: AgentRequest, cwd: str | None) -> str:
     return str(path)
 
 
-def save_session(request: AgentRequest, engine: str, session_id: str) -> None:
-    """Make `session_id` the attempt's heartbeat payload (a crash from now resumes it)."""
-    request.heartbeat({"engine": engine, "sessionId": session_id})
+def save_session(
+    request: AgentRequest, engine: str, session_id: str, *, cwd: str | None = None
+) -> None:
+    """Make `session_id` the attempt's heartbeat payload (a crash from now resumes it).
+
+    The payload is ``{"engine", "sessionId", "cwd"}``: `cwd`, the absolute folder the
+    CLI runs in, is where ``smithers hijack`` tells a person to open the session.
+    """
+    payload = {"engine": engine, "sessionId": session_id}
+    if cwd is not None:
+        payload["cwd"] = cwd
+    request.heartbeat(payload)
 
 
 class CliAgent:
@@ -195,14 +205,18 @@ class CliAgent:
         cwd: str,
         prompt: str,
         on_line: Callable[[str], None],
+        env: Mapping[str, str] | None = None,
     ) -> ProcessResult:
-        """Run `argv` for one call (`run_cli`: the prompt on stdin, the agent's limits)."""
+        """Run `argv` for one call (`run_cli`: the prompt on stdin, the agent's limits).
+
+        The environment is this process's, then the agent's `env`, then `env`.
+        """
         return await run_cli(
             argv,
             cwd=cwd,
             stdin_text=prompt,
             on_line=on_line,
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, **(env or {})},
             timeout_ms=request.timeout_ms,
             idle_timeout_ms=self.idle_timeout_ms,
             max_output_bytes=max(request.max_output_bytes, 10_000_000),
@@ -269,10 +283,14 @@ def cli_failure(
     exit_code: int | None = None,
     stderr: str = "",
     login_hint: str,
+    now_ms: int | None = None,
 ) -> Exception:
     """The catalogue error a CLI's failure text means.
 
-    A usage limit, quota or billing message → ``AGENT_QUOTA_EXCEEDED``; a 429 or a rate
+    A usage limit, quota or billing message → ``AGENT_QUOTA_EXCEEDED``, with
+    ``quotaResetAtMs`` when the text (or stderr) says when the limit resets
+    (`parse_reset_at_ms`, counted from `now_ms`, default now): the run parks until
+    then; a 429 or a rate
     limit → ``AGENT_RATE_LIMITED``; not logged in, a bad key, an unknown model (or HTTP
     401/403/404) → ``AGENT_CONFIG_INVALID`` (not retried); anything else →
     ``AGENT_CLI_ERROR`` with the last lines of stderr.
@@ -287,10 +305,19 @@ def cli_failure(
     details = {k: v for k, v in details.items() if v is not None}
     summary = f"{engine} failed: {text or 'error'}"
     if _QUOTA.search(text):
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        reset = parse_reset_at_ms(text, now_ms=now)
+        if reset is None and stderr:
+            reset = parse_reset_at_ms(stderr[-2000:], now_ms=now)
+        quota = {**details, "resetHint": text[:500]}
+        if reset is not None:
+            quota["quotaResetAtMs"] = reset
         return AgentQuotaExceededError(
             summary,
-            details={**details, "resetHint": text[:500]},
-            hint="Wait for the usage limit to reset (or raise the plan), then resume the run.",
+            details=quota,
+            hint="The run waits until the limit resets, then goes on (or raise the plan)."
+            if reset is not None
+            else "Wait for the usage limit to reset (or raise the plan), then resume the run.",
         )
     if status == 429 or _RATE.search(text):
         return AgentRateLimitedError(summary, details=details)

@@ -159,7 +159,7 @@ class CodexAgent(CliAgent):
                 AgentCliError: when the CLI reports a failure.
         """
         workdir, session, prompt = self.prepare(request)
-        stream = _Stream(request)
+        stream = _Stream(request, workdir)
         with tempfile.TemporaryDirectory(prefix="smithers-codex-") as tmp:
             schema_file = None
             if request.output_schema:
@@ -211,8 +211,9 @@ class CodexAgent(CliAgent):
 class _Stream:
     """Parses ``codex exec --json`` lines into the attempt's events."""
 
-    def __init__(self, request: AgentRequest) -> None:
+    def __init__(self, request: AgentRequest, workdir: str) -> None:
         self.request = request
+        self.workdir = workdir
         self.journal = request.journal
         self.tools = ToolTracker(request)
         self.session_id: str | None = None
@@ -236,7 +237,7 @@ class _Stream:
             sid = as_str(msg.get("thread_id"))
             if sid:
                 self.session_id = sid
-                save_session(self.request, ENGINE, sid)
+                save_session(self.request, ENGINE, sid, cwd=self.workdir)
             self.journal.event("init", {"sessionId": sid or None})
         elif kind in ("item.started", "item.completed"):
             self._item(as_dict(msg.get("item")), done=kind == "item.completed")

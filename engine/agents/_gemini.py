@@ -13,14 +13,20 @@ As Smithers' Gemini agent (DESIGN §8; the fact sheet of gemini-cli 0.61):
   the ``result`` line's ``stats`` are ``TokenUsageReported``, its ``status`` the outcome;
 - exit 41 (no or bad auth) and an unknown model are ``AGENT_CONFIG_INVALID``.
 - Structured output goes by the prompt contract (Gemini CLI has no schema flag).
+- the task's smithers tools (``Task(tools=…)``) are the MCP server ``smithers``, added
+  to the user's settings in a per-call ``GEMINI_CLI_HOME`` (`_gemini_home`), trusted,
+  and the only server allowed (``--allowed-mcp-server-names smithers``); the model
+  calls them as ``mcp_smithers_<tool>``, journaled by the bridge in the sandbox.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ._bridge import SERVER_NAME, ToolBridge, serve_tools
 from ._cli import (
     CliAgent,
     ToolTracker,
@@ -30,6 +36,7 @@ from ._cli import (
     save_session,
     text_of,
 )
+from ._gemini_home import gemini_home
 from ._protocol import AgentResult, AgentUsage
 from .errors import AgentCliError, AgentConfigInvalidError
 
@@ -46,6 +53,8 @@ INSTALL_HINT = "Install Gemini CLI: npm install -g @google/gemini-cli"
 LOGIN_HINT = "Set GEMINI_API_KEY (or log in with `gemini`) and check --model."
 _AUTH_EXIT = 41
 """Gemini CLI's exit status for a missing or rejected authentication method."""
+_BRIDGED = f"mcp_{SERVER_NAME}_"
+"""Tool-use names of smithers' own tools reached over MCP."""
 
 
 class GeminiAgent(CliAgent):
@@ -91,13 +100,19 @@ class GeminiAgent(CliAgent):
         )
         self.approval_mode = approval_mode
 
-    def argv(self, *, session_id: str | None) -> list[str]:
-        """The command line of one call (the prompt goes on stdin)."""
+    def argv(self, *, session_id: str | None, bridge: ToolBridge | None = None) -> list[str]:
+        """The command line of one call (the prompt goes on stdin).
+
+        With a `bridge`, only the MCP server ``smithers`` is allowed (its entry is in
+        the call's settings, see `_gemini_home`).
+        """
         argv = [self.binary, "--output-format", "stream-json", "--skip-trust"]
         if self.model:
             argv += ["-m", self.model]
         if self.approval_mode:
             argv += ["--approval-mode", self.approval_mode]
+        if bridge is not None:
+            argv += ["--allowed-mcp-server-names", SERVER_NAME]
         if session_id:
             argv += ["--resume", session_id]
         return [*argv, *self.extra_args]
@@ -114,10 +129,23 @@ class GeminiAgent(CliAgent):
         workdir, session, prompt = self.prepare(request)
         if request.messages is None and request.output_schema is not None:
             prompt = f"{prompt}\n\n{request.instructions}"
-        stream = _Stream(request)
-        result = await self.spawn(
-            request, self.argv(session_id=session), cwd=workdir, prompt=prompt, on_line=stream.line
-        )
+        stream = _Stream(request, workdir)
+        async with serve_tools(request) as bridge:
+            argv = self.argv(session_id=session, bridge=bridge)
+            if bridge is None:
+                result = await self.spawn(
+                    request, argv, cwd=workdir, prompt=prompt, on_line=stream.line
+                )
+            else:
+                with gemini_home(bridge.gemini_servers(), {**os.environ, **self.env}) as home:
+                    result = await self.spawn(
+                        request,
+                        argv,
+                        cwd=workdir,
+                        prompt=prompt,
+                        on_line=stream.line,
+                        env={"GEMINI_CLI_HOME": home},
+                    )
         final = stream.result
         if final is None or final.get("status") != "success":
             error = as_dict(final.get("error")) if final else {}
@@ -162,8 +190,9 @@ class GeminiAgent(CliAgent):
 class _Stream:
     """Parses ``gemini --output-format stream-json`` lines into the attempt's events."""
 
-    def __init__(self, request: AgentRequest) -> None:
+    def __init__(self, request: AgentRequest, workdir: str) -> None:
         self.request = request
+        self.workdir = workdir
         self.journal = request.journal
         self.tools = ToolTracker(request)
         self.session_id: str | None = None
@@ -171,6 +200,8 @@ class _Stream:
         self.parts: list[str] = []
         self.result: dict[str, Any] | None = None
         self.names: dict[str, str] = {}
+        self.bridged: set[str] = set()
+        """Call ids of smithers' own tools (journaled by the bridge, not here)."""
 
     @property
     def text(self) -> str:
@@ -191,7 +222,7 @@ class _Stream:
             self.model = as_str(msg.get("model")) or None
             if sid:
                 self.session_id = sid
-                save_session(self.request, ENGINE, sid)
+                save_session(self.request, ENGINE, sid, cwd=self.workdir)
             self.journal.event("init", {"sessionId": sid or None, "model": self.model})
         elif kind == "message" and msg.get("role") == "assistant":
             chunk = as_str(msg.get("content"))
@@ -200,10 +231,15 @@ class _Stream:
         elif kind == "tool_use":
             call_id = as_str(msg.get("tool_id"))
             name = as_str(msg.get("tool_name")) or "tool"
+            if name.startswith(_BRIDGED):
+                self.bridged.add(call_id)
+                return
             self.names[call_id] = name
             self.tools.started(call_id, name, msg.get("parameters"))
         elif kind == "tool_result":
             call_id = as_str(msg.get("tool_id"))
+            if call_id in self.bridged:
+                return
             error = None
             if msg.get("status") != "success":
                 error = text_of(as_dict(msg.get("error")).get("message") or msg.get("status"))

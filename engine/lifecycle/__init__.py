@@ -1,4 +1,4 @@
-"""Starting, resuming, cancelling and supervising runs, and who owns one."""
+"""Starting, resuming, cancelling, hijacking and supervising runs, and who owns one."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from ._decisions import signal as signal
 from ._gc import COLLECTED_STATUS as COLLECTED_STATUS
 from ._gc import GcResult as GcResult
 from ._gc import collect_runs as collect_runs
+from ._hijack import HijackResult as HijackResult
+from ._hijack import HijackStep as HijackStep
+from ._hijack import hijack_run as hijack_run
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
 from ._ownership import OwnerKind as OwnerKind
 from ._ownership import OwnerVerdict as OwnerVerdict
@@ -68,6 +71,9 @@ __all__ = (
     "CancelStep",
     "cancel_run",
     "down",
+    "HijackResult",
+    "HijackStep",
+    "hijack_run",
     "load_recorded_workflow",
     "resume_run",
     "wake_parent_of",

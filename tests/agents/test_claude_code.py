@@ -111,7 +111,9 @@ async def test_a_claude_code_session_lands_in_the_log(tmp_path: Path, box: Path)
         if ev["type"] == "init"
     )
     beats = [decode_json(e.data) for e in events if isinstance(e, TaskHeartbeat) and e.has_data]
-    assert beats == [{"engine": "claude-code", "sessionId": init["sessionId"]}]
+    assert beats == [
+        {"engine": "claude-code", "sessionId": init["sessionId"], "cwd": str(box.resolve())}
+    ]
     tools = [
         (type(e).__name__, e.tool_name, e.call_id)
         for e in events
@@ -148,6 +150,7 @@ async def test_failures_map_to_the_catalogue(
     retryable: bool,
 ) -> None:
     monkeypatch.setenv("CLAUDE_DOUBLE_SCENARIO", scenario)
+    monkeypatch.setenv("CLAUDE_DOUBLE_RESET", "")  # a limit that says no reset time
 
     agent = ClaudeCodeAgent(binary=str(DOUBLE))
     result = await _run(

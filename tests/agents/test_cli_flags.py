@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 from smithers.engine.agents import ClaudeCodeAgent, CodexAgent, GeminiAgent
+from smithers.engine.agents._bridge import ToolBridge
 
 INSTALL = {
     "claude": "@anthropic-ai/claude-code",
@@ -82,7 +83,9 @@ def test_codex_flags_exist() -> None:
 def test_gemini_flags_exist() -> None:
     gemini = _cli("gemini")
     agent = GeminiAgent(binary=gemini, model="gemini-2.5-pro", approval_mode="yolo")
-    argv = agent.argv(session_id="00000000-0000-0000-0000-000000000000")
+    bridge = ToolBridge(socket_path="/tmp/s.sock", command="python", args=["-m", "x"])
+    argv = agent.argv(session_id="00000000-0000-0000-0000-000000000000", bridge=bridge)
     flags = _flags(argv)
-    assert len(flags) >= 5
+    assert "--allowed-mcp-server-names" in flags  # smithers' tools over MCP
+    assert len(flags) >= 6
     assert _missing(flags, _help(gemini, "--help")) == []

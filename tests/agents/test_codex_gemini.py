@@ -216,3 +216,44 @@ def test_strict_schema_closes_objects_and_makes_optional_fields_nullable() -> No
         "required": ["a", "b"],
         "additionalProperties": False,
     }
+
+
+@pytest.mark.slow  # three processes import the MCP SDK: ~10 s
+async def test_smithers_tools_reach_gemini_over_mcp_in_the_users_settings(
+    tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mcp")
+    log = tmp_path / "calls.ndjson"
+    monkeypatch.setenv("GEMINI_DOUBLE_LOG", str(log))
+    monkeypatch.setenv("GEMINI_DOUBLE_SCENARIO", "mcp")
+    (root.parent / "outside.txt").write_text("secret")
+    home = tmp_path / "home"  # the user's Gemini CLI home, with settings of their own
+    (home / ".gemini").mkdir(parents=True)
+    own = {"security": {"auth": {"selectedType": "gemini-api-key"}}, "mcpServers": {}}
+    own["mcpServers"] = {"theirs": {"command": "false", "trust": True}}
+    (home / ".gemini" / "settings.json").write_text(json.dumps(own))
+    agent = GeminiAgent(binary=str(DOUBLES / "gemini"), env={"GEMINI_CLI_HOME": str(home)})
+
+    result, events = await _run(tmp_path, root, agent, tools=["read", "grep"])
+
+    assert result.status == "finished", result.error
+    assert result.outputs["work"]["files"] == 2  # the MCP server listed read and grep
+    assert result.outputs["work"]["note"].startswith("a | TOOL_PATH_ESCAPE")  # sandboxed
+    (call,) = _calls(log)
+    argv = call["argv"]
+    assert argv[argv.index("--allowed-mcp-server-names") + 1] == "smithers"
+    finished = [
+        (e.tool_name, e.status, e.call_id) for e in events if isinstance(e, ToolCallFinished)
+    ]
+    assert finished == [("read", "success", "mcp-1"), ("read", "error", "mcp-2")]
+    # The user's settings are untouched, and the session was saved in their home,
+    # where a retry or `gemini --resume <id>` (a hijack) finds it.
+    assert json.loads((home / ".gemini" / "settings.json").read_text()) == own
+    (beat,) = [decode_json(e.data) for e in events if isinstance(e, TaskHeartbeat) and e.has_data]
+    chats = home / ".gemini" / "tmp" / "project" / "chats"
+    assert (chats / f"session-{beat['sessionId']}.json").is_file()
+
+
+def test_gemini_without_tools_gets_no_mcp_flag() -> None:
+    argv = GeminiAgent(binary="gemini").argv(session_id=None)
+    assert "--allowed-mcp-server-names" not in argv

@@ -88,6 +88,7 @@ def test_replay_takes_a_run_id(cli: Any) -> None:
         ("timeline", "RUN"),
         ("state", "RUN", "--frame", "0"),
         ("cancel", "RUN"),
+        ("hijack", "RUN"),
         ("rewind", "RUN", "--frame", "0", "--yes"),
         ("fork", "RUN", "--frame", "0"),
         ("replay", "RUN", "--frame", "0"),
