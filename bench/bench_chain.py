@@ -88,23 +88,30 @@ def bench_hash() -> dict[str, float]:
 
 def bench_append(tmp: Path, n: int = 3_000, rounds: int = 6) -> dict[str, float]:
     batches = [_rows("r", _task_events(i), 2 * i) for i in range(n)]
-    results: dict[str, list[float]] = {"main": [], "chain": []}
+    results: dict[str, list[float]] = {"main": [], "chain": [], "chain_known": []}
+    kinds = list(results)
     for r in range(rounds):
-        order = ["main", "chain"] if r % 2 == 0 else ["chain", "main"]
+        order = kinds[r % 3 :] + kinds[: r % 3]
         for kind in order:
             with closing(_connect(tmp / f"{kind}-{r}.db")) as conn:
+                known = None
                 t = time.thread_time()
                 for i, rows in enumerate(batches):
                     if kind == "main":
                         _main_append_tx(conn, "r", rows, 2 * i)
-                    else:
+                    elif kind == "chain":
                         _append_tx(conn, "r", rows, 2 * i, None, None)
+                    else:  # as the store does: the previous append's (seq, hash) known
+                        known = _append_tx(conn, "r", rows, 2 * i, None, None, known)
                 results[kind].append((time.thread_time() - t) / n * 1e6)
     main, chain = statistics.median(results["main"]), statistics.median(results["chain"])
+    known_us = statistics.median(results["chain_known"])
     return {
         "append2_cpu_us_main": main,
         "append2_cpu_us_chain": chain,
+        "append2_cpu_us_chain_known": known_us,
         "append2_cpu_us_added": chain - main,
+        "append2_cpu_us_added_known": known_us - main,
     }
 
 

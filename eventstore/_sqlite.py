@@ -76,6 +76,9 @@ if TYPE_CHECKING:
 
 __all__ = ("SQLiteEventStore", "SCHEMA_VERSION")
 
+_LAST_ROWS_KEPT = 1_024
+"""Runs whose last ``(seq, hash)`` a store remembers (cleared past that, never grown)."""
+
 _T = TypeVar("_T")
 
 _EVENTS = "_smithers_events"
@@ -108,6 +111,8 @@ class SQLiteEventStore:
         # Small reads, and with durability "normal" small appends, on the loop's
         # thread (see `_inline`); None: everything in the connection thread.
         self._inline = inline
+        self._last_rows: dict[str, tuple[int, bytes]] = {}
+        # Each run's last (seq, chain hash) as this store's last append left it.
         self._inline_appends = inline_appends and inline is not None
         # True while the end of a WAL checkpoint runs in the connection thread:
         # appends meanwhile go through the thread too (see `wal_checkpoint`).
@@ -374,13 +379,15 @@ class SQLiteEventStore:
             return expected_seq
         if _EVENTS not in self._tables and not self.read_only:
             await self._init(create=True)
+        known = self._last_rows.get(run_id)
         if len(events) > _INLINE_MAX_ROWS:
             # Encoded in the connection thread too: thousands of events (a first
             # render) take tens of ms to encode, which must not block the loop.
             batch = list(events)
-            return await self._write(
-                _encode_append_tx, run_id, batch, expected_seq, status, workflow_name
+            done = await self._write(
+                _encode_append_tx, run_id, batch, expected_seq, status, workflow_name, known
             )
+            return self._appended(run_id, done)
         rows = _rows(run_id, events, expected_seq)
         inline = self._inline
         if inline is not None and self._inline_appends and not self._checkpointing:
@@ -388,16 +395,26 @@ class SQLiteEventStore:
             if size <= _INLINE_MAX_BYTES:
                 try:
                     last = inline.try_run(
-                        _append_tx, run_id, rows, expected_seq, status, workflow_name
+                        _append_tx, run_id, rows, expected_seq, status, workflow_name, known
                     )
                 except sqlite3.Error as e:
                     raise _write_error(self.path, e) from e
                 if last is not None:
                     if inline.grew(size):
                         self._checkpoint_soon()
-                    return last
+                    return self._appended(run_id, last)
         # Contended, big, or durability "full": in the connection thread, which waits.
-        return await self._write(_append_tx, run_id, rows, expected_seq, status, workflow_name)
+        done = await self._write(
+            _append_tx, run_id, rows, expected_seq, status, workflow_name, known
+        )
+        return self._appended(run_id, done)
+
+    def _appended(self, run_id: str, last: tuple[int, bytes]) -> int:
+        """Remember the run's new last ``(seq, hash)`` (the next append's chain link)."""
+        if len(self._last_rows) >= _LAST_ROWS_KEPT and run_id not in self._last_rows:
+            self._last_rows.clear()  # many runs in one store: start over, never grow
+        self._last_rows[run_id] = last
+        return last[0]
 
     def _submit(self, fn: Callable[[], object]) -> None:
         # Queues `fn` to aiosqlite's connection thread without waiting for it. Its

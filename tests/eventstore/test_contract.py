@@ -23,6 +23,7 @@ from smithers.eventstore import (
     chain_hash,
     decode_event,
     encode_event,
+    verify_chain,
 )
 from smithers.eventstore.events import (
     ErrorInfo,
@@ -705,3 +706,25 @@ async def test_two_stores_racing_to_create_a_run_one_wins(tmp_path: Path) -> Non
 
 def _run_started(owner: str) -> RunStarted:
     return RunStarted(run_id="r1", timestamp_ms=1, workflow_name="wf", owner_id=owner)
+
+
+async def test_a_store_whose_last_append_is_stale_gets_a_conflict_not_a_fork(
+    tmp_path: Path,
+) -> None:
+    # Store `a` remembers r1's last (seq, hash) from its own append and skips reading it
+    # next time; another store's append in between must still be a conflict, and `a`'s
+    # next append at the right seq chains from the other store's row.
+    path = tmp_path / "s.db"
+    async with (
+        await SQLiteEventStore.open(path) as a,
+        await SQLiteEventStore.open(path) as b,
+    ):
+        await a.append("r1", status_events("r1", 2), expected_seq=0, workflow_name="wf")
+        await b.append("r1", status_events("r1", 1, start_ms=5_000), expected_seq=2)
+        with pytest.raises(SeqConflictError) as info:
+            await a.append("r1", status_events("r1", 1, start_ms=6_000), expected_seq=2)
+        assert info.value.details["actualSeq"] == 3
+        await a.append("r1", status_events("r1", 1, start_ms=7_000), expected_seq=3)
+        assert [r.seq for r in await a.read("r1")] == [1, 2, 3, 4]
+        rows = await a.read_chained("r1")
+    assert verify_chain(rows) is None
