@@ -8,12 +8,14 @@ retyped; new fields get defaults so older logs still decode.
 User data (input, outputs, heartbeat payloads) is kept as `msgspec.Raw` JSON: immutable,
 stored without re-encoding, and decoded against the reader's schema when needed.
 
-This module defines the events smithers-py writes or folds today and `AnyEvent`, the
-union of every known event. The base classes live in `_event_base`; the reference's
-events for features not built yet in `_planned_events` (agents, …)
-and `_planned_extension_events` (sandboxes, voice, RAG, alerts, …). All are
-re-exported here, so ``from smithers.eventstore.events import X`` works for every
-event, and every event in the union decodes.
+This module defines the run, frame, node and time-travel events smithers-py writes
+and `AnyEvent`, the union of every known event. The rest live in rooms of their own:
+the base classes in `_event_base`; waits (approvals, signals, timers) in
+`_wait_events`; loops in `_loop_events`; tool calls and agents in `_tool_events`;
+hijack and deletion in `_operation_events`; the reference's events for features not
+built yet in `_planned_events` and `_planned_extension_events` (sandboxes, voice,
+RAG, alerts, …). All are re-exported here, so ``from smithers.eventstore.events import
+X`` works for every event, and every event in the union decodes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ from ._event_base import AttemptEvent as AttemptEvent
 from ._event_base import ErrorInfo as ErrorInfo
 from ._event_base import Event as Event
 from ._event_base import NodeEvent as NodeEvent
+from ._loop_events import ContinuationLoaded as ContinuationLoaded
+from ._loop_events import LoopFinished as LoopFinished
+from ._loop_events import LoopIterationStarted as LoopIterationStarted
+from ._loop_events import LoopRewound as LoopRewound
+from ._operation_events import RunHijacked as RunHijacked
+from ._operation_events import RunHijackRequested as RunHijackRequested
+from ._operation_events import RunsDeleted as RunsDeleted
 from ._planned_events import BudgetExceeded as BudgetExceeded
 from ._planned_events import ProviderDisconnected as ProviderDisconnected
 from ._planned_events import ProviderReconnected as ProviderReconnected
@@ -68,6 +77,23 @@ from ._planned_extension_events import WorkflowReloadDetected as WorkflowReloadD
 from ._planned_extension_events import WorkflowReloaded as WorkflowReloaded
 from ._planned_extension_events import WorkflowReloadFailed as WorkflowReloadFailed
 from ._planned_extension_events import WorkflowReloadUnsafe as WorkflowReloadUnsafe
+from ._tool_events import AgentEvent as AgentEvent
+from ._tool_events import NodeOutput as NodeOutput
+from ._tool_events import TokenUsageReported as TokenUsageReported
+from ._tool_events import ToolCallFinished as ToolCallFinished
+from ._tool_events import ToolCallStarted as ToolCallStarted
+from ._wait_events import ApprovalAutoApproved as ApprovalAutoApproved
+from ._wait_events import ApprovalDenied as ApprovalDenied
+from ._wait_events import ApprovalGranted as ApprovalGranted
+from ._wait_events import ApprovalMode as ApprovalMode
+from ._wait_events import ApprovalRequested as ApprovalRequested
+from ._wait_events import ChildRunEnded as ChildRunEnded
+from ._wait_events import NodeWaitingEvent as NodeWaitingEvent
+from ._wait_events import SignalReceived as SignalReceived
+from ._wait_events import TimerCancelled as TimerCancelled
+from ._wait_events import TimerCreated as TimerCreated
+from ._wait_events import TimerFired as TimerFired
+from ._wait_events import TimerType as TimerType
 
 RunStatus = Literal[
     "running",
@@ -369,150 +395,6 @@ class NodeWaitingTimer(NodeEvent, frozen=True, kw_only=True):
     fires_at_ms: int
 
 
-# --------------------------------------------------------------------------- waits
-# Runs that wait (approvals, signals, durable timers). A decision or a signal is a
-# cross-process request: appended by whoever decides or signals, consumed by the run's
-# owner (or by the activation the deciding command starts).
-
-
-class NodeWaitingEvent(NodeEvent, frozen=True, kw_only=True):
-    """A node waits for a signal (`WaitForEvent`); the run may park as ``waiting-event``.
-
-    Not in Smithers' catalogue (its `NodeWaitingApproval`/`NodeWaitingTimer` have no
-    signal twin); named and shaped like them.
-    """
-
-    event_name: str
-    """Name of the signal the node waits for."""
-    correlation_id: str | None = None
-    """Only a signal with this correlation id resolves the wait; None: any."""
-    timeout_at_ms: int | None = None
-    """Unix epoch ms after which the wait times out; None: never."""
-
-
-ApprovalMode = Literal["approve", "select", "rank"]
-"""``"approve"``: yes or no; ``"select"``: pick one of the options; ``"rank"``: order them."""
-
-
-class ApprovalRequested(NodeEvent, frozen=True, kw_only=True):
-    """A node asked for an approval decision (`Approval`, or ``needs_approval=True``)."""
-
-    title: str | None = None
-    """What to decide, for the person asked."""
-    summary: str | None = None
-    """More context for the decision."""
-    metadata: msgspec.Raw = NULL_RAW
-    """Anything else the workflow attached to the request, as JSON."""
-    mode: ApprovalMode = "approve"
-    """What kind of decision is asked."""
-    options: tuple[str, ...] = ()
-    """The choices, for ``"select"`` and ``"rank"``."""
-
-
-class ApprovalGranted(NodeEvent, frozen=True, kw_only=True):
-    """A node's approval was granted (a person's decision, a cross-process request)."""
-
-    note: str | None = None
-    """The decider's note."""
-    decided_by: str | None = None
-    """Who decided."""
-    selected: str | None = None
-    """The option picked, for a ``"select"`` approval."""
-    ranked: tuple[str, ...] = ()
-    """The options in the decider's order, for a ``"rank"`` approval."""
-    actor: Actor | None = None
-    """Who took this operation, and why (the audit trail); None in older logs."""
-
-
-class ApprovalAutoApproved(NodeEvent, frozen=True, kw_only=True):
-    """An approval was granted by a configured policy without human intervention."""
-
-
-class ApprovalDenied(NodeEvent, frozen=True, kw_only=True):
-    """A node's approval was denied (a person's decision, a cross-process request)."""
-
-    note: str | None = None
-    """The decider's note."""
-    decided_by: str | None = None
-    """Who decided."""
-    actor: Actor | None = None
-    """Who took this operation, and why (the audit trail); None in older logs."""
-
-
-class SignalReceived(Event, frozen=True, kw_only=True):
-    """A signal was sent to the run (``smithers signal``, `RunHandle.signal`).
-
-    Not in Smithers' catalogue. The fold hands it to the oldest `WaitForEvent` node
-    that was already waiting for `signal_name` (and `correlation_id`, when the waiter
-    names one); a signal no waiter was waiting for is kept for audit and resolves
-    nothing, later waits included.
-    """
-
-    signal_name: str
-    """The signal's name (the `event` a `WaitForEvent` waits for)."""
-    data: msgspec.Raw = NULL_RAW
-    """The payload, validated against the waiter's `output` schema before recording."""
-    correlation_id: str | None = None
-    """The sender's correlation id, if any."""
-    sent_by: str | None = None
-    """Who sent it."""
-    actor: Actor | None = None
-    """Who took this operation, and why (the audit trail); None in older logs."""
-
-
-class ChildRunEnded(NodeEvent, frozen=True, kw_only=True):
-    """A `Subflow`'s child run ended while its parent was live: look at the node again.
-
-    A cross-process request, appended by the process that drove the child; the
-    parent's owner then reads the child's result. A parent that is parked is resumed
-    instead. Not in Smithers' catalogue.
-    """
-
-    child_run_id: str
-    """The child run that ended."""
-    status: str
-    """Its final status."""
-
-
-TimerType = Literal["duration", "absolute"]
-"""``"duration"``: created from a relative delay; ``"absolute"``: from a wall-clock time."""
-
-
-class TimerCreated(Event, frozen=True, kw_only=True):
-    """A durable timer was registered with the engine (a `Timer` node was reached)."""
-
-    timer_id: str
-    """Stable identifier of the timer: ``"<nodeId>:<iteration>"``."""
-    fires_at_ms: int
-    """Unix epoch milliseconds when the timer will fire."""
-    timer_type: TimerType
-    """How the fire time was given."""
-    node_id: str | None = None
-    """The `Timer` node that waits on it."""
-    iteration: int = 0
-    """Loop iteration of that node."""
-
-
-class TimerFired(Event, frozen=True, kw_only=True):
-    """A timer fired and resumed its waiting node."""
-
-    timer_id: str
-    """Stable identifier of the timer."""
-    fires_at_ms: int
-    """Scheduled fire time, Unix epoch milliseconds."""
-    fired_at_ms: int
-    """Actual fire time, Unix epoch milliseconds."""
-    delay_ms: int
-    """Actual minus scheduled fire time; non-zero means scheduler lag."""
-
-
-class TimerCancelled(Event, frozen=True, kw_only=True):
-    """A timer was cancelled before it fired (its run ended, or its node unmounted)."""
-
-    timer_id: str
-    """Stable identifier of the timer."""
-
-
 # --------------------------------------------------------------------------- run requests
 
 
@@ -553,42 +435,6 @@ class TaskHeartbeatTimeout(AttemptEvent, frozen=True, kw_only=True):
     """The configured heartbeat timeout."""
 
 
-# --------------------------------------------------------------------------- hijack
-
-
-class RunHijackRequested(Event, frozen=True, kw_only=True):
-    """A person asked to take over one of the run's agent sessions interactively.
-
-    Appended by ``smithers hijack`` (`smithers.engine.hijack_run`); the run's live
-    owner stops its tasks, records `RunHijacked` and parks the run ``"waiting-resume"``.
-    With no live owner the requester records those itself, in the same append.
-    """
-
-    target: str | None = None
-    """Node id whose agent session to hijack; None for the run's latest agent session."""
-    actor: Actor | None = None
-    """Who asked, and why (None in logs written before the audit trail)."""
-
-
-class RunHijacked(AttemptEvent, frozen=True, kw_only=True):
-    """An agent attempt was stopped and its session handed over to a person.
-
-    The attempt itself ends ``NodeCancelled`` (reason ``"hijacked"``); the run parks
-    ``"waiting-resume"`` until ``smithers up --resume``, whose next attempt continues
-    the same session (`resume`).
-    """
-
-    engine: str
-    """Agent engine of the hijacked attempt, e.g. ``"claude-code"``."""
-    mode: str
-    """How the session is handed over: ``"native-cli"`` (the agent's own CLI resumes
-    it interactively)."""
-    resume: str | None = None
-    """Agent session id the person resumes, if any."""
-    cwd: str
-    """Working directory of the hijacked session (where to run the CLI)."""
-
-
 # --------------------------------------------------------------------------- retry and time travel
 
 
@@ -623,185 +469,6 @@ class RunRewound(Event, frozen=True, kw_only=True):
     """Last seq of the run's log that still counts after the rewind."""
     actor: Actor | None = None
     """Who took this operation, and why (the audit trail); None in older logs."""
-
-
-# --------------------------------------------------------------------------- loops
-# Loop passes and continue-as-new (issue 9). Loop ids are *scoped* ids: a Loop inside
-# another Loop's pass (separated by a Sequence/Parallel/Branch) has the outer pass in
-# its id, ``"<id>@<outer iteration>"`` (see `smithers.engine.Loop`).
-
-
-class LoopIterationStarted(Event, frozen=True, kw_only=True):
-    """A pass of a Loop began (as Smithers' ``<Ralph>`` iteration).
-
-    Recorded when a render first mounts the loop (iteration 0) and each time a pass
-    ends and the loop goes on (``until`` false, fewer than ``max_iterations`` passes).
-    The run's state then mounts the loop's tasks keyed ``(node_id, iteration)``.
-    """
-
-    loop_id: str
-    """The loop's scoped id."""
-    iteration: int
-    """The pass that began, from 0."""
-
-
-class LoopFinished(Event, frozen=True, kw_only=True):
-    """A Loop is done: its last pass ended and it does not go on."""
-
-    loop_id: str
-    """The loop's scoped id."""
-    iteration: int
-    """The last pass that ran, from 0."""
-    reason: Literal["until", "max-iterations"]
-    """``"until"``: the loop's ``until`` was true when the pass ended;
-    ``"max-iterations"``: ``max_iterations`` passes ran (``on_max_reached="return-last"``;
-    with ``"fail"`` the run fails with ``RALPH_MAX_REACHED`` instead)."""
-
-
-class LoopRewound(Event, frozen=True, kw_only=True):
-    """A Loop went back to an earlier pass (a retry-task of a node in that pass).
-
-    The loop is at `iteration` again and not finished; every iteration above
-    `iteration` of `node_ids` is put back to pending with no output (attempts kept), so
-    later passes run again.
-    """
-
-    loop_id: str
-    """The loop's scoped id."""
-    iteration: int
-    """The pass the loop is back at."""
-    node_ids: tuple[str, ...] = ()
-    """The loop's node ids whose later passes are reset."""
-
-
-class ContinuationLoaded(Event, frozen=True, kw_only=True):
-    """A run continued from another run (continue-as-new): what it carries over.
-
-    Recorded right after the new run's first `RunStarted`. The previous run ended
-    ``continued`` with `RunContinuedAsNew` naming this run.
-    """
-
-    from_run_id: str
-    """The run this one continues."""
-    ancestry_depth: int
-    """How many continuations lead to this run (1 for the first continuation)."""
-    iteration: int = 0
-    """The pass the continuing loop resumes at (0 for ``ContinueAsNew`` outside loops)."""
-    state: msgspec.Raw = NULL_RAW
-    """The carried state as JSON (``ctx.continuation``), JSON null if none."""
-    loops: msgspec.Raw = NULL_RAW
-    """The loops carried over, JSON ``{scopedLoopId: [iteration, finished]}``."""
-    outputs: msgspec.Raw = NULL_RAW
-    """The latest output of each node, JSON ``[[nodeId, iteration, output, count]]``
-    (`count`: iterations with an output so far in the chain)."""
-    carry_nodes: bool = False
-    """True when a Loop's ``continue_as_new_every`` continued the run: the carried
-    outputs are also finished nodes of this run, so the run goes on where it was (tasks
-    done before are not run again). False for ``ContinueAsNew``: the run starts afresh
-    and only ``ctx.latest``/``ctx.iteration_count`` see them."""
-
-
-# --------------------------------------------------------------------------- tools
-
-
-class ToolCallStarted(AttemptEvent, frozen=True, kw_only=True):
-    """A tool call of an attempt began, journaled before the tool does anything.
-
-    Built-in tools (`read`, `write`, `edit`, `grep`, `bash`) and user tools alike.
-    """
-
-    tool_name: str
-    """Name of the called tool."""
-    seq: int
-    """Sequential counter of tool calls within the attempt, from 1."""
-    arguments: msgspec.Raw = NULL_RAW
-    """The call's arguments as a JSON object (JSON null when not recorded)."""
-    call_id: str | None = None
-    """The model's id of the call (an agent's tool call), None for a direct call."""
-
-
-class ToolCallFinished(AttemptEvent, frozen=True, kw_only=True):
-    """A tool call of an attempt ended, with its outcome and cost."""
-
-    tool_name: str
-    """Name of the called tool."""
-    seq: int
-    """Sequential counter of tool calls within the attempt (as in ToolCallStarted)."""
-    status: str
-    """Outcome of the call: ``"success"`` or ``"error"``."""
-    result_size_bytes: int = 0
-    """Size of the result's JSON encoding, in bytes (0 on error)."""
-    duration_ms: int = 0
-    """Wall-clock time the call took, in milliseconds."""
-    error: ErrorInfo | None = None
-    """The failure, when `status` is ``"error"``."""
-    result: msgspec.Raw = NULL_RAW
-    """The result as JSON (already capped at the sandbox's ``max_output_bytes``), so a
-    resumed attempt can replay a side-effecting call instead of running it again; JSON
-    null on error."""
-    call_id: str | None = None
-    """The model's id of the call (as in ToolCallStarted), None for a direct call."""
-
-
-class NodeOutput(AttemptEvent, frozen=True, kw_only=True):
-    """Streaming text from an agent, coalesced (at most ~2 events per second per attempt)."""
-
-    text: str
-    """The text chunk."""
-    stream: str
-    """Which stream the text came from, e.g. ``"stdout"`` or ``"stderr"``."""
-
-
-class AgentEvent(AttemptEvent, frozen=True, kw_only=True):
-    """A structured event reported by an agent engine during an attempt."""
-
-    engine: str
-    """Agent engine that reported it, e.g. ``"claude-code"``."""
-    event: msgspec.Raw = NULL_RAW
-    """The engine's event as JSON."""
-
-
-class TokenUsageReported(AttemptEvent, frozen=True, kw_only=True):
-    """An agent attempt reported model token usage."""
-
-    model: str
-    """Model id."""
-    agent: str
-    """Agent that used the tokens."""
-    input_tokens: int
-    """Prompt tokens."""
-    output_tokens: int
-    """Completion tokens."""
-    cache_read_tokens: int | None = None
-    """Prompt tokens read from the provider's cache, when reported."""
-    cache_write_tokens: int | None = None
-    """Prompt tokens written to the provider's cache, when reported."""
-    reasoning_tokens: int | None = None
-    """Reasoning tokens, when reported."""
-
-
-# --------------------------------------------------------------------------- retention
-
-
-class RunsDeleted(Event, frozen=True, kw_only=True):
-    """``smithers gc`` deleted whole finished runs: an operation with no run left to hold it.
-
-    Recorded in the database's audit stream (`run_id` ``"_audit"``, see
-    `smithers.engine.AUDIT_STREAM_ID`). Not in Smithers' catalogue.
-    """
-
-    run_ids: tuple[str, ...]
-    """The runs deleted, whole or (with `keep_audit`) all but their audit rows."""
-    finished_before_ms: int
-    """The cutoff: runs whose last event is older than this (Unix epoch ms) went."""
-    keep_audit: bool = False
-    """True if each run kept its operation events and last row (status ``collected``)."""
-    include_forked_from: bool = False
-    """True if runs other runs fork from could be deleted too."""
-    deleted_events: int = 0
-    """How many event rows were deleted."""
-    actor: Actor | None = None
-    """Who deleted them (`resolve_actor`), or None."""
 
 
 # --------------------------------------------------------------------------- the union
