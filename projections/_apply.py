@@ -22,24 +22,13 @@ run starts from `fork_state` (DESIGN §5, §7).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING
 
 import msgspec
 from smithers.eventstore.events import (
     NULL_RAW,
-    AgentEvent,
-    ApprovalAutoApproved,
-    ApprovalDenied,
-    ApprovalGranted,
-    ApprovalRequested,
-    ContinuationLoaded,
-    ErrorInfo,
     Event,
     FrameCommitted,
-    LoopFinished,
-    LoopIterationStarted,
-    LoopRewound,
     NodeCancelled,
     NodeFailed,
     NodeFinished,
@@ -48,41 +37,27 @@ from smithers.eventstore.events import (
     NodeSkipped,
     NodeStarted,
     NodeWaitingApproval,
-    NodeWaitingEvent,
     NodeWaitingTimer,
     ReplayStarted,
     RetryTaskFinished,
     RetryTaskStarted,
     RunCancelled,
-    RunContinuedAsNew,
     RunFailed,
     RunFinished,
     RunForked,
     RunRewound,
     RunStarted,
     RunStatusChanged,
-    SignalReceived,
-    TaskHeartbeat,
-    TimerCancelled,
-    TimerCreated,
-    TimerFired,
-    ToolCallFinished,
 )
 
+from . import _apply_loops as _apply_loops  # registers the loop events' handlers
+from . import _apply_waits as _apply_waits  # registers the waits' and agents' handlers
 from ._run_state import (
-    AgentReplay,
-    ApprovalRecord,
     AttemptRecord,
-    CarriedOutput,
-    EventWaitRecord,
     FrameRecord,
-    LoopRecord,
-    NodeRecord,
     OpenRetry,
     RunState,
-    SignalRecord,
     SubflowParent,
-    TimerRecord,
     is_run_status,
 )
 from .errors import ForkBaseMismatchError
@@ -92,55 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = ("apply_event", "fork_state")
 
-_E = TypeVar("_E", bound=Event)
-
-_Handler = Callable[[RunState, _E, int], None]
-"""A fold step for event type `_E`: ``(state, event, seq)``, updating `state` in place."""
-
-_HANDLERS: dict[type[Event], Callable[..., None]] = {}
-"""The handler of each event type the fold handles, by exact type.
-
-A dict cannot tie each key to its value's parameter type, so values are stored as
-``Callable[..., None]``; `_on` is the only writer, and its signature makes each
-handler accept its key's type, so `apply_event`'s call is sound."""
-
-
-def _on(cls: type[_E]) -> Callable[[_Handler[_E]], _Handler[_E]]:
-    """Register the decorated function as the fold step for events of type `cls`."""
-
-    def register(handler: _Handler[_E]) -> _Handler[_E]:
-        if cls in _HANDLERS:
-            raise RuntimeError(f"two fold handlers for {cls.__name__}")
-        _HANDLERS[cls] = handler
-        return handler
-
-    return register
-
-
-def _rec(state: RunState, node_id: str, iteration: int) -> NodeRecord:
-    """The node's record, or a fresh pending one for a node not seen yet."""
-    rec = state.nodes.get((node_id, iteration))
-    return rec if rec is not None else NodeRecord(node_id=node_id, iteration=iteration)
-
-
-def _end_attempt(
-    rec: NodeRecord,
-    attempt: int | None,
-    *,
-    state: Literal["finished", "failed", "cancelled"],
-    at_ms: int,
-    error: ErrorInfo | None = None,
-    cancel_reason: str | None = None,
-) -> tuple[AttemptRecord, ...]:
-    attempts = rec.attempts
-    for i in range(len(attempts) - 1, -1, -1):
-        a = attempts[i]
-        if (attempt is None and a.state == "running") or a.attempt == attempt:
-            ended = msgspec.structs.replace(
-                a, state=state, finished_at_ms=at_ms, error=error, cancel_reason=cancel_reason
-            )
-            return (*attempts[:i], ended, *attempts[i + 1 :])
-    return attempts
+from ._handlers import _HANDLERS, _end_attempt, _on, _rec
 
 
 @_on(RunStarted)
@@ -385,202 +312,6 @@ def _waiting_timer(s: RunState, e: NodeWaitingTimer, seq: int) -> None:
     s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(rec, state="waiting-timer")
 
 
-# ------------------------------------------------------- waits (approvals, signals, timers)
-
-
-@_on(ApprovalRequested)
-def _approval_requested(s: RunState, e: ApprovalRequested, seq: int) -> None:
-    rec = _rec(s, e.node_id, e.iteration)
-    approval = ApprovalRecord(
-        requested_at_ms=e.timestamp_ms,
-        title=e.title,
-        summary=e.summary,
-        metadata=e.metadata,
-        mode=e.mode,
-        options=e.options,
-    )
-    s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(rec, approval=approval)
-
-
-def _decide(s: RunState, node_id: str, iteration: int, at_ms: int, **decision: object) -> None:
-    rec = _rec(s, node_id, iteration)
-    base = rec.approval or ApprovalRecord(requested_at_ms=at_ms)
-    approval = msgspec.structs.replace(base, decided_at_ms=at_ms, **decision)
-    s.nodes[(node_id, iteration)] = msgspec.structs.replace(rec, approval=approval)
-
-
-@_on(ApprovalGranted)
-def _approval_granted(s: RunState, e: ApprovalGranted, seq: int) -> None:
-    _decide(
-        s,
-        e.node_id,
-        e.iteration,
-        e.timestamp_ms,
-        decision="granted",
-        note=e.note,
-        decided_by=e.decided_by,
-        selected=e.selected,
-        ranked=e.ranked,
-    )
-
-
-@_on(ApprovalAutoApproved)
-def _approval_auto(s: RunState, e: ApprovalAutoApproved, seq: int) -> None:
-    _decide(s, e.node_id, e.iteration, e.timestamp_ms, decision="granted", auto=True)
-
-
-@_on(ApprovalDenied)
-def _approval_denied(s: RunState, e: ApprovalDenied, seq: int) -> None:
-    _decide(
-        s,
-        e.node_id,
-        e.iteration,
-        e.timestamp_ms,
-        decision="denied",
-        note=e.note,
-        decided_by=e.decided_by,
-    )
-
-
-@_on(NodeWaitingEvent)
-def _waiting_event(s: RunState, e: NodeWaitingEvent, seq: int) -> None:
-    rec = _rec(s, e.node_id, e.iteration)
-    wait = EventWaitRecord(
-        event_name=e.event_name,
-        correlation_id=e.correlation_id,
-        timeout_at_ms=e.timeout_at_ms,
-        since_seq=seq,
-        since_ms=e.timestamp_ms,
-    )
-    s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
-        rec, state="waiting-event", wait=wait
-    )
-
-
-@_on(SignalReceived)
-def _signal(s: RunState, e: SignalReceived, seq: int) -> None:
-    # The oldest wait already open for this name (and correlation id, if it names one)
-    # gets it: a signal sent before a wait began never resolves that wait.
-    target = s.signal_target(e.signal_name, e.correlation_id)
-    delivered: tuple[str, int] | None = None
-    if target is not None and target.wait is not None:
-        delivered = (target.node_id, target.iteration)
-        wait = msgspec.structs.replace(
-            target.wait, received=True, data=e.data, signal_seq=seq, sent_by=e.sent_by
-        )
-        s.nodes[delivered] = msgspec.structs.replace(target, wait=wait)
-    s.signals.append(
-        SignalRecord(
-            seq=seq,
-            signal_name=e.signal_name,
-            timestamp_ms=e.timestamp_ms,
-            correlation_id=e.correlation_id,
-            sent_by=e.sent_by,
-            delivered_to=delivered,
-        )
-    )
-
-
-def _timer_node(s: RunState, timer_id: str) -> NodeRecord | None:
-    """The node whose timer is `timer_id` (``"<nodeId>:<iteration>"``), or None."""
-    node_id, _, iteration = timer_id.rpartition(":")
-    rec = s.nodes.get((node_id, int(iteration))) if iteration.isdigit() else None
-    if rec is not None and rec.timer is not None and rec.timer.timer_id == timer_id:
-        return rec
-    for rec in s.nodes.values():
-        if rec.timer is not None and rec.timer.timer_id == timer_id:
-            return rec
-    return None
-
-
-@_on(TimerCreated)
-def _timer_created(s: RunState, e: TimerCreated, seq: int) -> None:
-    if e.node_id is None:
-        return
-    rec = _rec(s, e.node_id, e.iteration)
-    timer = TimerRecord(
-        timer_id=e.timer_id,
-        fires_at_ms=e.fires_at_ms,
-        timer_type=e.timer_type,
-        created_at_ms=e.timestamp_ms,
-    )
-    s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(rec, timer=timer)
-
-
-@_on(TimerFired)
-def _timer_fired(s: RunState, e: TimerFired, seq: int) -> None:
-    rec = _timer_node(s, e.timer_id)
-    if rec is not None and rec.timer is not None:
-        timer = msgspec.structs.replace(rec.timer, state="fired", fired_at_ms=e.fired_at_ms)
-        s.nodes[(rec.node_id, rec.iteration)] = msgspec.structs.replace(rec, timer=timer)
-
-
-@_on(TimerCancelled)
-def _timer_cancelled(s: RunState, e: TimerCancelled, seq: int) -> None:
-    rec = _timer_node(s, e.timer_id)
-    if rec is not None and rec.timer is not None:
-        timer = msgspec.structs.replace(rec.timer, state="cancelled")
-        s.nodes[(rec.node_id, rec.iteration)] = msgspec.structs.replace(rec, timer=timer)
-
-
-class _AgentEventType(msgspec.Struct):
-    type: str = ""
-    agent: str | None = None
-
-
-_agent_event_type = msgspec.json.Decoder(_AgentEventType)
-
-
-@_on(AgentEvent)
-def _agent_event(s: RunState, e: AgentEvent, seq: int) -> None:
-    # The agent of the conversation and its model responses are kept: the next attempt
-    # replays them after a crash (or a provider failure).
-    try:
-        head = _agent_event_type.decode(e.event)
-    except msgspec.DecodeError:
-        return
-    rec = _rec(s, e.node_id, e.iteration)
-    if head.type == "start":
-        # A conversation is replayed only to the agent that had it (a fallback starts over).
-        if rec.agent_replay is None or rec.agent_replay.agent_id != head.agent:
-            s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
-                rec, agent_replay=AgentReplay(agent_id=head.agent)
-            )
-        return
-    if head.type != "response":
-        return
-    replay = rec.agent_replay or AgentReplay()
-    s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
-        rec,
-        agent_replay=msgspec.structs.replace(replay, responses=(*replay.responses, e.event)),
-    )
-
-
-@_on(ToolCallFinished)
-def _tool_call_finished(s: RunState, e: ToolCallFinished, seq: int) -> None:
-    # An agent's tool result, by the model's call id: the next attempt replays it.
-    if e.call_id is None or e.status != "success":
-        return
-    rec = _rec(s, e.node_id, e.iteration)
-    replay = rec.agent_replay or AgentReplay()
-    s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
-        rec,
-        agent_replay=msgspec.structs.replace(
-            replay, tool_results={**replay.tool_results, e.call_id: e.result}
-        ),
-    )
-
-
-@_on(TaskHeartbeat)
-def _heartbeat(s: RunState, e: TaskHeartbeat, seq: int) -> None:
-    rec = _rec(s, e.node_id, e.iteration)
-    s.nodes[(e.node_id, e.iteration)] = msgspec.structs.replace(
-        rec,
-        heartbeat_at_ms=e.timestamp_ms,
-        heartbeat_data=e.data if e.has_data else rec.heartbeat_data,
-    )
-
-
 def apply_event(state: RunState, event: Event, *, seq: int) -> RunState:
     """Fold one event into `state`, in place, and return it. Does no I/O.
 
@@ -687,68 +418,3 @@ def fork_state(parent: RunState, event: RunForked, *, run_id: str) -> RunState:
     )
     _reset_nodes(s, event.reset_nodes)
     return s
-
-
-# ---- loops (issue 9: Loop passes and continue-as-new)
-
-
-@_on(LoopIterationStarted)
-def _loop_iteration_started(s: RunState, e: LoopIterationStarted, seq: int) -> None:
-    # Re-inserted so the loop whose pass started last is last (`ctx.iteration`'s loop).
-    s.loops.pop(e.loop_id, None)
-    s.loops[e.loop_id] = LoopRecord(loop_id=e.loop_id, iteration=e.iteration)
-
-
-@_on(LoopFinished)
-def _loop_finished(s: RunState, e: LoopFinished, seq: int) -> None:
-    s.loops[e.loop_id] = LoopRecord(
-        loop_id=e.loop_id, iteration=e.iteration, finished=True, reason=e.reason
-    )
-
-
-@_on(LoopRewound)
-def _loop_rewound(s: RunState, e: LoopRewound, seq: int) -> None:
-    s.loops.pop(e.loop_id, None)
-    s.loops[e.loop_id] = LoopRecord(loop_id=e.loop_id, iteration=e.iteration)
-    wanted = frozenset(e.node_ids)
-    later = [key for key in s.nodes if key[0] in wanted and key[1] > e.iteration]
-    for key in later:
-        s.nodes[key] = msgspec.structs.replace(
-            s.nodes[key], state="pending", output=NULL_RAW, has_output=False, skip_reason=None
-        )
-
-
-@_on(RunContinuedAsNew)
-def _run_continued_as_new(s: RunState, e: RunContinuedAsNew, seq: int) -> None:
-    # The status comes with the RunStatusChanged("continued") recorded beside it.
-    s.continued_as_run_id = e.new_run_id
-    s.finished_at_ms = e.timestamp_ms
-
-
-_CarriedLoops = dict[str, tuple[int, bool]]
-_CarriedOutputs = list[tuple[str, int, msgspec.Raw, int]]
-
-
-@_on(ContinuationLoaded)
-def _continuation_loaded(s: RunState, e: ContinuationLoaded, seq: int) -> None:
-    s.continued_from_run_id = e.from_run_id
-    s.ancestry_depth = e.ancestry_depth
-    s.continuation = e.state
-    if e.loops != NULL_RAW:
-        for loop_id, (iteration, done) in msgspec.json.decode(e.loops, type=_CarriedLoops).items():
-            s.loops[loop_id] = LoopRecord(loop_id=loop_id, iteration=iteration, finished=done)
-    if e.outputs == NULL_RAW:
-        return
-    for node_id, iteration, output, count in msgspec.json.decode(e.outputs, type=_CarriedOutputs):
-        s.carried[node_id] = CarriedOutput(
-            iteration=iteration, output=output, count=count, as_node=e.carry_nodes
-        )
-        if e.carry_nodes:
-            # A finished record with no attempt: done in an earlier run of the chain.
-            s.nodes[(node_id, iteration)] = NodeRecord(
-                node_id=node_id,
-                iteration=iteration,
-                state="finished",
-                output=output,
-                has_output=True,
-            )
