@@ -103,7 +103,7 @@ ALLOWED_PLAIN_RAISES: dict[tuple[str, str], str] = {
     ("engine/agents/_pydantic.py", "AssertionError"): "unreachable",
     ("engine/agents/_run.py", "AssertionError"): "unreachable",
     ("engine/lifecycle/_control.py", "AssertionError"): "unreachable",
-    ("projections/_apply.py", "RuntimeError"): "two fold handlers registered at import",
+    ("projections/_handlers.py", "RuntimeError"): "two fold handlers registered at import",
     # Raised and caught inside the layer, which reports a coded error instead.
     ("engine/activation/_frames.py", "ValueError"): "frame delta parser (CHECKPOINT/FRAME)",
     ("engine/activation/_ndjson.py", "OSError"): "short write of the NDJSON log",
