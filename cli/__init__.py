@@ -7,6 +7,7 @@ script ``smithers = "smithers.cli:main"``); ``python -m smithers`` runs it too.
 from __future__ import annotations
 
 from . import _audit_command as _audit_command  # registers audit
+from . import _bug_command as _bug_command  # registers bug
 from . import _bundle_commands as _bundle_commands  # registers export, import, gc
 from . import _debug_commands as _debug_commands  # registers diff, verify
 from . import _decision_commands as _decision_commands  # registers approve, deny, signal, ...
