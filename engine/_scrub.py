@@ -75,7 +75,7 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"(?<![A-Za-z0-9])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
     # HTTP credentials.
     re.compile(r"(?i)(?<=\bbearer )\s*[A-Za-z0-9._~+/-]{8,}=*"),
-    re.compile(r"(?i)(?<=\bbasic )\s*[A-Za-z0-9+/]{8,}=*"),
+    re.compile(r"(?i)(?<=\bbasic )\s*[A-Za-z0-9._~+/-]{8,}=*"),
     # scheme://user:password@host: the password.
     re.compile(r"(?<=://)(?:[^\s:/@]*):[^\s@/]+(?=@)"),
     # Looks generated: 32+ characters mixing upper case, lower case and digits (no
@@ -86,11 +86,12 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
     ),
 )
 
-# name = value, name: value, "name": "value", name="value" (quoted values whole).
+# name = value, name: value, "name": "value", name="value": a quoted value up to its
+# closing quote (escapes skipped) or the end of the line, whole.
 _ASSIGNMENT = re.compile(
-    rf"(?i)(?P<name>[A-Za-z0-9_.-]{{0,40}}(?:{_NAME})[A-Za-z0-9_.-]{{0,40}})"
+    rf"(?im)(?P<name>[A-Za-z0-9_.-]{{0,40}}(?:{_NAME})[A-Za-z0-9_.-]{{0,40}})"
     r"(?P<sep>[\"']?[ \t]*[:=][ \t]*)"
-    r"(?:(?P<q>[\"'])(?P<quoted>(?:\\.|(?!(?P=q))[^\\\n]){1,500})(?P=q)"
+    r"(?:(?P<q>[\"'])(?P<quoted>(?:\\.|[^\\\n]|\\(?=\n|\Z)){0,500}?)(?:(?P=q)|$)"
     r"|(?P<bare>[^\s\"',;&]+))"
 )
 
@@ -119,7 +120,8 @@ def secret_env_values(environ: Mapping[str, str]) -> tuple[str, ...]:
 
     Returns:
         The distinct values of variables named like secrets (`is_secret_env_name`) that
-        are at least `MIN_SECRET_LENGTH` characters long and not obvious non-secrets
+        are at least `MIN_SECRET_LENGTH` characters long (surrounding whitespace not
+        counted) and not obvious non-secrets
         (``true``, ``none``, ...) nor part of `REDACTED`; longest first.
     """
     found = {
@@ -163,6 +165,8 @@ def _redact_values(text: str, values: tuple[str, ...]) -> str:
 def _assignment(match: re.Match[str]) -> str:
     if match.group("quoted") is not None:
         q = match.group("q")
+        if not match.group("quoted") or match.group("quoted") == REDACTED:
+            return match.group(0)
         return f"{match.group('name')}{match.group('sep')}{q}{REDACTED}{q}"
     if match.group("bare") == REDACTED:
         return match.group(0)
