@@ -7,6 +7,8 @@ it to ``up`` with every other argument, so it runs exactly as ``smithers up FILE
 
 from __future__ import annotations
 
+import os
+
 import click
 import msgspec
 from smithers.engine.pack import find_workflow, init_pack, list_workflows
@@ -127,7 +129,8 @@ def run_command(ctx: click.Context, name: str, up_args: tuple[str, ...]) -> None
 
     \b
     Every option after NAME is `up`'s (--input, --root, --detach, --json, --db,
-    ...; see `smithers up --help`), and so are the exit codes.
+    ...; see `smithers up --help`), and so are the exit codes. The tool sandbox's
+    root is the current folder unless --root says otherwise.
     \b
     Examples:
         smithers workflow run review --root . --input '{"base": "main"}'
@@ -135,5 +138,8 @@ def run_command(ctx: click.Context, name: str, up_args: tuple[str, ...]) -> None
         smithers workflow run post-failure --input '{"targetRunId": "RUN"}'
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     entry = find_workflow(name)
-    with up.make_context(f"workflow run {entry.name}", [entry.path, *up_args], parent=ctx) as sub:
+    args = [entry.path, *up_args]
+    if not any(a == "--root" or a.startswith("--root=") for a in up_args):
+        args += ["--root", os.getcwd()]  # the project's files, not the workflow file's folder
+    with up.make_context("up", args, parent=ctx.find_root()) as sub:  # usage: `smithers up`
         up.invoke(sub)
