@@ -7,7 +7,9 @@ repository) with their offline stand-in agents: no model API key is set.
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +160,26 @@ def test_run_passes_ups_options_and_exit_codes_through(project: Any) -> None:
     assert bad_option.returncode == 4
     assert "Error [INVALID_INPUT]" in bad_option.stderr
     assert "smithers up --help" in bad_option.stderr
+
+
+DOUBLES = Path(__file__).resolve().parents[1] / "agents" / "doubles"
+TICKET = Path(__file__).resolve().parents[2] / "examples" / "tickets" / "001-greeting.md"
+
+
+def test_run_implements_a_ticket_in_a_review_loop(project: Any) -> None:
+    """``claude`` is the double (tests/agents/doubles): the reviewer asks for a test once."""
+    (project.root / "tickets").mkdir()
+    shutil.copy(TICKET, project.root / "tickets")
+    project.git("add", "-A")
+    project.git("commit", "-q", "-m", "ticket")
+    env = {"PATH": f"{DOUBLES}:{project.env['PATH']}", "CLAUDE_DOUBLE_SCENARIO": "ticket"}
+
+    result = project.run_json(
+        "implement", "--run-id", "t1", "--input", '{"ticket": "tickets/001-greeting.md"}', env=env
+    )
+
+    assert result["status"] == "finished", result["error"]
+    assert result["outputs"]["output"] == {"branch": "smithers/001-greeting-t1", "rounds": 2}
+    files = project.git("ls-tree", "--name-only", "-r", "smithers/001-greeting-t1").split()
+    assert {"hello.py", "test_hello.py"} <= set(files)
+    assert not (project.root / "hello.py").exists()  # the main checkout was not touched
