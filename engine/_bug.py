@@ -67,7 +67,7 @@ BUG_EVENTS = 80
 MAX_SOURCE_CHARS = 20_000
 """Longest workflow source a bundle carries, in characters (the rest is cut)."""
 MAX_STRING_CHARS = 20_000
-"""Longest string kept in a bundle (after scrubbing); longer ones are cut and marked."""
+"""Longest string kept in a bundle; longer ones are cut (at a word's end) and marked."""
 POST_TIMEOUT_S = 10.0
 """How long the POST may take, in seconds."""
 
@@ -95,9 +95,17 @@ class BugReport(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 
 def _cut(value: Any) -> Any:
-    """Strings longer than `MAX_STRING_CHARS` cut and marked, recursively."""
+    """Strings longer than `MAX_STRING_CHARS` cut and marked, recursively.
+
+    Done before scrubbing (scrubbing megabytes of output would take seconds), so the cut
+    also drops the partial word it ends in: no fragment of a secret the cut split is left
+    for the scrubber to miss.
+    """
     if isinstance(value, str) and len(value) > MAX_STRING_CHARS:
-        return value[:MAX_STRING_CHARS] + f"... [cut: {len(value) - MAX_STRING_CHARS} chars]"
+        kept = value[:MAX_STRING_CHARS]
+        space = max(kept.rfind(c) for c in " \n\t")
+        kept = kept[:space] if space >= MAX_STRING_CHARS - 300 else kept[:-300]
+        return kept + f" ... [cut: {len(value) - len(kept)} chars]"
     if isinstance(value, dict):
         return {k: _cut(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -115,7 +123,9 @@ def _read_source(path: str | None) -> dict[str, Any]:
         reason = f"not readable ({e.strerror or e})"
         return {"path": path, "source": None, "truncated": False, "missing": reason}
     cut = len(text) > MAX_SOURCE_CHARS
-    return {"path": path, "source": text[:MAX_SOURCE_CHARS], "truncated": cut, "missing": None}
+    if cut:  # at a line's end: no fragment of a secret the cut split is left
+        text = text[:MAX_SOURCE_CHARS].rpartition("\n")[0] + "\n"
+    return {"path": path, "source": text, "truncated": cut, "missing": None}
 
 
 def _failed_nodes(state: RunState) -> list[dict[str, Any]]:
@@ -204,7 +214,7 @@ async def build_bug_bundle(
     }
     env = os.environ if environ is None else environ
     before = json.dumps(bundle, ensure_ascii=False).count(REDACTED)
-    scrubbed: dict[str, Any] = _cut(scrub_value(bundle, secrets=secret_env_values(env)))
+    scrubbed: dict[str, Any] = scrub_value(_cut(bundle), secrets=secret_env_values(env))
     after = json.dumps(scrubbed, ensure_ascii=False).count(REDACTED)
     scrubbed["redactions"] = max(0, after - before)
     return scrubbed

@@ -89,7 +89,7 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
 # name = value, name: value, "name": "value", name="value": a quoted value up to its
 # closing quote (escapes skipped) or the end of the line, whole.
 _ASSIGNMENT = re.compile(
-    rf"(?im)(?P<name>[A-Za-z0-9_.-]{{0,40}}(?:{_NAME})[A-Za-z0-9_.-]{{0,40}})"
+    rf"(?im)(?<![A-Za-z0-9_.-])(?P<name>[A-Za-z0-9_.-]{{0,80}}?(?:{_NAME})[A-Za-z0-9_.-]{{0,80}})"
     r"(?P<sep>[\"']?[ \t]*[:=][ \t]*)"
     r"(?:(?P<q>[\"'])(?P<quoted>(?:\\.|[^\\\n]|\\(?=\n|\Z)){0,500}?)(?:(?P=q)|$)"
     r"|(?P<bare>[^\s\"',;&]+))"

@@ -96,8 +96,8 @@ def validate_workflow_name(name: str) -> str:
     Raises:
         InvalidInputError: code ``INVALID_INPUT`` for anything else (a path, ``..``).
     """
-    normal = name.replace("_", "-")
-    if not isinstance(name, str) or not _NAME.fullmatch(normal):
+    normal = name.replace("_", "-") if isinstance(name, str) else ""
+    if not _NAME.fullmatch(normal):
         raise InvalidInputError(
             f"{name!r} is not a workflow name: use lower-case letters, digits and '-' "
             "(a name, not a path).",

@@ -24,7 +24,9 @@ PROVIDER_KEY = "sk-proj-Plantedkey0123456789abcdef"
 SOURCE_KEY = "sk_live_PlantedStripeKey0123456789"
 GITHUB_TOKEN = "ghp_PlantedGithubToken0123456789abcdefgh"
 INPUT_PASSWORD = "hunter2-planted"
-SECRETS = (ENV_SECRET, PROVIDER_KEY, SOURCE_KEY, GITHUB_TOKEN, INPUT_PASSWORD)
+CUT_KEY = "sk-cut-Plantedkey0123456789abcdef"
+"""In a 30,000-character output, across the place the bundle cuts it (20,000)."""
+SECRETS = (ENV_SECRET, PROVIDER_KEY, SOURCE_KEY, GITHUB_TOKEN, INPUT_PASSWORD, CUT_KEY)
 
 LEAKY = f'''
     import os
@@ -45,7 +47,10 @@ LEAKY = f'''
     @workflow("leaky")
     def leaky(ctx):
         steps = [Task(f"step-{{i}}", output=dict, value={{"i": i}}) for i in range(40)]
-        return Sequence(*steps, Task("call-api", output=dict, run=fail))
+        blob = {{"blob": "x " * 9995 + "{CUT_KEY}" + " y" * 5000}}
+        return Sequence(
+            *steps, Task("blob", output=dict, value=blob), Task("call-api", output=dict, run=fail)
+        )
 '''
 
 ENV = {"MY_SERVICE_TOKEN": ENV_SECRET, "OPENAI_API_KEY": PROVIDER_KEY}
@@ -124,12 +129,18 @@ def test_no_secret_reaches_the_file(failed: Failed) -> None:
     text = Path(report["path"]).read_text(encoding="utf-8")
     for secret in SECRETS:
         assert secret not in text
-    assert report["redactions"] >= len(SECRETS)
+    assert CUT_KEY[:8] not in text  # not even the part before the cut
+    assert report["redactions"] >= len(SECRETS) - 1
     bundle = json.loads(text)
     assert "[REDACTED]" in bundle["run"]["error"]["message"]
     assert bundle["run"]["input"]["password"] == "[REDACTED]"
     assert 'STRIPE_KEY = "[REDACTED]"' in bundle["workflow"]["source"]
     assert bundle["body"] == "my token is [REDACTED]"
+    blob = next(
+        e for e in bundle["events"] if e["type"] == "NodeFinished" and e["nodeId"] == "blob"
+    )
+    assert blob["output"]["blob"].endswith(" chars]")
+    assert len(blob["output"]["blob"]) < 20_100
 
 
 def test_without_a_bug_url_nothing_is_sent(failed: Failed, bug_server: Any) -> None:
