@@ -7,6 +7,7 @@ script ``smithers = "smithers.cli:main"``); ``python -m smithers`` runs it too.
 from __future__ import annotations
 
 from . import _audit_command as _audit_command  # registers audit
+from . import _bug_command as _bug_command  # registers bug
 from . import _bundle_commands as _bundle_commands  # registers export, import, gc
 from . import _debug_commands as _debug_commands  # registers diff, verify
 from . import _decision_commands as _decision_commands  # registers approve, deny, signal, ...
@@ -16,6 +17,7 @@ from . import _hijack_command as _hijack_command  # registers hijack
 from . import _log_commands as _log_commands  # registers events, output, logs
 from . import _node_command as _node_command  # registers node
 from . import _ops as _ops  # registers cancel, down, supervise on `main`
+from . import _pack_commands as _pack_commands  # registers init, workflow list|path|run
 from . import _read_commands as _read_commands  # registers ps, inspect
 from . import _time_travel_commands as _time_travel_commands  # registers graph, state, timeline
 from . import _time_travel_ops as _time_travel_ops  # registers rewind, fork, replay, retry-task

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 from ._actor import ACTOR_ENV as ACTOR_ENV
 from ._actor import resolve_actor as resolve_actor
+from ._bug import BUG_URL_ENV as BUG_URL_ENV
+from ._bug import BugReport as BugReport
+from ._bug import build_bug_bundle as build_bug_bundle
+from ._bug import file_bug as file_bug
 from ._bundle_export import ExportResult as ExportResult
 from ._bundle_export import export_run as export_run
 from ._bundle_import import IMPORTED_STATUS as IMPORTED_STATUS
@@ -38,6 +42,11 @@ from ._run_ids import MAX_RUN_ID_LENGTH as MAX_RUN_ID_LENGTH
 from ._run_ids import child_run_id as child_run_id
 from ._run_ids import parse_child_run_id as parse_child_run_id
 from ._run_ids import validate_run_id as validate_run_id
+from ._scrub import REDACTED as REDACTED
+from ._scrub import is_secret_env_name as is_secret_env_name
+from ._scrub import scrub_text as scrub_text
+from ._scrub import scrub_value as scrub_value
+from ._scrub import secret_env_values as secret_env_values
 from ._shell import shell_command as shell_command
 from .activation import default_log_dir as default_log_dir
 from .authoring import Approval as Approval
@@ -313,4 +322,13 @@ __all__ = (
     "collect_runs",
     "export_run",
     "import_bundle",
+    "BUG_URL_ENV",
+    "BugReport",
+    "build_bug_bundle",
+    "file_bug",
+    "REDACTED",
+    "is_secret_env_name",
+    "scrub_text",
+    "scrub_value",
+    "secret_env_values",
 )
