@@ -150,10 +150,13 @@ def to_json(value: Any) -> Any:
     if isinstance(value, ErrorInfo):
         return error_info_to_json(value)
     if isinstance(value, msgspec.Struct):
+        # The class's own field tables: `msgspec.structs.fields` would evaluate the
+        # annotations, which name types imported only for type checking.
+        cls = type(value)
         out: dict[str, Any] = {}
-        for f in msgspec.structs.fields(value):
-            key = f.encode_name if f.encode_name != f.name else camel(f.name)
-            out[key] = to_json(getattr(value, f.name))
+        for name, encoded in zip(cls.__struct_fields__, cls.__struct_encode_fields__, strict=True):
+            key = encoded if encoded != name else camel(name)
+            out[key] = to_json(getattr(value, name))
         return out
     if isinstance(value, msgspec.Raw):
         return msgspec.json.decode(bytes(value)) if len(value) else None

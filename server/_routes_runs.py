@@ -149,9 +149,14 @@ async def node(request: Request) -> Response:
     handle = await server(request).client.get_run(run_param(request))
     iteration = optional_int(dict(request.query_params), "iteration")
     detail = await handle.node(node_param(request), iteration)
-    out = to_json(detail)
-    out["events"] = [_event(stored) for stored, _ in detail.events]
-    return json_response(out)
+    return json_response(
+        {
+            "runId": detail.run_id,
+            "nodeId": detail.node_id,
+            "iterations": to_json(detail.iterations),
+            "events": [_event(stored) for stored, _ in detail.events],
+        }
+    )
 
 
 def _event(stored: Any) -> dict[str, Any]:
