@@ -62,14 +62,16 @@ def test_runs_are_paged_and_filtered(api: TestClient, until: Until) -> None:
     failed = _start(api, "bad.py")
     until(api, failed, lambda s: s == "failed")
     page = api.get("/v1/runs", params={"limit": 2, "status": "finished"}).json()
-    assert len(page["runs"]) == 2 and page["nextOffset"] == 2
+    assert len(page["runs"]) == 2
+    assert page["nextOffset"] == 2
     rest = api.get("/v1/runs", params={"limit": 2, "offset": 2, "status": "finished"}).json()
     assert [r["runId"] for r in page["runs"] + rest["runs"]] == ids[::-1]
     assert rest["nextOffset"] is None
     only_failed = api.get("/v1/runs", params={"status": "failed"}).json()["runs"]
     assert [r["runId"] for r in only_failed] == [failed]
     bad = api.get("/v1/runs", params={"limit": "x"})
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_REQUEST"
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "INVALID_REQUEST"
 
 
 def test_frames_state_timeline_node_and_diff(api: TestClient, until: Until) -> None:
@@ -77,7 +79,8 @@ def test_frames_state_timeline_node_and_diff(api: TestClient, until: Until) -> N
     frames = api.get(f"/v1/runs/{run_id}/frames").json()["frames"]
     assert [f["frameNo"] for f in frames] == list(range(len(frames)))
     at0 = api.get(f"/v1/runs/{run_id}/state", params={"frame": 0}).json()
-    assert at0["frameNo"] == 0 and at0["tree"]["tag"] == "workflow"
+    assert at0["frameNo"] == 0
+    assert at0["tree"]["tag"] == "workflow"
     assert {n["nodeId"] for n in at0["state"]["nodes"] if n["state"] == "finished"} == set()
     now = api.get(f"/v1/runs/{run_id}/state").json()
     assert now["status"] == "finished"
@@ -85,12 +88,14 @@ def test_frames_state_timeline_node_and_diff(api: TestClient, until: Until) -> N
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "SNAPSHOT_NOT_FOUND"
     tl = api.get(f"/v1/runs/{run_id}/timeline").json()
-    assert tl["runId"] == run_id and len(tl["frames"]) == len(frames)
+    assert tl["runId"] == run_id
+    assert len(tl["frames"]) == len(frames)
     node = api.get(f"/v1/runs/{run_id}/nodes/second").json()
     assert node["iterations"][0]["output"] == {"n": 1}
     assert [e["type"] for e in node["events"]][-1] == "NodeFinished"
     gone = api.get(f"/v1/runs/{run_id}/nodes/nope")
-    assert gone.status_code == 404 and gone.json()["error"]["code"] == "NODE_NOT_FOUND"
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"] == "NODE_NOT_FOUND"
     same = api.get(f"/v1/runs/{run_id}/diff", params={"other": run_id}).json()
     assert same["nodes"] == []
     changed = api.get(f"/v1/runs/{run_id}/diff", params={"fromFrame": 0}).json()
@@ -103,7 +108,8 @@ def test_unknown_run_and_bad_ids(api: TestClient) -> None:
     assert r.json()["error"]["code"] == "RUN_NOT_FOUND"
     assert "message" in r.json()["error"]
     bad = api.get("/v1/runs/bad%20id%0A")
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_INPUT"
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "INVALID_INPUT"
     assert api.get("/v1/nothing").json()["error"]["code"] == "NOT_FOUND"
     assert api.get("/v1/nothing").status_code == 404
 
@@ -111,13 +117,17 @@ def test_unknown_run_and_bad_ids(api: TestClient) -> None:
 def test_existing_id_conflicts_and_resume_needs_an_id(api: TestClient, until: Until) -> None:
     run_id = _finished(api, until)
     again = api.post("/v1/runs", json={"workflowPath": "count.py", "runId": run_id})
-    assert again.status_code == 409 and again.json()["error"]["code"] == "RUN_ALREADY_EXISTS"
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "RUN_ALREADY_EXISTS"
     need = api.post("/v1/runs", json={"resume": True})
-    assert need.status_code == 400 and need.json()["error"]["code"] == "RUN_ID_REQUIRED"
+    assert need.status_code == 400
+    assert need.json()["error"]["code"] == "RUN_ID_REQUIRED"
     done = api.post("/v1/runs", json={"resume": True, "runId": run_id})
-    assert done.status_code == 200 and done.json()["status"] == "finished"
+    assert done.status_code == 200
+    assert done.json()["status"] == "finished"
     bad_input = api.post("/v1/runs", json={"workflowPath": "count.py", "input": [1]})
-    assert bad_input.status_code == 400 and bad_input.json()["error"]["code"] == "INVALID_REQUEST"
+    assert bad_input.status_code == 400
+    assert bad_input.json()["error"]["code"] == "INVALID_REQUEST"
 
 
 def test_cancel_an_active_run_then_409(api: TestClient, until: Until) -> None:
@@ -156,7 +166,8 @@ def test_deny_fails_the_gate(api: TestClient, until: Until) -> None:
     run_id = _start(api, "deploy.py")
     until(api, run_id, lambda s: s.startswith("waiting"))
     r = api.post(f"/v1/runs/{run_id}/nodes/gate/deny", json={"reason": "not today"})
-    assert r.status_code == 200 and r.json()["decision"] == "denied"
+    assert r.status_code == 200
+    assert r.json()["decision"] == "denied"
     end = until(api, run_id, lambda s: s in ("failed", "finished"))
     assert end["status"] == "failed"
 
@@ -165,7 +176,8 @@ def test_signal_resumes_the_waiting_run(api: TestClient, until: Until) -> None:
     run_id = _start(api, "waits.py")
     assert until(api, run_id, lambda s: s.startswith("waiting"))["status"] == "waiting-event"
     bad = api.post(f"/v1/runs/{run_id}/signals/ci.done", json={"data": {"n": "x"}})
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_INPUT"
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "INVALID_INPUT"
     r = api.post(f"/v1/runs/{run_id}/signals/ci.done", json={"data": {"n": 7}, "by": "ci"})
     assert r.status_code == 200, r.text
     run = until(api, run_id, lambda s: s == "finished")

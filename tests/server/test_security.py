@@ -56,21 +56,24 @@ def test_no_token_configured_means_open(api: TestClient) -> None:
 def test_a_body_over_one_mib_is_413(api: TestClient) -> None:
     big = b'{"input": {"x": "' + b"a" * (1024 * 1024) + b'"}}'
     r = api.post("/v1/runs", content=big, headers={"content-type": "application/json"})
-    assert r.status_code == 413 and _code(r) == "PAYLOAD_TOO_LARGE"
+    assert r.status_code == 413
+    assert _code(r) == "PAYLOAD_TOO_LARGE"
 
     def chunks() -> Any:  # no Content-Length: counted as it streams in
         for _ in range(20):
             yield b"a" * 65536
 
     streamed = api.post("/v1/runs", content=chunks())
-    assert streamed.status_code == 413 and _code(streamed) == "PAYLOAD_TOO_LARGE"
+    assert streamed.status_code == 413
+    assert _code(streamed) == "PAYLOAD_TOO_LARGE"
     assert api.get("/v1/runs").status_code == 200
 
 
 def test_json_nested_deeper_than_32_is_invalid_json(api: TestClient) -> None:
     deep = "[" * 33 + "]" * 33
     r = api.post("/v1/runs", content=f'{{"input": {{"x": {deep}}}}}')
-    assert r.status_code == 400 and _code(r) == "INVALID_JSON"
+    assert r.status_code == 400
+    assert _code(r) == "INVALID_JSON"
     assert "32" in r.json()["error"]["message"]
     very = "{" + '"a":{' * 100_000 + "}" * 100_001
     assert _code(api.post("/v1/runs", content=very)) == "INVALID_JSON"
@@ -78,7 +81,7 @@ def test_json_nested_deeper_than_32_is_invalid_json(api: TestClient) -> None:
     assert api.post("/v1/runs", content=in_string).status_code == 201
     for body in ("{not json", "[1, 2]", '"text"'):
         r = api.post("/v1/runs", content=body)
-        assert r.status_code == 400 and _code(r) == "INVALID_JSON", body
+        assert (r.status_code, _code(r)) == (400, "INVALID_JSON"), body
 
 
 @pytest.mark.parametrize(
@@ -107,22 +110,29 @@ def test_a_path_inside_the_root_with_a_name_is_allowed(api: TestClient) -> None:
     r = api.post("/v1/runs", json={"workflowPath": "./sub/../count.py:count"})
     assert r.status_code == 201, r.text
     missing = api.post("/v1/runs", json={"workflowPath": "nope.py"})
-    assert missing.status_code == 400 and _code(missing) == "INVALID_INPUT"
+    assert missing.status_code == 400
+    assert _code(missing) == "INVALID_INPUT"
 
 
 def test_bad_actor_and_field_types_are_400(api: TestClient) -> None:
     r = api.post("/v1/runs", json={"workflowPath": "count.py", "by": "x\x00y"})
-    assert r.status_code == 400 and _code(r) == "INVALID_INPUT"
+    assert r.status_code == 400
+    assert _code(r) == "INVALID_INPUT"
     r = api.post("/v1/runs", json={"workflowPath": 5})
-    assert r.status_code == 400 and _code(r) == "INVALID_REQUEST"
+    assert r.status_code == 400
+    assert _code(r) == "INVALID_REQUEST"
     assert r.json()["error"]["details"]["field"] == "workflowPath"
     r = api.post("/v1/runs", json={"workflowPath": "count.py", "runId": "bad id\n"})
-    assert r.status_code == 400 and _code(r) == "INVALID_INPUT"
+    assert r.status_code == 400
+    assert _code(r) == "INVALID_INPUT"
 
 
 def test_non_loopback_bind_needs_a_token() -> None:
-    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
-    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3")
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
+    assert not is_loopback("10.1.2.3")
     check_bind("127.0.0.1", None)
     check_bind("0.0.0.0", TOKEN)
     with pytest.raises(InvalidInputError, match="auth token"):
