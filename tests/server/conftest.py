@@ -6,6 +6,10 @@ and background task group are real), on a real SQLite file in `tmp_path`.
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
 import textwrap
 import time
 from typing import TYPE_CHECKING, Any
@@ -15,6 +19,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("sse_starlette")
 
+import httpx
 from smithers.server import ServerConfig, create_app
 from starlette.testclient import TestClient
 
@@ -67,6 +72,36 @@ FLOWS: dict[str, str] = {
                 Task("first", output=N, value={"n": 1}),
                 Task("second", output=N, run=boom),
             )
+    """,
+    # 20 tasks of 0.1 s one after another: a run a test can stop in the middle.
+    "steps.py": """
+        import time
+
+        def step(i):
+            def run():
+                time.sleep(0.1)
+                return {"n": i}
+            return run
+
+        @workflow("steps")
+        def steps(ctx):
+            return Sequence(*(Task(f"s{i}", output=N, run=step(i)) for i in range(20)))
+    """,
+    # `tasks` tasks in parallel (4 at a time), each ~10 ms: 560 tasks log > 2,000 events.
+    "many.py": """
+        import time
+        from smithers import Parallel
+
+        def nap(i):
+            def run():
+                time.sleep(0.01)
+                return {"n": i}
+            return run
+
+        @workflow("many")
+        def many(ctx):
+            count = int(ctx.input.get("tasks", 560))
+            return Parallel(*(Task(f"t{i}", output=N, run=nap(i)) for i in range(count)))
     """,
     "slow.py": """
         import time
@@ -144,3 +179,59 @@ def wait_status(api: TestClient, run_id: str, done: Callable[[str], bool]) -> di
 @pytest.fixture
 def until() -> Callable[..., dict[str, Any]]:
     return wait_status
+
+
+class Served:
+    """A real ``smithers serve`` subprocess on 127.0.0.1 and a free port."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int, token: str | None) -> None:
+        self.proc = proc
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def serve(root: Path, db: Path, tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    started: list[Served] = []
+
+    def start(token: str | None = None) -> Served:
+        port = _free_port()
+        args = [sys.executable, "-m", "smithers", "serve", "--port", str(port)]
+        args += ["--db", str(db), "--root", str(root)]
+        if token:
+            args += ["--auth-token", token]
+        with (tmp_path / f"serve-{len(started)}.log").open("w") as log:
+            proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True)
+        served = Served(proc, port, token)
+        started.append(served)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(served.url + "/health", timeout=1).status_code == 200:
+                    return served
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"smithers serve did not start (exit {proc.poll()})")
+            time.sleep(0.1)
+
+    yield start
+    for served in started:
+        served.stop(signal.SIGKILL)
