@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse
 
 from ._background import Background
 from ._routes import ROUTES
+from ._tail import Tails
 from .errors import PayloadTooLargeError, RouteNotFoundError, ServerError, UnauthorizedError
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class ServerState:
     config: ServerConfig
     client: Client
     background: Background
+    tails: Tails
 
 
 def http_status(code: str) -> int:
@@ -221,7 +223,12 @@ def create_app(config: ServerConfig) -> Starlette:
         with contextlib.suppress(_Shutdown):
             async with connect(config.db) as client:
                 async with anyio.create_task_group() as tg:
-                    state = ServerState(config=config, client=client, background=Background(tg))
+                    state = ServerState(
+                        config=config,
+                        client=client,
+                        background=Background(tg),
+                        tails=Tails(tg, config.sse_poll_interval_s),
+                    )
                     app.state.smithers = state
                     if config.resume_on_start:
                         await _recover(state)

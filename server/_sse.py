@@ -4,16 +4,14 @@ Each event is one SSE message: ``event: smithers``, ``id: <seq>``, ``data:`` the
 NDJSON object (`event_to_json`). A client that reconnects with ``Last-Event-ID: <seq>``
 (or ``?afterSeq=<seq>``) gets the events after it, so none is lost or repeated.
 Keep-alive comments go out every `ServerConfig.sse_ping_s` seconds; the stream closes
-after the run's terminal event.
+after the run's terminal event. The run's log is read once for all its streams
+(`RunTail`).
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING
 
-import msgspec
-from smithers.engine import event_to_json
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.routing import Route
 
@@ -43,15 +41,11 @@ async def events(request: Request) -> Response:
     last = optional_int({"Last-Event-ID": request.headers.get("last-event-id")}, "Last-Event-ID")
     if last is not None:
         after = last
-    encode = msgspec.json.Encoder().encode
-    poll = st.config.sse_poll_interval_s
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        follow = handle.follow_events(after_seq=after, poll_interval_s=poll)
-        async with contextlib.aclosing(follow) as pairs:
-            async for stored, _event in pairs:
-                data = encode(event_to_json(stored)).decode()
-                yield ServerSentEvent(data=data, event=SSE_EVENT, id=str(stored.seq))
+        async with st.tails.subscribe(handle) as tail:
+            async for seq, data in tail.events(after):
+                yield ServerSentEvent(data=data, event=SSE_EVENT, id=str(seq))
 
     return EventSourceResponse(stream(), ping=st.config.sse_ping_s)
 

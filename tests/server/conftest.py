@@ -87,7 +87,7 @@ FLOWS: dict[str, str] = {
         def steps(ctx):
             return Sequence(*(Task(f"s{i}", output=N, run=step(i)) for i in range(20)))
     """,
-    # `tasks` tasks in parallel (4 at a time), each ~10 ms: 560 tasks log > 2,000 events.
+    # `tasks` tasks in parallel (4 at a time), each ~10 ms: 620 tasks log > 2,000 events.
     "many.py": """
         import time
         from smithers import Parallel
@@ -100,7 +100,7 @@ FLOWS: dict[str, str] = {
 
         @workflow("many")
         def many(ctx):
-            count = int(ctx.input.get("tasks", 560))
+            count = int(ctx.input.get("tasks", 620))
             return Parallel(*(Task(f"t{i}", output=N, run=nap(i)) for i in range(count)))
     """,
     "slow.py": """
