@@ -24,6 +24,7 @@ _BOOL = {"type": "boolean"}
 _OBJ = {"type": "object"}
 _STRS = {"type": "array", "items": _STR}
 _ACTOR = {"by": _STR, "reason": _STR}
+_JSON = {"type": ["object", "array", "string", "number", "boolean", "null"]}
 
 # (method, path, summary, query params, body fields, required body fields, success status)
 _OPS: tuple[tuple[str, str, str, dict[str, Any], dict[str, Any] | None, tuple[str, ...], int], ...]
@@ -160,7 +161,7 @@ _OPS = (
         "/v1/runs/{id}/signals/{name}",
         "Send a signal to the run.",
         {},
-        {"data": {}, "correlationId": _STR, **_ACTOR},
+        {"data": _JSON, "correlationId": _STR, **_ACTOR},
         (),
         200,
     ),
