@@ -35,7 +35,21 @@ _OPS = (
         "/v1/runs",
         "Start a workflow file under the root, or resume a run (resume: true, runId).",
         {},
-        {"workflowPath": _STR, "input": _OBJ, "runId": _STR, "resume": _BOOL, **_ACTOR},
+        {
+            "workflowPath": _STR,
+            "input": _OBJ,
+            "runId": _STR,
+            "resume": _BOOL,
+            "config": {
+                "type": "object",
+                "properties": {
+                    "maxConcurrency": _INT,
+                    "toolTimeoutMs": _INT,
+                    "maxOutputBytes": _INT,
+                },
+            },
+            **_ACTOR,
+        },
         (),
         201,
     ),

@@ -46,6 +46,34 @@ async def _resume(request: Request, handle: RunHandle, body: dict[str, Any]) -> 
     return json_response({"runId": handle.run_id, "status": record.status}, status=202)
 
 
+_CONFIG_FIELDS = {
+    "maxConcurrency": ("max_concurrency", 1, 256),
+    "toolTimeoutMs": ("tool_timeout_ms", 1, 3_600_000),
+    "maxOutputBytes": ("max_output_bytes", 1, 100_000_000),
+}
+"""The run options a client may set: JSON name -> (`run_workflow` keyword, min, max).
+Network access for tools (``allowNetwork``) is the server operator's, not a client's."""
+
+
+def _run_config(config: Any) -> dict[str, int]:
+    """Return `run_workflow` options from the body's ``config`` object (None: none)."""
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise InvalidRequestError("config", "must be a JSON object")
+    options: dict[str, int] = {}
+    for key in config:
+        if key not in _CONFIG_FIELDS:
+            known = ", ".join(_CONFIG_FIELDS)
+            raise InvalidRequestError(f"config.{key}", f"is not a run option (known: {known})")
+        name, low, high = _CONFIG_FIELDS[key]
+        number = optional_int(config, key, minimum=low)
+        if number is None or number > high:
+            raise InvalidRequestError(f"config.{key}", f"must be an integer {low} to {high}")
+        options[name] = number
+    return options
+
+
 async def start_run(request: Request) -> Response:
     """``POST /v1/runs``: start a workflow file under the root, or resume a run by id."""
     body = await read_body(request)
@@ -58,8 +86,7 @@ async def start_run(request: Request) -> Response:
     spec = optional_str(body, "workflowPath")
     if not spec:
         raise InvalidRequestError("workflowPath", "is required (a workflow file under the root)")
-    if body.get("config") is not None:
-        raise InvalidRequestError("config", "is not supported yet")
+    options = _run_config(body.get("config"))
     input_value = body.get("input")
     if input_value is not None and not isinstance(input_value, dict):
         raise InvalidRequestError("input", "must be a JSON object")
@@ -72,6 +99,7 @@ async def start_run(request: Request) -> Response:
         workflow_path=path,
         root_dir=st.config.root,
         actor=actor,
+        **options,
     )
     record = await handle.describe()
     return json_response({"runId": handle.run_id, "status": record.status}, status=201)

@@ -59,4 +59,5 @@ def serve(
         log_level=log_level,
         lifespan="on",
         access_log=False,
+        timeout_graceful_shutdown=5,
     )

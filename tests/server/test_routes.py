@@ -57,6 +57,17 @@ def test_start_then_read_the_run(api: TestClient, until: Until) -> None:
     assert started[0]["actor"]["reason"] == "try it"
 
 
+def test_run_config_sets_the_run_options(api: TestClient, until: Until) -> None:
+    run_id = _finished(api, until, config={"maxConcurrency": 2, "toolTimeoutMs": 5000})
+    config = api.get(f"/v1/runs/{run_id}").json()["config"]
+    assert config["maxConcurrency"] == 2
+    assert config["toolTimeoutMs"] == 5000
+    for bad in ({"allowNetwork": True}, {"maxConcurrency": 0}, {"maxConcurrency": "x"}, [1]):
+        r = api.post("/v1/runs", json={"workflowPath": "count.py", "config": bad})
+        assert r.status_code == 400, bad
+        assert r.json()["error"]["code"] == "INVALID_REQUEST"
+
+
 def test_runs_are_paged_and_filtered(api: TestClient, until: Until) -> None:
     ids = [_finished(api, until) for _ in range(3)]
     failed = _start(api, "bad.py")
