@@ -55,13 +55,13 @@ _CONFIG_FIELDS = {
 Network access for tools (``allowNetwork``) is the server operator's, not a client's."""
 
 
-def _run_config(config: Any) -> dict[str, int]:
+def _run_config(config: Any) -> dict[str, Any]:
     """Return `run_workflow` options from the body's ``config`` object (None: none)."""
     if config is None:
         return {}
     if not isinstance(config, dict):
         raise InvalidRequestError("config", "must be a JSON object")
-    options: dict[str, int] = {}
+    options: dict[str, Any] = {}
     for key in config:
         if key not in _CONFIG_FIELDS:
             known = ", ".join(_CONFIG_FIELDS)
