@@ -31,9 +31,10 @@ from ._tail import Tails
 from .errors import PayloadTooLargeError, RouteNotFoundError, ServerError, UnauthorizedError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Sequence
 
     from starlette.requests import Request
+    from starlette.routing import BaseRoute
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from ._config import ServerConfig
@@ -205,11 +206,14 @@ async def _recover(state: ServerState) -> None:
             log.warning("could not resume run %s at start-up: %s", record.run_id, e)
 
 
-def create_app(config: ServerConfig) -> Starlette:
+def create_app(config: ServerConfig, *, routes: Sequence[BaseRoute] = ()) -> Starlette:
     """Return the HTTP API as a Starlette (ASGI) application.
 
     Args:
         config: The database, root, token and limits (see `ServerConfig`).
+        routes: More routes (e.g. ``/metrics``, the web page), served behind the same
+            guard (auth token, body limit) and error handlers; their handlers find the
+            `ServerState` at ``request.app.state.smithers``.
 
     Returns:
         The app; serve it with uvicorn (`smithers serve`) or drive it with an ASGI
@@ -244,7 +248,7 @@ def create_app(config: ServerConfig) -> Starlette:
                 raise _Shutdown  # `connect` then cancels the runs it started
 
     return Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *routes],
         lifespan=lifespan,
         exception_handlers={
             SmithersError: _on_smithers_error,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.testclient import TestClient
 
 Until = Any
@@ -253,3 +257,21 @@ def _parse(text: str) -> list[dict[str, str]]:
         if fields:
             out.append(fields)
     return out
+
+
+def test_a_live_stream_pings_and_closes_when_the_run_ends(
+    make_api: Callable[..., TestClient], until: Until
+) -> None:
+    api = make_api(sse_ping_s=0.1)
+    run_id = _start(api, "waits.py")
+    until(api, run_id, lambda s: s.startswith("waiting"))
+    timer = threading.Timer(0.6, lambda: api.post(f"/v1/runs/{run_id}/cancel"))
+    timer.start()
+    try:
+        text = api.get(f"/v1/runs/{run_id}/events").text  # returns once the stream closes
+    finally:
+        timer.join()
+    assert ": ping" in text
+    events = _parse(text)
+    assert [int(m["id"]) for m in events] == list(range(1, len(events) + 1))
+    assert json.loads(events[-1]["data"])["type"] in ("RunCancelled", "RunStatusChanged")

@@ -137,3 +137,19 @@ def test_non_loopback_bind_needs_a_token() -> None:
     check_bind("0.0.0.0", TOKEN)
     with pytest.raises(InvalidInputError, match="auth token"):
         check_bind("0.0.0.0", None)
+
+
+def test_extra_routes_sit_behind_the_same_guard(root: Path, db: Path) -> None:
+    from smithers.server import ServerConfig, create_app
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    async def metrics(_request: Any) -> PlainTextResponse:
+        return PlainTextResponse("runs 0\n")
+
+    config = ServerConfig(db=db, root=root.resolve(), auth_token=TOKEN, resume_on_start=False)
+    app = create_app(config, routes=[Route("/metrics", metrics)])
+    with TestClient(app) as api:
+        assert api.get("/metrics").status_code == 401
+        assert api.get("/metrics", headers={"x-smithers-key": TOKEN}).text == "runs 0\n"
