@@ -187,7 +187,8 @@ async def _recover(state: ServerState) -> None:
     """
     client = state.client
     actor = resolve_actor("http", reason="resumed by smithers serve at start-up")
-    for record in await client.runs(status="running"):
+    # Top-level runs only: a Subflow's child run is resumed by its parent's activation.
+    for record in await client.runs(status="running", children=False):
         try:
             handle = await client.get_run(record.run_id)
             verdict = await handle.owner()
