@@ -19,6 +19,7 @@ from . import _node_command as _node_command  # registers node
 from . import _ops as _ops  # registers cancel, down, supervise on `main`
 from . import _pack_commands as _pack_commands  # registers init, workflow list|path|run
 from . import _read_commands as _read_commands  # registers ps, inspect
+from . import _serve_command as _serve_command  # registers serve
 from . import _time_travel_commands as _time_travel_commands  # registers graph, state, timeline
 from . import _time_travel_ops as _time_travel_ops  # registers rewind, fork, replay, retry-task
 from . import _why_command as _why_command  # registers why

@@ -283,34 +283,7 @@ PLANNED_DEFINITIONS: tuple[ErrorDefinition, ...] = (
         "schema after tolerant entry filtering.",
         planned=True,
     ),
-    # http
-    _d(
-        "http",
-        "INVALID_REQUEST",
-        "Invalid request body or query params.",
-        planned=True,
-        http_status=400,
-    ),
-    _d("http", "PAYLOAD_TOO_LARGE", "Body exceeds maxBodyBytes.", planned=True, http_status=413),
-    _d("http", "INVALID_JSON", "Body not valid JSON.", planned=True, http_status=400),
-    _d("http", "SERVER_ERROR", "Unexpected server error.", planned=True, http_status=500),
-    _d("http", "UNAUTHORIZED", "Missing or invalid auth token.", planned=True, http_status=401),
-    _d(
-        "http",
-        "WORKFLOW_PATH_OUTSIDE_ROOT",
-        "Workflow path outside server root.",
-        planned=True,
-        http_status=400,
-    ),
-    _d(
-        "http",
-        "RUN_ID_REQUIRED",
-        "runId required when resume: true.",
-        planned=True,
-        http_status=400,
-    ),
-    _d("http", "RUN_NOT_ACTIVE", "Run not active (cannot cancel).", planned=True, http_status=409),
-    _d("http", "NOT_FOUND", "Route or resource not found.", planned=True, http_status=404),
+    # http (the rest are built: `_error_catalogue`)
     _d(
         "http",
         "DB_NOT_CONFIGURED",
