@@ -24,6 +24,8 @@ from smithers.eventstore.events import (
     RunRewound,
 )
 
+from ..autopsy._rules import BUG_EXCEPTIONS, TRANSIENT_CODES, TRANSIENT_EXCEPTIONS
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
@@ -41,64 +43,6 @@ WHY_EVENT_TYPES: tuple[str, ...] = (
     "RunRewound",
 )
 """The event types `explain` reads (pass the run's events of these types)."""
-
-TRANSIENT_CODES = frozenset(
-    {
-        "AGENT_RATE_LIMITED",
-        "AGENT_PROVIDER_ERROR",
-        "AGENT_QUOTA_EXCEEDED",
-        "AGENT_CLI_ERROR",
-        "PROCESS_TIMEOUT",
-        "PROCESS_IDLE_TIMEOUT",
-        "PROCESS_ABORTED",
-        "TASK_TIMEOUT",
-        "TASK_HEARTBEAT_TIMEOUT",
-        "TASK_ABORTED",
-        "DB_WRITE_FAILED",
-        "DB_QUERY_FAILED",
-    }
-)
-"""Codes of failures that come and go (a provider, a process, the disk): a retry may pass."""
-
-TRANSIENT_EXCEPTIONS = frozenset(
-    {
-        "ConnectionError",
-        "ConnectionResetError",
-        "ConnectionRefusedError",
-        "ConnectionAbortedError",
-        "BrokenPipeError",
-        "TimeoutError",
-        "ReadTimeout",
-        "ConnectTimeout",
-        "RemoteProtocolError",
-        "ServiceUnavailableError",
-        "RateLimitError",
-        "APIConnectionError",
-        "APITimeoutError",
-        "InternalServerError",
-    }
-)
-"""Exception class names (from user code or a library) that usually pass on a retry."""
-
-BUG_EXCEPTIONS = frozenset(
-    {
-        "ValueError",
-        "TypeError",
-        "KeyError",
-        "IndexError",
-        "AttributeError",
-        "NameError",
-        "UnboundLocalError",
-        "AssertionError",
-        "ZeroDivisionError",
-        "NotImplementedError",
-        "ImportError",
-        "ModuleNotFoundError",
-        "SyntaxError",
-        "RecursionError",
-    }
-)
-"""Exception class names that usually mean a bug: the same code and input fail again."""
 
 
 class OwnerVerdictLike(Protocol):

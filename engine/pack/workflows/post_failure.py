@@ -1,0 +1,169 @@
+"""The ``post-failure`` system workflow: an autopsy of a failed run, with a verdict.
+
+``smithers up`` launches it in the background when a run fails (input ``{targetRunId,
+workflowPath}``; opt out with ``--no-post-failure`` or ``SMITHERS_POST_FAILURE=0``). By
+hand::
+
+    smithers up <this file> --input '{"targetRunId": "run-..."}'
+
+One sequence:
+
+- ``gather`` (deterministic): the failed run's state, errors, last 80 events, workflow
+  source (up to 20,000 characters) and smithers version, as `Evidence`.
+- ``investigate``: the offline classifier's verdict (`classify`), always the first
+  opinion. An agent investigating with read-only tools is not built yet (see
+  ``SMITHERS_AUTOPSY_AGENT`` below).
+- ``approve-bug-report``: an approval (``on_deny="continue"``), mounted only when the
+  class is ``smithers-bug``: nothing is reported without a person's yes.
+- ``report-bug``: files the report with ``smithers bug`` when approved; records "not
+  filed" otherwise.
+- ``output``: the verdict (``smithers output <autopsy-run> output``).
+
+It only ever reads the failed run: it never retries, rewinds or edits it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import msgspec
+from smithers.engine.autopsy import (
+    APPROVE_NODE,
+    AutopsyVerdict,
+    Evidence,
+    classify,
+    collect_evidence,
+)
+
+from smithers import Approval, ApprovalDecision, Sequence, Task, WorkflowContext, connect, workflow
+
+MAX_SOURCE_CHARS = 20_000
+BUG_TIMEOUT_S = 120
+
+
+class PostFailureInput(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """The autopsy's input."""
+
+    target_run_id: str
+    """The failed run."""
+    workflow_path: str | None = None
+    """Its workflow file (default: the path its log recorded)."""
+    db_path: str | None = None
+    """Its database (default: ``SMITHERS_DB``, else the nearest ``.smithers/smithers.db``)."""
+
+
+class BugReport(msgspec.Struct, kw_only=True, rename="camel"):
+    """What ``report-bug`` did."""
+
+    filed: bool
+    url: str | None = None
+    note: str = ""
+
+
+def _source(path: str | None) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(MAX_SOURCE_CHARS)
+    except OSError:
+        return ""
+
+
+async def gather(params: PostFailureInput) -> Evidence:
+    """Read the failed run (read-only) and return its evidence."""
+    async with connect(params.db_path, read_only=True) as client:
+        handle = await client.get_run(params.target_run_id)
+        state = await handle.state()
+        events = await handle.events()
+        db_path = str(client.path)
+    source = _source(params.workflow_path or state.workflow_path)
+    return collect_evidence(state, events, workflow_source=source, db_path=db_path)
+
+
+def report_bug(verdict: AutopsyVerdict, db_path: str | None, approved: bool) -> BugReport:
+    """File the bug report with ``smithers bug`` when `approved`; else record "not filed".
+
+    HOOK(smithers bug): ``smithers bug --run ID --json`` is built by a colleague in
+    parallel; this calls it as a subprocess and takes ``url`` (or ``bugUrl``) from its
+    JSON. Until it exists the call fails and the report is recorded as not filed.
+    """
+    if not approved:
+        return BugReport(filed=False, note="Not filed: the bug report was not approved.")
+    argv = [sys.executable, "-m", "smithers", "bug", "--run", verdict.target_run_id, "--json"]
+    argv += ["--db", db_path] if db_path else []
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=BUG_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return BugReport(filed=False, note=f"Not filed: `smithers bug` did not run ({e}).")
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip()[-300:]
+        return BugReport(
+            filed=False, note=f"Not filed: `smithers bug` exited {proc.returncode}: {tail}"
+        )
+    try:
+        data = json.loads(proc.stdout or "{}")
+    except json.JSONDecodeError:
+        data = {}
+    url = data.get("url") or data.get("bugUrl") if isinstance(data, dict) else None
+    note = f"Bundle written to {data.get('path')}." if isinstance(data, dict) else ""
+    return BugReport(filed=url is not None, url=url, note=note)
+
+
+@workflow(name="post-failure", input=PostFailureInput)
+def post_failure(ctx: WorkflowContext) -> Sequence:
+    """Gather, investigate, ask before reporting a smithers bug, then the verdict."""
+    params: PostFailureInput = ctx.input
+    evidence = ctx.output_maybe(Evidence, "gather")
+    verdict = ctx.output_maybe(AutopsyVerdict, "investigate")
+    decision = ctx.output_maybe(ApprovalDecision, APPROVE_NODE)
+    report = ctx.output_maybe(BugReport, "report-bug")
+    first = Task("gather", output=Evidence, run=lambda: gather(params), label="Gather evidence")
+    if evidence is None:
+        return Sequence(first)
+    # SMITHERS_AUTOPSY_AGENT (an agent with read-only tools as a second opinion) is not
+    # built yet: the offline classifier is the whole investigation.
+    investigate = Task(
+        "investigate",
+        output=AutopsyVerdict,
+        run=lambda tctx: classify(evidence, autopsy_run_id=tctx.run_id),
+        label="Classify the failure",
+    )
+    if verdict is None:
+        return Sequence(first, investigate)
+    if verdict.failure_class != "smithers-bug":
+        return Sequence(first, investigate, Task("output", output=AutopsyVerdict, value=verdict))
+    approve = Approval(
+        APPROVE_NODE,
+        request={
+            "title": f"Report a smithers bug for run {verdict.target_run_id}?",
+            "summary": verdict.root_cause,
+            "metadata": {"targetRunId": verdict.target_run_id, "evidence": list(verdict.evidence)},
+        },
+        on_deny="continue",
+    )
+    approved = bool(decision and decision.approved)
+    file_bug = (
+        Task(
+            "report-bug",
+            output=BugReport,
+            run=lambda: report_bug(verdict, evidence.db_path, approved),
+        )
+        if decision is not None
+        else None
+    )
+    final = (
+        Task(
+            "output",
+            output=AutopsyVerdict,
+            value=msgspec.structs.replace(verdict, bug_filed=report.filed, bug_url=report.url),
+        )
+        if report is not None
+        else None
+    )
+    return Sequence(first, investigate, approve, file_bug, final)
+
+
+__all__ = ("BugReport", "PostFailureInput", "post_failure")
