@@ -27,6 +27,7 @@ from ._launch import AUTOPSY_ENV as AUTOPSY_ENV
 from ._launch import OPS_WORKFLOWS as OPS_WORKFLOWS
 from ._launch import POST_FAILURE_WORKFLOW as POST_FAILURE_WORKFLOW
 from ._launch import AutopsyLaunch as AutopsyLaunch
+from ._launch import autopsy_after_failure as autopsy_after_failure
 from ._launch import launch_post_failure as launch_post_failure
 from ._launch import new_autopsy_run_id as new_autopsy_run_id
 from ._launch import post_failure_enabled as post_failure_enabled
@@ -59,6 +60,7 @@ __all__ = (
     "EventLine",
     "Evidence",
     "FailedNode",
+    "autopsy_after_failure",
     "classify",
     "classify_run",
     "collect_evidence",

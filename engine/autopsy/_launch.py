@@ -30,6 +30,7 @@ __all__ = (
     "OPS_WORKFLOWS",
     "POST_FAILURE_WORKFLOW",
     "AutopsyLaunch",
+    "autopsy_after_failure",
     "launch_post_failure",
     "new_autopsy_run_id",
     "post_failure_enabled",
@@ -144,3 +145,28 @@ def launch_post_failure(
     env = {**os.environ, AUTOPSY_ENV: "0", "SMITHERS_DB": db}
     proc = spawn_detached(argv, log_file, db_path=db, env=env)
     return AutopsyLaunch(run_id=run_id, pid=proc.pid, log_file=str(log_file))
+
+
+def autopsy_after_failure(
+    target_run_id: str,
+    *,
+    workflow_name: str,
+    db_path: str | os.PathLike[str],
+    workflow_path: str | None = None,
+    opted_out: bool = False,
+    cwd: str | os.PathLike[str] | None = None,
+) -> AutopsyLaunch | None:
+    """Launch the autopsy of a run that just failed, unless it is off; ``up``'s hook.
+
+    `post_failure_enabled` then `launch_post_failure` (see both).
+
+    Returns:
+        The launch, or None when the autopsy is off (opted out, ``SMITHERS_POST_FAILURE=0``
+        or an ops workflow).
+
+    Raises:
+        OSError: if the process cannot be started.
+    """
+    if not post_failure_enabled(workflow_name, opted_out=opted_out):
+        return None
+    return launch_post_failure(target_run_id, db_path=db_path, workflow_path=workflow_path, cwd=cwd)

@@ -12,7 +12,7 @@ cancelled run who cancelled it and when.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 from smithers.eventstore.errors import get_error_definition
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from smithers.eventstore import StoredEvent
     from smithers.eventstore.events import Actor, ErrorInfo, Event
     from smithers.projections import NodeRecord, RunState
+
+    from ..autopsy import AutopsyFound, AutopsyVerdict
 
 __all__ = ("WHY_EVENT_TYPES", "WhyCancel", "WhyFailure", "WhyReport", "WhyStep", "explain")
 
@@ -127,8 +129,12 @@ class WhyReport(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The run this one continued as (status ``continued``)."""
     steps: tuple[WhyStep, ...] = ()
     """What to type next, best first."""
-    autopsy: Any = None
-    """The post-failure autopsy's verdict, when one exists (not built yet: None)."""
+    autopsy: AutopsyVerdict | None = None
+    """The post-failure autopsy's verdict, when one exists and has one."""
+    autopsy_run_id: str | None = None
+    """The run id of the run's newest post-failure autopsy, or None."""
+    autopsy_status: str | None = None
+    """That autopsy run's status (``running`` while it works)."""
 
 
 def _same(a: ErrorInfo | None, b: ErrorInfo | None) -> bool:
@@ -248,6 +254,7 @@ def explain(
     state: RunState,
     owner: OwnerVerdictLike | None,
     events: Iterable[tuple[StoredEvent, Event]] = (),
+    autopsy: AutopsyFound | None = None,
 ) -> WhyReport:
     """Return why `state`'s run is in its status and what to type next. Pure.
 
@@ -256,10 +263,28 @@ def explain(
         owner: Its owner verdict (`RunHandle.owner`), or None when not known: then a
             ``running`` run is taken as driven by a live process.
         events: The run's events of the `WHY_EVENT_TYPES` (others are ignored).
+        autopsy: The run's post-failure autopsy (`smithers.engine.autopsy.find_autopsy`),
+            if any: its verdict is part of the report.
 
     Returns:
         A `WhyReport`; its `steps` are the commands to type, best first.
     """
+    report = _explain(state, owner, events)
+    if autopsy is None:
+        return report
+    return msgspec.structs.replace(
+        report,
+        autopsy=autopsy.verdict,
+        autopsy_run_id=autopsy.run_id,
+        autopsy_status=autopsy.status,
+    )
+
+
+def _explain(
+    state: RunState,
+    owner: OwnerVerdictLike | None,
+    events: Iterable[tuple[StoredEvent, Event]] = (),
+) -> WhyReport:
     run_id, status = state.run_id, state.status
     events = list(events)
     if status == "failed":
