@@ -34,7 +34,8 @@ def _command(step: WhyStep, db: str | None) -> str:
 
 
 def _json(report: WhyReport, state: RunState, below: list[RunState], db: str | None) -> Any:
-    out: dict[str, Any] = msgspec.to_builtins(report)
+    # Through JSON, not to_builtins: an error's details are raw JSON (msgspec.Raw).
+    out: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(report))
     for failure, item in zip(report.failures, out["failures"], strict=True):
         item["error"] = error_info_to_json(failure.error)
     for step, item in zip(report.steps, out["steps"], strict=True):

@@ -17,6 +17,7 @@ from ._classify import classify_run as classify_run
 from ._evidence import LAST_EVENTS as LAST_EVENTS
 from ._evidence import MAX_SOURCE_CHARS as MAX_SOURCE_CHARS
 from ._evidence import AttemptFact as AttemptFact
+from ._evidence import ErrorFact as ErrorFact
 from ._evidence import EventLine as EventLine
 from ._evidence import Evidence as Evidence
 from ._evidence import FailedNode as FailedNode
@@ -57,6 +58,7 @@ __all__ = (
     "AutopsyLaunch",
     "AutopsyVerdict",
     "EnvironmentSignal",
+    "ErrorFact",
     "EventLine",
     "Evidence",
     "FailedNode",

@@ -20,14 +20,14 @@ import msgspec
 from smithers.eventstore.errors import get_error_definition
 
 from .._shell import shell_command
-from ._evidence import Evidence, FailedNode, collect_evidence
+from ._evidence import ErrorFact, Evidence, FailedNode, collect_evidence
 from ._rules import BUG_EXCEPTIONS, FLAKE_CODES, TRANSIENT_EXCEPTIONS, environment_signal
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from smithers.eventstore import StoredEvent
-    from smithers.eventstore.events import ErrorInfo, Event
+    from smithers.eventstore.events import Event
     from smithers.projections import RunState
 
 
@@ -102,12 +102,12 @@ class _Call(msgspec.Struct, frozen=True, kw_only=True):
     evidence: tuple[str, ...] = ()
 
 
-def _describe(error: ErrorInfo) -> str:
+def _describe(error: ErrorFact) -> str:
     code = f"[{error.code}] " if error.code else ""
     return f"{code}{error.name}: {error.message}"
 
 
-def _points_at(error: ErrorInfo, workflow_path: str | None) -> str:
+def _points_at(error: ErrorFact, workflow_path: str | None) -> str:
     """``"smithers"``, ``"workflow"``, ``"user"``, ``"library"`` or ``"none"``."""
     if error.stack and _PACKAGE_DIR + "/" in error.stack:
         return "smithers"

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import msgspec
 from smithers.eventstore.events import (
-    ErrorInfo,
     NodeFailed,
     NodeFinished,
     NodeStarted,
@@ -22,13 +21,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from smithers.eventstore import StoredEvent
-    from smithers.eventstore.events import Event
+    from smithers.eventstore.events import ErrorInfo, Event
     from smithers.projections import RunState
 
 __all__ = (
     "LAST_EVENTS",
     "MAX_SOURCE_CHARS",
     "AttemptFact",
+    "ErrorFact",
     "EventLine",
     "Evidence",
     "FailedNode",
@@ -41,6 +41,42 @@ MAX_SOURCE_CHARS = 20_000
 """Longest workflow source an autopsy keeps, in characters (its start)."""
 
 
+class ErrorFact(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """An error as the autopsy keeps it: `ErrorInfo`'s fields, `details` as JSON text.
+
+    (`ErrorInfo.details` is raw JSON, which a task output cannot hold.)
+    """
+
+    name: str
+    message: str
+    code: str | None = None
+    retryable: bool = True
+    details: str | None = None
+    """The error's details as JSON text, or None."""
+    stack: str | None = None
+    file: str | None = None
+    line: int | None = None
+    function: str | None = None
+    cause: ErrorFact | None = None
+
+    @classmethod
+    def of(cls, info: ErrorInfo) -> ErrorFact:
+        """Return `info` as an `ErrorFact` (its cause chain too). Pure."""
+        details = bytes(info.details).decode() if info.details else None
+        return cls(
+            name=info.name,
+            message=info.message,
+            code=info.code,
+            retryable=info.retryable,
+            details=None if details in (None, "null") else details,
+            stack=info.stack,
+            file=info.file,
+            line=info.line,
+            function=info.function,
+            cause=cls.of(info.cause) if info.cause is not None else None,
+        )
+
+
 class AttemptFact(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """How one task attempt ended, from its ``NodeFinished``/``NodeFailed`` event."""
 
@@ -51,7 +87,7 @@ class AttemptFact(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     attempt: int
     outcome: str
     """``"finished"`` or ``"failed"``."""
-    error: ErrorInfo | None = None
+    error: ErrorFact | None = None
 
 
 class FailedNode(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -63,7 +99,7 @@ class FailedNode(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """How many attempts it made."""
     seq: int | None
     """Seq of its last ``NodeFailed`` event, or None when the log has none."""
-    error: ErrorInfo
+    error: ErrorFact
     frame_before: int | None
     """The last frame before its first attempt started (where a replay runs it again)."""
 
@@ -85,7 +121,7 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     workflow_name: str = ""
     workflow_path: str | None = None
     smithers_version: str = ""
-    run_error: ErrorInfo | None = None
+    run_error: ErrorFact | None = None
     run_error_seq: int | None = None
     """Seq of the ``RunFailed`` event, or None."""
     failed: tuple[FailedNode, ...] = ()
@@ -143,7 +179,7 @@ def collect_evidence(
                     iteration=event.iteration,
                     attempt=event.attempt,
                     outcome="failed" if error is not None else "finished",
-                    error=error,
+                    error=ErrorFact.of(error) if error is not None else None,
                 )
             )
             if error is not None:
@@ -163,7 +199,7 @@ def collect_evidence(
                 iteration=rec.iteration,
                 attempts=len(rec.attempts),
                 seq=last_failed.get(key),
-                error=rec.attempts[-1].error,
+                error=ErrorFact.of(rec.attempts[-1].error),
                 frame_before=max(before) if before else None,
             )
         )
@@ -183,7 +219,7 @@ def collect_evidence(
         workflow_name=state.workflow_name,
         workflow_path=state.workflow_path,
         smithers_version=state.smithers_version,
-        run_error=state.error,
+        run_error=ErrorFact.of(state.error) if state.error is not None else None,
         run_error_seq=run_error_seq,
         failed=tuple(failed),
         attempts=tuple(attempts),

@@ -17,7 +17,7 @@ import msgspec
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from smithers.eventstore.events import ErrorInfo
+    from ._evidence import ErrorFact
 
 __all__ = (
     "BUG_EXCEPTIONS",
@@ -130,8 +130,8 @@ _AUTH = (
 )
 
 
-def _chain(error: ErrorInfo) -> Iterator[ErrorInfo]:
-    current: ErrorInfo | None = error
+def _chain(error: ErrorFact) -> Iterator[ErrorFact]:
+    current: ErrorFact | None = error
     while current is not None:
         yield current
         current = current.cause
@@ -142,7 +142,7 @@ def _quoted(message: str) -> str | None:
     return m.group(1) if m else None
 
 
-def environment_signal(error: ErrorInfo) -> EnvironmentSignal | None:
+def environment_signal(error: ErrorFact) -> EnvironmentSignal | None:
     """Return the environment problem `error` (or its cause) shows, or None. Pure.
 
     Args:
