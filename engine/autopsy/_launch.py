@@ -142,6 +142,7 @@ def launch_post_failure(
     log_file = default_log_dir(db, run_id) / _LOG_FILE
     argv = [sys.executable, "-m", "smithers", "up", str(path), "--run-id", run_id]
     argv += ["--input", payload, "--db", db, "--hold-ms", "0"]
+    argv += ["--reason", f"post-failure autopsy of {target_run_id}"]
     env = {**os.environ, AUTOPSY_ENV: "0", "SMITHERS_DB": db}
     proc = spawn_detached(argv, log_file, db_path=db, env=env)
     return AutopsyLaunch(run_id=run_id, pid=proc.pid, log_file=str(log_file))
