@@ -24,7 +24,7 @@ from smithers.eventstore.events import (
     RunRewound,
 )
 
-from ..autopsy._rules import BUG_EXCEPTIONS, TRANSIENT_CODES, TRANSIENT_EXCEPTIONS
+from ..autopsy import BUG_EXCEPTIONS, TRANSIENT_CODES, TRANSIENT_EXCEPTIONS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

@@ -29,6 +29,15 @@ import subprocess
 import sys
 
 import msgspec
+from smithers.engine import (
+    Approval,
+    ApprovalDecision,
+    Sequence,
+    Task,
+    WorkflowContext,
+    connect,
+    workflow,
+)
 from smithers.engine.autopsy import (
     APPROVE_NODE,
     AutopsyVerdict,
@@ -36,8 +45,6 @@ from smithers.engine.autopsy import (
     classify,
     collect_evidence,
 )
-
-from smithers import Approval, ApprovalDecision, Sequence, Task, WorkflowContext, connect, workflow
 
 MAX_SOURCE_CHARS = 20_000
 BUG_TIMEOUT_S = 120
