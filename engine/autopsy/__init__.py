@@ -8,6 +8,12 @@ post_failure.py``), which ``smithers up`` launches in the background when a run 
 
 from __future__ import annotations
 
+from ._agent import AGENT_ENV as AGENT_ENV
+from ._agent import AgentOpinion as AgentOpinion
+from ._agent import autopsy_agent as autopsy_agent
+from ._agent import autopsy_agent_spec as autopsy_agent_spec
+from ._agent import autopsy_prompt as autopsy_prompt
+from ._agent import merge_opinion as merge_opinion
 from ._classify import APPROVE_NODE as APPROVE_NODE
 from ._classify import FAILURE_CLASSES as FAILURE_CLASSES
 from ._classify import SUGGESTIONS as SUGGESTIONS
@@ -41,6 +47,7 @@ from ._rules import EnvironmentSignal as EnvironmentSignal
 from ._rules import environment_signal as environment_signal
 
 __all__ = (
+    "AGENT_ENV",
     "APPROVE_NODE",
     "AUTOPSY_ENV",
     "BUG_EXCEPTIONS",
@@ -53,6 +60,7 @@ __all__ = (
     "SUGGESTIONS",
     "TRANSIENT_CODES",
     "TRANSIENT_EXCEPTIONS",
+    "AgentOpinion",
     "AttemptFact",
     "AutopsyFound",
     "AutopsyLaunch",
@@ -63,12 +71,16 @@ __all__ = (
     "Evidence",
     "FailedNode",
     "autopsy_after_failure",
+    "autopsy_agent",
+    "autopsy_agent_spec",
+    "autopsy_prompt",
     "classify",
     "classify_run",
     "collect_evidence",
     "environment_signal",
     "find_autopsy",
     "launch_post_failure",
+    "merge_opinion",
     "new_autopsy_run_id",
     "post_failure_enabled",
     "post_failure_workflow_path",

@@ -132,6 +132,9 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The workflow file's text (its first `MAX_SOURCE_CHARS` characters), or ``""``."""
     db_path: str | None = None
     """The database the run is in (commands name it with ``--db``), or None."""
+    agent: str | None = None
+    """The investigating agent configured when the evidence was gathered
+    (``SMITHERS_AUTOPSY_AGENT``), or None: the offline classifier alone."""
 
 
 def _summary(event: Event) -> str:
@@ -149,6 +152,7 @@ def collect_evidence(
     *,
     workflow_source: str = "",
     db_path: str | None = None,
+    agent: str | None = None,
 ) -> Evidence:
     """Return what the classifier needs of a run. Pure.
 
@@ -157,6 +161,7 @@ def collect_evidence(
         events: All its events (``RunHandle.events()``), in seq order.
         workflow_source: The workflow file's text (cut to `MAX_SOURCE_CHARS`).
         db_path: The database path, for the suggested commands' ``--db``.
+        agent: The investigating agent configured, if any (recorded as is).
 
     Returns:
         The `Evidence`: failed nodes with the seq of their last failure, every ended
@@ -226,4 +231,5 @@ def collect_evidence(
         last_events=tuple(last),
         workflow_source=workflow_source[:MAX_SOURCE_CHARS],
         db_path=db_path,
+        agent=agent,
     )

@@ -11,8 +11,10 @@ One sequence:
 - ``gather`` (deterministic): the failed run's state, errors, last 80 events, workflow
   source (up to 20,000 characters) and smithers version, as `Evidence`.
 - ``investigate``: the offline classifier's verdict (`classify`), always the first
-  opinion. An agent investigating with read-only tools is not built yet (see
-  ``SMITHERS_AUTOPSY_AGENT`` below).
+  opinion; then, only when ``SMITHERS_AUTOPSY_AGENT`` names an agent (``claude``,
+  ``codex``, ``gemini`` or a path to one), ``investigate-agent``: that agent, with
+  read-only tools, gives its opinion (`AgentOpinion`, merged by `merge_opinion`; if it
+  fails, the offline verdict stands).
 - ``approve-bug-report``: an approval (``on_deny="continue"``), mounted only when the
   class is ``smithers-bug``: nothing is reported without a person's yes.
 - ``report-bug``: files the report with ``smithers bug`` when approved; records "not
@@ -40,10 +42,15 @@ from smithers.engine import (
 )
 from smithers.engine.autopsy import (
     APPROVE_NODE,
+    AgentOpinion,
     AutopsyVerdict,
     Evidence,
+    autopsy_agent,
+    autopsy_agent_spec,
+    autopsy_prompt,
     classify,
     collect_evidence,
+    merge_opinion,
 )
 
 MAX_SOURCE_CHARS = 20_000
@@ -87,7 +94,8 @@ async def gather(params: PostFailureInput) -> Evidence:
         events = await handle.events()
         db_path = str(client.path)
     source = _source(params.workflow_path or state.workflow_path)
-    return collect_evidence(state, events, workflow_source=source, db_path=db_path)
+    agent = autopsy_agent_spec()  # recorded here: the builder reads no environment
+    return collect_evidence(state, events, workflow_source=source, db_path=db_path, agent=agent)
 
 
 def report_bug(verdict: AutopsyVerdict, db_path: str | None, approved: bool) -> BugReport:
@@ -130,8 +138,6 @@ def post_failure(ctx: WorkflowContext) -> Sequence:
     first = Task("gather", output=Evidence, run=lambda: gather(params), label="Gather evidence")
     if evidence is None:
         return Sequence(first)
-    # SMITHERS_AUTOPSY_AGENT (an agent with read-only tools as a second opinion) is not
-    # built yet: the offline classifier is the whole investigation.
     investigate = Task(
         "investigate",
         output=AutopsyVerdict,
@@ -140,8 +146,27 @@ def post_failure(ctx: WorkflowContext) -> Sequence:
     )
     if verdict is None:
         return Sequence(first, investigate)
+    # The second opinion, when SMITHERS_AUTOPSY_AGENT named an agent at gather: its
+    # failure (or absence) leaves the offline verdict as it is.
+    second = (
+        Task(
+            "investigate-agent",
+            output=AgentOpinion,
+            agent=autopsy_agent(evidence.agent),
+            prompt=autopsy_prompt(evidence, verdict),
+            retries=0,
+            continue_on_fail=True,
+            label="Investigate with an agent (read-only)",
+        )
+        if evidence.agent
+        else None
+    )
+    opinion = ctx.output_maybe(AgentOpinion, "investigate-agent") if second else None
+    verdict = merge_opinion(verdict, opinion)
     if verdict.failure_class != "smithers-bug":
-        return Sequence(first, investigate, Task("output", output=AutopsyVerdict, value=verdict))
+        return Sequence(
+            first, investigate, second, Task("output", output=AutopsyVerdict, value=verdict)
+        )
     approve = Approval(
         APPROVE_NODE,
         request={
@@ -170,7 +195,7 @@ def post_failure(ctx: WorkflowContext) -> Sequence:
         if report is not None
         else None
     )
-    return Sequence(first, investigate, approve, file_bug, final)
+    return Sequence(first, investigate, second, approve, file_bug, final)
 
 
 __all__ = ("BugReport", "PostFailureInput", "post_failure")
