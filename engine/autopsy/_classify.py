@@ -148,7 +148,8 @@ def _flaky(ev: Evidence, node: FailedNode) -> str | None:
 def _call_node(ev: Evidence, node: FailedNode) -> _Call:
     error = node.error
     seq = f"seq {node.seq}" if node.seq is not None else "the log"
-    facts = [f"{seq}: {node.node_id} failed on attempt {node.attempts}: {_describe(error)}"]
+    who = node.node_id or "the run"
+    facts = [f"{seq}: {who} failed on attempt {node.attempts}: {_describe(error)}"]
     definition = get_error_definition(error.code) if error.code else None
     if definition is not None:
         retry = "retryable" if definition.retryable else "not retryable"
@@ -177,26 +178,26 @@ def _call_node(ev: Evidence, node: FailedNode) -> _Call:
         return _Call(
             cls="agent-flake",
             confidence="high" if error.code in FLAKE_CODES else "medium",
-            root_cause=f"{node.node_id} hit a transient fault ({error.code or error.name}: "
+            root_cause=f"{who} hit a transient fault ({error.code or error.name}: "
             f"{error.message}).",
             suggestion="retry",
-            detail=f"Run {node.node_id} again: a transient fault usually clears on a re-run.",
+            detail=f"Run {who} again: a transient fault usually clears on a re-run.",
             evidence=tuple(facts),
         )
     if error.name in TRANSIENT_EXCEPTIONS and error.code is None:
         return _Call(
             cls="agent-flake",
             confidence="medium",
-            root_cause=f"{node.node_id} hit a transient fault ({error.name}: {error.message}).",
+            root_cause=f"{who} hit a transient fault ({error.name}: {error.message}).",
             suggestion="retry",
-            detail=f"Run {node.node_id} again: {error.name} usually passes on a retry.",
+            detail=f"Run {who} again: {error.name} usually passes on a retry.",
             evidence=tuple(facts),
         )
     if error.code is None and where in ("smithers", "none"):
         return _Call(
             cls="smithers-bug",
             confidence="high" if where == "smithers" else "medium",
-            root_cause=f"smithers raised {error.name} ({error.message}) in {node.node_id} "
+            root_cause=f"smithers raised {error.name} ({error.message}) in {who} "
             "with no frame of the workflow's code involved: an engine defect.",
             suggestion="escalate",
             detail="Report it (approve the autopsy's bug report, or `smithers bug`); "
@@ -209,9 +210,9 @@ def _call_node(ev: Evidence, node: FailedNode) -> _Call:
         return _Call(
             cls="workflow-bug",
             confidence="high",
-            root_cause=f"{node.node_id}: {definition.when} ({error.code}: {error.message})",
+            root_cause=f"{who}: {definition.when} ({error.code}: {error.message})",
             suggestion="edit-workflow-and-reset",
-            detail=_edit_detail(node, at),
+            detail=_edit_detail(who, at),
             evidence=tuple(facts),
         )
     if (
@@ -226,33 +227,35 @@ def _call_node(ev: Evidence, node: FailedNode) -> _Call:
             confidence="high" if sure else "medium",
             root_cause=f"The workflow's code raised {error.name} at {at}: {error.message}",
             suggestion="edit-workflow-and-reset",
-            detail=_edit_detail(node, at),
+            detail=_edit_detail(who, at),
             evidence=tuple(facts),
         )
     if definition is not None and definition.retryable and definition.category == "agents":
         return _Call(
             cls="agent-flake",
             confidence="low",
-            root_cause=f"{node.node_id}: the agent failed ({error.code}: {error.message}).",
+            root_cause=f"{who}: the agent failed ({error.code}: {error.message}).",
             suggestion="retry",
-            detail=f"Run {node.node_id} again; if it fails the same way, look at the agent.",
+            detail=f"Run {who} again; if it fails the same way, look at the agent.",
             evidence=tuple(facts),
         )
     return _Call(
         cls="unknown",
         confidence="low",
-        root_cause=f"{node.node_id} failed with {_describe(error)}; the log does not say why.",
+        root_cause=f"{who} failed with {_describe(error)}; the log does not say why.",
         suggestion="escalate",
-        detail=f"Read {node.node_id}'s traceback and decide: fix the workflow, or run the "
+        detail=f"Read {who}'s traceback and decide: fix the workflow, or run the "
         "task again if the cause was outside it.",
         evidence=tuple(facts),
     )
 
 
-def _edit_detail(node: FailedNode, at: str | None) -> str:
+def _edit_detail(who: str, at: str | None) -> str:
     where = f" at {at}" if at else ""
+    if who == "the run":
+        return f"Fix the workflow{where}, then start a fresh run."
     return (
-        f"Fix the workflow{where}, then run it again from the frame before {node.node_id} "
+        f"Fix the workflow{where}, then run it again from the frame before {who} "
         "started (a new run; never edit a file while its run is resumable)."
     )
 
@@ -274,18 +277,24 @@ def _call_run(ev: Evidence) -> _Call:
     )
     call = _call_node(ev, node)
     facts = (f"{seq}: the run failed outside any task: {_describe(error)}", *call.evidence[1:])
-    return msgspec.structs.replace(call, evidence=facts, root_cause=call.root_cause.lstrip(": "))
+    return msgspec.structs.replace(call, evidence=facts)
 
 
 def _commands(ev: Evidence, call: _Call, autopsy_run_id: str | None) -> list[str]:
     db: list[tuple[str, str | None]] = [("--db", ev.db_path)] if ev.db_path else []
     target = ev.target_run_id
     first = ev.failed[0] if ev.failed else None
+    report: list[str] = []
+    if call.cls == "smithers-bug":
+        if autopsy_run_id is not None:
+            approve = [("--node", APPROVE_NODE), *db]
+            report.append(shell_command("approve", args=[autopsy_run_id], options=approve))
+        report.append(shell_command("bug", options=[("--run", target), *db]))
     if first is None:
         inspect = shell_command("inspect", args=[target], options=db)
         if call.cls == "workflow-bug" and ev.workflow_path:
             return [shell_command("up", args=[ev.workflow_path], options=db), inspect]
-        return [inspect]
+        return [*report, inspect]
     node: list[tuple[str, str | None]] = [("--node", first.node_id)]
     if first.iteration:
         node.append(("--iteration", str(first.iteration)))
@@ -302,12 +311,7 @@ def _commands(ev: Evidence, call: _Call, autopsy_run_id: str | None) -> list[str
         out.append(shell_command("replay", args=[target], options=[("--frame", frame), *db]))
         return [*out, show]
     if call.cls == "smithers-bug":
-        out = []
-        if autopsy_run_id is not None:
-            approve = [("--node", APPROVE_NODE), *db]
-            out.append(shell_command("approve", args=[autopsy_run_id], options=approve))
-        out.append(shell_command("bug", options=[("--run", target), *db]))
-        return [*out, retry]
+        return [*report, retry]
     return [show, retry]
 
 

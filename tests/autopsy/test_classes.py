@@ -84,3 +84,19 @@ def test_unknown_verdict_points_at_the_traceback(smithers: Smithers) -> None:
     done = smithers.command(verdict["commands"][0])
     assert done.returncode == 0, done.stderr
     assert "MysteryError: the frobnicator said no" in done.stdout
+
+
+def test_smithers_bug_denied_keeps_the_verdict_and_reports_nothing(smithers: Smithers) -> None:
+    autopsy, verdict = smithers.fail_with_autopsy("smithers_bug.py", "sb")
+    done = smithers("deny", autopsy, "--node", "approve-bug-report", "--note", "not now")
+    assert done.returncode == 0, done.stderr
+    smithers.wait_status(autopsy, ("finished",))
+    report = smithers.output(autopsy, "report-bug")
+    assert report == {
+        "filed": False,
+        "url": None,
+        "note": "Not filed: the bug report was not approved.",
+    }
+    final = smithers.output(autopsy, "output")
+    assert {**final, "bugFiled": False} == {**verdict, "bugFiled": False}
+    assert final["bugFiled"] is False

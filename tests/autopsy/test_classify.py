@@ -102,3 +102,32 @@ def test_not_failed_is_unknown() -> None:
     verdict = classify(ev)
     assert verdict.failure_class == "unknown"
     assert verdict.commands == ("smithers why r1",)
+
+
+def test_builder_error_is_a_workflow_bug_fixed_by_a_fresh_run() -> None:
+    error = ErrorFact(name="KeyError", message="'x'", file="/p/flow.py", line=9, stack="...")
+    ev = Evidence(
+        target_run_id="r1",
+        status="failed",
+        workflow_path="/p/flow.py",
+        run_error=error,
+        run_error_seq=4,
+        db_path="/d/smithers.db",
+    )
+    verdict = classify(ev)
+    assert verdict.failure_class == "workflow-bug"
+    assert verdict.evidence[0] == "seq 4: the run failed outside any task: KeyError: 'x'"
+    assert verdict.commands[0] == "smithers up /p/flow.py --db /d/smithers.db"
+    assert verdict.suggestion_detail == "Fix the workflow at /p/flow.py:9, then start a fresh run."
+
+
+def test_engine_error_without_user_frames_is_a_smithers_bug() -> None:
+    error = ErrorFact(name="AttributeError", message="'NoneType' object has no attribute 'seq'")
+    ev = Evidence(target_run_id="r1", status="failed", run_error=error, run_error_seq=4)
+    verdict = classify(ev, autopsy_run_id="post-failure-x")
+    assert verdict.failure_class == "smithers-bug"
+    assert verdict.commands == (
+        "smithers approve post-failure-x --node approve-bug-report",
+        "smithers bug --run r1",
+        "smithers inspect r1",
+    )

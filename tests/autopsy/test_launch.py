@@ -69,3 +69,13 @@ def test_project_copy_wins(tmp_path: Path) -> None:
     project.write_text(shipped.read_text())
     (tmp_path / "sub").mkdir()
     assert post_failure_workflow_path(tmp_path / "sub") == project.resolve()
+
+
+def test_detached_up_forwards_the_opt_out(smithers: Smithers) -> None:
+    done = smithers("up", "flows/unknown.py", "--run-id", "bg", "--detach", "--no-post-failure")
+    assert done.returncode == 0, done.stderr
+    smithers.wait_status("bg", ("failed",))
+    log = smithers.db.parent / "executions" / "bg" / "logs" / "up.log"
+    smithers.wait_for(lambda: "Error [" in log.read_text(), "the background up's report")
+    assert "[smithers]" not in log.read_text()
+    assert smithers.autopsies() == []

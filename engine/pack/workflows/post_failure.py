@@ -122,8 +122,12 @@ def report_bug(verdict: AutopsyVerdict, db_path: str | None, approved: bool) -> 
         data = json.loads(proc.stdout or "{}")
     except json.JSONDecodeError:
         data = {}
-    url = data.get("url") or data.get("bugUrl") if isinstance(data, dict) else None
-    note = f"Bundle written to {data.get('path')}." if isinstance(data, dict) else ""
+    if not isinstance(data, dict):
+        data = {}
+    url = data.get("url") or data.get("bugUrl")
+    path = data.get("path") or data.get("bundle")
+    kept = f" (bundle: {path})" if path else ""
+    note = f"Filed: {url}{kept}." if url else f"Not filed (no bug endpoint configured){kept}."
     return BugReport(filed=url is not None, url=url, note=note)
 
 
