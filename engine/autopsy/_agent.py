@@ -69,9 +69,9 @@ def autopsy_agent(spec: str) -> Any:
     so none happens).
 
     Raises:
-        ValueError: if `spec` names no known agent.
+        AgentConfigInvalidError: ``AGENT_CONFIG_INVALID``, if `spec` names no known agent.
     """
-    from ..agents import ClaudeCodeAgent, CodexAgent, GeminiAgent
+    from ..agents import AgentConfigInvalidError, ClaudeCodeAgent, CodexAgent, GeminiAgent
 
     kind = Path(spec).name
     if kind == "claude":
@@ -84,7 +84,11 @@ def autopsy_agent(spec: str) -> Any:
         return CodexAgent(binary=spec, sandbox="read-only")
     if kind == "gemini":
         return GeminiAgent(binary=spec, approval_mode="default")
-    raise ValueError(f"{AGENT_ENV}={spec!r} names no known agent (claude, codex, gemini)")
+    raise AgentConfigInvalidError(
+        f"{AGENT_ENV}={spec!r} names no known agent",
+        details={"agentId": spec},
+        hint=f"Set {AGENT_ENV} to claude, codex, gemini or a path to one of them.",
+    )
 
 
 def autopsy_prompt(ev: Evidence, verdict: AutopsyVerdict) -> str:
