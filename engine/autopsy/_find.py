@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import msgspec
+from smithers.eventstore.events import NULL_RAW
 
 from ._classify import AutopsyVerdict
 from ._launch import POST_FAILURE_WORKFLOW
@@ -46,17 +47,20 @@ def _verdict(raw: msgspec.Raw) -> AutopsyVerdict | None:
 async def find_autopsy(client: Client, run_id: str) -> AutopsyFound | None:
     """Return the newest autopsy of `run_id` in `client`'s database, or None. Awaits I/O.
 
-    Reads the runs index, then the state of each ``post-failure`` run (newest first)
-    until one's input names `run_id` as ``targetRunId``.
+    Reads the runs index, then the first ``RunStarted`` of each ``post-failure`` run
+    (newest first) until one's input names `run_id` as ``targetRunId``; then that
+    run's state.
 
     Raises:
         DatabaseQueryError: if the database cannot be read.
     """
     runs = [r for r in await client.runs() if r.workflow_name == POST_FAILURE_WORKFLOW]
     for record in runs:
-        state = await (await client.get_run(record.run_id)).state()
-        if _target(state.input) != run_id:
+        handle = await client.get_run(record.run_id)
+        first = await handle.events(types=("RunStarted",), limit=1)
+        if not first or _target(getattr(first[0][1], "input", NULL_RAW)) != run_id:
             continue
+        state = await handle.state()
         verdict: AutopsyVerdict | None = None
         for node_id in ("output", "investigate"):
             rec = state.nodes.get((node_id, 0))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -86,6 +88,7 @@ def test_unknown_verdict_points_at_the_traceback(smithers: Smithers) -> None:
     assert "MysteryError: the frobnicator said no" in done.stdout
 
 
+@pytest.mark.slow
 def test_smithers_bug_denied_keeps_the_verdict_and_reports_nothing(smithers: Smithers) -> None:
     autopsy, verdict = smithers.fail_with_autopsy("smithers_bug.py", "sb")
     done = smithers("deny", autopsy, "--node", "approve-bug-report", "--note", "not now")

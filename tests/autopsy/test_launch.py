@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+import pytest
 from smithers.engine.autopsy import (
     OPS_WORKFLOWS,
     post_failure_enabled,
@@ -71,6 +72,7 @@ def test_project_copy_wins(tmp_path: Path) -> None:
     assert post_failure_workflow_path(tmp_path / "sub") == project.resolve()
 
 
+@pytest.mark.slow
 def test_detached_up_forwards_the_opt_out(smithers: Smithers) -> None:
     done = smithers("up", "flows/unknown.py", "--run-id", "bg", "--detach", "--no-post-failure")
     assert done.returncode == 0, done.stderr
