@@ -65,8 +65,12 @@ SUGGESTIONS: tuple[str, ...] = (
 APPROVE_NODE = "approve-bug-report"
 """The ``post-failure`` workflow's approval node (asked before a bug is reported)."""
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parents[2])
-"""The folder of smithers' own code (engine, eventstore, ...: one checkout or install)."""
+_ROOT = Path(__file__).resolve().parents[2]
+_PACKAGE_DIRS = tuple(
+    f"{_ROOT / name}/" for name in ("engine", "eventstore", "projections", "cli", "smithers")
+)
+"""Folders of smithers' own code, with a trailing ``/``: the layer folders of a checkout
+(``engine/``, ``eventstore/``, ...) or of an installed ``smithers/`` package."""
 _WORKFLOW_CATEGORIES = frozenset({"engine", "components", "tools"})
 
 
@@ -109,16 +113,16 @@ def _describe(error: ErrorFact) -> str:
 
 def _points_at(error: ErrorFact, workflow_path: str | None) -> str:
     """``"smithers"``, ``"workflow"``, ``"user"``, ``"library"`` or ``"none"``."""
-    if error.stack and _PACKAGE_DIR + "/" in error.stack:
+    if error.stack and any(d in error.stack for d in _PACKAGE_DIRS):
         return "smithers"
     if error.file is None:
         return "none"
     if workflow_path and Path(error.file) == Path(workflow_path):
         return "workflow"
+    if error.file.startswith(_PACKAGE_DIRS):
+        return "smithers"
     if "site-packages" in error.file or "dist-packages" in error.file:
         return "library"
-    if error.file.startswith(_PACKAGE_DIR + "/"):
-        return "smithers"
     return "user"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from smithers.engine.autopsy import (
     AttemptFact,
@@ -131,3 +133,28 @@ def test_engine_error_without_user_frames_is_a_smithers_bug() -> None:
         "smithers bug --run r1",
         "smithers inspect r1",
     )
+
+
+def test_a_traceback_into_smithers_code_is_a_smithers_bug_with_high_confidence() -> None:
+    import smithers.engine
+
+    inside = str(Path(smithers.engine.__file__).parent / "activation" / "_loop.py")
+    error = ErrorFact(
+        name="TypeError",
+        message="unsupported operand",
+        file=inside,
+        line=3,
+        stack=f'Traceback (most recent call last):\n  File "{inside}", line 3, in f\n',
+    )
+    verdict = classify(_evidence(error))
+    assert (verdict.failure_class, verdict.confidence) == ("smithers-bug", "high")
+
+
+def test_a_file_beside_smithers_code_is_not_smithers_code() -> None:
+    import smithers.engine
+
+    # In a checkout, examples/ sits beside engine/: user code, not smithers'.
+    beside = str(Path(smithers.engine.__file__).parents[1] / "examples" / "helpers.py")
+    error = ErrorFact(name="TypeError", message="bad", file=beside, line=3, stack=beside)
+    verdict = classify(_evidence(error))
+    assert verdict.failure_class == "workflow-bug"
