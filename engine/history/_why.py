@@ -7,7 +7,9 @@ question: for a failed run the failing nodes, their error (code, category, file:
 whether a retry can help and the exact recovery (``up --resume``, ``retry-task``,
 ``replay --frame N`` after a fix, a fork with fixed input); for a waiting run what it
 waits for; for a run whose process is gone, that it is stale and how to resume it; for a
-cancelled run who cancelled it and when.
+cancelled run who cancelled it and when; and, when a post-failure autopsy of the run
+exists (`smithers.engine.autopsy.find_autopsy`), its verdict. The retry heuristics
+(`TRANSIENT_CODES`, `TRANSIENT_EXCEPTIONS`, `BUG_EXCEPTIONS`) are the autopsy's.
 """
 
 from __future__ import annotations
