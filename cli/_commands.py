@@ -25,6 +25,7 @@ from smithers.eventstore import decode_json
 from smithers.eventstore.errors import error_info_to_json, error_to_json
 from smithers.eventstore.events import RunStatus
 
+from ._autopsy_hook import NO_POST_FAILURE_HELP, autopsy_hook
 from ._clients import Clients, pass_clients
 from ._detach import start_detached
 from ._errors import (
@@ -241,6 +242,7 @@ def _json_failures(command: Callable[..., None]) -> Callable[..., None]:
     help="Directory of the NDJSON event mirror (default: .smithers/executions/RUN/logs).",
 )
 @click.option("--no-log", is_flag=True, help="Do not write the NDJSON event mirror.")
+@click.option("--no-post-failure", is_flag=True, help=NO_POST_FAILURE_HELP)
 @actor_options()
 @click.option(
     "-j",
@@ -275,6 +277,7 @@ def up(
     db: str | None,
     log_dir: str | None,
     no_log: bool,
+    no_post_failure: bool,
     by: str | None,
     reason: str | None,
     as_json: bool,
@@ -365,6 +368,8 @@ def up(
     actor_args += ["--reason", reason] if reason is not None else []
 
     if detach:
+        if no_post_failure:  # the background `up` inherits it
+            os.environ["SMITHERS_POST_FAILURE"] = "0"
         start_detached(
             ctx,
             clients,
@@ -400,13 +405,16 @@ def up(
     new_id = run_id
     parked: RunState | None = None
     parked_children: list[RunState] = []
+    workflow_name = wf.name if wf is not None else ""
 
     async def session(client: Client) -> tuple[RunState | None, RunResult | None, Interrupt | None]:
-        nonlocal parked, parked_children
+        nonlocal parked, parked_children, workflow_name
         handle: RunHandle | None = None
         if resume_id is not None:
             handle = await client.get_run(resume_id)
-            if (await handle.describe()).status == "finished":
+            record = await handle.describe()
+            workflow_name = record.workflow_name
+            if record.status == "finished":
                 # Fold only to report it: resuming a finished run changes nothing.
                 return await handle.state(), None, None
 
@@ -469,7 +477,8 @@ def up(
         leave_promptly(interrupt.exit_code)
         ctx.exit(interrupt.exit_code)
     assert result is not None
-    _report_result(ctx, result, reporter, db, as_json, parked, parked_children)
+    autopsy = autopsy_hook(result, db, workflow_name, path, opted_out=no_post_failure)
+    _report_result(ctx, result, reporter, db, as_json, parked, parked_children, autopsy)
 
 
 def _report_already_finished(
@@ -499,8 +508,9 @@ def _report_result(
     as_json: bool,
     parked: RunState | None = None,
     parked_children: list[RunState] | None = None,
+    autopsy: Callable[[], None] | None = None,
 ) -> typing.NoReturn:
-    """Print how the run ended (or what it waits for, parked) and exit with its code."""
+    """Print how the run ended (or what it waits for, parked), call `autopsy`, exit."""
     code = exit_code_for_status(result.status)
     if as_json:
         body: dict[str, typing.Any] = {
@@ -512,6 +522,8 @@ def _report_result(
         if parked is not None:  # what it waits for, as `ps --json` says it
             body["waitingFor"] = waiting_for_json(parked, parked_children or ())
         echo_json(body)
+        if autopsy is not None:
+            autopsy()
         if result.status == "cancelled":
             leave_promptly(code)
         ctx.exit(code)
@@ -567,6 +579,8 @@ def _report_result(
                 "inspect", args=[result.run_id], db=db
             )
         echo_error(error_code(result.error), error_text(result.error), where, see, retry)
+        if autopsy is not None:
+            autopsy()
     if result.status == "cancelled":
         leave_promptly(code)  # a cancelled sync task's thread must not hold the process
     ctx.exit(code)

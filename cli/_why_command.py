@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
+from smithers.engine.autopsy import find_autopsy
 from smithers.engine.history import WHY_EVENT_TYPES, explain
 from smithers.eventstore.errors import error_info_to_json
 
@@ -33,7 +34,8 @@ def _command(step: WhyStep, db: str | None) -> str:
 
 
 def _json(report: WhyReport, state: RunState, below: list[RunState], db: str | None) -> Any:
-    out: dict[str, Any] = msgspec.to_builtins(report)
+    # Through JSON, not to_builtins: an error's details are raw JSON (msgspec.Raw).
+    out: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(report))
     for failure, item in zip(report.failures, out["failures"], strict=True):
         item["error"] = error_info_to_json(failure.error)
     for step, item in zip(report.steps, out["steps"], strict=True):
@@ -72,12 +74,34 @@ def _print(report: WhyReport, state: RunState, below: list[RunState], db: str | 
             echo("Waiting:")
             for line in lines:
                 echo(line)
+    _print_autopsy(report, db)
     if report.steps:
         echo()
         echo("Next:")
         for step in report.steps:
             echo(f"  {_command(step, db)}")
             echo(f"      {step.says}")
+
+
+def _print_autopsy(report: WhyReport, db: str | None) -> None:
+    rid = report.autopsy_run_id
+    if rid is None:
+        return
+    echo()
+    verdict = report.autopsy
+    if verdict is None:
+        echo(f"Autopsy {rid} ({report.autopsy_status}): no verdict yet.")
+        echo("  read it once it is in: " + command_line("output", args=[rid, "output"], db=db))
+        return
+    echo(f"Autopsy {rid}: {verdict.failure_class} ({verdict.confidence} confidence)")
+    echo(f"  root cause: {verdict.root_cause}")
+    for line in verdict.evidence:
+        echo(f"    - {line}")
+    echo(f"  suggestion: {verdict.suggestion}. {verdict.suggestion_detail}")
+    if verdict.bug_filed:
+        echo(f"  bug filed: {verdict.bug_url}")
+    for command in verdict.commands:
+        echo(f"    {command}")
 
 
 @main.command()
@@ -94,7 +118,9 @@ def why(clients: Clients, run_id: str, db: str | None, as_json: bool) -> None:
     retry-task, replay --frame N after a fix, a fork with fixed input). For a
     waiting run: what it waits for and the command that continues it. For a run
     marked running whose process is gone: that it is stale and how to resume it.
-    For a cancelled run: who cancelled it, when and why. Writes nothing.
+    For a cancelled run: who cancelled it, when and why. When a post-failure
+    autopsy of the run exists, its verdict (class, root cause, evidence, the
+    commands it suggests). Writes nothing.
     \b
     Examples:
         smithers why RUN
@@ -107,7 +133,8 @@ def why(clients: Clients, run_id: str, db: str | None, as_json: bool) -> None:
         owner = await handle.owner() if state.status == "running" else None
         events = await handle.events(types=WHY_EVENT_TYPES)
         below = await handle.active_descendants() if needs_descendants(state) else []
-        return explain(state, owner, events), state, below
+        autopsy = await find_autopsy(client, run_id)
+        return explain(state, owner, events, autopsy), state, below
 
     report, state, below = clients.run(db, read, read_only=True)
     if as_json:

@@ -2,7 +2,8 @@
 
 A test marked ``@pytest.mark.slow`` (crash harness, multi-process CLI scenarios, long
 property runs) runs when ``CI`` is set (CI sets ``CI=true``) or ``SMITHERS_SLOW=1``;
-otherwise it is skipped with that reason, so ``python -m pytest -q`` stays quick.
+otherwise it is skipped with that reason, so ``python -m pytest -q`` stays quick. Every
+test runs with ``SMITHERS_POST_FAILURE=0``: a failing ``up`` starts no background autopsy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ import pytest
 
 def _run_slow() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("SMITHERS_SLOW") == "1"
+
+
+@pytest.fixture(autouse=True)
+def _no_post_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed ``up`` launches no post-failure autopsy (tests/autopsy turns it back on)."""
+    monkeypatch.setenv("SMITHERS_POST_FAILURE", "0")
 
 
 def pytest_configure(config: pytest.Config) -> None:

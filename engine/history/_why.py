@@ -7,12 +7,14 @@ question: for a failed run the failing nodes, their error (code, category, file:
 whether a retry can help and the exact recovery (``up --resume``, ``retry-task``,
 ``replay --frame N`` after a fix, a fork with fixed input); for a waiting run what it
 waits for; for a run whose process is gone, that it is stale and how to resume it; for a
-cancelled run who cancelled it and when.
+cancelled run who cancelled it and when; and, when a post-failure autopsy of the run
+exists (`smithers.engine.autopsy.find_autopsy`), its verdict. The retry heuristics
+(`TRANSIENT_CODES`, `TRANSIENT_EXCEPTIONS`, `BUG_EXCEPTIONS`) are the autopsy's.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 from smithers.eventstore.errors import get_error_definition
@@ -24,12 +26,16 @@ from smithers.eventstore.events import (
     RunRewound,
 )
 
+from ..autopsy import BUG_EXCEPTIONS, TRANSIENT_CODES, TRANSIENT_EXCEPTIONS
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from smithers.eventstore import StoredEvent
     from smithers.eventstore.events import Actor, ErrorInfo, Event
     from smithers.projections import NodeRecord, RunState
+
+    from ..autopsy import AutopsyFound, AutopsyVerdict
 
 __all__ = ("WHY_EVENT_TYPES", "WhyCancel", "WhyFailure", "WhyReport", "WhyStep", "explain")
 
@@ -41,64 +47,6 @@ WHY_EVENT_TYPES: tuple[str, ...] = (
     "RunRewound",
 )
 """The event types `explain` reads (pass the run's events of these types)."""
-
-TRANSIENT_CODES = frozenset(
-    {
-        "AGENT_RATE_LIMITED",
-        "AGENT_PROVIDER_ERROR",
-        "AGENT_QUOTA_EXCEEDED",
-        "AGENT_CLI_ERROR",
-        "PROCESS_TIMEOUT",
-        "PROCESS_IDLE_TIMEOUT",
-        "PROCESS_ABORTED",
-        "TASK_TIMEOUT",
-        "TASK_HEARTBEAT_TIMEOUT",
-        "TASK_ABORTED",
-        "DB_WRITE_FAILED",
-        "DB_QUERY_FAILED",
-    }
-)
-"""Codes of failures that come and go (a provider, a process, the disk): a retry may pass."""
-
-TRANSIENT_EXCEPTIONS = frozenset(
-    {
-        "ConnectionError",
-        "ConnectionResetError",
-        "ConnectionRefusedError",
-        "ConnectionAbortedError",
-        "BrokenPipeError",
-        "TimeoutError",
-        "ReadTimeout",
-        "ConnectTimeout",
-        "RemoteProtocolError",
-        "ServiceUnavailableError",
-        "RateLimitError",
-        "APIConnectionError",
-        "APITimeoutError",
-        "InternalServerError",
-    }
-)
-"""Exception class names (from user code or a library) that usually pass on a retry."""
-
-BUG_EXCEPTIONS = frozenset(
-    {
-        "ValueError",
-        "TypeError",
-        "KeyError",
-        "IndexError",
-        "AttributeError",
-        "NameError",
-        "UnboundLocalError",
-        "AssertionError",
-        "ZeroDivisionError",
-        "NotImplementedError",
-        "ImportError",
-        "ModuleNotFoundError",
-        "SyntaxError",
-        "RecursionError",
-    }
-)
-"""Exception class names that usually mean a bug: the same code and input fail again."""
 
 
 class OwnerVerdictLike(Protocol):
@@ -183,8 +131,12 @@ class WhyReport(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The run this one continued as (status ``continued``)."""
     steps: tuple[WhyStep, ...] = ()
     """What to type next, best first."""
-    autopsy: Any = None
-    """The post-failure autopsy's verdict, when one exists (not built yet: None)."""
+    autopsy: AutopsyVerdict | None = None
+    """The post-failure autopsy's verdict, when one exists and has one."""
+    autopsy_run_id: str | None = None
+    """The run id of the run's newest post-failure autopsy, or None."""
+    autopsy_status: str | None = None
+    """That autopsy run's status (``running`` while it works)."""
 
 
 def _same(a: ErrorInfo | None, b: ErrorInfo | None) -> bool:
@@ -304,6 +256,7 @@ def explain(
     state: RunState,
     owner: OwnerVerdictLike | None,
     events: Iterable[tuple[StoredEvent, Event]] = (),
+    autopsy: AutopsyFound | None = None,
 ) -> WhyReport:
     """Return why `state`'s run is in its status and what to type next. Pure.
 
@@ -312,10 +265,28 @@ def explain(
         owner: Its owner verdict (`RunHandle.owner`), or None when not known: then a
             ``running`` run is taken as driven by a live process.
         events: The run's events of the `WHY_EVENT_TYPES` (others are ignored).
+        autopsy: The run's post-failure autopsy (`smithers.engine.autopsy.find_autopsy`),
+            if any: its verdict is part of the report.
 
     Returns:
         A `WhyReport`; its `steps` are the commands to type, best first.
     """
+    report = _explain(state, owner, events)
+    if autopsy is None:
+        return report
+    return msgspec.structs.replace(
+        report,
+        autopsy=autopsy.verdict,
+        autopsy_run_id=autopsy.run_id,
+        autopsy_status=autopsy.status,
+    )
+
+
+def _explain(
+    state: RunState,
+    owner: OwnerVerdictLike | None,
+    events: Iterable[tuple[StoredEvent, Event]] = (),
+) -> WhyReport:
     run_id, status = state.run_id, state.status
     events = list(events)
     if status == "failed":

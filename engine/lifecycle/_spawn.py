@@ -14,7 +14,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
@@ -104,6 +104,7 @@ def spawn_detached(
     header: str | None = None,
     stdout_file: Path | None = None,
     db_path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ResumeProcess:
     """Start `argv` in its own session, its output appended to `log_file`; do not wait.
 
@@ -121,6 +122,7 @@ def spawn_detached(
         stdout_file: Receives the process's stdout instead (created or emptied first).
         db_path: The database the process works on: files this call creates get its
             permission bits (``0o600`` when None or when it does not exist yet).
+        env: The process's environment (default: this program's).
 
     Returns:
         The started process (`pid`, `poll()`).
@@ -144,6 +146,7 @@ def spawn_detached(
             stdout=stdout,
             stderr=out if stdout_file is not None else subprocess.STDOUT,
             start_new_session=True,
+            env=dict(env) if env is not None else None,
         )
 
 

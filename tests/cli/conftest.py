@@ -176,6 +176,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SMITHERS_DB", raising=False)
     monkeypatch.delenv("SMITHERS_DEBUG", raising=False)
+    monkeypatch.setenv("SMITHERS_POST_FAILURE", "0")  # no background autopsy per failed up
 
 
 @pytest.fixture
