@@ -1,0 +1,57 @@
+"""Opening the store a ``--db`` / ``db=`` value names: a SQLite file or a PostgreSQL URL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from ._locate import resolve_db_path
+from ._postgres_sql import is_postgres_url
+
+if TYPE_CHECKING:
+    import os
+
+    from ._protocol import EventStore
+
+__all__ = ("open_store",)
+
+
+async def open_store(
+    db: str | os.PathLike[str] | None,
+    *,
+    create: bool = True,
+    read_only: bool = False,
+    durability: Literal["normal", "full"] = "normal",
+) -> EventStore:
+    """Open the store `db` names: `PostgresEventStore` for a URL, else `SQLiteEventStore`.
+
+    A ``postgresql://`` / ``postgres://`` URL (`is_postgres_url`) connects to that
+    server (the driver imported only then); anything else is a file path resolved by
+    `resolve_db_path` (``SMITHERS_DB``, the nearest ``.smithers``, ...). Awaits I/O.
+
+    Args:
+        db: A path, a URL, or None (the default database, see `resolve_db_path`).
+        create: Create the database (file or tables) if missing; without it a missing
+            one raises ``CLI_DB_NOT_FOUND``.
+        read_only: Open for reading only; every write raises `DatabaseWriteError`.
+        durability: SQLite's ``synchronous`` (see `SQLiteEventStore.open`); a
+            PostgreSQL commit is as durable as the server is configured to make it.
+
+    Returns:
+        The open store; close it with ``await store.close()``.
+
+    Raises:
+        SmithersError: ``CLI_DB_NOT_FOUND`` if `create` is False and there is none.
+        MigrationRequiredError: ``SMITHERS_MIGRATION_REQUIRED`` for PostgreSQL tables
+            of an older schema.
+        DatabaseQueryError: if the file or server cannot be read (connection refused).
+    """
+    if is_postgres_url(db):
+        from ._postgres import PostgresEventStore
+
+        return await PostgresEventStore.open(str(db), create=create, read_only=read_only)
+    from ._sqlite import SQLiteEventStore
+
+    if read_only:
+        return await SQLiteEventStore.open(resolve_db_path(db, must_exist=True), read_only=True)
+    path = resolve_db_path(db, must_exist=not create)
+    return await SQLiteEventStore.open(path, create=create, durability=durability)
