@@ -24,6 +24,7 @@ from ._codec import to_raw as to_raw
 from ._envelope import Lease as Lease
 from ._envelope import RunRecord as RunRecord
 from ._envelope import StoredEvent as StoredEvent
+from ._locate import resolve_db as resolve_db
 from ._locate import resolve_db_path as resolve_db_path
 from ._memory import MemoryEventStore as MemoryEventStore
 from ._open import open_store as open_store
@@ -79,6 +80,7 @@ __all__ = (
     "is_postgres_url",
     "open_store",
     "redact_url",
+    "resolve_db",
     "resolve_db_path",
     "to_raw",
     "verify_chain",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from ._locate import resolve_db_path
-from ._postgres_sql import is_postgres_url
+from ._locate import resolve_db
 
 if TYPE_CHECKING:
     import os
@@ -24,9 +23,10 @@ async def open_store(
 ) -> EventStore:
     """Open the store `db` names: `PostgresEventStore` for a URL, else `SQLiteEventStore`.
 
-    A ``postgresql://`` / ``postgres://`` URL (`is_postgres_url`) connects to that
-    server (the driver imported only then); anything else is a file path resolved by
-    `resolve_db_path` (``SMITHERS_DB``, the nearest ``.smithers``, ...). Awaits I/O.
+    `db` (else ``SMITHERS_DB``) as a ``postgresql://`` / ``postgres://`` URL
+    (`is_postgres_url`) connects to that server (the driver imported only then);
+    anything else is a file path resolved by `resolve_db_path` (the nearest
+    ``.smithers``, ...). See `resolve_db`. Awaits I/O.
 
     Args:
         db: A path, a URL, or None (the default database, see `resolve_db_path`).
@@ -45,13 +45,13 @@ async def open_store(
             of an older schema.
         DatabaseQueryError: if the file or server cannot be read (connection refused).
     """
-    if is_postgres_url(db):
+    target = resolve_db(db, must_exist=read_only or not create)
+    if isinstance(target, str):
         from ._postgres import PostgresEventStore
 
-        return await PostgresEventStore.open(str(db), create=create, read_only=read_only)
+        return await PostgresEventStore.open(target, create=create, read_only=read_only)
     from ._sqlite import SQLiteEventStore
 
     if read_only:
-        return await SQLiteEventStore.open(resolve_db_path(db, must_exist=True), read_only=True)
-    path = resolve_db_path(db, must_exist=not create)
-    return await SQLiteEventStore.open(path, create=create, durability=durability)
+        return await SQLiteEventStore.open(target, read_only=True)
+    return await SQLiteEventStore.open(target, create=create, durability=durability)

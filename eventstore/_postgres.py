@@ -23,9 +23,8 @@ The contract is SQLite's (`EventStore`):
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
-
-import anyio
 
 from ._chain import chain_hash
 from ._codec import encode_event
@@ -99,7 +98,10 @@ class PostgresEventStore:
         """The URL the store was opened with (may hold a password: print `display`)."""
         self.read_only = read_only
         """True if opened with ``read_only=True``: every write raises `DatabaseWriteError`."""
-        self._lock = anyio.Lock()
+        # An asyncio lock, not anyio's: the engine's writer runs an append up to its
+        # first suspension before entering a shield (`_shielded`), and anyio's lock
+        # would suspend inside a cancel scope of its own, closed in another scope.
+        self._lock = asyncio.Lock()
 
     @property
     def display(self) -> str:
