@@ -161,13 +161,16 @@ def redact_url(url: str) -> str:
         if ":" in user:
             user = user.split(":", 1)[0] + ":***"
         netloc = f"{user}@{host}"
-    query = parts.query
-    if query:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        query = "&".join(
-            f"{k}={'***' if k.lower() == 'password' else urllib.parse.quote(v, safe='=-_.')}"
-            for k, v in pairs
+    # The query is kept as written (libpq refuses some re-encodings, e.g. a second
+    # "=" in ``options=-csearch_path%3Dx``); only a ``password=`` pair is replaced.
+    query = (
+        "&".join(
+            f"{p.split('=', 1)[0]}=***" if p.split("=", 1)[0].lower() == "password" else p
+            for p in parts.query.split("&")
         )
+        if parts.query
+        else ""
+    )
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -99,6 +99,16 @@ def test_a_run_on_postgresql_runs_to_the_end_and_reads_back(pg_url: str, tmp_pat
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "log intact" in verify.stdout
 
+    # To SQLite and back: the same rows, the same chain head.
+    bundle = str(tmp_path / "r1.jsonl.gz")
+    assert smithers(tmp_path, "export", "r1", "-o", bundle, "--db", db).returncode == 0
+    imported = smithers(tmp_path, "import", bundle, "--db", "copy.db")
+    assert imported.returncode == 0, imported.stderr
+    there = smithers(tmp_path, "verify", "r1", "--log-only", "--db", "copy.db")
+    assert there.returncode == 0, there.stdout + there.stderr
+    head = verify.stdout.split("(last ")[1].split(")")[0]
+    assert f"(last {head})" in there.stdout
+
 
 @pytest.mark.slow
 def test_a_missing_run_and_an_unreachable_server_exit_cleanly(pg_url: str, tmp_path: Path) -> None:
