@@ -24,6 +24,7 @@ The contract is SQLite's (`EventStore`):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from ._chain import chain_hash
@@ -164,16 +165,43 @@ class PostgresEventStore:
         if conn is not None:
             await conn.close()
 
-    def _open_conn(self) -> AsyncConnection[Any]:
-        if self._conn is None:
+    async def _ready(self) -> AsyncConnection[Any]:
+        """The connection, fit for a new statement (called with `_lock` held).
+
+        An operation cancelled mid-statement (or a server restart, a dropped network)
+        can leave the connection inside a transaction or broken: the transaction is
+        rolled back (nothing of it was committed), a broken connection replaced.
+        """
+        conn = self._conn
+        if conn is None:
             raise NotOpenError("This PostgresEventStore is closed.")
+        psycopg = self._psycopg
+        status = conn.info.transaction_status
+        if not conn.closed and not conn.broken:
+            if status == psycopg.pq.TransactionStatus.IDLE:
+                return conn
+            if status in (
+                psycopg.pq.TransactionStatus.INTRANS,
+                psycopg.pq.TransactionStatus.INERROR,
+            ):
+                try:
+                    await conn.rollback()
+                    return conn
+                except psycopg.Error:
+                    pass
+        with contextlib.suppress(psycopg.Error):
+            await conn.close()
+        try:
+            self._conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+        except psycopg.Error as e:
+            raise query_error(self.url, e) from e
         return self._conn
 
     # ------------------------------------------------------------------ helpers
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         async with self._lock:
-            conn = self._open_conn()
+            conn = await self._ready()
             try:
                 cur = await conn.execute(sql, params)
                 return await cur.fetchall()
@@ -184,7 +212,7 @@ class PostgresEventStore:
         if self.read_only:
             raise write_error(self.url, None)
         async with self._lock:
-            conn = self._open_conn()
+            conn = await self._ready()
             try:
                 cur = await conn.execute(sql, params)
                 return int(cur.rowcount)
@@ -220,7 +248,7 @@ class PostgresEventStore:
         ]
         psycopg = self._psycopg
         async with self._lock:
-            conn = self._open_conn()
+            conn = await self._ready()
             try:
                 cur = await conn.execute(LAST, (run_id,))
                 last = await cur.fetchone()
@@ -490,7 +518,7 @@ class PostgresEventStore:
         if self.read_only:
             raise write_error(self.url, None)
         async with self._lock:
-            conn = self._open_conn()
+            conn = await self._ready()
             try:
                 return await import_tx(conn, runs)
             except self._psycopg.Error as e:
@@ -509,7 +537,7 @@ class PostgresEventStore:
         if self.read_only:
             raise write_error(self.url, None)
         async with self._lock:
-            conn = self._open_conn()
+            conn = await self._ready()
             try:
                 return await delete_tx(conn, deletions, audit_stream, audit_event)
             except self._psycopg.Error as e:

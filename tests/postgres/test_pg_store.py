@@ -301,3 +301,30 @@ def test_urls_are_told_from_paths_and_redacted(monkeypatch: pytest.MonkeyPatch) 
         resolve_db_path()  # a caller that needs a file says so, password hidden
     assert caught.value.code == "INVALID_INPUT"
     assert "pw" not in str(caught.value)
+
+
+async def test_a_lost_connection_is_replaced_on_the_next_call(pg_url: str) -> None:
+    async with await PostgresEventStore.open(pg_url) as store:
+        await store.append("r1", status_events("r1", 1), expected_seq=0)
+        pid = store._conn.info.backend_pid  # type: ignore[union-attr]  # the server's end
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(SmithersError):  # the call that finds it gone fails cleanly
+            await store.read("r1")
+        assert await store.append("r1", status_events("r1", 1), expected_seq=1) == 2
+        assert [r.seq for r in await store.read("r1")] == [1, 2]
+
+
+async def test_a_call_cancelled_mid_transaction_leaves_the_store_usable(pg_url: str) -> None:
+    async with await PostgresEventStore.open(pg_url) as store:
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=False) as blocker:
+            # Holding the append lock makes the store's append wait inside its transaction.
+            await blocker.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '._smithers_events'))"
+            )
+            with anyio.move_on_after(0.3) as scope:
+                await store.append("r1", status_events("r1", 2), expected_seq=0)
+            assert scope.cancelled_caught
+            await blocker.rollback()
+        assert await store.read("r1") == []  # nothing of the cancelled batch
+        assert await store.append("r1", status_events("r1", 2), expected_seq=0) == 2
