@@ -28,6 +28,7 @@ from ._locate import resolve_db as resolve_db
 from ._locate import resolve_db_path as resolve_db_path
 from ._memory import MemoryEventStore as MemoryEventStore
 from ._open import open_store as open_store
+from ._open import wait_for_append as wait_for_append
 from ._postgres import PostgresEventStore as PostgresEventStore
 from ._postgres_sql import PG_SCHEMA_VERSION as PG_SCHEMA_VERSION
 from ._postgres_sql import MigrationRequiredError as MigrationRequiredError
@@ -84,4 +85,5 @@ __all__ = (
     "resolve_db_path",
     "to_raw",
     "verify_chain",
+    "wait_for_append",
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+import anyio
+
 from ._locate import resolve_db
 
 if TYPE_CHECKING:
@@ -11,7 +13,7 @@ if TYPE_CHECKING:
 
     from ._protocol import EventStore
 
-__all__ = ("open_store",)
+__all__ = ("open_store", "wait_for_append")
 
 
 async def open_store(
@@ -55,3 +57,27 @@ async def open_store(
     if read_only:
         return await SQLiteEventStore.open(target, read_only=True)
     return await SQLiteEventStore.open(target, create=create, durability=durability)
+
+
+async def wait_for_append(store: EventStore, run_id: str | None, *, timeout_s: float) -> bool:
+    """Wait for `store` to have a new append to `run_id` (None: any run), or `timeout_s`.
+
+    On `PostgresEventStore`, LISTEN/NOTIFY: wakes within milliseconds of another
+    process's commit (`PostgresEventStore.wait_for_append`). On other stores, a sleep of
+    `timeout_s` (the poll interval). Either way the caller reads again after: a True
+    is a hint, never a promise of new rows. Awaits I/O.
+
+    Args:
+        store: The open store.
+        run_id: The run to watch; None for any.
+        timeout_s: Longest wait, seconds.
+
+    Returns:
+        True if woken by a notified append; False after the timeout (or a sleep).
+    """
+    from ._postgres import PostgresEventStore
+
+    if isinstance(store, PostgresEventStore):
+        return await store.wait_for_append(run_id, timeout_s=timeout_s)
+    await anyio.sleep(timeout_s)
+    return False

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ._chain import chain_hash
 from ._codec import encode_event
 from ._postgres_bulk import delete_tx, import_tx, origin_hash
+from ._postgres_listen import NOTIFY_SQL, Listener
 from ._postgres_sql import (
     APPEND_LOCK,
     EVENT_COLUMNS,
@@ -103,6 +104,8 @@ class PostgresEventStore:
         # first suspension before entering a shield (`_shielded`), and anyio's lock
         # would suspend inside a cancel scope of its own, closed in another scope.
         self._lock = asyncio.Lock()
+        self._listener: Listener | None = None
+        self._listen_lock = asyncio.Lock()
 
     @property
     def display(self) -> str:
@@ -160,10 +163,36 @@ class PostgresEventStore:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connection. Awaits I/O; later calls raise `NotOpenError`."""
+        """Close the connections. Awaits I/O; later calls raise `NotOpenError`."""
         conn, self._conn = self._conn, None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
         if conn is not None:
             await conn.close()
+
+    async def wait_for_append(self, run_id: str | None = None, *, timeout_s: float) -> bool:
+        """Wait until an append to `run_id` (None: any run) commits, from any process.
+
+        LISTEN/NOTIFY (`_postgres_listen`) on a second connection, opened on the
+        first call, which returns False at once (read again, then wait). Awaits I/O.
+
+        Args:
+            run_id: The run whose appends wake the caller; None for any.
+            timeout_s: Longest wait, seconds (the fallback poll).
+
+        Returns:
+            True if woken by such an append; False at the timeout or on the first call.
+
+        Raises:
+            NotOpenError: if the store is closed.
+        """
+        if self._conn is None:
+            raise NotOpenError("This PostgresEventStore is closed.")
+        if self._listener is None:
+            self._listener = Listener(self._psycopg, self.url)
+        async with self._listen_lock:
+            return await self._listener.wait(run_id, timeout_s)
 
     async def _ready(self) -> AsyncConnection[Any]:
         """The connection, fit for a new statement (called with `_lock` held).
@@ -284,6 +313,7 @@ class PostgresEventStore:
                         await conn.execute(
                             RUN_UPDATE, (last_seq, last_ms, status, workflow_name, run_id)
                         )
+                    await conn.execute(NOTIFY_SQL, (run_id,))  # delivered at commit
             except psycopg.errors.UniqueViolation as e:
                 # Another writer committed this seq since the read: the transaction is
                 # rolled back; the conflict names the run's last seq now.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._chain import ZERO_HASH, chain_hash, chain_origin
 from ._codec import encode_event
+from ._postgres_listen import NOTIFY_SQL
 from ._postgres_sql import APPEND_LOCK, HASH_AT, INSERT, LAST, RUN_COLUMNS
 from ._sqlite_bulk import compare_rows, parents_first
 from .errors import SeqConflictError
@@ -54,6 +55,7 @@ async def import_tx(conn: AsyncConnection[Any], runs: Sequence[BulkRun]) -> list
             rows = await _chained(conn, run.run_id, new)
             async with conn.cursor() as c:
                 await c.executemany(INSERT, rows)
+            await conn.execute(NOTIFY_SQL, (run.run_id,))
             await conn.execute(
                 f"INSERT INTO _smithers_runs ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, "
@@ -154,6 +156,7 @@ async def _append_audit(conn: AsyncConnection[Any], stream: str, event: Event) -
     prev = bytes(last[1]) if last is not None and last[1] else ZERO_HASH
     row_hash = chain_hash(prev, seq, type_name, payload)
     await conn.execute(INSERT, (stream, seq, type_name, timestamp_ms, payload, row_hash))
+    await conn.execute(NOTIFY_SQL, (stream,))
     await conn.execute(
         f"INSERT INTO _smithers_runs ({RUN_COLUMNS}) "
         "VALUES (%s, '', 'audit', %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET "
