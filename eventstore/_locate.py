@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from ._postgres_sql import is_postgres_url, redact_url
@@ -31,6 +32,7 @@ def resolve_db_path(
             caller needs a file (use `resolve_db` where a URL is welcome).
     """
     named = db if db is not None else os.environ.get("SMITHERS_DB") or None
+    _refuse_other_urls(named)
     if is_postgres_url(named):
         shown = redact_url(str(named))
         raise SmithersError(
@@ -78,9 +80,27 @@ def resolve_db(
     store checks it when opened). Anything else resolves as `resolve_db_path` does.
 
     Raises:
-        SmithersError: ``CLI_DB_NOT_FOUND`` if `must_exist` and the chosen file is missing.
+        SmithersError: ``CLI_DB_NOT_FOUND`` if `must_exist` and the chosen file is missing;
+            ``INVALID_INPUT`` for a URL of another scheme (``mysql://``, ``sqlite://``).
     """
     named = db if db is not None else os.environ.get("SMITHERS_DB") or None
+    _refuse_other_urls(named)
     if is_postgres_url(named):
         return str(named).strip()
     return resolve_db_path(db, cwd=cwd, must_exist=must_exist)
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _refuse_other_urls(db: str | os.PathLike[str] | None) -> None:
+    """Refuse a ``scheme://`` value that is not a PostgreSQL URL (never a file name)."""
+    if isinstance(db, str) and _URL.match(db.strip()) and not is_postgres_url(db):
+        scheme = db.strip().split("://", 1)[0]
+        raise SmithersError(
+            f"--db takes a file path or a postgresql:// URL, not a {scheme}:// URL.",
+            code="INVALID_INPUT",
+            details={"scheme": scheme},
+            hint="Give a SQLite file path (e.g. runs/smithers.db) or "
+            "postgresql://USER@HOST:5432/DB.",
+        )

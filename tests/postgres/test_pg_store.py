@@ -328,3 +328,15 @@ async def test_a_call_cancelled_mid_transaction_leaves_the_store_usable(pg_url: 
             await blocker.rollback()
         assert await store.read("r1") == []  # nothing of the cancelled batch
         assert await store.append("r1", status_events("r1", 2), expected_seq=0) == 2
+
+
+@pytest.mark.parametrize("db", ["mysql://h/db", "sqlite:///tmp/x.db", "file://x"])
+def test_a_url_of_another_scheme_is_refused_not_taken_for_a_file(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for resolve in (resolve_db, resolve_db_path):
+        with pytest.raises(SmithersError) as caught:
+            resolve(db)
+        assert caught.value.code == "INVALID_INPUT"
+    assert list(tmp_path.iterdir()) == []
