@@ -293,7 +293,9 @@ class PostgresEventStore:
                     prev = chain_hash(prev, r[1], r[2], r[4])
                     chained.append((*r, prev))
                 last_seq, first_ms, last_ms = rows[-1][1], rows[0][3], rows[-1][3]
-                async with conn.transaction():
+                # Pipelined: the transaction's statements go out together, so the
+                # append lock is held for the server's work, not for round trips.
+                async with conn.pipeline(), conn.transaction():
                     await conn.execute(APPEND_LOCK)
                     async with conn.cursor() as c:
                         await c.executemany(INSERT, chained)
