@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import click
 from smithers.engine import default_log_dir, spawn_detached
-from smithers.eventstore import SmithersError, resolve_db_path
+from smithers.eventstore import SmithersError
 
 from ._clients import Clients, pass_clients
 from ._commands import main
-from ._detach import UP_LOG_FILE, _started, _tail
+from ._detach import UP_LOG_FILE, _started, _tail, detach_target
 from ._options import (
     actor_options,
     check_run_id,
@@ -84,8 +84,8 @@ async def _resume_in_background(
     `actor_args` (``--by NAME``, ``--reason TEXT``) are passed on, so the resume
     records the decider as its actor.
     """
-    db_path = str(resolve_db_path(client.path).resolve())
-    log_file = default_log_dir(db_path, run_id) / UP_LOG_FILE
+    db_path, log_anchor = detach_target(client.db)
+    log_file = default_log_dir(log_anchor, run_id) / UP_LOG_FILE
     cmd = [sys.executable, "-m", "smithers", "up", "--resume", run_id, "--db", db_path]
     cmd += actor_args
     proc = spawn_detached(cmd, log_file)

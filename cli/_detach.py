@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -24,7 +25,7 @@ from smithers.engine import (
     new_run_id,
     spawn_detached,
 )
-from smithers.eventstore import RunAlreadyExistsError, SmithersError, resolve_db_path
+from smithers.eventstore import RunAlreadyExistsError, SmithersError, resolve_db
 
 from ._options import command_line, parse_input_json
 from ._output import echo_json
@@ -32,7 +33,6 @@ from ._text import echo
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from pathlib import Path
 
     import click
     from smithers.engine import Client, ResumeProcess
@@ -67,6 +67,19 @@ async def _started(client: Client, run_id: str, after_seq: int) -> bool:
     except SmithersError:  # not there yet (no database, no run, schema being created)
         return False
     return bool(rows)
+
+
+def detach_target(db: str | None) -> tuple[str, str]:
+    """``(--db for a background process, the path its log folder is beside)``.
+
+    A file resolves to its absolute path, both times; a PostgreSQL URL is passed on
+    as given, and the logs go to the current directory's ``.smithers`` folder.
+    """
+    target = resolve_db(db)
+    if isinstance(target, str):
+        return target, str(Path.cwd() / ".smithers" / "smithers.db")
+    path = str(target.resolve())
+    return path, path
 
 
 def _tail(path: Path, limit: int = 4000) -> str:
@@ -128,7 +141,7 @@ def start_detached(
         click.exceptions.Exit: always, with 0, or with the background process's exit
             code if it ended before the run started.
     """
-    db_path = str(resolve_db_path(db).resolve())
+    db_path, log_anchor = detach_target(db)
     if resume_id is not None:
         rid = resume_id
         args = ["--resume", rid] + (["--force"] if force else [])
@@ -152,7 +165,7 @@ def start_detached(
         args.append("--no-log")
     elif log_dir is not None:
         args += ["--log-dir", os.path.abspath(log_dir)]
-    log_file = default_log_dir(db_path, rid) / UP_LOG_FILE
+    log_file = default_log_dir(log_anchor, rid) / UP_LOG_FILE
 
     async def session(client: Client) -> tuple[ResumeProcess, bool] | None:
         record = await _record(client, rid)

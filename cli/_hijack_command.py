@@ -81,7 +81,7 @@ def hijack(
         return await hijack_run(
             run_id,
             node_id=node_id,
-            db=client.path,
+            db=client.db,
             actor=actor,
             wait_ms=wait_ms,
             on_step=on_step,

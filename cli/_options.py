@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from smithers.engine import EXISTING_RUN_HINT, resolve_actor, shell_command, validate_run_id
-from smithers.eventstore import SmithersError
+from smithers.eventstore import SmithersError, is_postgres_url, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -38,10 +38,11 @@ UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 db_option = click.option(
     "--db",
-    metavar="PATH",
+    metavar="PATH|URL",
     type=click.Path(dir_okay=False),
-    help="Database file. Default: $SMITHERS_DB, else the nearest .smithers/smithers.db "
-    "walking up from the current directory.",
+    help="Database file, or a postgresql:// URL (the PostgreSQL store). Default: "
+    "$SMITHERS_DB, else the nearest .smithers/smithers.db walking up from the current "
+    "directory.",
 )
 json_option = click.option(
     "-j", "--json", "as_json", is_flag=True, help="Print JSON instead of text."
@@ -132,8 +133,11 @@ def command_line(
     word quoted; when a positional (`args`: run ids, node ids) starts with ``-``, it
     goes after the options and ``--``. E.g. ``command_line("inspect", args=[run_id],
     db=db)`` is ``smithers inspect r1 --db 'my db.sqlite'``, or for run ``-r1``
-    ``smithers inspect --db 'my db.sqlite' -- -r1``.
+    ``smithers inspect --db 'my db.sqlite' -- -r1``. A PostgreSQL URL's password is
+    shown as ``***`` (`redact_url`): printed commands never carry it.
     """
+    if db and is_postgres_url(db):
+        db = redact_url(db)
     with_db = [*options, ("--db", db)] if db else list(options)
     return shell_command(*command, args=args, options=with_db)
 

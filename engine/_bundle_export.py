@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import msgspec
-from smithers.eventstore import SQLiteEventStore, decode_event, encode_json, resolve_db_path
+from smithers.eventstore import decode_event, encode_json, open_store
 from smithers.eventstore.events import RunForked, RunStarted, RunStatusChanged
 
 from ._bundle_format import (
@@ -226,7 +226,8 @@ async def export_run(
         run_id: The run to export.
         out: The bundle file (default ``RUN.smithers.jsonl`` in the current folder);
             a name ending in ``.gz`` is gzip-compressed.
-        db: Database path (see `resolve_db_path`); must exist. Ignored with `store`.
+        db: Database path or postgresql:// URL (see `resolve_db`); must exist. Ignored with
+            `store`.
         store: An open `EventStore` to use instead of `db` (not closed here).
         with_ancestry: Bundle each fork ancestor whole, not only up to its fork point.
 
@@ -249,9 +250,12 @@ async def export_run(
     if store is not None:
         gathered = await _gather(store, run_id, with_ancestry)
     else:  # read-only: a copy on a read-only mount can be exported too
-        path_db = resolve_db_path(db, must_exist=True)
-        async with await SQLiteEventStore.open(path_db, read_only=True) as opened:
+        opened = await open_store(db, read_only=True)  # a file, or a postgresql:// URL
+        try:
             gathered = await _gather(opened, run_id, with_ancestry)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await opened.close()
     workflows, warnings = await anyio.to_thread.run_sync(
         _workflows, [started for _, _, started in gathered]
     )

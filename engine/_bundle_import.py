@@ -29,11 +29,11 @@ import msgspec
 from smithers.eventstore import (
     ZERO_HASH,
     BulkRun,
-    SQLiteEventStore,
     chain_hash,
     chain_origin,
     decode_event,
-    resolve_db_path,
+    open_store,
+    resolve_db,
 )
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES, RunForked, RunStatusChanged
 
@@ -270,8 +270,8 @@ async def import_bundle(
 
     Args:
         path: The bundle file (JSON lines, optionally gzip-compressed).
-        db: Database path (see `resolve_db_path`); created if missing. With `store`,
-            only locates the sources folder (none written when None).
+        db: Database path or postgresql:// URL (see `resolve_db`); created if missing.
+            With `store`, only locates the sources folder (none written when None).
         store: An open `EventStore` to write to instead of opening `db`.
         write_sources: Write the bundled workflow sources next to the database.
 
@@ -308,11 +308,16 @@ async def import_bundle(
                 workflow_name=info.workflow_name,
             )
         )
-    db_path = resolve_db_path(db) if store is None or db is not None else None
+    target = resolve_db(db) if store is None or db is not None else None
+    # Workflow sources are written beside a database file; a PostgreSQL URL has none.
+    db_path = target if isinstance(target, Path) else None
     if store is None:
-        assert db_path is not None
-        async with await SQLiteEventStore.open(db_path) as opened:
+        opened = await open_store(target)
+        try:
             outcomes = await opened.import_runs(bulk)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await opened.close()
     else:
         outcomes = await store.import_runs(bulk)
     entries: list[str] = []

@@ -32,7 +32,13 @@ import functools
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-from smithers.eventstore import SQLiteEventStore, resolve_db_path
+from smithers.eventstore import (
+    PostgresEventStore,
+    SQLiteEventStore,
+    redact_url,
+    resolve_db,
+    resolve_db_path,
+)
 from smithers.eventstore.errors import NotOpenError
 
 from ._handle import RunHandle
@@ -86,7 +92,8 @@ async def connect(
     exception propagates unchanged.
 
     Args:
-        db: Database path (a ``postgresql://`` URL in a later version).
+        db: Database path, or a ``postgresql://`` / ``postgres://`` URL (the
+            PostgreSQL store, `PostgresEventStore`; ``SMITHERS_DB`` may be one too).
         durability: ``"normal"`` (survives a process crash) or ``"full"`` (an fsync
             per commit: also survives power loss); see `SQLiteEventStore.open`.
         read_only: Open the database for reading only (SQLite ``mode=ro``, and
@@ -104,7 +111,7 @@ async def connect(
         >>> async with connect("runs/smithers.db") as client:  # doctest: +SKIP
         ...     result = await client.run(count, input={"start": 5})
     """
-    client = Client(resolve_db_path(db), durability=durability, read_only=read_only)
+    client = Client(resolve_db(db), durability=durability, read_only=read_only)
     try:
         error: BaseException | None = None
         async with anyio.create_task_group() as tg:
@@ -131,24 +138,37 @@ class Client:
     """
 
     def __init__(
-        self, path: Path, *, durability: Durability = "normal", read_only: bool = False
+        self, path: Path | str, *, durability: Durability = "normal", read_only: bool = False
     ) -> None:
-        self._path = path
+        # A str is a PostgreSQL URL (`resolve_db`); a Path, the SQLite file.
+        self._url: str | None = path if isinstance(path, str) else None
+        self._path: Path | None = None if isinstance(path, str) else path
         self._durability: Durability = durability
         self._read_only = read_only
-        self._store: SQLiteEventStore | None = None
+        self._store: EventStore | None = None
         self._opening = anyio.Lock()
         self._tg: TaskGroup | None = None
         self._closed = False
         self._started: dict[str, RunHandle] = {}
 
     def __repr__(self) -> str:
+        if self._url is not None:
+            return f"Client(url={redact_url(self._url)!r})"
         return f"Client(path={str(self._path)!r})"
 
     @property
-    def path(self) -> Path:
-        """The database file (absolute), as resolved by `connect`."""
+    def path(self) -> Path | None:
+        """The database file (absolute), as resolved by `connect`; None for a URL."""
         return self._path
+
+    @property
+    def db(self) -> str:
+        """What ``--db`` names this database by: the file's path, or the URL as given.
+
+        The URL may hold a password: pass it on (to a subprocess), never print it
+        (`redact_url`).
+        """
+        return self._url if self._url is not None else str(self._path)
 
     @property
     def read_only(self) -> bool:
@@ -166,6 +186,12 @@ class Client:
             async with self._opening:
                 if self._store is None:
                     create = create and not self._read_only
+                    if self._url is not None:
+                        self._store = await PostgresEventStore.open(
+                            self._url, create=create, read_only=self._read_only
+                        )
+                        return self._store
+                    assert self._path is not None
                     path = self._path if create else resolve_db_path(self._path, must_exist=True)
                     self._store = await SQLiteEventStore.open(
                         path,

@@ -9,7 +9,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-import anyio
+from smithers.eventstore import wait_for_append
 from smithers.eventstore.errors import NotOpenError
 from smithers.eventstore.events import TERMINAL_RUN_STATUSES
 
@@ -51,6 +51,7 @@ from .lifecycle import (
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Iterable
 
+    import anyio
     from smithers.eventstore import EventStore, RunRecord, StoredEvent
     from smithers.eventstore.events import Actor, Event
     from smithers.projections import RunState
@@ -98,7 +99,8 @@ class RunHandle(TimeTravelOps):
         """Wait for the run to end (or park) and return its `RunResult`. Awaits I/O.
 
         For a run this client started, awaits its task. For another run, polls the
-        runs index every `poll_interval_s` seconds until the run's status is terminal
+        runs index every `poll_interval_s` seconds (on PostgreSQL, also on each append
+        to the run, `wait_for_append`) until the run's status is terminal
         (finished, failed, cancelled, continued) or waiting, then folds its log: a run
         nobody drives (its owner died, a fork not started yet) is waited for until
         someone resumes it, so bound the wait with ``anyio.fail_after`` if needed.
@@ -132,7 +134,8 @@ class RunHandle(TimeTravelOps):
                 raise RunNotFoundError(self.run_id)
             if record.status in TERMINAL_RUN_STATUSES or record.status.startswith(_SETTLED_PREFIX):
                 return run_result(await load_state(store, self.run_id))
-            await anyio.sleep(poll_interval_s)
+            # PostgreSQL: woken by the run's next append (NOTIFY); else a sleep.
+            await wait_for_append(store, self.run_id, timeout_s=poll_interval_s)
 
     async def resume(self, **options: Any) -> RunResult:
         """Resume the run from its log and run it to its end (see `resume_run`).

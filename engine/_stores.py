@@ -6,7 +6,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 import anyio
-from smithers.eventstore import SQLiteEventStore, resolve_db_path
+from smithers.eventstore import open_store
 
 if TYPE_CHECKING:
     import os
@@ -17,14 +17,18 @@ if TYPE_CHECKING:
 __all__ = ("existing_store", "open_existing_store")
 
 
-async def open_existing_store(db: str | os.PathLike[str] | None) -> SQLiteEventStore:
-    """Open the database `db` resolves to (see `resolve_db_path`), which must exist.
+async def open_existing_store(db: str | os.PathLike[str] | None) -> EventStore:
+    """Open the database `db` resolves to (see `resolve_db`), which must exist.
+
+    A ``postgresql://`` URL opens `PostgresEventStore`; a path, `SQLiteEventStore`.
 
     Raises:
-        SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
-        DatabaseQueryError: if the file is not a usable database.
+        SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file (or no
+            smithers tables at the URL).
+        DatabaseQueryError: if the file is not a usable database, or the server
+            cannot be reached.
     """
-    return await SQLiteEventStore.open(resolve_db_path(db, must_exist=True), create=False)
+    return await open_store(db, create=False)
 
 
 @contextlib.asynccontextmanager
@@ -35,9 +39,9 @@ async def existing_store(
     if store is not None:
         yield store
         return
-    sqlite = await open_existing_store(db)
+    opened = await open_existing_store(db)
     try:
-        yield sqlite
+        yield opened
     finally:
         with anyio.CancelScope(shield=True):
-            await sqlite.close()
+            await opened.close()

@@ -24,8 +24,16 @@ from ._codec import to_raw as to_raw
 from ._envelope import Lease as Lease
 from ._envelope import RunRecord as RunRecord
 from ._envelope import StoredEvent as StoredEvent
+from ._locate import resolve_db as resolve_db
 from ._locate import resolve_db_path as resolve_db_path
 from ._memory import MemoryEventStore as MemoryEventStore
+from ._open import open_store as open_store
+from ._open import wait_for_append as wait_for_append
+from ._postgres import PostgresEventStore as PostgresEventStore
+from ._postgres_sql import PG_SCHEMA_VERSION as PG_SCHEMA_VERSION
+from ._postgres_sql import MigrationRequiredError as MigrationRequiredError
+from ._postgres_sql import is_postgres_url as is_postgres_url
+from ._postgres_sql import redact_url as redact_url
 from ._protocol import EventStore as EventStore
 from ._sqlite import SQLiteEventStore as SQLiteEventStore
 from ._sqlite_bulk import BulkDeletion as BulkDeletion
@@ -53,6 +61,9 @@ __all__ = (
     "MAX_JSON_DEPTH",
     "Lease",
     "MemoryEventStore",
+    "MigrationRequiredError",
+    "PG_SCHEMA_VERSION",
+    "PostgresEventStore",
     "RunAlreadyExistsError",
     "RunRecord",
     "SQLiteEventStore",
@@ -67,7 +78,12 @@ __all__ = (
     "encode_json",
     "encode_json_strict",
     "events",
+    "is_postgres_url",
+    "open_store",
+    "redact_url",
+    "resolve_db",
     "resolve_db_path",
     "to_raw",
     "verify_chain",
+    "wait_for_append",
 )

@@ -460,6 +460,13 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
         http_status=409,
     ),
     _d("http", "NOT_FOUND", "Route or resource not found.", ("path",), http_status=404),
+    _d(
+        "database",
+        "SMITHERS_MIGRATION_REQUIRED",
+        "The PostgreSQL store's tables (`_smithers_meta` version) are of an older schema "
+        "than this smithers writes; they are left unchanged until you run smithers migrate.",
+        ("dbPath", "runCount", "schemaVersion", "resolvedBackend"),
+    ),
     # CLI
     _d("cli", "INVALID_EVENTS_OPTIONS", "The events command receives invalid filter options."),
     _d("cli", "CLI_DB_NOT_FOUND", "A CLI command cannot find a smithers database."),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+from ._postgres_sql import is_postgres_url, redact_url
 from .errors import SmithersError
 
-__all__ = ("DEFAULT_DB_DIR", "DEFAULT_DB_NAME", "resolve_db_path")
+__all__ = ("DEFAULT_DB_DIR", "DEFAULT_DB_NAME", "resolve_db", "resolve_db_path")
 
 DEFAULT_DB_DIR = ".smithers"
 DEFAULT_DB_NAME = "smithers.db"
@@ -25,8 +27,20 @@ def resolve_db_path(
     ``.smithers/smithers.db`` walking up from `cwd`; else ``<cwd>/.smithers/smithers.db``.
 
     Raises:
-        SmithersError: ``CLI_DB_NOT_FOUND`` if `must_exist` and the chosen file is missing.
+        SmithersError: ``CLI_DB_NOT_FOUND`` if `must_exist` and the chosen file is missing;
+            ``INVALID_INPUT`` if `db` (or ``SMITHERS_DB``) is a PostgreSQL URL: the
+            caller needs a file (use `resolve_db` where a URL is welcome).
     """
+    named = db if db is not None else os.environ.get("SMITHERS_DB") or None
+    _refuse_other_urls(named)
+    if is_postgres_url(named):
+        shown = redact_url(str(named))
+        raise SmithersError(
+            f"This operation needs a SQLite database file, not the PostgreSQL URL {shown}.",
+            code="INVALID_INPUT",
+            details={"dbPath": shown},
+            hint="Give --db a file path (or unset SMITHERS_DB) for it.",
+        )
     base = Path(cwd) if cwd is not None else Path.cwd()
     chosen: Path | None = None
     if db is not None:
@@ -51,3 +65,42 @@ def resolve_db_path(
             details={"dbPath": str(chosen)},
         )
     return chosen
+
+
+def resolve_db(
+    db: str | os.PathLike[str] | None = None,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    must_exist: bool = False,
+) -> Path | str:
+    """Return the database to use: a PostgreSQL URL as given, else a file (`resolve_db_path`).
+
+    `db` if given, else ``SMITHERS_DB``, is a URL when it starts with ``postgresql://``
+    or ``postgres://`` (`is_postgres_url`); it is returned as a `str`, unchecked (the
+    store checks it when opened). Anything else resolves as `resolve_db_path` does.
+
+    Raises:
+        SmithersError: ``CLI_DB_NOT_FOUND`` if `must_exist` and the chosen file is missing;
+            ``INVALID_INPUT`` for a URL of another scheme (``mysql://``, ``sqlite://``).
+    """
+    named = db if db is not None else os.environ.get("SMITHERS_DB") or None
+    _refuse_other_urls(named)
+    if is_postgres_url(named):
+        return str(named).strip()
+    return resolve_db_path(db, cwd=cwd, must_exist=must_exist)
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _refuse_other_urls(db: str | os.PathLike[str] | None) -> None:
+    """Refuse a ``scheme://`` value that is not a PostgreSQL URL (never a file name)."""
+    if isinstance(db, str) and _URL.match(db.strip()) and not is_postgres_url(db):
+        scheme = db.strip().split("://", 1)[0]
+        raise SmithersError(
+            f"--db takes a file path or a postgresql:// URL, not a {scheme}:// URL.",
+            code="INVALID_INPUT",
+            details={"scheme": scheme},
+            hint="Give a SQLite file path (e.g. runs/smithers.db) or "
+            "postgresql://USER@HOST:5432/DB.",
+        )

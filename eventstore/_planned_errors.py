@@ -165,14 +165,6 @@ PLANNED_DEFINITIONS: tuple[ErrorDefinition, ...] = (
         "The database adapter is not backed by a Bun SQLite client with exec().",
         planned=True,
     ),
-    _d(
-        "database",
-        "SMITHERS_MIGRATION_REQUIRED",
-        "A legacy bun:sqlite store has run data but the resolved backend is PGlite/Postgres, so "
-        "the history would be invisible until you run smithers migrate.",
-        ("dbPath", "runCount", "schemaVersion", "resolvedBackend"),
-        planned=True,
-    ),
     # runtime
     _d(
         "runtime",

@@ -162,3 +162,49 @@ DECISIONS = Decisions()
 def decisions() -> Decisions:
     """Records decisions and signals into a run's log (see `Decisions`)."""
     return DECISIONS
+
+
+# ---------------------------------------------------------------------- PostgreSQL
+
+PG_URL_ENV = "SMITHERS_TEST_POSTGRES_URL"
+"""The server the PostgreSQL tests use, e.g. ``postgresql://root@127.0.0.1:5432/test``
+(``.ci/run`` sets it). Unset: they are skipped; set but unreachable: skipped locally,
+failed in CI (``CI=true``)."""
+
+
+@pytest.fixture
+def pg_url() -> Any:
+    """A ``postgresql://`` URL scoped to a fresh schema, dropped after the test.
+
+    The URL ends with ``options=-csearch_path%3Dt_<random>``, so a store (or a
+    ``smithers`` subprocess given it as ``--db``) opened on it writes only there.
+    """
+    import secrets
+    import urllib.parse
+
+    base = os.environ.get(PG_URL_ENV, "").strip()
+    how = (
+        f"start PostgreSQL and set {PG_URL_ENV}=postgresql://USER@HOST:5432/DB "
+        "(e.g. postgresql://root@127.0.0.1:5432/test) to run the PostgreSQL tests"
+    )
+    if not base:
+        pytest.skip(f"{PG_URL_ENV} is not set: {how}")
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip(f"psycopg is not installed (pip install -e '.[test]'); {how}")
+    schema = f"t_{secrets.token_hex(6)}"
+    try:
+        admin = psycopg.connect(base, autocommit=True, connect_timeout=5)
+    except psycopg.Error as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{PG_URL_ENV}={base} is set but unreachable in CI: {e}")
+        pytest.skip(f"PostgreSQL at {base} is unreachable ({e}); {how}")
+    with admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        sep = "&" if "?" in base else "?"
+        options = urllib.parse.quote(f"-csearch_path={schema}", safe="-")
+        try:
+            yield f"{base}{sep}options={options}"
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import msgspec
 from smithers.eventstore import (
     EVENT_TYPES,
@@ -18,6 +17,7 @@ from smithers.eventstore import (
     StoredEvent,
     decode_event,
     decode_json,
+    wait_for_append,
 )
 from smithers.eventstore.errors import SmithersError, error_info_to_json
 from smithers.eventstore.events import (
@@ -261,7 +261,8 @@ async def follow_events(
 ) -> AsyncGenerator[tuple[StoredEvent, Event], None]:
     """Yield a run's events as they are recorded, until the run reaches a terminal status.
 
-    Polls the database every `poll_interval_s` seconds over one connection; stops once
+    Polls the database every `poll_interval_s` seconds over one connection (on
+    PostgreSQL, wakes as soon as an append is notified, `wait_for_append`); stops once
     every event up to the run's terminal status (finished, failed, cancelled,
     continued) has been yielded. Use it with `contextlib.aclosing` so the connection
     is closed when the consumer stops early. Awaits I/O.
@@ -307,7 +308,8 @@ async def follow_events(
                     yield row, event
             if done_at is not None and seq >= done_at:
                 return
-            await anyio.sleep(poll_interval_s)
+            # PostgreSQL: woken by the append's NOTIFY; SQLite: a sleep (the poll).
+            await wait_for_append(store, run_id, timeout_s=poll_interval_s)
 
 
 async def get_output(

@@ -24,7 +24,8 @@ from smithers.eventstore import (
     SQLiteEventStore,
     decode_event,
     decode_json,
-    resolve_db_path,
+    open_store,
+    resolve_db,
     to_raw,
 )
 from smithers.eventstore.errors import error_info_to_json
@@ -494,10 +495,15 @@ async def run_workflow(
     own_store = store is None
     db_path: Path | None = None
     if store is None:
-        db_path = resolve_db_path(db)
-        store = await SQLiteEventStore.open(db_path)
+        target = resolve_db(db)
+        if isinstance(target, str):  # a PostgreSQL URL: no file beside it, no mirror
+            store = await open_store(target)
+        else:
+            db_path = target
+            store = await SQLiteEventStore.open(db_path)
     elif db is not None:
-        db_path = resolve_db_path(db)
+        target = resolve_db(db)
+        db_path = target if isinstance(target, Path) else None
     try:
         state: RunState | None = None
         activation = 1

@@ -19,6 +19,7 @@ from smithers.eventstore import (
     ChainBreak,
     EventStore,
     MemoryEventStore,
+    PostgresEventStore,
     SQLiteEventStore,
     StoredEvent,
     chain_hash,
@@ -39,11 +40,14 @@ def status_events(run_id: str, n: int, *, start_ms: int = 1_000) -> list[Event]:
     ]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
     s: EventStore
     if request.param == "memory":
         s = MemoryEventStore()
+    elif request.param == "postgres":
+        # A fresh schema per test (tests/conftest.py `pg_url`); skipped without a server.
+        s = await PostgresEventStore.open(request.getfixturevalue("pg_url"))
     else:
         s = await SQLiteEventStore.open(tmp_path / "chain.db")
     try:

@@ -16,6 +16,7 @@ from smithers.eventstore import (
     EventStore,
     Lease,
     MemoryEventStore,
+    PostgresEventStore,
     RunAlreadyExistsError,
     SeqConflictError,
     SQLiteEventStore,
@@ -69,11 +70,14 @@ def decoded(stored: Sequence[StoredEvent]) -> list[Event]:
     return [e for s in stored if (e := decode_event(s.type, s.data)) is not None]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
     backend: EventStore
     if request.param == "memory":
         backend = MemoryEventStore()
+    elif request.param == "postgres":
+        # A fresh schema per test (tests/conftest.py `pg_url`); skipped without a server.
+        backend = await PostgresEventStore.open(request.getfixturevalue("pg_url"))
     else:
         backend = await SQLiteEventStore.open(tmp_path / "s.db")
     try:

@@ -91,7 +91,7 @@ async def gather(params: PostFailureInput) -> Evidence:
         handle = await client.get_run(params.target_run_id)
         state = await handle.state()
         events = await handle.events()
-        db_path = str(client.path)
+        db_path = client.db
     source = _source(params.workflow_path or state.workflow_path)
     agent = autopsy_agent_spec()  # recorded here: the builder reads no environment
     return collect_evidence(state, events, workflow_source=source, db_path=db_path, agent=agent)

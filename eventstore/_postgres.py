@@ -1,0 +1,582 @@
+"""The PostgreSQL event store: the same log on a server several machines share (issue 14).
+
+Selected by a ``postgresql://`` (or ``postgres://``) URL wherever ``--db`` / ``db=`` is
+taken (`open_store`). Driven by psycopg 3's async API (the ``smithers-py[postgres]``
+extra), imported only when a URL is opened. One connection per store, used by one
+operation at a time (an `anyio.Lock`), in autocommit mode with explicit transactions.
+
+The contract is SQLite's (`EventStore`):
+
+- ``append(expected_seq)``: the run's last row is read, the batch's chain hashes are
+  computed from it (`chain_hash`; a fork's first row from its parent's row,
+  `chain_origin`), and the rows are inserted in one transaction. Two writers racing
+  for the same seq cannot both commit: the ``UNIQUE (run_id, seq)`` constraint refuses
+  the second, which becomes `SeqConflictError` (`RunAlreadyExistsError` for seq 1)
+  exactly as on SQLite, nothing of its batch kept. No lock is held across the read.
+- ``read_all(after_position)`` is gap-safe: every transaction inserting events holds a
+  per-schema advisory lock from before its first insert to its commit
+  (`_postgres_sql.APPEND_LOCK`), so positions become visible in increasing order.
+- The schema's version is kept in ``_smithers_meta``; an older one is refused with
+  ``SMITHERS_MIGRATION_REQUIRED``. Tables go in the connection's current schema: a
+  URL's ``?options=-csearch_path%3DNAME`` keeps several smithers logs in one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from ._chain import chain_hash
+from ._codec import encode_event
+from ._postgres_bulk import delete_tx, import_tx, origin_hash
+from ._postgres_listen import NOTIFY_SQL, Listener
+from ._postgres_sql import (
+    APPEND_LOCK,
+    EVENT_COLUMNS,
+    INSERT,
+    LAST,
+    LEASE_COLUMNS,
+    RUN_SELECT,
+    RUN_UPDATE,
+    RUN_UPSERT,
+    create_schema,
+    lease,
+    not_found,
+    query_error,
+    redact_url,
+    run_record,
+    stored,
+    write_error,
+)
+from .errors import (
+    NotOpenError,
+    RunAlreadyExistsError,
+    SeqConflictError,
+    SmithersError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from psycopg import AsyncConnection
+
+    from ._envelope import Lease, RunRecord, StoredEvent
+    from ._sqlite_bulk import BulkDeletion, BulkRun, ImportOutcome
+    from .events import Event
+
+__all__ = ("PostgresEventStore",)
+
+_Row = tuple[str, int, str, int, bytes, bytes]
+
+
+def _import_psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as e:  # pragma: no cover - the extra is in the test extra
+        raise SmithersError(
+            "A postgresql:// database needs the PostgreSQL driver, which is not installed.",
+            code="INVALID_INPUT",
+            hint="Install it with `pip install 'smithers-py[postgres]'`.",
+        ) from e
+    return psycopg
+
+
+class PostgresEventStore:
+    """`EventStore` on a PostgreSQL database (the module docstring says how).
+
+    Open with `await PostgresEventStore.open(url)` (or ``async with``).
+
+    Example:
+        >>> url = "postgresql://localhost/db"
+        >>> async with await PostgresEventStore.open(url) as s:  # doctest: +SKIP
+        ...     await s.append("r1", [RunStatusChanged(...)], expected_seq=0)
+    """
+
+    def __init__(self, conn: AsyncConnection[Any], url: str, *, read_only: bool) -> None:
+        self._conn: AsyncConnection[Any] | None = conn
+        self._psycopg = _import_psycopg()
+        self.url = url
+        """The URL the store was opened with (may hold a password: print `display`)."""
+        self.read_only = read_only
+        """True if opened with ``read_only=True``: every write raises `DatabaseWriteError`."""
+        # An asyncio lock, not anyio's: the engine's writer runs an append up to its
+        # first suspension before entering a shield (`_shielded`), and anyio's lock
+        # would suspend inside a cancel scope of its own, closed in another scope.
+        self._lock = asyncio.Lock()
+        self._listener: Listener | None = None
+        self._listen_lock = asyncio.Lock()
+
+    @property
+    def display(self) -> str:
+        """The URL with its password hidden, for messages."""
+        return redact_url(self.url)
+
+    @classmethod
+    async def open(
+        cls, url: str, *, create: bool = True, read_only: bool = False
+    ) -> PostgresEventStore:
+        """Connect to `url` and check (with `create`, complete) the smithers schema.
+
+        Awaits I/O: a connection and one transaction.
+
+        Args:
+            url: A ``postgresql://`` or ``postgres://`` URL (libpq's form, query
+                parameters such as ``options=-csearch_path%3DNAME`` included).
+            create: Create the tables if the database (schema) has none; without it,
+                a database with none raises ``CLI_DB_NOT_FOUND``.
+            read_only: Refuse every write (`DatabaseWriteError`); nothing is created.
+
+        Returns:
+            The open store; close it with `close` (or ``async with``).
+
+        Raises:
+            SmithersError: ``CLI_DB_NOT_FOUND`` if there are no smithers tables and
+                `create` is False (or `read_only`); ``INVALID_INPUT`` if the driver
+                (``smithers-py[postgres]``) is not installed.
+            MigrationRequiredError: (``SMITHERS_MIGRATION_REQUIRED``) if the tables
+                are of an older schema version; they are left unchanged.
+            DatabaseQueryError: if the server cannot be reached or refuses the login.
+        """
+        psycopg = _import_psycopg()
+        try:
+            conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        except psycopg.Error as e:
+            raise query_error(url, e) from e
+        try:
+            present = await create_schema(conn, url, create=create and not read_only)
+        except psycopg.Error as e:
+            await conn.close()
+            raise query_error(url, e) from e
+        except BaseException:
+            await conn.close()
+            raise
+        if not present:
+            await conn.close()
+            raise not_found(url)
+        return cls(conn, url, read_only=read_only)
+
+    async def __aenter__(self) -> PostgresEventStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connections. Awaits I/O; later calls raise `NotOpenError`."""
+        conn, self._conn = self._conn, None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
+        if conn is not None:
+            await conn.close()
+
+    async def wait_for_append(self, run_id: str | None = None, *, timeout_s: float) -> bool:
+        """Wait until an append to `run_id` (None: any run) commits, from any process.
+
+        LISTEN/NOTIFY (`_postgres_listen`) on a second connection, opened on the
+        first call, which returns False at once (read again, then wait). Awaits I/O.
+
+        Args:
+            run_id: The run whose appends wake the caller; None for any.
+            timeout_s: Longest wait, seconds (the fallback poll).
+
+        Returns:
+            True if woken by such an append; False at the timeout or on the first call.
+
+        Raises:
+            NotOpenError: if the store is closed.
+        """
+        if self._conn is None:
+            raise NotOpenError("This PostgresEventStore is closed.")
+        if self._listener is None:
+            self._listener = Listener(self._psycopg, self.url)
+        async with self._listen_lock:
+            return await self._listener.wait(run_id, timeout_s)
+
+    async def _ready(self) -> AsyncConnection[Any]:
+        """The connection, fit for a new statement (called with `_lock` held).
+
+        An operation cancelled mid-statement (or a server restart, a dropped network)
+        can leave the connection inside a transaction or broken: the transaction is
+        rolled back (nothing of it was committed), a broken connection replaced.
+        """
+        conn = self._conn
+        if conn is None:
+            raise NotOpenError("This PostgresEventStore is closed.")
+        psycopg = self._psycopg
+        status = conn.info.transaction_status
+        if not conn.closed and not conn.broken:
+            if status == psycopg.pq.TransactionStatus.IDLE:
+                return conn
+            if status in (
+                psycopg.pq.TransactionStatus.INTRANS,
+                psycopg.pq.TransactionStatus.INERROR,
+            ):
+                try:
+                    await conn.rollback()
+                    return conn
+                except psycopg.Error:
+                    pass
+        with contextlib.suppress(psycopg.Error):
+            await conn.close()
+        try:
+            self._conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+        except psycopg.Error as e:
+            raise query_error(self.url, e) from e
+        return self._conn
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        async with self._lock:
+            conn = await self._ready()
+            try:
+                cur = await conn.execute(sql, params)
+                return await cur.fetchall()
+            except self._psycopg.Error as e:
+                raise query_error(self.url, e) from e
+
+    async def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
+        if self.read_only:
+            raise write_error(self.url, None)
+        async with self._lock:
+            conn = await self._ready()
+            try:
+                cur = await conn.execute(sql, params)
+                return int(cur.rowcount)
+            except self._psycopg.Error as e:
+                raise write_error(self.url, e) from e
+
+    # ------------------------------------------------------------------ writes
+
+    async def append(
+        self,
+        run_id: str,
+        events: Sequence[Event],
+        *,
+        expected_seq: int,
+        status: str | None = None,
+        workflow_name: str | None = None,
+    ) -> int:
+        """Append a batch in one transaction (see `EventStore.append`).
+
+        Raises:
+            RunAlreadyExistsError: if `expected_seq` is 0 and the run has events.
+            SeqConflictError: if the run's last seq is not `expected_seq` (checked
+                before the insert, and by the unique ``(run_id, seq)`` constraint).
+            DatabaseWriteError: if the write failed; nothing of the batch was kept.
+        """
+        if not events:
+            return expected_seq
+        if self.read_only:
+            raise write_error(self.url, None)
+        rows = [
+            (run_id, expected_seq + i, type(e).__name__, e.timestamp_ms, encode_event(e))
+            for i, e in enumerate(events, 1)
+        ]
+        psycopg = self._psycopg
+        async with self._lock:
+            conn = await self._ready()
+            try:
+                cur = await conn.execute(LAST, (run_id,))
+                last = await cur.fetchone()
+                actual = int(last[0]) if last is not None else 0
+                if actual != expected_seq:
+                    raise _conflict(run_id, expected_seq, actual)
+                if last is not None:
+                    prev = bytes(last[1])
+                else:
+                    prev = await origin_hash(conn, rows[0][2], rows[0][4])
+                chained: list[_Row] = []
+                for r in rows:
+                    prev = chain_hash(prev, r[1], r[2], r[4])
+                    chained.append((*r, prev))
+                last_seq, first_ms, last_ms = rows[-1][1], rows[0][3], rows[-1][3]
+                # Pipelined: the transaction's statements go out together, so the
+                # append lock is held for the server's work, not for round trips.
+                async with conn.pipeline(), conn.transaction():
+                    await conn.execute(APPEND_LOCK)
+                    async with conn.cursor() as c:
+                        await c.executemany(INSERT, chained)
+                    if expected_seq == 0:
+                        await conn.execute(
+                            RUN_UPSERT,
+                            (
+                                run_id,
+                                workflow_name or "",
+                                status or "running",
+                                first_ms,
+                                last_ms,
+                                last_seq,
+                            ),
+                        )
+                    elif status is not None or workflow_name is not None:
+                        await conn.execute(
+                            RUN_UPDATE, (last_seq, last_ms, status, workflow_name, run_id)
+                        )
+                    await conn.execute(NOTIFY_SQL, (run_id,))  # delivered at commit
+            except psycopg.errors.UniqueViolation as e:
+                # Another writer committed this seq since the read: the transaction is
+                # rolled back; the conflict names the run's last seq now.
+                try:
+                    cur = await conn.execute(LAST, (run_id,))
+                    now = await cur.fetchone()
+                except psycopg.Error:
+                    now = None
+                raise _conflict(run_id, expected_seq, int(now[0]) if now else -1) from e
+            except psycopg.Error as e:
+                raise write_error(self.url, e) from e
+            return last_seq
+
+    # ------------------------------------------------------------------ reads
+
+    async def read(
+        self, run_id: str, *, after_seq: int = 0, upto_seq: int | None = None
+    ) -> list[StoredEvent]:
+        """Return the run's events with ``after_seq < seq <= upto_seq`` in seq order.
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        sql = f"SELECT {EVENT_COLUMNS} FROM _smithers_events WHERE run_id = %s AND seq > %s"
+        params: tuple[Any, ...] = (run_id, after_seq)
+        if upto_seq is not None:
+            sql += " AND seq <= %s"
+            params += (upto_seq,)
+        return [stored(r) for r in await self._fetch(sql + " ORDER BY seq", params)]
+
+    async def read_chained(
+        self, run_id: str, *, after_seq: int = 0, upto_seq: int | None = None
+    ) -> list[StoredEvent]:
+        """Return what `read` does, each row's chain `hash` set (see `EventStore.read_chained`).
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        sql = f"SELECT {EVENT_COLUMNS}, hash FROM _smithers_events WHERE run_id = %s AND seq > %s"
+        params: tuple[Any, ...] = (run_id, after_seq)
+        if upto_seq is not None:
+            sql += " AND seq <= %s"
+            params += (upto_seq,)
+        out = []
+        for r in await self._fetch(sql + " ORDER BY seq", params):
+            event = stored(r)
+            out.append(
+                type(event)(
+                    position=event.position,
+                    run_id=event.run_id,
+                    seq=event.seq,
+                    type=event.type,
+                    timestamp_ms=event.timestamp_ms,
+                    data=event.data,
+                    hash=bytes(r[6]),
+                )
+            )
+        return out
+
+    async def read_all(
+        self, *, after_position: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """Return events of all runs with ``position > after_position`` in global order.
+
+        Gap-safe: a row committed later never has a position below one already read
+        (see the module docstring).
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        sql = f"SELECT {EVENT_COLUMNS} FROM _smithers_events WHERE position > %s ORDER BY position"
+        params: tuple[Any, ...] = (after_position,)
+        if limit is not None:
+            sql += " LIMIT %s"
+            params += (limit,)
+        return [stored(r) for r in await self._fetch(sql, params)]
+
+    async def read_types(
+        self,
+        types: Sequence[str],
+        *,
+        run_ids: Sequence[str] | None = None,
+        since_ms: int | None = None,
+    ) -> list[StoredEvent]:
+        """Return the events whose type is one of `types`, in global order.
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        if not types or (run_ids is not None and not run_ids):
+            return []
+        sql = f"SELECT {EVENT_COLUMNS} FROM _smithers_events WHERE type = ANY(%s)"
+        params: tuple[Any, ...] = (list(types),)
+        if run_ids is not None:
+            sql += " AND run_id = ANY(%s)"
+            params += (list(run_ids),)
+        if since_ms is not None:
+            sql += " AND timestamp_ms >= %s"
+            params += (since_ms,)
+        return [stored(r) for r in await self._fetch(sql + " ORDER BY position", params)]
+
+    async def last_seq(self, run_id: str) -> int:
+        """Return the run's last seq (0 if none). Raises `DatabaseQueryError` on I/O failure."""
+        rows = await self._fetch(
+            "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = %s", (run_id,)
+        )
+        return int(rows[0][0])
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """Return the run's index row or None. Raises `DatabaseQueryError` on I/O failure."""
+        rows = await self._fetch(f"{RUN_SELECT} WHERE r.run_id = %s", (run_id,))
+        return run_record(rows[0]) if rows else None
+
+    async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
+        """Return runs newest first. Raises `DatabaseQueryError` on I/O failure."""
+        sql = f"{RUN_SELECT} ORDER BY r.created_at_ms DESC, r.added DESC"
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT %s"
+            params = (limit,)
+        return [run_record(r) for r in await self._fetch(sql, params)]
+
+    # ------------------------------------------------------------------ leases
+
+    async def put_lease(self, lease: Lease) -> None:
+        """Record `lease` as its run's lease, replacing any (see `EventStore.put_lease`).
+
+        Raises:
+            DatabaseWriteError: if the write failed; the previous lease is unchanged.
+        """
+        await self._exec(
+            f"INSERT INTO _smithers_leases ({LEASE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (run_id) DO UPDATE SET owner_id = excluded.owner_id, "
+            "pid = excluded.pid, host = excluded.host, acquired_at_ms = "
+            "excluded.acquired_at_ms, heartbeat_at_ms = excluded.heartbeat_at_ms",
+            (
+                lease.run_id,
+                lease.owner_id,
+                lease.pid,
+                lease.host,
+                lease.acquired_at_ms,
+                lease.heartbeat_at_ms,
+            ),
+        )
+
+    async def renew_lease(self, run_id: str, owner_id: str, heartbeat_at_ms: int) -> bool:
+        """Set the heartbeat if `owner_id` holds the lease (see `EventStore.renew_lease`).
+
+        Raises:
+            DatabaseWriteError: if the write failed; the lease is unchanged.
+        """
+        changed = await self._exec(
+            "UPDATE _smithers_leases SET heartbeat_at_ms = %s WHERE run_id = %s AND owner_id = %s",
+            (heartbeat_at_ms, run_id, owner_id),
+        )
+        return changed > 0
+
+    async def release_lease(self, run_id: str, owner_id: str) -> None:
+        """Delete the run's lease if `owner_id` holds it (see `EventStore.release_lease`).
+
+        Raises:
+            DatabaseWriteError: if the write failed; the lease is unchanged.
+        """
+        await self._exec(
+            "DELETE FROM _smithers_leases WHERE run_id = %s AND owner_id = %s", (run_id, owner_id)
+        )
+
+    async def get_lease(self, run_id: str) -> Lease | None:
+        """Return the run's lease or None. Raises `DatabaseQueryError` on I/O failure."""
+        rows = await self._fetch(
+            f"SELECT {LEASE_COLUMNS} FROM _smithers_leases WHERE run_id = %s", (run_id,)
+        )
+        return lease(rows[0]) if rows else None
+
+    async def list_leases(self) -> list[Lease]:
+        """Return every lease by run id. Raises `DatabaseQueryError` on I/O failure."""
+        rows = await self._fetch(f"SELECT {LEASE_COLUMNS} FROM _smithers_leases ORDER BY run_id")
+        return [lease(r) for r in rows]
+
+    # ------------------------------------------------------------------ checkpoints
+
+    async def put_checkpoint(self, run_id: str, seq: int, data: bytes) -> None:
+        """Store the run's checkpoint at `seq` (see `EventStore.put_checkpoint`).
+
+        Raises:
+            DatabaseWriteError: if the write failed; nothing of it was kept.
+        """
+        await self._exec(
+            "INSERT INTO _smithers_checkpoints (run_id, seq, data) VALUES (%s, %s, %s) "
+            "ON CONFLICT (run_id, seq) DO UPDATE SET data = excluded.data",
+            (run_id, seq, bytes(data)),
+        )
+
+    async def get_checkpoint(
+        self, run_id: str, *, at_or_before_seq: int
+    ) -> tuple[int, bytes] | None:
+        """Return ``(seq, data)`` of the latest checkpoint with ``seq <= at_or_before_seq``.
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        rows = await self._fetch(
+            "SELECT seq, data FROM _smithers_checkpoints WHERE run_id = %s AND seq <= %s "
+            "ORDER BY seq DESC LIMIT 1",
+            (run_id, at_or_before_seq),
+        )
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    async def delete_checkpoints(self, run_id: str | None = None) -> int:
+        """Delete the checkpoints of `run_id`, or of every run if None.
+
+        Returns:
+            How many checkpoints were deleted.
+
+        Raises:
+            DatabaseWriteError: if the write failed; nothing was deleted.
+        """
+        if run_id is None:
+            return await self._exec("DELETE FROM _smithers_checkpoints")
+        return await self._exec("DELETE FROM _smithers_checkpoints WHERE run_id = %s", (run_id,))
+
+    # ------------------------------------------------------------------ whole runs
+
+    async def import_runs(self, runs: Sequence[BulkRun]) -> list[ImportOutcome]:
+        """Write whole runs' rows verbatim in one transaction (see `EventStore.import_runs`).
+
+        Raises:
+            RunAlreadyExistsError: if a run exists with different contents; nothing
+                of any run was written.
+            DatabaseWriteError: if the write failed; nothing was written.
+        """
+        if self.read_only:
+            raise write_error(self.url, None)
+        async with self._lock:
+            conn = await self._ready()
+            try:
+                return await import_tx(conn, runs)
+            except self._psycopg.Error as e:
+                raise write_error(self.url, e) from e
+
+    async def delete_runs(
+        self, deletions: Sequence[BulkDeletion], *, audit_stream: str, audit_event: Event | None
+    ) -> int:
+        """Delete runs and record it in one transaction (see `EventStore.delete_runs`).
+
+        Raises:
+            SeqConflictError: if a run's last seq is not its `expected_last_seq`;
+                nothing was deleted or recorded.
+            DatabaseWriteError: if the write failed; nothing was deleted or recorded.
+        """
+        if self.read_only:
+            raise write_error(self.url, None)
+        async with self._lock:
+            conn = await self._ready()
+            try:
+                return await delete_tx(conn, deletions, audit_stream, audit_event)
+            except self._psycopg.Error as e:
+                raise write_error(self.url, e) from e
+
+
+def _conflict(run_id: str, expected_seq: int, actual: int) -> SeqConflictError:
+    if expected_seq == 0:
+        return RunAlreadyExistsError(run_id, actual_seq=max(actual, 1))
+    return SeqConflictError(run_id, expected_seq=expected_seq, actual_seq=actual)
