@@ -36,7 +36,12 @@ ERROR_REFERENCE_URL = "https://smithers.sh/reference/errors"
 _DEFINITIONS: tuple[ErrorDefinition, ...] = (
     # Engine
     _d("engine", "INVALID_INPUT", "Workflow input fails validation or is not a JSON object."),
-    _d("engine", "MISSING_INPUT", "A resume references an input that is missing from the log."),
+    _d(
+        "engine",
+        "MISSING_INPUT",
+        "A resume references an input that is missing from the log.",
+        planned=True,
+    ),
     _d(
         "engine",
         "RESUME_METADATA_MISMATCH",
@@ -243,6 +248,7 @@ _DEFINITIONS: tuple[ErrorDefinition, ...] = (
         "components",
         "CONTEXT_OUTSIDE_WORKFLOW",
         "Workflow context access happens outside an active workflow render.",
+        planned=True,
     ),
     _d(
         "components",
