@@ -6,13 +6,9 @@ from ._actors import api_actor as api_actor
 from ._control import CancelStep as CancelStep
 from ._control import cancel_run as cancel_run
 from ._control import down as down
-from ._decisions import DecisionResult as DecisionResult
-from ._decisions import PendingApproval as PendingApproval
-from ._decisions import SignalResult as SignalResult
 from ._decisions import approve as approve
 from ._decisions import deny as deny
 from ._decisions import list_pending_approvals as list_pending_approvals
-from ._decisions import signal as signal
 from ._gc import COLLECTED_STATUS as COLLECTED_STATUS
 from ._gc import GcResult as GcResult
 from ._gc import collect_runs as collect_runs
@@ -26,6 +22,9 @@ from ._ownership import judge_owner as judge_owner
 from ._ownership import owner_verdict as owner_verdict
 from ._ownership import pid_alive as pid_alive
 from ._ownership import refuse_if_owned as refuse_if_owned
+from ._requests import DecisionResult as DecisionResult
+from ._requests import PendingApproval as PendingApproval
+from ._requests import SignalResult as SignalResult
 from ._resume import load_recorded_workflow as load_recorded_workflow
 from ._resume import resume_run as resume_run
 from ._resume import wake_parent_of as wake_parent_of
@@ -37,6 +36,7 @@ from ._run import close_open_attempts as close_open_attempts
 from ._run import new_run_id as new_run_id
 from ._run import run_result as run_result
 from ._run import run_workflow as run_workflow
+from ._signals import signal as signal
 from ._spawn import ResumeProcess as ResumeProcess
 from ._spawn import SpawnResume as SpawnResume
 from ._spawn import resume_result_file as resume_result_file

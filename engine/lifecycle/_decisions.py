@@ -1,4 +1,4 @@
-"""Deciding approvals and sending signals: requests appended to a run's log (DESIGN §4, §6).
+"""Deciding approvals (and, in `_signals`, sending signals): requests appended to a run's log.
 
 A decision (``ApprovalGranted``/``ApprovalDenied``) or a signal (``SignalReceived``)
 is a cross-process request, as a cancel is (`cancel_run`): whoever decides appends
@@ -28,35 +28,25 @@ descendant itself when it is parked under a live parent.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
-import msgspec
 from smithers.eventstore import (
-    MAX_JSON_DEPTH,
     EventStore,
-    JsonValueError,
     SeqConflictError,
     decode_json,
-    encode_json,
-    encode_json_strict,
 )
 from smithers.eventstore.events import (
     TERMINAL_RUN_STATUSES,
     ApprovalDenied,
     ApprovalGranted,
-    SignalReceived,
 )
 from smithers.projections import apply_event
 
 from .._clock import Clock, SystemClock
-from .._run_ids import EXISTING_RUN_HINT, parse_child_run_id, validate_run_id
-from .._shell import shell_command
-from ..activation import DEFAULT_MAX_TASK_OUTPUT_BYTES, default_log_dir, render_state
+from .._run_ids import parse_child_run_id
 from ..activation import append_to_run as _append_to_run
-from ..authoring import WaitForEvent, check_input
+from ..activation import default_log_dir
 from ..errors import (
     AmbiguousApprovalError,
     ApprovalAlreadyDecidedError,
@@ -66,7 +56,16 @@ from ..errors import (
 )
 from ..history import SUPERVISOR_STREAM_ID, active_descendants, load_state
 from ._actors import api_actor
-from ._resume import load_recorded_workflow
+from ._requests import (
+    _ROUNDS,
+    DecisionResult,
+    PendingApproval,
+    _check_iteration,
+    _check_name,
+    _check_run,
+    _check_text,
+    _when,
+)
 
 if TYPE_CHECKING:
     import os
@@ -75,153 +74,12 @@ if TYPE_CHECKING:
     from smithers.eventstore.events import Actor
     from smithers.projections import NodeRecord, RunState
 
-    from ..authoring import Workflow
 
 __all__ = (
-    "DecisionResult",
-    "PendingApproval",
-    "SignalResult",
     "approve",
     "deny",
     "list_pending_approvals",
-    "signal",
 )
-
-MAX_SIGNAL_PAYLOAD_BYTES = DEFAULT_MAX_TASK_OUTPUT_BYTES
-"""Default cap on a signal's data as JSON, in bytes (64 MiB): it becomes the output of
-the `WaitForEvent` node it resolves, so it has a task output's limit."""
-
-_ROUNDS = 50
-"""Attempts of a request's append before giving up on a run others keep appending to."""
-_MAX_NAME = 256
-"""The longest node id, signal name or correlation id accepted, in characters."""
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class DecisionResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What `approve`/`deny` recorded, and whether the run needs resuming."""
-
-    run_id: str
-    node_id: str
-    iteration: int
-    decision: Literal["granted", "denied"]
-    seq: int
-    """Seq of the recorded ``ApprovalGranted``/``ApprovalDenied``."""
-    node: NodeRecord
-    """The node's record with the decision folded in (``node.approval``)."""
-    run_status: str
-    """The run's status when the decision was recorded (``running``, ``waiting-*``)."""
-    parked: bool
-    """True if the run was parked (``waiting-*``, no owner): someone must resume it
-    (``resume_run_id``) for the decision to take effect. False: its live owner picks
-    the decision up."""
-    requested_run_id: str = ""
-    """The run the caller named; differs from `run_id` when the approval waited in
-    one of its descendants (a `Subflow`'s child run). Empty: `run_id`."""
-    resume_run_id: str = ""
-    """The run to resume when ``parked`` (see the module docstring). Empty: `run_id`."""
-
-
-class SignalResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What `signal` recorded: the ``SignalReceived`` and the wait it resolved, if any."""
-
-    run_id: str
-    signal_name: str
-    correlation_id: str | None
-    seq: int
-    """Seq of the recorded ``SignalReceived``."""
-    delivered_to: tuple[str, int] | None
-    """``(node_id, iteration)`` of the `WaitForEvent` it resolved; None when no node
-    was waiting for it (recorded for audit, it resolves nothing, later waits included)."""
-    run_status: str
-    """The run's status when the signal was recorded."""
-    parked: bool
-    """True if the run was parked (no owner) and the signal resolved a wait: someone
-    must resume it (``resume_run_id``). False: a live owner picks it up, or there is
-    nothing to resume."""
-    requested_run_id: str = ""
-    """The run the caller named; differs from `run_id` when the signal went to a wait
-    in one of its descendants (no node of the run named waited for it). Empty:
-    `run_id`."""
-    resume_run_id: str = ""
-    """The run to resume when ``parked`` (see the module docstring). Empty: `run_id`."""
-
-
-class PendingApproval(msgspec.Struct, frozen=True, kw_only=True):
-    """An approval waiting for a decision (``smithers approvals``)."""
-
-    run_id: str
-    run_status: str
-    workflow_name: str | None
-    node_id: str
-    iteration: int
-    title: str | None
-    summary: str | None
-    mode: Literal["approve", "select", "rank"]
-    options: tuple[str, ...]
-    requested_at_ms: int
-    """Unix epoch ms of the request (``ApprovalRequested``)."""
-    metadata: Any = None
-    """The request's metadata as plain JSON values (None without)."""
-    root_run_id: str = ""
-    """The top of the run's `Subflow` tree: the run whose child (or grandchild, ...)
-    this run is; the run itself when it is no child. Empty: `run_id`."""
-
-
-# ---------------------------------------------------------------------- checks
-
-
-def _check_run(run_id: str) -> None:
-    validate_run_id(run_id, hint=EXISTING_RUN_HINT)
-    if run_id == SUPERVISOR_STREAM_ID:
-        raise InvalidInputError(
-            f"{run_id!r} is the supervisor's log, not a run.",
-            details={"runId": run_id},
-            hint="List runs with `smithers ps`.",
-        )
-
-
-def _check_name(value: object, what: str, *, optional: bool = False) -> str | None:
-    """Refuse a node id, signal name or correlation id that is not a short plain string."""
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value:
-        raise InvalidInputError(
-            f"The {what} must be a non-empty string, got {value!r}.",
-            details={"value": repr(value)},
-        )
-    if len(value) > _MAX_NAME or _CONTROL.search(value):
-        why = "is too long" if len(value) > _MAX_NAME else "has control characters"
-        raise InvalidInputError(
-            f"The {what} {value[:80]!r} {why} (at most {_MAX_NAME} printable characters).",
-            details={"value": value[:300]},
-        )
-    return value
-
-
-def _check_iteration(iteration: object) -> int | None:
-    if iteration is None:
-        return None
-    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
-        raise InvalidInputError(
-            f"The iteration must be a whole number >= 0, got {iteration!r}.",
-            details={"iteration": repr(iteration)},
-        )
-    return iteration
-
-
-def _check_text(value: object, what: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise InvalidInputError(f"The {what} must be a string, got {type(value).__name__}.")
-
-
-def _when(ms: int | None) -> str:
-    """A Unix epoch ms as an ISO date-time in UTC (for messages)."""
-    if ms is None:
-        return "an unknown time"
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="seconds")
-
 
 # ---------------------------------------------------------------------- approvals
 
@@ -715,239 +573,3 @@ def _root_run_id(run_id: str) -> str:
         run_id = parsed[0]
         parsed = parse_child_run_id(run_id)
     return run_id
-
-
-# ---------------------------------------------------------------------- signals
-
-
-def _target(state: RunState, name: str, correlation_id: str | None) -> NodeRecord | None:
-    """The wait a ``SignalReceived`` would resolve now: as the fold chooses (oldest)."""
-    return state.signal_target(name, correlation_id)
-
-
-def _schema_of(wf: Workflow, state: RunState, rec: NodeRecord) -> Any:
-    """The `output` schema of the `WaitForEvent` `rec`, from a render of `wf` at `state`.
-
-    Raises:
-        InvalidInputError: if the render fails or does not mount the node as a
-            `WaitForEvent` (the payload cannot be checked, so it is not recorded).
-    """
-    try:
-        value, _ = check_input(wf, decode_json(state.input) or {})
-        plan, _ = render_state(wf, state, value)
-    except Exception as e:
-        raise InvalidInputError(
-            f"Cannot check the signal's payload: the workflow {wf.name!r} does not render "
-            f"from the run's state ({type(e).__name__}: {e}).",
-            details={"runId": state.run_id, "nodeId": rec.node_id},
-            hint=f"See `{shell_command('verify', args=[state.run_id])}`.",
-        ) from e
-    key = (rec.node_id, rec.iteration)
-    for leaf in plan.leaves.values():
-        if leaf.key == key and isinstance(leaf.task, WaitForEvent):
-            return leaf.task.output
-    raise InvalidInputError(
-        f"Cannot check the signal's payload: the workflow no longer mounts the "
-        f"WaitForEvent {rec.node_id!r} the run waits in.",
-        details={"runId": state.run_id, "nodeId": rec.node_id},
-        hint=f"See `{shell_command('verify', args=[state.run_id])}`.",
-    )
-
-
-def _payload(data: Any, max_bytes: int) -> bytes:
-    """`data` as JSON bytes: a JSON-able value, or ``msgspec.Raw``/bytes holding JSON.
-
-    Strict as task outputs (`encode_json_strict`), and at most `max_bytes` long.
-    """
-    try:
-        if isinstance(data, msgspec.Raw | bytes | bytearray):
-            raw = bytes(data) or b"null"
-            encode_json_strict(msgspec.json.decode(raw))
-        else:
-            raw = encode_json_strict(data)
-    except JsonValueError as e:
-        details: dict[str, Any] = {"errors": e.reason}
-        if e.max_depth is not None:
-            details["maxDepth"] = e.max_depth
-        raise InvalidInputError(
-            f"The signal's data cannot be stored: {e.reason}.",
-            details=details,
-            hint="Pass a JSON value, e.g. --data '{\"ok\": true}'.",
-        ) from e
-    except RecursionError as e:  # decoding JSON nested far too deep
-        raise InvalidInputError(
-            f"The signal's data is nested deeper than {MAX_JSON_DEPTH} levels.",
-            details={"errors": "nested too deep", "maxDepth": MAX_JSON_DEPTH},
-        ) from e
-    except (msgspec.DecodeError, msgspec.EncodeError, TypeError) as e:
-        raise InvalidInputError(
-            f"The signal's data is not JSON: {e}.",
-            hint="Pass a JSON value, e.g. --data '{\"ok\": true}'.",
-        ) from e
-    if len(raw) > max_bytes:
-        raise InvalidInputError(
-            f"The signal's data is {len(raw):,} bytes of JSON; the limit is {max_bytes:,}. "
-            "Nothing was recorded.",
-            details={"sizeBytes": len(raw), "maxBytes": max_bytes},
-            hint="Send a reference (a path, an id) instead of the data itself.",
-        )
-    return raw
-
-
-def _validated(raw: bytes, schema: Any, rec: NodeRecord, name: str) -> bytes:
-    """Raise ``INVALID_INPUT`` if `raw` does not fit `schema`; else the canonical JSON."""
-    try:
-        value = msgspec.json.decode(raw, type=schema)
-    except msgspec.ValidationError as e:
-        shown = getattr(schema, "__name__", repr(schema))
-        raise InvalidInputError(
-            f"The {name!r} signal's data does not match the output of {rec.node_id!r} "
-            f"({shown}): {e}. Nothing was recorded.",
-            details={"nodeId": rec.node_id, "iteration": rec.iteration, "errors": str(e)},
-            hint=f"Send data shaped like {shown}.",
-        ) from e
-    return encode_json(value)
-
-
-async def signal(
-    store: EventStore,
-    run_id: str,
-    name: str,
-    data: Any = None,
-    *,
-    correlation_id: str | None = None,
-    sent_by: str | None = None,
-    wf: Workflow | None = None,
-    db: str | os.PathLike[str] | None = None,
-    clock: Clock | None = None,
-    max_bytes: int = MAX_SIGNAL_PAYLOAD_BYTES,
-    by: str | None = None,
-    reason: str | None = None,
-    actor: Actor | None = None,
-) -> SignalResult:
-    """Send a signal to a run: append ``SignalReceived`` (``smithers signal``).
-
-    The oldest `WaitForEvent` node already waiting for `name` (and for
-    `correlation_id`, when the node names one) receives it; when no node of the run
-    waits for it, the oldest such wait in its active descendants (`Subflow` child
-    runs, recursively: the signal is recorded in that child's log, the result's
-    ``run_id``); the payload is first
-    validated against that node's ``output`` schema, found by rendering the workflow
-    (`wf`, else the file the run recorded, imported here) from the run's state. A
-    signal no node waits for is recorded anyway, for audit: it resolves nothing,
-    later waits included (``delivered_to`` is None). The append is guarded by
-    ``expected_seq``; on a conflict the log is read and the target chosen and checked
-    again. The run is not resumed here (see ``parked``). Awaits I/O.
-
-    Args:
-        store: The open event store.
-        run_id: The run.
-        name: The signal's name (a `WaitForEvent`'s ``event``).
-        data: The payload: a JSON-able value, or JSON text as bytes/``msgspec.Raw``.
-        correlation_id: The sender's correlation id.
-        sent_by: Who sends it (recorded as ``sentBy``).
-        wf: The run's workflow, to check the payload with; default: the file the run
-            recorded (only loaded when a node waits for the signal).
-        db: The database path, to extend the run's NDJSON mirror (None: no mirror).
-        clock: Time source (tests pass a fake).
-        max_bytes: Largest payload accepted, as JSON bytes (default
-            `MAX_SIGNAL_PAYLOAD_BYTES`, 64 MiB, as a task's output).
-        by: Who sends it, recorded as the event's ``actor``; None:
-            ``$SMITHERS_ACTOR``, else the OS user. `sent_by` is recorded as given.
-        reason: Why, recorded in the ``actor``.
-        actor: The `Actor` to record instead of one built from `by` and `reason`
-            (interface ``"api"``): the CLI passes its own.
-
-    Returns:
-        A `SignalResult`: the event's seq, the wait it resolved (or None), the run's
-        status and whether it is parked with a wait resolved.
-
-    Raises:
-        InvalidInputError: ``INVALID_INPUT`` for a bad run id, name or correlation
-            id, data that is not JSON, is over `max_bytes` (details ``sizeBytes``,
-            ``maxBytes``) or does not fit the waiter's schema, or a
-            workflow that cannot be rendered to find that schema; nothing is recorded.
-        RunNotFoundError: if the run has no events.
-        RunNotResumableError: if a node waits but the run recorded no workflow file
-            (started from Python code) and `wf` is not given.
-        SeqConflictError: if others kept appending through every attempt (50).
-        DatabaseWriteError: on storage failures.
-    """
-    _check_run(run_id)
-    name = _check_name(name, "signal name") or ""
-    correlation_id = _check_name(correlation_id, "correlation id", optional=True)
-    sent_by = _check_text(sent_by, "sender's name")
-    who = api_actor(actor, by=by, reason=reason)
-    raw = _payload(data, max_bytes)
-    clock = clock or SystemClock()
-    conflict: SeqConflictError | None = None
-    requested = run_id
-    workflows: dict[str, Workflow] = {} if wf is None else {requested: wf}
-    for _ in range(_ROUNDS):
-        state = await load_state(store, requested)
-        rec = _target(state, name, correlation_id)
-        if rec is None and state.status not in TERMINAL_RUN_STATUSES:
-            found = await _descendant_target(store, requested, name, correlation_id)
-            if found is not None:
-                state, rec = found
-        run_id = state.run_id
-        payload = raw
-        if rec is not None:
-            workflow = workflows.get(run_id)
-            if workflow is None:
-                workflow, _ = load_recorded_workflow(state)
-                workflows[run_id] = workflow
-            payload = _validated(raw, _schema_of(workflow, state, rec), rec, name)
-        event = SignalReceived(
-            run_id=run_id,
-            timestamp_ms=clock.now_ms(),
-            signal_name=name,
-            data=msgspec.Raw(payload),
-            correlation_id=correlation_id,
-            sent_by=sent_by,
-            actor=who,
-        )
-        log_dir = default_log_dir(Path(db), run_id) if db is not None else None
-        try:
-            seq = await _append_to_run(
-                store, run_id, [event], expected_seq=state.seq, log_dir=log_dir
-            )
-        except SeqConflictError as e:
-            conflict = e
-            continue
-        status = state.status
-        parked, resume_id = False, run_id
-        if rec is not None:
-            parked, resume_id = await _resume_target(store, requested, run_id, status)
-        return SignalResult(
-            run_id=run_id,
-            signal_name=name,
-            correlation_id=correlation_id,
-            seq=seq,
-            delivered_to=(rec.node_id, rec.iteration) if rec is not None else None,
-            run_status=status,
-            parked=parked,
-            requested_run_id=requested,
-            resume_run_id=resume_id,
-        )
-    assert conflict is not None
-    raise conflict
-
-
-async def _descendant_target(
-    store: EventStore, run_id: str, name: str, correlation_id: str | None
-) -> tuple[RunState, NodeRecord] | None:
-    """The descendant wait a signal to `run_id` resolves when no node of `run_id` waits.
-
-    Among `run_id`'s active descendants (tree order), each one's oldest matching
-    waiter (`_target`), then the one whose wait began first (``since_ms``); a tie
-    goes to the first in tree order. None if no descendant waits for it.
-    """
-    best: tuple[RunState, NodeRecord] | None = None
-    for child in await active_descendants(store, run_id):
-        rec = _target(child, name, correlation_id)
-        if rec is None or rec.wait is None:
-            continue
-        if best is None or (best[1].wait is not None and rec.wait.since_ms < best[1].wait.since_ms):
-            best = (child, rec)
-    return best
