@@ -26,6 +26,7 @@ from ._diff import NodeDiff as NodeDiff
 from ._diff import RunDiff as RunDiff
 from ._diff import diff_runs as diff_runs
 from ._diff import json_diff as json_diff
+from ._graph import render_graph as render_graph
 from ._node import AttemptDetail as AttemptDetail
 from ._node import HeartbeatDetail as HeartbeatDetail
 from ._node import IterationDetail as IterationDetail
@@ -52,7 +53,6 @@ from ._timeline import TimelineFrame as TimelineFrame
 from ._timeline import TimelineRewind as TimelineRewind
 from ._timeline import TimelineWait as TimelineWait
 from ._timeline import frame_view as frame_view
-from ._timeline import render_graph as render_graph
 from ._timeline import timeline as timeline
 from ._timeline import tree_at as tree_at
 from ._verify import FrameMismatch as FrameMismatch

@@ -1,7 +1,7 @@
 """Reading a run's past (DESIGN §7): its timeline, the tree at a frame, a frame's view.
 
 Nothing here writes: every answer is a replay of the log (plus checkpoints, through
-`state_at`). `render_graph` renders a workflow without running it.
+`state_at`). `render_graph` (`_graph`) renders a workflow without running it.
 
 - `timeline`: a run's frames (number, seq, time, tree hash, nodes finished so far), its
   rewinds, and its descendants — forks (runs whose first event is `RunForked` from it,
@@ -15,11 +15,10 @@ Nothing here writes: every answer is a replay of the log (plus checkpoints, thro
 from __future__ import annotations
 
 import os
-import traceback
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from smithers.eventstore import SmithersError, decode_event
+from smithers.eventstore import decode_event
 from smithers.eventstore.events import (
     NULL_RAW,
     ContinuationLoaded,
@@ -42,8 +41,7 @@ from smithers.projections import (
 
 from .._checkpoints import gc_paused
 from .._stores import existing_store
-from ..activation import KEYFRAME_INTERVAL, apply_delta, compile_tree, decode_delta, tree_hash
-from ..authoring import WorkflowContext, check_input
+from ..activation import KEYFRAME_INTERVAL, apply_delta, decode_delta, tree_hash
 from ..errors import EngineError, RunNotFoundError
 from ._state import find_frame, frame_not_found, state_at
 
@@ -52,7 +50,6 @@ if TYPE_CHECKING:
     from smithers.eventstore.events import Event
     from smithers.projections import FrameRecord, NodeRecord
 
-    from ..authoring import Workflow
 
 __all__ = (
     "FrameView",
@@ -60,7 +57,6 @@ __all__ = (
     "TimelineFrame",
     "TimelineRewind",
     "TimelineWait",
-    "render_graph",
     "frame_view",
     "timeline",
     "tree_at",
@@ -154,63 +150,6 @@ class FrameView(msgspec.Struct, kw_only=True):
     """The canonical tree, or None if the frame was recorded without one (older logs)."""
     state: RunState
     """The run's state right after the frame was committed."""
-
-
-# ---------------------------------------------------------------------- graph
-
-
-def render_graph(wf: Workflow, input: Any = None, *, run_id: str = "graph") -> dict[str, Any]:
-    """Render `wf` once, without running it, and return its canonical tree. No I/O.
-
-    The render sees a run with nothing recorded yet: `ctx.output_maybe` gives None,
-    so the tree is what a new run mounts first.
-
-    Args:
-        wf: The workflow.
-        input: Its input (a JSON object, or an instance of its input type).
-        run_id: The run id the builder sees as ``ctx.run_id``.
-
-    Returns:
-        The tree as plain JSON values: ``{"tag": "workflow", "children": [...]}``, each
-        node with ``tag`` (``task``, ``sequence``, ``parallel``, ``branch``) and, for
-        tasks, ``id``, ``kind`` and ``output`` (as in `FrameCommitted` keyframes).
-
-    Raises:
-        InvalidInputError: if `input` is not an object or fails the input schema.
-        DuplicateIdError: if two tasks share an id.
-        EngineError: code ``INVALID_INPUT`` if the builder returns a non-component;
-            code ``WORKFLOW_EXECUTION_FAILED`` if it raises an exception that is not a
-            `SmithersError` (details ``name``, ``message``, ``location`` as
-            ``file:line``; the exception is its ``__cause__``).
-        SmithersError: the builder's own (e.g. `MissingOutputError`), unchanged.
-
-    Example:
-        >>> render_graph(count, {"start": 5})["children"][0]["tag"]  # doctest: +SKIP
-        'sequence'
-    """
-    input_value, _ = check_input(wf, input)
-    ctx = WorkflowContext(run_id=run_id, input=input_value, state=RunState(run_id=run_id))
-    try:
-        built = wf.build(ctx)
-    except SmithersError:
-        raise
-    except Exception as e:
-        raise _builder_error(wf, e) from e
-    return compile_tree(built).tree
-
-
-def _builder_error(wf: Workflow, exc: Exception) -> EngineError:
-    """``WORKFLOW_EXECUTION_FAILED`` for an exception the builder raised, with where."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
-    message = f"{type(exc).__name__}: {exc}"
-    return EngineError(
-        f"The builder of workflow {wf.name!r} raised {message}",
-        code="WORKFLOW_EXECUTION_FAILED",
-        details={"name": type(exc).__name__, "message": str(exc), "location": where},
-        hint=(f"Raised at {where}. " if where else "")
-        + "Fix the builder; SMITHERS_DEBUG=1 shows the traceback.",
-    )
 
 
 # ---------------------------------------------------------------------- trees
