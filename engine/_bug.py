@@ -37,6 +37,7 @@ from smithers.eventstore import decode_json, resolve_db_path
 from smithers.eventstore.errors import error_info_to_json
 
 from ._client import connect
+from ._files import write_atomic
 from ._run_ids import EXISTING_RUN_HINT, validate_run_id
 from ._scrub import REDACTED, scrub_value, secret_env_values
 from .errors import InvalidInputError
@@ -226,18 +227,6 @@ def _bug_path(db_path: Path, run_id: str, now_ms: int) -> Path:
     return db_path.parent / "bugs" / f"{safe}-{stamp}.json"
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically (a temporary file renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _check_endpoint(url: str) -> str:
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -339,7 +328,7 @@ async def file_bug(
     data = json.dumps(bundle, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
     path = _bug_path(db_path, run_id, now_ms)
     try:
-        await anyio.to_thread.run_sync(_write, path, data)
+        await anyio.to_thread.run_sync(write_atomic, path, (data,))
     except OSError as e:
         raise InvalidInputError(
             f"Cannot write the bug report {path}: {e.strerror or e}.",

@@ -7,9 +7,8 @@ no half file).
 
 from __future__ import annotations
 
-import gzip
+import functools
 import hashlib
-import os
 import time
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -28,12 +27,15 @@ from ._bundle_format import (
     BundleRun,
     BundleWorkflow,
 )
+from ._files import write_atomic
 from ._run_ids import EXISTING_RUN_HINT, validate_run_id
 from .errors import InvalidInputError, RunNotFoundError
 from .history import child_runs
 from .lifecycle import SMITHERS_VERSION
 
 if TYPE_CHECKING:
+    import os
+
     from smithers.eventstore import EventStore, StoredEvent
 
 __all__ = ("ExportResult", "export_run")
@@ -186,25 +188,6 @@ def _workflows(
     return list(found.values()), warnings
 
 
-def _write(path: Path, lines: list[bytes]) -> None:
-    """Write `lines` to `path` atomically (gzip when its name ends in ``.gz``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if path.name.endswith(".gz"):
-            with gzip.open(tmp, "wb") as gz:
-                for line in lines:
-                    gz.write(line + b"\n")
-        else:
-            with tmp.open("wb") as f:
-                for line in lines:
-                    f.write(line + b"\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 async def export_run(
     run_id: str,
     out: str | os.PathLike[str] | None = None,
@@ -291,7 +274,14 @@ async def export_run(
             lines.append(encode_json(bundle_row))
             count += 1
     try:
-        await anyio.to_thread.run_sync(_write, path, lines)
+        await anyio.to_thread.run_sync(
+            functools.partial(
+                write_atomic,
+                path,
+                (line + b"\n" for line in lines),
+                compress=path.name.endswith(".gz"),
+            )
+        )
     except OSError as e:
         raise InvalidInputError(
             f"Cannot write the bundle {path}: {e.strerror or e}.",

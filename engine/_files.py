@@ -1,4 +1,4 @@
-"""Opening the files the engine writes beside the database, never through a symlink.
+"""Files the engine writes: beside the database never through a symlink; others whole.
 
 The NDJSON mirror and the logs of detached processes live in folders other users may
 be able to write to (a shared ``runs/`` folder). A symlink planted at such a path
@@ -11,14 +11,22 @@ file's permission bits, not wider ones.
 from __future__ import annotations
 
 import errno
+import gzip
 import os
 import stat
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
-__all__ = ("DEFAULT_FILE_MODE", "SymlinkRefusedError", "file_mode_of", "open_no_follow")
+__all__ = (
+    "DEFAULT_FILE_MODE",
+    "SymlinkRefusedError",
+    "file_mode_of",
+    "open_no_follow",
+    "write_atomic",
+)
 
 DEFAULT_FILE_MODE = 0o600
 """Permission bits of a new file when the database's are not known (owner only)."""
@@ -81,3 +89,42 @@ def open_no_follow(path: Path, flags: int, *, mode: int = DEFAULT_FILE_MODE) -> 
         os.close(fd)
         raise
     return fd
+
+
+def write_atomic(
+    path: Path, chunks: Iterable[bytes], *, tmp: Path | None = None, compress: bool = False
+) -> None:
+    """Write `chunks` to `path` whole or not at all. Blocking file I/O.
+
+    The bytes go to a temporary file beside `path` (default ``.NAME.PID.tmp``), which is
+    fsynced and renamed over `path`: a reader, or a crash, sees the old file or the new
+    one, never a part. The parent folder is created if missing. Used by bundles
+    (``export``), bug reports and ``smithers init``.
+
+    Args:
+        path: The file to write.
+        chunks: Its content, in pieces (written in order).
+        tmp: The temporary file's path (its caller may recognise leftovers by it).
+        compress: Gzip the content (``.gz`` files).
+
+    Raises:
+        OSError: the folder cannot be written; the temporary file is removed and
+            `path` is unchanged.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp or path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            if compress:
+                with gzip.GzipFile(fileobj=f, mode="wb") as gz:
+                    for chunk in chunks:
+                        gz.write(chunk)
+            else:
+                for chunk in chunks:
+                    f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

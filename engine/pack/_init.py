@@ -13,6 +13,7 @@ from pathlib import Path
 
 import msgspec
 
+from .._files import write_atomic
 from ..errors import InvalidInputError
 from ._listing import PROJECT_WORKFLOWS_DIR, pack_workflows
 
@@ -42,19 +43,6 @@ def _is_tmp_of(path: Path, names: set[str]) -> bool:
         return False
     inner = path.name[1:-4].rpartition(".")[0]
     return inner in names
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    tmp = _tmp_name(target)
-    try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def init_pack(directory: str | Path = ".", *, force: bool = False) -> InitResult:
@@ -101,7 +89,7 @@ def init_pack(directory: str | Path = ".", *, force: bool = False) -> InitResult
             if target.exists() and not force:
                 kept.append(str(target))
                 continue
-            _write_atomic(target, source.read_bytes())
+            write_atomic(target, (source.read_bytes(),), tmp=_tmp_name(target))
             written.append(str(target))
     except OSError as e:
         raise InvalidInputError(
