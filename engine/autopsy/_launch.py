@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,13 +92,9 @@ def post_failure_workflow_path(cwd: str | os.PathLike[str] | None = None) -> Pat
 
 def new_autopsy_run_id() -> str:
     """Return a new autopsy run id: ``post-failure-<unix ms base36>-<6 hex>``."""
-    ms = time.time_ns() // 1_000_000
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    b36 = ""
-    while ms:
-        ms, r = divmod(ms, 36)
-        b36 = digits[r] + b36
-    return f"post-failure-{b36}-{secrets.token_hex(3)}"
+    from ..lifecycle import new_run_id  # lifecycle reads history, which reads autopsy
+
+    return new_run_id("post-failure")
 
 
 def launch_post_failure(

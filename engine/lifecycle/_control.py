@@ -310,24 +310,38 @@ async def _append_request(
     raise AssertionError("unreachable")
 
 
+def _ended(status: str) -> bool:
+    return status in TERMINAL_RUN_STATUSES
+
+
 async def _wait_for_owner(
-    store: EventStore, state: RunState, wait_ms: int, stale_ms: int, clock: Clock
+    store: EventStore,
+    state: RunState,
+    wait_ms: int,
+    stale_ms: int,
+    clock: Clock,
+    *,
+    settled: Callable[[str], bool] = _ended,
 ) -> bool:
-    """Poll until the run ends (True), or its owner dies or `wait_ms` pass (False)."""
+    """Poll until the run settles (True), or its owner dies or `wait_ms` pass (False).
+
+    Settled is ``settled(status)`` of the runs index: by default, the run ended (a
+    cancel waits for that); a hijack waits for the run to stop running.
+    """
     run_id = state.run_id
     with anyio.move_on_after(max(wait_ms, 0) / 1000):
         while True:
             await anyio.sleep(_POLL_S)
             record = await store.get_run(run_id)
-            if record is not None and record.status in TERMINAL_RUN_STATUSES:
+            if record is not None and settled(record.status):
                 return True
             lease = await store.get_lease(run_id)
             now = clock.now_ms()
             if not _listens(judge_owner(state, lease, now_ms=now, stale_threshold_ms=stale_ms)):
-                # Gone without ending the run (an owner that ends it writes the end
+                # Gone without settling the run (an owner that ends it writes the end
                 # before releasing its lease): one last look, then finalize.
                 record = await store.get_run(run_id)
-                return record is not None and record.status in TERMINAL_RUN_STATUSES
+                return record is not None and settled(record.status)
     return False
 
 

@@ -42,7 +42,7 @@ from ..errors import (
     TaskHijackUnsupportedError,
 )
 from ..history import load_state
-from ._control import _append_request, _check_run_id, _db_path, _listens
+from ._control import _append_request, _check_run_id, _db_path, _listens, _wait_for_owner
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, judge_owner
 
 if TYPE_CHECKING:
@@ -239,7 +239,9 @@ async def _hijack(
             asked.add(owner)
             if on_step is not None:
                 on_step("requested")
-            await _wait_for_owner(store, state, wait_ms, stale_ms, clock)
+            await _wait_for_owner(
+                store, state, wait_ms, stale_ms, clock, settled=lambda status: status != "running"
+            )
             continue  # parked by the owner (returned above), or finalize now
         if on_step is not None and not reported:
             reported = True
@@ -261,23 +263,6 @@ async def _hijack(
         return _result(await load_state(store, run_id), target, "recorded")
     assert conflict is not None
     raise conflict
-
-
-async def _wait_for_owner(
-    store: EventStore, state: RunState, wait_ms: int, stale_ms: int, clock: Clock
-) -> None:
-    """Poll until the run is no longer running, its owner dies, or `wait_ms` pass."""
-    run_id = state.run_id
-    with anyio.move_on_after(max(wait_ms, 0) / 1000):
-        while True:
-            await anyio.sleep(_POLL_S)
-            record = await store.get_run(run_id)
-            if record is not None and record.status != "running":
-                return
-            lease = await store.get_lease(run_id)
-            now = clock.now_ms()
-            if not _listens(judge_owner(state, lease, now_ms=now, stale_threshold_ms=stale_ms)):
-                return
 
 
 def _result(state: RunState, target: str, action: Literal["requested", "recorded"]) -> HijackResult:

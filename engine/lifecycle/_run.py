@@ -127,15 +127,19 @@ def not_resumable(state: RunState) -> RunNotResumableError:
     return RunNotResumableError(state.run_id, state.status, why)
 
 
-def new_run_id() -> str:
-    """Return a new run id: ``run-<unix ms base36>-<6 hex>`` (sortable by start time)."""
+def new_run_id(prefix: str = "run") -> str:
+    """Return a new run id: ``<prefix>-<unix ms base36>-<6 hex>`` (sortable by start time).
+
+    Args:
+        prefix: The id's first word: ``run`` by default, ``post-failure`` for an autopsy.
+    """
     ms = time.time_ns() // 1_000_000
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     b36 = ""
     while ms:
         ms, r = divmod(ms, 36)
         b36 = digits[r] + b36
-    return f"run-{b36}-{secrets.token_hex(3)}"
+    return f"{prefix}-{b36}-{secrets.token_hex(3)}"
 
 
 def _error_dict(info: ErrorInfo) -> dict[str, Any]:
