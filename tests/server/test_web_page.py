@@ -171,6 +171,14 @@ def test_scrub_a_finished_run_to_frame_3_and_fork_it(
         # The parent's timeline lists the fork as a branch; the runs list shows both runs.
         page.goto(f"{served.url}/#/runs/{run_id}")
         page.locator(f'#branches [data-run-id="{fork_id}"]').wait_for()
+        page.locator("#scrub").focus()
+        page.keyboard.press("Home")
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function("() => document.querySelector('#tree').dataset.frame === '3'")
+        page.locator('#tree [data-node-id="step3"] button').click()
+        page.locator("#node-detail h3", has_text="At frame 3").wait_for()
+        _shot(page, tmp_path, "timeline.png")  # the README's picture (docs/web-timeline.png)
         page.goto(f"{served.url}/#/")
         page.locator(f'tr[data-run-id="{fork_id}"]').wait_for()
         page.locator(f'tr[data-run-id="{run_id}"]').wait_for()
