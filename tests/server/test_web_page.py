@@ -291,3 +291,60 @@ def test_a_path_below_ui_needs_the_token_and_is_not_served(make_api: Any, path: 
     assert api.get(path).status_code == 401
     r = api.get(path, headers={"Authorization": "Bearer s3cret"})
     assert r.status_code == 404, r.text
+
+
+def test_a_run_page_follows_a_live_run_and_approves_a_gate(
+    serve: Callable[..., Any], tmp_path: Path
+) -> None:
+    sync_playwright = _browser_or_skip()
+    served = serve(token=TOKEN)
+    http = httpx.Client(base_url=served.url, headers=served.headers, timeout=10)
+    steps = http.post("/v1/runs", json={"workflowPath": "steps.py"}).json()["runId"]
+    deploy = http.post("/v1/runs", json={"workflowPath": "deploy.py"}).json()["runId"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(20_000)
+        confirms: list[str] = []
+
+        def on_dialog(dialog: Any) -> None:
+            confirms.append(dialog.type)
+            dialog.accept(TOKEN if dialog.type == "prompt" else None)
+
+        page.on("dialog", on_dialog)
+
+        # 20 tasks of 0.1 s: the page opens mid-run and sees the rest without a reload.
+        page.goto(f"{served.url}/#/runs/{steps}")
+        page.wait_for_function(
+            "() => document.querySelector('#run-status').dataset.status === 'running'"
+        )
+        last = page.locator('#tree [data-node-id="s19"]')
+        assert last.get_attribute("data-state") != "finished"
+        page.wait_for_function(
+            "() => document.querySelector('#run-status').dataset.status === 'finished'"
+            " && document.querySelector('#tree [data-node-id=\"s19\"]').dataset.state"
+            " === 'finished'"
+        )
+        assert page.locator("#events li").count() >= 20  # streamed, newest first
+        assert page.locator("#events li").first.inner_text().endswith("RunFinished")
+
+        # A run waiting for a decision: open the gate, approve it, the run goes on.
+        page.goto(f"{served.url}/#/runs/{deploy}")
+        page.wait_for_function(
+            "() => document.querySelector('#run-status').dataset.status === 'waiting-approval'"
+        )
+        page.locator('#tree [data-node-id="gate"] button').click()
+        page.locator("#node-detail .approval", has_text="Deploy?").wait_for()
+        _shot(page, tmp_path, "approval.png")
+        page.locator("#approve").click()
+        page.wait_for_function(
+            "() => document.querySelector('#run-status').dataset.status === 'finished'"
+        )
+        assert page.locator('#tree [data-node-id="deploy"]').get_attribute("data-state") == (
+            "finished"
+        )
+        browser.close()
+    assert confirms == ["prompt"]  # approving asks no confirmation; the token is asked once
+    ops = http.get("/v1/audit", params={"runId": deploy, "type": "ApprovalGranted"}).json()
+    assert [op["actor"]["interface"] for op in ops["operations"]] == ["http"]
+    http.close()
