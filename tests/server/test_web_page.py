@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path("/tmp/smithers-ui-screenshots")
@@ -45,6 +45,21 @@ FIVE = """
     def five(ctx):
         return Sequence(*(Task(f"step{i}", output=N, run=step(i)) for i in range(1, 6)))
 """
+
+
+@pytest.fixture
+def http_to() -> Iterator[Callable[..., httpx.Client]]:
+    """Make API clients of a `Served` server (its token), closed after the test."""
+    clients: list[httpx.Client] = []
+
+    def make(served: Any) -> httpx.Client:
+        client = httpx.Client(base_url=served.url, headers=served.headers, timeout=10)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
 
 
 def _browser_or_skip() -> Any:
@@ -84,12 +99,12 @@ def _shot(page: Any, tmp_path: Path, name: str) -> None:
 
 
 def test_scrub_a_finished_run_to_frame_3_and_fork_it(
-    serve: Callable[..., Any], root: Path, tmp_path: Path
+    serve: Callable[..., Any], root: Path, tmp_path: Path, http_to: Callable[..., httpx.Client]
 ) -> None:
     sync_playwright = _browser_or_skip()
     (root / "five.py").write_text(textwrap.dedent(FIVE), "utf-8")
     served = serve(token=TOKEN)
-    http = httpx.Client(base_url=served.url, headers=served.headers, timeout=10)
+    http = http_to(served)
     run_id = http.post("/v1/runs", json={"workflowPath": "five.py"}).json()["runId"]
     deadline = time.monotonic() + 30
     while (run := http.get(f"/v1/runs/{run_id}").json())["status"] != "finished":
@@ -184,7 +199,6 @@ def test_scrub_a_finished_run_to_frame_3_and_fork_it(
         page.locator(f'tr[data-run-id="{run_id}"]').wait_for()
         _shot(page, tmp_path, "runs.png")
         browser.close()
-    http.close()
     assert [kind for kind, _ in dialogs].count("prompt") == 1  # the token is asked once
     assert errors == []
 
@@ -218,12 +232,12 @@ def _wait_status(http: httpx.Client, run_id: str, status: str) -> dict[str, Any]
 
 
 def test_api_strings_are_shown_as_text_and_runs_filter_by_status(
-    serve: Callable[..., Any], root: Path, tmp_path: Path
+    serve: Callable[..., Any], root: Path, tmp_path: Path, http_to: Callable[..., httpx.Client]
 ) -> None:
     sync_playwright = _browser_or_skip()
     (root / "hostile.py").write_text(textwrap.dedent(HOSTILE), "utf-8")
     served = serve()  # no token: the page never asks for one
-    http = httpx.Client(base_url=served.url, timeout=10)
+    http = http_to(served)
     bad = http.post("/v1/runs", json={"workflowPath": "hostile.py"}).json()["runId"]
     good = http.post("/v1/runs", json={"workflowPath": "count.py"}).json()["runId"]
     _wait_status(http, bad, "failed")
@@ -258,7 +272,6 @@ def test_api_strings_are_shown_as_text_and_runs_filter_by_status(
             "rows => rows.map(r => r.dataset.runId)"
         ) == [bad]
         browser.close()
-    http.close()
     assert dialogs == []
 
 
@@ -294,12 +307,12 @@ def test_a_path_below_ui_needs_the_token_and_is_not_served(make_api: Any, path: 
 
 
 def test_a_run_page_follows_a_live_run_and_approves_a_gate(
-    serve: Callable[..., Any], tmp_path: Path
+    serve: Callable[..., Any], tmp_path: Path, http_to: Callable[..., httpx.Client]
 ) -> None:
     sync_playwright = _browser_or_skip()
     served = serve(token=TOKEN)
-    http = httpx.Client(base_url=served.url, headers=served.headers, timeout=10)
-    steps = http.post("/v1/runs", json={"workflowPath": "steps.py"}).json()["runId"]
+    http = http_to(served)
+    waits = http.post("/v1/runs", json={"workflowPath": "waits.py"}).json()["runId"]
     deploy = http.post("/v1/runs", json={"workflowPath": "deploy.py"}).json()["runId"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
@@ -313,19 +326,27 @@ def test_a_run_page_follows_a_live_run_and_approves_a_gate(
 
         page.on("dialog", on_dialog)
 
-        # 20 tasks of 0.1 s: the page opens mid-run and sees the rest without a reload.
-        page.goto(f"{served.url}/#/runs/{steps}")
+        # A run waiting for an event: the page shows it waiting, refuses a bad signal
+        # with the API's error, and follows the run live when the event comes over HTTP.
+        page.goto(f"{served.url}/#/runs/{waits}")
         page.wait_for_function(
-            "() => document.querySelector('#run-status').dataset.status === 'running'"
+            "() => document.querySelector('#run-status').dataset.status === 'waiting-event'"
         )
-        last = page.locator('#tree [data-node-id="s19"]')
-        assert last.get_attribute("data-state") != "finished"
+        assert page.locator('#tree [data-node-id="after"]').get_attribute("data-state") != (
+            "finished"
+        )
+        page.locator("#signal input").nth(0).fill("ci.done")
+        page.locator("#signal input").nth(1).fill('{"n": "x"}')
+        page.locator("#signal button").click()
+        page.locator("#notice.error", has_text="INVALID_INPUT").wait_for()
+        r = http.post(f"/v1/runs/{waits}/signals/ci.done", json={"data": {"n": 7}})
+        assert r.status_code == 200, r.text
         page.wait_for_function(
             "() => document.querySelector('#run-status').dataset.status === 'finished'"
-            " && document.querySelector('#tree [data-node-id=\"s19\"]').dataset.state"
+            " && document.querySelector('#tree [data-node-id=\"after\"]').dataset.state"
             " === 'finished'"
         )
-        assert page.locator("#events li").count() >= 20  # streamed, newest first
+        assert page.locator('#tree [data-node-id="ci"] .output').inner_text() == '{"n":7}'
         assert page.locator("#events li").first.inner_text().endswith("RunFinished")
 
         # A run waiting for a decision: open the gate, approve it, the run goes on.
@@ -347,4 +368,3 @@ def test_a_run_page_follows_a_live_run_and_approves_a_gate(
     assert confirms == ["prompt"]  # approving asks no confirmation; the token is asked once
     ops = http.get("/v1/audit", params={"runId": deploy, "type": "ApprovalGranted"}).json()
     assert [op["actor"]["interface"] for op in ops["operations"]] == ["http"]
-    http.close()
