@@ -368,3 +368,57 @@ def test_a_run_page_follows_a_live_run_and_approves_a_gate(
     assert confirms == ["prompt"]  # approving asks no confirmation; the token is asked once
     ops = http.get("/v1/audit", params={"runId": deploy, "type": "ApprovalGranted"}).json()
     assert [op["actor"]["interface"] for op in ops["operations"]] == ["http"]
+
+
+def test_rewind_resume_and_retry_from_the_page(
+    serve: Callable[..., Any], root: Path, tmp_path: Path, http_to: Callable[..., httpx.Client]
+) -> None:
+    sync_playwright = _browser_or_skip()
+    (root / "five.py").write_text(textwrap.dedent(FIVE), "utf-8")
+    served = serve()
+    http = http_to(served)
+    five = http.post("/v1/runs", json={"workflowPath": "five.py"}).json()["runId"]
+    bad = http.post("/v1/runs", json={"workflowPath": "bad.py"}).json()["runId"]
+    _wait_status(http, five, "finished")
+    _wait_status(http, bad, "failed")
+    confirms: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(20_000)
+
+        def on_dialog(dialog: Any) -> None:
+            confirms.append(dialog.message)
+            dialog.accept()
+
+        page.on("dialog", on_dialog)
+        status = "() => document.querySelector('#run-status').dataset.status === '{}'"
+
+        # Rewind the finished run to frame 2 (confirmed), then resume it: it ends again.
+        page.goto(f"{served.url}/#/runs/{five}")
+        page.wait_for_function(status.format("finished"))
+        page.locator("#scrub").focus()
+        page.keyboard.press("Home")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("() => document.querySelector('#tree').dataset.frame === '2'")
+        page.locator("#rewind").click()
+        page.wait_for_function(status.format("waiting-resume"))
+        assert "frame 2" in confirms[-1]
+        page.locator("#resume").click()
+        page.wait_for_function(status.format("finished"))
+        run = http.get(f"/v1/runs/{five}").json()
+        assert (run["status"], run["activation"]) == ("finished", 2)
+
+        # Retry the failed task (confirmed): a second attempt, failing the same way.
+        page.goto(f"{served.url}/#/runs/{bad}")
+        page.wait_for_function(status.format("failed"))
+        page.locator('#tree [data-node-id="second"] button').click()
+        page.locator("#node-detail .attempts tbody tr").first.wait_for()
+        assert page.locator("#node-detail .attempts tbody tr").count() == 1
+        page.locator("#retry-task").click()
+        page.locator("#node-detail .attempts tbody tr").nth(1).wait_for()
+        assert "second" in confirms[-1]
+        assert "boom" in page.locator("#node-detail .attempts tbody tr").nth(1).inner_text()
+        browser.close()
+    assert len(confirms) == 2
