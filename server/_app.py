@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse
 from ._background import Background
 from ._routes import ROUTES
 from ._tail import Tails
+from ._ui import UI_ROUTES, is_public_path
 from .errors import PayloadTooLargeError, RouteNotFoundError, ServerError, UnauthorizedError
 
 if TYPE_CHECKING:
@@ -115,7 +116,8 @@ def _unexpected(exc: Exception) -> JSONResponse:
 class Guard:
     """ASGI middleware: the auth token and the body limit, before any route runs.
 
-    With a token, every request but ``GET /health`` must carry it
+    With a token, every request but ``GET /health`` and the web page's files
+    (`is_public_path`: ``/``, ``/ui/<name>``, which hold no run data) must carry it
     (``Authorization: Bearer <t>`` or ``x-smithers-key: <t>``, compared in constant
     time), else 401 ``UNAUTHORIZED``. A body longer than the limit (by its
     Content-Length, or as it streams in) is refused with 413 ``PAYLOAD_TOO_LARGE``.
@@ -127,7 +129,7 @@ class Guard:
         self.max_body_bytes = max_body_bytes
 
     def _authorized(self, scope: Scope) -> bool:
-        if self.token is None or scope["path"] == "/health":
+        if self.token is None or scope["path"] == "/health" or is_public_path(scope["path"]):
             return True
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-smithers-key", b"")
@@ -212,9 +214,9 @@ def create_app(config: ServerConfig, *, routes: Sequence[BaseRoute] = ()) -> Sta
 
     Args:
         config: The database, root, token and limits (see `ServerConfig`).
-        routes: More routes (e.g. ``/metrics``, the web page), served behind the same
-            guard (auth token, body limit) and error handlers; their handlers find the
-            `ServerState` at ``request.app.state.smithers``.
+        routes: More routes (e.g. ``/metrics``; the web page's are always there),
+            served behind the same guard (auth token, body limit) and error handlers;
+            their handlers find the `ServerState` at ``request.app.state.smithers``.
 
     Returns:
         The app; serve it with uvicorn (`smithers serve`) or drive it with an ASGI
@@ -249,7 +251,7 @@ def create_app(config: ServerConfig, *, routes: Sequence[BaseRoute] = ()) -> Sta
                 raise _Shutdown  # `connect` then cancels the runs it started
 
     return Starlette(
-        routes=[*ROUTES, *routes],
+        routes=[*ROUTES, *UI_ROUTES, *routes],
         lifespan=lifespan,
         exception_handlers={
             SmithersError: _on_smithers_error,

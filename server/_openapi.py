@@ -196,7 +196,15 @@ _OPS = (
         200,
     ),
     ("get", "/openapi.json", "This document.", {}, None, (), 200),
+    ("get", "/", "The web page (HTML; no auth: it holds no run data).", {}, None, (), 200),
+    ("get", "/ui/{name}", "A script or stylesheet of the web page (no auth).", {}, None, (), 200),
 )
+
+_PUBLIC = ("/health", "/", "/ui/{name}")
+"""Paths served without the token."""
+
+_MEDIA = {"/": "text/html", "/ui/{name}": "text/javascript"}
+"""Media type of the success response where it is not JSON (default)."""
 
 _ERROR = {
     "type": "object",
@@ -225,7 +233,9 @@ def _operation(
         if "{" + name + "}" in path
     ]
     params += [{"name": k, "in": "query", "required": False, "schema": v} for k, v in query.items()]
-    media = "text/event-stream" if path.endswith("/events") else "application/json"
+    media = (
+        "text/event-stream" if path.endswith("/events") else _MEDIA.get(path, "application/json")
+    )
     op: dict[str, Any] = {
         "summary": summary,
         "parameters": params,
@@ -237,7 +247,7 @@ def _operation(
             },
         },
     }
-    if path != "/health":
+    if path not in _PUBLIC:
         op["security"] = [{"bearer": []}, {"key": []}]
     if body is not None:
         schema = {"type": "object", "properties": body, "required": list(required)}
