@@ -30,6 +30,7 @@ _JSON = {"type": ["object", "array", "string", "number", "boolean", "null"]}
 _OPS: tuple[tuple[str, str, str, dict[str, Any], dict[str, Any] | None, tuple[str, ...], int], ...]
 _OPS = (
     ("get", "/health", "Liveness (no auth).", {}, None, (), 200),
+    ("get", "/metrics", "Metrics of every run, in Prometheus text format.", {}, None, (), 200),
     (
         "post",
         "/v1/runs",
@@ -226,6 +227,8 @@ def _operation(
     ]
     params += [{"name": k, "in": "query", "required": False, "schema": v} for k, v in query.items()]
     media = "text/event-stream" if path.endswith("/events") else "application/json"
+    if path == "/metrics":
+        media = "text/plain"
     op: dict[str, Any] = {
         "summary": summary,
         "parameters": params,
