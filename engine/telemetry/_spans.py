@@ -284,4 +284,5 @@ def _attempt_key(e: Any) -> SpanKey:
 def _error(info: Any) -> str | None:
     if info is None:
         return None
-    return f"{getattr(info, 'code', '')}: {getattr(info, 'message', '')}".strip(": ")
+    code = getattr(info, "code", None) or getattr(info, "name", None) or "ERROR"
+    return f"{code}: {getattr(info, 'message', '')}"
