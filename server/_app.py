@@ -251,7 +251,7 @@ def create_app(config: ServerConfig, *, routes: Sequence[BaseRoute] = ()) -> Sta
                 raise _Shutdown  # `connect` then cancels the runs it started
 
     return Starlette(
-        routes=[*ROUTES, *METRICS_ROUTES, *routes],
+        routes=[*ROUTES, *routes, *METRICS_ROUTES],
         lifespan=lifespan,
         exception_handlers={
             SmithersError: _on_smithers_error,
