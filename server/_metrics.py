@@ -181,13 +181,15 @@ class Telemetry:
             DatabaseQueryError: if the database cannot be read.
         """
         async with self._lock:
-            if self._store is None:
-                self._store = await SQLiteEventStore.open(self.db, create=False, read_only=True)
+            store = self._store
+            if store is None:
+                # Shielded: a store half-opened by a cancel would keep its thread alive.
+                with anyio.CancelScope(shield=True):
+                    store = await SQLiteEventStore.open(self.db, create=False, read_only=True)
+                self._store = store
             total = 0
             while True:
-                rows = await self._store.read_all(
-                    after_position=self.fold.position, limit=READ_BATCH
-                )
+                rows = await store.read_all(after_position=self.fold.position, limit=READ_BATCH)
                 for stored in rows:
                     event = decode_event(stored.type, stored.data)
                     self.fold.apply(stored, event)
@@ -216,9 +218,10 @@ class Telemetry:
 
     async def close(self) -> None:
         """Close the tailer's store and flush the span export (if any)."""
-        store, self._store = self._store, None
-        if store is not None:
-            await store.close()
+        async with self._lock:  # not under a scrape's catch-up
+            store, self._store = self._store, None
+            if store is not None:
+                await store.close()
         if self.spans is not None:
             self.spans.flush()
 
