@@ -151,6 +151,13 @@ def _histogram(name: str, doc: str, label: str, hists: dict[str, Histogram]) -> 
     return family
 
 
+async def _open_shielded(db: Path) -> SQLiteEventStore:
+    """Open `db` read-only, shielded: a store half-opened by a cancel keeps its thread."""
+    with anyio.CancelScope(shield=True):
+        return await SQLiteEventStore.open(db, create=False, read_only=True)
+    raise AssertionError("unreachable")  # pragma: no cover - a shielded scope swallows nothing
+
+
 class Telemetry:
     """The folds of one database's log, the registry that renders them, the tailer.
 
@@ -183,10 +190,7 @@ class Telemetry:
         async with self._lock:
             store = self._store
             if store is None:
-                # Shielded: a store half-opened by a cancel would keep its thread alive.
-                with anyio.CancelScope(shield=True):
-                    store = await SQLiteEventStore.open(self.db, create=False, read_only=True)
-                self._store = store
+                store = self._store = await _open_shielded(self.db)
             total = 0
             while True:
                 rows = await store.read_all(after_position=self.fold.position, limit=READ_BATCH)
