@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -130,3 +132,27 @@ def test_no_endpoint_no_export(monkeypatch: pytest.MonkeyPatch) -> None:
     export = otlp_span_export()
     assert export is not None
     export.provider.shutdown()
+
+
+def test_the_engine_loads_no_telemetry(tmp_path: Path) -> None:
+    # The hot path pays nothing for metrics or traces: a run imports none of them.
+    program = f"""
+import sys, anyio, msgspec
+from smithers import Task, run_workflow, workflow
+
+class N(msgspec.Struct):
+    n: int
+
+@workflow("one")
+def one(ctx):
+    return Task("a", output=N, value={{"n": 1}})
+
+assert anyio.run(lambda: run_workflow(one, db={str(tmp_path / "t.db")!r})).status == "finished"
+loaded = [m for m in ("smithers.engine.telemetry", "prometheus_client", "opentelemetry")
+          if m in sys.modules]
+print(loaded)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stderr
