@@ -17,10 +17,13 @@ from ._config import DEFAULT_PORT as DEFAULT_PORT
 from ._config import MAX_BODY_BYTES as MAX_BODY_BYTES
 from ._config import ServerConfig as ServerConfig
 from ._config import is_loopback as is_loopback
+from ._metrics import Telemetry as Telemetry
 from ._openapi import openapi_document as openapi_document
 from ._serve import check_bind as check_bind
 from ._serve import serve as serve
 from ._sse import SSE_EVENT as SSE_EVENT
+from ._traces import SpanExport as SpanExport
+from ._traces import otlp_span_export as otlp_span_export
 from .errors import HttpApiError as HttpApiError
 from .errors import InvalidJsonError as InvalidJsonError
 from .errors import InvalidRequestError as InvalidRequestError
@@ -47,6 +50,8 @@ __all__ = (
     "ServerConfig",
     "ServerError",
     "ServerState",
+    "SpanExport",
+    "Telemetry",
     "UnauthorizedError",
     "WorkflowPathOutsideRootError",
     "check_bind",
@@ -54,5 +59,6 @@ __all__ = (
     "error_response",
     "is_loopback",
     "openapi_document",
+    "otlp_span_export",
     "serve",
 )

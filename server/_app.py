@@ -26,6 +26,7 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 
 from ._background import Background
+from ._metrics import METRICS_ROUTES, start_telemetry
 from ._routes import ROUTES
 from ._tail import Tails
 from ._ui import UI_ROUTES, is_public_path
@@ -237,6 +238,7 @@ def create_app(config: ServerConfig, *, routes: Sequence[BaseRoute] = ()) -> Sta
                         tails=Tails(tg, config.sse_poll_interval_s),
                     )
                     app.state.smithers = state
+                    start_telemetry(app, config.db, tg)
                     if config.resume_on_start:
                         await _recover(state)
                     try:
@@ -251,7 +253,7 @@ def create_app(config: ServerConfig, *, routes: Sequence[BaseRoute] = ()) -> Sta
                 raise _Shutdown  # `connect` then cancels the runs it started
 
     return Starlette(
-        routes=[*ROUTES, *UI_ROUTES, *routes],
+        routes=[*ROUTES, *UI_ROUTES, *routes, *METRICS_ROUTES],
         lifespan=lifespan,
         exception_handlers={
             SmithersError: _on_smithers_error,

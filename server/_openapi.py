@@ -30,6 +30,7 @@ _JSON = {"type": ["object", "array", "string", "number", "boolean", "null"]}
 _OPS: tuple[tuple[str, str, str, dict[str, Any], dict[str, Any] | None, tuple[str, ...], int], ...]
 _OPS = (
     ("get", "/health", "Liveness (no auth).", {}, None, (), 200),
+    ("get", "/metrics", "Metrics of every run, in Prometheus text format.", {}, None, (), 200),
     (
         "post",
         "/v1/runs",
@@ -203,7 +204,7 @@ _OPS = (
 _PUBLIC = ("/health", "/", "/ui/{name}")
 """Paths served without the token."""
 
-_MEDIA = {"/": "text/html", "/ui/{name}": "text/javascript"}
+_MEDIA = {"/": "text/html", "/ui/{name}": "text/javascript", "/metrics": "text/plain"}
 """Media type of the success response where it is not JSON (default)."""
 
 _ERROR = {
