@@ -1,24 +1,43 @@
-"""Beyond one machine: ``migrate`` (a SQLite database into PostgreSQL).
+"""Beyond one machine: ``migrate``, ``submit`` and ``worker``.
 
-Registered on the ``smithers`` group when `smithers.cli` is imported. The work is in the
-engine (`smithers.engine._migrate`); this module parses, calls and prints.
+``migrate`` copies a SQLite database into PostgreSQL; ``submit`` records a queued run;
+``worker`` takes queued runs (and runs whose owner is gone) from a shared database and
+drives them. Registered on the ``smithers`` group when `smithers.cli` is imported. The
+work is in the engine (`smithers.engine._migrate`, `lifecycle._queue`,
+`lifecycle._worker`); this module parses, calls and prints.
 """
 
 from __future__ import annotations
 
 import functools
+import signal
+import threading
+from typing import Any
 
 import anyio
 import click
 import msgspec
 from smithers.engine._migrate import migrate_database
+from smithers.engine.lifecycle._ownership import DEFAULT_STALE_THRESHOLD_MS
+from smithers.engine.lifecycle._queue import submit_run
+from smithers.engine.lifecycle._worker import DEFAULT_POLL_S, run_worker
+from smithers.eventstore.events import DEFAULT_QUEUE
 
 from ._commands import main
-from ._options import command_line, json_option
+from ._options import (
+    actor_options,
+    check_run_id,
+    cli_actor,
+    command_line,
+    db_option,
+    json_option,
+    parse_duration_ms,
+    parse_input_json,
+)
 from ._output import echo_json
 from ._text import echo
 
-__all__ = ("migrate_command",)
+__all__ = ("migrate_command", "submit_command", "worker_command")
 
 
 def _progress(done: int, total: int) -> None:
@@ -67,3 +86,171 @@ def migrate_command(source: str, target: str, as_json: bool) -> None:
         f"to {result.target}: {result.written} written, {same} already there."
     )
     echo("  list them: " + command_line("ps", db=result.target))
+
+
+@main.command("submit")
+@click.argument("file", metavar="FILE")
+@click.option(
+    "-i",
+    "--input",
+    "input_json",
+    metavar="JSON",
+    help="The run's input: a JSON object, @FILE or - (standard input).",
+)
+@click.option("--run-id", metavar="ID", callback=check_run_id, help="Run id (default: new).")
+@click.option(
+    "--queue",
+    metavar="NAME",
+    default=DEFAULT_QUEUE,
+    show_default=True,
+    help="Queue to wait in; workers started with --queues take only theirs.",
+)
+@click.option("--priority", type=int, default=0, show_default=True, help="Higher is taken first.")
+@click.option(
+    "-c",
+    "--max-concurrency",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    metavar="N",
+    help="The run's cap on tasks at once.",
+)
+@db_option
+@actor_options()
+@json_option
+def submit_command(
+    file: str,
+    input_json: str | None,
+    run_id: str | None,
+    queue: str,
+    priority: int,
+    max_concurrency: int,
+    db: str | None,
+    by: str | None,
+    reason: str | None,
+    as_json: bool,
+) -> None:
+    """Record a run of FILE for a worker to start (status "queued"); nothing runs here.
+
+    FILE is loaded to check the input against the workflow's schema and to record its
+    code's hash, as `smithers up` does. The run waits until a `smithers worker` on any
+    host takes it; `smithers ps` lists it, `smithers down`/`cancel` cancel it. --json
+    prints {"runId", "queue", "priority", "workflowName", "workflowPath", "status"}.
+
+    \b
+    Examples:
+        smithers submit flows/report.py --input '{"day": "2026-11-30"}' --queue nightly
+        smithers worker --db postgresql://me@db:5432/smithers --queues nightly
+    """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    actor = cli_actor(by, reason)
+    value = parse_input_json(input_json)
+    result = anyio.run(
+        functools.partial(
+            submit_run,
+            file,
+            input=value,
+            run_id=run_id,
+            queue=queue,
+            priority=priority,
+            max_concurrency=max_concurrency,
+            db=db,
+            actor=actor,
+        )
+    )
+    if as_json:
+        echo_json(msgspec.to_builtins(result))
+        return
+    echo(f"Queued run {result.run_id} ({result.workflow_name}) on queue {result.queue}.")
+    echo("  inspect it: " + command_line("inspect", args=[result.run_id], db=db))
+
+
+async def _work_until_signal(**options: Any) -> int:
+    """`run_worker` until SIGINT/SIGTERM drains it; a second signal stops at once."""
+    stop = anyio.Event()
+    code = 0
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal code
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    code = 128 + signum
+                    if stop.is_set():
+                        tg.cancel_scope.cancel()  # second signal: stop waiting for runs
+                        return
+                    stop.set()
+
+        if threading.current_thread() is threading.main_thread():
+            tg.start_soon(watch)
+        await run_worker(stop=stop, **options)
+        tg.cancel_scope.cancel()
+    return code
+
+
+@main.command("worker")
+@db_option
+@click.option(
+    "--queues",
+    metavar="A,B",
+    help="Take runs only from these queues (comma-separated). Default: every queue.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    metavar="N",
+    help="Runs driven at once by this worker.",
+)
+@click.option("--name", metavar="NAME", help="This worker's name (default: HOST:PID).")
+@click.option(
+    "--stale-threshold",
+    metavar="DURATION",
+    default=f"{DEFAULT_STALE_THRESHOLD_MS // 1000}s",
+    show_default=True,
+    help="A run whose owner has sent no heartbeat for this long is taken over.",
+)
+@click.option(
+    "--poll",
+    metavar="DURATION",
+    default=f"{int(DEFAULT_POLL_S * 1000)}ms",
+    show_default=True,
+    help="Longest wait between looks for work (PostgreSQL NOTIFY wakes it sooner).",
+)
+def worker_command(
+    db: str | None,
+    queues: str | None,
+    concurrency: int,
+    name: str | None,
+    stale_threshold: str,
+    poll: str,
+) -> None:
+    """Take queued runs from the database and drive them here, until SIGTERM.
+
+    Claims queued runs (highest --priority first), runs whose owner is gone (a worker
+    that was killed: after --stale-threshold on another host, at once on this one) and
+    parked runs whose timer is due, each by a conditional append: of two workers
+    racing, one wins. Any number of workers on any number of hosts may share one
+    PostgreSQL database. SIGTERM or SIGINT drains: nothing more is claimed and the runs
+    in hand are finished, then it exits (143/130); a second signal stops at once (its
+    runs are taken over by another worker). One line per claim and outcome on stderr.
+
+    \b
+    Examples:
+        smithers worker --db postgresql://me@db:5432/smithers --concurrency 8
+        smithers worker --db runs/smithers.db --queues nightly,batch --name box-1
+    """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
+    chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    code = anyio.run(
+        functools.partial(
+            _work_until_signal,
+            db=db,
+            queues=chosen,
+            concurrency=concurrency,
+            name=name,
+            stale_threshold_ms=parse_duration_ms(stale_threshold, "--stale-threshold"),
+            poll_s=parse_duration_ms(poll, "--poll") / 1000,
+        )
+    )
+    raise SystemExit(code)

@@ -1,0 +1,296 @@
+"""Workers: processes on any host that take queued runs from a shared database.
+
+`run_worker` loops until asked to stop: while it drives fewer runs than its
+concurrency, it picks a run and drives it in this process with `resume_run` (the
+ownership path of ``up --resume``: its `RunStarted` appended with ``expected_seq`` is
+the claim, then a lease renewed by heartbeats). Of two workers racing for a run, one
+append wins; the other gets ``RESUME_CLAIM_FAILED`` (or sees the winner alive) and
+moves on. Candidates, in this order, only among runs submitted to one of its queues
+(the run's first event is `RunQueued`):
+
+1. queued runs (status ``queued``), highest priority first, then oldest;
+2. running runs whose owner is gone or stale (`judge_owner`, `needs_takeover`: the
+   supervisor's verdict), e.g. a worker that was SIGKILLed: its lease stops being
+   renewed; attempts it had in flight are closed as ``abandoned`` and run again,
+   finished tasks are not;
+3. parked runs (``waiting-*``) whose deadline has come (`wake_deadline`: a due timer,
+   a wait's timeout, a retry). A decided approval or a signal is resumed by the
+   command that records it (``approve``, ``signal``), as without workers.
+
+Between looks it waits for any append (`wait_for_append`: LISTEN/NOTIFY on
+PostgreSQL, a poll interval on SQLite), so a submitted run is taken within
+milliseconds on PostgreSQL. Asked to stop (`stop`, set by the CLI on SIGTERM), it
+drains: claims nothing more and finishes the runs it drives, then returns.
+
+The worker's live state (name, host, pid, the runs it drives, heartbeat) is kept in
+`WorkerStatus` objects the caller can read (the CLI prints them); listing workers of
+other processes is not built yet.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+import msgspec
+from smithers.eventstore import decode_event, open_store, wait_for_append
+from smithers.eventstore.events import RunQueued
+
+from .._actor import resolve_actor
+from .._ownership_errors import (
+    ResumeClaimFailedError,
+    RunNotResumableError,
+    RunOwnerAliveError,
+    RunStillRunningError,
+)
+from ..history import load_state
+from ._ownership import DEFAULT_STALE_THRESHOLD_MS, judge_owner
+from ._queue import QUEUED_STATUS, check_queue_name
+from ._resume import resume_run
+from ._supervisor import PARKED_STATUSES, needs_takeover, wake_deadline
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+
+    from smithers.eventstore import EventStore, RunRecord
+
+__all__ = ("DEFAULT_POLL_S", "WorkerStatus", "run_worker")
+
+DEFAULT_POLL_S = 1.0
+"""Longest wait between looks for work, seconds (a NOTIFY ends it sooner)."""
+_FAILED_BACKOFF_MS = 30_000
+"""A run this worker failed to start (not a lost race) is left alone this long (ms)."""
+_LOST = (ResumeClaimFailedError, RunOwnerAliveError, RunStillRunningError, RunNotResumableError)
+"""Errors that mean another process has (or ended) the run: not a failure."""
+
+
+class WorkerStatus(msgspec.Struct, kw_only=True, rename="camel"):
+    """A worker's live state (mutable: updated as it claims and finishes runs)."""
+
+    name: str
+    host: str
+    pid: int
+    queues: tuple[str, ...] | None
+    """The queues it takes runs from; None: every queue."""
+    concurrency: int
+    started_at_ms: int
+    runs: list[str] = msgspec.field(default_factory=list)
+    """Runs it drives now."""
+    finished: int = 0
+    """Runs it drove to an outcome (ended or parked)."""
+    draining: bool = False
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Worker:
+    def __init__(
+        self,
+        store: EventStore,
+        status: WorkerStatus,
+        *,
+        stale_ms: int,
+        hold_ms: int,
+        log: Callable[[str], Any],
+    ) -> None:
+        self.store = store
+        self.status = status
+        self.stale_ms = stale_ms
+        self.hold_ms = hold_ms
+        self.log = log
+        self.queue_of: dict[str, tuple[str, int] | None] = {}
+        """run id -> ``(queue, priority)`` from its `RunQueued`; None: not submitted."""
+        self.failed_at: dict[str, int] = {}
+        self.changed = anyio.Event()
+        self.actor = resolve_actor("worker", by=status.name, reason="worker claim")
+
+    async def _queue(self, run_id: str) -> tuple[str, int] | None:
+        """The run's ``(queue, priority)`` if it is in one of ours, else None (cached)."""
+        if run_id not in self.queue_of:
+            rows = await self.store.read(run_id, upto_seq=1)
+            event = decode_event(rows[0].type, rows[0].data) if rows else None
+            found = (event.queue, event.priority) if isinstance(event, RunQueued) else None
+            self.queue_of[run_id] = found
+        found = self.queue_of[run_id]
+        if found is None or (self.status.queues is not None and found[0] not in self.status.queues):
+            return None
+        return found
+
+    async def candidates(self) -> list[tuple[str, bool]]:
+        """Runs to try now, best first: ``(run id, force)``."""
+        now = _now_ms()
+        queued: list[tuple[int, int, str]] = []
+        others: list[RunRecord] = []
+        for r in await self.store.list_runs():
+            if r.run_id in self.status.runs:
+                continue
+            if now - self.failed_at.get(r.run_id, -_FAILED_BACKOFF_MS) < _FAILED_BACKOFF_MS:
+                continue
+            if r.status == QUEUED_STATUS:
+                mine = await self._queue(r.run_id)
+                if mine is not None:
+                    queued.append((-mine[1], r.created_at_ms, r.run_id))
+            elif r.status == "running" or r.status in PARKED_STATUSES:
+                others.append(r)
+        out = [(rid, False) for _, _, rid in sorted(queued)]
+        leases = {lease.run_id: lease for lease in await self.store.list_leases()}
+        for r in others:
+            if await self._queue(r.run_id) is None:
+                continue
+            state = await load_state(self.store, r.run_id)
+            if state.status == "running":
+                verdict = judge_owner(
+                    state, leases.get(r.run_id), now_ms=now, stale_threshold_ms=self.stale_ms
+                )
+                if needs_takeover(verdict, self.stale_ms):
+                    out.append((r.run_id, verdict.kind == "stale"))
+            elif state.status in PARKED_STATUSES:
+                deadline = wake_deadline(state)
+                if deadline is not None and deadline[0] <= now:
+                    out.append((r.run_id, False))
+        return out
+
+    async def drive(self, run_id: str, force: bool) -> None:
+        """Claim and drive one run to an outcome; a lost race is not an error."""
+        try:
+            result = await resume_run(
+                run_id,
+                store=self.store,
+                force=force,
+                stale_threshold_ms=self.stale_ms,
+                hold_ms=self.hold_ms,
+                log_dir=None,
+                actor=self.actor,
+            )
+        except _LOST as e:
+            self.log(f"worker {self.status.name}: {run_id} taken elsewhere ({e.code})")
+        except Exception as e:  # one run's failure must not stop the worker
+            self.failed_at[run_id] = _now_ms()
+            code = getattr(e, "code", type(e).__name__)
+            self.log(f"worker {self.status.name}: {run_id} could not run: [{code}] {e}")
+        else:
+            self.status.finished += 1
+            self.log(f"worker {self.status.name}: {run_id} {result.status}")
+        finally:
+            self.status.runs.remove(run_id)
+            self.changed.set()
+
+    async def loop(self, stop: anyio.Event, poll_s: float) -> None:
+        async with anyio.create_task_group() as tg:
+            while not stop.is_set():
+                if len(self.status.runs) < self.status.concurrency:
+                    for run_id, force in await self.candidates():
+                        if len(self.status.runs) >= self.status.concurrency or stop.is_set():
+                            break
+                        self.status.runs.append(run_id)
+                        tg.start_soon(self.drive, run_id, force)
+                        await anyio.lowlevel.checkpoint()  # let it claim before the next
+                await self._wait(stop, poll_s)
+            self.status.draining = True
+            self.log(f"worker {self.status.name}: draining {len(self.status.runs)} run(s)")
+
+    async def _wait(self, stop: anyio.Event, poll_s: float) -> None:
+        """Until an append anywhere, a run of ours ends, `stop`, or `poll_s`."""
+        self.changed = anyio.Event()
+        changed = self.changed
+        with anyio.move_on_after(poll_s):
+            async with anyio.create_task_group() as tg:
+
+                async def appended() -> None:
+                    await wait_for_append(self.store, None, timeout_s=poll_s)
+                    tg.cancel_scope.cancel()
+
+                async def ended() -> None:
+                    await changed.wait()
+                    tg.cancel_scope.cancel()
+
+                async def stopped() -> None:
+                    await stop.wait()
+                    tg.cancel_scope.cancel()
+
+                full = len(self.status.runs) >= self.status.concurrency
+                if not full:
+                    tg.start_soon(appended)
+                tg.start_soon(ended)
+                tg.start_soon(stopped)
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def run_worker(
+    db: str | os.PathLike[str] | None = None,
+    *,
+    queues: Collection[str] | None = None,
+    concurrency: int = 4,
+    name: str | None = None,
+    stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
+    poll_s: float = DEFAULT_POLL_S,
+    hold_ms: int = 0,
+    stop: anyio.Event | None = None,
+    status: Callable[[WorkerStatus], Any] | None = None,
+    log: Callable[[str], Any] = _stderr,
+) -> WorkerStatus:
+    """Take runs from `db`'s queues and drive them until `stop` is set; then drain.
+
+    See the module docstring for what is taken and the guarantees. Awaits I/O; drives
+    the runs' workflows in this process.
+
+    Args:
+        db: Database path or postgresql:// URL (see `resolve_db`); must exist for a file.
+        queues: Queue names to take runs from; None: every queue.
+        concurrency: Runs driven at once, >= 1.
+        name: The worker's name (default ``<host>:<pid>``), recorded as the actor of
+            the activations it starts.
+        stale_threshold_ms: An owner silent this long (ms) is taken over.
+        poll_s: Longest wait between looks for work, seconds (> 0).
+        hold_ms: As `run_workflow`'s: a run whose next timer is further away parks
+            (default 0: park at once, the worker takes it again when it is due).
+        stop: Set it to drain and return; None: run until cancelled.
+        status: Called once with the live `WorkerStatus` (updated in place).
+        log: Called with one line per claim, outcome and lost race.
+
+    Returns:
+        The worker's final `WorkerStatus`.
+
+    Raises:
+        InvalidInputError: ``INVALID_INPUT`` for a bad queue name, concurrency or poll.
+        SmithersError: ``CLI_DB_NOT_FOUND`` if the database file does not exist.
+        DatabaseQueryError: if the database cannot be read.
+    """
+    from ..errors import InvalidInputError
+
+    if concurrency < 1 or poll_s <= 0 or stale_threshold_ms < 1:
+        raise InvalidInputError(
+            "--concurrency must be >= 1, the poll interval and stale threshold > 0; got "
+            f"{concurrency}, {poll_s} s and {stale_threshold_ms} ms.",
+            details={"concurrency": concurrency, "pollS": poll_s},
+        )
+    chosen = tuple(check_queue_name(q) for q in queues) if queues is not None else None
+    host = socket.gethostname()
+    state = WorkerStatus(
+        name=name or f"{host}:{os.getpid()}",
+        host=host,
+        pid=os.getpid(),
+        queues=chosen,
+        concurrency=concurrency,
+        started_at_ms=_now_ms(),
+    )
+    if status is not None:
+        status(state)
+    store = await open_store(db, create=False)
+    try:
+        worker = _Worker(store, state, stale_ms=stale_threshold_ms, hold_ms=hold_ms, log=log)
+        await worker.loop(stop or anyio.Event(), poll_s)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.close()
+    return state
