@@ -177,7 +177,7 @@ class _Worker:
             self.log(f"worker {self.status.name}: {run_id} could not run: [{code}] {e}")
         else:
             self.status.finished += 1
-            self.log(f"worker {self.status.name}: {run_id} {result.status}")
+            self.log(f"worker {self.status.name}: {run_id} is {result.status}")
         finally:
             self.status.runs.remove(run_id)
             self.changed.set()
