@@ -3,8 +3,8 @@
 ``migrate`` copies a SQLite database into PostgreSQL; ``submit`` records a queued run;
 ``worker`` takes queued runs (and runs whose owner is gone) from a shared database and
 drives them. Registered on the ``smithers`` group when `smithers.cli` is imported. The
-work is in the engine (`smithers.engine._migrate`, `lifecycle._queue`,
-`lifecycle._worker`); this module parses, calls and prints.
+work is in the engine (`migrate_database`, `submit_run`, `run_worker`,
+`list_workers`); this module parses, calls and prints.
 """
 
 from __future__ import annotations
@@ -17,10 +17,14 @@ from typing import Any
 import anyio
 import click
 import msgspec
-from smithers.engine._migrate import migrate_database
-from smithers.engine.lifecycle._ownership import DEFAULT_STALE_THRESHOLD_MS
-from smithers.engine.lifecycle._queue import submit_run
-from smithers.engine.lifecycle._worker import DEFAULT_POLL_S, run_worker
+from smithers.engine import (
+    DEFAULT_POLL_S,
+    DEFAULT_STALE_THRESHOLD_MS,
+    list_workers,
+    migrate_database,
+    run_worker,
+    submit_run,
+)
 from smithers.eventstore.events import DEFAULT_QUEUE
 
 from ._commands import main
@@ -37,7 +41,7 @@ from ._options import (
 from ._output import echo_json
 from ._text import echo
 
-__all__ = ("migrate_command", "submit_command", "worker_command")
+__all__ = ("migrate_command", "submit_command", "worker_command", "workers_command")
 
 
 def _progress(done: int, total: int) -> None:
@@ -73,8 +77,8 @@ def migrate_command(source: str, target: str, as_json: bool) -> None:
 
     \b
     Examples:
-        smithers migrate --from runs/smithers.db --to postgresql://me@db:5432/smithers
-        smithers worker --db postgresql://me@db:5432/smithers
+        smithers migrate --from runs/smithers.db --to postgresql://db.internal:5432/smithers
+        smithers worker --db postgresql://db.internal:5432/smithers
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     result = anyio.run(functools.partial(migrate_database, source, target, on_progress=_progress))
     if as_json:
@@ -139,8 +143,8 @@ def submit_command(
 
     \b
     Examples:
-        smithers submit flows/report.py --input '{"day": "2026-11-30"}' --queue nightly
-        smithers worker --db postgresql://me@db:5432/smithers --queues nightly
+        smithers submit examples/hello.py --input '{"name": "Ada"}' --queue nightly
+        smithers worker --db postgresql://db.internal:5432/smithers --queues nightly
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     actor = cli_actor(by, reason)
     value = parse_input_json(input_json)
@@ -238,7 +242,7 @@ def worker_command(
 
     \b
     Examples:
-        smithers worker --db postgresql://me@db:5432/smithers --concurrency 8
+        smithers worker --db postgresql://db.internal:5432/smithers --concurrency 8
         smithers worker --db runs/smithers.db --queues nightly,batch --name box-1
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
@@ -254,3 +258,31 @@ def worker_command(
         )
     )
     raise SystemExit(code)
+
+
+@main.command("workers")
+@db_option
+@json_option
+def workers_command(db: str | None, as_json: bool) -> None:
+    """List the workers of the database: host, pid, queues, the runs they drive.
+
+    Each `smithers worker` keeps a row with a heartbeat every 2 s and deletes it when
+    it exits; a row silent for over 6 s is shown "stale" (killed or hung: its runs are
+    taken over by another worker when their leases go stale). --json prints
+    [{"worker": {"name", "host", "pid", "queues", "concurrency", "runs",
+    "startedAtMs", "heartbeatAtMs", "draining"}, "alive", "silentMs"}].
+    """
+    rows = anyio.run(functools.partial(list_workers, db))
+    if as_json:
+        echo_json(msgspec.to_builtins(rows))
+        return
+    if not rows:
+        echo("No workers. Start one: " + command_line("worker", db=db))
+        return
+    echo(f"{'NAME':<20} {'STATE':<9} {'HOST':<16} {'PID':>7}  {'QUEUES':<16} RUNS")
+    for row in rows:
+        w = row.worker
+        state = "draining" if w.draining else "alive" if row.alive else "stale"
+        queues = ",".join(w.queues) or "*"
+        runs = f"{len(w.runs)}/{w.concurrency} " + " ".join(w.runs)
+        echo(f"{w.name:<20} {state:<9} {w.host:<16} {w.pid:>7}  {queues:<16} {runs}")

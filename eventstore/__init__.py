@@ -38,6 +38,7 @@ from ._protocol import EventStore as EventStore
 from ._sqlite import SQLiteEventStore as SQLiteEventStore
 from ._sqlite_bulk import BulkDeletion as BulkDeletion
 from ._sqlite_bulk import BulkRun as BulkRun
+from ._workers import WorkerRecord as WorkerRecord
 from .errors import DatabaseQueryError as DatabaseQueryError
 from .errors import DatabaseWriteError as DatabaseWriteError
 from .errors import EventStoreError as EventStoreError
@@ -68,6 +69,7 @@ __all__ = (
     "RunRecord",
     "SQLiteEventStore",
     "SmithersError",
+    "WorkerRecord",
     "StoredEvent",
     "SeqConflictError",
     "chain_hash",

@@ -22,9 +22,9 @@ PostgreSQL, a poll interval on SQLite), so a submitted run is taken within
 milliseconds on PostgreSQL. Asked to stop (`stop`, set by the CLI on SIGTERM), it
 drains: claims nothing more and finishes the runs it drives, then returns.
 
-The worker's live state (name, host, pid, the runs it drives, heartbeat) is kept in
-`WorkerStatus` objects the caller can read (the CLI prints them); listing workers of
-other processes is not built yet.
+Each worker keeps a row in the workers side table (`WorkerRecord`: name, host, pid,
+queues, the runs it drives, a heartbeat every `WORKER_BEAT_MS`), deleted when it
+exits; `list_workers` (``smithers workers``) reads them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 import msgspec
-from smithers.eventstore import decode_event, open_store, wait_for_append
+from smithers.eventstore import WorkerRecord, decode_event, open_store, wait_for_append
 from smithers.eventstore.events import RunQueued
 
 from .._actor import resolve_actor
@@ -59,10 +59,20 @@ if TYPE_CHECKING:
 
     from smithers.eventstore import EventStore, RunRecord
 
-__all__ = ("DEFAULT_POLL_S", "WorkerStatus", "run_worker")
+__all__ = (
+    "DEFAULT_POLL_S",
+    "WORKER_BEAT_MS",
+    "WorkerListing",
+    "WorkerStatus",
+    "list_workers",
+    "run_worker",
+)
 
 DEFAULT_POLL_S = 1.0
 """Longest wait between looks for work, seconds (a NOTIFY ends it sooner)."""
+WORKER_BEAT_MS = 2_000
+"""How often a worker updates its row in the workers table (ms); `list_workers` calls
+a row older than 3 beats ``stale`` (the worker was killed or is hung)."""
 _FAILED_BACKOFF_MS = 30_000
 """A run this worker failed to start (not a lost race) is left alone this long (ms)."""
 _LOST = (ResumeClaimFailedError, RunOwnerAliveError, RunStillRunningError, RunNotResumableError)
@@ -108,6 +118,8 @@ class _Worker:
         self.queue_of: dict[str, tuple[str, int] | None] = {}
         """run id -> ``(queue, priority)`` from its `RunQueued`; None: not submitted."""
         self.failed_at: dict[str, int] = {}
+        self.published: tuple[str, ...] = ()
+        """The runs the worker's row last showed."""
         self.changed = anyio.Event()
         self.actor = resolve_actor("worker", by=status.name, reason="worker claim")
 
@@ -182,7 +194,42 @@ class _Worker:
             self.status.runs.remove(run_id)
             self.changed.set()
 
+    async def publish(self) -> None:
+        """Write this worker's row (name, runs, heartbeat) to the workers table."""
+        st = self.status
+        self.published = tuple(st.runs)
+        await self.store.put_worker(
+            WorkerRecord(
+                name=st.name,
+                host=st.host,
+                pid=st.pid,
+                queues=st.queues or (),
+                concurrency=st.concurrency,
+                runs=tuple(st.runs),
+                started_at_ms=st.started_at_ms,
+                heartbeat_at_ms=_now_ms(),
+                draining=st.draining,
+            )
+        )
+
+    async def beat(self) -> None:
+        """Publish the row every `WORKER_BEAT_MS` until cancelled."""
+        while True:
+            await anyio.sleep(WORKER_BEAT_MS / 1000)
+            await self.publish()
+
     async def loop(self, stop: anyio.Event, poll_s: float) -> None:
+        await self.publish()
+        async with anyio.create_task_group() as beats:
+            beats.start_soon(self.beat)
+            try:
+                await self._loop(stop, poll_s)
+            finally:
+                beats.cancel_scope.cancel()
+                with anyio.CancelScope(shield=True):
+                    await self.store.delete_worker(self.status.name)
+
+    async def _loop(self, stop: anyio.Event, poll_s: float) -> None:
         async with anyio.create_task_group() as tg:
             while not stop.is_set():
                 if len(self.status.runs) < self.status.concurrency:
@@ -192,9 +239,12 @@ class _Worker:
                         self.status.runs.append(run_id)
                         tg.start_soon(self.drive, run_id, force)
                         await anyio.lowlevel.checkpoint()  # let it claim before the next
+                if tuple(self.status.runs) != self.published:
+                    await self.publish()
                 await self._wait(stop, poll_s)
             self.status.draining = True
             self.log(f"worker {self.status.name}: draining {len(self.status.runs)} run(s)")
+            await self.publish()
 
     async def _wait(self, stop: anyio.Event, poll_s: float) -> None:
         """Until an append anywhere, a run of ours ends, `stop`, or `poll_s`."""
@@ -294,3 +344,38 @@ async def run_worker(
         with anyio.CancelScope(shield=True):
             await store.close()
     return state
+
+
+class WorkerListing(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A worker row with its liveness, as ``smithers workers`` shows it."""
+
+    worker: WorkerRecord
+    alive: bool
+    """Its row was updated within 3 beats (`WORKER_BEAT_MS`); False: killed or hung
+    (its runs are taken over when their leases go stale)."""
+    silent_ms: int
+    """Ms since its last heartbeat."""
+
+
+async def list_workers(db: str | os.PathLike[str] | None = None) -> list[WorkerListing]:
+    """Return the workers of `db` (rows of the workers table), by name. Awaits I/O.
+
+    Raises:
+        SmithersError: ``CLI_DB_NOT_FOUND`` if the database file does not exist.
+        DatabaseQueryError: if the database cannot be read.
+    """
+    store = await open_store(db, create=False, read_only=True)
+    try:
+        rows = await store.list_workers()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.close()
+    now = _now_ms()
+    return [
+        WorkerListing(
+            worker=r,
+            alive=now - r.heartbeat_at_ms <= 3 * WORKER_BEAT_MS,
+            silent_ms=max(0, now - r.heartbeat_at_ms),
+        )
+        for r in rows
+    ]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
-from smithers.engine.lifecycle._queue import submit_run
+from smithers.engine import submit_run
 from smithers.eventstore import open_store
 
 if TYPE_CHECKING:
@@ -223,14 +223,23 @@ async def test_a_killed_workers_run_is_taken_over_and_only_its_attempt_in_flight
 
 async def test_sigterm_drains_a_worker(pg_url: str, tmp_path: Path, flow: Path) -> None:
     effects = tmp_path / "effects.txt"
-    ids = await _submit(pg_url, flow, effects, 3, sleep=1.5)
+    ids = await _submit(pg_url, flow, effects, 3, sleep=4)
     worker = start_worker(tmp_path, pg_url, "--name", "a", "--concurrency", "1")
     try:
         await _wait_line(effects, f"{ids[0]} second", 60)
+        listed = smithers(tmp_path, "workers", "--db", pg_url, "--json")
+        assert listed.returncode == 0, listed.stderr
+        [row] = json.loads(listed.stdout)
+        assert (row["worker"]["name"], row["worker"]["runs"], row["alive"]) == (
+            "a", [ids[0]], True,
+        )  # fmt: skip
+        assert row["worker"]["pid"] == worker.pid
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 128 + signal.SIGTERM
     finally:
         _stop(worker)
+    gone = smithers(tmp_path, "workers", "--db", pg_url, "--json")
+    assert json.loads(gone.stdout) == []  # a drained worker deletes its row
     statuses = await _statuses(pg_url)
     # The run in hand was finished, nothing more was claimed.
     assert [statuses[i] for i in ids] == ["finished", "queued", "queued"]
