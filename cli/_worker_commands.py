@@ -25,6 +25,7 @@ from smithers.engine import (
     run_worker,
     submit_run,
 )
+from smithers.eventstore import SmithersError
 from smithers.eventstore.events import DEFAULT_QUEUE
 
 from ._commands import main
@@ -191,6 +192,19 @@ async def _work_until_signal(**options: Any) -> int:
     return code
 
 
+def _queue_limit(text: str) -> tuple[str, int]:
+    """``NAME=N`` of ``--queue-limit``; ``INVALID_INPUT`` (exit 4) otherwise."""
+    name, sep, number = text.partition("=")
+    if not sep or not number.strip().isdigit():
+        raise SmithersError(
+            f"--queue-limit takes NAME=N, not {text!r}.",
+            code="INVALID_INPUT",
+            details={"queueLimit": text},
+            hint="e.g. --queue-limit nightly=2",
+        )
+    return name.strip(), int(number)
+
+
 @main.command("worker")
 @db_option
 @click.option(
@@ -208,6 +222,14 @@ async def _work_until_signal(**options: Any) -> int:
     help="Runs driven at once by this worker.",
 )
 @click.option("--name", metavar="NAME", help="This worker's name (default: HOST:PID).")
+@click.option(
+    "--queue-limit",
+    "queue_limits",
+    metavar="NAME=N",
+    multiple=True,
+    help="At most N runs of queue NAME running at once, across every worker given the "
+    "same limit (repeatable).",
+)
 @click.option(
     "--stale-threshold",
     metavar="DURATION",
@@ -227,6 +249,7 @@ def worker_command(
     queues: str | None,
     concurrency: int,
     name: str | None,
+    queue_limits: tuple[str, ...],
     stale_threshold: str,
     poll: str,
 ) -> None:
@@ -235,10 +258,12 @@ def worker_command(
     Claims queued runs (highest --priority first), runs whose owner is gone (a worker
     that was killed: after --stale-threshold on another host, at once on this one) and
     parked runs whose timer is due, each by a conditional append: of two workers
-    racing, one wins. Any number of workers on any number of hosts may share one
-    PostgreSQL database. SIGTERM or SIGINT drains: nothing more is claimed and the runs
-    in hand are finished, then it exits (143/130); a second signal stops at once (its
-    runs are taken over by another worker). One line per claim and outcome on stderr.
+    racing, one wins. --queue-limit caps a queue's running runs across all workers
+    (on PostgreSQL, claims of a limited queue take turns under an advisory lock).
+    Any number of workers on any number of hosts may share one PostgreSQL database.
+    SIGTERM or SIGINT drains: nothing more is claimed and the runs in hand are
+    finished, then it exits (143/130); a second signal stops at once (its runs are
+    taken over by another worker). One line per claim and outcome on stderr.
 
     \b
     Examples:
@@ -246,6 +271,7 @@ def worker_command(
         smithers worker --db runs/smithers.db --queues nightly,batch --name box-1
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    limits = dict(_queue_limit(text) for text in queue_limits)
     code = anyio.run(
         functools.partial(
             _work_until_signal,
@@ -253,6 +279,7 @@ def worker_command(
             queues=chosen,
             concurrency=concurrency,
             name=name,
+            queue_limits=limits,
             stale_threshold_ms=parse_duration_ms(stale_threshold, "--stale-threshold"),
             poll_s=parse_duration_ms(poll, "--poll") / 1000,
         )

@@ -30,6 +30,7 @@ from ._memory import MemoryEventStore as MemoryEventStore
 from ._open import open_store as open_store
 from ._open import wait_for_append as wait_for_append
 from ._postgres import PostgresEventStore as PostgresEventStore
+from ._postgres_queue import queue_claim_lock as queue_claim_lock
 from ._postgres_sql import PG_SCHEMA_VERSION as PG_SCHEMA_VERSION
 from ._postgres_sql import MigrationRequiredError as MigrationRequiredError
 from ._postgres_sql import is_postgres_url as is_postgres_url
@@ -82,6 +83,7 @@ __all__ = (
     "events",
     "is_postgres_url",
     "open_store",
+    "queue_claim_lock",
     "redact_url",
     "resolve_db",
     "resolve_db_path",

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from ._sqlite_queue import worker_params, worker_record
 from ._workers import WORKERS_TABLE, WorkerRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
 
-__all__ = ("PostgresWorkerTable",)
+__all__ = ("PostgresWorkerTable", "queue_claim_lock")
 
 _CREATE = (
     f"CREATE TABLE IF NOT EXISTS {WORKERS_TABLE} (name TEXT PRIMARY KEY, host TEXT NOT NULL, "
@@ -79,3 +80,30 @@ class PostgresWorkerTable:
             return []
         rows = await self._fetch(f"SELECT {_COLUMNS} FROM {WORKERS_TABLE} ORDER BY name")
         return [worker_record(r) for r in rows]
+
+
+@contextlib.asynccontextmanager
+async def queue_claim_lock(store: object, queue: str) -> AsyncIterator[None]:
+    """Hold the queue's claim lock while counting its running runs and claiming one.
+
+    On `PostgresEventStore`, a session advisory lock keyed by the schema and `queue`
+    (``pg_advisory_lock``), so workers on every host take turns: a per-queue limit
+    then holds across all of them. On other stores nothing is locked (one host; the
+    limit is checked, and two workers claiming in the same milliseconds can pass it by
+    one). Awaits I/O.
+
+    Raises:
+        DatabaseQueryError: if the server cannot be reached.
+    """
+    if not isinstance(store, PostgresWorkerTable):
+        yield
+        return
+    key = (queue,)
+    await store._fetch(f"SELECT pg_advisory_lock({_QUEUE_KEY})", key)
+    try:
+        yield
+    finally:
+        await store._fetch(f"SELECT pg_advisory_unlock({_QUEUE_KEY})", key)
+
+
+_QUEUE_KEY = "hashtext(current_schema() || '._smithers_queue.' || %s)"

@@ -36,10 +36,17 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import msgspec
-from smithers.eventstore import WorkerRecord, decode_event, open_store, wait_for_append
-from smithers.eventstore.events import RunQueued
+from smithers.eventstore import (
+    WorkerRecord,
+    decode_event,
+    open_store,
+    queue_claim_lock,
+    wait_for_append,
+)
+from smithers.eventstore.events import RunQueued, RunStarted
 
 from .._actor import resolve_actor
 from .._ownership_errors import (
@@ -75,6 +82,8 @@ WORKER_BEAT_MS = 2_000
 a row older than 3 beats ``stale`` (the worker was killed or is hung)."""
 _FAILED_BACKOFF_MS = 30_000
 """A run this worker failed to start (not a lost race) is left alone this long (ms)."""
+_CLAIM_WAIT_S = 30.0
+"""Longest a worker holds a queue's claim lock waiting for its claim to be recorded."""
 _LOST = (ResumeClaimFailedError, RunOwnerAliveError, RunStillRunningError, RunNotResumableError)
 """Errors that mean another process has (or ended) the run: not a failure."""
 
@@ -108,12 +117,14 @@ class _Worker:
         *,
         stale_ms: int,
         hold_ms: int,
+        limits: dict[str, int],
         log: Callable[[str], Any],
     ) -> None:
         self.store = store
         self.status = status
         self.stale_ms = stale_ms
         self.hold_ms = hold_ms
+        self.limits = limits
         self.log = log
         self.queue_of: dict[str, tuple[str, int] | None] = {}
         """run id -> ``(queue, priority)`` from its `RunQueued`; None: not submitted."""
@@ -135,8 +146,11 @@ class _Worker:
             return None
         return found
 
-    async def candidates(self) -> list[tuple[str, bool]]:
-        """Runs to try now, best first: ``(run id, force)``."""
+    async def candidates(self) -> list[tuple[str, bool, str | None]]:
+        """Runs to try now, best first: ``(run id, force, queue to count it in)``.
+
+        The queue is None for a takeover: the run already counts as running there.
+        """
         now = _now_ms()
         queued: list[tuple[int, int, str]] = []
         others: list[RunRecord] = []
@@ -151,7 +165,9 @@ class _Worker:
                     queued.append((-mine[1], r.created_at_ms, r.run_id))
             elif r.status == "running" or r.status in PARKED_STATUSES:
                 others.append(r)
-        out = [(rid, False) for _, _, rid in sorted(queued)]
+        out: list[tuple[str, bool, str | None]] = []
+        for _, _, rid in sorted(queued):
+            out.append((rid, False, await self._queue_name(rid)))
         leases = {lease.run_id: lease for lease in await self.store.list_leases()}
         for r in others:
             if await self._queue(r.run_id) is None:
@@ -162,15 +178,37 @@ class _Worker:
                     state, leases.get(r.run_id), now_ms=now, stale_threshold_ms=self.stale_ms
                 )
                 if needs_takeover(verdict, self.stale_ms):
-                    out.append((r.run_id, verdict.kind == "stale"))
+                    out.append((r.run_id, verdict.kind == "stale", None))
             elif state.status in PARKED_STATUSES:
                 deadline = wake_deadline(state)
                 if deadline is not None and deadline[0] <= now:
-                    out.append((r.run_id, False))
+                    out.append((r.run_id, False, await self._queue_name(r.run_id)))
         return out
 
-    async def drive(self, run_id: str, force: bool) -> None:
-        """Claim and drive one run to an outcome; a lost race is not an error."""
+    async def _queue_name(self, run_id: str) -> str | None:
+        mine = await self._queue(run_id)
+        return mine[0] if mine is not None else None
+
+    async def _running_in(self, queue: str) -> int:
+        """How many runs of `queue` the runs index shows running (any worker's)."""
+        count = 0
+        for r in await self.store.list_runs():
+            if r.status == "running":
+                await self._queue(r.run_id)
+                known = self.queue_of.get(r.run_id)
+                count += known is not None and known[0] == queue
+        return count
+
+    async def drive(self, run_id: str, force: bool, claimed: anyio.Event | None = None) -> None:
+        """Claim and drive one run to an outcome; a lost race is not an error.
+
+        `claimed` is set once the run's `RunStarted` is recorded (or the try ended).
+        """
+
+        def progress(event: object) -> None:
+            if claimed is not None and isinstance(event, RunStarted):
+                claimed.set()
+
         try:
             result = await resume_run(
                 run_id,
@@ -180,6 +218,7 @@ class _Worker:
                 hold_ms=self.hold_ms,
                 log_dir=None,
                 actor=self.actor,
+                on_progress=progress,
             )
         except _LOST as e:
             self.log(f"worker {self.status.name}: {run_id} taken elsewhere ({e.code})")
@@ -191,6 +230,8 @@ class _Worker:
             self.status.finished += 1
             self.log(f"worker {self.status.name}: {run_id} is {result.status}")
         finally:
+            if claimed is not None:
+                claimed.set()
             self.status.runs.remove(run_id)
             self.changed.set()
 
@@ -233,9 +274,13 @@ class _Worker:
         async with anyio.create_task_group() as tg:
             while not stop.is_set():
                 if len(self.status.runs) < self.status.concurrency:
-                    for run_id, force in await self.candidates():
+                    for run_id, force, queue in await self.candidates():
                         if len(self.status.runs) >= self.status.concurrency or stop.is_set():
                             break
+                        limit = self.limits.get(queue) if queue is not None else None
+                        if queue is not None and limit is not None:
+                            await self._claim_limited(tg, run_id, force, queue, limit)
+                            continue
                         self.status.runs.append(run_id)
                         tg.start_soon(self.drive, run_id, force)
                         await anyio.lowlevel.checkpoint()  # let it claim before the next
@@ -245,6 +290,24 @@ class _Worker:
             self.status.draining = True
             self.log(f"worker {self.status.name}: draining {len(self.status.runs)} run(s)")
             await self.publish()
+
+    async def _claim_limited(
+        self, tg: anyio.abc.TaskGroup, run_id: str, force: bool, queue: str, limit: int
+    ) -> None:
+        """Claim `run_id` only if `queue` has fewer than `limit` runs running.
+
+        Counting and claiming happen under the queue's claim lock (`queue_claim_lock`:
+        an advisory lock on PostgreSQL), held until the claim is recorded, so workers
+        on all hosts take turns and the limit holds across them.
+        """
+        async with queue_claim_lock(self.store, queue):
+            if await self._running_in(queue) >= limit:
+                return
+            claimed = anyio.Event()
+            self.status.runs.append(run_id)
+            tg.start_soon(self.drive, run_id, force, claimed)
+            with anyio.move_on_after(_CLAIM_WAIT_S):
+                await claimed.wait()
 
     async def _wait(self, stop: anyio.Event, poll_s: float) -> None:
         """Until an append anywhere, a run of ours ends, `stop`, or `poll_s`."""
@@ -285,6 +348,7 @@ async def run_worker(
     stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
     poll_s: float = DEFAULT_POLL_S,
     hold_ms: int = 0,
+    queue_limits: dict[str, int] | None = None,
     stop: anyio.Event | None = None,
     status: Callable[[WorkerStatus], Any] | None = None,
     log: Callable[[str], Any] = _stderr,
@@ -304,6 +368,8 @@ async def run_worker(
         poll_s: Longest wait between looks for work, seconds (> 0).
         hold_ms: As `run_workflow`'s: a run whose next timer is further away parks
             (default 0: park at once, the worker takes it again when it is due).
+        queue_limits: Queue name -> most runs of it running at once, across every
+            worker given the same limits (`_claim_limited`); unlimited if absent.
         stop: Set it to drain and return; None: run until cancelled.
         status: Called once with the live `WorkerStatus` (updated in place).
         log: Called with one line per claim, outcome and lost race.
@@ -325,6 +391,14 @@ async def run_worker(
             details={"concurrency": concurrency, "pollS": poll_s},
         )
     chosen = tuple(check_queue_name(q) for q in queues) if queues is not None else None
+    for queue, limit in (queue_limits or {}).items():
+        check_queue_name(queue)
+        if limit < 1:
+            raise InvalidInputError(
+                f"The limit of queue {queue!r} must be >= 1, got {limit}.",
+                details={"queue": queue, "limit": limit},
+                hint="e.g. --queue-limit nightly=2",
+            )
     host = socket.gethostname()
     state = WorkerStatus(
         name=name or f"{host}:{os.getpid()}",
@@ -338,7 +412,14 @@ async def run_worker(
         status(state)
     store = await open_store(db, create=False)
     try:
-        worker = _Worker(store, state, stale_ms=stale_threshold_ms, hold_ms=hold_ms, log=log)
+        worker = _Worker(
+            store,
+            state,
+            stale_ms=stale_threshold_ms,
+            hold_ms=hold_ms,
+            limits=dict(queue_limits or {}),
+            log=log,
+        )
         await worker.loop(stop or anyio.Event(), poll_s)
     finally:
         with anyio.CancelScope(shield=True):

@@ -284,3 +284,53 @@ def test_submit_refuses_bad_input_with_exit_4(tmp_path: Path, flow: Path) -> Non
     assert "Error [INVALID_INPUT]" in queue.stderr
     assert "Traceback" not in bad.stderr + queue.stderr
     assert not (tmp_path / "runs" / "smithers.db").exists() or anyio.run(_statuses, db) == {}
+
+
+async def _intervals(db: str, ids: list[str]) -> list[tuple[int, int]]:
+    store = await open_store(db, create=False)
+    try:
+        spans = []
+        for run_id in ids:
+            rows = await store.read(run_id)
+            start = next(r.timestamp_ms for r in rows if r.type == "RunStarted")
+            end = next(r.timestamp_ms for r in rows if r.type == "RunFinished")
+            spans.append((start, end))
+        return spans
+    finally:
+        await store.close()
+
+
+def _most_at_once(spans: list[tuple[int, int]]) -> int:
+    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+async def test_a_queue_limit_holds_across_two_workers(
+    pg_url: str, tmp_path: Path, flow: Path
+) -> None:
+    effects = tmp_path / "effects.txt"
+    ids = await _submit(pg_url, flow, effects, 10, sleep=0.6)
+    limit = ("--queue-limit", "default=2", "--concurrency", "4")
+    a = start_worker(tmp_path, pg_url, "--name", "a", *limit)
+    b = start_worker(tmp_path, pg_url, "--name", "b", *limit)
+    try:
+        statuses = await _wait_for(pg_url, ids, "finished", 120)
+        assert [statuses[i] for i in ids] == ["finished"] * 10
+    finally:
+        _stop(a, b)
+    # Never more than 2 runs of the queue between their RunStarted and RunFinished.
+    assert _most_at_once(await _intervals(pg_url, ids)) <= 2
+
+
+def test_a_bad_queue_limit_is_refused_with_exit_4(tmp_path: Path) -> None:
+    db = str(tmp_path / "smithers.db")
+    bad = smithers(tmp_path, "worker", "--db", db, "--queue-limit", "nightly")
+    assert bad.returncode == 4
+    assert "Error [INVALID_INPUT]" in bad.stderr
+    zero = smithers(tmp_path, "worker", "--db", db, "--queue-limit", "nightly=0")
+    assert zero.returncode == 4
+    assert "Traceback" not in bad.stderr + zero.stderr
