@@ -284,7 +284,7 @@ def worker_command(
             poll_s=parse_duration_ms(poll, "--poll") / 1000,
         )
     )
-    raise SystemExit(code)
+    raise click.exceptions.Exit(code)
 
 
 @main.command("workers")

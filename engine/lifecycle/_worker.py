@@ -22,6 +22,13 @@ PostgreSQL, a poll interval on SQLite), so a submitted run is taken within
 milliseconds on PostgreSQL. Asked to stop (`stop`, set by the CLI on SIGTERM), it
 drains: claims nothing more and finishes the runs it drives, then returns.
 
+Per-queue limits (``queue_limits``, ``--queue-limit NAME=N``): before claiming a run
+of a limited queue, a worker counts the queue's running runs in the runs index and
+claims only below the limit, holding the queue's claim lock (`queue_claim_lock`: a
+PostgreSQL advisory lock) from the count until its `RunStarted` is recorded, so
+workers on every host take turns and the limit holds across them (on SQLite nothing
+is locked: the limit can be passed by one in a race).
+
 Each worker keeps a row in the workers side table (`WorkerRecord`: name, host, pid,
 queues, the runs it drives, a heartbeat every `WORKER_BEAT_MS`), deleted when it
 exits; `list_workers` (``smithers workers``) reads them.
