@@ -167,6 +167,7 @@ async def _race(tmp_path: Path, flow: Path, db: str, n: int, timeout_s: float) -
         assert len(pids) == 2  # both workers took a share
 
 
+@pytest.mark.timeout(300)
 async def test_two_workers_share_queued_runs_on_postgresql(
     pg_url: str, tmp_path: Path, flow: Path
 ) -> None:
@@ -174,12 +175,14 @@ async def test_two_workers_share_queued_runs_on_postgresql(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 async def test_two_workers_share_1000_queued_runs_on_postgresql(
     pg_url: str, tmp_path: Path, flow: Path
 ) -> None:
     await _race(tmp_path, flow, pg_url, 1000, timeout_s=900)
 
 
+@pytest.mark.timeout(180)
 async def test_two_workers_share_queued_runs_on_sqlite(tmp_path: Path, flow: Path) -> None:
     await _race(tmp_path, flow, str(tmp_path / "runs" / "smithers.db"), 30, timeout_s=120)
 
@@ -191,6 +194,7 @@ async def _wait_line(path: Path, text: str, timeout_s: float) -> None:
         await anyio.sleep(0.1)
 
 
+@pytest.mark.timeout(180)
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 async def test_a_killed_workers_run_is_taken_over_and_only_its_attempt_in_flight_runs_again(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path, flow: Path
@@ -221,6 +225,7 @@ async def test_a_killed_workers_run_is_taken_over_and_only_its_attempt_in_flight
     assert ran == Counter({"first": 1, "second": 2})  # finished task not run again
 
 
+@pytest.mark.timeout(180)
 async def test_sigterm_drains_a_worker(pg_url: str, tmp_path: Path, flow: Path) -> None:
     effects = tmp_path / "effects.txt"
     ids = await _submit(pg_url, flow, effects, 3, sleep=4)
@@ -309,6 +314,7 @@ def _most_at_once(spans: list[tuple[int, int]]) -> int:
     return most
 
 
+@pytest.mark.timeout(180)
 async def test_a_queue_limit_holds_across_two_workers(
     pg_url: str, tmp_path: Path, flow: Path
 ) -> None:
