@@ -58,7 +58,6 @@ from smithers.eventstore.events import RunQueued, RunStarted
 from .._actor import resolve_actor
 from .._ownership_errors import (
     ResumeClaimFailedError,
-    RunNotResumableError,
     RunOwnerAliveError,
     RunStillRunningError,
 )
@@ -91,8 +90,10 @@ _FAILED_BACKOFF_MS = 30_000
 """A run this worker failed to start (not a lost race) is left alone this long (ms)."""
 _CLAIM_WAIT_S = 30.0
 """Longest a worker holds a queue's claim lock waiting for its claim to be recorded."""
-_LOST = (ResumeClaimFailedError, RunOwnerAliveError, RunStillRunningError, RunNotResumableError)
-"""Errors that mean another process has (or ended) the run: not a failure."""
+_LOST = (ResumeClaimFailedError, RunOwnerAliveError, RunStillRunningError)
+"""Errors that mean another process has the run: not a failure. Anything else (e.g.
+``RUN_NOT_RESUMABLE``: its workflow file is missing on this host) backs the run off
+for `_FAILED_BACKOFF_MS` on this worker."""
 
 
 class WorkerStatus(msgspec.Struct, kw_only=True, rename="camel"):
