@@ -340,3 +340,45 @@ def test_a_bad_queue_limit_is_refused_with_exit_4(tmp_path: Path) -> None:
     zero = smithers(tmp_path, "worker", "--db", db, "--queue-limit", "nightly=0")
     assert zero.returncode == 4
     assert "Traceback" not in bad.stderr + zero.stderr
+
+
+TIMER_FLOW = """
+    from __future__ import annotations
+
+    import msgspec
+    from smithers import Sequence, Task, Timer, workflow
+
+    class Done(msgspec.Struct):
+        ok: bool
+
+    @workflow("soak")
+    def soak(ctx):
+        return Sequence(
+            Timer("wait", duration="1s"),
+            Task("after", output=Done, value={"ok": True}),
+        )
+"""
+
+
+@pytest.mark.timeout(120)
+async def test_a_worker_wakes_a_parked_run_when_its_timer_is_due(
+    pg_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "soak.py"
+    path.write_text(textwrap.dedent(TIMER_FLOW))
+    store = await open_store(pg_url)
+    try:
+        await submit_run(str(path), run_id="t1", store=store)
+    finally:
+        await store.close()
+    worker = start_worker(tmp_path, pg_url, "--name", "a")
+    try:
+        statuses = await _wait_for(pg_url, ["t1"], "finished", 60)
+        assert statuses["t1"] == "finished"
+    finally:
+        _stop(worker)
+    types = await _types(pg_url, "t1")
+    # Claimed, parked on the timer (the worker holds no process for it), woken when due.
+    assert types.count("RunStarted") == 2
+    assert types.count("TimerFired") == 1
+    assert types.index("TimerFired") > types.index("RunStatusChanged", 3)
