@@ -269,6 +269,10 @@ def test_submit_records_a_queued_run_that_ps_lists_and_down_cancels(
     )  # fmt: skip
     ps = smithers(tmp_path, "ps", "--db", db, "--json")
     assert [(r["runId"], r["status"]) for r in json.loads(ps.stdout)] == [("q1", "queued")]
+    why = smithers(tmp_path, "why", "q1", "--db", db)
+    assert why.returncode == 0, why.stderr
+    assert "The run is queued" in why.stdout
+    assert "smithers workers" in why.stdout
     sup = smithers(tmp_path, "supervise", "--once", "--db", db)
     assert sup.returncode == 0, sup.stderr
     assert anyio.run(_types, db, "q1") == ["RunQueued"]  # the supervisor leaves it alone
