@@ -23,6 +23,7 @@ from . import _serve_command as _serve_command  # registers serve
 from . import _time_travel_commands as _time_travel_commands  # registers graph, state, timeline
 from . import _time_travel_ops as _time_travel_ops  # registers rewind, fork, replay, retry-task
 from . import _why_command as _why_command  # registers why
+from . import _worker_commands as _worker_commands  # registers migrate, submit, worker, workers
 from ._commands import main as main
 
 __all__ = ("main",)

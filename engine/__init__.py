@@ -37,6 +37,8 @@ from ._doctor import DoctorReport as DoctorReport
 from ._doctor import diagnose as diagnose
 from ._doctor import diagnose_agents as diagnose_agents
 from ._error_lookup import lookup_error_code as lookup_error_code
+from ._migrate import MigrateResult as MigrateResult
+from ._migrate import migrate_database as migrate_database
 from ._run_ids import EXISTING_RUN_HINT as EXISTING_RUN_HINT
 from ._run_ids import MAX_RUN_ID_LENGTH as MAX_RUN_ID_LENGTH
 from ._run_ids import child_run_id as child_run_id
@@ -138,7 +140,9 @@ from .history import timeline as timeline
 from .history import tree_at as tree_at
 from .history import verify_run as verify_run
 from .lifecycle import COLLECTED_STATUS as COLLECTED_STATUS
+from .lifecycle import DEFAULT_POLL_S as DEFAULT_POLL_S
 from .lifecycle import DEFAULT_STALE_THRESHOLD_MS as DEFAULT_STALE_THRESHOLD_MS
+from .lifecycle import QUEUED_STATUS as QUEUED_STATUS
 from .lifecycle import SMITHERS_VERSION as SMITHERS_VERSION
 from .lifecycle import CancelStep as CancelStep
 from .lifecycle import DecisionResult as DecisionResult
@@ -151,6 +155,8 @@ from .lifecycle import ResumeProcess as ResumeProcess
 from .lifecycle import RunResult as RunResult
 from .lifecycle import SignalResult as SignalResult
 from .lifecycle import SpawnResume as SpawnResume
+from .lifecycle import SubmitResult as SubmitResult
+from .lifecycle import WorkerListing as WorkerListing
 from .lifecycle import approve as approve
 from .lifecycle import cancel_run as cancel_run
 from .lifecycle import collect_runs as collect_runs
@@ -158,13 +164,16 @@ from .lifecycle import deny as deny
 from .lifecycle import down as down
 from .lifecycle import hijack_run as hijack_run
 from .lifecycle import list_pending_approvals as list_pending_approvals
+from .lifecycle import list_workers as list_workers
 from .lifecycle import new_run_id as new_run_id
 from .lifecycle import resume_result_file as resume_result_file
 from .lifecycle import resume_run as resume_run
+from .lifecycle import run_worker as run_worker
 from .lifecycle import run_workflow as run_workflow
 from .lifecycle import signal as signal
 from .lifecycle import spawn_detached as spawn_detached
 from .lifecycle import spawn_resume as spawn_resume
+from .lifecycle import submit_run as submit_run
 from .lifecycle import supervise as supervise
 from .lifecycle import wake_deadline as wake_deadline
 from .timetravel import fork as fork
@@ -176,6 +185,15 @@ from .timetravel import task_dependents as task_dependents
 __all__ = (
     "default_log_dir",
     "DEFAULT_STALE_THRESHOLD_MS",
+    "DEFAULT_POLL_S",
+    "QUEUED_STATUS",
+    "SubmitResult",
+    "WorkerListing",
+    "list_workers",
+    "run_worker",
+    "submit_run",
+    "MigrateResult",
+    "migrate_database",
     "OwnerVerdict",
     "ACTOR_ENV",
     "EXISTING_RUN_HINT",

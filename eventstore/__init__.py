@@ -30,6 +30,7 @@ from ._memory import MemoryEventStore as MemoryEventStore
 from ._open import open_store as open_store
 from ._open import wait_for_append as wait_for_append
 from ._postgres import PostgresEventStore as PostgresEventStore
+from ._postgres_queue import queue_claim_lock as queue_claim_lock
 from ._postgres_sql import PG_SCHEMA_VERSION as PG_SCHEMA_VERSION
 from ._postgres_sql import MigrationRequiredError as MigrationRequiredError
 from ._postgres_sql import is_postgres_url as is_postgres_url
@@ -38,6 +39,7 @@ from ._protocol import EventStore as EventStore
 from ._sqlite import SQLiteEventStore as SQLiteEventStore
 from ._sqlite_bulk import BulkDeletion as BulkDeletion
 from ._sqlite_bulk import BulkRun as BulkRun
+from ._workers import WorkerRecord as WorkerRecord
 from .errors import DatabaseQueryError as DatabaseQueryError
 from .errors import DatabaseWriteError as DatabaseWriteError
 from .errors import EventStoreError as EventStoreError
@@ -68,6 +70,7 @@ __all__ = (
     "RunRecord",
     "SQLiteEventStore",
     "SmithersError",
+    "WorkerRecord",
     "StoredEvent",
     "SeqConflictError",
     "chain_hash",
@@ -80,6 +83,7 @@ __all__ = (
     "events",
     "is_postgres_url",
     "open_store",
+    "queue_claim_lock",
     "redact_url",
     "resolve_db",
     "resolve_db_path",

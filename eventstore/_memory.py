@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ._sqlite_bulk import BulkDeletion, BulkRun, ImportOutcome
+    from ._workers import WorkerRecord
     from .events import Event
 
 __all__ = ("MemoryEventStore",)
@@ -37,6 +38,7 @@ class MemoryEventStore:
         self._runs: dict[str, RunRecord] = {}
         self._leases: dict[str, Lease] = {}
         self._checkpoints: dict[str, dict[int, bytes]] = {}
+        self._worker_rows: dict[str, WorkerRecord] = {}
         self._closed = False
 
     async def __aenter__(self) -> MemoryEventStore:
@@ -194,6 +196,23 @@ class MemoryEventStore:
         """Return every lease, ordered by run id."""
         self._check_open()
         return [self._leases[run_id] for run_id in sorted(self._leases)]
+
+    # ------------------------------------------------------------------ workers
+
+    async def put_worker(self, record: WorkerRecord) -> None:
+        """Insert or replace the worker's row (see `EventStore.put_worker`)."""
+        self._check_open()
+        self._worker_rows[record.name] = record
+
+    async def delete_worker(self, name: str) -> None:
+        """Delete the worker's row, if any (see `EventStore.delete_worker`)."""
+        self._check_open()
+        self._worker_rows.pop(name, None)
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        """Every worker row, ordered by name."""
+        self._check_open()
+        return [self._worker_rows[name] for name in sorted(self._worker_rows)]
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -31,6 +31,7 @@ from ._chain import chain_hash
 from ._codec import encode_event
 from ._postgres_bulk import delete_tx, import_tx, origin_hash
 from ._postgres_listen import NOTIFY_SQL, Listener
+from ._postgres_queue import PostgresWorkerTable
 from ._postgres_sql import (
     APPEND_LOCK,
     EVENT_COLUMNS,
@@ -82,7 +83,7 @@ def _import_psycopg() -> Any:
     return psycopg
 
 
-class PostgresEventStore:
+class PostgresEventStore(PostgresWorkerTable):
     """`EventStore` on a PostgreSQL database (the module docstring says how).
 
     Open with `await PostgresEventStore.open(url)` (or ``async with``).

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 
     from ._envelope import Lease, RunRecord, StoredEvent
     from ._sqlite_bulk import BulkDeletion, BulkRun, ImportOutcome
+    from ._workers import WorkerRecord
     from .events import Event
 
 __all__ = ("EventStore",)
@@ -195,6 +196,37 @@ class EventStore(Protocol):
 
         Returns:
             The leases, ordered by `run_id`.
+
+        Raises:
+            DatabaseQueryError: if the database cannot be read.
+        """
+        ...
+
+    # -------------------------------------------------------------- workers
+
+    async def put_worker(self, record: WorkerRecord) -> None:
+        """Insert or replace `record` in the workers side table (``smithers worker``).
+
+        Operational, like leases (see `WorkerRecord`); the table is created on the first
+        write. Awaits I/O.
+
+        Raises:
+            DatabaseWriteError: if the write failed.
+        """
+        ...
+
+    async def delete_worker(self, name: str) -> None:
+        """Delete the worker row named `name`, if any. Awaits I/O.
+
+        Raises:
+            DatabaseWriteError: if the write failed.
+        """
+        ...
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        """Return every worker row, ordered by name (none if no worker ever ran).
+
+        Awaits I/O.
 
         Raises:
             DatabaseQueryError: if the database cannot be read.

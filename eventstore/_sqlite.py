@@ -27,6 +27,7 @@ from ._envelope import RunRecord, StoredEvent
 from ._inline import InlineConnection, wal_checkpoint
 from ._lockholder import find_lock_holder
 from ._sqlite_chain import chained_select, has_chain_column
+from ._sqlite_queue import SQLiteWorkerTable
 from ._sqlite_side import SQLiteSideTables
 from ._sqlite_sql import (
     _INLINE_MAX_BYTES,
@@ -80,7 +81,7 @@ _EVENTS = "_smithers_events"
 _RUNS = "_smithers_runs"
 
 
-class SQLiteEventStore(SQLiteSideTables):
+class SQLiteEventStore(SQLiteSideTables, SQLiteWorkerTable):
     """`EventStore` on a SQLite file.
 
     Open with `await SQLiteEventStore.open(path)` (or ``async with``). WAL journal,

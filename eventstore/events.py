@@ -77,6 +77,8 @@ from ._planned_extension_events import WorkflowReloadDetected as WorkflowReloadD
 from ._planned_extension_events import WorkflowReloaded as WorkflowReloaded
 from ._planned_extension_events import WorkflowReloadFailed as WorkflowReloadFailed
 from ._planned_extension_events import WorkflowReloadUnsafe as WorkflowReloadUnsafe
+from ._queue_events import DEFAULT_QUEUE as DEFAULT_QUEUE
+from ._queue_events import RunQueued as RunQueued
 from ._tool_events import AgentEvent as AgentEvent
 from ._tool_events import NodeOutput as NodeOutput
 from ._tool_events import TokenUsageReported as TokenUsageReported
@@ -96,6 +98,7 @@ from ._wait_events import TimerFired as TimerFired
 from ._wait_events import TimerType as TimerType
 
 RunStatus = Literal[
+    "queued",
     "running",
     "waiting-approval",
     "waiting-event",
@@ -118,6 +121,12 @@ run (a decision, an event, a timer). It follows their ``waiting-<what wakes it>`
 pattern, so every reader that treats ``waiting*`` as parked (exit code 3,
 `RunHandle.result`, ``down``) treats it so. A version that does not know it skips the
 `RunStatusChanged` (the fold ignores unknown statuses) and shows the status before it.
+
+``"queued"`` is ours too: a run submitted (`RunQueued`, ``smithers submit``) that no
+worker has started yet. It has no owner and no process; ``ps`` lists it, ``down`` and
+``cancel`` cancel it (`RunCancelled`), ``supervise`` leaves it alone (only
+``smithers worker`` starts it). It is set by `RunQueued` itself, never written in a
+`RunStatusChanged`.
 """
 
 TERMINAL_RUN_STATUSES: frozenset[str] = frozenset({"finished", "failed", "cancelled", "continued"})
@@ -486,6 +495,7 @@ AnyEvent = (
     | RunAutoResumeSkipped
     | RunContinuedAsNew
     | RunForked
+    | RunQueued
     | ReplayStarted
     | FrameCommitted
     | SnapshotCaptured

@@ -45,6 +45,7 @@ from smithers.eventstore.events import (
     RunFailed,
     RunFinished,
     RunForked,
+    RunQueued,
     RunRewound,
     RunStarted,
     RunStatusChanged,
@@ -92,6 +93,20 @@ def _run_started(s: RunState, e: RunStarted, seq: int) -> None:
         s.subflow_of = SubflowParent(
             run_id=e.parent_run_id, node_id=e.parent_node_id, iteration=e.parent_iteration or 0
         )
+
+
+@_on(RunQueued)
+def _run_queued(s: RunState, e: RunQueued, seq: int) -> None:
+    # Submitted, not started: what the run is (the first `RunStarted` refers to this
+    # input); no owner, activation 0 until a worker's `RunStarted`.
+    s.status = "queued"
+    s.workflow_name = e.workflow_name
+    s.workflow_path = e.workflow_path
+    s.workflow_hash = e.workflow_hash
+    s.input = e.input
+    s.config = e.config
+    if s.created_at_ms is None:
+        s.created_at_ms = e.timestamp_ms
 
 
 @_on(RunStatusChanged)

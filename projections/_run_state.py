@@ -37,6 +37,7 @@ __all__ = (
 
 RunStatus = Literal[
     "pending",
+    "queued",
     "running",
     "waiting-approval",
     "waiting-event",

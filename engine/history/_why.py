@@ -414,6 +414,17 @@ def _explain(
             headline="The run finished: nothing to do.",
             steps=(WhyStep(verb="inspect", args=(run_id,), says="See its outputs."),),
         )
+    if status == "queued":
+        return WhyReport(
+            run_id=run_id,
+            status=status,
+            headline="The run is queued (smithers submit): a `smithers worker` on this "
+            "database starts it.",
+            steps=(
+                WhyStep(verb="workers", says="See the workers and what they run."),
+                WhyStep(verb="up", options=(("--resume", run_id),), says="Run it here instead."),
+            ),
+        )
     return WhyReport(  # pending: a fork made but never run
         run_id=run_id,
         status=status,

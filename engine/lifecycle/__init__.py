@@ -22,6 +22,11 @@ from ._ownership import judge_owner as judge_owner
 from ._ownership import owner_verdict as owner_verdict
 from ._ownership import pid_alive as pid_alive
 from ._ownership import refuse_if_owned as refuse_if_owned
+from ._queue import QUEUED_STATUS as QUEUED_STATUS
+from ._queue import QueuedRun as QueuedRun
+from ._queue import SubmitResult as SubmitResult
+from ._queue import queued_runs as queued_runs
+from ._queue import submit_run as submit_run
 from ._requests import DecisionResult as DecisionResult
 from ._requests import PendingApproval as PendingApproval
 from ._requests import SignalResult as SignalResult
@@ -50,6 +55,11 @@ from ._subflow import wake_parent as wake_parent
 from ._supervisor import WakeReason as WakeReason
 from ._supervisor import supervise as supervise
 from ._supervisor import wake_deadline as wake_deadline
+from ._worker import DEFAULT_POLL_S as DEFAULT_POLL_S
+from ._worker import WorkerListing as WorkerListing
+from ._worker import WorkerStatus as WorkerStatus
+from ._worker import list_workers as list_workers
+from ._worker import run_worker as run_worker
 
 __all__ = (
     "api_actor",
@@ -100,4 +110,14 @@ __all__ = (
     "COLLECTED_STATUS",
     "GcResult",
     "collect_runs",
+    "QUEUED_STATUS",
+    "QueuedRun",
+    "SubmitResult",
+    "queued_runs",
+    "submit_run",
+    "DEFAULT_POLL_S",
+    "WorkerListing",
+    "WorkerStatus",
+    "list_workers",
+    "run_worker",
 )

@@ -476,8 +476,8 @@ async def down(
 
 
 def _is_active(status: str) -> bool:
-    """Running or parked (waiting); not ended, and not a fork that never started."""
-    return status == "running" or status.startswith("waiting")
+    """Running, parked (waiting) or queued; not ended, and not a fork that never started."""
+    return status in ("running", "queued") or status.startswith("waiting")
 
 
 # ---------------------------------------------------------------------- resume

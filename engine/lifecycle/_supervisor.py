@@ -93,7 +93,7 @@ if TYPE_CHECKING:
 
     from ._spawn import ResumeProcess
 
-__all__ = ("WakeReason", "supervise", "wake_deadline")
+__all__ = ("PARKED_STATUSES", "WakeReason", "needs_takeover", "supervise", "wake_deadline")
 
 WakeReason = Literal["timer", "timeout", "retry"]
 """Why a parked run is woken: a timer is due, or a `WaitForEvent`'s timeout passed."""
@@ -158,6 +158,18 @@ def wake_deadline(state: RunState) -> tuple[int, WakeReason] | None:
         if best is None or candidate[0] < best[0]:
             best = candidate
     return best
+
+
+def needs_takeover(verdict: OwnerVerdict, stale_ms: int) -> bool:
+    """Whether a running run's owner is past helping itself (counted as stale). Pure.
+
+    Gone or stale owners are; so is a run nobody has claimed (after a rewind or a
+    retry-task whose process died) once it has been silent for `stale_ms`. The
+    supervisor and the workers (`run_worker`) take such runs over.
+    """
+    if verdict.kind == "none":
+        return verdict.silent_ms is not None and verdict.silent_ms >= stale_ms
+    return verdict.kind != "alive"
 
 
 @dataclass
@@ -305,14 +317,8 @@ class _Supervisor:
         return None
 
     def _needs_resume(self, verdict: OwnerVerdict) -> bool:
-        """Whether a running run's owner is past helping itself (counted as stale).
-
-        Gone or stale owners are; so is a run nobody has claimed (after a rewind or a
-        retry-task whose process died) once it has been silent for the threshold.
-        """
-        if verdict.kind == "none":
-            return verdict.silent_ms is not None and verdict.silent_ms >= self.stale_ms
-        return verdict.kind != "alive"
+        """Whether a running run's owner is past helping itself (`needs_takeover`)."""
+        return needs_takeover(verdict, self.stale_ms)
 
     def _starting(self) -> int:
         """Resumers of ours that have neither claimed their run nor exited."""

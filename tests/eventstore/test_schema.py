@@ -138,6 +138,19 @@ QUICK_REFERENCE: dict[str, tuple[str, ...]] = {
 
 # Events DESIGN §4 adds beyond Smithers' table: type -> every field (camelCase).
 DESIGN_EVENTS: dict[str, tuple[str, ...]] = {
+    "RunQueued": (
+        "runId",
+        "timestampMs",
+        "workflowName",
+        "workflowPath",
+        "workflowHash",
+        "input",
+        "inputHash",
+        "config",
+        "queue",
+        "priority",
+        "actor",
+    ),
     "RunsDeleted": (
         "runId",
         "timestampMs",
