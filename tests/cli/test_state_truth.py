@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import subprocess
@@ -268,7 +269,8 @@ def test_inspect_lists_nodes_in_tree_order(sh: Sh) -> None:
     assert [n["nodeId"] for n in sh.json("inspect", "l1")["nodes"]] == order
     text = sh("inspect", "l1").stdout.splitlines()
     head = text.index(next(ln for ln in text if ln.startswith("NODE")))
-    assert [ln.split()[0] for ln in text[head + 1 :] if ln.strip()] == order
+    table = list(itertools.takewhile(str.strip, text[head + 1 :]))  # up to the blank line
+    assert [ln.split()[0] for ln in table] == order
 
     # A fork that has not rendered yet: the parent's tree at the fork's frame.
     last = sh.json("timeline", "l1")["frames"][-1]["frameNo"]
