@@ -347,7 +347,12 @@ def test_a_run_page_follows_a_live_run_and_approves_a_gate(
             " === 'finished'"
         )
         assert page.locator('#tree [data-node-id="ci"] .output').inner_text() == '{"n":7}'
-        assert page.locator("#events li").first.inner_text().endswith("RunFinished")
+        # The status comes from a state fetch that may beat the stream's last event to the
+        # page; the event list catches up with RunFinished (newest first).
+        page.wait_for_function(
+            "() => (document.querySelector('#events li')?.textContent ?? '')"
+            ".endsWith('RunFinished')"
+        )
 
         # A run waiting for a decision: open the gate, approve it, the run goes on.
         page.goto(f"{served.url}/#/runs/{deploy}")
