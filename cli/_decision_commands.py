@@ -129,8 +129,12 @@ def _after(
     db: str | None,
     *,
     as_json: bool,
+    queue: str | None = None,
 ) -> None:
-    """Say what happens to the run next; exit with the resume's code if it failed."""
+    """Say what happens to the run next; exit with the resume's code if it failed.
+
+    `queue`: the parked run was submitted there, and a worker of it resumes it.
+    """
     if resumed is not None and not resumed.started:
         code = resumed.proc.poll()
         if code is not None and code not in (0, 3):
@@ -148,6 +152,11 @@ def _after(
         echo(f"Resumed run {run_id} in the background (pid {resumed.proc.pid}).")
         echo(f"  log:     {resumed.log_file}")
         echo("  follow:  " + command_line("logs", args=[run_id], options=[("-f", None)], db=db))
+    elif parked and queue is not None:
+        echo(
+            f"Run {run_id} was submitted to queue {queue!r}: a worker of it resumes the run"
+            " (`" + command_line("worker", options=[("--queues", queue)], db=db) + "`)."
+        )
     elif parked and no_resume:
         echo(
             f"Run {run_id} stays parked (--no-resume); continue it with "
@@ -181,7 +190,7 @@ def _decide(
         method = handle.approve if verb == "approve" else handle.deny
         result: DecisionResult = await method(resume=False, **options)
         target, resumed = result.resume_run_id or result.run_id, None
-        if result.parked and not no_resume:
+        if result.parked and not no_resume and result.queue is None:
             target, resumed = await _resume_for(client, result, actor_args)
         return result, target, resumed
 
@@ -203,6 +212,7 @@ def _decide(
                 "seq": result.seq,
                 "runStatus": result.run_status,
                 "parked": result.parked,
+                "queue": result.queue,
                 "resumed": _resumed_json(resumed),
             }
         )
@@ -217,7 +227,7 @@ def _decide(
             choice = f": ranked {', '.join(a.ranked)}"
         where = _where(result.run_id, run_id)
         echo(f"{what} {result.node_id}{it} in {where}{by}{choice}.")
-    _after(ctx, target, result.parked, resumed, no_resume, db, as_json=as_json)
+    _after(ctx, target, result.parked, resumed, no_resume, db, as_json=as_json, queue=result.queue)
 
 
 def _where(recorded_in: str, named: str) -> str:
@@ -455,7 +465,7 @@ def signal_command(
             name, data, correlation_id=correlation_id, by=sender, resume=False, actor=actor
         )
         target, resumed = result.resume_run_id or result.run_id, None
-        if result.parked and not no_resume:
+        if result.parked and not no_resume and result.queue is None:
             target, resumed = await _resume_for(client, result, _actor_args(by, reason))
         return result, target, resumed
 
@@ -473,6 +483,7 @@ def signal_command(
                 "deliveredTo": None if to is None else {"nodeId": to[0], "iteration": to[1]},
                 "runStatus": result.run_status,
                 "parked": result.parked,
+                "queue": result.queue,
                 "resumed": _resumed_json(resumed),
             }
         )
@@ -486,7 +497,7 @@ def signal_command(
         if not as_json:
             echo("  inspect: " + command_line("inspect", args=[run_id], db=db))
         return
-    _after(ctx, target, result.parked, resumed, no_resume, db, as_json=as_json)
+    _after(ctx, target, result.parked, resumed, no_resume, db, as_json=as_json, queue=result.queue)
 
 
 def _parse_data(text: str) -> Any:

@@ -228,7 +228,8 @@ class RunHandle(RunReads, TimeTravelOps):
                 None: no ``decidedBy``, and ``$SMITHERS_ACTOR`` or the OS user).
             selected: For a ``"select"`` approval: the option chosen.
             ranked: For a ``"rank"`` approval: all its options, in order.
-            resume: Resume a parked run (default True).
+            resume: Resume a parked run (default True); a submitted run
+                (``result.queue``) is left to the workers of its queue.
             workflow: The workflow to resume with; default: the one this client
                 started the run with, else the file the run recorded.
             reason: Why, recorded in the event's ``actor`` (the audit trail).
@@ -260,7 +261,7 @@ class RunHandle(RunReads, TimeTravelOps):
             db=self._client.path,
             actor=who,
         )
-        if resume and result.parked:
+        if resume and result.parked and result.queue is None:
             await self._resume_target(result.resume_run_id, workflow, who)
         return result
 
@@ -298,7 +299,7 @@ class RunHandle(RunReads, TimeTravelOps):
             db=self._client.path,
             actor=who,
         )
-        if resume and result.parked:
+        if resume and result.parked and result.queue is None:
             await self._resume_target(result.resume_run_id, workflow, who)
         return result
 
@@ -325,7 +326,8 @@ class RunHandle(RunReads, TimeTravelOps):
             data: The payload (a JSON-able value).
             correlation_id: The sender's correlation id.
             by: Who sends it (recorded as ``sentBy``, and as the ``actor``'s name).
-            resume: Resume a parked run whose wait the signal resolved (default True).
+            resume: Resume a parked run whose wait the signal resolved (default True);
+                a submitted run (``result.queue``) is left to its queue's workers.
             workflow: The workflow, to check the payload and resume with; default: the
                 one this client started the run with, else the file the run recorded.
             reason: Why, recorded in the event's ``actor`` (the audit trail).
@@ -353,7 +355,7 @@ class RunHandle(RunReads, TimeTravelOps):
             db=self._client.path,
             actor=who,
         )
-        if resume and result.parked:
+        if resume and result.parked and result.queue is None:
             await self._resume_target(result.resume_run_id, wf, who)
         return result
 

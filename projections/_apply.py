@@ -100,6 +100,7 @@ def _run_queued(s: RunState, e: RunQueued, seq: int) -> None:
     # Submitted, not started: what the run is (the first `RunStarted` refers to this
     # input); no owner, activation 0 until a worker's `RunStarted`.
     s.status = "queued"
+    s.queue = e.queue
     s.workflow_name = e.workflow_name
     s.workflow_path = e.workflow_path
     s.workflow_hash = e.workflow_hash

@@ -329,6 +329,9 @@ class RunState(msgspec.Struct, kw_only=True):
     workflow_name: str = ""
     workflow_path: str | None = None
     workflow_hash: str | None = None
+    queue: str | None = None
+    """The queue the run was submitted to (its `RunQueued`); None: started, not
+    submitted. A submitted run is resumed by a worker of its queue (`run_worker`)."""
     input: msgspec.Raw = NULL_RAW
     config: msgspec.Raw = NULL_RAW
     smithers_version: str = ""
@@ -458,6 +461,24 @@ class RunState(msgspec.Struct, kw_only=True):
             ):
                 target, since = rec, w.since_seq
         return target
+
+    def resolved_waits(self) -> list[NodeRecord]:
+        """Return the nodes whose wait is resolved but not yet taken up, in mount order.
+
+        An approval decided, or a `WaitForEvent` whose signal was received, while the
+        node still shows its waiting state: the run must be resumed (by the command
+        that recorded it, or a worker for a submitted run) for the node to go on.
+        """
+        return [
+            rec
+            for rec in self.nodes.values()
+            if (
+                rec.state == "waiting-approval"
+                and rec.approval is not None
+                and rec.approval.decision is not None
+            )
+            or (rec.state == "waiting-event" and rec.wait is not None and rec.wait.received)
+        ]
 
     def pending_approvals(self) -> list[NodeRecord]:
         """Return the nodes whose approval is asked and not decided yet, in mount order."""

@@ -292,8 +292,8 @@ async def _decide(
             conflict = e
             continue  # someone appended: read again, check again
         status = state.status
+        parked, resume_id, queue = await _resume_target(store, requested, state)
         apply_event(state, event, seq=seq)
-        parked, resume_id = await _resume_target(store, requested, run_id, status)
         return DecisionResult(
             run_id=run_id,
             node_id=rec.node_id,
@@ -305,6 +305,7 @@ async def _decide(
             parked=parked,
             requested_run_id=requested,
             resume_run_id=resume_id,
+            queue=queue if parked else None,
         )
     assert conflict is not None
     raise conflict
@@ -358,20 +359,22 @@ async def _approval_run(
 
 
 async def _resume_target(
-    store: EventStore, requested: str, run_id: str, status: str
-) -> tuple[bool, str]:
-    """``(parked, run to resume)`` after a request recorded in `run_id` (status `status`).
+    store: EventStore, requested: str, state: RunState
+) -> tuple[bool, str, str | None]:
+    """``(parked, run to resume, its queue)`` after a request recorded in `state`'s run.
 
-    In the run named: it, when parked. In a descendant: the run named when it is
-    parked (its `Subflow` node resumes the child in the same process, and the tree
-    goes on to its end); else the descendant when it is parked (its end wakes its
-    parent, `wake_parent`); else nobody (a live owner picks the request up).
+    `state` is the run's state when the request was recorded. In the run named: it,
+    when parked. In a descendant: the run named when it is parked (its `Subflow` node
+    resumes the child in the same process, and the tree goes on to its end); else the
+    descendant when it is parked (its end wakes its parent, `wake_parent`); else
+    nobody (a live owner picks the request up). The queue is the one the run to resume
+    was submitted to (`RunState.queue`: a worker resumes it), or None.
     """
-    if requested != run_id:
+    if requested != state.run_id:
         top = await load_state(store, requested)
         if top.status.startswith("waiting-"):
-            return True, requested
-    return status.startswith("waiting-"), run_id
+            return True, requested, top.queue
+    return state.status.startswith("waiting-"), state.run_id, state.queue
 
 
 async def approve(

@@ -53,6 +53,10 @@ class DecisionResult(msgspec.Struct, frozen=True, kw_only=True):
     one of its descendants (a `Subflow`'s child run). Empty: `run_id`."""
     resume_run_id: str = ""
     """The run to resume when ``parked`` (see the module docstring). Empty: `run_id`."""
+    queue: str | None = None
+    """When ``parked``: the queue the run to resume was submitted to (``smithers
+    submit``); a worker of that queue resumes it (`run_worker`), so the caller leaves
+    it alone. None: not submitted, the caller resumes it (or nothing is parked)."""
 
 
 class SignalResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,6 +82,10 @@ class SignalResult(msgspec.Struct, frozen=True, kw_only=True):
     `run_id`."""
     resume_run_id: str = ""
     """The run to resume when ``parked`` (see the module docstring). Empty: `run_id`."""
+    queue: str | None = None
+    """When ``parked``: the queue the run to resume was submitted to (``smithers
+    submit``); a worker of that queue resumes it (`run_worker`), so the caller leaves
+    it alone. None: not submitted, the caller resumes it (or nothing is parked)."""
 
 
 class PendingApproval(msgspec.Struct, frozen=True, kw_only=True):

@@ -256,9 +256,9 @@ async def signal(
             conflict = e
             continue
         status = state.status
-        parked, resume_id = False, run_id
+        parked, resume_id, queue = False, run_id, None
         if rec is not None:
-            parked, resume_id = await _resume_target(store, requested, run_id, status)
+            parked, resume_id, queue = await _resume_target(store, requested, state)
         return SignalResult(
             run_id=run_id,
             signal_name=name,
@@ -269,6 +269,7 @@ async def signal(
             parked=parked,
             requested_run_id=requested,
             resume_run_id=resume_id,
+            queue=queue if parked else None,
         )
     assert conflict is not None
     raise conflict

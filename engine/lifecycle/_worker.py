@@ -13,13 +13,14 @@ moves on. Candidates, in this order, only among runs submitted to one of its que
    supervisor's verdict), e.g. a worker that was SIGKILLed: its lease stops being
    renewed; attempts it had in flight are closed as ``abandoned`` and run again,
    finished tasks are not;
-3. parked runs (``waiting-*``) whose deadline has come (`wake_deadline`: a due timer,
-   a wait's timeout, a retry). A decided approval or a signal is resumed by the
-   command that records it (``approve``, ``signal``), as without workers.
+3. parked runs (``waiting-*``) that became runnable: a wait resolved
+   (`RunState.resolved_waits`: an approval decided, a signal received; ``approve``
+   and ``signal`` leave a submitted run to the workers, `DecisionResult.queue`), or a
+   deadline come (`wake_deadline`: a due timer, a wait's timeout, a retry).
 
 Between looks it waits for any append (`wait_for_append`: LISTEN/NOTIFY on
-PostgreSQL, a poll interval on SQLite), so a submitted run is taken within
-milliseconds on PostgreSQL. Asked to stop (`stop`, set by the CLI on SIGTERM), it
+PostgreSQL, a poll interval on SQLite), so a submitted run, an approval or a signal
+is taken up within milliseconds on PostgreSQL. Asked to stop (`stop`, set by the CLI on SIGTERM), it
 drains: claims nothing more and finishes the runs it drives, then returns.
 
 Per-queue limits (``queue_limits``, ``--queue-limit NAME=N``): before claiming a run
@@ -189,7 +190,7 @@ class _Worker:
                     out.append((r.run_id, verdict.kind == "stale", None))
             elif state.status in PARKED_STATUSES:
                 deadline = wake_deadline(state)
-                if deadline is not None and deadline[0] <= now:
+                if state.resolved_waits() or (deadline is not None and deadline[0] <= now):
                     out.append((r.run_id, False, await self._queue_name(r.run_id)))
         return out
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 from smithers.engine import submit_run
-from smithers.eventstore import open_store
+from smithers.eventstore import decode_event, open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -386,3 +386,67 @@ async def test_a_worker_wakes_a_parked_run_when_its_timer_is_due(
     assert types.count("RunStarted") == 2
     assert types.count("TimerFired") == 1
     assert types.index("TimerFired") > types.index("RunStatusChanged", 3)
+
+
+WAIT_FLOW = """
+    from __future__ import annotations
+
+    import msgspec
+    from smithers import Approval, Sequence, Task, WaitForEvent, workflow
+
+    class Done(msgspec.Struct):
+        ok: bool
+
+    @workflow("gated")
+    def gated(ctx):
+        return Sequence(
+            WaitForEvent("ci", event="ci.done"),
+            Approval("gate", request={"title": "Ship?"}),
+            Task("after", output=Done, value={"ok": True}),
+        )
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_a_worker_resumes_a_parked_run_when_a_signal_or_an_approval_resolves_it(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    db = (
+        str(request.getfixturevalue("pg_url"))
+        if backend == "postgresql"
+        else str(tmp_path / "runs" / "smithers.db")
+    )
+    path = tmp_path / "gated.py"
+    path.write_text(textwrap.dedent(WAIT_FLOW))
+    store = await open_store(db)
+    try:
+        await submit_run(str(path), run_id="g1", store=store, queue="ship")
+    finally:
+        await store.close()
+    worker = start_worker(tmp_path, db, "--name", "a", "--queues", "ship")
+    try:
+        assert (await _wait_for(db, ["g1"], "waiting-event", 60))["g1"] == "waiting-event"
+        sent = smithers(tmp_path, "signal", "g1", "ci.done", "--data", "{}", "--db", db, "--json")
+        assert sent.returncode == 0, sent.stderr
+        body = json.loads(sent.stdout)
+        # Recorded here, resumed by the queue's worker, not by this command.
+        assert (body["parked"], body["queue"], body["resumed"]) == (True, "ship", None)
+        assert (await _wait_for(db, ["g1"], "waiting-approval", 60))["g1"] == "waiting-approval"
+        approved = smithers(tmp_path, "approve", "g1", "--node", "gate", "--db", db)
+        assert approved.returncode == 0, approved.stderr
+        assert "submitted to queue 'ship': a worker of it resumes the run" in approved.stdout
+        assert (await _wait_for(db, ["g1"], "finished", 60))["g1"] == "finished"
+    finally:
+        _stop(worker)
+    store = await open_store(db, create=False)
+    try:
+        rows = await store.read("g1")
+    finally:
+        await store.close()
+    starts = [decode_event(r.type, r.data) for r in rows if r.type == "RunStarted"]
+    # The worker's claim, then one resume per resolved wait: all by the worker.
+    assert len(starts) == 3
+    assert {(s.actor.name, s.actor.interface) if s.actor else None for s in starts} == {
+        ("a", "worker")
+    }
