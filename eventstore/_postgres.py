@@ -27,20 +27,21 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from ._chain import chain_hash
 from ._codec import encode_event
 from ._postgres_bulk import delete_tx, import_tx, origin_hash
-from ._postgres_listen import NOTIFY_SQL, Listener
+from ._postgres_listen import Listener
 from ._postgres_queue import PostgresWorkerTable
 from ._postgres_sql import (
-    APPEND_LOCK,
+    APPEND,
+    APPEND_NEW_RUN,
+    APPEND_RUN_CHANGE,
     EVENT_COLUMNS,
-    INSERT,
     LAST,
     LEASE_COLUMNS,
     RUN_SELECT,
-    RUN_UPDATE,
-    RUN_UPSERT,
     create_schema,
     lease,
     not_found,
@@ -68,7 +69,10 @@ if TYPE_CHECKING:
 
 __all__ = ("PostgresEventStore",)
 
-_Row = tuple[str, int, str, int, bytes, bytes]
+_CANCEL_WAIT_S = 5.0
+"""Longest wait, seconds, for the server to cancel a cancelled caller's append."""
+_LAST_ROWS_KEPT = 4096
+"""Runs whose last ``(seq, hash)`` a store remembers before it starts over."""
 
 
 def _import_psycopg() -> Any:
@@ -106,6 +110,10 @@ class PostgresEventStore(PostgresWorkerTable):
         # would suspend inside a cancel scope of its own, closed in another scope.
         self._lock = asyncio.Lock()
         self._listener: Listener | None = None
+        self._last_rows: dict[str, tuple[int, bytes]] = {}
+        """Each run's last ``(seq, hash)`` as this store appended it: the next append's
+        chain link without a read. A writer elsewhere since then makes that append
+        fail the unique ``(run_id, seq)`` constraint, a conflict, and drops the entry."""
         self._listen_lock = asyncio.Lock()
 
     @property
@@ -272,63 +280,65 @@ class PostgresEventStore(PostgresWorkerTable):
             return expected_seq
         if self.read_only:
             raise write_error(self.url, None)
-        rows = [
-            (run_id, expected_seq + i, type(e).__name__, e.timestamp_ms, encode_event(e))
-            for i, e in enumerate(events, 1)
-        ]
+        types = [type(e).__name__ for e in events]
+        payloads = [encode_event(e) for e in events]
+        seqs = list(range(expected_seq + 1, expected_seq + 1 + len(events)))
         psycopg = self._psycopg
         async with self._lock:
             conn = await self._ready()
+            known = self._last_rows.pop(run_id, None)
             try:
-                cur = await conn.execute(LAST, (run_id,))
-                last = await cur.fetchone()
-                actual = int(last[0]) if last is not None else 0
-                if actual != expected_seq:
-                    raise _conflict(run_id, expected_seq, actual)
-                if last is not None:
-                    prev = bytes(last[1])
+                if known is not None and known[0] == expected_seq:
+                    prev = known[1]  # our own last append: a writer since fails the insert
                 else:
-                    prev = await origin_hash(conn, rows[0][2], rows[0][4])
-                chained: list[_Row] = []
-                for r in rows:
-                    prev = chain_hash(prev, r[1], r[2], r[4])
-                    chained.append((*r, prev))
-                last_seq, first_ms, last_ms = rows[-1][1], rows[0][3], rows[-1][3]
-                # Pipelined: the transaction's statements go out together, so the
-                # append lock is held for the server's work, not for round trips.
-                async with conn.pipeline(), conn.transaction():
-                    await conn.execute(APPEND_LOCK)
-                    async with conn.cursor() as c:
-                        await c.executemany(INSERT, chained)
-                    if expected_seq == 0:
-                        await conn.execute(
-                            RUN_UPSERT,
-                            (
-                                run_id,
-                                workflow_name or "",
-                                status or "running",
-                                first_ms,
-                                last_ms,
-                                last_seq,
-                            ),
-                        )
-                    elif status is not None or workflow_name is not None:
-                        await conn.execute(
-                            RUN_UPDATE, (last_seq, last_ms, status, workflow_name, run_id)
-                        )
-                    await conn.execute(NOTIFY_SQL, (run_id,))  # delivered at commit
+                    cur = await conn.execute(LAST, (run_id,))
+                    last = await cur.fetchone()
+                    actual = int(last[0]) if last is not None else 0
+                    if actual != expected_seq:
+                        raise _conflict(run_id, expected_seq, actual)
+                    if last is not None:
+                        prev = bytes(last[1])
+                    else:
+                        prev = await origin_hash(conn, types[0], payloads[0])
+                hashes = []
+                for seq, type_name, payload in zip(seqs, types, payloads, strict=True):
+                    prev = chain_hash(prev, seq, type_name, payload)
+                    hashes.append(prev)
+                params: dict[str, Any] = {
+                    "run": run_id,
+                    "seqs": seqs,
+                    "types": types,
+                    "ts": [e.timestamp_ms for e in events],
+                    "payloads": payloads,
+                    "hashes": hashes,
+                }
+                sql = APPEND
+                if expected_seq == 0 or status is not None or workflow_name is not None:
+                    sql = APPEND_NEW_RUN if expected_seq == 0 else APPEND_RUN_CHANGE
+                    params.update(
+                        workflow=workflow_name if expected_seq else (workflow_name or ""),
+                        status=status if expected_seq else (status or "running"),
+                        first_ms=events[0].timestamp_ms,
+                        last_ms=events[-1].timestamp_ms,
+                        last_seq=seqs[-1],
+                    )
+                # One statement in autocommit: one round trip, its own transaction.
+                await _execute_whole(conn, sql, params)
             except psycopg.errors.UniqueViolation as e:
-                # Another writer committed this seq since the read: the transaction is
-                # rolled back; the conflict names the run's last seq now.
+                # Another writer committed this seq since we last looked: nothing of the
+                # statement was kept; the conflict names the run's last seq now.
                 try:
                     cur = await conn.execute(LAST, (run_id,))
                     now = await cur.fetchone()
                 except psycopg.Error:
                     now = None
-                raise _conflict(run_id, expected_seq, int(now[0]) if now else -1) from e
+                raise _conflict(run_id, expected_seq, int(now[0]) if now else 0) from e
             except psycopg.Error as e:
                 raise write_error(self.url, e) from e
-            return last_seq
+            if len(self._last_rows) >= _LAST_ROWS_KEPT:
+                self._last_rows.clear()  # many runs in one store: start over, never grow
+            self._last_rows[run_id] = (seqs[-1], hashes[-1])
+            return seqs[-1]
 
     # ------------------------------------------------------------------ reads
 
@@ -553,6 +563,7 @@ class PostgresEventStore(PostgresWorkerTable):
         async with self._lock:
             conn = await self._ready()
             try:
+                self._last_rows.clear()  # rows written outside `append`
                 return await import_tx(conn, runs)
             except self._psycopg.Error as e:
                 raise write_error(self.url, e) from e
@@ -572,9 +583,39 @@ class PostgresEventStore(PostgresWorkerTable):
         async with self._lock:
             conn = await self._ready()
             try:
+                self._last_rows.clear()  # rows written outside `append`
                 return await delete_tx(conn, deletions, audit_stream, audit_event)
             except self._psycopg.Error as e:
                 raise write_error(self.url, e) from e
+
+
+async def _execute_whole(conn: AsyncConnection[Any], sql: str, params: dict[str, Any]) -> None:
+    """Run one autocommit statement; if the caller is cancelled, cancel it in the server.
+
+    The statement's commit is sent with it, so a cancelled caller must not leave it
+    running unseen (it would commit later, e.g. once a lock it waits for is free):
+    the server is asked to cancel it and its end is awaited (shielded, at most
+    `_CANCEL_WAIT_S`), so when the cancellation propagates the statement either
+    never took effect or took effect whole (its commit came first), and the
+    connection is idle again (or closed, and replaced by the next call).
+    """
+    task = asyncio.ensure_future(conn.execute(sql, params))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with anyio.CancelScope(shield=True):
+            if not task.done():
+                with contextlib.suppress(Exception):
+                    await conn.cancel_safe(timeout=_CANCEL_WAIT_S)
+                with anyio.move_on_after(_CANCEL_WAIT_S):
+                    await asyncio.wait([task])
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: QueryCanceled is the expected end
+            else:
+                task.cancel()
+                with contextlib.suppress(Exception):
+                    await conn.close()
+        raise
 
 
 def _conflict(run_id: str, expected_seq: int, actual: int) -> SeqConflictError:

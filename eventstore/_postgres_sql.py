@@ -85,6 +85,43 @@ that commits later. It serialises appends only for the few statements of their
 transaction (the seq check is the ``UNIQUE (run_id, seq)`` constraint, not this lock).
 Positions of a transaction rolled back are never used: a gap that stays a gap."""
 
+_APPEND_ROWS = (
+    "WITH append_lock AS MATERIALIZED (" + APPEND_LOCK + "), "
+    "appended AS (INSERT INTO _smithers_events "
+    "(run_id, seq, type, timestamp_ms, payload, hash) "
+    "SELECT %(run)s, r.seq, r.type, r.ts, r.payload, r.hash FROM append_lock CROSS JOIN "
+    "unnest(%(seqs)s::bigint[], %(types)s::text[], %(ts)s::bigint[], %(payloads)s::bytea[], "
+    "%(hashes)s::bytea[]) AS r(seq, type, ts, payload, hash) ORDER BY r.seq RETURNING seq)"
+)
+_APPEND_END = (
+    " SELECT (SELECT count(*) FROM appended), pg_notify('smithers_' || current_schema(), %(run)s)"
+)
+APPEND_NEW_RUN = (
+    _APPEND_ROWS + ", run_row AS (INSERT INTO _smithers_runs (run_id, workflow_name, status, "
+    "created_at_ms, updated_at_ms, last_seq) VALUES (%(run)s, %(workflow)s, %(status)s, "
+    "%(first_ms)s, %(last_ms)s, %(last_seq)s) ON CONFLICT (run_id) DO UPDATE SET "
+    "workflow_name = excluded.workflow_name, status = excluded.status, "
+    "created_at_ms = excluded.created_at_ms, updated_at_ms = excluded.updated_at_ms, "
+    "last_seq = excluded.last_seq)" + _APPEND_END
+)
+"""A run's first append as one statement, so one round trip (see `APPEND`)."""
+APPEND_RUN_CHANGE = (
+    _APPEND_ROWS + ", run_row AS (UPDATE _smithers_runs SET last_seq = %(last_seq)s, "
+    "updated_at_ms = %(last_ms)s, status = COALESCE(%(status)s::text, status), "
+    "workflow_name = COALESCE(%(workflow)s::text, workflow_name) WHERE run_id = %(run)s)"
+    + _APPEND_END
+)
+"""An append that changes the run's status or workflow name (see `APPEND`)."""
+APPEND = _APPEND_ROWS + _APPEND_END
+"""An append of a batch as one statement: one round trip, one implicit transaction.
+
+Data-modifying CTEs: the append lock (`APPEND_LOCK`) is taken before the rows are
+produced (the insert reads from it), so before any position is drawn, and held to
+the commit; the rows go in seq order; ``pg_notify`` is delivered at the commit. A
+seq taken already fails the ``UNIQUE (run_id, seq)`` constraint and nothing of the
+statement is kept. Parameters by name: run, seqs, types, ts, payloads, hashes (and
+workflow, status, first_ms, last_ms, last_seq for the run-row variants)."""
+
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '._smithers_schema'))"
 """Serialises schema creation: ``CREATE TABLE IF NOT EXISTS`` races in PostgreSQL."""
 
@@ -95,17 +132,6 @@ INSERT = (
 LAST = "SELECT seq, hash FROM _smithers_events WHERE run_id = %s ORDER BY seq DESC LIMIT 1"
 HASH_AT = "SELECT hash FROM _smithers_events WHERE run_id = %s AND seq = %s"
 RUN_COLUMNS = "run_id, workflow_name, status, created_at_ms, updated_at_ms, last_seq"
-RUN_UPSERT = (
-    f"INSERT INTO _smithers_runs ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (run_id) DO UPDATE SET workflow_name = excluded.workflow_name, "
-    "status = excluded.status, created_at_ms = excluded.created_at_ms, "
-    "updated_at_ms = excluded.updated_at_ms, last_seq = excluded.last_seq"
-)
-RUN_UPDATE = (
-    "UPDATE _smithers_runs SET last_seq = %s, updated_at_ms = %s, "
-    "status = COALESCE(%s, status), workflow_name = COALESCE(%s, workflow_name) "
-    "WHERE run_id = %s"
-)
 RUN_SELECT = (
     "SELECT r.run_id, r.workflow_name, r.status, r.created_at_ms, "
     "COALESCE(e.timestamp_ms, r.updated_at_ms), COALESCE(e.seq, r.last_seq) "
