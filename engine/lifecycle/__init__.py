@@ -52,9 +52,9 @@ from ._subflow import child_outcome as child_outcome
 from ._subflow import child_runner as child_runner
 from ._subflow import next_wake_ms as next_wake_ms
 from ._subflow import wake_parent as wake_parent
-from ._supervisor import WakeReason as WakeReason
-from ._supervisor import supervise as supervise
-from ._supervisor import wake_deadline as wake_deadline
+from ._supervise import supervise as supervise
+from ._wakes import WakeReason as WakeReason
+from ._wakes import wake_deadline as wake_deadline
 from ._worker import DEFAULT_POLL_S as DEFAULT_POLL_S
 from ._worker import WorkerListing as WorkerListing
 from ._worker import WorkerStatus as WorkerStatus

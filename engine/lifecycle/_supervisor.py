@@ -1,52 +1,9 @@
-"""The supervisor: resume runs whose owner is gone, wake parked runs (``supervise``).
+"""One supervisor's polls: `Supervisor`, driven by `supervise` (`_supervise`).
 
-DESIGN §6, §10.
-
-Each poll lists the runs whose status is ``"running"`` and judges their owner with the
-one ownership verdict (`judge_owner`: the log's latest `RunStarted` names the owner,
-its lease carries the heartbeat). A run whose owner is gone (dead pid on this host),
-stale (no heartbeat for the stale threshold: on another host, or a live process here
-that is stopped or hung), or that nobody has claimed for that long, is resumed by a
-separate process (the resume entry point)::
-
-    python -m smithers up --resume RUN --json --db DB [--force --stale-threshold MSms]
-        --by NAME --reason "supervisor auto-resume"
-
-started in its own session, so a resume that crashes at start-up cannot take the
-supervisor down. ``--force`` and the supervisor's threshold are passed for a stale
-owner, and the supervisor's actor name (`SupervisorStarted.actor`), so the resume
-records who resumed the run. The resumer's stderr (human-readable errors, warnings) is
-appended to ``<db dir>/executions/<run>/logs/supervise.log`` after a header line; its
-stdout, one JSON object ``{"runId", "status", "outputs", "error"}``, goes to
-``supervise.json`` beside it (replaced by each resume). How a resume ended is read from
-the resumer's exit code (DESIGN §9: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4
-refused: bad input, code changed, owner alive, …) and from that document: ``status`` is
-the run's status when the run reached one, or null when the resume stopped before;
-``error`` is then ``{"code", "message", "name", "details", …}`` (`error_to_json`). The
-resumer's text is never parsed.
-
-What the supervisor decides is recorded in its own stream (``run_id`` column
-``"supervisor"``; one per database, appended with `expected_seq`): `SupervisorStarted`,
-`RunAutoResumed` and `RunAutoResumeSkipped` (their `run_id` field names the target run;
-appending there never races a run's owner) and `SupervisorPollCompleted`. Idle polls of
-a long-running supervisor are recorded at most once an hour, so an idle supervisor does
-not grow the database.
-
-Parked runs (status ``waiting-approval``, ``waiting-event`` or ``waiting-timer``) have
-no owner and cost no process. Each poll also computes, from each parked run's folded
-state, its next deadline (`wake_deadline`: a pending timer's fire time, an unresolved
-`WaitForEvent`'s timeout) and wakes the runs whose deadline has come through the same
-resume entry point (recorded as `RunAutoResumed` with ``wake`` set). Between polls the
-supervisor sleeps until the next deadline it knows of, capped by the poll interval, so
-a timer fires on time without a hot loop; a run parked after the sleep began is found
-at the latest by the next poll.
-
-A resume that fails (the resumer exits before its run reached an outcome, with no node
-outcome recorded) or makes no progress (the run is stale again with no node outcome
-since the resume began) is backed off exponentially per run (`rate-limited`, with the
-error from the resumer's JSON result and the time of the next try), never retried in a
-hot loop. The backoff is computed from the log, so it survives supervisor restarts and
-holds across ``supervise --once`` invocations.
+Its stream (`read_stream`, `record`), one poll (`poll`: judge every running run's
+owner, wake the parked runs that are due, start resumers, watch them start) and the
+resume policy (backoff after fruitless resumes, a missing workflow file, the cap on
+resumers starting at once). The behaviour is described in `_supervise`'s docstring.
 """
 
 from __future__ import annotations
@@ -55,16 +12,14 @@ import functools
 import socket
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from smithers.eventstore import (
     EventStore,
     RunRecord,
     SeqConflictError,
-    SQLiteEventStore,
     decode_event,
-    resolve_db_path,
 )
 from smithers.eventstore.events import (
     ErrorInfo,
@@ -72,104 +27,37 @@ from smithers.eventstore.events import (
     RunAutoResumed,
     RunAutoResumeSkipped,
     SupervisorPollCompleted,
-    SupervisorStarted,
 )
 
-from .._actor import resolve_actor
-from .._clock import Clock, SystemClock
-from ..activation import SUBFLOW_EVENT_PREFIX, RunWriter, default_log_dir
-from ..errors import InvalidInputError
+from ..activation import RunWriter, default_log_dir
 from ..history import SUPERVISOR_STREAM_ID, load_state
-from ._ownership import DEFAULT_STALE_THRESHOLD_MS, OwnerVerdict, judge_owner, pid_alive
-from ._spawn import SpawnResume, _resume_failure, spawn_resume
+from ._ownership import OwnerVerdict, judge_owner, pid_alive
+from ._spawn import SpawnResume, _resume_failure
+from ._wakes import (
+    PARKED_STATUSES,
+    PROGRESS_TYPES,
+    WakeReason,
+    fruitless_resumes,
+    needs_takeover,
+    wake_deadline,
+)
 
 if TYPE_CHECKING:
-    import os
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from smithers.eventstore.events import Actor
     from smithers.projections import RunState
 
+    from .._clock import Clock
     from ._spawn import ResumeProcess
 
-__all__ = ("PARKED_STATUSES", "WakeReason", "needs_takeover", "supervise", "wake_deadline")
-
-WakeReason = Literal["timer", "timeout", "retry"]
-"""Why a parked run is woken: a timer is due, or a `WaitForEvent`'s timeout passed."""
-PARKED_STATUSES = frozenset({"waiting-approval", "waiting-event", "waiting-timer"})
-"""Statuses of a parked run: no owner, waiting for a decision, a signal or a timer."""
+__all__ = ("RESUME_REASON", "Supervisor")
 
 _IDLE_RECORD_MS = 3_600_000
 """An idle poll is recorded only if none was recorded for this long (ms)."""
 _MAX_COUNTED_FAILURES = 12
 _LOG_FILE = "supervise.log"
-_PROGRESS_TYPES = frozenset(
-    {
-        "NodeFinished",
-        "NodeFailed",
-        "NodeSkipped",
-        "NodeWaitingApproval",
-        "NodeWaitingTimer",
-        "RunFinished",
-        "RunFailed",
-        "RunCancelled",
-        "RunContinuedAsNew",
-    }
-)
-"""Event types that show a resume got somewhere: a node outcome, a parked node or an end."""
-
-
-def wake_deadline(state: RunState) -> tuple[int, WakeReason] | None:
-    """Return when the parked run of `state` must be woken, and why; None if never. Pure.
-
-    The earliest of: the fire time of a pending timer its node waits on
-    (``"timer"``, `TimerRecord.fires_at_ms`, as recorded by `TimerCreated`: a restart
-    never moves it), and the timeout of a `WaitForEvent` still waiting for its signal
-    (``"timeout"``, `EventWaitRecord.timeout_at_ms`), and a retry due later than a
-    process keeps sleeping for, e.g. after a provider's quota reset time
-    (``"retry"``, `NodeRecord.next_attempt_at_ms`). Approvals, and waits without a
-    timeout, have no deadline: a decision or a signal wakes them. Nor has a `Subflow`
-    node waiting in its child run (``subflow:<childRunId>``, which copies the child's
-    deadline): the child holds that deadline and is woken itself; its end wakes the
-    parent (`wake_parent`). Waking both would race two resumers for the child.
-
-    Returns:
-        ``(due_at_ms, reason)``, Unix epoch ms, or None.
-    """
-    best: tuple[int, WakeReason] | None = None
-    for rec in state.nodes.values():
-        candidate: tuple[int, WakeReason]
-        timer, wait = rec.timer, rec.wait
-        if rec.state == "waiting-timer" and timer is not None and timer.state == "pending":
-            candidate = (timer.fires_at_ms, "timer")
-        elif (
-            rec.state == "waiting-event"
-            and wait is not None
-            and not wait.received
-            and wait.timeout_at_ms is not None
-            and not wait.event_name.startswith(SUBFLOW_EVENT_PREFIX)
-        ):
-            candidate = (wait.timeout_at_ms, "timeout")
-        elif rec.state == "pending" and rec.next_attempt_at_ms is not None:
-            candidate = (rec.next_attempt_at_ms, "retry")
-        else:
-            continue
-        if best is None or candidate[0] < best[0]:
-            best = candidate
-    return best
-
-
-def needs_takeover(verdict: OwnerVerdict, stale_ms: int) -> bool:
-    """Whether a running run's owner is past helping itself (counted as stale). Pure.
-
-    Gone or stale owners are; so is a run nobody has claimed (after a rewind or a
-    retry-task whose process died) once it has been silent for `stale_ms`. The
-    supervisor and the workers (`run_worker`) take such runs over.
-    """
-    if verdict.kind == "none":
-        return verdict.silent_ms is not None and verdict.silent_ms >= stale_ms
-    return verdict.kind != "alive"
 
 
 @dataclass
@@ -192,11 +80,13 @@ class _Child:
     claimed: bool = False
 
 
-_RESUME_REASON = "supervisor auto-resume"
+RESUME_REASON = "supervisor auto-resume"
 """The reason a resume started by the supervisor records (with the supervisor's name)."""
 
 
-class _Supervisor:
+class Supervisor:
+    """The state and decisions of one running supervisor (see `supervise`)."""
+
     def __init__(
         self,
         store: EventStore,
@@ -291,18 +181,9 @@ class _Supervisor:
         progress = [
             row.seq
             for row in await self.store.read(run_id, after_seq=lo)
-            if row.type in _PROGRESS_TYPES
+            if row.type in PROGRESS_TYPES
         ]
-        failures = 0
-        for i in range(len(attempts) - 1, -1, -1):
-            start = attempts[i].from_seq
-            if start is None:
-                break
-            end = attempts[i + 1].from_seq if i + 1 < len(attempts) else None
-            if any(s > start and (end is None or s <= end) for s in progress):
-                break
-            failures += 1
-        return failures
+        return fruitless_resumes([a.from_seq for a in attempts], progress)
 
     def _resumer_alive(self, run_id: str) -> int | None:
         """Pid of a live resumer of `run_id` started by a supervisor on this host, if any."""
@@ -315,10 +196,6 @@ class _Supervisor:
             if last.pid and last.host == self.host and pid_alive(last.pid):
                 return last.pid
         return None
-
-    def _needs_resume(self, verdict: OwnerVerdict) -> bool:
-        """Whether a running run's owner is past helping itself (`needs_takeover`)."""
-        return needs_takeover(verdict, self.stale_ms)
 
     def _starting(self) -> int:
         """Resumers of ours that have neither claimed their run nor exited."""
@@ -360,26 +237,16 @@ class _Supervisor:
                 stale_threshold_ms=self.stale_ms,
                 host=self.host,
             )
-            if not self._needs_resume(verdict):
+            if not needs_takeover(verdict, self.stale_ms):
                 continue
             stale += 1
             skip = await self._decide(state, verdict, now)
-            # Resumers of ours still starting (this poll's too; a dry run starts none).
-            starting = len(spawned) if self.dry_run else self._starting()
-            if skip is None and starting >= self.max_concurrent:
-                skip = self._skip(run.run_id, "rate-limited", now)
+            start = functools.partial(self._resume, run, verdict, now)
+            skip = await self._start(run.run_id, skip, now, spawned, decisions, start)
             if skip is None:
-                try:
-                    decisions.append(await self._resume(run, verdict, now))
-                except OSError as e:  # cannot fork: try again next poll
-                    error = ErrorInfo(name=type(e).__name__, message=str(e), retryable=True)
-                    skip = self._skip(run.run_id, "rate-limited", now, error=error)
-                else:
-                    spawned.append(run.run_id)
-                    resumed += 1
-                    continue
-            skipped += 1
-            decisions.append(skip)
+                resumed += 1
+            else:
+                skipped += 1
         await self.record(decisions)
         tail = await self._watch_startup(spawned)
         resumed -= len(tail)
@@ -436,37 +303,69 @@ class _Supervisor:
             if self._resumer_alive(rid) is not None:
                 continue  # woken already; its resumer has not claimed the run yet
             skip = await self._refuse(state, now)
-            starting = len(spawned) if self.dry_run else self._starting()
-            if skip is None and starting >= self.max_concurrent:
-                skip = self._skip(rid, "rate-limited", now)
+            skip = await self._start(
+                rid,
+                skip,
+                now,
+                spawned,
+                decisions,
+                functools.partial(self._wake, state, at_ms, why, now),
+            )
             if skip is None:
-                try:
-                    decisions.append(await self._wake(state, at_ms, why, now))
-                except OSError as e:  # cannot fork: try again next poll
-                    error = ErrorInfo(name=type(e).__name__, message=str(e), retryable=True)
-                    skip = self._skip(rid, "rate-limited", now, error=error)
-                else:
-                    spawned.append(rid)
-                    woken += 1
-                    continue
+                woken += 1
+                continue
             if skip.retry_at_ms is not None:
                 self._due_later(skip.retry_at_ms)
             skipped += 1
-            decisions.append(skip)
         return woken, skipped
+
+    async def _start(
+        self,
+        run_id: str,
+        skip: RunAutoResumeSkipped | None,
+        now: int,
+        spawned: list[str],
+        decisions: list[Event],
+        start: Callable[[], Awaitable[RunAutoResumed]],
+    ) -> RunAutoResumeSkipped | None:
+        """Start a resumer with `start` unless `skip` says no or too many are starting.
+
+        Appends the `RunAutoResumed` or the skip to `decisions` (and the run to
+        `spawned` when started); returns the skip, or None when started.
+        """
+        # Resumers of ours still starting (this poll's too; a dry run starts none).
+        starting = len(spawned) if self.dry_run else self._starting()
+        if skip is None and starting >= self.max_concurrent:
+            skip = self._skip(run_id, "rate-limited", now)
+        if skip is None:
+            try:
+                decisions.append(await start())
+            except OSError as e:  # cannot fork: try again next poll
+                error = ErrorInfo(name=type(e).__name__, message=str(e), retryable=True)
+                skip = self._skip(run_id, "rate-limited", now, error=error)
+            else:
+                spawned.append(run_id)
+                return None
+        decisions.append(skip)
+        return skip
+
+    async def _spawn(self, run_id: str, force: bool) -> tuple[int | None, int]:
+        """Start a resumer for `run_id` (none in a dry run): ``(its pid, from seq)``."""
+        pid: int | None = None
+        from_seq = await self.store.last_seq(run_id)
+        if not self.dry_run:
+            log_file = self._log_file(run_id)
+            proc = self.spawn(run_id, self.db_path, force, log_file)
+            pid = proc.pid
+            self.children[run_id] = _Child(proc, from_seq, log_file)
+        return pid, from_seq
 
     async def _wake(
         self, state: RunState, due_at_ms: int, why: WakeReason, now: int
     ) -> RunAutoResumed:
         """Start a resumer for the parked run of `state` (not in a dry run)."""
         rid = state.run_id
-        pid: int | None = None
-        from_seq = await self.store.last_seq(rid)
-        if not self.dry_run:
-            log_file = self._log_file(rid)
-            proc = self.spawn(rid, self.db_path, False, log_file)
-            pid = proc.pid
-            self.children[rid] = _Child(proc, from_seq, log_file)
+        pid, from_seq = await self._spawn(rid, False)
         return RunAutoResumed(
             run_id=rid,
             timestamp_ms=now,
@@ -540,14 +439,7 @@ class _Supervisor:
         stale) is not gone: the resumer gets ``--force``, and this supervisor's stale
         threshold (`spawn` is called with it when it is `spawn_resume`).
         """
-        force = verdict.kind == "stale"
-        pid: int | None = None
-        from_seq = await self.store.last_seq(run.run_id)
-        if not self.dry_run:
-            log_file = self._log_file(run.run_id)
-            proc = self.spawn(run.run_id, self.db_path, force, log_file)
-            pid = proc.pid
-            self.children[run.run_id] = _Child(proc, from_seq, log_file)
+        pid, from_seq = await self._spawn(run.run_id, verdict.kind == "stale")
         return RunAutoResumed(
             run_id=run.run_id,
             timestamp_ms=now,
@@ -596,146 +488,3 @@ class _Supervisor:
                             )
                         )
         return skips
-
-
-async def supervise(
-    *,
-    db: str | os.PathLike[str] | None = None,
-    interval_ms: int = 10_000,
-    stale_threshold_ms: int = DEFAULT_STALE_THRESHOLD_MS,
-    max_concurrent: int = 2,
-    dry_run: bool = False,
-    once: bool = False,
-    clock: Clock | None = None,
-    spawn: SpawnResume = spawn_resume,
-    retry_backoff_ms: int = 30_000,
-    max_retry_backoff_ms: int = 1_800_000,
-    startup_grace_ms: int = 5_000,
-    on_event: Callable[[Event], Any] | None = None,
-    by: str | None = None,
-    reason: str | None = None,
-    actor: Actor | None = None,
-) -> list[Event]:
-    """Resume runs whose owner is gone and wake parked runs that are due (``smithers supervise``).
-
-    Each poll judges the owner of every run with status ``"running"`` (`judge_owner`):
-    a run whose owner is gone (its pid on this host is dead), stale (no heartbeat for
-    `stale_threshold_ms`, on another host), or that no activation has claimed for that
-    long, is resumed by a new process (`spawn`, default `spawn_resume`: the resume
-    entry point ``up --resume RUN --json``, read by exit code and JSON result), at most
-    `max_concurrent` starting at once. It is skipped instead,
-    with a `RunAutoResumeSkipped`, when its process still lives on this host
-    (``pid-alive``), its workflow file is gone (``missing-workflow``), or it is backed
-    off after failed or fruitless resumes or over the concurrency cap
-    (``rate-limited``; backoff `retry_backoff_ms` doubling per failure up to
-    `max_retry_backoff_ms`). Decisions are recorded in the ``"supervisor"`` stream (see
-    the module docstring). Awaits I/O; runs until cancelled unless `once`.
-
-    Each poll also wakes parked runs (``waiting-*``, no owner) whose deadline has come
-    (`wake_deadline`: a due timer, a `WaitForEvent` timeout passed), through the same
-    resume entry point; recorded as `RunAutoResumed` with ``wake`` (``"timer"`` or
-    ``"timeout"``) and ``dueAtMs``, counted in `SupervisorPollCompleted.woken_count`
-    (and `resumed_count`). They are skipped like stale runs when backed off or when
-    their workflow file is gone. Between polls it sleeps until the earliest future
-    deadline it saw, at most `interval_ms`: a timer fires on time without a hot loop.
-
-    Args:
-        db: Database path (see `resolve_db_path`; the file must exist).
-        interval_ms: Longest time between polls (ms); shorter when a parked run's
-            deadline comes sooner.
-        stale_threshold_ms: How long (ms) an owner may be silent before it is stale
-            (default `DEFAULT_STALE_THRESHOLD_MS`, 60 s).
-        max_concurrent: At most this many resumers starting at once.
-        dry_run: Decide and report, but start nothing and record nothing.
-        once: Poll once and return.
-        clock: Time source (tests pass a fake).
-        spawn: Starts a resumer: ``spawn(run_id, db_path, force, log_file)`` (see
-            `SpawnResume`: it reports by exit code and a JSON result in
-            `resume_result_file(log_file)`).
-        retry_backoff_ms: Backoff after the first failed resume of a run (ms).
-        max_retry_backoff_ms: Cap of the doubling backoff (ms).
-        startup_grace_ms: How long a poll waits for new resumers to claim their run or
-            fail, so a start-up failure is recorded in the same poll (ms).
-        on_event: Called with each event recorded (or, with `dry_run`, decided).
-        by: Who runs the supervisor, recorded as the ``actor`` (interface
-            ``"supervisor"``) of its `SupervisorStarted`, `RunAutoResumed` and
-            `RunAutoResumeSkipped`; None: ``$SMITHERS_ACTOR``, else the OS user.
-        reason: Why, recorded with `by`.
-        actor: The `Actor` to record instead of one built from `by` and `reason`.
-
-    Returns:
-        The events recorded (or decided, with `dry_run`), when `once`.
-
-    Raises:
-        InvalidInputError: if an interval, threshold or cap is not positive, or
-            `by`/`reason` is not printable text of a sane length.
-        SmithersError: code ``CLI_DB_NOT_FOUND`` if there is no database file.
-        DatabaseWriteError, DatabaseQueryError: on storage failures.
-        OSError: if a resumer cannot be started.
-
-    Example:
-        >>> await supervise(db="runs.db", once=True)  # doctest: +SKIP
-    """
-    if interval_ms <= 0 or stale_threshold_ms <= 0 or max_concurrent < 1:
-        raise InvalidInputError(
-            "interval, stale threshold and max concurrent resumes must be positive; got "
-            f"{interval_ms} ms, {stale_threshold_ms} ms and {max_concurrent}.",
-            details={
-                "intervalMs": interval_ms,
-                "staleThresholdMs": stale_threshold_ms,
-                "maxConcurrent": max_concurrent,
-            },
-        )
-    who = actor or resolve_actor("supervisor", by=by, reason=reason)
-    clock = clock or SystemClock()
-    if spawn is spawn_resume:
-        # The resumer judges the owner with this supervisor's threshold, not its default,
-        # and records this supervisor's actor as who resumed the run.
-        spawn = functools.partial(
-            spawn_resume,
-            stale_threshold_ms=stale_threshold_ms,
-            by=who.name,
-            reason=_RESUME_REASON,
-        )
-    db_path = resolve_db_path(db, must_exist=True).resolve()
-    store = await SQLiteEventStore.open(db_path, create=False)
-    try:
-        sup = _Supervisor(
-            store,
-            db_path,
-            interval_ms=interval_ms,
-            stale_threshold_ms=stale_threshold_ms,
-            max_concurrent=max_concurrent,
-            dry_run=dry_run,
-            clock=clock,
-            spawn=spawn,
-            retry_backoff_ms=retry_backoff_ms,
-            max_retry_backoff_ms=max_retry_backoff_ms,
-            startup_grace_ms=startup_grace_ms,
-            on_event=on_event,
-            actor=who,
-        )
-        await sup.read_stream()
-        await sup.record(
-            [
-                SupervisorStarted(
-                    run_id=SUPERVISOR_STREAM_ID,
-                    timestamp_ms=clock.now_ms(),
-                    poll_interval_ms=interval_ms,
-                    stale_threshold_ms=stale_threshold_ms,
-                    actor=who,
-                )
-            ]
-        )
-        while True:
-            await sup.poll()
-            if once:
-                return sup.recorded
-            delay_ms = interval_ms
-            if sup.next_due_ms is not None:
-                # Sleep until the next deadline we know of, never longer than a poll.
-                delay_ms = min(delay_ms, max(sup.next_due_ms - clock.now_ms(), 0))
-            await clock.sleep_ms(delay_ms)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await store.close()

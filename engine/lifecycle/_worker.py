@@ -66,7 +66,7 @@ from ..history import load_state
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, judge_owner
 from ._queue import QUEUED_STATUS, check_queue_name
 from ._resume import resume_run
-from ._supervisor import PARKED_STATUSES, needs_takeover, wake_deadline
+from ._wakes import PARKED_STATUSES, needs_takeover, runnable_parked
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -188,10 +188,8 @@ class _Worker:
                 )
                 if needs_takeover(verdict, self.stale_ms):
                     out.append((r.run_id, verdict.kind == "stale", None))
-            elif state.status in PARKED_STATUSES:
-                deadline = wake_deadline(state)
-                if state.resolved_waits() or (deadline is not None and deadline[0] <= now):
-                    out.append((r.run_id, False, await self._queue_name(r.run_id)))
+            elif runnable_parked(state, now):
+                out.append((r.run_id, False, await self._queue_name(r.run_id)))
         return out
 
     async def _queue_name(self, run_id: str) -> str | None:
