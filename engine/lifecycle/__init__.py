@@ -33,10 +33,10 @@ from ._requests import SignalResult as SignalResult
 from ._resume import load_recorded_workflow as load_recorded_workflow
 from ._resume import resume_run as resume_run
 from ._resume import wake_parent_of as wake_parent_of
+from ._resume_checks import check_determinism as check_determinism
+from ._resume_checks import check_resumable as check_resumable
 from ._run import SMITHERS_VERSION as SMITHERS_VERSION
 from ._run import RunResult as RunResult
-from ._run import check_determinism as check_determinism
-from ._run import check_resumable as check_resumable
 from ._run import close_open_attempts as close_open_attempts
 from ._run import new_run_id as new_run_id
 from ._run import run_result as run_result

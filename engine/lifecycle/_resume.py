@@ -19,13 +19,8 @@ from ..history import load_state
 from ._actors import api_actor
 from ._control import _check_run_id
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS
-from ._run import (
-    _DEFAULT,
-    _NOT_RESUMABLE,
-    _result,
-    not_resumable,
-    run_workflow,
-)
+from ._resume_checks import NOT_RESUMABLE, not_resumable
+from ._run import _DEFAULT, _result, run_workflow
 from ._subflow import ENDED_STATUSES, wake_parent
 
 if TYPE_CHECKING:
@@ -155,7 +150,7 @@ async def resume_run(
             await opened.close()
     if state.status == "finished":
         return _result(state)
-    if state.status in _NOT_RESUMABLE:
+    if state.status in NOT_RESUMABLE:
         raise not_resumable(state)
     wf, path = load_recorded_workflow(state)
     config = decode_json(state.config)
