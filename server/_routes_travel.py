@@ -157,7 +157,11 @@ async def _decide(request: Request, decision: str) -> Response:
 
 
 async def approve(request: Request) -> Response:
-    """``POST /v1/runs/{id}/nodes/{node}/approve``: grant it; a parked run is resumed."""
+    """``POST /v1/runs/{id}/nodes/{node}/approve``: grant it; a parked run is resumed.
+
+    In the server process, unless the run was submitted to a queue (``queue`` in the
+    reply): a worker of that queue resumes it.
+    """
     return await _decide(request, "approve")
 
 
