@@ -712,23 +712,28 @@ def _run_started(owner: str) -> RunStarted:
     return RunStarted(run_id="r1", timestamp_ms=1, workflow_name="wf", owner_id=owner)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_a_store_whose_last_append_is_stale_gets_a_conflict_not_a_fork(
-    tmp_path: Path,
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     # Store `a` remembers r1's last (seq, hash) from its own append and skips reading it
     # next time; another store's append in between must still be a conflict, and `a`'s
     # next append at the right seq chains from the other store's row.
-    path = tmp_path / "s.db"
-    async with (
-        await SQLiteEventStore.open(path) as a,
-        await SQLiteEventStore.open(path) as b,
-    ):
+    async def open_one() -> EventStore:
+        if backend == "postgres":
+            return await PostgresEventStore.open(request.getfixturevalue("pg_url"))
+        return await SQLiteEventStore.open(tmp_path / "s.db")
+
+    async with await open_one() as a, await open_one() as b:
         await a.append("r1", status_events("r1", 2), expected_seq=0, workflow_name="wf")
         await b.append("r1", status_events("r1", 1, start_ms=5_000), expected_seq=2)
         with pytest.raises(SeqConflictError) as info:
             await a.append("r1", status_events("r1", 1, start_ms=6_000), expected_seq=2)
         assert info.value.details["actualSeq"] == 3
         await a.append("r1", status_events("r1", 1, start_ms=7_000), expected_seq=3)
-        assert [r.seq for r in await a.read("r1")] == [1, 2, 3, 4]
-        rows = await a.read_chained("r1")
-    assert verify_chain(rows) is None
+        await a.append("r1", status_events("r1", 1, start_ms=8_000), expected_seq=4, status="x")
+        assert [r.seq for r in await b.read("r1")] == [1, 2, 3, 4, 5]
+        assert verify_chain(await b.read_chained("r1")) is None
+        run = await b.get_run("r1")
+        assert run is not None
+        assert (run.status, run.workflow_name, run.last_seq) == ("x", "wf", 5)

@@ -340,25 +340,3 @@ def test_a_url_of_another_scheme_is_refused_not_taken_for_a_file(
             resolve(db)
         assert caught.value.code == "INVALID_INPUT"
     assert list(tmp_path.iterdir()) == []
-
-
-async def test_a_store_whose_last_append_is_stale_gets_a_conflict_not_a_fork(pg_url: str) -> None:
-    # Store `a` remembers r1's last (seq, hash) from its own append and sends the next
-    # append as one statement without reading it; another store's append in between
-    # must still be a conflict, and `a`'s next append at the right seq chains from the
-    # other store's row.
-    async with (
-        await PostgresEventStore.open(pg_url) as a,
-        await PostgresEventStore.open(pg_url) as b,
-    ):
-        await a.append("r1", status_events("r1", 2), expected_seq=0, workflow_name="wf")
-        await b.append("r1", status_events("r1", 1, start_ms=5_000), expected_seq=2)
-        with pytest.raises(SeqConflictError) as info:
-            await a.append("r1", status_events("r1", 1, start_ms=6_000), expected_seq=2)
-        assert info.value.details["actualSeq"] == 3
-        await a.append("r1", status_events("r1", 1, start_ms=7_000), expected_seq=3)
-        await a.append("r1", status_events("r1", 1, start_ms=8_000), expected_seq=4, status="x")
-        assert [r.seq for r in await b.read("r1")] == [1, 2, 3, 4, 5]
-        assert verify_chain(await b.read_chained("r1")) is None
-        [run] = await b.list_runs()
-        assert (run.status, run.workflow_name, run.last_seq) == ("x", "wf", 5)
