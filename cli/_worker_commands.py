@@ -262,8 +262,9 @@ def worker_command(
     (on PostgreSQL, claims of a limited queue take turns under an advisory lock).
     Any number of workers on any number of hosts may share one PostgreSQL database.
     SIGTERM or SIGINT drains: nothing more is claimed and the runs in hand are
-    finished, then it exits (143/130); a second signal stops at once (its runs are
-    taken over by another worker). One line per claim and outcome on stderr.
+    finished, then it exits (143/130); a second signal stops at once and hands its
+    runs back (nothing more recorded, leases released: another worker takes them
+    over). One line per claim and outcome on stderr.
 
     \b
     Examples:

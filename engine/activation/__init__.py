@@ -43,6 +43,7 @@ from ._hijacking import find_agent_session as find_agent_session
 from ._hijacking import hijacked_events as hijacked_events
 from ._loop import HEARTBEAT_INTERVAL_MS as HEARTBEAT_INTERVAL_MS
 from ._loop import RunLoop as RunLoop
+from ._loop import handing_back as handing_back
 from ._messages import AttemptCancelled as AttemptCancelled
 from ._messages import AttemptEnded as AttemptEnded
 from ._messages import BackoffElapsed as BackoffElapsed
@@ -136,6 +137,7 @@ __all__ = (
     "Decider",
     "HEARTBEAT_INTERVAL_MS",
     "RunLoop",
+    "handing_back",
     "DEFAULT_HOLD_MS",
     "WaitStep",
     "close_waits",

@@ -8,6 +8,8 @@ the decisions are the `Decider`'s (`_decide`); every event is written here.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 import math
@@ -60,7 +62,7 @@ from ._messages import (
 from ._writer import RunWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable, Iterator
 
     from anyio.abc import TaskGroup
     from smithers.projections import NodeKey
@@ -71,7 +73,30 @@ if TYPE_CHECKING:
     from ._render import Plan
     from ._subflow import ChildRunner
 
-__all__ = ("HEARTBEAT_INTERVAL_MS", "RunLoop")
+__all__ = ("HEARTBEAT_INTERVAL_MS", "RunLoop", "handing_back")
+
+_HAND_BACK: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "smithers_hand_back", default=False
+)
+
+
+@contextlib.contextmanager
+def handing_back() -> Iterator[None]:
+    """Within it, an activation cancelled from outside hands its run back.
+
+    Without it, a cancelled activation ends its run ``cancelled`` (`RunCancelled`,
+    reason ``interrupted``), as Ctrl-C in ``smithers up`` does. Within it (a worker,
+    `run_worker`), it records nothing more and releases its lease: the run stays
+    ``running`` with no owner, as after a crash, and another process takes it over
+    (the attempts in flight are closed as abandoned then, and run again). Applies to
+    the activations started in the block, child runs of `Subflow` nodes included.
+    """
+    token = _HAND_BACK.set(True)
+    try:
+        yield
+    finally:
+        _HAND_BACK.reset(token)
+
 
 HEARTBEAT_INTERVAL_MS = 1_000
 """How often the owner renews its lease and looks for requests appended by others."""
@@ -483,9 +508,11 @@ class RunLoop:
                 raise inner from inner.__cause__  # keeps e.g. the sqlite3 error as cause
             raise
         except anyio.get_cancelled_exc_class():
-            # The caller cancelled us: record it, shielded, then let cancellation go on.
-            with anyio.CancelScope(shield=True):
-                await self._record_interrupted("interrupted", "api")
+            # The caller cancelled us: record it, shielded, then let cancellation go on
+            # (or, `handing_back`, record nothing: the lease is released below).
+            if not _HAND_BACK.get():
+                with anyio.CancelScope(shield=True):
+                    await self._record_interrupted("interrupted", "api")
             raise
         except KeyboardInterrupt:
             with anyio.CancelScope(shield=True):

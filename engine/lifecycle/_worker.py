@@ -20,8 +20,11 @@ moves on. Candidates, in this order, only among runs submitted to one of its que
 
 Between looks it waits for any append (`wait_for_append`: LISTEN/NOTIFY on
 PostgreSQL, a poll interval on SQLite), so a submitted run, an approval or a signal
-is taken up within milliseconds on PostgreSQL. Asked to stop (`stop`, set by the CLI on SIGTERM), it
-drains: claims nothing more and finishes the runs it drives, then returns.
+is taken up within milliseconds on PostgreSQL. Asked to stop (`stop`, set by the CLI
+on SIGTERM), it drains: claims nothing more and finishes the runs it drives, then
+returns. Cancelled (a second SIGTERM), it hands its runs back (`handing_back`):
+nothing more is recorded, their leases are released, and another worker takes them
+over as after a crash, running again only the attempts that were in flight.
 
 Per-queue limits (``queue_limits``, ``--queue-limit NAME=N``): before claiming a run
 of a limited queue, a worker counts the queue's running runs in the runs index and
@@ -62,6 +65,7 @@ from .._ownership_errors import (
     RunOwnerAliveError,
     RunStillRunningError,
 )
+from ..activation import handing_back
 from ..history import load_state
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, judge_owner
 from ._queue import QUEUED_STATUS, check_queue_name
@@ -217,16 +221,17 @@ class _Worker:
                 claimed.set()
 
         try:
-            result = await resume_run(
-                run_id,
-                store=self.store,
-                force=force,
-                stale_threshold_ms=self.stale_ms,
-                hold_ms=self.hold_ms,
-                log_dir=None,
-                actor=self.actor,
-                on_progress=progress,
-            )
+            with handing_back():  # cancelled (a second SIGTERM): the run is handed back
+                result = await resume_run(
+                    run_id,
+                    store=self.store,
+                    force=force,
+                    stale_threshold_ms=self.stale_ms,
+                    hold_ms=self.hold_ms,
+                    log_dir=None,
+                    actor=self.actor,
+                    on_progress=progress,
+                )
         except _LOST as e:
             self.log(f"worker {self.status.name}: {run_id} taken elsewhere ({e.code})")
         except Exception as e:  # one run's failure must not stop the worker

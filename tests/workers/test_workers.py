@@ -253,6 +253,81 @@ async def test_sigterm_drains_a_worker(pg_url: str, tmp_path: Path, flow: Path) 
     assert "RunCancelled" not in types
 
 
+ASYNC_FLOW = """
+    from __future__ import annotations
+
+    import os
+
+    import anyio
+    import msgspec
+    from smithers import Sequence, Task, workflow
+
+    class Count(msgspec.Struct):
+        n: int
+
+    def _note(ctx, node):
+        with open(ctx.input["effects"], "a") as f:
+            f.write(f"{ctx.run_id} {node} {os.getpid()}\\n")
+
+    async def _slow(ctx):
+        _note(ctx, "slow")
+        await anyio.sleep(ctx.input["sleep"])
+        return {"n": 2}
+
+    async def _first(ctx):
+        _note(ctx, "first")
+        return {"n": 1}
+
+    @workflow("slow")
+    def slow(ctx):
+        return Sequence(
+            Task("first", output=Count, run=lambda: _first(ctx)),
+            Task("slow", output=Count, run=lambda: _slow(ctx)),
+        )
+"""
+
+
+@pytest.mark.timeout(180)
+async def test_a_second_sigterm_hands_the_runs_back_for_another_worker(
+    pg_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "slow.py"
+    path.write_text(textwrap.dedent(ASYNC_FLOW))
+    effects = tmp_path / "effects.txt"
+    store = await open_store(pg_url)
+    try:
+        await submit_run(
+            str(path), input={"effects": str(effects), "sleep": 2}, run_id="s1", store=store
+        )
+    finally:
+        await store.close()
+    a = start_worker(tmp_path, pg_url, "--name", "a", "--concurrency", "1")
+    b: subprocess.Popen[str] | None = None
+    try:
+        await _wait_line(effects, "s1 slow", 60)
+        a.send_signal(signal.SIGTERM)
+        await anyio.sleep(0.3)
+        a.send_signal(signal.SIGTERM)  # the second: stop now
+        assert a.wait(timeout=30) == 128 + signal.SIGTERM
+        store = await open_store(pg_url, create=False)
+        try:
+            assert await store.get_lease("s1") is None  # released, not left to go stale
+        finally:
+            await store.close()
+        types = await _types(pg_url, "s1")
+        assert (await _statuses(pg_url))["s1"] == "running"  # handed back, not ended
+        assert "RunCancelled" not in types
+        assert "NodeCancelled" not in types
+        b = start_worker(tmp_path, pg_url, "--name", "b")
+        assert (await _wait_for(pg_url, ["s1"], "finished", 60))["s1"] == "finished"
+    finally:
+        _stop(a, *([b] if b is not None else []))
+    types = await _types(pg_url, "s1")
+    assert types.count("RunStarted") == 2  # a's claim, b's takeover
+    ran = Counter(line.split()[1] for line in effects.read_text().splitlines())
+    assert ran == Counter({"first": 1, "slow": 2})  # only the attempt in flight again
+
+
 def test_submit_records_a_queued_run_that_ps_lists_and_down_cancels(
     tmp_path: Path, flow: Path
 ) -> None:
