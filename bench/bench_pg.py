@@ -15,6 +15,9 @@ as the tests' ``pg_url`` fixture makes one; dropped at the end) and new SQLite f
   `run_workflow` on a ``postgresql://`` URL and on a SQLite file, at N = 100 and
   1,000: ms per task (the whole call, opening and closing the store included, median
   of 3 runs), and its ratio to each floor sampled before the run;
+- 4 runs of 200 sequential tasks at once, each on a store (connection) of its own
+  vs all on one store (a `smithers.connect` client, as a worker drives its runs):
+  ms per task overall;
 - where a PostgreSQL append's time goes (``--profile``, on by default): the
   statements one task sends (counted on psycopg's connection during one run) and
   other shapes of the same 2-event append timed side by side on the same tables:
@@ -50,6 +53,7 @@ from peer_workflows import make_workflow
 from smithers.eventstore import PostgresEventStore, SQLiteEventStore
 from smithers.eventstore.events import RunCancelRequested
 
+import smithers
 from smithers import run_workflow
 
 if TYPE_CHECKING:
@@ -211,6 +215,41 @@ async def sequential(
     }
 
 
+async def concurrent(url: str, n: int, k: int, reps: int) -> dict[str, float]:
+    """`k` runs of N sequential tasks at once: a store (connection) each vs one shared.
+
+    A store each: `k` `run_workflow` calls, each opening its own store. Shared: one
+    `smithers.connect` client running the `k` runs, as a worker drives its runs on one
+    store. Returns the median ms per task over all k*N tasks (wall / (k*N)).
+    """
+    wf = make_workflow(n, "sequential", "async")
+    own: list[float] = []
+    shared: list[float] = []
+
+    async def one() -> None:
+        result = await run_workflow(wf, db=url, log_dir=None)
+        assert result.status == "finished", result
+
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(k):
+                tg.start_soon(one)
+        own.append((time.perf_counter() - t0) * 1000 / (n * k))
+        t0 = time.perf_counter()
+        async with smithers.connect(url) as client:
+
+            async def on_client() -> None:
+                result = await client.run(wf)
+                assert result.status == "finished", result
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(k):
+                    tg.start_soon(on_client)
+        shared.append((time.perf_counter() - t0) * 1000 / (n * k))
+    return {"store_each_ms": statistics.median(own), "shared_store_ms": statistics.median(shared)}
+
+
 # ---------------------------------------------------------------------- profile
 
 
@@ -359,6 +398,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         out["floors_ms"] = floors.medians()
         out["floor_cpu_ms"] = {k: statistics.median(v) for k, v in floors.cpu.items()}
         out["floor_samples_ms"] = dict(floors.samples)
+        out["concurrent_4x200"] = await concurrent(url, 200, 4, 2)
         if args.profile:
             out["statements_per_task"] = await count_statements(url, 200)
             out["append_shapes"] = await append_shapes(url, 3)
@@ -396,6 +436,12 @@ def report(out: dict[str, Any]) -> None:
             ratios = f"{'':>6} {'':>8} {r['x_sqlite_append']:>8.2f}"
         print(f"{label:24} {r['ms']:>8.3f} {ratios} {target:>6g}  {met}")
     print("(x: ratio to the floor sampled before each run; SQLite's x append: its own store's)")
+    c = out["concurrent_4x200"]
+    print(
+        f"4 runs of 200 tasks at once on PostgreSQL, ms per task overall: a store each "
+        f"{c['store_each_ms']:.3f}, one shared store (a Client, as a worker) "
+        f"{c['shared_store_ms']:.3f}"
+    )
     if "statements_per_task" in out:
         print("statements per task on PostgreSQL (N=200 run, psycopg calls):")
         for k, v in out["statements_per_task"].items():
