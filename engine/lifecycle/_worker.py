@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
     from smithers.eventstore import EventStore, RunRecord
+    from smithers.projections import RunState
 
 __all__ = (
     "DEFAULT_POLL_S",
@@ -93,6 +94,8 @@ WORKER_BEAT_MS = 2_000
 a row older than 3 beats ``stale`` (the worker was killed or is hung)."""
 _FAILED_BACKOFF_MS = 30_000
 """A run this worker failed to start (not a lost race) is left alone this long (ms)."""
+_STATES_KEPT = 4096
+"""Runs whose folded state a worker keeps between looks before it starts over."""
 _CLAIM_WAIT_S = 30.0
 """Longest a worker holds a queue's claim lock waiting for its claim to be recorded."""
 _LOST = (ResumeClaimFailedError, RunOwnerAliveError, RunStillRunningError)
@@ -142,6 +145,8 @@ class _Worker:
         self.queue_of: dict[str, tuple[str, int] | None] = {}
         """run id -> ``(queue, priority)`` from its `RunQueued`; None: not submitted."""
         self.failed_at: dict[str, int] = {}
+        self.states: dict[str, RunState] = {}
+        """Running and parked runs' states, by run id, as `_state` last folded them."""
         self.published: tuple[str, ...] = ()
         """The runs the worker's row last showed."""
         self.changed = anyio.Event()
@@ -159,13 +164,15 @@ class _Worker:
             return None
         return found
 
-    async def candidates(self) -> list[tuple[str, bool, str | None]]:
-        """Runs to try now, best first: ``(run id, force, queue to count it in)``.
+    async def candidates(self) -> list[tuple[str, bool, str | None, int]]:
+        """Runs to try now, best first: ``(run id, force, queue to count it in, seq)``.
 
-        The queue is None for a takeover: the run already counts as running there.
+        The queue is None for a takeover: the run already counts as running there. The
+        seq is the run's last seq as seen here: `drive` gives up at once if it moved.
+        A run's state is folded again only when its last seq changed (`_state`).
         """
         now = _now_ms()
-        queued: list[tuple[int, int, str]] = []
+        queued: list[tuple[int, int, str, int]] = []
         others: list[RunRecord] = []
         for r in await self.store.list_runs():
             if r.run_id in self.status.runs:
@@ -175,26 +182,35 @@ class _Worker:
             if r.status == QUEUED_STATUS:
                 mine = await self._queue(r.run_id)
                 if mine is not None:
-                    queued.append((-mine[1], r.created_at_ms, r.run_id))
+                    queued.append((-mine[1], r.created_at_ms, r.run_id, r.last_seq))
             elif r.status == "running" or r.status in PARKED_STATUSES:
                 others.append(r)
-        out: list[tuple[str, bool, str | None]] = []
-        for _, _, rid in sorted(queued):
-            out.append((rid, False, await self._queue_name(rid)))
+        out: list[tuple[str, bool, str | None, int]] = []
+        for _, _, rid, seq in sorted(queued):
+            out.append((rid, False, await self._queue_name(rid), seq))
         leases = {lease.run_id: lease for lease in await self.store.list_leases()}
         for r in others:
             if await self._queue(r.run_id) is None:
                 continue
-            state = await load_state(self.store, r.run_id)
+            state = await self._state(r)
             if state.status == "running":
                 verdict = judge_owner(
                     state, leases.get(r.run_id), now_ms=now, stale_threshold_ms=self.stale_ms
                 )
                 if needs_takeover(verdict, self.stale_ms):
-                    out.append((r.run_id, verdict.kind == "stale", None))
+                    out.append((r.run_id, verdict.kind == "stale", None, r.last_seq))
             elif runnable_parked(state, now):
-                out.append((r.run_id, False, await self._queue_name(r.run_id)))
+                out.append((r.run_id, False, await self._queue_name(r.run_id), r.last_seq))
         return out
+
+    async def _state(self, run: RunRecord) -> RunState:
+        """The run's state at its last seq, folded again only when that seq moved."""
+        state = self.states.get(run.run_id)
+        if state is None or state.seq != run.last_seq:
+            if len(self.states) >= _STATES_KEPT:
+                self.states.clear()  # many runs: start over, never grow
+            state = self.states[run.run_id] = await load_state(self.store, run.run_id)
+        return state
 
     async def _queue_name(self, run_id: str) -> str | None:
         mine = await self._queue(run_id)
@@ -210,9 +226,13 @@ class _Worker:
                 count += known is not None and known[0] == queue
         return count
 
-    async def drive(self, run_id: str, force: bool, claimed: anyio.Event | None = None) -> None:
+    async def drive(
+        self, run_id: str, force: bool, seq: int, claimed: anyio.Event | None = None
+    ) -> None:
         """Claim and drive one run to an outcome; a lost race is not an error.
 
+        `seq` is the run's last seq when it was chosen: if it moved since (another
+        worker claimed it), the try ends at once, before the workflow is loaded.
         `claimed` is set once the run's `RunStarted` is recorded (or the try ended).
         """
 
@@ -221,6 +241,8 @@ class _Worker:
                 claimed.set()
 
         try:
+            if await self.store.last_seq(run_id) != seq:
+                raise ResumeClaimFailedError(run_id, self.status.name)  # claimed since
             with handing_back():  # cancelled (a second SIGTERM): the run is handed back
                 result = await resume_run(
                     run_id,
@@ -286,15 +308,15 @@ class _Worker:
         async with anyio.create_task_group() as tg:
             while not stop.is_set():
                 if len(self.status.runs) < self.status.concurrency:
-                    for run_id, force, queue in await self.candidates():
+                    for run_id, force, queue, seq in await self.candidates():
                         if len(self.status.runs) >= self.status.concurrency or stop.is_set():
                             break
                         limit = self.limits.get(queue) if queue is not None else None
                         if queue is not None and limit is not None:
-                            await self._claim_limited(tg, run_id, force, queue, limit)
+                            await self._claim_limited(tg, run_id, force, queue, limit, seq)
                             continue
                         self.status.runs.append(run_id)
-                        tg.start_soon(self.drive, run_id, force)
+                        tg.start_soon(self.drive, run_id, force, seq)
                         await anyio.lowlevel.checkpoint()  # let it claim before the next
                 if tuple(self.status.runs) != self.published:
                     await self.publish()
@@ -304,7 +326,7 @@ class _Worker:
             await self.publish()
 
     async def _claim_limited(
-        self, tg: anyio.abc.TaskGroup, run_id: str, force: bool, queue: str, limit: int
+        self, tg: anyio.abc.TaskGroup, run_id: str, force: bool, queue: str, limit: int, seq: int
     ) -> None:
         """Claim `run_id` only if `queue` has fewer than `limit` runs running.
 
@@ -317,7 +339,7 @@ class _Worker:
                 return
             claimed = anyio.Event()
             self.status.runs.append(run_id)
-            tg.start_soon(self.drive, run_id, force, claimed)
+            tg.start_soon(self.drive, run_id, force, seq, claimed)
             with anyio.move_on_after(_CLAIM_WAIT_S):
                 await claimed.wait()
 
