@@ -61,7 +61,7 @@ from .errors import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from psycopg import AsyncConnection
+    from psycopg import AsyncConnection, AsyncCursor
 
     from ._envelope import Lease, RunRecord, StoredEvent
     from ._sqlite_bulk import BulkDeletion, BulkRun, ImportOutcome
@@ -241,7 +241,7 @@ class PostgresEventStore(PostgresWorkerTable):
         async with self._lock:
             conn = await self._ready()
             try:
-                cur = await conn.execute(sql, params)
+                cur = await _execute_whole(conn, sql, params)
                 return await cur.fetchall()
             except self._psycopg.Error as e:
                 raise query_error(self.url, e) from e
@@ -252,7 +252,7 @@ class PostgresEventStore(PostgresWorkerTable):
         async with self._lock:
             conn = await self._ready()
             try:
-                cur = await conn.execute(sql, params)
+                cur = await _execute_whole(conn, sql, params)
                 return int(cur.rowcount)
             except self._psycopg.Error as e:
                 raise write_error(self.url, e) from e
@@ -589,7 +589,9 @@ class PostgresEventStore(PostgresWorkerTable):
                 raise write_error(self.url, e) from e
 
 
-async def _execute_whole(conn: AsyncConnection[Any], sql: str, params: dict[str, Any]) -> None:
+async def _execute_whole(
+    conn: AsyncConnection[Any], sql: str, params: Sequence[Any] | dict[str, Any]
+) -> AsyncCursor[Any]:
     """Run one autocommit statement; if the caller is cancelled, cancel it in the server.
 
     The statement's commit is sent with it, so a cancelled caller must not leave it
@@ -597,11 +599,13 @@ async def _execute_whole(conn: AsyncConnection[Any], sql: str, params: dict[str,
     the server is asked to cancel it and its end is awaited (shielded, at most
     `_CANCEL_WAIT_S`), so when the cancellation propagates the statement either
     never took effect or took effect whole (its commit came first), and the
-    connection is idle again (or closed, and replaced by the next call).
+    connection is idle again (or closed, and replaced by the next call). A read
+    cancelled at a run's end (a heartbeat's) so keeps the connection, instead of
+    psycopg closing it when anyio cancels its own cancel request.
     """
     task = asyncio.ensure_future(conn.execute(sql, params))
     try:
-        await asyncio.shield(task)
+        return await asyncio.shield(task)
     except asyncio.CancelledError:
         with anyio.CancelScope(shield=True):
             if not task.done():
