@@ -214,6 +214,7 @@ class Fleet:
         return proc
 
     def live(self) -> list[subprocess.Popen[bytes]]:
+        """The workers still running, in the order they were started."""
         return [p for p in self.procs if p.poll() is None]
 
     def kill(self, proc: subprocess.Popen[bytes], holding: bool) -> None:
@@ -273,7 +274,7 @@ async def _kill_storm(store: EventStore, fleet: Fleet, ids: list[str], rng: rand
         await anyio.sleep(rng.uniform(1.0, 3.0))
         if not await _unfinished(store, ids):
             break
-        live = sorted(fleet.live(), key=lambda p: p.pid)
+        live = fleet.live()  # in start order: the seed picks the same names each time
         assert live, "every worker exited:\n" + fleet.tail()
         holders = await _holders(store)
         busy = [p for p in live if fleet.names[p.pid] in holders]
