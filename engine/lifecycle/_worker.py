@@ -8,7 +8,9 @@ append wins; the other gets ``RESUME_CLAIM_FAILED`` (or sees the winner alive) a
 moves on. Candidates, in this order, only among runs submitted to one of its queues
 (the run's first event is `RunQueued`):
 
-1. queued runs (status ``queued``), highest priority first, then oldest;
+1. queued runs (status ``queued``), highest priority first, then oldest (the oldest
+   few in an order of each worker's own, so that workers woken together do not all
+   race for the same run);
 2. running runs whose owner is gone or stale (`judge_owner`, `needs_takeover`: the
    supervisor's verdict), e.g. a worker that was SIGKILLed: its lease stops being
    renewed; attempts it had in flight are closed as ``abandoned`` and run again,
@@ -41,6 +43,7 @@ exits; `list_workers` (``smithers workers``) reads them.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import sys
 import time
@@ -67,7 +70,7 @@ from .._ownership_errors import (
 )
 from ..activation import handing_back
 from ..history import load_state
-from ._ownership import DEFAULT_STALE_THRESHOLD_MS, judge_owner
+from ._ownership import DEFAULT_STALE_THRESHOLD_MS, judge_owner, pid_alive
 from ._queue import QUEUED_STATUS, check_queue_name
 from ._resume import resume_run
 from ._wakes import PARKED_STATUSES, needs_takeover, runnable_parked
@@ -75,7 +78,7 @@ from ._wakes import PARKED_STATUSES, needs_takeover, runnable_parked
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
-    from smithers.eventstore import EventStore, RunRecord
+    from smithers.eventstore import EventStore, Lease, RunRecord
     from smithers.projections import RunState
 
 __all__ = (
@@ -146,6 +149,7 @@ class _Worker:
         """run id -> ``(queue, priority)`` from its `RunQueued`; None: not submitted."""
         self.failed_at: dict[str, int] = {}
         self.states: dict[str, RunState] = {}
+        self.random = random.Random()
         """Running and parked runs' states, by run id, as `_state` last folded them."""
         self.published: tuple[str, ...] = ()
         """The runs the worker's row last showed."""
@@ -186,10 +190,19 @@ class _Worker:
             elif r.status == "running" or r.status in PARKED_STATUSES:
                 others.append(r)
         out: list[tuple[str, bool, str | None, int]] = []
-        for _, _, rid, seq in sorted(queued):
+        queued.sort()
+        # Workers woken by the same append would all try the same oldest run first and
+        # all but one lose the race: each tries the oldest few in an order of its own.
+        window = 4 * self.status.concurrency
+        head = queued[:window]
+        self.random.shuffle(head)
+        for _, _, rid, seq in [*head, *queued[window:]]:
             out.append((rid, False, await self._queue_name(rid), seq))
         leases = {lease.run_id: lease for lease in await self.store.list_leases()}
         for r in others:
+            lease = leases.get(r.run_id)
+            if r.status == "running" and lease is not None and self._renewed(lease, now):
+                continue  # its owner keeps its lease: alive, nothing to fold
             if await self._queue(r.run_id) is None:
                 continue
             state = await self._state(r)
@@ -202,6 +215,15 @@ class _Worker:
             elif runnable_parked(state, now):
                 out.append((r.run_id, False, await self._queue_name(r.run_id), r.last_seq))
         return out
+
+    def _renewed(self, lease: Lease, now: int) -> bool:
+        """Whether `lease`'s owner renewed it lately and, if on this host, still lives.
+
+        `judge_owner` would find such an owner alive: `candidates` skips the run.
+        """
+        if now - lease.heartbeat_at_ms >= self.stale_ms:
+            return False
+        return lease.host != self.status.host or pid_alive(lease.pid)
 
     async def _state(self, run: RunRecord) -> RunState:
         """The run's state at its last seq, folded again only when that seq moved."""
