@@ -54,6 +54,8 @@ import anyio.abc
 import anyio.lowlevel
 import msgspec
 from smithers.eventstore import (
+    DatabaseQueryError,
+    DatabaseWriteError,
     WorkerRecord,
     decode_event,
     open_store,
@@ -97,6 +99,11 @@ WORKER_BEAT_MS = 2_000
 a row older than 3 beats ``stale`` (the worker was killed or is hung)."""
 _FAILED_BACKOFF_MS = 30_000
 """A run this worker failed to start (not a lost race) is left alone this long (ms)."""
+_STORE_BACKOFF_MS = 1_000
+"""A run this worker could not start or drive because the database failed (a dropped
+connection, a lock held too long) is tried again after this long (ms)."""
+_FORGET_WORKER_MS = 600_000
+"""A worker row silent this long (ms: a killed worker's) is deleted by a live worker."""
 _STATES_KEPT = 4096
 """Runs whose folded state a worker keeps between looks before it starts over."""
 _CLAIM_WAIT_S = 30.0
@@ -104,7 +111,7 @@ _CLAIM_WAIT_S = 30.0
 _LOST = (ResumeClaimFailedError, RunOwnerAliveError, RunStillRunningError)
 """Errors that mean another process has the run: not a failure. Anything else (e.g.
 ``RUN_NOT_RESUMABLE``: its workflow file is missing on this host) backs the run off
-for `_FAILED_BACKOFF_MS` on this worker."""
+for `_FAILED_BACKOFF_MS` on this worker (a storage error for `_STORE_BACKOFF_MS`)."""
 
 
 class WorkerStatus(msgspec.Struct, kw_only=True, rename="camel"):
@@ -147,7 +154,8 @@ class _Worker:
         self.log = log
         self.queue_of: dict[str, tuple[str, int] | None] = {}
         """run id -> ``(queue, priority)`` from its `RunQueued`; None: not submitted."""
-        self.failed_at: dict[str, int] = {}
+        self.retry_at: dict[str, int] = {}
+        """run id -> when this worker may try it again (ms) after it could not run it."""
         self.states: dict[str, RunState] = {}
         self.random = random.Random()
         """Running and parked runs' states, by run id, as `_state` last folded them."""
@@ -181,7 +189,7 @@ class _Worker:
         for r in await self.store.list_runs():
             if r.run_id in self.status.runs:
                 continue
-            if now - self.failed_at.get(r.run_id, -_FAILED_BACKOFF_MS) < _FAILED_BACKOFF_MS:
+            if now < self.retry_at.get(r.run_id, 0):
                 continue
             if r.status == QUEUED_STATUS:
                 mine = await self._queue(r.run_id)
@@ -279,7 +287,10 @@ class _Worker:
         except _LOST as e:
             self.log(f"worker {self.status.name}: {run_id} taken elsewhere ({e.code})")
         except Exception as e:  # one run's failure must not stop the worker
-            self.failed_at[run_id] = _now_ms()
+            # The database (a dropped connection, a lock): soon; the run itself: later.
+            storage = isinstance(e, (DatabaseWriteError, DatabaseQueryError))
+            wait_ms = _STORE_BACKOFF_MS if storage else _FAILED_BACKOFF_MS
+            self.retry_at[run_id] = _now_ms() + wait_ms
             code = getattr(e, "code", type(e).__name__)
             self.log(f"worker {self.status.name}: {run_id} could not run: [{code}] {e}")
         else:
@@ -310,10 +321,25 @@ class _Worker:
         )
 
     async def beat(self) -> None:
-        """Publish the row every `WORKER_BEAT_MS` until cancelled."""
+        """Publish the row every `WORKER_BEAT_MS` until cancelled; forget dead rows."""
+        beats = 0
         while True:
             await anyio.sleep(WORKER_BEAT_MS / 1000)
             await self.publish()
+            if beats % 30 == 0:
+                await self.forget_dead()
+            beats += 1
+
+    async def forget_dead(self) -> None:
+        """Delete the rows of workers silent for `_FORGET_WORKER_MS` (killed ones).
+
+        `smithers workers` shows a killed worker as not alive for that long; its runs
+        were taken over by then.
+        """
+        now = _now_ms()
+        for row in await self.store.list_workers():
+            if now - row.heartbeat_at_ms >= _FORGET_WORKER_MS:
+                await self.store.delete_worker(row.name)
 
     async def loop(self, stop: anyio.Event, poll_s: float) -> None:
         await self.publish()
