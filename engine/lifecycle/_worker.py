@@ -70,7 +70,7 @@ from .._ownership_errors import (
     RunOwnerAliveError,
     RunStillRunningError,
 )
-from ..activation import handing_back
+from ..activation import HEARTBEAT_INTERVAL_MS, handing_back
 from ..history import load_state
 from ._ownership import DEFAULT_STALE_THRESHOLD_MS, judge_owner, pid_alive
 from ._queue import QUEUED_STATUS, check_queue_name
@@ -481,6 +481,12 @@ async def run_worker(
                 details={"queue": queue, "limit": limit},
                 hint="e.g. --queue-limit nightly=2",
             )
+    if stale_threshold_ms < 2 * HEARTBEAT_INTERVAL_MS:
+        log(
+            f"warning: a stale threshold of {stale_threshold_ms} ms is under two lease "
+            f"heartbeats ({HEARTBEAT_INTERVAL_MS} ms each): live owners will be taken "
+            "over and their attempts in flight run again"
+        )
     host = socket.gethostname()
     state = WorkerStatus(
         name=name or f"{host}:{os.getpid()}",
