@@ -4,14 +4,32 @@ A test marked ``@pytest.mark.slow`` (crash harness, multi-process CLI scenarios,
 property runs) runs when ``CI`` is set (CI sets ``CI=true``) or ``SMITHERS_SLOW=1``;
 otherwise it is skipped with that reason, so ``python -m pytest -q`` stays quick. Every
 test runs with ``SMITHERS_POST_FAILURE=0``: a failing ``up`` starts no background autopsy.
+
+Fault scenarios (``tests/fault``, the worker chaos test) share a seed (`fault_seed`:
+``SMITHERS_FAULT_SEED``, else `DEFAULT_FAULT_SEED`, fixed so CI replays the same kill
+schedules) and report their figures (kills, extra executions, runs, integrity, time)
+through `figures`: printed on stderr, attached with ``record_property``, appended to
+``fault-figures.txt`` in the session's base temporary directory, and repeated in a
+"fault-injection figures" section at the end of the report, so they show without
+``-s`` (as in CI).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+FAULT_SEED_ENV = "SMITHERS_FAULT_SEED"
+DEFAULT_FAULT_SEED = 20261130
+_FAULT_SEED = int(os.environ.get(FAULT_SEED_ENV) or DEFAULT_FAULT_SEED)
+_REPORTED: list[str] = []
 
 
 def _run_slow() -> bool:
@@ -28,6 +46,43 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "slow: a long scenario; runs in CI (CI set) or with SMITHERS_SLOW=1"
     )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _REPORTED:
+        terminalreporter.section("fault-injection figures")
+        terminalreporter.write_line(f"{FAULT_SEED_ENV}={_FAULT_SEED}")
+        for line in _REPORTED:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def fault_seed() -> int:
+    """The fault scenarios' seed (``SMITHERS_FAULT_SEED``, else `DEFAULT_FAULT_SEED`), printed."""
+    print(f"{FAULT_SEED_ENV}={_FAULT_SEED}", file=sys.stderr)
+    return _FAULT_SEED
+
+
+@pytest.fixture
+def figures(
+    request: pytest.FixtureRequest,
+    record_property: Callable[[str, object], None],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[dict[str, Any]], str]:
+    """A function reporting a scenario's figures (a JSON-able dict); returns the line."""
+
+    def report(values: dict[str, Any]) -> str:
+        line = f"{request.node.name}: {json.dumps(values, sort_keys=True)}"
+        print(line, file=sys.stderr)
+        for key, value in values.items():
+            record_property(key, value)
+        path = tmp_path_factory.getbasetemp() / "fault-figures.txt"
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        _REPORTED.append(line)
+        return line
+
+    return report
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

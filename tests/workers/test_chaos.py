@@ -27,12 +27,12 @@ The checks are themselves tested on a synthetic log (`test_the_checks_catch`): a
 finished task run twice, a lost or duplicated event, an unclosed attempt all fail them.
 
 The figures (kills, runs, events, executions, extra executions, takeovers, time) are
-printed and listed in a "worker chaos figures" section at the end of the pytest report.
+reported with the suite's `figures` (tests/conftest.py): printed, and listed in the
+"fault-injection figures" section at the end of the pytest report.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -65,8 +65,6 @@ if TYPE_CHECKING:
 
     from smithers.eventstore import EventStore
 
-SEED_ENV = "SMITHERS_FAULT_SEED"
-DEFAULT_SEED = 20261130
 RUNS = 200
 WORKERS = 3
 CONCURRENCY = 4
@@ -124,57 +122,6 @@ FLOW = """
             stages.append(Task("publish", output=Out, run=_work(ctx, "publish", [merge.value])))
         return Sequence(*stages)
 """
-
-_REPORTED: list[str] = []
-
-
-class _FiguresSection:
-    """A plugin registered at run time: the figures again at the end of the report."""
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if _REPORTED:
-            terminalreporter.section("worker chaos figures")
-            for line in _REPORTED:
-                terminalreporter.write_line(line)
-
-
-@pytest.fixture
-def chaos_seed() -> int:
-    """``SMITHERS_FAULT_SEED`` if set, else `DEFAULT_SEED`; printed."""
-    seed = int(os.environ.get(SEED_ENV) or DEFAULT_SEED)
-    print(f"{SEED_ENV}={seed}", file=sys.stderr)
-    return seed
-
-
-@pytest.fixture
-def figures(
-    request: pytest.FixtureRequest,
-    record_property: Callable[[str, object], None],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Callable[[dict[str, Any]], str]:
-    """Report a scenario's figures (a JSON-able dict) as the fault-injection suite does.
-
-    Printed on stderr, attached with ``record_property``, appended to
-    ``fault-figures.txt`` in the session's base temporary directory and repeated in a
-    "worker chaos figures" section of the terminal summary. Returns the line.
-    """
-    plugins = request.config.pluginmanager
-    if plugins.get_plugin("worker-chaos-figures") is None:
-        plugins.register(_FiguresSection(), name="worker-chaos-figures")
-
-    def report(values: dict[str, Any]) -> str:
-        line = f"{request.node.name}: {json.dumps(values, sort_keys=True)}"
-        print(line, file=sys.stderr)
-        for key, value in values.items():
-            record_property(key, value)
-        path = tmp_path_factory.getbasetemp() / "fault-figures.txt"
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-        _REPORTED.append(line)
-        return line
-
-    return report
-
 
 # ------------------------------------------------------------------ workers and the killer
 
@@ -454,10 +401,10 @@ async def _check_log(db: str, ids: list[str], fleet: Fleet, effects: Path) -> di
 async def test_sigkilled_workers_lose_no_run_event_or_finished_task(
     pg_url: str,
     tmp_path: Path,
-    chaos_seed: int,
+    fault_seed: int,
     figures: Callable[[dict[str, Any]], str],
 ) -> None:
-    rng = random.Random(chaos_seed)
+    rng = random.Random(fault_seed)
     flow = tmp_path / "chaos.py"
     flow.write_text(textwrap.dedent(FLOW))
     effects = tmp_path / "effects.txt"
@@ -496,7 +443,7 @@ async def test_sigkilled_workers_lose_no_run_event_or_finished_task(
     assert verify.returncode == 0, f"verify {busiest}:\n{verify.stdout}\n{verify.stderr}"
     figures(
         {
-            "seed": chaos_seed,
+            "seed": fault_seed,
             "runs": RUNS,
             "kills": kills,
             "kills_holding_runs": fleet.kills_holding_runs,
