@@ -157,8 +157,8 @@ class _Worker:
         self.retry_at: dict[str, int] = {}
         """run id -> when this worker may try it again (ms) after it could not run it."""
         self.states: dict[str, RunState] = {}
-        self.random = random.Random()
         """Running and parked runs' states, by run id, as `_state` last folded them."""
+        self.random = random.Random()
         self.published: tuple[str, ...] = ()
         """The runs the worker's row last showed."""
         self.changed = anyio.Event()
@@ -200,11 +200,12 @@ class _Worker:
         out: list[tuple[str, bool, str | None, int]] = []
         queued.sort()
         # Workers woken by the same append would all try the same oldest run first and
-        # all but one lose the race: each tries the oldest few in an order of its own.
+        # all but one lose the race: each tries the oldest few of the highest priority
+        # in an order of its own.
         window = 4 * self.status.concurrency
-        head = queued[:window]
+        head = [q for q in queued[:window] if q[0] == queued[0][0]]
         self.random.shuffle(head)
-        for _, _, rid, seq in [*head, *queued[window:]]:
+        for _, _, rid, seq in [*head, *queued[len(head) :]]:
             out.append((rid, False, await self._queue_name(rid), seq))
         leases = {lease.run_id: lease for lease in await self.store.list_leases()}
         for r in others:

@@ -525,3 +525,30 @@ async def test_a_worker_resumes_a_parked_run_when_a_signal_or_an_approval_resolv
     assert {(s.actor.name, s.actor.interface) if s.actor else None for s in starts} == {
         ("a", "worker")
     }
+
+
+@pytest.mark.timeout(120)
+async def test_a_worker_takes_the_highest_priority_first(tmp_path: Path, flow: Path) -> None:
+    db = str(tmp_path / "runs" / "smithers.db")
+    effects = tmp_path / "effects.txt"
+    store = await open_store(db)
+    try:
+        for i, priority in enumerate([0, 0, 0, 5, 1]):
+            value = {"start": i, "effects": str(effects)}
+            await submit_run(str(flow), input=value, run_id=f"p{i}", store=store, priority=priority)
+    finally:
+        await store.close()
+    worker = start_worker(tmp_path, db, "--name", "a", "--concurrency", "1")
+    ids = [f"p{i}" for i in range(5)]
+    try:
+        assert set((await _wait_for(db, ids, "finished", 90)).values()) == {"finished"}
+    finally:
+        _stop(worker)
+    order = []
+    for line in effects.read_text().splitlines():
+        run_id, node, _ = line.split()
+        if node == "first":
+            order.append(run_id)
+    # One at a time: priority 5, then 1, then the three of priority 0 in any order.
+    assert order[:2] == ["p3", "p4"]
+    assert sorted(order[2:]) == ["p0", "p1", "p2"]
