@@ -136,13 +136,36 @@ def camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+_LISTED_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def _keyed_by_non_strings(cls: type) -> frozenset[str]:
+    """Fields of Struct `cls` annotated as mappings with non-string keys (cached).
+
+    Read from the annotations' text (``dict[NodeKey, NodeRecord]``), never evaluated:
+    such a mapping is rendered as the list of its values, also when it is empty (its
+    keys cannot tell then).
+    """
+    found = _LISTED_FIELDS.get(cls)
+    if found is None:
+        names = set()
+        for klass in reversed(cls.__mro__):
+            for name, note in vars(klass).get("__annotations__", {}).items():
+                text = note if isinstance(note, str) else repr(note)
+                if text.startswith("dict[") and not text.startswith("dict[str"):
+                    names.add(name)
+        found = _LISTED_FIELDS[cls] = frozenset(names)
+    return found
+
+
 def to_json(value: Any) -> Any:
     """Return `value` as plain JSON values, camelCase keys for Struct fields.
 
     Structs become objects (field names camelCased); `ErrorInfo` takes the one error
     shape (`error_info_to_json`); ``msgspec.Raw`` and bytes holding JSON are decoded
     (other bytes become base64); mappings keep their keys (non-string keys, such as a
-    run state's ``(node, iteration)`` keys, turn the mapping into a list of its values);
+    run state's ``(node, iteration)`` keys, turn the mapping into a list of its values,
+    and a Struct field annotated so is a list even when empty);
     tuples, lists and sets become lists; enums their values; paths strings.
     """
     if value is None or isinstance(value, bool | int | float | str):
@@ -153,10 +176,15 @@ def to_json(value: Any) -> Any:
         # The class's own field tables: `msgspec.structs.fields` would evaluate the
         # annotations, which name types imported only for type checking.
         cls = type(value)
+        listed = _keyed_by_non_strings(cls)
         out: dict[str, Any] = {}
         for name, encoded in zip(cls.__struct_fields__, cls.__struct_encode_fields__, strict=True):
             key = encoded if encoded != name else camel(name)
-            out[key] = to_json(getattr(value, name))
+            field = getattr(value, name)
+            if name in listed and isinstance(field, dict):
+                out[key] = [to_json(v) for v in field.values()]  # a list, empty or not
+            else:
+                out[key] = to_json(field)
         return out
     if isinstance(value, msgspec.Raw):
         return msgspec.json.decode(bytes(value)) if len(value) else None

@@ -96,6 +96,7 @@ def test_frames_state_timeline_node_and_diff(api: TestClient, until: Until) -> N
     at0 = api.get(f"/v1/runs/{run_id}/state", params={"frame": 0}).json()
     assert at0["frameNo"] == 0
     assert at0["tree"]["tag"] == "workflow"
+    assert isinstance(at0["state"]["nodes"], list)
     assert {n["nodeId"] for n in at0["state"]["nodes"] if n["state"] == "finished"} == set()
     now = api.get(f"/v1/runs/{run_id}/state").json()
     assert now["status"] == "finished"
@@ -275,3 +276,11 @@ def test_a_live_stream_pings_and_closes_when_the_run_ends(
     events = _parse(text)
     assert [int(m["id"]) for m in events] == list(range(1, len(events) + 1))
     assert json.loads(events[-1]["data"])["type"] in ("RunCancelled", "RunStatusChanged")
+
+
+def test_a_state_s_nodes_are_a_list_even_when_there_are_none() -> None:
+    from smithers.projections import RunState
+    from smithers.server._json import to_json
+
+    # Keyed by (node, iteration): a list of records, also for a run with no node yet.
+    assert to_json(RunState(run_id="r"))["nodes"] == []
