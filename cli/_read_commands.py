@@ -64,8 +64,8 @@ PS_DEFAULT_LIMIT = 20
     "-s",
     "--status",
     cls=LongNameOption,
-    type=click.Choice(RUN_STATUSES),
-    help="Only runs with this status.",
+    type=click.Choice((*RUN_STATUSES, IMPORTED_STATUS)),
+    help="Only runs with this status (imported: copied by `smithers import` before they ended).",
 )
 @click.option(
     "-l",

@@ -78,6 +78,8 @@ def test_a_fork_travels_with_its_parent_up_to_the_fork_point(
     # The ancestor cut at the fork point is not "running" to the supervisor.
     statuses = {r["runId"]: r["status"] for r in b.json("ps")}
     assert statuses == {forked: "imported", finished: "imported"}
+    listed = b.json("ps", "--status", "imported")
+    assert sorted(r["runId"] for r in listed) == sorted([forked, finished])
     assert b.json("inspect", finished)["imported"] is True
     assert "was imported (`smithers import`) before it ended" in b("inspect", finished).stdout
 
