@@ -27,6 +27,7 @@ from .lifecycle import (
     approve,
     cancel_run,
     deny,
+    hijack_run,
     resume_run,
     run_result,
     run_workflow,
@@ -44,7 +45,14 @@ if TYPE_CHECKING:
 
     from ._client import Client
     from .authoring import Workflow
-    from .lifecycle import CancelStep, DecisionResult, RunResult, SignalResult
+    from .lifecycle import (
+        CancelStep,
+        DecisionResult,
+        HijackResult,
+        HijackStep,
+        RunResult,
+        SignalResult,
+    )
 
 __all__ = ("RunHandle",)
 
@@ -190,6 +198,51 @@ class RunHandle(RunReads, TimeTravelOps):
             reason=reason,
             on_step=on_step,
             actor=api_actor(actor, by=by, reason=reason),
+            **options,
+        )
+
+    async def hijack(
+        self,
+        node_id: str | None = None,
+        *,
+        reason: str | None = None,
+        on_step: Callable[[HijackStep], Any] | None = None,
+        by: str | None = None,
+        actor: Actor | None = None,
+        **options: Any,
+    ) -> HijackResult:
+        """Stop the run, park it ``waiting-resume`` and return its agent session's command.
+
+        As ``smithers hijack`` (see `hijack_run`): a live owner is asked through the log
+        and waited for; then the command that opens the session of `node_id` (None: the
+        run's latest agent session) interactively is returned, for a person to take
+        over. ``resume`` continues the run afterwards.
+
+        Args:
+            node_id: The node whose session to take; None: the latest agent session.
+            reason: Why, recorded with the request's ``actor``.
+            on_step: Called with ``"requested"`` / ``"finalizing"`` (see `HijackStep`).
+            by: Who hijacks, recorded as the request's ``actor``; None:
+                ``$SMITHERS_ACTOR``, else the OS user.
+            actor: The `Actor` to record instead of one built from `by` and `reason`.
+            **options: Other keyword arguments of `hijack_run` (``wait_ms``,
+                ``stale_threshold_ms``, ``clock``).
+
+        Returns:
+            The `HijackResult`: the session, the command that opens it, the run's status.
+
+        Raises:
+            RunNotFoundError, NodeNotFoundError, InvalidInputError,
+                TaskHijackUnsupportedError, RunNotResumableError: as `hijack_run` (no
+                agent session to take, the run ended); nothing is recorded.
+        """
+        return await hijack_run(
+            self.run_id,
+            node_id=node_id,
+            store=await self._store(),
+            db=self._client.path,
+            actor=api_actor(actor, by=by, reason=reason),
+            on_step=on_step,
             **options,
         )
 

@@ -42,6 +42,7 @@ from smithers.eventstore.events import (
 )
 from smithers.projections import fold
 
+import smithers
 from smithers import Approval, Sequence, Task, run_workflow, workflow
 
 DOUBLE = Path(__file__).with_name("doubles") / "claude"
@@ -281,6 +282,10 @@ async def test_a_run_without_an_agent_session_cannot_be_hijacked(tmp_path: Path)
     assert unsupported.value.details == {"runId": "g", "nodeId": "build"}
     with pytest.raises(NodeNotFoundError):
         await hijack_run("g", node_id="nope", db=db)
+    async with smithers.connect(db) as client:  # the same through a run's handle
+        handle = await client.get_run("g")
+        with pytest.raises(TaskHijackUnsupportedError):
+            await handle.hijack("build", by="ops")
     # Nothing was recorded by the refusals: the run still waits for its approval.
     events = [type(e).__name__ for _, e in await read_events("g", db=db)]
     assert "RunHijackRequested" not in events
