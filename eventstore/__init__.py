@@ -31,6 +31,8 @@ from ._open import open_store as open_store
 from ._open import wait_for_append as wait_for_append
 from ._postgres import PostgresEventStore as PostgresEventStore
 from ._postgres_queue import queue_claim_lock as queue_claim_lock
+from ._postgres_queue import release_run_claim as release_run_claim
+from ._postgres_queue import try_run_claim as try_run_claim
 from ._postgres_sql import PG_SCHEMA_VERSION as PG_SCHEMA_VERSION
 from ._postgres_sql import MigrationRequiredError as MigrationRequiredError
 from ._postgres_sql import is_postgres_url as is_postgres_url
@@ -85,9 +87,11 @@ __all__ = (
     "open_store",
     "queue_claim_lock",
     "redact_url",
+    "release_run_claim",
     "resolve_db",
     "resolve_db_path",
     "to_raw",
+    "try_run_claim",
     "verify_chain",
     "wait_for_append",
 )

@@ -11,7 +11,12 @@ from ._workers import WORKERS_TABLE, WorkerRecord
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-__all__ = ("PostgresWorkerTable", "queue_claim_lock")
+__all__ = (
+    "PostgresWorkerTable",
+    "queue_claim_lock",
+    "release_run_claim",
+    "try_run_claim",
+)
 
 _CREATE = (
     f"CREATE TABLE IF NOT EXISTS {WORKERS_TABLE} (name TEXT PRIMARY KEY, host TEXT NOT NULL, "
@@ -107,3 +112,33 @@ async def queue_claim_lock(store: object, queue: str) -> AsyncIterator[None]:
 
 
 _QUEUE_KEY = "hashtext(current_schema() || '._smithers_queue.' || %s)"
+_RUN_KEY = "hashtext(current_schema() || '._smithers_claim.' || %s)"
+
+
+async def try_run_claim(store: object, run_id: str) -> bool:
+    """Take run `run_id`'s claim lock if no other worker holds it; True if taken.
+
+    A hint that spares the losers of a race the work of a claim (loading the workflow,
+    folding the log) before their conditional append fails: on `PostgresEventStore`,
+    a session advisory lock keyed by the schema and run (``pg_try_advisory_lock``,
+    never waited for), released by `release_run_claim` once the claim is recorded (or
+    with the connection, if the worker dies). The claim itself stays the append with
+    ``expected_seq``. Always True on other stores. Awaits I/O.
+
+    Raises:
+        DatabaseQueryError: if the server cannot be reached.
+    """
+    if not isinstance(store, PostgresWorkerTable):
+        return True
+    rows = await store._fetch(f"SELECT pg_try_advisory_lock({_RUN_KEY})", (run_id,))
+    return bool(rows and rows[0][0])
+
+
+async def release_run_claim(store: object, run_id: str) -> None:
+    """Release the claim lock `try_run_claim` took (nothing on other stores).
+
+    Raises:
+        DatabaseQueryError: if the server cannot be reached.
+    """
+    if isinstance(store, PostgresWorkerTable):
+        await store._fetch(f"SELECT pg_advisory_unlock({_RUN_KEY})", (run_id,))

@@ -8,9 +8,8 @@ append wins; the other gets ``RESUME_CLAIM_FAILED`` (or sees the winner alive) a
 moves on. Candidates, in this order, only among runs submitted to one of its queues
 (the run's first event is `RunQueued`):
 
-1. queued runs (status ``queued``), highest priority first, then oldest (the oldest
-   few in an order of each worker's own, so that workers woken together do not all
-   race for the same run);
+1. queued runs (status ``queued``), highest priority first, then oldest (a run
+   another worker is claiming right now is passed over: `try_run_claim`);
 2. running runs whose owner is gone or stale (`judge_owner`, `needs_takeover`: the
    supervisor's verdict), e.g. a worker that was SIGKILLed: its lease stops being
    renewed; attempts it had in flight are closed as ``abandoned`` and run again,
@@ -42,8 +41,8 @@ exits; `list_workers` (``smithers workers``) reads them.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import random
 import socket
 import sys
 import time
@@ -56,10 +55,13 @@ import msgspec
 from smithers.eventstore import (
     DatabaseQueryError,
     DatabaseWriteError,
+    SmithersError,
     WorkerRecord,
     decode_event,
     open_store,
     queue_claim_lock,
+    release_run_claim,
+    try_run_claim,
     wait_for_append,
 )
 from smithers.eventstore.events import RunQueued, RunStarted
@@ -158,7 +160,6 @@ class _Worker:
         """run id -> when this worker may try it again (ms) after it could not run it."""
         self.states: dict[str, RunState] = {}
         """Running and parked runs' states, by run id, as `_state` last folded them."""
-        self.random = random.Random()
         self.published: tuple[str, ...] = ()
         """The runs the worker's row last showed."""
         self.changed = anyio.Event()
@@ -198,14 +199,7 @@ class _Worker:
             elif r.status == "running" or r.status in PARKED_STATUSES:
                 others.append(r)
         out: list[tuple[str, bool, str | None, int]] = []
-        queued.sort()
-        # Workers woken by the same append would all try the same oldest run first and
-        # all but one lose the race: each tries the oldest few of the highest priority
-        # in an order of its own.
-        window = 4 * self.status.concurrency
-        head = [q for q in queued[:window] if q[0] == queued[0][0]]
-        self.random.shuffle(head)
-        for _, _, rid, seq in [*head, *queued[len(head) :]]:
+        for _, _, rid, seq in sorted(queued):
             out.append((rid, False, await self._queue_name(rid), seq))
         leases = {lease.run_id: lease for lease in await self.store.list_leases()}
         for r in others:
@@ -364,8 +358,7 @@ class _Worker:
                         if queue is not None and limit is not None:
                             await self._claim_limited(tg, run_id, force, queue, limit, seq)
                             continue
-                        self.status.runs.append(run_id)
-                        tg.start_soon(self.drive, run_id, force, seq)
+                        await self._start(tg, run_id, force, seq)
                         await anyio.lowlevel.checkpoint()  # let it claim before the next
                 if tuple(self.status.runs) != self.published:
                     await self.publish()
@@ -386,11 +379,36 @@ class _Worker:
         async with queue_claim_lock(self.store, queue):
             if await self._running_in(queue) >= limit:
                 return
-            claimed = anyio.Event()
-            self.status.runs.append(run_id)
-            tg.start_soon(self.drive, run_id, force, seq, claimed)
-            with anyio.move_on_after(_CLAIM_WAIT_S):
-                await claimed.wait()
+            claimed = await self._start(tg, run_id, force, seq)
+            if claimed is not None:
+                with anyio.move_on_after(_CLAIM_WAIT_S):
+                    await claimed.wait()
+
+    async def _start(
+        self, tg: anyio.abc.TaskGroup, run_id: str, force: bool, seq: int
+    ) -> anyio.Event | None:
+        """Start driving `run_id` unless another worker is claiming it right now.
+
+        The run's claim lock (`try_run_claim`: an advisory lock on PostgreSQL) is held
+        from here until the claim is recorded, so workers woken together try different
+        runs instead of all but one losing the append after loading the workflow.
+        Returns the event set once the claim is recorded (or the try ended); None if
+        the lock was taken.
+        """
+        if not await try_run_claim(self.store, run_id):
+            return None
+        claimed = anyio.Event()
+        self.status.runs.append(run_id)
+        tg.start_soon(self.drive, run_id, force, seq, claimed)
+        tg.start_soon(self._release_claim, run_id, claimed)
+        return claimed
+
+    async def _release_claim(self, run_id: str, claimed: anyio.Event) -> None:
+        """Release `run_id`'s claim lock once its claim is recorded or the try ended."""
+        await claimed.wait()
+        # If the connection went, the server released the lock with it.
+        with anyio.CancelScope(shield=True), contextlib.suppress(SmithersError):
+            await release_run_claim(self.store, run_id)
 
     async def _wait(self, stop: anyio.Event, poll_s: float) -> None:
         """Until an append anywhere, a run of ours ends, `stop`, or `poll_s`."""
