@@ -14,7 +14,7 @@ from ._sqlite_bulk import compare_rows, parents_first
 from .errors import NotOpenError, RunAlreadyExistsError, SeqConflictError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from ._sqlite_bulk import BulkDeletion, BulkRun, ImportOutcome
     from ._workers import WorkerRecord
@@ -152,11 +152,15 @@ class MemoryEventStore:
         self._check_open()
         return self._runs.get(run_id)
 
-    async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
-        """Return runs, newest first."""
+    async def list_runs(
+        self, *, limit: int | None = None, statuses: Collection[str] | None = None
+    ) -> list[RunRecord]:
+        """Return runs, newest first (see `EventStore.list_runs`)."""
         self._check_open()
         # Newest first; ties broken by creation order, newest first (as SQLite's rowid).
-        runs = list(reversed(self._runs.values()))
+        runs = [
+            r for r in reversed(self._runs.values()) if statuses is None or r.status in statuses
+        ]
         runs.sort(key=lambda r: r.created_at_ms, reverse=True)
         return runs if limit is None else runs[:limit]
 

@@ -59,7 +59,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from psycopg import AsyncConnection, AsyncCursor
 
@@ -440,13 +440,25 @@ class PostgresEventStore(PostgresWorkerTable):
         rows = await self._fetch(f"{RUN_SELECT} WHERE r.run_id = %s", (run_id,))
         return run_record(rows[0]) if rows else None
 
-    async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
-        """Return runs newest first. Raises `DatabaseQueryError` on I/O failure."""
-        sql = f"{RUN_SELECT} ORDER BY r.created_at_ms DESC, r.added DESC"
-        params: tuple[Any, ...] = ()
+    async def list_runs(
+        self, *, limit: int | None = None, statuses: Collection[str] | None = None
+    ) -> list[RunRecord]:
+        """Return runs newest first (see `EventStore.list_runs`).
+
+        Raises:
+            DatabaseQueryError: on I/O failure.
+        """
+        if statuses is not None and not statuses:
+            return []
+        sql = RUN_SELECT
+        params: list[Any] = []
+        if statuses is not None:
+            sql += " WHERE r.status = ANY(%s)"
+            params.append(sorted(set(statuses)))
+        sql += " ORDER BY r.created_at_ms DESC, r.added DESC"
         if limit is not None:
             sql += " LIMIT %s"
-            params = (limit,)
+            params.append(limit)
         return [run_record(r) for r in await self._fetch(sql, params)]
 
     # ------------------------------------------------------------------ leases

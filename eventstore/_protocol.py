@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from ._envelope import Lease, RunRecord, StoredEvent
     from ._sqlite_bulk import BulkDeletion, BulkRun, ImportOutcome
@@ -124,8 +124,17 @@ class EventStore(Protocol):
         """Return the run's index row, or None if the run does not exist."""
         ...
 
-    async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
-        """Return runs, newest first."""
+    async def list_runs(
+        self, *, limit: int | None = None, statuses: Collection[str] | None = None
+    ) -> list[RunRecord]:
+        """Return runs, newest first.
+
+        Args:
+            limit: At most this many; None: all.
+            statuses: Only runs whose index status is one of these; None: any. Applied
+                by the database, so a worker's look at a long history reads only the
+                runs it may take.
+        """
         ...
 
     # -------------------------------------------------------------- leases

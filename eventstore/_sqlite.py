@@ -66,7 +66,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Collection, Sequence
 
     from .events import Event
 
@@ -555,13 +555,24 @@ class SQLiteEventStore(SQLiteSideTables, SQLiteWorkerTable):
         rows = await self._read(f"{_RUN_SELECT} WHERE r.run_id = ?", (run_id,), small=True)
         return _run_record(rows[0]) if rows else None
 
-    async def list_runs(self, *, limit: int | None = None) -> list[RunRecord]:
-        """Return runs newest first. Raises `DatabaseQueryError` on I/O failure."""
-        if _RUNS not in await self._tables_now():
+    async def list_runs(
+        self, *, limit: int | None = None, statuses: Collection[str] | None = None
+    ) -> list[RunRecord]:
+        """Return runs newest first (see `EventStore.list_runs`).
+
+        Raises:
+            DatabaseQueryError: on I/O failure.
+        """
+        if _RUNS not in await self._tables_now() or (statuses is not None and not statuses):
             return []
-        sql = f"{_RUN_SELECT} ORDER BY r.created_at_ms DESC, r.rowid DESC"
-        params: tuple[Any, ...] = ()
+        sql = _RUN_SELECT
+        params: list[Any] = []
+        if statuses is not None:
+            wanted = sorted(set(statuses))
+            sql += f" WHERE r.status IN ({', '.join('?' * len(wanted))})"
+            params.extend(wanted)
+        sql += " ORDER BY r.created_at_ms DESC, r.rowid DESC"
         if limit is not None:
             sql += " LIMIT ?"
-            params = (limit,)
-        return [_run_record(r) for r in await self._read(sql, params)]
+            params.append(limit)
+        return [_run_record(r) for r in await self._read(sql, tuple(params))]

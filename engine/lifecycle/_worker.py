@@ -106,6 +106,8 @@ _STORE_BACKOFF_MS = 1_000
 connection, a lock held too long) is tried again after this long (ms)."""
 _FORGET_WORKER_MS = 600_000
 """A worker row silent this long (ms: a killed worker's) is deleted by a live worker."""
+_TAKEN_STATUSES = (QUEUED_STATUS, "running", *sorted(PARKED_STATUSES))
+"""Index statuses of the runs a worker may take (`candidates` reads only those)."""
 _STATES_KEPT = 4096
 """Runs whose folded state a worker keeps between looks before it starts over."""
 _CLAIM_WAIT_S = 30.0
@@ -187,7 +189,7 @@ class _Worker:
         now = _now_ms()
         queued: list[tuple[int, int, str, int]] = []
         others: list[RunRecord] = []
-        for r in await self.store.list_runs():
+        for r in await self.store.list_runs(statuses=_TAKEN_STATUSES):
             if r.run_id in self.status.runs:
                 continue
             if now < self.retry_at.get(r.run_id, 0):
@@ -244,11 +246,10 @@ class _Worker:
     async def _running_in(self, queue: str) -> int:
         """How many runs of `queue` the runs index shows running (any worker's)."""
         count = 0
-        for r in await self.store.list_runs():
-            if r.status == "running":
-                await self._queue(r.run_id)
-                known = self.queue_of.get(r.run_id)
-                count += known is not None and known[0] == queue
+        for r in await self.store.list_runs(statuses=("running",)):
+            await self._queue(r.run_id)
+            known = self.queue_of.get(r.run_id)
+            count += known is not None and known[0] == queue
         return count
 
     async def drive(

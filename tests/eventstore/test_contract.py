@@ -283,6 +283,24 @@ async def test_list_runs_is_newest_first_with_the_append_metadata(store: EventSt
     assert [r.run_id for r in await store.list_runs(limit=2)] == ["new", "mid"]
 
 
+async def test_list_runs_filters_by_status_in_the_database(store: EventStore) -> None:
+    for run_id, start_ms, status in [("a", 1_000, "queued"), ("b", 2_000, "running")]:
+        await store.append(
+            run_id, status_events(run_id, 1, start_ms=start_ms), expected_seq=0, status=status
+        )
+    await store.append("c", status_events("c", 1, start_ms=3_000), expected_seq=0)
+    finished = status_events("c", 1, start_ms=4_000)
+    await store.append("c", finished, expected_seq=1, status="finished")
+
+    assert [r.run_id for r in await store.list_runs(statuses=["running", "queued"])] == ["b", "a"]
+    assert [r.run_id for r in await store.list_runs(statuses={"finished"})] == ["c"]
+    assert [r.run_id for r in await store.list_runs(statuses=("queued", "running"), limit=1)] == [
+        "b"
+    ]
+    assert await store.list_runs(statuses=[]) == []
+    assert await store.list_runs(statuses=["waiting-event"]) == []
+
+
 async def test_a_later_append_updates_the_run_record(store: EventStore) -> None:
     await store.append(
         "r1", status_events("r1", 2, start_ms=1_000), expected_seq=0, workflow_name="wf"
