@@ -9,21 +9,23 @@ A run with a live owner is left to it: the owner picks the request up.
 
 from __future__ import annotations
 
-import getpass
 import json
-import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import click
-from smithers.engine import default_log_dir, spawn_detached
 from smithers.eventstore import SmithersError
 
+from ._after_request import (
+    Resumed,
+    default_by,
+    resume_actor_args,
+    resume_for,
+    resumed_json,
+    say_what_next,
+)
 from ._clients import Clients, pass_clients
 from ._commands import main
-from ._detach import UP_LOG_FILE, _started, _tail, detach_target
 from ._options import (
     actor_options,
     check_run_id,
@@ -44,131 +46,10 @@ if TYPE_CHECKING:
         Client,
         DecisionResult,
         PendingApproval,
-        ResumeProcess,
         SignalResult,
     )
 
 __all__ = ("approvals", "approve", "deny", "signal_command")
-
-_START_WAIT_S = 10.0
-"""How long a deciding command waits for its background resume to record its start."""
-
-
-def _actor_args(by: str | None, reason: str | None) -> list[str]:
-    """``--by``/``--reason`` as given, for the background resume a decision starts."""
-    return [*(["--by", by] if by is not None else []), *(["--reason", reason] if reason else [])]
-
-
-def _default_by() -> str | None:
-    """The OS user name (``--by``'s default), or None if it cannot be found."""
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry, no LOGNAME: record no name
-        return None
-
-
-class _Resumed:
-    """How the background resume went: its process, and whether the run started."""
-
-    def __init__(self, proc: ResumeProcess, started: bool, log_file: str) -> None:
-        self.proc = proc
-        self.started = started
-        self.log_file = log_file
-
-
-async def _resume_in_background(
-    client: Client, run_id: str, after_seq: int, actor_args: Sequence[str] = ()
-) -> _Resumed:
-    """Start ``up --resume RUN`` detached; wait until the run records a new start.
-
-    `actor_args` (``--by NAME``, ``--reason TEXT``) are passed on, so the resume
-    records the decider as its actor.
-    """
-    db_path, log_anchor = detach_target(client.db)
-    log_file = default_log_dir(log_anchor, run_id) / UP_LOG_FILE
-    cmd = [sys.executable, "-m", "smithers", "up", "--resume", run_id, "--db", db_path]
-    cmd += actor_args
-    proc = spawn_detached(cmd, log_file)
-    deadline = time.monotonic() + _START_WAIT_S
-    started = await _started(client, run_id, after_seq)
-    while not started and time.monotonic() < deadline and proc.poll() is None:
-        await anyio.sleep(0.05)
-        started = await _started(client, run_id, after_seq)
-    if not started and proc.poll() is not None:
-        started = await _started(client, run_id, after_seq)
-    return _Resumed(proc, started, str(log_file))
-
-
-async def _resume_for(
-    client: Client, result: DecisionResult | SignalResult, actor_args: Sequence[str] = ()
-) -> tuple[str, _Resumed]:
-    """Resume the run a parked request's result names; ``(that run, how it went)``.
-
-    The request may have been recorded in a child run of the run named (a `Subflow`):
-    the run resumed is then the one the engine chose (`DecisionResult.resume_run_id`).
-    """
-    target = result.resume_run_id or result.run_id
-    after = result.seq
-    if target != result.run_id:  # its log is not the one the request went to
-        after = (await (await client.get_run(target)).state()).seq
-    return target, await _resume_in_background(client, target, after, actor_args)
-
-
-def _resumed_json(resumed: _Resumed | None) -> dict[str, Any] | None:
-    if resumed is None:
-        return None
-    return {"pid": resumed.proc.pid, "logFile": resumed.log_file, "started": resumed.started}
-
-
-def _after(
-    ctx: click.Context,
-    run_id: str,
-    parked: bool,
-    resumed: _Resumed | None,
-    no_resume: bool,
-    db: str | None,
-    *,
-    as_json: bool,
-    queue: str | None = None,
-) -> None:
-    """Say what happens to the run next; exit with the resume's code if it failed.
-
-    `queue`: the parked run was submitted there, and a worker of it resumes it.
-    """
-    if resumed is not None and not resumed.started:
-        code = resumed.proc.poll()
-        if code is not None and code not in (0, 3):
-            echo(_tail_of(resumed.log_file).rstrip(), err=True, multiline=True)
-            echo(
-                f"The request is recorded, but the resume of run {run_id} stopped (exit "
-                f"{code}); see {resumed.log_file}, then "
-                f"`{command_line('up', options=[('--resume', run_id)], db=db)}`.",
-                err=True,
-            )
-            ctx.exit(code)
-    if as_json:
-        return
-    if resumed is not None:
-        echo(f"Resumed run {run_id} in the background (pid {resumed.proc.pid}).")
-        echo(f"  log:     {resumed.log_file}")
-        echo("  follow:  " + command_line("logs", args=[run_id], options=[("-f", None)], db=db))
-    elif parked and queue is not None:
-        echo(
-            f"Run {run_id} was submitted to queue {queue!r}: a worker of it resumes the run"
-            " (`" + command_line("worker", options=[("--queues", queue)], db=db) + "`)."
-        )
-    elif parked and no_resume:
-        echo(
-            f"Run {run_id} stays parked (--no-resume); continue it with "
-            f"`{command_line('up', options=[('--resume', run_id)], db=db)}`."
-        )
-    elif not parked:
-        echo(f"Run {run_id} is live: its owner picks this up within a second or so.")
-    echo("  inspect: " + command_line("inspect", args=[run_id], db=db))
-
-
-def _tail_of(path: str) -> str:
-    return _tail(Path(path))
 
 
 def _decide(
@@ -185,13 +66,13 @@ def _decide(
 ) -> None:
     """``approve``/``deny``: record the decision, resume a parked run, report."""
 
-    async def run(client: Client) -> tuple[DecisionResult, str, _Resumed | None]:
+    async def run(client: Client) -> tuple[DecisionResult, str, Resumed | None]:
         handle = await client.get_run(run_id)
         method = handle.approve if verb == "approve" else handle.deny
         result: DecisionResult = await method(resume=False, **options)
         target, resumed = result.resume_run_id or result.run_id, None
         if result.parked and not no_resume and result.queue is None:
-            target, resumed = await _resume_for(client, result, actor_args)
+            target, resumed = await resume_for(client, result, actor_args)
         return result, target, resumed
 
     result, target, resumed = clients.run(db, run)
@@ -213,7 +94,7 @@ def _decide(
                 "runStatus": result.run_status,
                 "parked": result.parked,
                 "queue": result.queue,
-                "resumed": _resumed_json(resumed),
+                "resumed": resumed_json(resumed),
             }
         )
     else:
@@ -227,7 +108,9 @@ def _decide(
             choice = f": ranked {', '.join(a.ranked)}"
         where = _where(result.run_id, run_id)
         echo(f"{what} {result.node_id}{it} in {where}{by}{choice}.")
-    _after(ctx, target, result.parked, resumed, no_resume, db, as_json=as_json, queue=result.queue)
+    say_what_next(
+        ctx, target, result.parked, resumed, no_resume, db, as_json=as_json, queue=result.queue
+    )
 
 
 def _where(recorded_in: str, named: str) -> str:
@@ -335,11 +218,11 @@ def approve(
         node_id=node_id,
         iteration=iteration,
         note=note,
-        by=by if by is not None else _default_by(),
+        by=by if by is not None else default_by(),
         selected=selected,
         ranked=ranked,
         actor=actor,
-        actor_args=_actor_args(by, reason),
+        actor_args=resume_actor_args(by, reason),
     )
 
 
@@ -396,9 +279,9 @@ def deny(
         node_id=node_id,
         iteration=iteration,
         note=note,
-        by=by if by is not None else _default_by(),
+        by=by if by is not None else default_by(),
         actor=actor,
-        actor_args=_actor_args(by, reason),
+        actor_args=resume_actor_args(by, reason),
     )
 
 
@@ -457,16 +340,16 @@ def signal_command(
     """  # noqa: D301 - click reads \b (a backspace) as "keep line breaks"
     actor = cli_actor(by, reason)
     data = _parse_data(data_json)
-    sender = by if by is not None else _default_by()
+    sender = by if by is not None else default_by()
 
-    async def run(client: Client) -> tuple[SignalResult, str, _Resumed | None]:
+    async def run(client: Client) -> tuple[SignalResult, str, Resumed | None]:
         handle = await client.get_run(run_id)
         result = await handle.signal(
             name, data, correlation_id=correlation_id, by=sender, resume=False, actor=actor
         )
         target, resumed = result.resume_run_id or result.run_id, None
         if result.parked and not no_resume and result.queue is None:
-            target, resumed = await _resume_for(client, result, _actor_args(by, reason))
+            target, resumed = await resume_for(client, result, resume_actor_args(by, reason))
         return result, target, resumed
 
     result, target, resumed = clients.run(db, run)
@@ -484,7 +367,7 @@ def signal_command(
                 "runStatus": result.run_status,
                 "parked": result.parked,
                 "queue": result.queue,
-                "resumed": _resumed_json(resumed),
+                "resumed": resumed_json(resumed),
             }
         )
     elif to is None:
@@ -497,7 +380,9 @@ def signal_command(
         if not as_json:
             echo("  inspect: " + command_line("inspect", args=[run_id], db=db))
         return
-    _after(ctx, target, result.parked, resumed, no_resume, db, as_json=as_json, queue=result.queue)
+    say_what_next(
+        ctx, target, result.parked, resumed, no_resume, db, as_json=as_json, queue=result.queue
+    )
 
 
 def _parse_data(text: str) -> Any:

@@ -27,23 +27,20 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from ._chain import chain_hash
 from ._codec import encode_event
 from ._postgres_bulk import delete_tx, import_tx, origin_hash
 from ._postgres_listen import Listener
 from ._postgres_queue import PostgresWorkerTable
+from ._postgres_side import PostgresSideTables, execute_whole
 from ._postgres_sql import (
     APPEND,
     APPEND_NEW_RUN,
     APPEND_RUN_CHANGE,
     EVENT_COLUMNS,
     LAST,
-    LEASE_COLUMNS,
     RUN_SELECT,
     create_schema,
-    lease,
     not_found,
     query_error,
     redact_url,
@@ -61,16 +58,14 @@ from .errors import (
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
 
-    from psycopg import AsyncConnection, AsyncCursor
+    from psycopg import AsyncConnection
 
-    from ._envelope import Lease, RunRecord, StoredEvent
+    from ._envelope import RunRecord, StoredEvent
     from ._sqlite_bulk import BulkDeletion, BulkRun, ImportOutcome
     from .events import Event
 
 __all__ = ("PostgresEventStore",)
 
-_CANCEL_WAIT_S = 5.0
-"""Longest wait, seconds, for the server to cancel a cancelled caller's append."""
 _LAST_ROWS_KEPT = 4096
 """Runs whose last ``(seq, hash)`` a store remembers before it starts over."""
 
@@ -87,7 +82,7 @@ def _import_psycopg() -> Any:
     return psycopg
 
 
-class PostgresEventStore(PostgresWorkerTable):
+class PostgresEventStore(PostgresSideTables, PostgresWorkerTable):
     """`EventStore` on a PostgreSQL database (the module docstring says how).
 
     Open with `await PostgresEventStore.open(url)` (or ``async with``).
@@ -241,7 +236,7 @@ class PostgresEventStore(PostgresWorkerTable):
         async with self._lock:
             conn = await self._ready()
             try:
-                cur = await _execute_whole(conn, sql, params)
+                cur = await execute_whole(conn, sql, params)
                 return await cur.fetchall()
             except self._psycopg.Error as e:
                 raise query_error(self.url, e) from e
@@ -252,7 +247,7 @@ class PostgresEventStore(PostgresWorkerTable):
         async with self._lock:
             conn = await self._ready()
             try:
-                cur = await _execute_whole(conn, sql, params)
+                cur = await execute_whole(conn, sql, params)
                 return int(cur.rowcount)
             except self._psycopg.Error as e:
                 raise write_error(self.url, e) from e
@@ -323,7 +318,7 @@ class PostgresEventStore(PostgresWorkerTable):
                         last_seq=seqs[-1],
                     )
                 # One statement in autocommit: one round trip, its own transaction.
-                await _execute_whole(conn, sql, params)
+                await execute_whole(conn, sql, params)
             except psycopg.errors.UniqueViolation as e:
                 # Another writer committed this seq since we last looked: nothing of the
                 # statement was kept; the conflict names the run's last seq now.
@@ -461,105 +456,6 @@ class PostgresEventStore(PostgresWorkerTable):
             params.append(limit)
         return [run_record(r) for r in await self._fetch(sql, params)]
 
-    # ------------------------------------------------------------------ leases
-
-    async def put_lease(self, lease: Lease) -> None:
-        """Record `lease` as its run's lease, replacing any (see `EventStore.put_lease`).
-
-        Raises:
-            DatabaseWriteError: if the write failed; the previous lease is unchanged.
-        """
-        await self._exec(
-            f"INSERT INTO _smithers_leases ({LEASE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (run_id) DO UPDATE SET owner_id = excluded.owner_id, "
-            "pid = excluded.pid, host = excluded.host, acquired_at_ms = "
-            "excluded.acquired_at_ms, heartbeat_at_ms = excluded.heartbeat_at_ms",
-            (
-                lease.run_id,
-                lease.owner_id,
-                lease.pid,
-                lease.host,
-                lease.acquired_at_ms,
-                lease.heartbeat_at_ms,
-            ),
-        )
-
-    async def renew_lease(self, run_id: str, owner_id: str, heartbeat_at_ms: int) -> bool:
-        """Set the heartbeat if `owner_id` holds the lease (see `EventStore.renew_lease`).
-
-        Raises:
-            DatabaseWriteError: if the write failed; the lease is unchanged.
-        """
-        changed = await self._exec(
-            "UPDATE _smithers_leases SET heartbeat_at_ms = %s WHERE run_id = %s AND owner_id = %s",
-            (heartbeat_at_ms, run_id, owner_id),
-        )
-        return changed > 0
-
-    async def release_lease(self, run_id: str, owner_id: str) -> None:
-        """Delete the run's lease if `owner_id` holds it (see `EventStore.release_lease`).
-
-        Raises:
-            DatabaseWriteError: if the write failed; the lease is unchanged.
-        """
-        await self._exec(
-            "DELETE FROM _smithers_leases WHERE run_id = %s AND owner_id = %s", (run_id, owner_id)
-        )
-
-    async def get_lease(self, run_id: str) -> Lease | None:
-        """Return the run's lease or None. Raises `DatabaseQueryError` on I/O failure."""
-        rows = await self._fetch(
-            f"SELECT {LEASE_COLUMNS} FROM _smithers_leases WHERE run_id = %s", (run_id,)
-        )
-        return lease(rows[0]) if rows else None
-
-    async def list_leases(self) -> list[Lease]:
-        """Return every lease by run id. Raises `DatabaseQueryError` on I/O failure."""
-        rows = await self._fetch(f"SELECT {LEASE_COLUMNS} FROM _smithers_leases ORDER BY run_id")
-        return [lease(r) for r in rows]
-
-    # ------------------------------------------------------------------ checkpoints
-
-    async def put_checkpoint(self, run_id: str, seq: int, data: bytes) -> None:
-        """Store the run's checkpoint at `seq` (see `EventStore.put_checkpoint`).
-
-        Raises:
-            DatabaseWriteError: if the write failed; nothing of it was kept.
-        """
-        await self._exec(
-            "INSERT INTO _smithers_checkpoints (run_id, seq, data) VALUES (%s, %s, %s) "
-            "ON CONFLICT (run_id, seq) DO UPDATE SET data = excluded.data",
-            (run_id, seq, bytes(data)),
-        )
-
-    async def get_checkpoint(
-        self, run_id: str, *, at_or_before_seq: int
-    ) -> tuple[int, bytes] | None:
-        """Return ``(seq, data)`` of the latest checkpoint with ``seq <= at_or_before_seq``.
-
-        Raises:
-            DatabaseQueryError: if the database cannot be read.
-        """
-        rows = await self._fetch(
-            "SELECT seq, data FROM _smithers_checkpoints WHERE run_id = %s AND seq <= %s "
-            "ORDER BY seq DESC LIMIT 1",
-            (run_id, at_or_before_seq),
-        )
-        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
-
-    async def delete_checkpoints(self, run_id: str | None = None) -> int:
-        """Delete the checkpoints of `run_id`, or of every run if None.
-
-        Returns:
-            How many checkpoints were deleted.
-
-        Raises:
-            DatabaseWriteError: if the write failed; nothing was deleted.
-        """
-        if run_id is None:
-            return await self._exec("DELETE FROM _smithers_checkpoints")
-        return await self._exec("DELETE FROM _smithers_checkpoints WHERE run_id = %s", (run_id,))
-
     # ------------------------------------------------------------------ whole runs
 
     async def import_runs(self, runs: Sequence[BulkRun]) -> list[ImportOutcome]:
@@ -599,39 +495,6 @@ class PostgresEventStore(PostgresWorkerTable):
                 return await delete_tx(conn, deletions, audit_stream, audit_event)
             except self._psycopg.Error as e:
                 raise write_error(self.url, e) from e
-
-
-async def _execute_whole(
-    conn: AsyncConnection[Any], sql: str, params: Sequence[Any] | dict[str, Any]
-) -> AsyncCursor[Any]:
-    """Run one autocommit statement; if the caller is cancelled, cancel it in the server.
-
-    The statement's commit is sent with it, so a cancelled caller must not leave it
-    running unseen (it would commit later, e.g. once a lock it waits for is free):
-    the server is asked to cancel it and its end is awaited (shielded, at most
-    `_CANCEL_WAIT_S`), so when the cancellation propagates the statement either
-    never took effect or took effect whole (its commit came first), and the
-    connection is idle again (or closed, and replaced by the next call). A read
-    cancelled at a run's end (a heartbeat's) so keeps the connection, instead of
-    psycopg closing it when anyio cancels its own cancel request.
-    """
-    task = asyncio.ensure_future(conn.execute(sql, params))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with anyio.CancelScope(shield=True):
-            if not task.done():
-                with contextlib.suppress(Exception):
-                    await conn.cancel_safe(timeout=_CANCEL_WAIT_S)
-                with anyio.move_on_after(_CANCEL_WAIT_S):
-                    await asyncio.wait([task])
-            if task.done() and not task.cancelled():
-                task.exception()  # retrieved: QueryCanceled is the expected end
-            else:
-                task.cancel()
-                with contextlib.suppress(Exception):
-                    await conn.close()
-        raise
 
 
 def _conflict(run_id: str, expected_seq: int, actual: int) -> SeqConflictError:
